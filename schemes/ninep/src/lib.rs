@@ -1,0 +1,30 @@
+//! 9P2000 and 9P2000.L messages: types, encoding and decoding.
+//!
+//! This crate is `no_std` with `alloc` and does no I/O. A message on the wire is
+//! `size[4] type[1] tag[2] body`, little-endian; [`decode`] takes exactly one whole
+//! message (size field included) and [`encode`] appends one to a buffer.
+//!
+//! Decoding never panics and never allocates more than the message's own size allows:
+//! every count read from the wire is checked against the bytes that remain before
+//! anything is reserved.
+//!
+//! The two dialects share most messages. They differ in `Tauth`/`Tattach` (9P2000.L
+//! carries a numeric uid, `n_uname`) and in the error reply (`Rerror` with a string in
+//! 9P2000, `Rlerror` with an errno in 9P2000.L). [`Dialect`] tells [`decode`] which
+//! layout to expect; `Tversion`/`Rversion` decode the same in both.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod codec;
+pub mod consts;
+pub mod errno;
+mod msg;
+
+pub use codec::{
+    decode, encode, encoded_len, peek_size, DecodeError, DecodeErrorKind, EncodeError,
+};
+pub use consts::*;
+pub use msg::*;
