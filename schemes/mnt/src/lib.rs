@@ -1,0 +1,2 @@
+//! (being written)
+#![cfg_attr(not(feature = "std"), no_std)]
