@@ -1,10 +1,16 @@
 //! Encoding and decoding of messages, stat records and readdir entries.
 //!
-//! (Bodies are being filled in: the signatures below are the crate's contract.)
+//! [`wire`] holds the bounds-checked primitives, [`body`] the layout of each message;
+//! this module frames them (`size[4] type[1] tag[2]`) and defines the errors.
+
+mod body;
+mod wire;
 
 use alloc::vec::Vec;
 
+use crate::consts::{mtype, HEADER_LEN};
 use crate::msg::{Dialect, Dirent, Fcall, Stat};
+use wire::{Reader, Sink, Writer};
 
 /// Why a message could not be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,59 +105,205 @@ pub fn peek_size(buf: &[u8]) -> Option<u32> {
 
 /// Appends one encoded message to `out`. On error `out` is left as it was.
 pub fn encode(fc: &Fcall, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let _ = (fc, out);
-    todo!("codec being written")
+    wire::append(fc, out)
 }
 
 /// The number of bytes [`encode`] would append (size field included).
+///
+/// For a message that [`encode`] refuses this is the length it would have had
+/// (saturating at `usize::MAX`).
 pub fn encoded_len(fc: &Fcall) -> usize {
-    let _ = fc;
-    todo!("codec being written")
+    wire::measure(fc).0
+}
+
+impl wire::Encode for Fcall {
+    fn put<S: Sink>(&self, w: &mut Writer<S>) {
+        let mut body = Writer::new(wire::Counter::default());
+        body::put(&self.msg, &mut body);
+        let (wire::Counter(body_len), _) = body.finish();
+        // The size field counts itself and the rest of the header.
+        w.u32_len(body_len.saturating_add(HEADER_LEN), EncodeError::TooLong);
+        w.u8(self.msg.mtype());
+        w.u16(self.tag);
+        body::put(&self.msg, w);
+    }
 }
 
 /// Decodes exactly one whole message (size field included) of the given dialect.
+///
+/// `dialect` only decides whether `Tauth`/`Tattach` carry `n_uname`; messages of the
+/// other dialect's type numbers decode in both.
 pub fn decode(buf: &[u8], dialect: Dialect) -> Result<Fcall, DecodeError> {
-    let _ = (buf, dialect);
-    todo!("codec being written")
+    let (mtype, tag) = match buf.get(..HEADER_LEN) {
+        Some(&[_, _, _, _, t, tag0, tag1]) => (Some(t), Some(u16::from_le_bytes([tag0, tag1]))),
+        _ => (None, None),
+    };
+    let fail = |kind| DecodeError { kind, mtype, tag };
+    let (Some(size), Some(t), Some(tag)) = (peek_size(buf), mtype, tag) else {
+        return Err(fail(DecodeErrorKind::TooShort));
+    };
+    if size < HEADER_LEN as u32 {
+        return Err(fail(DecodeErrorKind::TooShort));
+    }
+    if usize::try_from(size).ok() != Some(buf.len()) {
+        return Err(fail(DecodeErrorKind::SizeMismatch {
+            declared: size,
+            actual: buf.len(),
+        }));
+    }
+    let mut r = Reader::new(buf.get(HEADER_LEN..).unwrap_or_default());
+    let msg = body::get(t, &mut r, dialect).map_err(fail)?;
+    r.finish().map_err(fail)?;
+    Ok(Fcall { tag, msg })
 }
 
 /// "Twalk", "Rlerror", … for a type number; "T?"/"R?" for unknown ones.
 pub fn mtype_name(t: u8) -> &'static str {
-    let _ = t;
-    todo!("codec being written")
+    use mtype::*;
+    match t {
+        TLERROR => "Tlerror",
+        RLERROR => "Rlerror",
+        TSTATFS => "Tstatfs",
+        RSTATFS => "Rstatfs",
+        TLOPEN => "Tlopen",
+        RLOPEN => "Rlopen",
+        TLCREATE => "Tlcreate",
+        RLCREATE => "Rlcreate",
+        TSYMLINK => "Tsymlink",
+        RSYMLINK => "Rsymlink",
+        TMKNOD => "Tmknod",
+        RMKNOD => "Rmknod",
+        TRENAME => "Trename",
+        RRENAME => "Rrename",
+        TREADLINK => "Treadlink",
+        RREADLINK => "Rreadlink",
+        TGETATTR => "Tgetattr",
+        RGETATTR => "Rgetattr",
+        TSETATTR => "Tsetattr",
+        RSETATTR => "Rsetattr",
+        TXATTRWALK => "Txattrwalk",
+        RXATTRWALK => "Rxattrwalk",
+        TXATTRCREATE => "Txattrcreate",
+        RXATTRCREATE => "Rxattrcreate",
+        TREADDIR => "Treaddir",
+        RREADDIR => "Rreaddir",
+        TFSYNC => "Tfsync",
+        RFSYNC => "Rfsync",
+        TLOCK => "Tlock",
+        RLOCK => "Rlock",
+        TGETLOCK => "Tgetlock",
+        RGETLOCK => "Rgetlock",
+        TLINK => "Tlink",
+        RLINK => "Rlink",
+        TMKDIR => "Tmkdir",
+        RMKDIR => "Rmkdir",
+        TRENAMEAT => "Trenameat",
+        RRENAMEAT => "Rrenameat",
+        TUNLINKAT => "Tunlinkat",
+        RUNLINKAT => "Runlinkat",
+        TVERSION => "Tversion",
+        RVERSION => "Rversion",
+        TAUTH => "Tauth",
+        RAUTH => "Rauth",
+        TATTACH => "Tattach",
+        RATTACH => "Rattach",
+        TERROR => "Terror",
+        RERROR => "Rerror",
+        TFLUSH => "Tflush",
+        RFLUSH => "Rflush",
+        TWALK => "Twalk",
+        RWALK => "Rwalk",
+        TOPEN => "Topen",
+        ROPEN => "Ropen",
+        TCREATE => "Tcreate",
+        RCREATE => "Rcreate",
+        TREAD => "Tread",
+        RREAD => "Rread",
+        TWRITE => "Twrite",
+        RWRITE => "Rwrite",
+        TCLUNK => "Tclunk",
+        RCLUNK => "Rclunk",
+        TREMOVE => "Tremove",
+        RREMOVE => "Rremove",
+        TSTAT => "Tstat",
+        RSTAT => "Rstat",
+        TWSTAT => "Twstat",
+        RWSTAT => "Rwstat",
+        _ if t & 1 == 0 => "T?",
+        _ => "R?",
+    }
+}
+
+/// A `DecodeError` outside any message (a stat record or readdir entry on its own).
+fn bare(kind: DecodeErrorKind) -> DecodeError {
+    DecodeError {
+        kind,
+        mtype: None,
+        tag: None,
+    }
+}
+
+impl wire::Encode for Stat {
+    fn put<S: Sink>(&self, w: &mut Writer<S>) {
+        w.stat(self);
+    }
 }
 
 impl Stat {
     /// Encoded length including the leading `size[2]`.
     pub fn encoded_len(&self) -> usize {
-        todo!("codec being written")
+        [&self.name, &self.uid, &self.gid, &self.muid]
+            .iter()
+            .fold(wire::STAT_FIXED_LEN, |n, s| n.saturating_add(s.len()))
     }
     /// Appends `size[2]` and the record, as directory reads and `Rstat` carry it.
+    ///
+    /// Fails, leaving `out` as it was, if a string is longer than 65535 bytes or the
+    /// whole record (its `size[2]` included) is.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let _ = out;
-        todo!("codec being written")
+        wire::append(self, out)
     }
     /// Decodes one record (with its `size[2]`) from the front of `buf`; returns it and
     /// the bytes it used.
     pub fn decode(buf: &[u8]) -> Result<(Stat, usize), DecodeError> {
-        let _ = buf;
-        todo!("codec being written")
+        let mut r = Reader::new(buf);
+        let stat = r.stat().map_err(bare)?;
+        Ok((stat, buf.len() - r.remaining()))
+    }
+}
+
+impl wire::Encode for Dirent {
+    fn put<S: Sink>(&self, w: &mut Writer<S>) {
+        w.qid(&self.qid);
+        w.u64(self.offset);
+        w.u8(self.ty);
+        w.string(&self.name);
     }
 }
 
 impl Dirent {
     /// Encoded length of one `Rreaddir` entry.
     pub fn encoded_len(&self) -> usize {
-        todo!("codec being written")
+        wire::DIRENT_FIXED_LEN.saturating_add(self.name.len())
     }
     /// Appends one `Rreaddir` entry.
+    ///
+    /// Fails, leaving `out` as it was, if the name is longer than 65535 bytes.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let _ = out;
-        todo!("codec being written")
+        wire::append(self, out)
     }
     /// Decodes one entry from the front of `buf`; returns it and the bytes it used.
     pub fn decode(buf: &[u8]) -> Result<(Dirent, usize), DecodeError> {
-        let _ = buf;
-        todo!("codec being written")
+        let mut r = Reader::new(buf);
+        let dirent = (|| {
+            Ok(Dirent {
+                qid: r.qid()?,
+                offset: r.u64()?,
+                ty: r.u8()?,
+                name: r.string()?,
+            })
+        })()
+        .map_err(bare)?;
+        Ok((dirent, buf.len() - r.remaining()))
     }
 }

@@ -195,9 +195,15 @@ pub struct Fcall {
 pub enum Msg {
     // ---- 9P2000 (shared by 9P2000.L where noted) ----
     /// Shared.
-    Tversion { msize: u32, version: String },
+    Tversion {
+        msize: u32,
+        version: String,
+    },
     /// Shared.
-    Rversion { msize: u32, version: String },
+    Rversion {
+        msize: u32,
+        version: String,
+    },
     /// Shared; `n_uname` is present exactly in 9P2000.L.
     Tauth {
         afid: u32,
@@ -206,7 +212,9 @@ pub enum Msg {
         n_uname: Option<u32>,
     },
     /// Shared.
-    Rauth { aqid: Qid },
+    Rauth {
+        aqid: Qid,
+    },
     /// Shared; `n_uname` is present exactly in 9P2000.L.
     Tattach {
         fid: u32,
@@ -216,11 +224,17 @@ pub enum Msg {
         n_uname: Option<u32>,
     },
     /// Shared.
-    Rattach { qid: Qid },
+    Rattach {
+        qid: Qid,
+    },
     /// 9P2000 only.
-    Rerror { ename: String },
+    Rerror {
+        ename: String,
+    },
     /// Shared.
-    Tflush { oldtag: u16 },
+    Tflush {
+        oldtag: u16,
+    },
     /// Shared.
     Rflush,
     /// Shared.
@@ -230,43 +244,89 @@ pub enum Msg {
         wnames: Vec<String>,
     },
     /// Shared.
-    Rwalk { wqids: Vec<Qid> },
-    Topen { fid: u32, mode: u8 },
-    Ropen { qid: Qid, iounit: u32 },
+    Rwalk {
+        wqids: Vec<Qid>,
+    },
+    Topen {
+        fid: u32,
+        mode: u8,
+    },
+    Ropen {
+        qid: Qid,
+        iounit: u32,
+    },
     Tcreate {
         fid: u32,
         name: String,
         perm: u32,
         mode: u8,
     },
-    Rcreate { qid: Qid, iounit: u32 },
+    Rcreate {
+        qid: Qid,
+        iounit: u32,
+    },
     /// Shared.
-    Tread { fid: u32, offset: u64, count: u32 },
+    Tread {
+        fid: u32,
+        offset: u64,
+        count: u32,
+    },
     /// Shared.
-    Rread { data: Vec<u8> },
+    Rread {
+        data: Vec<u8>,
+    },
     /// Shared.
-    Twrite { fid: u32, offset: u64, data: Vec<u8> },
+    Twrite {
+        fid: u32,
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// Shared.
-    Rwrite { count: u32 },
+    Rwrite {
+        count: u32,
+    },
     /// Shared.
-    Tclunk { fid: u32 },
+    Tclunk {
+        fid: u32,
+    },
     /// Shared.
     Rclunk,
     /// Shared.
-    Tremove { fid: u32 },
+    Tremove {
+        fid: u32,
+    },
     /// Shared.
     Rremove,
-    Tstat { fid: u32 },
-    Rstat { stat: Stat },
-    Twstat { fid: u32, stat: Stat },
+    Tstat {
+        fid: u32,
+    },
+    Rstat {
+        stat: Stat,
+    },
+    Twstat {
+        fid: u32,
+        stat: Stat,
+    },
     Rwstat,
 
     // ---- 9P2000.L ----
-    Rlerror { ecode: u32 },
-    Tstatfs { fid: u32 },
-    Rstatfs { statfs: StatFs },
-    Tlopen { fid: u32, flags: u32 },
-    Rlopen { qid: Qid, iounit: u32 },
+    Rlerror {
+        ecode: u32,
+    },
+    Tstatfs {
+        fid: u32,
+    },
+    Rstatfs {
+        statfs: StatFs,
+    },
+    Tlopen {
+        fid: u32,
+        flags: u32,
+    },
+    Rlopen {
+        qid: Qid,
+        iounit: u32,
+    },
     Tlcreate {
         fid: u32,
         name: String,
@@ -274,14 +334,19 @@ pub enum Msg {
         mode: u32,
         gid: u32,
     },
-    Rlcreate { qid: Qid, iounit: u32 },
+    Rlcreate {
+        qid: Qid,
+        iounit: u32,
+    },
     Tsymlink {
         fid: u32,
         name: String,
         symtgt: String,
         gid: u32,
     },
-    Rsymlink { qid: Qid },
+    Rsymlink {
+        qid: Qid,
+    },
     Tmknod {
         dfid: u32,
         name: String,
@@ -290,21 +355,41 @@ pub enum Msg {
         minor: u32,
         gid: u32,
     },
-    Rmknod { qid: Qid },
-    Trename { fid: u32, dfid: u32, name: String },
+    Rmknod {
+        qid: Qid,
+    },
+    Trename {
+        fid: u32,
+        dfid: u32,
+        name: String,
+    },
     Rrename,
-    Treadlink { fid: u32 },
-    Rreadlink { target: String },
-    Tgetattr { fid: u32, request_mask: u64 },
-    Rgetattr { attr: Attr },
-    Tsetattr { fid: u32, attr: SetAttr },
+    Treadlink {
+        fid: u32,
+    },
+    Rreadlink {
+        target: String,
+    },
+    Tgetattr {
+        fid: u32,
+        request_mask: u64,
+    },
+    Rgetattr {
+        attr: Attr,
+    },
+    Tsetattr {
+        fid: u32,
+        attr: SetAttr,
+    },
     Rsetattr,
     Txattrwalk {
         fid: u32,
         newfid: u32,
         name: String,
     },
-    Rxattrwalk { size: u64 },
+    Rxattrwalk {
+        size: u64,
+    },
     Txattrcreate {
         fid: u32,
         name: String,
@@ -312,17 +397,40 @@ pub enum Msg {
         flags: u32,
     },
     Rxattrcreate,
-    Treaddir { fid: u32, offset: u64, count: u32 },
-    Rreaddir { data: Vec<u8> },
+    Treaddir {
+        fid: u32,
+        offset: u64,
+        count: u32,
+    },
+    Rreaddir {
+        data: Vec<u8>,
+    },
     /// `datasync` is nonzero for fdatasync(2).
-    Tfsync { fid: u32, datasync: u32 },
+    Tfsync {
+        fid: u32,
+        datasync: u32,
+    },
     Rfsync,
-    Tlock { fid: u32, lock: LockReq },
+    Tlock {
+        fid: u32,
+        lock: LockReq,
+    },
     /// `lock::STATUS_*`.
-    Rlock { status: u8 },
-    Tgetlock { fid: u32, lock: GetLock },
-    Rgetlock { lock: GetLock },
-    Tlink { dfid: u32, fid: u32, name: String },
+    Rlock {
+        status: u8,
+    },
+    Tgetlock {
+        fid: u32,
+        lock: GetLock,
+    },
+    Rgetlock {
+        lock: GetLock,
+    },
+    Tlink {
+        dfid: u32,
+        fid: u32,
+        name: String,
+    },
     Rlink,
     Tmkdir {
         dfid: u32,
@@ -330,7 +438,9 @@ pub enum Msg {
         mode: u32,
         gid: u32,
     },
-    Rmkdir { qid: Qid },
+    Rmkdir {
+        qid: Qid,
+    },
     Trenameat {
         olddirfid: u32,
         oldname: String,
@@ -423,7 +533,7 @@ impl Msg {
     /// True for the T-messages (requests), false for replies.
     pub fn is_request(&self) -> bool {
         let t = self.mtype();
-        t % 2 == 0
+        t & 1 == 0
     }
 
     /// A short name for logs, like Plan 9's `fcallfmt` ("Twalk", "Rlerror").
