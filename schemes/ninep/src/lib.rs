@@ -24,7 +24,7 @@ pub mod errno;
 mod msg;
 
 pub use codec::{
-    decode, encode, encoded_len, peek_size, DecodeError, DecodeErrorKind, EncodeError,
+    decode, encode, encoded_len, mtype_name, peek_size, DecodeError, DecodeErrorKind, EncodeError,
 };
 pub use consts::*;
 pub use msg::*;
