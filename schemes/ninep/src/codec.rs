@@ -295,15 +295,7 @@ impl Dirent {
     /// Decodes one entry from the front of `buf`; returns it and the bytes it used.
     pub fn decode(buf: &[u8]) -> Result<(Dirent, usize), DecodeError> {
         let mut r = Reader::new(buf);
-        let dirent = (|| {
-            Ok(Dirent {
-                qid: r.qid()?,
-                offset: r.u64()?,
-                ty: r.u8()?,
-                name: r.string()?,
-            })
-        })()
-        .map_err(bare)?;
+        let dirent = r.dirent().map_err(bare)?;
         Ok((dirent, buf.len() - r.remaining()))
     }
 }

@@ -12,6 +12,16 @@
 //! carries a numeric uid, `n_uname`) and in the error reply (`Rerror` with a string in
 //! 9P2000, `Rlerror` with an errno in 9P2000.L). [`Dialect`] tells [`decode`] which
 //! layout to expect; `Tversion`/`Rversion` decode the same in both.
+//!
+//! ```
+//! use ninep::{decode, encode, Dialect, Fcall, Msg, NOTAG};
+//!
+//! let fc = Fcall { tag: NOTAG, msg: Msg::Tversion { msize: 8192, version: "9P2000.L".into() } };
+//! let mut buf = Vec::new();
+//! encode(&fc, &mut buf).unwrap();
+//! assert_eq!(ninep::peek_size(&buf), Some(buf.len() as u32));
+//! assert_eq!(decode(&buf, Dialect::L).unwrap(), fc);
+//! ```
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]

@@ -9,7 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{DecodeErrorKind, EncodeError};
-use crate::msg::{Qid, Stat};
+use crate::msg::{Dirent, Qid, Stat};
 
 /// Cursor over the bytes of one message (or one record) that refuses to run past them.
 pub(crate) struct Reader<'a> {
@@ -133,6 +133,16 @@ impl<'a> Reader<'a> {
             return Err(DecodeErrorKind::BadStatSize);
         }
         Ok(stat)
+    }
+
+    /// One `Rreaddir` entry: qid, offset, type, name.
+    pub(crate) fn dirent(&mut self) -> Result<Dirent, DecodeErrorKind> {
+        Ok(Dirent {
+            qid: self.qid()?,
+            offset: self.u64()?,
+            ty: self.u8()?,
+            name: self.string()?,
+        })
     }
 
     /// `TrailingBytes` unless everything was read.
