@@ -1,0 +1,61 @@
+//! The memory limit: bytes in use against bytes allowed.
+//!
+//! What counts: each allocated file page ([`super::data::PAGE_SIZE`] bytes), each
+//! directory entry's name, each symlink target, each extended attribute's name and value,
+//! and a fixed [`NODE_COST`] for every file. Everything is reserved before it is
+//! changed, so an operation that would go past the limit fails and changes nothing.
+
+use crate::error::{Error, Result};
+
+/// Bytes charged for each file, directory or link target besides its contents: an
+/// estimate of the bookkeeping it needs, so that empty files are not free.
+pub const NODE_COST: u64 = 256;
+
+/// Bytes in use and the limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    limit: u64,
+    used: u64,
+}
+
+impl Memory {
+    /// An account with nothing in use.
+    pub fn new(limit: u64) -> Memory {
+        Memory { limit, used: 0 }
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    /// Bytes still free.
+    pub fn free(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+
+    /// True if `bytes` more would fit.
+    pub fn fits(&self, bytes: u64) -> bool {
+        bytes <= self.free()
+    }
+
+    /// Takes `bytes`, or fails with [`Error::NoSpace`] and takes nothing.
+    pub fn reserve(&mut self, bytes: u64) -> Result<()> {
+        if !self.fits(bytes) {
+            return Err(Error::NoSpace);
+        }
+        self.used += bytes;
+        Ok(())
+    }
+
+    /// Gives back `bytes` taken earlier.
+    pub fn release(&mut self, bytes: u64) {
+        debug_assert!(bytes <= self.used, "releasing more than reserved");
+        self.used = self.used.saturating_sub(bytes);
+    }
+}

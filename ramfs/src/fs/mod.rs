@@ -1,0 +1,1275 @@
+//! The file tree: nodes, directory entries, file data, permissions, memory accounting,
+//! record locks and extended attributes, independent of any protocol.
+//!
+//! A front end (the 9P server, later the Redox scheme) holds an [`Fs`], locks it for each
+//! operation, and calls [`Tree`] methods with the caller's [`Cred`]. Nodes are named by
+//! [`NodeId`]; a front end that keeps a node (a 9P fid) takes a reference with
+//! [`Tree::incref`] and drops it with [`Tree::decref`], so a removed file lives on until
+//! its last reference goes, as in Unix and Plan 9.
+//!
+//! Lock order: there is one lock, the tree's mutex in [`Fs`]. Front ends keep their own
+//! per-connection state unlocked (it belongs to one thread) and take the tree lock for
+//! one operation at a time, never while blocking on I/O.
+
+mod clock;
+mod data;
+mod locks;
+mod memory;
+mod node;
+mod perm;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+pub use clock::{Clock, Timespec};
+pub use data::{FileData, Page, PAGE_SIZE};
+pub use locks::{range_end, LockKind, LockOwner, LockRefusal, RecordLock, MAX_LOCKS_PER_FILE};
+pub use memory::NODE_COST;
+pub use node::{FileType, NodeId, SpecialKind, FIRST_SEQ};
+pub use perm::{access, plan9_create_perm, Cred, PermStyle};
+
+use crate::error::{Error, Result};
+use memory::Memory;
+use node::{Content, Directory, Node};
+use users::Users;
+
+/// Longest name of a directory entry, in bytes (Linux's `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+/// Longest symbolic link target, in bytes (Linux's `PATH_MAX` less its NUL).
+pub const SYMLINK_MAX: usize = 4095;
+/// Longest extended attribute value (Linux's `XATTR_SIZE_MAX`).
+pub const XATTR_SIZE_MAX: usize = 65536;
+/// Largest file length (a signed 64-bit offset, as Linux allows).
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+/// Most hard links to one file.
+pub const LINK_MAX: usize = 65000;
+
+/// How a tree starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bytes the tree may use (see [`memory`](self) for what counts).
+    pub memory_limit: u64,
+    /// Owner and group name of the root directory.
+    pub owner: String,
+    /// Where file times come from.
+    pub clock: Clock,
+}
+
+/// A shared tree behind its lock.
+pub struct Fs {
+    tree: Mutex<Tree>,
+}
+
+impl Fs {
+    /// A tree with an empty root directory, mode 0777, owned by `config.owner`.
+    pub fn new(config: Config) -> Fs {
+        Fs {
+            tree: Mutex::new(Tree::new(config)),
+        }
+    }
+
+    /// Locks the tree for one operation.
+    pub fn lock(&self) -> MutexGuard<'_, Tree> {
+        // A panic while holding the lock is a bug, but the tree's invariants are kept
+        // by each method before it can panic, so the other connections go on.
+        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A node's attributes, as every front end reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub id: NodeId,
+    pub version: u32,
+    pub file_type: FileType,
+    /// Permission bits, `0o7777`.
+    pub perm: u32,
+    pub append: bool,
+    pub excl: bool,
+    pub tmp: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub muid: u32,
+    /// Names that refer to it (for a directory: 2 plus its subdirectories).
+    pub nlink: u64,
+    /// Length in bytes: the data of a file, the target of a link, 0 otherwise.
+    pub size: u64,
+    /// Allocated 512-byte blocks.
+    pub blocks: u64,
+    pub rdev: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub btime: Timespec,
+    /// The last name it was given ("/" for the root).
+    pub name: String,
+}
+
+/// What to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewKind {
+    File,
+    Dir,
+    Symlink(String),
+    Special { kind: SpecialKind, rdev: u64 },
+}
+
+/// The attributes of a new node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNode {
+    pub kind: NewKind,
+    /// Permission bits requested.
+    pub perm: u32,
+    /// Apply Plan 9's create mask rule (open(5)) against the directory's permissions.
+    pub plan9_mask: bool,
+    /// The group; `None` takes the directory's group, as Plan 9 does.
+    pub gid: Option<u32>,
+    pub append: bool,
+    pub excl: bool,
+    pub tmp: bool,
+}
+
+impl NewNode {
+    /// A node of `kind` with permission bits `perm` and nothing else special.
+    pub fn new(kind: NewKind, perm: u32) -> NewNode {
+        NewNode {
+            kind,
+            perm,
+            plan9_mask: false,
+            gid: None,
+            append: false,
+            excl: false,
+            tmp: false,
+        }
+    }
+}
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenMode {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+    pub truncate: bool,
+}
+
+/// A time to set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSet {
+    /// The clock's current time.
+    Now,
+    /// This time.
+    At(Timespec),
+}
+
+/// A POSIX attribute change (9P2000.L Tsetattr); `None` leaves a field alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetAttrs {
+    pub perm: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+}
+
+/// The mode part of a Plan 9 wstat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WstatMode {
+    /// `DMDIR` as given: it must match the file.
+    pub is_dir: bool,
+    /// The `0o777` bits.
+    pub perm: u32,
+    pub append: bool,
+    pub excl: bool,
+    pub tmp: bool,
+}
+
+/// A Plan 9 attribute change (9P2000 Twstat); `None` is the don't-touch value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wstat {
+    pub mode: Option<WstatMode>,
+    pub atime: Option<u32>,
+    pub mtime: Option<u32>,
+    pub length: Option<u64>,
+    pub name: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+}
+
+/// Which kind of entry an unlink expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkKind {
+    /// `unlink(2)`: anything but a directory.
+    NonDir,
+    /// `rmdir(2)`: an empty directory.
+    Dir,
+}
+
+/// How an extended attribute is set (Linux `XATTR_CREATE`/`XATTR_REPLACE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrSetMode {
+    /// Create or replace.
+    Any,
+    /// Fail with [`Error::Exists`] if it exists.
+    Create,
+    /// Fail with [`Error::NoData`] if it does not.
+    Replace,
+}
+
+/// File system figures for statfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    pub bsize: u32,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub namelen: u32,
+    /// Bytes in use and the limit.
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// One directory entry as [`Tree::dir_entries`] yields it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirEntry<'a> {
+    /// Its sequence number in the directory (a readdir cookie).
+    pub seq: u64,
+    pub name: &'a str,
+    pub id: NodeId,
+}
+
+/// The tree itself; reach it through [`Fs::lock`].
+pub struct Tree {
+    nodes: HashMap<NodeId, Node>,
+    next_id: NodeId,
+    root: NodeId,
+    memory: Memory,
+    users: Users,
+    clock: Clock,
+    /// Nodes with record locks, so a session's locks are found without a full scan.
+    locked: BTreeSet<NodeId>,
+}
+
+/// Checks a name for a new directory entry.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(Error::BadName);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    Ok(())
+}
+
+/// The bytes a node costs besides its entries' names and its pages.
+fn content_cost(content: &Content) -> u64 {
+    match content {
+        Content::Symlink(t) => t.len() as u64,
+        _ => 0,
+    }
+}
+
+impl Tree {
+    fn new(config: Config) -> Tree {
+        let mut users = Users::default();
+        let owner = users.id_of(&config.owner);
+        let now = config.clock.now();
+        let root = 1;
+        let root_node = Node {
+            content: Content::Dir(Directory::new(root)),
+            version: 0,
+            perm: 0o777,
+            append: false,
+            excl: false,
+            tmp: false,
+            uid: owner,
+            gid: owner,
+            muid: owner,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            btime: now,
+            name: "/".to_owned(),
+            links: Vec::new(),
+            refs: 0,
+            opens: 0,
+            xattrs: Default::default(),
+            locks: Default::default(),
+        };
+        let mut nodes = HashMap::new();
+        nodes.insert(root, root_node);
+        Tree {
+            nodes,
+            next_id: root + 1,
+            root,
+            memory: Memory::new(config.memory_limit),
+            users,
+            clock: config.clock,
+            locked: BTreeSet::new(),
+        }
+    }
+
+    // ---- identities -------------------------------------------------------------
+
+    /// The root directory.
+    pub fn root(&self) -> NodeId {
+        self.root
+    }
+
+    /// A Plan 9 caller known by name (empty names are "none").
+    pub fn cred_for_name(&mut self, name: &str) -> Cred {
+        let name = if name.is_empty() { "none" } else { name };
+        let uid = self.users.id_of(name);
+        Cred {
+            name: name.to_owned(),
+            uid,
+            gid: uid,
+            style: PermStyle::Plan9,
+        }
+    }
+
+    /// A POSIX caller known by number; the group defaults to the user's number.
+    pub fn cred_for_uid(&mut self, uid: u32, gid: Option<u32>) -> Cred {
+        Cred {
+            name: self.users.name_of(uid),
+            uid,
+            gid: gid.unwrap_or(uid),
+            style: PermStyle::Posix,
+        }
+    }
+
+    /// The name of a user or group number.
+    pub fn user_name(&self, id: u32) -> String {
+        self.users.name_of(id)
+    }
+
+    /// The number of a user or group name (registering a new name).
+    pub fn user_id(&mut self, name: &str) -> u32 {
+        self.users.id_of(name)
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> Timespec {
+        self.clock.now()
+    }
+
+    // ---- lookups ----------------------------------------------------------------
+
+    fn node(&self, id: NodeId) -> Result<&Node> {
+        self.nodes.get(&id).ok_or(Error::NotFound)
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Result<&mut Node> {
+        self.nodes.get_mut(&id).ok_or(Error::NotFound)
+    }
+
+    fn dir(&self, id: NodeId) -> Result<&Directory> {
+        self.node(id)?.dir().ok_or(Error::NotDir)
+    }
+
+    /// True if the node exists.
+    pub fn exists(&self, id: NodeId) -> bool {
+        self.nodes.contains_key(&id)
+    }
+
+    /// True if the node is still named somewhere (or is the root).
+    pub fn is_linked(&self, id: NodeId) -> bool {
+        id == self.root || self.nodes.get(&id).is_some_and(|n| !n.links.is_empty())
+    }
+
+    fn may(&self, cred: &Cred, n: &Node, want: u32) -> bool {
+        cred.may(n.uid, n.gid, n.perm, want, n.is_dir())
+    }
+
+    /// The access a caller needs in a directory to change its entries: Plan 9 asks for
+    /// write, POSIX for write and search.
+    fn dir_write_access(cred: &Cred) -> u32 {
+        match cred.style {
+            PermStyle::Plan9 => access::WRITE,
+            PermStyle::Posix => access::WRITE | access::EXEC,
+        }
+    }
+
+    fn check_dir_writable(&self, cred: &Cred, dir: NodeId) -> Result<()> {
+        let d = self.node(dir)?;
+        if !d.is_dir() {
+            return Err(Error::NotDir);
+        }
+        if !self.is_linked(dir) {
+            return Err(Error::NotFound);
+        }
+        if !self.may(cred, d, Self::dir_write_access(cred)) {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(())
+    }
+
+    /// True if the caller may use `want` (`access::*`) on the node.
+    pub fn check_access(&self, cred: &Cred, id: NodeId, want: u32) -> Result<bool> {
+        let n = self.node(id)?;
+        Ok(self.may(cred, n, want))
+    }
+
+    /// The node's attributes.
+    pub fn attr(&self, id: NodeId) -> Result<Attr> {
+        let n = self.node(id)?;
+        let (size, pages, rdev) = match &n.content {
+            Content::File(f) => (f.size(), f.allocated_pages(), 0),
+            Content::Dir(_) => (0, 0, 0),
+            Content::Symlink(t) => (t.len() as u64, 0, 0),
+            Content::Special { rdev, .. } => (0, 0, *rdev),
+        };
+        let nlink = match &n.content {
+            Content::Dir(d) if self.is_linked(id) => 2 + d.subdirs(),
+            _ => n.links.len() as u64,
+        };
+        Ok(Attr {
+            id,
+            version: n.version,
+            file_type: n.file_type(),
+            perm: n.perm,
+            append: n.append,
+            excl: n.excl,
+            tmp: n.tmp,
+            uid: n.uid,
+            gid: n.gid,
+            muid: n.muid,
+            nlink,
+            size,
+            blocks: pages * (PAGE_SIZE as u64 / 512),
+            rdev,
+            atime: n.atime,
+            mtime: n.mtime,
+            ctime: n.ctime,
+            btime: n.btime,
+            name: n.name.clone(),
+        })
+    }
+
+    /// Looks `name` up in directory `dir` ("..") is its parent; the root is its own),
+    /// checking search permission.
+    pub fn lookup(&self, cred: &Cred, dir: NodeId, name: &str) -> Result<NodeId> {
+        let n = self.node(dir)?;
+        let d = n.dir().ok_or(Error::NotDir)?;
+        if !self.may(cred, n, access::EXEC) {
+            return Err(Error::PermissionDenied);
+        }
+        if name == ".." {
+            return Ok(d.parent);
+        }
+        d.get(name).ok_or(Error::NotFound)
+    }
+
+    /// The entries of directory `dir` after sequence number `after` (0 for all), in
+    /// order. Names "." and ".." are not entries.
+    pub fn dir_entries(
+        &self,
+        dir: NodeId,
+        after: u64,
+    ) -> Result<impl Iterator<Item = DirEntry<'_>> + '_> {
+        Ok(self
+            .dir(dir)?
+            .after(after)
+            .map(|(seq, name, id)| DirEntry { seq, name, id }))
+    }
+
+    /// The parent of a directory (the root's is the root).
+    pub fn parent(&self, dir: NodeId) -> Result<NodeId> {
+        Ok(self.dir(dir)?.parent)
+    }
+
+    // ---- references and opens --------------------------------------------------
+
+    /// Takes a reference that keeps the node alive after it is removed.
+    pub fn incref(&mut self, id: NodeId) -> Result<()> {
+        let n = self.node_mut(id)?;
+        n.refs = n.refs.saturating_add(1);
+        Ok(())
+    }
+
+    /// Drops a reference; a removed node goes with its last one.
+    pub fn decref(&mut self, id: NodeId) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.refs = n.refs.saturating_sub(1);
+            self.destroy_if_unused(id);
+        }
+    }
+
+    fn destroy_if_unused(&mut self, id: NodeId) {
+        if id == self.root {
+            return;
+        }
+        let unused = self
+            .nodes
+            .get(&id)
+            .is_some_and(|n| n.refs == 0 && n.links.is_empty());
+        if !unused {
+            return;
+        }
+        if let Some(n) = self.nodes.remove(&id) {
+            let mut bytes = NODE_COST + content_cost(&n.content);
+            if let Content::File(f) = &n.content {
+                bytes += f.allocated_pages() * PAGE_SIZE as u64;
+            }
+            bytes += n
+                .xattrs
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum::<u64>();
+            self.memory.release(bytes);
+            self.locked.remove(&id);
+        }
+    }
+
+    /// Opens a node, checking permissions (`check`), `DMEXCL`, and truncating if asked.
+    /// Every successful open is paired with a [`Tree::close`].
+    pub fn open(&mut self, cred: &Cred, id: NodeId, mode: OpenMode, check: bool) -> Result<()> {
+        let now = self.now();
+        let n = self.node(id)?;
+        let writes = mode.write || mode.truncate;
+        if n.is_dir() && writes {
+            return Err(Error::IsDir);
+        }
+        if check {
+            let mut want = 0;
+            if mode.read {
+                want |= access::READ;
+            }
+            if writes {
+                want |= access::WRITE;
+            }
+            if mode.exec {
+                want |= access::EXEC;
+            }
+            if !self.may(cred, n, want) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        if n.excl && n.opens > 0 {
+            return Err(Error::ExclusiveInUse);
+        }
+        let freed = {
+            let n = self.node_mut(id)?;
+            let mut freed = 0;
+            if mode.truncate {
+                if let Content::File(f) = &mut n.content {
+                    freed = f.truncate(0);
+                    n.touch_modify(now);
+                    n.muid = cred.uid;
+                }
+            }
+            n.opens += 1;
+            freed
+        };
+        self.memory.release(freed * PAGE_SIZE as u64);
+        Ok(())
+    }
+
+    /// Ends an open made by [`Tree::open`].
+    pub fn close(&mut self, id: NodeId) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.opens = n.opens.saturating_sub(1);
+        }
+    }
+
+    // ---- data -------------------------------------------------------------------
+
+    /// Reads up to `count` bytes of a file (or a symlink's target) from `offset`.
+    pub fn read(&mut self, id: NodeId, offset: u64, count: usize) -> Result<Vec<u8>> {
+        let now = self.now();
+        let n = self.node_mut(id)?;
+        let out = match &n.content {
+            Content::File(f) => f.read(offset, count),
+            Content::Symlink(t) => {
+                let bytes = t.as_bytes();
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let end = start.saturating_add(count).min(bytes.len());
+                bytes[start..end].to_vec()
+            }
+            Content::Dir(_) => return Err(Error::IsDir),
+            Content::Special { .. } => return Err(Error::Invalid),
+        };
+        n.atime = now;
+        Ok(out)
+    }
+
+    /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`),
+    /// returning the bytes written. Past the memory limit it fails and changes nothing.
+    pub fn write(
+        &mut self,
+        cred: &Cred,
+        id: NodeId,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<u32> {
+        let now = self.now();
+        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
+        let to_end = append || n.append;
+        let f = match &mut n.content {
+            Content::File(f) => f,
+            Content::Dir(_) => return Err(Error::IsDir),
+            _ => return Err(Error::Invalid),
+        };
+        let offset = if to_end { f.size() } else { offset };
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(Error::FileTooBig)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Error::FileTooBig);
+        }
+        let count = u32::try_from(data.len()).map_err(|_| Error::CountTooLarge)?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
+        self.memory.reserve(bytes)?;
+        f.write(offset, data);
+        n.touch_modify(now);
+        n.muid = cred.uid;
+        Ok(count)
+    }
+
+    /// Sets a file's length (no permission check: the caller decided).
+    fn set_size(&mut self, id: NodeId, size: u64) -> Result<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(Error::FileTooBig);
+        }
+        let n = self.node_mut(id)?;
+        let freed = match &mut n.content {
+            Content::File(f) => f.truncate(size),
+            Content::Dir(_) => return Err(Error::IsDir),
+            _ => return Err(Error::Invalid),
+        };
+        self.memory.release(freed * PAGE_SIZE as u64);
+        Ok(())
+    }
+
+    /// The page of a regular file at `index`, if it holds data (for memory mapping).
+    pub fn page(&self, id: NodeId, index: u64) -> Result<Option<&Page>> {
+        match &self.node(id)?.content {
+            Content::File(f) => Ok(f.page(index)),
+            Content::Dir(_) => Err(Error::IsDir),
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    /// A symbolic link's target.
+    pub fn readlink(&self, id: NodeId) -> Result<String> {
+        match &self.node(id)?.content {
+            Content::Symlink(t) => Ok(t.clone()),
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    // ---- names ------------------------------------------------------------------
+
+    /// Creates `name` in `dir`, owned by the caller.
+    pub fn create(&mut self, cred: &Cred, dir: NodeId, name: &str, new: NewNode) -> Result<NodeId> {
+        check_name(name)?;
+        self.check_dir_writable(cred, dir)?;
+        let d = self.node(dir)?;
+        let dd = d.dir().ok_or(Error::NotDir)?;
+        if dd.get(name).is_some() {
+            return Err(Error::Exists);
+        }
+        let is_dir = new.kind == NewKind::Dir;
+        let perm = if new.plan9_mask {
+            plan9_create_perm(new.perm, d.perm, is_dir) & 0o777
+        } else {
+            new.perm & 0o7777
+        };
+        let gid = new.gid.unwrap_or(d.gid);
+        let id = self.next_id;
+        let content = match new.kind {
+            NewKind::File => Content::File(FileData::default()),
+            NewKind::Dir => Content::Dir(Directory::new(dir)),
+            NewKind::Symlink(target) => {
+                if target.len() > SYMLINK_MAX {
+                    return Err(Error::NameTooLong);
+                }
+                Content::Symlink(target)
+            }
+            NewKind::Special { kind, rdev } => Content::Special { kind, rdev },
+        };
+        self.memory
+            .reserve(NODE_COST + content_cost(&content) + name.len() as u64)?;
+        self.next_id += 1;
+        let now = self.now();
+        let node = Node {
+            content,
+            version: 0,
+            perm,
+            append: new.append && !is_dir,
+            excl: new.excl,
+            tmp: new.tmp,
+            uid: cred.uid,
+            gid,
+            muid: cred.uid,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            btime: now,
+            name: name.to_owned(),
+            links: vec![(dir, name.to_owned())],
+            refs: 0,
+            opens: 0,
+            xattrs: Default::default(),
+            locks: Default::default(),
+        };
+        self.nodes.insert(id, node);
+        let d = self.node_mut(dir)?;
+        if let Some(dd) = d.dir_mut() {
+            dd.insert(name, id, is_dir);
+        }
+        d.touch_modify(now);
+        Ok(id)
+    }
+
+    /// Removes the entry `name` of `dir` without permission checks; releases the name's
+    /// memory and destroys the node if nothing else holds it.
+    fn unlink_entry(&mut self, dir: NodeId, name: &str) -> Result<NodeId> {
+        let now = self.now();
+        let id = self.dir(dir)?.get(name).ok_or(Error::NotFound)?;
+        let is_dir = self.node(id)?.is_dir();
+        if let Some(dd) = self.node_mut(dir)?.dir_mut() {
+            dd.remove(name, is_dir);
+        }
+        self.node_mut(dir)?.touch_modify(now);
+        self.memory.release(name.len() as u64);
+        let n = self.node_mut(id)?;
+        if let Some(pos) = n.links.iter().position(|(d, nm)| *d == dir && nm == name) {
+            n.links.remove(pos);
+        }
+        n.touch_change(now);
+        self.destroy_if_unused(id);
+        Ok(id)
+    }
+
+    /// Checks that a node may go from the tree: not the root, and an empty directory.
+    fn check_removable(&self, id: NodeId) -> Result<()> {
+        if id == self.root {
+            return Err(Error::NotPermitted);
+        }
+        if let Some(d) = self.node(id)?.dir() {
+            if !d.is_empty() {
+                return Err(Error::NotEmpty);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a node by itself (9P Tremove, ORCLOSE): the entry it was last linked
+    /// under. With a caller, checks write permission in the directory; without one
+    /// (ORCLOSE, checked at open) it does not.
+    pub fn remove(&mut self, cred: Option<&Cred>, id: NodeId) -> Result<()> {
+        self.check_removable(id)?;
+        let (dir, name) = self
+            .node(id)?
+            .links
+            .first()
+            .cloned()
+            .ok_or(Error::NotFound)?;
+        if let Some(cred) = cred {
+            self.check_dir_writable(cred, dir)?;
+        }
+        self.unlink_entry(dir, &name)?;
+        Ok(())
+    }
+
+    /// Removes the entry `name` of `dir` (`unlink(2)`, `rmdir(2)`).
+    pub fn unlink(&mut self, cred: &Cred, dir: NodeId, name: &str, kind: UnlinkKind) -> Result<()> {
+        if name == "." || name == ".." {
+            return Err(Error::Invalid);
+        }
+        self.check_dir_writable(cred, dir)?;
+        let id = self.dir(dir)?.get(name).ok_or(Error::NotFound)?;
+        let is_dir = self.node(id)?.is_dir();
+        match (kind, is_dir) {
+            (UnlinkKind::NonDir, true) => return Err(Error::IsDir),
+            (UnlinkKind::Dir, false) => return Err(Error::NotDir),
+            _ => {}
+        }
+        self.check_removable(id)?;
+        self.unlink_entry(dir, name)?;
+        Ok(())
+    }
+
+    /// True if `id` is `ancestor` or lies below it.
+    fn is_within(&self, mut id: NodeId, ancestor: NodeId) -> bool {
+        loop {
+            if id == ancestor {
+                return true;
+            }
+            match self.nodes.get(&id).and_then(|n| n.dir()) {
+                Some(d) if d.parent != id => id = d.parent,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Renames `olddir/oldname` to `newdir/newname` (`rename(2)`): replaces a target of
+    /// the same kind (an empty directory for a directory).
+    pub fn rename(
+        &mut self,
+        cred: &Cred,
+        olddir: NodeId,
+        oldname: &str,
+        newdir: NodeId,
+        newname: &str,
+    ) -> Result<()> {
+        if oldname == "." || oldname == ".." {
+            return Err(Error::Invalid);
+        }
+        check_name(newname)?;
+        self.check_dir_writable(cred, olddir)?;
+        self.check_dir_writable(cred, newdir)?;
+        let id = self.dir(olddir)?.get(oldname).ok_or(Error::NotFound)?;
+        let is_dir = self.node(id)?.is_dir();
+        if let Some(target) = self.dir(newdir)?.get(newname) {
+            if target == id {
+                return Ok(());
+            }
+            match (is_dir, self.node(target)?.dir()) {
+                (true, None) => return Err(Error::NotDir),
+                (false, Some(_)) => return Err(Error::IsDir),
+                (true, Some(td)) if !td.is_empty() => return Err(Error::NotEmpty),
+                _ => {}
+            }
+        }
+        if is_dir && self.is_within(newdir, id) {
+            return Err(Error::Invalid);
+        }
+        if !self.memory.fits(newname.len() as u64) {
+            return Err(Error::NoSpace);
+        }
+        // Nothing can fail from here on.
+        if self.dir(newdir)?.get(newname).is_some() {
+            self.unlink_entry(newdir, newname)?;
+        }
+        self.move_entry(id, olddir, oldname, newdir, newname)
+    }
+
+    /// Moves an entry whose target name is free. Memory for the new name must fit.
+    fn move_entry(
+        &mut self,
+        id: NodeId,
+        olddir: NodeId,
+        oldname: &str,
+        newdir: NodeId,
+        newname: &str,
+    ) -> Result<()> {
+        let now = self.now();
+        let is_dir = self.node(id)?.is_dir();
+        self.memory.reserve(newname.len() as u64)?;
+        if let Some(d) = self.node_mut(olddir)?.dir_mut() {
+            d.remove(oldname, is_dir);
+        }
+        self.memory.release(oldname.len() as u64);
+        self.node_mut(olddir)?.touch_modify(now);
+        let nd = self.node_mut(newdir)?;
+        if let Some(d) = nd.dir_mut() {
+            d.insert(newname, id, is_dir);
+        }
+        nd.touch_modify(now);
+        let n = self.node_mut(id)?;
+        for link in n.links.iter_mut() {
+            if link.0 == olddir && link.1 == oldname {
+                *link = (newdir, newname.to_owned());
+                break;
+            }
+        }
+        n.name = newname.to_owned();
+        if let Some(d) = n.dir_mut() {
+            d.parent = newdir;
+        }
+        n.touch_change(now);
+        Ok(())
+    }
+
+    /// Adds the name `dir/name` for the existing non-directory `target` (`link(2)`).
+    pub fn link(&mut self, cred: &Cred, dir: NodeId, name: &str, target: NodeId) -> Result<()> {
+        check_name(name)?;
+        self.check_dir_writable(cred, dir)?;
+        let t = self.node(target)?;
+        if t.is_dir() {
+            return Err(Error::NotPermitted);
+        }
+        if t.links.is_empty() {
+            return Err(Error::NotFound);
+        }
+        if t.links.len() >= LINK_MAX {
+            return Err(Error::TooManyLinks);
+        }
+        if self.dir(dir)?.get(name).is_some() {
+            return Err(Error::Exists);
+        }
+        self.memory.reserve(name.len() as u64)?;
+        let now = self.now();
+        let d = self.node_mut(dir)?;
+        if let Some(dd) = d.dir_mut() {
+            dd.insert(name, target, false);
+        }
+        d.touch_modify(now);
+        let t = self.node_mut(target)?;
+        t.links.push((dir, name.to_owned()));
+        t.touch_change(now);
+        Ok(())
+    }
+
+    // ---- attributes -------------------------------------------------------------
+
+    /// Changes attributes by POSIX rules (9P2000.L Tsetattr): all or nothing.
+    pub fn setattr(&mut self, cred: &Cred, id: NodeId, set: SetAttrs) -> Result<()> {
+        let n = self.node(id)?;
+        if set.perm.is_some() && !cred.owns(n.uid) {
+            return Err(Error::NotPermitted);
+        }
+        if let Some(uid) = set.uid {
+            if uid != n.uid && !cred.is_privileged() {
+                return Err(Error::NotPermitted);
+            }
+        }
+        if let Some(gid) = set.gid {
+            let allowed = cred.is_privileged() || (cred.uid == n.uid && gid == cred.gid);
+            if gid != n.gid && !allowed {
+                return Err(Error::NotPermitted);
+            }
+        }
+        if let Some(size) = set.size {
+            match n.content {
+                Content::File(_) => {}
+                Content::Dir(_) => return Err(Error::IsDir),
+                _ => return Err(Error::Invalid),
+            }
+            if size > MAX_FILE_SIZE {
+                return Err(Error::FileTooBig);
+            }
+            if !self.may(cred, n, access::WRITE) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        for t in [set.atime, set.mtime].into_iter().flatten() {
+            let ok = match t {
+                TimeSet::At(_) => cred.owns(n.uid),
+                TimeSet::Now => cred.owns(n.uid) || self.may(cred, n, access::WRITE),
+            };
+            if !ok {
+                return Err(if cred.owns(n.uid) {
+                    Error::PermissionDenied
+                } else {
+                    Error::NotPermitted
+                });
+            }
+        }
+        // Validated: apply.
+        let now = self.now();
+        if let Some(size) = set.size {
+            self.set_size(id, size)?;
+        }
+        let n = self.node_mut(id)?;
+        if let Some(p) = set.perm {
+            n.perm = p & 0o7777;
+        }
+        if let Some(uid) = set.uid {
+            n.uid = uid;
+        }
+        if let Some(gid) = set.gid {
+            n.gid = gid;
+        }
+        let at = |t: TimeSet| match t {
+            TimeSet::Now => now,
+            TimeSet::At(ts) => ts,
+        };
+        if let Some(t) = set.atime {
+            n.atime = at(t);
+        }
+        if let Some(t) = set.mtime {
+            n.mtime = at(t);
+        } else if set.size.is_some() {
+            n.mtime = now;
+        }
+        n.touch_change(now);
+        Ok(())
+    }
+
+    /// Changes attributes by Plan 9 rules (9P2000 Twstat): all or nothing; a new name
+    /// renames the file within its directory.
+    pub fn wstat(&mut self, cred: &Cred, id: NodeId, w: Wstat) -> Result<()> {
+        let n = self.node(id)?;
+        let mut rename: Option<(NodeId, String, String)> = None;
+        if let Some(name) = w.name.as_ref().filter(|nm| **nm != n.name) {
+            if id == self.root {
+                return Err(Error::WstatProhibited);
+            }
+            check_name(name)?;
+            let (dir, old) = n.links.first().cloned().ok_or(Error::NotFound)?;
+            self.check_dir_writable(cred, dir)?;
+            if self.dir(dir)?.get(name).is_some() {
+                return Err(Error::Exists);
+            }
+            if !self.memory.fits(name.len() as u64) {
+                return Err(Error::NoSpace);
+            }
+            rename = Some((dir, old, name.clone()));
+        }
+        if let Some(m) = &w.mode {
+            if m.is_dir != n.is_dir() {
+                return Err(Error::WstatFileDir);
+            }
+            if !cred.owns(n.uid) {
+                return Err(Error::NotOwner);
+            }
+        }
+        if (w.atime.is_some() || w.mtime.is_some()) && !cred.owns(n.uid) {
+            return Err(Error::NotOwner);
+        }
+        if let Some(len) = w.length {
+            match n.content {
+                Content::File(_) => {}
+                Content::Dir(_) => {
+                    if len != 0 {
+                        return Err(Error::WstatProhibited);
+                    }
+                }
+                _ => return Err(Error::WstatProhibited),
+            }
+            if len > MAX_FILE_SIZE {
+                return Err(Error::FileTooBig);
+            }
+            if !self.may(cred, n, access::WRITE) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        if let Some(uid) = &w.uid {
+            if *uid != self.users.name_of(n.uid) {
+                return Err(Error::WstatProhibited);
+            }
+        }
+        let mut new_gid = None;
+        if let Some(gname) = &w.gid {
+            if *gname != self.users.name_of(n.gid) {
+                if !cred.owns(n.uid) {
+                    return Err(Error::NotOwner);
+                }
+                let gid = self.users.id_of(gname);
+                if gid != cred.gid && !cred.is_privileged() {
+                    return Err(Error::NotInGroup);
+                }
+                new_gid = Some(gid);
+            }
+        }
+        // Validated: apply.
+        let changed = rename.is_some()
+            || new_gid.is_some()
+            || w.mode.is_some()
+            || w.atime.is_some()
+            || w.mtime.is_some()
+            || w.length.is_some();
+        if !changed {
+            // All don't-touch: Plan 9's request to make the file stable. Nothing to do.
+            return Ok(());
+        }
+        let now = self.now();
+        if let Some(len) = w.length {
+            if self.node(id)?.is_dir() {
+                // A directory's length is always 0: nothing to do.
+            } else {
+                self.set_size(id, len)?;
+                self.node_mut(id)?.touch_modify(now);
+            }
+        }
+        if let Some((dir, old, new)) = rename {
+            self.move_entry(id, dir, &old, dir, &new)?;
+        }
+        let n = self.node_mut(id)?;
+        if let Some(m) = w.mode {
+            n.perm = (n.perm & !0o777) | (m.perm & 0o777);
+            n.append = m.append && !m.is_dir;
+            n.excl = m.excl;
+            n.tmp = m.tmp;
+        }
+        if let Some(t) = w.atime {
+            n.atime = Timespec {
+                sec: t.into(),
+                nsec: 0,
+            };
+        }
+        if let Some(t) = w.mtime {
+            n.mtime = Timespec {
+                sec: t.into(),
+                nsec: 0,
+            };
+        }
+        if let Some(g) = new_gid {
+            n.gid = g;
+        }
+        n.touch_change(now);
+        Ok(())
+    }
+
+    /// Figures for statfs: 4 KiB blocks of the memory limit, and files at
+    /// [`NODE_COST`] each.
+    pub fn statfs(&self) -> FsStats {
+        let bsize = PAGE_SIZE as u64;
+        FsStats {
+            bsize: PAGE_SIZE as u32,
+            blocks: self.memory.limit() / bsize,
+            bfree: self.memory.free() / bsize,
+            files: self.memory.limit() / NODE_COST,
+            ffree: self.memory.free() / NODE_COST,
+            namelen: NAME_MAX as u32,
+            used: self.memory.used(),
+            limit: self.memory.limit(),
+        }
+    }
+
+    /// Number of nodes, the root included.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    // ---- extended attributes ----------------------------------------------------
+
+    /// An extended attribute's value.
+    pub fn xattr_get(&self, id: NodeId, name: &str) -> Result<Vec<u8>> {
+        self.node(id)?
+            .xattrs
+            .get(name)
+            .cloned()
+            .ok_or(Error::NoData)
+    }
+
+    /// The names of a node's extended attributes, each followed by a NUL byte
+    /// (`listxattr(2)`).
+    pub fn xattr_list(&self, id: NodeId) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in self.node(id)?.xattrs.keys() {
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    fn check_xattr_change(&self, cred: &Cred, n: &Node, name: &str) -> Result<()> {
+        if name.is_empty() || name.len() > NAME_MAX {
+            return Err(Error::Range);
+        }
+        if !cred.owns(n.uid) && !self.may(cred, n, access::WRITE) {
+            return Err(Error::PermissionDenied);
+        }
+        Ok(())
+    }
+
+    /// Sets an extended attribute; its name and value count against the memory limit.
+    pub fn xattr_set(
+        &mut self,
+        cred: &Cred,
+        id: NodeId,
+        name: &str,
+        value: Vec<u8>,
+        mode: XattrSetMode,
+    ) -> Result<()> {
+        let n = self.node(id)?;
+        self.check_xattr_change(cred, n, name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Error::Range);
+        }
+        let old = n.xattrs.get(name).map(|v| (name.len() + v.len()) as u64);
+        match (mode, old) {
+            (XattrSetMode::Create, Some(_)) => return Err(Error::Exists),
+            (XattrSetMode::Replace, None) => return Err(Error::NoData),
+            _ => {}
+        }
+        let new = (name.len() + value.len()) as u64;
+        let old = old.unwrap_or(0);
+        if new > old {
+            self.memory.reserve(new - old)?;
+        } else {
+            self.memory.release(old - new);
+        }
+        let now = self.now();
+        let n = self.node_mut(id)?;
+        n.xattrs.insert(name.to_owned(), value);
+        n.touch_change(now);
+        Ok(())
+    }
+
+    /// Removes an extended attribute.
+    pub fn xattr_remove(&mut self, cred: &Cred, id: NodeId, name: &str) -> Result<()> {
+        let n = self.node(id)?;
+        self.check_xattr_change(cred, n, name)?;
+        let now = self.now();
+        let n = self.node_mut(id)?;
+        let v = n.xattrs.remove(name).ok_or(Error::NoData)?;
+        n.touch_change(now);
+        self.memory.release((name.len() + v.len()) as u64);
+        Ok(())
+    }
+
+    // ---- record locks -----------------------------------------------------------
+
+    /// Sets (`Some`) or clears (`None`) a record lock over `start..=end`. Never blocks:
+    /// a conflict is refused.
+    pub fn lock(
+        &mut self,
+        id: NodeId,
+        owner: &LockOwner,
+        kind: Option<LockKind>,
+        start: u64,
+        end: u64,
+    ) -> Result<core::result::Result<(), LockRefusal>> {
+        let n = self.node_mut(id)?;
+        let r = n.locks.set(owner, kind, start, end);
+        let empty = n.locks.is_empty();
+        if empty {
+            self.locked.remove(&id);
+        } else {
+            self.locked.insert(id);
+        }
+        Ok(r)
+    }
+
+    /// The first lock of another owner that a `kind` lock over `start..=end` would
+    /// conflict with (`F_GETLK`).
+    pub fn conflicting_lock(
+        &self,
+        id: NodeId,
+        owner: &LockOwner,
+        kind: LockKind,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<RecordLock>> {
+        Ok(self
+            .node(id)?
+            .locks
+            .conflict(owner, kind, start, end)
+            .cloned())
+    }
+
+    /// The record locks held on a node.
+    pub fn locks_of(&self, id: NodeId) -> Result<&[RecordLock]> {
+        Ok(self.node(id)?.locks.locks())
+    }
+
+    /// Drops every record lock taken on `session`.
+    pub fn release_session_locks(&mut self, session: u64) {
+        let ids: Vec<NodeId> = self.locked.iter().copied().collect();
+        for id in ids {
+            if let Some(n) = self.nodes.get_mut(&id) {
+                n.locks.release_session(session);
+                if n.locks.is_empty() {
+                    self.locked.remove(&id);
+                }
+            }
+        }
+    }
+}

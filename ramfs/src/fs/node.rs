@@ -1,0 +1,202 @@
+//! The nodes of the tree: files, directories, symbolic links and special files, and the
+//! entries of a directory.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::clock::Timespec;
+use super::data::FileData;
+use super::locks::LockTable;
+
+/// A node's number: its 9P `qid.path`, unique and never reused while the server runs.
+pub type NodeId = u64;
+
+/// What kind of file a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+/// A node with no content of its own, which clients handle themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialKind {
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
+}
+
+/// A directory's entries, each with a per-directory sequence number.
+///
+/// Sequence numbers only grow, so a reader that remembers the last number it saw
+/// continues correctly while entries are added and removed: this is the 9P2000.L readdir
+/// offset cookie and the 9P2000 directory-read cursor. Numbers below [`FIRST_SEQ`] are
+/// left for "." (1) and ".." (2).
+pub struct Directory {
+    by_seq: BTreeMap<u64, (String, NodeId)>,
+    by_name: HashMap<String, u64>,
+    next_seq: u64,
+    subdirs: u64,
+    /// The directory this one is an entry of (itself for the root).
+    pub parent: NodeId,
+}
+
+/// The sequence number of a directory's first entry.
+pub const FIRST_SEQ: u64 = 3;
+
+impl Directory {
+    /// An empty directory inside `parent`.
+    pub fn new(parent: NodeId) -> Directory {
+        Directory {
+            by_seq: BTreeMap::new(),
+            by_name: HashMap::new(),
+            next_seq: FIRST_SEQ,
+            subdirs: 0,
+            parent,
+        }
+    }
+
+    /// The node named `name`.
+    pub fn get(&self, name: &str) -> Option<NodeId> {
+        let seq = self.by_name.get(name)?;
+        self.by_seq.get(seq).map(|(_, id)| *id)
+    }
+
+    /// Adds an entry (the name must be free) and returns its sequence number.
+    pub fn insert(&mut self, name: &str, id: NodeId, is_dir: bool) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_seq.insert(seq, (name.to_owned(), id));
+        self.by_name.insert(name.to_owned(), seq);
+        if is_dir {
+            self.subdirs += 1;
+        }
+        seq
+    }
+
+    /// Removes an entry, returning the node it named.
+    pub fn remove(&mut self, name: &str, is_dir: bool) -> Option<NodeId> {
+        let seq = self.by_name.remove(name)?;
+        let (_, id) = self.by_seq.remove(&seq)?;
+        if is_dir {
+            self.subdirs = self.subdirs.saturating_sub(1);
+        }
+        Some(id)
+    }
+
+    /// True if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.by_seq.is_empty()
+    }
+
+    /// Number of entries that are directories (for the link count).
+    pub fn subdirs(&self) -> u64 {
+        self.subdirs
+    }
+
+    /// The entries with sequence numbers above `after`, in order.
+    pub fn after(&self, after: u64) -> impl Iterator<Item = (u64, &str, NodeId)> + '_ {
+        let from = after.saturating_add(1);
+        self.by_seq
+            .range(from..)
+            .map(|(&seq, (name, id))| (seq, name.as_str(), *id))
+    }
+}
+
+/// What a node holds.
+pub enum Content {
+    File(FileData),
+    Dir(Directory),
+    Symlink(String),
+    Special { kind: SpecialKind, rdev: u64 },
+}
+
+/// One file, directory, link or special file.
+pub struct Node {
+    pub content: Content,
+    /// `qid.vers`: bumped on every change.
+    pub version: u32,
+    /// Permission bits, `0o7777` (set-id and sticky bits are kept for POSIX clients).
+    pub perm: u32,
+    /// Plan 9 `DMAPPEND`: writes go to the end.
+    pub append: bool,
+    /// Plan 9 `DMEXCL`: one open at a time.
+    pub excl: bool,
+    /// Plan 9 `DMTMP`: kept and reported, no other effect.
+    pub tmp: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// Who changed the file last.
+    pub muid: u32,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+    pub btime: Timespec,
+    /// The name it was last given (what 9P2000 stat reports, also after removal).
+    pub name: String,
+    /// Every directory entry that names this node: (directory, name).
+    pub links: Vec<(NodeId, String)>,
+    /// Fids (of any front end) that refer to the node; it lives while this is nonzero.
+    pub refs: u32,
+    /// Opens in progress, for `DMEXCL`.
+    pub opens: u32,
+    /// Extended attributes.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// POSIX record locks.
+    pub locks: LockTable,
+}
+
+impl Node {
+    /// The node's file type.
+    pub fn file_type(&self) -> FileType {
+        match &self.content {
+            Content::File(_) => FileType::Regular,
+            Content::Dir(_) => FileType::Directory,
+            Content::Symlink(_) => FileType::Symlink,
+            Content::Special { kind, .. } => match kind {
+                SpecialKind::Fifo => FileType::Fifo,
+                SpecialKind::Socket => FileType::Socket,
+                SpecialKind::CharDevice => FileType::CharDevice,
+                SpecialKind::BlockDevice => FileType::BlockDevice,
+            },
+        }
+    }
+
+    /// True for a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.content, Content::Dir(_))
+    }
+
+    /// The directory contents, if this is a directory.
+    pub fn dir(&self) -> Option<&Directory> {
+        match &self.content {
+            Content::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The directory contents, if this is a directory.
+    pub fn dir_mut(&mut self) -> Option<&mut Directory> {
+        match &mut self.content {
+            Content::Dir(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Records a change: a new `qid.vers` and ctime.
+    pub fn touch_change(&mut self, now: Timespec) {
+        self.version = self.version.wrapping_add(1);
+        self.ctime = now;
+    }
+
+    /// Records a change of contents: a new `qid.vers`, mtime and ctime.
+    pub fn touch_modify(&mut self, now: Timespec) {
+        self.touch_change(now);
+        self.mtime = now;
+    }
+}

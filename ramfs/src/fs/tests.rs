@@ -1,0 +1,676 @@
+//! Unit tests of the tree's rules: permissions, DMEXCL, removal, append, wstat and
+//! setattr all-or-nothing, directory cursors under mutation, the memory limit, locks.
+
+use super::*;
+
+const MIB: u64 = 1 << 20;
+
+fn tree_with_limit(limit: u64) -> Tree {
+    Tree::new(Config {
+        memory_limit: limit,
+        owner: "adm".into(),
+        clock: Clock::Fixed(1_000_000),
+    })
+}
+
+fn tree() -> Tree {
+    tree_with_limit(64 * MIB)
+}
+
+fn file(t: &mut Tree, who: &Cred, dir: NodeId, name: &str, perm: u32) -> NodeId {
+    t.create(who, dir, name, NewNode::new(NewKind::File, perm))
+        .expect("create file")
+}
+
+fn mkdir(t: &mut Tree, who: &Cred, dir: NodeId, name: &str, perm: u32) -> NodeId {
+    t.create(who, dir, name, NewNode::new(NewKind::Dir, perm))
+        .expect("create dir")
+}
+
+fn names(t: &Tree, dir: NodeId) -> Vec<String> {
+    t.dir_entries(dir, 0)
+        .unwrap()
+        .map(|e| e.name.to_owned())
+        .collect()
+}
+
+const RW: OpenMode = OpenMode {
+    read: true,
+    write: true,
+    exec: false,
+    truncate: false,
+};
+
+#[test]
+fn root_is_world_writable_and_owned_by_the_owner() {
+    let mut t = tree();
+    let a = t.attr(t.root()).unwrap();
+    assert_eq!(a.perm, 0o777);
+    assert_eq!(t.user_name(a.uid), "adm");
+    assert_eq!(a.file_type, FileType::Directory);
+    let nobody = t.cred_for_name("nobody");
+    let root = t.root();
+    file(&mut t, &nobody, root, "f", 0o644);
+}
+
+#[test]
+fn qid_paths_are_never_reused() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let a = file(&mut t, &u, root, "a", 0o644);
+    t.unlink(&u, root, "a", UnlinkKind::NonDir).unwrap();
+    let b = file(&mut t, &u, root, "a", 0o644);
+    assert_ne!(a, b);
+    assert!(!t.exists(a));
+}
+
+#[test]
+fn walk_needs_search_permission() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let other = t.cred_for_name("other");
+    let root = t.root();
+    let d = mkdir(&mut t, &owner, root, "d", 0o700);
+    file(&mut t, &owner, d, "f", 0o644);
+    assert!(t.lookup(&owner, d, "f").is_ok());
+    assert_eq!(t.lookup(&other, d, "f"), Err(Error::PermissionDenied));
+    assert_eq!(t.lookup(&owner, d, ".."), Ok(root));
+    assert_eq!(t.lookup(&owner, root, ".."), Ok(root));
+    assert_eq!(t.lookup(&owner, d, "missing"), Err(Error::NotFound));
+}
+
+#[test]
+fn create_needs_write_in_the_directory() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let other = t.cred_for_name("other");
+    let root = t.root();
+    let d = mkdir(&mut t, &owner, root, "d", 0o755);
+    let r = t.create(&other, d, "x", NewNode::new(NewKind::File, 0o644));
+    assert_eq!(r, Err(Error::PermissionDenied));
+    assert_eq!(
+        t.create(&owner, d, "x/y", NewNode::new(NewKind::File, 0o644)),
+        Err(Error::BadName)
+    );
+    file(&mut t, &owner, d, "x", 0o644);
+    assert_eq!(
+        t.create(&owner, d, "x", NewNode::new(NewKind::File, 0o644)),
+        Err(Error::Exists)
+    );
+}
+
+#[test]
+fn plan9_create_mask_and_group_inheritance() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let root = t.root();
+    let d = mkdir(&mut t, &owner, root, "d", 0o750);
+    let mut spec = NewNode::new(NewKind::File, 0o666);
+    spec.plan9_mask = true;
+    let f = t.create(&owner, d, "f", spec).unwrap();
+    let a = t.attr(f).unwrap();
+    assert_eq!(a.perm, 0o640);
+    assert_eq!(a.gid, t.attr(d).unwrap().gid, "group of the directory");
+    assert_eq!(a.uid, owner.uid);
+}
+
+#[test]
+fn open_checks_permission_and_dirs_cannot_be_written() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let other = t.cred_for_name("other");
+    let root = t.root();
+    let f = file(&mut t, &owner, root, "f", 0o644);
+    let read = OpenMode {
+        read: true,
+        ..Default::default()
+    };
+    assert!(t.open(&other, f, read, true).is_ok());
+    assert_eq!(t.open(&other, f, RW, true), Err(Error::PermissionDenied));
+    // Create opens without a check, even a file it makes unwritable.
+    let g = file(&mut t, &owner, root, "g", 0o444);
+    assert!(t.open(&owner, g, RW, false).is_ok());
+    assert_eq!(t.open(&owner, root, RW, true), Err(Error::IsDir));
+}
+
+#[test]
+fn dmexcl_allows_one_open() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let mut spec = NewNode::new(NewKind::File, 0o666);
+    spec.excl = true;
+    let f = t.create(&u, root, "lock", spec).unwrap();
+    t.open(&u, f, RW, true).unwrap();
+    assert_eq!(t.open(&u, f, RW, true), Err(Error::ExclusiveInUse));
+    t.close(f);
+    assert!(t.open(&u, f, RW, true).is_ok());
+}
+
+#[test]
+fn truncating_open_empties_and_bumps_version() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    t.write(&u, f, 0, &[1; 10_000], false).unwrap();
+    let v = t.attr(f).unwrap().version;
+    let used = t.statfs().used;
+    let trunc = OpenMode {
+        write: true,
+        truncate: true,
+        ..Default::default()
+    };
+    t.open(&u, f, trunc, true).unwrap();
+    let a = t.attr(f).unwrap();
+    assert_eq!(a.size, 0);
+    assert!(a.version != v);
+    assert_eq!(t.statfs().used, used - 3 * PAGE_SIZE as u64);
+}
+
+#[test]
+fn every_change_bumps_qid_version() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    let mut last = t.attr(f).unwrap().version;
+    let mut check = |t: &Tree, what: &str| {
+        let v = t.attr(f).unwrap().version;
+        assert_ne!(v, last, "{what} did not bump qid.vers");
+        last = v;
+    };
+    t.write(&u, f, 0, b"x", false).unwrap();
+    check(&t, "write");
+    t.setattr(
+        &u,
+        f,
+        SetAttrs {
+            perm: Some(0o600),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    check(&t, "setattr");
+    t.wstat(
+        &u,
+        f,
+        Wstat {
+            name: Some("g".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    check(&t, "rename");
+    let rv = t.attr(root).unwrap().version;
+    file(&mut t, &u, root, "h", 0o644);
+    assert_ne!(t.attr(root).unwrap().version, rv, "directory change");
+}
+
+#[test]
+fn append_only_writes_go_to_the_end() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let mut spec = NewNode::new(NewKind::File, 0o644);
+    spec.append = true;
+    let f = t.create(&u, root, "log", spec).unwrap();
+    t.write(&u, f, 0, b"one ", false).unwrap();
+    t.write(&u, f, 0, b"two", false).unwrap();
+    assert_eq!(t.read(f, 0, 100).unwrap(), b"one two");
+    // An ordinary file appends only when asked (O_APPEND).
+    let g = file(&mut t, &u, root, "g", 0o644);
+    t.write(&u, g, 0, b"abc", false).unwrap();
+    t.write(&u, g, 0, b"X", false).unwrap();
+    t.write(&u, g, 0, b"Y", true).unwrap();
+    assert_eq!(t.read(g, 0, 100).unwrap(), b"XbcY");
+}
+
+#[test]
+fn removing_a_full_directory_fails() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let d = mkdir(&mut t, &u, root, "d", 0o755);
+    let f = file(&mut t, &u, d, "f", 0o644);
+    assert_eq!(t.remove(Some(&u), d), Err(Error::NotEmpty));
+    assert_eq!(
+        t.unlink(&u, root, "d", UnlinkKind::Dir),
+        Err(Error::NotEmpty)
+    );
+    assert_eq!(
+        t.unlink(&u, root, "d", UnlinkKind::NonDir),
+        Err(Error::IsDir)
+    );
+    assert_eq!(t.unlink(&u, d, "f", UnlinkKind::Dir), Err(Error::NotDir));
+    t.remove(Some(&u), f).unwrap();
+    t.remove(Some(&u), d).unwrap();
+    assert!(names(&t, root).is_empty());
+    assert_eq!(t.remove(Some(&u), root), Err(Error::NotPermitted));
+}
+
+#[test]
+fn remove_needs_write_in_the_parent_except_for_orclose() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let other = t.cred_for_name("other");
+    let root = t.root();
+    let d = mkdir(&mut t, &owner, root, "d", 0o755);
+    let f = file(&mut t, &owner, d, "f", 0o666);
+    assert_eq!(t.remove(Some(&other), f), Err(Error::PermissionDenied));
+    // ORCLOSE was checked when the file was opened; the removal itself is unchecked.
+    t.remove(None, f).unwrap();
+    assert!(!t.exists(f));
+}
+
+#[test]
+fn removed_file_lives_while_referenced_then_frees_its_memory() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let before = t.statfs().used;
+    let f = file(&mut t, &u, root, "f", 0o644);
+    t.incref(f).unwrap();
+    t.write(&u, f, 0, &[9; 5000], false).unwrap();
+    t.unlink(&u, root, "f", UnlinkKind::NonDir).unwrap();
+    assert!(t.exists(f));
+    assert_eq!(t.read(f, 4999, 10).unwrap(), vec![9]);
+    assert_eq!(t.attr(f).unwrap().nlink, 0);
+    t.decref(f);
+    assert!(!t.exists(f));
+    assert_eq!(t.statfs().used, before);
+}
+
+#[test]
+fn wstat_is_all_or_nothing() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &owner, root, "f", 0o644);
+    file(&mut t, &owner, root, "taken", 0o644);
+    let before = t.attr(f).unwrap();
+    // A good mode with a bad name: nothing changes.
+    let w = Wstat {
+        mode: Some(WstatMode {
+            is_dir: false,
+            perm: 0o600,
+            append: true,
+            excl: false,
+            tmp: false,
+        }),
+        length: Some(0),
+        name: Some("taken".into()),
+        ..Default::default()
+    };
+    assert_eq!(t.wstat(&owner, f, w), Err(Error::Exists));
+    assert_eq!(t.attr(f).unwrap(), before);
+    // A file cannot become a directory.
+    let w = Wstat {
+        mode: Some(WstatMode {
+            is_dir: true,
+            perm: 0o755,
+            append: false,
+            excl: false,
+            tmp: false,
+        }),
+        ..Default::default()
+    };
+    assert_eq!(t.wstat(&owner, f, w), Err(Error::WstatFileDir));
+    // Only the owner changes the mode; the owner cannot be changed.
+    let other = t.cred_for_name("other");
+    let w = Wstat {
+        mtime: Some(5),
+        ..Default::default()
+    };
+    assert_eq!(t.wstat(&other, f, w), Err(Error::NotOwner));
+    let w = Wstat {
+        uid: Some("other".into()),
+        ..Default::default()
+    };
+    assert_eq!(t.wstat(&owner, f, w), Err(Error::WstatProhibited));
+    // All don't-touch: succeeds and changes nothing.
+    assert_eq!(t.wstat(&owner, f, Wstat::default()), Ok(()));
+    assert_eq!(t.attr(f).unwrap(), before);
+}
+
+#[test]
+fn wstat_renames_within_the_directory_and_sets_everything_at_once() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &owner, root, "f", 0o644);
+    t.write(&owner, f, 0, b"hello world", false).unwrap();
+    let w = Wstat {
+        mode: Some(WstatMode {
+            is_dir: false,
+            perm: 0o600,
+            append: true,
+            excl: false,
+            tmp: false,
+        }),
+        mtime: Some(1234),
+        length: Some(5),
+        name: Some("g".into()),
+        ..Default::default()
+    };
+    t.wstat(&owner, f, w).unwrap();
+    let a = t.attr(f).unwrap();
+    assert_eq!(
+        (a.perm, a.append, a.size, a.mtime.sec),
+        (0o600, true, 5, 1234)
+    );
+    assert_eq!(a.name, "g");
+    assert_eq!(names(&t, root), vec!["g"]);
+    assert_eq!(t.lookup(&owner, root, "g"), Ok(f));
+}
+
+#[test]
+fn wstat_group_must_be_the_callers() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &owner, root, "f", 0o644);
+    let w = Wstat {
+        gid: Some("sys".into()),
+        ..Default::default()
+    };
+    assert_eq!(t.wstat(&owner, f, w), Err(Error::NotInGroup));
+    let w = Wstat {
+        gid: Some("glenda".into()),
+        ..Default::default()
+    };
+    t.wstat(&owner, f, w).unwrap();
+    assert_eq!(t.user_name(t.attr(f).unwrap().gid), "glenda");
+}
+
+#[test]
+fn setattr_is_all_or_nothing() {
+    let mut t = tree();
+    let user = t.cred_for_uid(1000, Some(1000));
+    let root = t.root();
+    let f = file(&mut t, &user, root, "f", 0o644);
+    t.write(&user, f, 0, b"abcdef", false).unwrap();
+    let before = t.attr(f).unwrap();
+    let set = SetAttrs {
+        perm: Some(0o600),
+        size: Some(2),
+        uid: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(t.setattr(&user, f, set), Err(Error::NotPermitted));
+    assert_eq!(t.attr(f).unwrap(), before);
+    let root_cred = t.cred_for_uid(0, Some(0));
+    t.setattr(&root_cred, f, set).unwrap();
+    let a = t.attr(f).unwrap();
+    assert_eq!((a.perm, a.size, a.uid), (0o600, 2, 0));
+    assert_eq!(
+        t.setattr(
+            &root_cred,
+            root,
+            SetAttrs {
+                size: Some(0),
+                ..Default::default()
+            }
+        ),
+        Err(Error::IsDir)
+    );
+}
+
+#[test]
+fn setattr_times() {
+    let mut t = tree();
+    let user = t.cred_for_uid(1000, None);
+    let other = t.cred_for_uid(1001, None);
+    let root = t.root();
+    let f = file(&mut t, &user, root, "f", 0o666);
+    let at = TimeSet::At(Timespec {
+        sec: 981_173_106,
+        nsec: 5,
+    });
+    let set = SetAttrs {
+        mtime: Some(at),
+        ..Default::default()
+    };
+    assert_eq!(t.setattr(&other, f, set), Err(Error::NotPermitted));
+    let now = SetAttrs {
+        mtime: Some(TimeSet::Now),
+        ..Default::default()
+    };
+    assert!(t.setattr(&other, f, now).is_ok(), "writer may touch to now");
+    t.setattr(&user, f, set).unwrap();
+    assert_eq!(t.attr(f).unwrap().mtime.sec, 981_173_106);
+}
+
+#[test]
+fn directory_cursor_is_stable_while_the_directory_changes() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    for n in ["a", "b", "c", "d"] {
+        file(&mut t, &u, root, n, 0o644);
+    }
+    // Read two entries, remember the cursor.
+    let first: Vec<(u64, String)> = t
+        .dir_entries(root, 0)
+        .unwrap()
+        .take(2)
+        .map(|e| (e.seq, e.name.to_owned()))
+        .collect();
+    assert_eq!(first[0].0, FIRST_SEQ);
+    let cursor = first[1].0;
+    // Remove one already read, one not yet read, add one.
+    t.unlink(&u, root, "a", UnlinkKind::NonDir).unwrap();
+    t.unlink(&u, root, "c", UnlinkKind::NonDir).unwrap();
+    file(&mut t, &u, root, "e", 0o644);
+    let rest: Vec<String> = t
+        .dir_entries(root, cursor)
+        .unwrap()
+        .map(|e| e.name.to_owned())
+        .collect();
+    assert_eq!(rest, vec!["d", "e"], "no entry twice, none skipped");
+    // A re-created name gets a new, larger sequence number.
+    file(&mut t, &u, root, "a", 0o644);
+    let last = t.dir_entries(root, 0).unwrap().last().unwrap();
+    assert_eq!(last.name, "a");
+}
+
+#[test]
+fn memory_limit_refuses_a_write_and_changes_nothing() {
+    let limit = 16 * PAGE_SIZE as u64;
+    let mut t = tree_with_limit(limit);
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    let used = t.statfs().used;
+    let free_pages = (limit - used) / PAGE_SIZE as u64;
+    let big = vec![1u8; (free_pages as usize + 1) * PAGE_SIZE];
+    let v = t.attr(f).unwrap().version;
+    assert_eq!(t.write(&u, f, 0, &big, false), Err(Error::NoSpace));
+    let a = t.attr(f).unwrap();
+    assert_eq!((a.size, a.version, a.blocks), (0, v, 0));
+    assert_eq!(t.statfs().used, used);
+    // What fits, fits; holes are free.
+    t.write(&u, f, 0, &big[..PAGE_SIZE], false).unwrap();
+    t.setattr(
+        &u,
+        f,
+        SetAttrs {
+            size: Some(1 << 40),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(t.statfs().used, used + PAGE_SIZE as u64);
+    let s = t.statfs();
+    assert_eq!(s.blocks, 16);
+    assert_eq!(s.bfree, (limit - s.used) / PAGE_SIZE as u64);
+}
+
+#[test]
+fn names_symlinks_and_xattrs_count_against_memory() {
+    let mut t = tree_with_limit(NODE_COST + 100);
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let long = "x".repeat(101);
+    assert_eq!(
+        t.create(&u, root, &long, NewNode::new(NewKind::File, 0o644)),
+        Err(Error::NoSpace)
+    );
+    let f = file(&mut t, &u, root, "f", 0o644);
+    assert_eq!(t.statfs().used, NODE_COST + 1);
+    assert_eq!(
+        t.xattr_set(&u, f, "user.a", vec![0; 99], XattrSetMode::Any),
+        Err(Error::NoSpace)
+    );
+    t.xattr_set(&u, f, "user.a", vec![0; 10], XattrSetMode::Any)
+        .unwrap();
+    assert_eq!(t.statfs().used, NODE_COST + 1 + 16);
+    t.xattr_remove(&u, f, "user.a").unwrap();
+    assert_eq!(t.statfs().used, NODE_COST + 1);
+    assert_eq!(
+        t.create(
+            &u,
+            root,
+            "l",
+            NewNode::new(NewKind::Symlink("y".repeat(100)), 0o777)
+        ),
+        Err(Error::NoSpace)
+    );
+}
+
+#[test]
+fn xattr_create_and_replace_flags() {
+    let mut t = tree();
+    let u = t.cred_for_name("glenda");
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    assert_eq!(
+        t.xattr_set(&u, f, "user.k", b"v".to_vec(), XattrSetMode::Replace),
+        Err(Error::NoData)
+    );
+    t.xattr_set(&u, f, "user.k", b"v".to_vec(), XattrSetMode::Create)
+        .unwrap();
+    assert_eq!(
+        t.xattr_set(&u, f, "user.k", b"w".to_vec(), XattrSetMode::Create),
+        Err(Error::Exists)
+    );
+    t.xattr_set(&u, f, "user.j", b"".to_vec(), XattrSetMode::Any)
+        .unwrap();
+    assert_eq!(t.xattr_get(f, "user.k").unwrap(), b"v");
+    assert_eq!(t.xattr_list(f).unwrap(), b"user.j\0user.k\0");
+    assert_eq!(t.xattr_get(f, "user.none"), Err(Error::NoData));
+}
+
+#[test]
+fn rename_rules() {
+    let mut t = tree();
+    let u = t.cred_for_uid(1000, None);
+    let root = t.root();
+    let a = mkdir(&mut t, &u, root, "a", 0o755);
+    let b = mkdir(&mut t, &u, a, "b", 0o755);
+    let f = file(&mut t, &u, root, "f", 0o644);
+    let g = file(&mut t, &u, root, "g", 0o644);
+    assert_eq!(t.rename(&u, root, "a", b, "x"), Err(Error::Invalid));
+    assert_eq!(t.rename(&u, root, "f", a, "b"), Err(Error::IsDir));
+    assert_eq!(t.rename(&u, a, "b", root, "f"), Err(Error::NotDir));
+    // A file replaces a file; the replaced one is gone.
+    t.rename(&u, root, "f", root, "g").unwrap();
+    assert!(!t.exists(g));
+    assert_eq!(t.lookup(&u, root, "g"), Ok(f));
+    // A directory moves, and its ".." follows.
+    t.rename(&u, a, "b", root, "b2").unwrap();
+    assert_eq!(t.lookup(&u, b, ".."), Ok(root));
+    assert_eq!(t.attr(a).unwrap().nlink, 2);
+    assert_eq!(t.attr(root).unwrap().nlink, 4);
+    // A directory replaces an empty directory only.
+    let c = mkdir(&mut t, &u, root, "c", 0o755);
+    file(&mut t, &u, c, "inside", 0o644);
+    assert_eq!(t.rename(&u, root, "a", root, "c"), Err(Error::NotEmpty));
+    t.rename(&u, root, "b2", root, "a").unwrap();
+    assert!(!t.exists(a));
+}
+
+#[test]
+fn hard_links_share_the_node() {
+    let mut t = tree();
+    let u = t.cred_for_uid(1000, None);
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    t.write(&u, f, 0, b"data", false).unwrap();
+    t.link(&u, root, "h", f).unwrap();
+    assert_eq!(t.attr(f).unwrap().nlink, 2);
+    t.unlink(&u, root, "f", UnlinkKind::NonDir).unwrap();
+    assert_eq!(t.lookup(&u, root, "h"), Ok(f));
+    assert_eq!(t.read(f, 0, 10).unwrap(), b"data");
+    let d = mkdir(&mut t, &u, root, "d", 0o755);
+    assert_eq!(t.link(&u, root, "d2", d), Err(Error::NotPermitted));
+    // Removing by node takes the remaining name.
+    t.remove(Some(&u), f).unwrap();
+    assert!(!t.exists(f));
+}
+
+#[test]
+fn created_in_a_removed_directory_fails() {
+    let mut t = tree();
+    let u = t.cred_for_uid(1000, None);
+    let root = t.root();
+    let d = mkdir(&mut t, &u, root, "d", 0o755);
+    t.incref(d).unwrap();
+    t.unlink(&u, root, "d", UnlinkKind::Dir).unwrap();
+    assert_eq!(
+        t.create(&u, d, "x", NewNode::new(NewKind::File, 0o644)),
+        Err(Error::NotFound)
+    );
+}
+
+#[test]
+fn record_locks_by_owner_and_session() {
+    let mut t = tree();
+    let u = t.cred_for_uid(1000, None);
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    let a = LockOwner {
+        session: 1,
+        client_id: "h".into(),
+        proc_id: 10,
+    };
+    let b = LockOwner {
+        session: 2,
+        client_id: "h".into(),
+        proc_id: 11,
+    };
+    t.lock(f, &a, Some(LockKind::Write), 0, 99)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.lock(f, &b, Some(LockKind::Read), 50, 50).unwrap(),
+        Err(LockRefusal::Conflict)
+    );
+    let c = t
+        .conflicting_lock(f, &b, LockKind::Read, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(
+        c.map(|l| (l.owner.proc_id, l.start, l.end)),
+        Some((10, 0, 99))
+    );
+    t.release_session_locks(1);
+    assert!(t.lock(f, &b, Some(LockKind::Write), 0, 0).unwrap().is_ok());
+    assert_eq!(t.locks_of(f).unwrap().len(), 1);
+}
+
+#[test]
+fn writes_past_the_largest_file_fail() {
+    let mut t = tree();
+    let u = t.cred_for_uid(1000, None);
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    assert_eq!(
+        t.write(&u, f, u64::MAX - 1, b"xy", false),
+        Err(Error::FileTooBig)
+    );
+    assert_eq!(
+        t.write(&u, f, MAX_FILE_SIZE, b"x", false),
+        Err(Error::FileTooBig)
+    );
+}
