@@ -1,0 +1,607 @@
+//! A channel: one fid on a mount, with the dialect-neutral file operations.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ninep::{dm, getattr, setattr, Dialect, Dirent, Msg, Qid, SetAttr, Stat, MAXWELEM};
+
+use crate::error::{BadReply, MntError};
+use crate::fileinfo::{Changes, FileInfo, OpenMode};
+use crate::id::{FileKey, MountId};
+use crate::mount::Mount;
+use crate::rendez::Interrupt;
+
+/// An open (or merely walked-to) file of a mount: it owns one fid.
+///
+/// A channel holds its mount; the mount's transport closes when its last channel is
+/// gone. [`clunk`](Self::clunk) and [`remove`](Self::remove) wait for the server;
+/// dropping a channel queues its clunk instead (the `Tclunk` is sent at once, and
+/// whichever caller is reading when the `Rclunk` comes finishes it), so dropping
+/// never waits for the server, though it may wait for the transport to take the
+/// message: drop channels outside your own locks.
+pub struct Chan {
+    mount: Mount,
+    fid: u32,
+    /// False once clunked or removed: nothing left for `Drop` to do.
+    live: bool,
+    qid: Qid,
+    opened: Option<Opened>,
+    /// The numeric user of the attach: the group of files created in 9P2000.L.
+    n_uname: u32,
+    /// The last name walked to ("/" for a root): 9P2000.L attributes carry no name.
+    name: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Opened {
+    mode: OpenMode,
+    iounit: u32,
+}
+
+/// One entry of a directory read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub qid: Qid,
+    pub name: String,
+    /// Everything the server said, when it said it (9P2000 directory reads return
+    /// whole stat records; 9P2000.L's `Rreaddir` only qid, type and name).
+    pub info: Option<FileInfo>,
+}
+
+impl fmt::Debug for Chan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chan")
+            .field("mount", &self.mount.id())
+            .field("fid", &self.fid)
+            .field("qid", &self.qid)
+            .field("name", &self.name)
+            .field("open", &self.opened.map(|o| o.mode))
+            .finish()
+    }
+}
+
+impl Chan {
+    pub(crate) fn new(mount: Mount, fid: u32, qid: Qid, n_uname: u32) -> Chan {
+        Chan {
+            mount,
+            fid,
+            live: true,
+            qid,
+            opened: None,
+            n_uname,
+            name: String::from("/"),
+        }
+    }
+
+    /// The mount this channel belongs to.
+    pub fn mount(&self) -> &Mount {
+        &self.mount
+    }
+
+    /// The id of the mount (the `dev` of [`FileKey`]).
+    pub fn mount_id(&self) -> MountId {
+        self.mount.id()
+    }
+
+    /// The file's qid as of the last walk, open or create.
+    pub fn qid(&self) -> Qid {
+        self.qid
+    }
+
+    /// The cache identity of the file's current version.
+    pub fn file_key(&self) -> FileKey {
+        FileKey::mounted(self.mount.id(), self.qid)
+    }
+
+    /// The fid on the wire (for diagnostics and tests).
+    pub fn fid(&self) -> u32 {
+        self.fid
+    }
+
+    /// The last name this channel was walked to or created as ("/" for a root).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How the channel is open, if it is.
+    pub fn open_mode(&self) -> Option<OpenMode> {
+        self.opened.map(|o| o.mode)
+    }
+
+    /// The most data one read or write message carries on this channel.
+    pub fn iounit(&self) -> u32 {
+        self.opened
+            .map(|o| o.iounit)
+            .unwrap_or_else(|| self.mount.max_iounit())
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.mount.dialect()
+    }
+
+    /// A new channel walked from this one along `names` (none: a clone). Walks of
+    /// more than 16 names go out as several `Twalk`s of at most 16.
+    ///
+    /// A walk that stops early fails with [`MntError::WalkIncomplete`].
+    pub fn walk(&self, names: &[&str], intr: &Interrupt) -> Result<Chan, MntError> {
+        let mux = self.mount.mux();
+        let newfid = mux.new_chan_fid()?;
+        let mut qid = self.qid;
+        let mut walked = 0;
+        // Whether newfid exists on the server (after the first step succeeded).
+        let mut made = false;
+        let steps: Vec<&[&str]> = if names.is_empty() {
+            Vec::from([names])
+        } else {
+            names.chunks(MAXWELEM).collect()
+        };
+        for step in steps {
+            let msg = Msg::Twalk {
+                fid: if made { newfid } else { self.fid },
+                newfid,
+                wnames: step.iter().map(|n| String::from(*n)).collect(),
+            };
+            let err = match mux.rpc(msg, intr) {
+                Ok(Msg::Rwalk { wqids }) if wqids.len() > step.len() => {
+                    let bad = BadReply::TooManyQids {
+                        names: step.len(),
+                        qids: wqids.len(),
+                    };
+                    mux.break_mount(bad.clone(), None);
+                    MntError::BadReply(bad)
+                }
+                Ok(Msg::Rwalk { wqids }) if wqids.len() < step.len() => MntError::WalkIncomplete {
+                    walked: walked + wqids.len(),
+                },
+                Ok(Msg::Rwalk { wqids }) => {
+                    walked += wqids.len();
+                    if let Some(q) = wqids.last() {
+                        qid = *q;
+                    }
+                    made = true;
+                    continue;
+                }
+                Ok(other) => self.mount.wrong_reply(ninep::mtype::TWALK, &other),
+                Err(e) => e,
+            };
+            self.discard_new_fid(newfid, made, &err);
+            return Err(err);
+        }
+        let name = names
+            .last()
+            .map(|n| String::from(*n))
+            .unwrap_or_else(|| self.name.clone());
+        Ok(Chan {
+            mount: self.mount.clone(),
+            fid: newfid,
+            live: true,
+            qid,
+            opened: None,
+            n_uname: self.n_uname,
+            name,
+        })
+    }
+
+    /// After a failed walk: a fid the server holds is clunked (queued); one it never
+    /// made is free; one nobody can be sure of is abandoned.
+    fn discard_new_fid(&self, newfid: u32, made: bool, err: &MntError) {
+        let mux = self.mount.mux();
+        if made {
+            if mux.clunk_queued(newfid).is_err() {
+                mux.abandon_fid(newfid);
+            }
+        } else if matches!(err, MntError::WalkIncomplete { .. }) {
+            mux.release_fid(newfid);
+        } else {
+            self.mount.forget_new_fid(newfid, err);
+        }
+        mux.chan_gone();
+    }
+
+    /// Opens the file for I/O.
+    pub fn open(&mut self, mode: OpenMode, intr: &Interrupt) -> Result<(), MntError> {
+        if self.opened.is_some() {
+            return Err(MntError::AlreadyOpen);
+        }
+        let msg = match self.dialect() {
+            Dialect::P2000 => Msg::Topen {
+                fid: self.fid,
+                mode: mode.to_9p2000(),
+            },
+            Dialect::L => Msg::Tlopen {
+                fid: self.fid,
+                flags: mode.to_linux_flags().ok_or(MntError::Unsupported)?,
+            },
+        };
+        match self.mount.mux().rpc(msg, intr)? {
+            Msg::Ropen { qid, iounit } | Msg::Rlopen { qid, iounit } => {
+                self.set_open(qid, iounit, mode);
+                Ok(())
+            }
+            other => Err(self.mount.wrong_reply(ninep::mtype::TOPEN, &other)),
+        }
+    }
+
+    fn set_open(&mut self, qid: Qid, iounit: u32, mode: OpenMode) {
+        let max = self.mount.max_iounit();
+        let iounit = if iounit == 0 || iounit > max {
+            max
+        } else {
+            iounit
+        };
+        self.qid = qid;
+        self.opened = Some(Opened { mode, iounit });
+    }
+
+    /// Creates `name` in this directory and makes this channel the new file, open
+    /// with `mode`. `perm` is Plan 9's: permission bits, plus `dm::DIR` for a
+    /// directory.
+    ///
+    /// In 9P2000.L a directory takes three messages (`Tmkdir`, `Twalk`, `Tlopen`); if
+    /// a later one fails the directory exists and the channel may already be on it.
+    pub fn create(
+        &mut self,
+        name: &str,
+        perm: u32,
+        mode: OpenMode,
+        intr: &Interrupt,
+    ) -> Result<(), MntError> {
+        if self.opened.is_some() {
+            return Err(MntError::AlreadyOpen);
+        }
+        let mux = self.mount.mux();
+        match self.dialect() {
+            Dialect::P2000 => {
+                let msg = Msg::Tcreate {
+                    fid: self.fid,
+                    name: String::from(name),
+                    perm,
+                    mode: mode.to_9p2000(),
+                };
+                match mux.rpc(msg, intr)? {
+                    Msg::Rcreate { qid, iounit } => self.set_open(qid, iounit, mode),
+                    other => return Err(self.mount.wrong_reply(ninep::mtype::TCREATE, &other)),
+                }
+            }
+            Dialect::L if perm & dm::DIR != 0 => {
+                let flags = mode.to_linux_flags().ok_or(MntError::Unsupported)?;
+                let mkdir = Msg::Tmkdir {
+                    dfid: self.fid,
+                    name: String::from(name),
+                    mode: perm & dm::PERM,
+                    gid: self.n_uname,
+                };
+                mux.rpc(mkdir, intr)?;
+                let walk = Msg::Twalk {
+                    fid: self.fid,
+                    newfid: self.fid,
+                    wnames: Vec::from([String::from(name)]),
+                };
+                match mux.rpc(walk, intr)? {
+                    Msg::Rwalk { wqids } if wqids.len() == 1 => self.qid = wqids[0],
+                    _ => return Err(MntError::WalkIncomplete { walked: 0 }),
+                }
+                self.name = String::from(name);
+                match mux.rpc(
+                    Msg::Tlopen {
+                        fid: self.fid,
+                        flags,
+                    },
+                    intr,
+                )? {
+                    Msg::Rlopen { qid, iounit } => self.set_open(qid, iounit, mode),
+                    other => return Err(self.mount.wrong_reply(ninep::mtype::TLOPEN, &other)),
+                }
+            }
+            Dialect::L => {
+                let flags = mode.to_linux_flags().ok_or(MntError::Unsupported)?
+                    | ninep::lflags::CREAT
+                    | ninep::lflags::EXCL;
+                let msg = Msg::Tlcreate {
+                    fid: self.fid,
+                    name: String::from(name),
+                    flags,
+                    mode: perm & dm::PERM,
+                    gid: self.n_uname,
+                };
+                match mux.rpc(msg, intr)? {
+                    Msg::Rlcreate { qid, iounit } => self.set_open(qid, iounit, mode),
+                    other => return Err(self.mount.wrong_reply(ninep::mtype::TLCREATE, &other)),
+                }
+            }
+        }
+        self.name = String::from(name);
+        Ok(())
+    }
+
+    /// Reads at `offset` into `buf`, in messages of at most [`iounit`](Self::iounit)
+    /// bytes, stopping at a short read. Returns the bytes read (0 at end of file).
+    ///
+    /// If a later message fails, the bytes already read are returned; the next call
+    /// reports the error.
+    pub fn read(&self, offset: u64, buf: &mut [u8], intr: &Interrupt) -> Result<usize, MntError> {
+        if !self.opened.is_some_and(|o| o.mode.can_read()) {
+            return Err(MntError::NotOpen);
+        }
+        let iounit = self.iounit() as usize;
+        let mut done = 0;
+        while done < buf.len() {
+            let want = (buf.len() - done).min(iounit);
+            let msg = Msg::Tread {
+                fid: self.fid,
+                offset: offset + done as u64,
+                // want ≤ iounit < msize ≤ 1 MiB.
+                count: want as u32,
+            };
+            let data = match self.mount.mux().rpc(msg, intr) {
+                Ok(Msg::Rread { data }) if data.len() > want => {
+                    return Err(self.overlong(want, data.len()));
+                }
+                Ok(Msg::Rread { data }) => data,
+                Ok(other) => return Err(self.mount.wrong_reply(ninep::mtype::TREAD, &other)),
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            };
+            buf[done..done + data.len()].copy_from_slice(&data);
+            done += data.len();
+            // Plan 9 stops at a short read, and between messages when a note is
+            // pending (the caller's next call will see it).
+            if data.len() < want || intr.is_pending() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes `data` at `offset`, in messages of at most [`iounit`](Self::iounit)
+    /// bytes, stopping when the server takes less than it was given. Returns the
+    /// bytes written.
+    pub fn write(&self, offset: u64, data: &[u8], intr: &Interrupt) -> Result<usize, MntError> {
+        if !self.opened.is_some_and(|o| o.mode.can_write()) {
+            return Err(MntError::NotOpen);
+        }
+        let iounit = self.iounit() as usize;
+        let mut done = 0;
+        // A zero-length write is still a message (it may mean something to the server).
+        loop {
+            let n = (data.len() - done).min(iounit);
+            let msg = Msg::Twrite {
+                fid: self.fid,
+                offset: offset + done as u64,
+                data: Vec::from(&data[done..done + n]),
+            };
+            let count = match self.mount.mux().rpc(msg, intr) {
+                Ok(Msg::Rwrite { count }) if count as usize > n => {
+                    return Err(self.overlong(n, count as usize));
+                }
+                Ok(Msg::Rwrite { count }) => count as usize,
+                Ok(other) => return Err(self.mount.wrong_reply(ninep::mtype::TWRITE, &other)),
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            };
+            self.mount.mux().counters.written(count);
+            done += count;
+            if count < n || done == data.len() || intr.is_pending() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// A reply that claims more data than was asked for: the server is broken.
+    fn overlong(&self, asked: usize, got: usize) -> MntError {
+        let bad = BadReply::Overlong { asked, got };
+        self.mount.mux().break_mount(bad.clone(), None);
+        MntError::BadReply(bad)
+    }
+
+    /// Reads directory entries from `offset` (0 to start; then the returned next
+    /// offset). An empty list means the end.
+    ///
+    /// In 9P2000 the offset is a byte offset in the stream of stat records and each
+    /// entry has its full [`FileInfo`]; in 9P2000.L it is the server's cookie.
+    pub fn read_dir(
+        &self,
+        offset: u64,
+        intr: &Interrupt,
+    ) -> Result<(Vec<DirEntry>, u64), MntError> {
+        if !self.opened.is_some_and(|o| o.mode.can_read()) {
+            return Err(MntError::NotOpen);
+        }
+        let count = self.iounit();
+        let mux = self.mount.mux();
+        let mut entries = Vec::new();
+        match self.dialect() {
+            Dialect::P2000 => {
+                let msg = Msg::Tread {
+                    fid: self.fid,
+                    offset,
+                    count,
+                };
+                let data = match mux.rpc(msg, intr)? {
+                    Msg::Rread { data } => data,
+                    other => return Err(self.mount.wrong_reply(ninep::mtype::TREAD, &other)),
+                };
+                let mut rest = &data[..];
+                while !rest.is_empty() {
+                    let (st, used) = Stat::decode(rest)
+                        .map_err(|e| MntError::BadReply(BadReply::Decode(e.kind)))?;
+                    rest = &rest[used..];
+                    entries.push(DirEntry {
+                        qid: st.qid,
+                        name: st.name.clone(),
+                        info: Some(FileInfo::from_stat(st)),
+                    });
+                }
+                Ok((entries, offset + data.len() as u64))
+            }
+            Dialect::L => {
+                let msg = Msg::Treaddir {
+                    fid: self.fid,
+                    offset,
+                    count,
+                };
+                let data = match mux.rpc(msg, intr)? {
+                    Msg::Rreaddir { data } => data,
+                    other => return Err(self.mount.wrong_reply(ninep::mtype::TREADDIR, &other)),
+                };
+                let mut rest = &data[..];
+                let mut next = offset;
+                while !rest.is_empty() {
+                    let (d, used): (Dirent, usize) = Dirent::decode(rest)
+                        .map_err(|e| MntError::BadReply(BadReply::Decode(e.kind)))?;
+                    rest = &rest[used..];
+                    next = d.offset;
+                    entries.push(DirEntry {
+                        qid: d.qid,
+                        name: d.name,
+                        info: None,
+                    });
+                }
+                Ok((entries, next))
+            }
+        }
+    }
+
+    /// The file's attributes.
+    pub fn stat(&self, intr: &Interrupt) -> Result<FileInfo, MntError> {
+        let mux = self.mount.mux();
+        match self.dialect() {
+            Dialect::P2000 => match mux.rpc(Msg::Tstat { fid: self.fid }, intr)? {
+                Msg::Rstat { stat } => Ok(FileInfo::from_stat(stat)),
+                other => Err(self.mount.wrong_reply(ninep::mtype::TSTAT, &other)),
+            },
+            Dialect::L => {
+                let msg = Msg::Tgetattr {
+                    fid: self.fid,
+                    request_mask: getattr::BASIC,
+                };
+                match mux.rpc(msg, intr)? {
+                    Msg::Rgetattr { attr } => Ok(FileInfo::from_attr(&attr, self.name.clone())),
+                    other => Err(self.mount.wrong_reply(ninep::mtype::TGETATTR, &other)),
+                }
+            }
+        }
+    }
+
+    /// Changes the file's attributes: truncate, rename, chmod, set mtime.
+    pub fn wstat(&mut self, changes: &Changes, intr: &Interrupt) -> Result<(), MntError> {
+        let mux = self.mount.mux();
+        match self.dialect() {
+            Dialect::P2000 => {
+                let mut st = Stat::dont_touch();
+                if let Some(l) = changes.length {
+                    st.length = l;
+                }
+                if let Some(n) = &changes.name {
+                    st.name = n.clone();
+                }
+                if let Some(m) = changes.mode {
+                    st.mode = m;
+                }
+                if let Some(t) = changes.mtime {
+                    st.mtime = t;
+                }
+                match mux.rpc(
+                    Msg::Twstat {
+                        fid: self.fid,
+                        stat: st,
+                    },
+                    intr,
+                )? {
+                    Msg::Rwstat => {}
+                    other => return Err(self.mount.wrong_reply(ninep::mtype::TWSTAT, &other)),
+                }
+            }
+            Dialect::L => {
+                let mut attr = SetAttr::default();
+                if let Some(l) = changes.length {
+                    attr.valid |= setattr::SIZE;
+                    attr.size = l;
+                }
+                if let Some(m) = changes.mode {
+                    attr.valid |= setattr::MODE;
+                    attr.mode = m & dm::PERM;
+                }
+                if let Some(t) = changes.mtime {
+                    attr.valid |= setattr::MTIME | setattr::MTIME_SET;
+                    attr.mtime_sec = u64::from(t);
+                }
+                if attr.valid != 0 {
+                    match mux.rpc(
+                        Msg::Tsetattr {
+                            fid: self.fid,
+                            attr,
+                        },
+                        intr,
+                    )? {
+                        Msg::Rsetattr => {}
+                        other => {
+                            return Err(self.mount.wrong_reply(ninep::mtype::TSETATTR, &other))
+                        }
+                    }
+                }
+                if let Some(n) = &changes.name {
+                    // Trename names the new parent: here the same directory.
+                    let parent = self.walk(&[".."], intr)?;
+                    let msg = Msg::Trename {
+                        fid: self.fid,
+                        dfid: parent.fid,
+                        name: n.clone(),
+                    };
+                    let r = mux.rpc(msg, intr);
+                    drop(parent);
+                    match r? {
+                        Msg::Rrename => {}
+                        other => return Err(self.mount.wrong_reply(ninep::mtype::TRENAME, &other)),
+                    }
+                }
+            }
+        }
+        if let Some(n) = &changes.name {
+            self.name = n.clone();
+        }
+        Ok(())
+    }
+
+    /// Clunks the fid and waits for the server. On any failure (an error reply, a
+    /// flush, a broken mount) the fid number is abandoned, never reused.
+    pub fn clunk(self, intr: &Interrupt) -> Result<(), MntError> {
+        let fid = self.fid;
+        self.finish(Msg::Tclunk { fid }, intr)
+    }
+
+    /// Removes the file, and clunks the fid (even if the removal fails).
+    pub fn remove(self, intr: &Interrupt) -> Result<(), MntError> {
+        let fid = self.fid;
+        self.finish(Msg::Tremove { fid }, intr)
+    }
+
+    fn finish(mut self, msg: Msg, intr: &Interrupt) -> Result<(), MntError> {
+        self.live = false;
+        let mux = self.mount.mux();
+        let r = mux.rpc(msg, intr);
+        match &r {
+            Ok(_) => mux.release_fid(self.fid),
+            // A botched or flushed clunk: the server may still hold the fid.
+            Err(_) => mux.abandon_fid(self.fid),
+        }
+        mux.chan_gone();
+        r.map(|_| ())
+    }
+}
+
+impl Drop for Chan {
+    fn drop(&mut self) {
+        if !self.live {
+            return;
+        }
+        self.live = false;
+        let mux = self.mount.mux();
+        if mux.clunk_queued(self.fid).is_err() {
+            mux.abandon_fid(self.fid);
+        }
+        mux.chan_gone();
+    }
+}

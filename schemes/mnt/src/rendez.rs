@@ -1,0 +1,103 @@
+//! Blocking, as the embedding kernel provides it, and interruption of a blocked call.
+//!
+//! The core never spawns threads and never blocks on its own: a thread that waits
+//! for a reply sleeps on a [`Rendez`] (Plan 9's `Rendez`: sleep until a condition
+//! holds, wake up), which the kernel makes through its [`Platform`]. A caller that
+//! must be able to give up (a process that got a note) passes an [`Interrupt`];
+//! posting it wakes the sleeper, and the mount driver flushes the request.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A rendezvous point one thread sleeps on and others wake.
+///
+/// Contract (Plan 9's `sleep`/`wakeup`): `sleep` returns only after `ready()` returned
+/// true; it evaluates `ready` and goes to sleep atomically with respect to `wakeup`,
+/// so a `wakeup` that follows a state change `ready` observes is never lost. Spurious
+/// returns from the inner wait are the implementation's business: `sleep` re-checks.
+///
+/// `ready` only reads atomics; it never takes a lock of the mount driver. `wakeup`
+/// may be called with the mount's state lock held (lock order: mount state lock →
+/// rendez lock), so it must not block on anything but its own short lock.
+pub trait Rendez: Send + Sync {
+    /// Blocks until `ready()` returns true.
+    fn sleep(&self, ready: &dyn Fn() -> bool);
+    /// Wakes the thread sleeping here, if any; returns whether one was asleep.
+    fn wakeup(&self) -> bool;
+}
+
+/// What the embedding kernel provides: a way to make rendezvous points.
+pub trait Platform: Send + Sync {
+    /// A new rendezvous point, for one call's wait.
+    fn rendez(&self) -> Arc<dyn Rendez>;
+}
+
+/// A per-caller cancellation token: "this process has a note pending".
+///
+/// The kernel owns one per thread (or per call) and calls [`post`](Self::post) when
+/// the thread must stop waiting. A call in the mount driver consumes each post: a post
+/// before the request is sent aborts it unsent; a post while its reply is awaited
+/// sends a `Tflush`; a further post while the `Rflush` is awaited sends another
+/// `Tflush` carrying the original tag. One `Interrupt` serves one call at a time.
+pub struct Interrupt {
+    pending: AtomicBool,
+    /// The rendezvous the owning thread sleeps on now, woken by `post`.
+    sleeper: spin::Mutex<Option<Arc<dyn Rendez>>>,
+}
+
+impl Default for Interrupt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Interrupt")
+            .field("pending", &self.is_pending())
+            .finish()
+    }
+}
+
+impl Interrupt {
+    /// A token with nothing pending.
+    pub const fn new() -> Self {
+        Interrupt {
+            pending: AtomicBool::new(false),
+            sleeper: spin::Mutex::new(None),
+        }
+    }
+
+    /// Marks the interrupt pending and wakes the owner if it sleeps.
+    pub fn post(&self) {
+        self.pending.store(true, Ordering::SeqCst);
+        // Lock order: interrupt sleeper slot → rendez lock.
+        let sleeper = self.sleeper.lock();
+        if let Some(r) = sleeper.as_ref() {
+            r.wakeup();
+        }
+    }
+
+    /// Whether a post has not been consumed yet.
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Consumes a pending post; returns whether there was one.
+    pub fn take(&self) -> bool {
+        self.pending.swap(false, Ordering::SeqCst)
+    }
+
+    /// Forgets a pending post.
+    pub fn clear(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+    }
+
+    /// Sleeps on `rendez` until `ready()` holds or a post is pending. The post is not
+    /// consumed. Transports use this for an interruptible receive.
+    pub fn sleep_on(&self, rendez: &Arc<dyn Rendez>, ready: &dyn Fn() -> bool) {
+        *self.sleeper.lock() = Some(rendez.clone());
+        rendez.sleep(&|| self.is_pending() || ready());
+        *self.sleeper.lock() = None;
+    }
+}

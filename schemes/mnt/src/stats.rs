@@ -1,0 +1,105 @@
+//! Per-mount statistics a user can read.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one mount; updated with relaxed atomics, read by [`Self::snapshot`].
+pub(crate) struct Counters {
+    sent_by_type: [AtomicU64; 256],
+    replies: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_written: AtomicU64,
+    flushes: AtomicU64,
+    fids_abandoned: AtomicU64,
+    clunks_queued: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        Counters {
+            sent_by_type: [const { AtomicU64::new(0) }; 256],
+            replies: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            fids_abandoned: AtomicU64::new(0),
+            clunks_queued: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn sent(&self, mtype: u8) {
+        self.sent_by_type[usize::from(mtype)].fetch_add(1, Ordering::Relaxed);
+        if mtype == ninep::mtype::TFLUSH {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn replied(&self) {
+        self.replies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self, n: usize) {
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn written(&self, n: usize) {
+        self.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fid_abandoned(&self) {
+        self.fids_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn clunk_queued(&self) {
+        self.clunks_queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, in_flight: usize) -> MountStats {
+        let mut sent_by_type = [0u64; 256];
+        for (out, c) in sent_by_type.iter_mut().zip(self.sent_by_type.iter()) {
+            *out = c.load(Ordering::Relaxed);
+        }
+        MountStats {
+            sent_by_type,
+            replies: self.replies.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            flushes: self.flushes.load(Ordering::Relaxed),
+            fids_abandoned: self.fids_abandoned.load(Ordering::Relaxed),
+            clunks_queued: self.clunks_queued.load(Ordering::Relaxed),
+            in_flight,
+        }
+    }
+}
+
+/// A copy of a mount's statistics at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStats {
+    /// Messages sent, indexed by wire type number (`Tversion` included).
+    pub sent_by_type: [u64; 256],
+    /// Replies received and matched to a request.
+    pub replies: u64,
+    /// Data bytes received in `Rread`s.
+    pub bytes_read: u64,
+    /// Data bytes the server accepted in `Rwrite`s.
+    pub bytes_written: u64,
+    /// `Tflush`es sent.
+    pub flushes: u64,
+    /// Fids given up after a botched or flushed clunk (or create/walk): never reused.
+    pub fids_abandoned: u64,
+    /// Clunks sent without waiting for their reply (a dropped channel).
+    pub clunks_queued: u64,
+    /// Requests sent or about to be sent whose reply has not arrived (flushes included).
+    pub in_flight: usize,
+}
+
+impl MountStats {
+    /// Messages of this type sent.
+    pub fn sent(&self, mtype: u8) -> u64 {
+        self.sent_by_type[usize::from(mtype)]
+    }
+
+    /// `Tread`s sent.
+    pub fn treads(&self) -> u64 {
+        self.sent(ninep::mtype::TREAD)
+    }
+}

@@ -1,0 +1,101 @@
+//! Tag allocation: one tag per request in flight, never `NOTAG`.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Tags usable by requests: 0 through 0xfffe (0xffff is `NOTAG`).
+const NTAGS: usize = ninep::NOTAG as usize;
+const WORD_BITS: usize = 64;
+
+/// A bitmap of the tags in use.
+///
+/// A tag stays in use from its request's send until the request is settled: for a
+/// flushed request that is after its last `Rflush`, so a tag named by a `Tflush` on
+/// the wire is never given to a new request.
+pub(crate) struct TagPool {
+    used: Vec<u64>,
+    /// Where the next search starts: tags rotate, so a just-freed tag is the last to
+    /// come back (it reads better in traces and hides no reuse bug).
+    hint: usize,
+    in_use: usize,
+}
+
+impl TagPool {
+    pub(crate) fn new() -> Self {
+        TagPool {
+            used: vec![0; NTAGS.div_ceil(WORD_BITS)],
+            hint: 0,
+            in_use: 0,
+        }
+    }
+
+    /// A free tag, now in use; `None` when all are in use.
+    pub(crate) fn alloc(&mut self) -> Option<u16> {
+        if self.in_use == NTAGS {
+            return None;
+        }
+        for step in 0..NTAGS {
+            let t = (self.hint + step) % NTAGS;
+            let (w, b) = (t / WORD_BITS, t % WORD_BITS);
+            if self.used[w] & (1 << b) == 0 {
+                self.used[w] |= 1 << b;
+                self.in_use += 1;
+                self.hint = (t + 1) % NTAGS;
+                // NTAGS ≤ 0xffff, so t fits and is never NOTAG.
+                return u16::try_from(t).ok();
+            }
+        }
+        None
+    }
+
+    /// Returns a tag to the pool.
+    pub(crate) fn free(&mut self, tag: u16) {
+        let t = usize::from(tag);
+        if t >= NTAGS {
+            return;
+        }
+        let (w, b) = (t / WORD_BITS, t % WORD_BITS);
+        if self.used[w] & (1 << b) != 0 {
+            self.used[w] &= !(1 << b);
+            self.in_use -= 1;
+        }
+    }
+
+    /// Whether `tag` is in use.
+    #[cfg(test)]
+    pub(crate) fn is_used(&self, tag: u16) -> bool {
+        let t = usize::from(tag);
+        t < NTAGS && self.used[t / WORD_BITS] & (1 << (t % WORD_BITS)) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_tags_then_none_and_never_notag() {
+        let mut p = TagPool::new();
+        let mut seen = vec![false; NTAGS];
+        for _ in 0..NTAGS {
+            let t = p.alloc().expect("a free tag");
+            assert_ne!(t, ninep::NOTAG);
+            assert!(!seen[usize::from(t)], "tag {t} handed out twice");
+            seen[usize::from(t)] = true;
+        }
+        assert_eq!(p.alloc(), None);
+        p.free(77);
+        assert!(!p.is_used(77));
+        assert_eq!(p.alloc(), Some(77));
+        assert!(p.is_used(77));
+    }
+
+    #[test]
+    fn freed_tag_is_not_reused_at_once() {
+        let mut p = TagPool::new();
+        let a = p.alloc().unwrap();
+        p.free(a);
+        let b = p.alloc().unwrap();
+        assert_ne!(a, b);
+    }
+}
