@@ -1,0 +1,406 @@
+//! A run's results: the record written to `results.json`, and the tables printed and
+//! written from it (plain text, Markdown, CSV).
+//!
+//! The first server of a run is the baseline: every other server's column is followed
+//! by the ratio baseline/server, so a ratio above 1 means the baseline is faster.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::matrix::{size_label, Cell};
+use super::workload::{Unit, Workload};
+
+/// Everything a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Seconds since the Unix epoch when the run began.
+    pub started_unix: u64,
+    pub settings: RunSettings,
+    /// The servers, baseline first.
+    pub servers: Vec<ServerEntry>,
+    /// One row per figure, in table order.
+    pub figures: Vec<FigureRow>,
+    /// Servers that were meant to be measured but could not be started or found.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A server left out of the run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// How the run was made, for whoever reads the results later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Measured seconds per cell, when the run was timed.
+    pub seconds: Option<f64>,
+    /// Uncounted seconds before each measurement, when the run was timed.
+    pub warmup_seconds: Option<f64>,
+    /// Operations per cell, when the run counted operations.
+    pub ops: Option<u64>,
+    /// Bytes of the file that the streams read and write.
+    pub file_bytes: u64,
+}
+
+/// One server of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerEntry {
+    pub name: String,
+    pub address: String,
+    /// "9P2000.L" or "9P2000".
+    pub dialect: String,
+    /// Why the server could not be measured at all, if it could not.
+    pub error: Option<String>,
+}
+
+/// One figure on every server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FigureRow {
+    pub figure: String,
+    pub workload: Workload,
+    pub unit: Unit,
+    /// The msize asked for.
+    pub msize: u32,
+    /// Requests in flight.
+    pub depth: u16,
+    /// One per server, in the order of [`Report::servers`].
+    pub results: Vec<CellResult>,
+    /// Baseline/server for every server after the first, in order.
+    pub ratios: Vec<Ratio>,
+}
+
+/// A figure on one server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub server: String,
+    /// The figure in [`FigureRow::unit`]; `None` when the cell failed.
+    pub value: Option<f64>,
+    /// The msize the server agreed to.
+    pub msize: Option<u32>,
+    pub ops: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// Baseline/peer for one figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub peer: String,
+    /// `None` when either value is missing or the peer's is zero.
+    pub ratio: Option<f64>,
+}
+
+impl FigureRow {
+    /// A row for `cell` with no results yet.
+    pub fn new(cell: &Cell) -> FigureRow {
+        FigureRow {
+            figure: cell.figure(),
+            workload: cell.workload,
+            unit: cell.workload.unit(),
+            msize: cell.msize,
+            depth: cell.depth,
+            results: Vec::new(),
+            ratios: Vec::new(),
+        }
+    }
+
+    /// Fills [`FigureRow::ratios`] from the results.
+    pub fn compute_ratios(&mut self) {
+        let Some((base, peers)) = self.results.split_first() else {
+            self.ratios.clear();
+            return;
+        };
+        self.ratios = peers
+            .iter()
+            .map(|peer| Ratio {
+                peer: peer.server.clone(),
+                ratio: match (base.value, peer.value) {
+                    (Some(b), Some(p)) if p > 0.0 => Some(b / p),
+                    _ => None,
+                },
+            })
+            .collect();
+    }
+}
+
+impl Report {
+    /// True when every server was reached and every cell measured.
+    pub fn all_ok(&self) -> bool {
+        self.servers.iter().all(|s| s.error.is_none())
+            && self
+                .figures
+                .iter()
+                .all(|f| f.results.iter().all(|r| r.error.is_none()))
+    }
+
+    /// The table's header and rows as cells of text.
+    fn grid(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        let base = self.servers.first().map(|s| s.name.as_str()).unwrap_or("");
+        let mut header = vec!["figure".to_owned(), "unit".to_owned()];
+        for (i, s) in self.servers.iter().enumerate() {
+            header.push(s.name.clone());
+            if i > 0 {
+                header.push(format!("{base}/{}", s.name));
+            }
+        }
+        let rows = self
+            .figures
+            .iter()
+            .map(|f| {
+                let mut row = vec![f.figure.clone(), f.unit.label().to_owned()];
+                for (i, r) in f.results.iter().enumerate() {
+                    row.push(value_text(f, r));
+                    if i > 0 {
+                        row.push(ratio_text(f.ratios.get(i - 1).and_then(|r| r.ratio)));
+                    }
+                }
+                row
+            })
+            .collect();
+        (header, rows)
+    }
+
+    /// The table aligned in columns, for a terminal.
+    pub fn text_table(&self) -> String {
+        let (header, rows) = self.grid();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[String]| {
+            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+                if i == 0 {
+                    let _ = write!(out, "{cell:<w$}");
+                } else {
+                    let _ = write!(out, "  {cell:>w$}");
+                }
+            }
+            out.push('\n');
+        };
+        line(&mut out, &header);
+        for row in &rows {
+            line(&mut out, row);
+        }
+        out.push_str(&self.notes());
+        out
+    }
+
+    /// The table in Markdown.
+    pub fn markdown_table(&self) -> String {
+        let (header, rows) = self.grid();
+        let mut out = String::new();
+        let _ = writeln!(out, "| {} |", header.join(" | "));
+        let align: Vec<&str> = (0..header.len())
+            .map(|i| if i < 2 { "---" } else { "---:" })
+            .collect();
+        let _ = writeln!(out, "|{}|", align.join("|"));
+        for row in rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            out.push('\n');
+            for line in notes.lines() {
+                let _ = writeln!(out, "{line}  ");
+            }
+        }
+        out
+    }
+
+    /// One line per server and figure.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "figure,workload,depth,requested_msize,server,msize,unit,value,ratio,ops,bytes,seconds,error\n",
+        );
+        for f in &self.figures {
+            for (i, r) in f.results.iter().enumerate() {
+                let ratio = if i == 0 {
+                    None
+                } else {
+                    f.ratios.get(i - 1).and_then(|r| r.ratio)
+                };
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{:.6},{}",
+                    csv_field(&f.figure),
+                    f.workload.label(),
+                    f.depth,
+                    f.msize,
+                    csv_field(&r.server),
+                    r.msize.map(|m| m.to_string()).unwrap_or_default(),
+                    f.unit.label(),
+                    r.value.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                    ratio.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                    r.ops,
+                    r.bytes,
+                    r.seconds,
+                    csv_field(r.error.as_deref().unwrap_or("")),
+                );
+            }
+        }
+        out
+    }
+
+    /// What a reader needs besides the numbers: units, the baseline, and every error.
+    fn notes(&self) -> String {
+        let mut out = String::new();
+        if let Some(base) = self.servers.first() {
+            let _ = writeln!(
+                out,
+                "MB = 10^6 bytes; qN = N requests in flight; ratio = {}/peer (above 1: {} is faster); \"@X\": the server agreed to msize X only.",
+                base.name, base.name
+            );
+        }
+        for s in &self.skipped {
+            let _ = writeln!(out, "{}: skipped: {}", s.name, s.reason);
+        }
+        for s in &self.servers {
+            if let Some(e) = &s.error {
+                let _ = writeln!(out, "{}: not measured: {e}", s.name);
+            }
+        }
+        for f in &self.figures {
+            for r in &f.results {
+                if let Some(e) = &r.error {
+                    let _ = writeln!(out, "{} on {}: {e}", f.figure, r.server);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn value_text(f: &FigureRow, r: &CellResult) -> String {
+    let Some(v) = r.value else {
+        return if r.error.is_some() { "error" } else { "-" }.to_owned();
+    };
+    let mut s = match f.unit {
+        Unit::OpsPerSec => format!("{v:.0}"),
+        Unit::MegabytesPerSec => format!("{v:.1}"),
+    };
+    if f.workload.is_stream() {
+        if let Some(m) = r.msize.filter(|&m| m != f.msize) {
+            let _ = write!(s, " @{}", size_label(m));
+        }
+    }
+    s
+}
+
+fn ratio_text(ratio: Option<f64>) -> String {
+    ratio
+        .map(|r| format!("{r:.2}"))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::matrix::Cell;
+
+    fn result(server: &str, value: Option<f64>, msize: u32) -> CellResult {
+        CellResult {
+            server: server.into(),
+            value,
+            msize: Some(msize),
+            ops: 10,
+            bytes: 100,
+            seconds: 1.0,
+            error: value.is_none().then(|| "Tread failed: errno 5".to_owned()),
+        }
+    }
+
+    fn report() -> Report {
+        let mut row = FigureRow::new(&Cell {
+            workload: Workload::Read,
+            msize: 1 << 20,
+            depth: 16,
+        });
+        row.results = vec![
+            result("ramfs", Some(300.0), 1 << 20),
+            result("diod", Some(150.0), 65536 + 24),
+            result("p9", None, 1 << 20),
+        ];
+        row.compute_ratios();
+        Report {
+            started_unix: 0,
+            settings: RunSettings {
+                seconds: Some(1.0),
+                warmup_seconds: Some(0.2),
+                ops: None,
+                file_bytes: 1 << 20,
+            },
+            servers: ["ramfs", "diod", "p9"]
+                .iter()
+                .map(|n| ServerEntry {
+                    name: (*n).into(),
+                    address: format!("unix:/tmp/{n}"),
+                    dialect: "9P2000.L".into(),
+                    error: None,
+                })
+                .collect(),
+            figures: vec![row],
+            skipped: vec![Skipped {
+                name: "unpfs".into(),
+                reason: "not installed".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn ratios_are_baseline_over_peer_and_missing_when_a_value_is() {
+        let r = report();
+        let ratios: Vec<_> = r.figures[0].ratios.iter().map(|r| r.ratio).collect();
+        assert_eq!(ratios, [Some(2.0), None]);
+        assert!(!r.all_ok());
+    }
+
+    #[test]
+    fn tables_show_values_ratios_capped_msizes_and_errors() {
+        let r = report();
+        let text = r.text_table();
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.contains("ramfs/diod") && first.contains("ramfs/p9"),
+            "{text}"
+        );
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.starts_with("read 1M q16"), "{text}");
+        for want in ["300.0", "150.0 @64K+24", "2.00", "error"] {
+            assert!(row.contains(want), "{want} missing in {row}");
+        }
+        assert!(text.contains("read 1M q16 on p9: Tread failed"), "{text}");
+        assert!(text.contains("unpfs: skipped: not installed"), "{text}");
+        let md = r.markdown_table();
+        assert!(
+            md.starts_with("| figure | unit | ramfs | diod | ramfs/diod |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn csv_has_a_line_per_server_and_round_trips_through_json() {
+        let r = report();
+        let csv = r.csv();
+        assert_eq!(csv.lines().count(), 1 + 3);
+        assert!(csv.contains(",diod,65560,MB/s,150.000,2.0000,"), "{csv}");
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Report = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+}

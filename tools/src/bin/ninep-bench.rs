@@ -1,0 +1,555 @@
+//! `ninep-bench`: measure 9P servers side by side and print the ratios.
+//!
+//! ```text
+//! ninep-bench compare                      # start ramfs, diod, p9-peer, unpfs; measure all
+//! ninep-bench compare --quick              # a smoke run of a few seconds
+//! ninep-bench run --server a=unix:/tmp/a.sock --server b=tcp:127.0.0.1:564
+//! ```
+//!
+//! Exit status: 0 when every server was measured in every cell, 1 when a server could
+//! not be started or reached or a cell failed, 2 for a usage error.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use ninep::Dialect;
+use tools::bench::addr::Addr;
+use tools::bench::matrix;
+use tools::bench::pipeline::Limit;
+use tools::bench::report::{Report, Skipped};
+use tools::bench::servers::{self, Running, Scratch, ServerCommand};
+use tools::bench::session::{Settings, Target};
+use tools::bench::{chart, runner};
+use tracing::info;
+
+/// A 9P client load generator: operations per second and MB/s of 9P servers, measured
+/// side by side, with the ratio of the first server to each of the others.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Measure servers that are already running; the first is the baseline.
+    Run {
+        /// A server: NAME=ADDR[,aname=A][,dialect=9P2000|9P2000.L][,uid=N][,uname=U],
+        /// ADDR being unix:PATH or tcp:HOST:PORT. Give it once per server.
+        #[arg(long = "server", value_name = "SPEC", required = true, value_parser = parse_server)]
+        servers: Vec<Target>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Start ramfs, diod, the p9-peer and unpfs, each on its own socket, and measure
+    /// them all (ramfs is the baseline).
+    Compare {
+        /// The ramfs binary [default: `ramfs` next to this program].
+        #[arg(long, value_name = "PATH")]
+        ramfs: Option<PathBuf>,
+        /// The diod binary [default: `diod` on $PATH or in /usr/sbin].
+        #[arg(long, value_name = "PATH")]
+        diod: Option<PathBuf>,
+        /// The p9-peer binary [default: `p9-peer` next to this program].
+        #[arg(long, value_name = "PATH")]
+        p9_peer: Option<PathBuf>,
+        /// The unpfs binary [default: `unpfs` on $PATH or in ~/.cargo/bin].
+        #[arg(long, value_name = "PATH")]
+        unpfs: Option<PathBuf>,
+        /// Leave a server out (may be given more than once).
+        #[arg(long, value_name = "SERVER")]
+        without: Vec<ServerKind>,
+        /// ramfs's memory limit.
+        #[arg(long, value_name = "BYTES", default_value_t = 2 << 30)]
+        ramfs_max_memory: u64,
+        /// How long a server may take to start listening.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        start_timeout: f64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// The servers `compare` knows how to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+enum ServerKind {
+    Ramfs,
+    /// ramfs again, measured in 9P2000 instead of 9P2000.L (an extra column).
+    #[value(name = "ramfs-9p2000")]
+    Ramfs9p2000,
+    Diod,
+    P9,
+    Unpfs,
+}
+
+/// Options of both commands.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Measured seconds per cell.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, conflicts_with_all = ["ops", "quick"])]
+    seconds: f64,
+    /// Unmeasured seconds before each cell's measurement.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.2, conflicts_with_all = ["ops", "quick"])]
+    warmup: f64,
+    /// Run each cell for exactly this many operations instead of a time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    ops: Option<u64>,
+    /// A smoke run: 0.1 s per cell, a 4 MiB stream file.
+    #[arg(long)]
+    quick: bool,
+    /// Size of the file the streams read and write, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64, conflicts_with = "quick",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    file_mib: u64,
+    /// The msizes of the streams (suffix K or M for KiB, MiB).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_size,
+          default_values = ["8K", "64K", "1M"])]
+    msizes: Vec<u32>,
+    /// Requests in flight.
+    #[arg(long, value_name = "LIST", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=4096), default_values = ["1", "16"])]
+    depths: Vec<u16>,
+    /// Where to write results.json, results.csv, results.md and chart.svg.
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    out: PathBuf,
+    /// Seconds to wait for any reply before giving up on a server.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    stall: f64,
+}
+
+impl Common {
+    fn settings(&self) -> Settings {
+        let (limit, file_len) = if self.quick {
+            (
+                Limit::Time {
+                    warmup: Duration::from_millis(20),
+                    measure: Duration::from_millis(100),
+                },
+                4 << 20,
+            )
+        } else if let Some(n) = self.ops {
+            (Limit::Ops(n), self.file_mib << 20)
+        } else {
+            (
+                Limit::Time {
+                    warmup: Duration::from_secs_f64(self.warmup),
+                    measure: Duration::from_secs_f64(self.seconds),
+                },
+                self.file_mib << 20,
+            )
+        };
+        Settings {
+            limit,
+            file_len,
+            stall: Duration::from_secs_f64(self.stall),
+        }
+    }
+
+    fn check(&self) {
+        for (name, v) in [
+            ("--seconds", self.seconds),
+            ("--warmup", self.warmup),
+            ("--stall", self.stall),
+        ] {
+            if !(v.is_finite() && (0.0..1e6).contains(&v)) || (name != "--warmup" && v <= 0.0) {
+                usage_error(&format!("{name} {v} is not a sensible number of seconds"));
+            }
+        }
+        if self.msizes.is_empty() || self.depths.is_empty() {
+            usage_error("--msizes and --depths need at least one value each");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let ok = match cli.command {
+        Cmd::Run { servers, common } => {
+            common.check();
+            let mut names = HashSet::new();
+            for s in &servers {
+                if !names.insert(s.name.clone()) {
+                    usage_error(&format!("server name {:?} given twice", s.name));
+                }
+            }
+            let report = measure(&servers, &common, Vec::new());
+            finish(&report, &common.out)
+        }
+        Cmd::Compare {
+            ramfs,
+            diod,
+            p9_peer,
+            unpfs,
+            without,
+            ramfs_max_memory,
+            start_timeout,
+            common,
+        } => {
+            common.check();
+            if !(start_timeout.is_finite() && start_timeout > 0.0) {
+                usage_error("--start-timeout must be a positive number of seconds");
+            }
+            let binaries = Binaries {
+                ramfs,
+                diod,
+                p9_peer,
+                unpfs,
+            };
+            compare(
+                &binaries,
+                &without,
+                ramfs_max_memory,
+                Duration::from_secs_f64(start_timeout),
+                &common,
+            )
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Exits with status 2 and clap's usage message.
+fn usage_error(msg: &str) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::ValueValidation, msg)
+        .exit()
+}
+
+/// The binaries given on the command line.
+struct Binaries {
+    ramfs: Option<PathBuf>,
+    diod: Option<PathBuf>,
+    p9_peer: Option<PathBuf>,
+    unpfs: Option<PathBuf>,
+}
+
+/// A peer server `compare` may start, and where its binary is.
+struct PeerSpec {
+    kind: ServerKind,
+    name: &'static str,
+    /// From the command line.
+    given: Option<PathBuf>,
+    /// Where it was found when not given.
+    found: Option<PathBuf>,
+    /// How a person gets it.
+    install: &'static str,
+}
+
+/// Starts the servers, measures them, stops them; true when all went well.
+fn compare(
+    binaries: &Binaries,
+    without: &[ServerKind],
+    ramfs_max_memory: u64,
+    start_timeout: Duration,
+    common: &Common,
+) -> bool {
+    let wanted = |k: ServerKind| !without.contains(&k);
+    let scratch = match Scratch::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ninep-bench: cannot make a scratch directory: {e}");
+            return false;
+        }
+    };
+    let logs = common.out.join("logs");
+    if let Err(e) = std::fs::create_dir_all(&logs) {
+        eprintln!("ninep-bench: cannot make {}: {e}", logs.display());
+        return false;
+    }
+
+    let mut ok = true;
+    let mut skipped = Vec::new();
+    let mut commands: Vec<ServerCommand> = Vec::new();
+    if wanted(ServerKind::Ramfs) {
+        match binaries
+            .ramfs
+            .clone()
+            .or_else(|| servers::sibling_binary("ramfs"))
+        {
+            Some(p) => commands.push(servers::ramfs(&p, &scratch, ramfs_max_memory)),
+            None => {
+                eprintln!(
+                    "ninep-bench: no ramfs binary next to this program; build it \
+                     (cargo build -p ramfs), pass --ramfs PATH, or --without ramfs"
+                );
+                ok = false;
+            }
+        }
+    }
+    let peers = [
+        PeerSpec {
+            kind: ServerKind::Diod,
+            name: "diod",
+            given: binaries.diod.clone(),
+            found: servers::on_path("diod"),
+            install: "apt-get install diod",
+        },
+        PeerSpec {
+            kind: ServerKind::P9,
+            name: "p9",
+            given: binaries.p9_peer.clone(),
+            found: servers::sibling_binary("p9-peer"),
+            install: "cargo build -p p9-peer",
+        },
+        PeerSpec {
+            kind: ServerKind::Unpfs,
+            name: "unpfs",
+            given: binaries.unpfs.clone(),
+            found: servers::on_path("unpfs").or_else(|| servers::cargo_installed("unpfs")),
+            install: "cargo install unpfs",
+        },
+    ];
+    for peer in peers {
+        let PeerSpec {
+            kind,
+            name,
+            given,
+            found,
+            install,
+        } = peer;
+        if !wanted(kind) {
+            continue;
+        }
+        let Some(program) = given.or(found) else {
+            let reason = format!("not found (install it: {install})");
+            eprintln!("ninep-bench: {name}: {reason}; measuring without it");
+            skipped.push(Skipped {
+                name: name.into(),
+                reason,
+            });
+            continue;
+        };
+        let cmd = match kind {
+            ServerKind::Diod => servers::diod(&program, &scratch),
+            ServerKind::P9 => servers::p9(&program, &scratch),
+            _ => servers::unpfs(&program, &scratch),
+        };
+        match cmd {
+            Ok(c) => commands.push(c),
+            Err(e) => {
+                eprintln!("ninep-bench: {name}: cannot make its export directory: {e}");
+                ok = false;
+            }
+        }
+    }
+
+    let mut running: Vec<Running> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
+    for cmd in &commands {
+        eprintln!("starting {} ({})", cmd.name, cmd.program.display());
+        let log = logs.join(format!("{}.log", cmd.name));
+        match servers::start(cmd, &log, start_timeout) {
+            Ok(r) => {
+                running.push(r);
+                targets.push(cmd.target.clone());
+            }
+            Err(e) => {
+                eprintln!("ninep-bench: {e}");
+                skipped.push(Skipped {
+                    name: cmd.name.clone(),
+                    reason: e.to_string(),
+                });
+                ok = false;
+            }
+        }
+    }
+    if wanted(ServerKind::Ramfs9p2000) {
+        if let Some(ramfs) = targets.iter().find(|t| t.name == "ramfs") {
+            targets.push(Target {
+                name: "ramfs-9p2000".into(),
+                dialect: Dialect::P2000,
+                ..ramfs.clone()
+            });
+        }
+    }
+    if targets.is_empty() {
+        eprintln!("ninep-bench: no server to measure");
+        return false;
+    }
+
+    let report = measure(&targets, common, skipped);
+    for r in &mut running {
+        if let Some(status) = r.exited() {
+            eprintln!(
+                "ninep-bench: {} died during the run ({status}); its log ends with:\n{}",
+                r.name(),
+                r.log_tail()
+            );
+            ok = false;
+        }
+    }
+    // Stop the servers before their scratch directory goes.
+    drop(running);
+    drop(scratch);
+    finish(&report, &common.out) && ok
+}
+
+fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report {
+    let settings = common.settings();
+    let cells = matrix::cells(&common.msizes, &common.depths);
+    eprintln!(
+        "measuring {} figures on {} servers: {}",
+        cells.len(),
+        targets.len(),
+        targets
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut progress = |line: &str| eprintln!("{line}");
+    let mut report = runner::run(targets, &cells, &settings, &mut progress);
+    report.skipped = skipped;
+    report
+}
+
+/// Prints the table and writes the results; true when every cell was measured.
+fn finish(report: &Report, out: &Path) -> bool {
+    print!("{}", report.text_table());
+    let written = write_results(report, out);
+    match &written {
+        Ok(()) => eprintln!(
+            "results in {}: results.json, results.csv, results.md, chart.svg",
+            out.display()
+        ),
+        Err(e) => eprintln!(
+            "ninep-bench: cannot write results to {}: {e}",
+            out.display()
+        ),
+    }
+    written.is_ok() && report.all_ok()
+}
+
+fn write_results(report: &Report, out: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(out.join("results.json"), json + "\n")?;
+    std::fs::write(out.join("results.csv"), report.csv())?;
+    std::fs::write(out.join("results.md"), report.markdown_table())?;
+    std::fs::write(out.join("chart.svg"), chart::svg(report))?;
+    info!("wrote results to {}", out.display());
+    Ok(())
+}
+
+/// `8192`, `8K`, `64k`, `1M`.
+fn parse_size(s: &str) -> Result<u32, String> {
+    let (digits, mult) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1u64 << 20),
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 8192, 64K or 1M"))?;
+    let bytes = n.saturating_mul(mult);
+    if !(u64::from(ninep::MIN_MSIZE)..=u64::from(ninep::MAX_MSIZE)).contains(&bytes) {
+        return Err(format!(
+            "msize {bytes} is outside {}..={}",
+            ninep::MIN_MSIZE,
+            ninep::MAX_MSIZE
+        ));
+    }
+    Ok(bytes as u32)
+}
+
+/// NAME=ADDR[,aname=A][,dialect=D][,uid=N][,uname=U]
+fn parse_server(s: &str) -> Result<Target, String> {
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=ADDR"))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "server name {name:?} must be letters, digits, '.', '_' or '-'"
+        ));
+    }
+    let mut parts = rest.split(',');
+    let addr: Addr = parts
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let (uname, n_uname) = servers::attach_identity();
+    let mut target = Target {
+        name: name.to_owned(),
+        addr,
+        dialect: Dialect::L,
+        aname: String::new(),
+        uname,
+        n_uname,
+    };
+    for opt in parts {
+        let (key, value) = opt
+            .split_once('=')
+            .ok_or_else(|| format!("{opt:?} is not KEY=VALUE"))?;
+        match key {
+            "aname" => target.aname = value.to_owned(),
+            "uname" => target.uname = value.to_owned(),
+            "uid" => {
+                target.n_uname = value
+                    .parse()
+                    .map_err(|_| format!("uid {value:?} is not a number"))?
+            }
+            "dialect" => {
+                target.dialect = match value.to_ascii_uppercase().as_str() {
+                    "9P2000.L" => Dialect::L,
+                    "9P2000" => Dialect::P2000,
+                    _ => return Err(format!("dialect {value:?} is not 9P2000 or 9P2000.L")),
+                }
+            }
+            _ => return Err(format!("unknown server option {key:?}")),
+        }
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_suffixes_and_stay_in_range() {
+        assert_eq!(parse_size("8K"), Ok(8192));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("65560"), Ok(65560));
+        assert!(parse_size("2M").is_err());
+        assert!(parse_size("12").is_err());
+        assert!(parse_size("K").is_err());
+    }
+
+    #[test]
+    fn server_specs_parse_with_options() {
+        let t = parse_server("diod=unix:/tmp/d.sock,aname=/srv,dialect=9p2000,uid=7").unwrap();
+        assert_eq!(t.name, "diod");
+        assert_eq!(t.addr, Addr::Unix("/tmp/d.sock".into()));
+        assert_eq!(t.aname, "/srv");
+        assert_eq!(t.dialect, Dialect::P2000);
+        assert_eq!(t.n_uname, 7);
+        assert!(parse_server("no-address").is_err());
+        assert!(parse_server("a b=unix:/x").is_err());
+        assert!(parse_server("a=unix:/x,color=red").is_err());
+        assert!(parse_server("a=unix:/x,dialect=9P1").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
