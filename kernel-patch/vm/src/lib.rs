@@ -1,2 +1,56 @@
-//! (being written)
-#![no_std]
+//! The page cache and executable image cache of a Plan 9-style kernel, `no_std`.
+//!
+//! - **Pages** ([`FrameAllocator`]): frames the embedding kernel lends, with at most 64 bytes
+//!   of metadata each; a free list of uncached pages.
+//! - **Images** ([`Vm::attach`], [`ImageRef`]): one per executable file, keyed by
+//!   [`FileIdentity`] by value. An image counts its references (`ref`) and its cached pages
+//!   (`pgref`) apart and holds its file's channel exactly while `ref > pgref`: an exited
+//!   program's cached text does not keep its file server busy. Idle images (`ref == pgref`)
+//!   keep their pages for the next exec until reclaim or the idle limit frees them.
+//! - **Segments** ([`SegmentRef`]): shared read-only text, private copy-on-write data, zero
+//!   filled bss and stack; [`SegmentRef::fault`] loads pages from the file with every lock
+//!   dropped.
+//! - [`Vm::exec`] attaches and builds a program's segments before exec's point of no return.
+//! - [`Statistics`] for users; [`check::check_invariants`] for tests and the hosted kernel;
+//!   [`testkit`] fakes of the kernel's frames and files.
+//!
+//! # Locks
+//!
+//! Order, outermost first: process segment lock (the kernel's) → segment lock → image lock
+//! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
+//! locks. vm never holds one of its locks while it calls something of the kernel's that may
+//! block: [`FrameAllocator::allocate`], [`ImageFile::read_at`], [`ImageFile::length`],
+//! [`ImageFile::close`].
+//!
+//! Room is left for a mount cache (an image that never holds a channel), page loans and
+//! reverse mapping; they are not built yet.
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod cache;
+mod exec;
+mod fault;
+mod file;
+mod frame;
+mod image;
+mod page;
+mod segment;
+mod stats;
+mod sync;
+mod vm;
+
+pub mod check;
+pub mod elf;
+pub mod testkit;
+
+pub use exec::LoadSegment;
+pub use fault::{Access, FaultError, Mapping};
+pub use file::{FileError, FileIdentity, ImageFile};
+pub use frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
+pub use segment::{SegmentKind, SegmentRef};
+pub use stats::Statistics;
+pub use vm::{Config, ImageRef, LayoutError, Vm, VmError};

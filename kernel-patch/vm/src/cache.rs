@@ -1,0 +1,366 @@
+//! The image cache: the table of images by identity, attach, put, the idle list and
+//! reclaim.
+//!
+//! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
+//! is a leaf under any of them. Attach never holds the table lock and an image lock at once.
+//! No lock is held while a file is closed or a frame is allocated.
+//!
+//! The protocol follows 9front's 2025 image locking:
+//! - attach takes its reference under the table lock (so a concurrent put sees it when it
+//!   re-checks), releases the table lock, then locks the image to re-attach a channel;
+//! - put, under the image lock, drops the channel when `refs` falls to `pgref` and puts the
+//!   image on the idle list; when `refs` falls to 0 it releases the image lock, takes the
+//!   table lock and unlinks the image only if `refs` is still 0;
+//! - reclaim takes a reference the way attach does, so an image never goes away under it.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use core::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashMap;
+
+use crate::file::{FileIdentity, ImageFile, OpenFile};
+use crate::frame::AllocSite;
+use crate::image::{Image, ImageState};
+use crate::page::NO_PAGE;
+use crate::sync::{Arc, MutexGuard, Ordering};
+use crate::vm::{Shared, VmError};
+
+/// A small multiplicative hasher (hashbrown without default features has none). Identities
+/// come from the kernel's own channels, so hash flooding is not a concern here.
+#[derive(Default)]
+pub(crate) struct IdentityHasher(u64);
+
+impl IdentityHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for IdentityHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.mix(u64::from(*byte));
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.mix(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.mix(value);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// An image on the idle list, stamped with when it became idle.
+pub(crate) struct IdleEntry {
+    pub(crate) seq: u64,
+    pub(crate) image: Arc<Image>,
+}
+
+/// What the table lock protects.
+pub(crate) struct ImageTable {
+    /// Every image, by identity: at most one per identity.
+    pub(crate) map: HashMap<FileIdentity, Arc<Image>, BuildHasherDefault<IdentityHasher>>,
+    /// Images with `refs == pgref > 0`, least recently used first (sorted by `seq`). Its
+    /// capacity is kept at least `map.len()`, so making an image idle never allocates.
+    pub(crate) idle: VecDeque<IdleEntry>,
+    next_idle_seq: u64,
+}
+
+impl ImageTable {
+    pub(crate) fn new() -> Self {
+        Self {
+            map: HashMap::default(),
+            idle: VecDeque::new(),
+            next_idle_seq: 0,
+        }
+    }
+
+    fn idle_position(&self, serial: u64) -> Option<usize> {
+        self.idle
+            .iter()
+            .position(|entry| entry.image.serial == serial)
+    }
+
+    /// Finds the image of `identity` and takes a reference to it; it is no longer idle.
+    fn find_and_ref(&mut self, identity: &FileIdentity) -> Option<Arc<Image>> {
+        let image = self.map.get(identity)?.clone();
+        image.refs.fetch_add(1, Ordering::AcqRel);
+        if let Some(position) = self.idle_position(image.serial) {
+            self.idle.remove(position);
+        }
+        Some(image)
+    }
+
+    /// Puts an image at the back of the idle list unless it is already on it (a reclaim's
+    /// short reference does not make an image more recently used).
+    fn make_idle(&mut self, image: &Arc<Image>) {
+        if self.idle_position(image.serial).is_some() {
+            return;
+        }
+        let seq = self.next_idle_seq;
+        self.next_idle_seq += 1;
+        self.idle.push_back(IdleEntry {
+            seq,
+            image: image.clone(),
+        });
+    }
+
+    /// Removes `image` (this very one, by serial) from the table and the idle list. The
+    /// removed references are returned so the caller drops them after the lock.
+    fn unlink(&mut self, image: &Image) -> Option<(Arc<Image>, Option<IdleEntry>)> {
+        let linked = self.map.get(&image.identity)?;
+        if linked.serial != image.serial {
+            return None;
+        }
+        let removed = self.map.remove(&image.identity)?;
+        let idle = self
+            .idle_position(image.serial)
+            .and_then(|position| self.idle.remove(position));
+        Some((removed, idle))
+    }
+
+    /// The first idle image stamped at or after `seq`, with a new reference.
+    fn next_idle_from(&self, seq: u64) -> Option<(Arc<Image>, u64)> {
+        let entry = self.idle.iter().find(|entry| entry.seq >= seq)?;
+        entry.image.refs.fetch_add(1, Ordering::AcqRel);
+        Some((entry.image.clone(), entry.seq))
+    }
+
+    /// The image with the smallest serial at or after `serial`, with a new reference.
+    fn next_by_serial_from(&self, serial: u64) -> Option<Arc<Image>> {
+        let image = self
+            .map
+            .values()
+            .filter(|image| image.serial >= serial)
+            .min_by_key(|image| image.serial)?;
+        image.refs.fetch_add(1, Ordering::AcqRel);
+        Some(image.clone())
+    }
+}
+
+/// What a put leaves for its caller to do once every lock is released.
+#[must_use]
+#[derive(Default)]
+pub(crate) struct PutOutcome {
+    /// The dropped channel; dropping it closes the file.
+    chan: Option<Arc<OpenFile>>,
+    /// The idle list grew past its limit.
+    trim: bool,
+    /// The image was unlinked from the table.
+    freed: bool,
+}
+
+impl Shared {
+    /// See [`Vm::attach`](crate::Vm::attach).
+    pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<Image>, VmError> {
+        let identity = file.identity();
+        // Allocate the channel wrapper before any lock. Dropping it (on an error, or when
+        // the image has a channel already) closes the file, always with no lock held.
+        if let Err(err) = self.admit(AllocSite::Channel) {
+            file.close();
+            return Err(err.into());
+        }
+        let chan = Arc::new(OpenFile::new(file));
+
+        let image = 'found: loop {
+            if let Some(image) = self.table.lock().find_and_ref(&identity) {
+                self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
+                break 'found image;
+            }
+            if self.table_full() {
+                if !self.free_one_idle_image() && self.table_full() {
+                    return Err(VmError::ImageTableFull);
+                }
+                // Search again: another attach may have inserted the identity meanwhile.
+                continue;
+            }
+            // A new image, allocated with no lock held.
+            self.admit(AllocSite::Image)?;
+            let fresh = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
+            let fresh = Arc::new(fresh);
+            let mut table = self.table.lock();
+            if let Some(image) = table.find_and_ref(&identity) {
+                // Lost a race with another attach of the same file: use its image.
+                drop(table);
+                self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
+                break 'found image;
+            }
+            if table.map.len() >= self.config.max_images as usize {
+                continue;
+            }
+            // Keep room for every image on the idle list, so put never allocates.
+            let idle_room = (table.map.len() + 1).saturating_sub(table.idle.len());
+            if table.map.try_reserve(1).is_err() || table.idle.try_reserve(idle_room).is_err() {
+                return Err(VmError::NoMemory);
+            }
+            fresh.refs.store(1, Ordering::Release);
+            table.map.insert(identity, fresh.clone());
+            drop(table);
+            self.counters.attach_misses.fetch_add(1, Ordering::Relaxed);
+            break 'found fresh;
+        };
+
+        // Re-attach the channel under the image lock alone.
+        let mut state = image.state.lock();
+        let unused = if state.chan.is_none() {
+            state.chan = Some(chan);
+            None
+        } else {
+            Some(chan)
+        };
+        drop(state);
+        drop(unused);
+        Ok(image)
+    }
+
+    fn table_full(&self) -> bool {
+        self.table.lock().map.len() >= self.config.max_images as usize
+    }
+
+    /// Drops one reference to `image` (Plan 9's `putimage`), then closes a dropped channel
+    /// and trims the idle list, with no lock held.
+    pub(crate) fn put(&self, image: &Arc<Image>) {
+        let state = image.state.lock();
+        let outcome = self.put_locked(image, state);
+        self.finish_put(outcome);
+    }
+
+    /// The locked part of put: called with the image locked; unlocks it.
+    pub(crate) fn put_locked(
+        &self,
+        image: &Arc<Image>,
+        mut state: MutexGuard<'_, ImageState>,
+    ) -> PutOutcome {
+        let pgref = image.pgref.load(Ordering::Relaxed);
+        let before = image.refs.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "image reference count underflow");
+        let refs = before.wrapping_sub(1);
+        let mut outcome = PutOutcome::default();
+        if refs == pgref {
+            // Only cached pages refer to the image now: the file is not needed.
+            outcome.chan = state.chan.take();
+        }
+        if refs == 0 {
+            drop(state);
+            let mut table = self.table.lock();
+            // Re-check: an attach may have found the image and taken a reference after we
+            // released the image lock.
+            let removed = if image.refs.load(Ordering::Acquire) == 0 {
+                table.unlink(image)
+            } else {
+                None
+            };
+            drop(table);
+            outcome.freed = removed.is_some();
+            drop(removed);
+        } else if refs == pgref {
+            let mut table = self.table.lock();
+            // Re-check under the table lock, where attach takes its references.
+            if image.refs.load(Ordering::Acquire) == pgref {
+                table.make_idle(image);
+                outcome.trim = table.idle.len() > self.config.max_idle_images as usize;
+            }
+            drop(table);
+            drop(state);
+        }
+        outcome
+    }
+
+    pub(crate) fn finish_put(&self, outcome: PutOutcome) {
+        drop(outcome.chan);
+        if outcome.trim {
+            self.trim_idle();
+        }
+    }
+
+    /// Takes up to `want` ref-0 pages from `image` (whose reference the caller took and
+    /// hands over), puts that reference, and frees the pages after the image lock is
+    /// released. Returns the pages freed and whether the image went away.
+    fn reclaim_image(&self, image: Arc<Image>, want: usize) -> (usize, bool) {
+        let mut list = NO_PAGE;
+        let mut state = image.state.lock();
+        let taken = image.reclaim_pages(&mut state, &self.pool, want, &mut list);
+        let outcome = self.put_locked(&image, state);
+        drop(image);
+        self.pool.free_list_of(list);
+        // Never trim from inside reclaim: the caller holds the reclaim lock.
+        drop(outcome.chan);
+        self.counters
+            .reclaimed_pages
+            .fetch_add(taken as u64, Ordering::Relaxed);
+        (taken, outcome.freed)
+    }
+
+    /// See [`Vm::reclaim`](crate::Vm::reclaim).
+    pub(crate) fn reclaim(&self, target: usize) -> usize {
+        if target == 0 {
+            return 0;
+        }
+        let _reclaiming = self.reclaim_lock.lock();
+        self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
+        let mut freed = 0;
+        let mut seq = 0;
+        while freed < target {
+            let Some((image, at)) = self.table.lock().next_idle_from(seq) else {
+                break;
+            };
+            seq = at + 1;
+            freed += self.reclaim_image(image, target - freed).0;
+        }
+        let mut serial = 0;
+        while freed < target {
+            let Some(image) = self.table.lock().next_by_serial_from(serial) else {
+                break;
+            };
+            serial = image.serial + 1;
+            freed += self.reclaim_image(image, target - freed).0;
+        }
+        freed
+    }
+
+    /// Frees the pages (and so the images) of the least recently used idle images until the
+    /// idle list is within its limit.
+    fn trim_idle(&self) {
+        let _reclaiming = self.reclaim_lock.lock();
+        let mut seq = 0;
+        loop {
+            let next = {
+                let table = self.table.lock();
+                if table.idle.len() <= self.config.max_idle_images as usize {
+                    None
+                } else {
+                    table.next_idle_from(seq)
+                }
+            };
+            let Some((image, at)) = next else {
+                break;
+            };
+            seq = at + 1;
+            self.reclaim_image(image, usize::MAX);
+        }
+    }
+
+    /// Frees the least recently used idle image that can be freed, for an attach that found
+    /// the table full. Returns whether one went away.
+    fn free_one_idle_image(&self) -> bool {
+        let _reclaiming = self.reclaim_lock.lock();
+        self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
+        let mut seq = 0;
+        loop {
+            let Some((image, at)) = self.table.lock().next_idle_from(seq) else {
+                return false;
+            };
+            seq = at + 1;
+            if self.reclaim_image(image, usize::MAX).1 {
+                return true;
+            }
+        }
+    }
+}

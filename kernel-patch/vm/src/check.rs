@@ -1,0 +1,390 @@
+//! The invariant checker: walks every page and image and says whether the caches keep
+//! their rules. For tests and for the hosted kernel, at a quiescent moment (no other vm
+//! operation running); during concurrent operations it may report transient states.
+//!
+//! Lock order: the checker takes the table lock alone, then each image lock alone, then
+//! the free-list lock, then each segment lock alone; it never holds two at once.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use hashbrown::HashSet;
+
+use crate::cache::IdentityHasher;
+use crate::file::FileIdentity;
+use crate::image::{expected_chain, Image};
+use crate::page::PageIndex;
+use crate::segment::SegmentRef;
+use crate::sync::{Arc, Ordering};
+use crate::vm::Vm;
+
+/// A broken rule, with the page index or image identity it was found at.
+///
+/// Fields: `page` is a page's index in the metadata array, `identity` the image's file,
+/// the counts are named after the image's and page's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the fields are described above, once for all variants
+pub enum Violation {
+    /// A table entry's key is not its image's identity.
+    TableKeyMismatch { identity: FileIdentity },
+    /// An image reachable from a segment is not the table's image of its identity: two
+    /// images share an identity, or a referenced image was unlinked.
+    DuplicateIdentity { identity: FileIdentity },
+    /// A page is in a chain of an image other than the one its metadata names.
+    PageOwnerMismatch { page: u32, identity: FileIdentity },
+    /// A page is in a chain its offset does not hash to.
+    PageInWrongChain { page: u32 },
+    /// A page is in more than one chain (or twice in one).
+    PageInTwoChains { page: u32 },
+    /// Two pages of one image at the same offset.
+    DuplicateOffset { identity: FileIdentity, offset: u64 },
+    /// `pgref` is not the number of pages in the image's chains.
+    PgrefMismatch {
+        identity: FileIdentity,
+        pgref: u32,
+        chained: u32,
+    },
+    /// `pgref > refs`.
+    PgrefAboveRef {
+        identity: FileIdentity,
+        pgref: u32,
+        refs: u32,
+    },
+    /// The channel is present although `refs == pgref`, or missing although `refs > pgref`.
+    ChannelPresence {
+        identity: FileIdentity,
+        refs: u32,
+        pgref: u32,
+        has_channel: bool,
+    },
+    /// An image is on the idle list although `refs != pgref`, or off it although
+    /// `refs == pgref`.
+    IdleMismatch {
+        identity: FileIdentity,
+        refs: u32,
+        pgref: u32,
+        idle: bool,
+    },
+    /// An image with no reference is still in the table.
+    UnreferencedImage { identity: FileIdentity },
+    /// A text segment in an image's list has count 0.
+    DeadTextSegment { identity: FileIdentity },
+    /// A page on the free list is referenced, cached, in a chain or has no frame.
+    FreePageInUse { page: u32 },
+    /// A page is marked free but is not on the free list.
+    FreeFlagOffList { page: u32 },
+    /// The free list's length differs from its count (or it has a cycle).
+    FreeCountMismatch { counted: u32, recorded: u32 },
+    /// A page was freed twice.
+    DoubleFree { count: u32 },
+    /// A page at ref 0 that is neither free nor cached: lost.
+    PageLost { page: u32 },
+    /// A page names an owner image but is in no chain.
+    CachedPageNotInChain { page: u32 },
+    /// A page is loaned (loans are not built yet).
+    PageLoaned { page: u32 },
+    /// A page's reference count differs from the number of segment mappings of it (only
+    /// checked when every live segment is given).
+    PageRefMismatch { page: u32, refs: u32, mapped: u32 },
+    /// An image's `refs` differs from `pgref` plus the segments using it (only checked when
+    /// every live segment is given).
+    ImageRefMismatch {
+        identity: FileIdentity,
+        refs: u32,
+        expected: u32,
+    },
+    /// A segment maps a page that is free or unbound.
+    MappedPageFree { page: u32 },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vm invariant violated: {self:?}")
+    }
+}
+
+impl core::error::Error for Violation {}
+
+/// What the checker counted, on success.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Pages with a frame.
+    pub bound_pages: u32,
+    /// Pages on the free list.
+    pub free_pages: u32,
+    /// Pages in chains.
+    pub cached_pages: u32,
+    /// Pages neither free nor cached, at ref > 0 (private, mapped).
+    pub private_pages: u32,
+    /// Images in the table.
+    pub images: u32,
+    /// Images on the idle list.
+    pub idle_images: u32,
+    /// Images holding a channel.
+    pub open_channels: u32,
+}
+
+/// Checks every rule of the page and image caches:
+///
+/// - every bound page is free, or in exactly one chain (of the image its metadata names, in
+///   the chain its offset hashes to), or private at ref > 0; no page is lost at ref 0;
+/// - the free list holds only uncached, unreferenced pages and its count is right; no page
+///   was freed twice; no page is loaned;
+/// - each image: `pgref` equals its chain population, `pgref <= refs`, the channel is present
+///   exactly while `refs > pgref`, it is idle exactly while `refs == pgref`, no two of its
+///   pages share an offset, its text segments are alive;
+/// - table keys are identities and no two images share one.
+///
+/// With `segments` = every live segment (each shared segment at least once), it also checks
+/// that every page's count equals its mappings, that every image's `refs` is `pgref` plus
+/// the segments using it, and that each segment's image is the table's image of its
+/// identity.
+pub fn check_invariants(
+    vm: &Vm,
+    segments: Option<&[&SegmentRef]>,
+) -> Result<CheckReport, Violation> {
+    let shared = &*vm.shared;
+    let pool = &shared.pool;
+    let capacity = pool.capacity();
+    let mut report = CheckReport::default();
+
+    let (images, idle): (
+        Vec<Arc<Image>>,
+        HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>>,
+    ) = {
+        let table = shared.table.lock();
+        for (key, image) in table.map.iter() {
+            if *key != image.identity {
+                return Err(Violation::TableKeyMismatch { identity: *key });
+            }
+        }
+        (
+            table.map.values().cloned().collect(),
+            table.idle.iter().map(|entry| entry.image.serial).collect(),
+        )
+    };
+    report.images = images.len() as u32;
+    report.idle_images = idle.len() as u32;
+
+    // Times each page is seen in a chain.
+    let mut chained = vec![0u8; capacity as usize];
+    for image in &images {
+        let state = image.state.lock();
+        let refs = image.refs.load(Ordering::Acquire);
+        let pgref = image.pgref.load(Ordering::Acquire);
+        let identity = image.identity;
+        let mut count = 0u32;
+        let mut offsets: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
+            HashSet::default();
+        let mut found = None;
+        image.walk_chains(&state, pool, capacity, |chain, page| {
+            count += 1;
+            let view = pool.view(page);
+            let slot = &mut chained[page.0 as usize];
+            *slot = slot.saturating_add(1);
+            let problem = if *slot > 1 {
+                Some(Violation::PageInTwoChains { page: page.0 })
+            } else if view.owner != image.serial {
+                Some(Violation::PageOwnerMismatch {
+                    page: page.0,
+                    identity,
+                })
+            } else if expected_chain(view.offset) != chain {
+                Some(Violation::PageInWrongChain { page: page.0 })
+            } else if !offsets.insert(view.offset) {
+                Some(Violation::DuplicateOffset {
+                    identity,
+                    offset: view.offset,
+                })
+            } else {
+                None
+            };
+            if found.is_none() {
+                found = problem;
+            }
+        });
+        if let Some(problem) = found {
+            return Err(problem);
+        }
+        if count != pgref {
+            return Err(Violation::PgrefMismatch {
+                identity,
+                pgref,
+                chained: count,
+            });
+        }
+        if pgref > refs {
+            return Err(Violation::PgrefAboveRef {
+                identity,
+                pgref,
+                refs,
+            });
+        }
+        if refs == 0 {
+            return Err(Violation::UnreferencedImage { identity });
+        }
+        let has_channel = state.chan.is_some();
+        if has_channel != (refs > pgref) {
+            return Err(Violation::ChannelPresence {
+                identity,
+                refs,
+                pgref,
+                has_channel,
+            });
+        }
+        let is_idle = idle.contains(&image.serial);
+        if is_idle != (refs == pgref) {
+            return Err(Violation::IdleMismatch {
+                identity,
+                refs,
+                pgref,
+                idle: is_idle,
+            });
+        }
+        if state
+            .texts
+            .iter()
+            .any(|text| text.count.load(Ordering::Acquire) == 0)
+        {
+            return Err(Violation::DeadTextSegment { identity });
+        }
+        report.cached_pages += count;
+        report.open_channels += u32::from(has_channel);
+    }
+
+    let mut on_free_list = vec![false; capacity as usize];
+    let mut counted = 0u32;
+    let mut free_problem = None;
+    let recorded = pool.walk_free(capacity, |page| {
+        counted += 1;
+        let view = pool.view(page);
+        let seen = core::mem::replace(&mut on_free_list[page.0 as usize], true);
+        if seen
+            || !view.bound
+            || !view.free
+            || view.refs != 0
+            || view.owner != 0
+            || chained[page.0 as usize] != 0
+        {
+            free_problem.get_or_insert(Violation::FreePageInUse { page: page.0 });
+        }
+    });
+    if let Some(problem) = free_problem {
+        return Err(problem);
+    }
+    if counted != recorded {
+        return Err(Violation::FreeCountMismatch { counted, recorded });
+    }
+    report.free_pages = counted;
+    let double_frees = pool.double_frees();
+    if double_frees != 0 {
+        return Err(Violation::DoubleFree {
+            count: double_frees,
+        });
+    }
+
+    for index in 0..capacity {
+        let view = pool.view(PageIndex(index));
+        let page = index;
+        if view.loans != 0 {
+            return Err(Violation::PageLoaned { page });
+        }
+        if !view.bound {
+            continue;
+        }
+        report.bound_pages += 1;
+        let is_free = on_free_list[index as usize];
+        if view.free && !is_free {
+            return Err(Violation::FreeFlagOffList { page });
+        }
+        if view.owner != 0 && chained[index as usize] == 0 {
+            return Err(Violation::CachedPageNotInChain { page });
+        }
+        if !is_free && view.owner == 0 {
+            if view.refs == 0 {
+                return Err(Violation::PageLost { page });
+            }
+            report.private_pages += 1;
+        }
+    }
+
+    if let Some(segments) = segments {
+        check_segments(vm, segments, &images)?;
+    }
+    Ok(report)
+}
+
+/// The accounting checks that need every live segment.
+fn check_segments(
+    vm: &Vm,
+    segments: &[&SegmentRef],
+    images: &[Arc<Image>],
+) -> Result<(), Violation> {
+    let shared = &*vm.shared;
+    let pool = &shared.pool;
+    let capacity = pool.capacity();
+    let mut mapped = vec![0u32; capacity as usize];
+    let mut seen: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> = HashSet::default();
+    // (image serial, segments using it)
+    let mut users: Vec<(u64, u32)> = Vec::new();
+    for segment in segments {
+        let seg = &*segment.seg;
+        if !seen.insert(seg.serial) {
+            continue;
+        }
+        if let Some(image) = &seg.image {
+            let linked = images
+                .iter()
+                .any(|linked| linked.serial == image.serial && linked.identity == image.identity);
+            if !linked {
+                return Err(Violation::DuplicateIdentity {
+                    identity: image.identity,
+                });
+            }
+            match users.iter_mut().find(|(serial, _)| *serial == image.serial) {
+                Some((_, count)) => *count += 1,
+                None => users.push((image.serial, 1)),
+            }
+        }
+        let table = seg.table.lock();
+        let mut problem = None;
+        table.for_each(|_, page| {
+            let view = pool.view(page);
+            if !view.bound || view.free {
+                problem.get_or_insert(Violation::MappedPageFree { page: page.0 });
+            }
+            mapped[page.0 as usize] += 1;
+        });
+        if let Some(problem) = problem {
+            return Err(problem);
+        }
+    }
+    for index in 0..capacity {
+        let view = pool.view(PageIndex(index));
+        if view.bound && view.refs != mapped[index as usize] {
+            return Err(Violation::PageRefMismatch {
+                page: index,
+                refs: view.refs,
+                mapped: mapped[index as usize],
+            });
+        }
+    }
+    for image in images {
+        let using = users
+            .iter()
+            .find(|(serial, _)| *serial == image.serial)
+            .map_or(0, |(_, count)| *count);
+        let refs = image.refs.load(Ordering::Acquire);
+        let expected = image.pgref.load(Ordering::Acquire) + using;
+        if refs != expected {
+            return Err(Violation::ImageRefMismatch {
+                identity: image.identity,
+                refs,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}

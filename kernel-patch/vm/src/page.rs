@@ -1,0 +1,314 @@
+//! Pages: per-frame metadata and the free list.
+//!
+//! A page is an index into one array of [`PageMeta`], one entry per frame vm may use.
+//! Frames are bound to entries lazily, the first time an entry is needed, and stay bound;
+//! a freed page goes to the free list with its frame. The free list holds only pages that
+//! belong to no image: a cached page at ref 0 waits in its image's hash chain until reclaim
+//! unlinks it (see `image.rs`).
+//!
+//! Lock order: the free-list lock is a leaf. Nothing is locked while it is held and it may be
+//! taken under any other vm lock. [`FrameAllocator::allocate`] is called without it.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::frame::{AllocError, Frame, FrameAllocator};
+use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
+
+/// "No page": the end of a chain or of a list.
+pub(crate) const NO_PAGE: u32 = u32::MAX;
+const NO_FRAME: u64 = u64::MAX;
+
+/// The page is on the free list.
+const FLAG_FREE: u32 = 1 << 0;
+
+/// An index into the page metadata array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct PageIndex(pub(crate) u32);
+
+/// Metadata of one frame. At most 64 bytes (asserted below); 24 bytes are left for the
+/// reverse mapping of a later issue.
+///
+/// Which lock protects what: `owner`, `offset` and, for a cached page, `link` change only
+/// under the owning image's lock; `link` of a free page and `flags` only under the free-list
+/// lock; `frame` is written once, before the page is first handed out. `refs` is atomic and
+/// goes 0→1 for a cached page only under its image's lock (lookpage).
+#[repr(C)]
+pub(crate) struct PageMeta {
+    /// The frame, or `NO_FRAME` while unbound.
+    frame: AtomicU64,
+    /// Serial of the image whose hash chain holds the page; 0 when uncached.
+    owner: AtomicU64,
+    /// The page's offset in its image's file (`daddr`).
+    offset: AtomicU64,
+    /// Mappings and short holders of the page. Hash chains hold no reference.
+    refs: AtomicU32,
+    /// Loans of the page (UVM style). Always 0 until loans are built; reserved so the
+    /// layout does not change.
+    loans: AtomicU32,
+    /// `FLAG_*` bits.
+    flags: AtomicU32,
+    /// Next page in the hash chain, the free list, the unbound list or a private list.
+    link: AtomicU32,
+}
+
+// The per-frame metadata budget of the design (loom's atomics are larger, so the check is
+// for the real build only).
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<PageMeta>() <= 64);
+
+impl PageMeta {
+    fn unbound(link: u32) -> Self {
+        Self {
+            frame: AtomicU64::new(NO_FRAME),
+            owner: AtomicU64::new(0),
+            offset: AtomicU64::new(0),
+            refs: AtomicU32::new(0),
+            loans: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            link: AtomicU32::new(link),
+        }
+    }
+}
+
+/// The heads of the pool's lists.
+struct Lists {
+    /// Pages with a frame and no owner, at ref 0.
+    free_head: u32,
+    free_count: u32,
+    /// Entries with no frame yet.
+    unbound_head: u32,
+    /// Entries with a frame.
+    bound: u32,
+}
+
+/// What a page looks like to the invariant checker and the statistics.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageView {
+    pub(crate) bound: bool,
+    pub(crate) free: bool,
+    pub(crate) owner: u64,
+    pub(crate) offset: u64,
+    pub(crate) refs: u32,
+    pub(crate) loans: u32,
+}
+
+/// All page metadata and the free list.
+pub(crate) struct PagePool {
+    meta: Box<[PageMeta]>,
+    lists: Mutex<Lists>,
+    /// Pages found on the free list twice (a vm bug); reported by the checker.
+    double_frees: AtomicU32,
+}
+
+impl PagePool {
+    /// A pool for at most `max_pages` pages, none bound yet.
+    pub(crate) fn new(max_pages: u32) -> Result<Self, AllocError> {
+        let count = max_pages as usize;
+        let mut meta = Vec::new();
+        meta.try_reserve_exact(count).map_err(|_| AllocError)?;
+        for index in 0..max_pages {
+            let next = if index + 1 < max_pages {
+                index + 1
+            } else {
+                NO_PAGE
+            };
+            meta.push(PageMeta::unbound(next));
+        }
+        Ok(Self {
+            meta: meta.into_boxed_slice(),
+            lists: Mutex::new(Lists {
+                free_head: NO_PAGE,
+                free_count: 0,
+                unbound_head: if max_pages > 0 { 0 } else { NO_PAGE },
+                bound: 0,
+            }),
+            double_frees: AtomicU32::new(0),
+        })
+    }
+
+    fn meta(&self, page: PageIndex) -> &PageMeta {
+        &self.meta[page.0 as usize]
+    }
+
+    /// Number of entries (bound or not).
+    pub(crate) fn capacity(&self) -> u32 {
+        self.meta.len() as u32
+    }
+
+    /// Takes a page at ref 1 from the free list, or binds a new frame to an unused entry.
+    /// `None` when neither is possible. Calls [`FrameAllocator::allocate`] (which may
+    /// block) with no lock held.
+    pub(crate) fn try_alloc(&self, frames: &dyn FrameAllocator) -> Option<PageIndex> {
+        let mut lists = self.lists.lock();
+        if lists.free_head != NO_PAGE {
+            let page = PageIndex(lists.free_head);
+            let meta = self.meta(page);
+            lists.free_head = meta.link.load(Ordering::Relaxed);
+            lists.free_count -= 1;
+            meta.flags.fetch_and(!FLAG_FREE, Ordering::Relaxed);
+            drop(lists);
+            meta.link.store(NO_PAGE, Ordering::Relaxed);
+            meta.refs.store(1, Ordering::Release);
+            return Some(page);
+        }
+        if lists.unbound_head == NO_PAGE {
+            return None;
+        }
+        let page = PageIndex(lists.unbound_head);
+        let meta = self.meta(page);
+        lists.unbound_head = meta.link.load(Ordering::Relaxed);
+        drop(lists);
+        match frames.allocate() {
+            Ok(frame) => {
+                meta.frame.store(frame.0, Ordering::Release);
+                meta.link.store(NO_PAGE, Ordering::Relaxed);
+                meta.refs.store(1, Ordering::Release);
+                self.lists.lock().bound += 1;
+                Some(page)
+            }
+            Err(AllocError) => {
+                let mut lists = self.lists.lock();
+                meta.link.store(lists.unbound_head, Ordering::Relaxed);
+                lists.unbound_head = page.0;
+                None
+            }
+        }
+    }
+
+    /// The frame of a bound page.
+    pub(crate) fn frame(&self, page: PageIndex) -> Frame {
+        Frame(self.meta(page).frame.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn refs(&self, page: PageIndex) -> u32 {
+        self.meta(page).refs.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn owner(&self, page: PageIndex) -> u64 {
+        self.meta(page).owner.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn offset(&self, page: PageIndex) -> u64 {
+        self.meta(page).offset.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn link(&self, page: PageIndex) -> u32 {
+        self.meta(page).link.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_link(&self, page: PageIndex, next: u32) {
+        self.meta(page).link.store(next, Ordering::Relaxed);
+    }
+
+    /// Marks a page (held at ref 1 by the caller, uncached) as cached by image `owner` at
+    /// `offset`. Called under that image's lock.
+    pub(crate) fn set_cached(&self, page: PageIndex, owner: u64, offset: u64) {
+        let meta = self.meta(page);
+        meta.offset.store(offset, Ordering::Relaxed);
+        meta.owner.store(owner, Ordering::Release);
+    }
+
+    /// Clears a page's owner. Called under the owning image's lock, at ref 0.
+    pub(crate) fn set_uncached(&self, page: PageIndex) {
+        let meta = self.meta(page);
+        meta.offset.store(0, Ordering::Relaxed);
+        meta.owner.store(0, Ordering::Release);
+    }
+
+    /// Takes another reference to a page the caller already holds, or, under the owning
+    /// image's lock, to a cached page (lookpage: the only 0→1 for a cached page).
+    pub(crate) fn incref(&self, page: PageIndex) {
+        self.meta(page).refs.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops a reference (Plan 9's `putpage`). A cached page stays in its chain at ref 0
+    /// for reclaim; an uncached page at ref 0 goes to the free list.
+    pub(crate) fn put(&self, page: PageIndex) {
+        let meta = self.meta(page);
+        // The owner cannot change under us: it is cleared only at ref 0 and set only on a
+        // page its sole holder is caching, and we hold a reference.
+        if meta.owner.load(Ordering::Acquire) != 0 {
+            meta.refs.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        if meta.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let mut lists = self.lists.lock();
+            self.push_free(&mut lists, page);
+        }
+    }
+
+    /// Puts a private list of uncached ref-0 pages (linked through `link`) on the free list.
+    pub(crate) fn free_list_of(&self, head: u32) {
+        if head == NO_PAGE {
+            return;
+        }
+        let mut lists = self.lists.lock();
+        let mut cursor = head;
+        while cursor != NO_PAGE {
+            let page = PageIndex(cursor);
+            cursor = self.link(page);
+            self.push_free(&mut lists, page);
+        }
+    }
+
+    fn push_free(&self, lists: &mut Lists, page: PageIndex) {
+        let meta = self.meta(page);
+        if meta.flags.fetch_or(FLAG_FREE, Ordering::Relaxed) & FLAG_FREE != 0 {
+            // Already free: a double free. Keep the list intact and let the checker say so.
+            self.double_frees.fetch_add(1, Ordering::Relaxed);
+            log::error!("vm: page {} freed twice", page.0);
+            return;
+        }
+        meta.link.store(lists.free_head, Ordering::Relaxed);
+        lists.free_head = page.0;
+        lists.free_count += 1;
+    }
+
+    /// `(free pages, bound pages)`.
+    pub(crate) fn counts(&self) -> (u32, u32) {
+        let lists = self.lists.lock();
+        (lists.free_count, lists.bound)
+    }
+
+    pub(crate) fn double_frees(&self) -> u32 {
+        self.double_frees.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of one entry, for the checker.
+    pub(crate) fn view(&self, page: PageIndex) -> PageView {
+        let meta = self.meta(page);
+        PageView {
+            bound: meta.frame.load(Ordering::Acquire) != NO_FRAME,
+            free: meta.flags.load(Ordering::Relaxed) & FLAG_FREE != 0,
+            owner: meta.owner.load(Ordering::Acquire),
+            offset: meta.offset.load(Ordering::Relaxed),
+            refs: meta.refs.load(Ordering::Acquire),
+            loans: meta.loans.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Walks the free list under its lock: calls `visit` on each page, at most `limit`
+    /// pages (a cycle would otherwise never end). Returns the recorded free count.
+    pub(crate) fn walk_free(&self, limit: u32, mut visit: impl FnMut(PageIndex)) -> u32 {
+        let lists = self.lists.lock();
+        let mut cursor = lists.free_head;
+        let mut steps = 0;
+        while cursor != NO_PAGE && steps <= limit {
+            visit(PageIndex(cursor));
+            cursor = self.link(PageIndex(cursor));
+            steps += 1;
+        }
+        lists.free_count
+    }
+
+    /// Returns every bound frame to `frames`. Only for when the pool itself goes away.
+    pub(crate) fn release_all(&self, frames: &dyn FrameAllocator) {
+        for meta in self.meta.iter() {
+            let frame = meta.frame.swap(NO_FRAME, Ordering::AcqRel);
+            if frame != NO_FRAME {
+                frames.free(Frame(frame));
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Statistics a user can read (a `/dev/swap`-like text file, or a struct).
+
+use core::fmt;
+
+use crate::sync::Ordering;
+use crate::vm::Vm;
+
+/// A snapshot of the caches' state and counters. Taken without stopping other operations,
+/// so the numbers may be a moment apart from each other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// Images used by at least one segment or holder.
+    pub images_active: u32,
+    /// Images kept only for their cached pages (no channel held).
+    pub images_idle: u32,
+    /// Pages in images' hash chains.
+    pub cached_pages: u64,
+    /// Cached pages of idle images.
+    pub idle_pages: u64,
+    /// Pages on the free list.
+    pub free_pages: u32,
+    /// Pages with a frame (free, cached or mapped).
+    pub pool_pages: u32,
+    /// The most pages vm may hold.
+    pub max_pages: u32,
+    /// Reclaim passes run.
+    pub reclaim_runs: u64,
+    /// Cached pages reclaimed.
+    pub reclaimed_pages: u64,
+    /// Attaches that found their image in the cache.
+    pub attach_hits: u64,
+    /// Attaches that made a new image.
+    pub attach_misses: u64,
+}
+
+impl Vm {
+    /// The current statistics.
+    pub fn statistics(&self) -> Statistics {
+        let shared = &*self.shared;
+        let mut stats = Statistics::default();
+        {
+            let table = shared.table.lock();
+            let images = table.map.len() as u32;
+            stats.images_idle = table.idle.len() as u32;
+            stats.images_active = images.saturating_sub(stats.images_idle);
+            stats.cached_pages = table
+                .map
+                .values()
+                .map(|image| u64::from(image.pgref.load(Ordering::Relaxed)))
+                .sum();
+            stats.idle_pages = table
+                .idle
+                .iter()
+                .map(|entry| u64::from(entry.image.pgref.load(Ordering::Relaxed)))
+                .sum();
+        }
+        let (free, bound) = shared.pool.counts();
+        stats.free_pages = free;
+        stats.pool_pages = bound;
+        stats.max_pages = shared.pool.capacity();
+        let counters = &shared.counters;
+        stats.reclaim_runs = counters.reclaim_runs.load(Ordering::Relaxed);
+        stats.reclaimed_pages = counters.reclaimed_pages.load(Ordering::Relaxed);
+        stats.attach_hits = counters.attach_hits.load(Ordering::Relaxed);
+        stats.attach_misses = counters.attach_misses.load(Ordering::Relaxed);
+        stats
+    }
+}
+
+impl fmt::Display for Statistics {
+    /// One `name value` line per field, for a text file a user reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "images_active {}", self.images_active)?;
+        writeln!(f, "images_idle {}", self.images_idle)?;
+        writeln!(f, "cached_pages {}", self.cached_pages)?;
+        writeln!(f, "idle_pages {}", self.idle_pages)?;
+        writeln!(f, "free_pages {}", self.free_pages)?;
+        writeln!(f, "pool_pages {}", self.pool_pages)?;
+        writeln!(f, "max_pages {}", self.max_pages)?;
+        writeln!(f, "reclaim_runs {}", self.reclaim_runs)?;
+        writeln!(f, "reclaimed_pages {}", self.reclaimed_pages)?;
+        writeln!(f, "attach_hits {}", self.attach_hits)?;
+        writeln!(f, "attach_misses {}", self.attach_misses)
+    }
+}

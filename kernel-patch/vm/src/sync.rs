@@ -1,0 +1,56 @@
+//! Every lock, atomic and `Arc` the crate uses, in one place.
+//!
+//! Normally these are `spin` 0.9 and `core`/`alloc` types, the ones the Redox kernel links.
+//! Under `--cfg loom` they are loom's models, so `tests/loom.rs` can explore every
+//! interleaving of the lock protocols. Nothing else in the crate names `spin` or
+//! `core::sync` directly.
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use alloc::sync::Arc;
+    pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+    /// A spin lock (the kernel's lock type; vm never sleeps while holding one).
+    pub(crate) struct Mutex<T>(spin::Mutex<T>);
+
+    /// The guard of [`Mutex`]; the lock is released when it is dropped.
+    pub(crate) type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(spin::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::Arc;
+
+    /// loom's model of a lock, so that loom can schedule around it.
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    /// The guard of [`Mutex`]; the lock is released when it is dropped.
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            // A poisoned lock means a test thread panicked; the panic is reported anyway,
+            // so keep going with the data as it is.
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+}
+
+pub(crate) use imp::*;

@@ -1,0 +1,244 @@
+//! The vm instance: its configuration, its shared state and its errors.
+
+use alloc::boxed::Box;
+use core::fmt;
+
+use crate::cache::ImageTable;
+use crate::file::{FileError, ImageFile, OpenFile};
+use crate::frame::{AllocError, AllocSite, FrameAllocator};
+use crate::image::Image;
+use crate::page::{PageIndex, PagePool};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::FaultError;
+
+/// Limits of a [`Vm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Pages (frames) vm may hold at once, cached and mapped together.
+    pub max_pages: u32,
+    /// Images in the cache at once, active and idle (Plan 9's `conf.nimage`).
+    pub max_images: u32,
+    /// Idle images kept; past this the least recently used idle image loses its pages and
+    /// goes away.
+    pub max_idle_images: u32,
+    /// Pages reclaim tries to free when a page allocation finds no free page.
+    pub reclaim_batch: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_pages: 16 * 1024,
+            max_images: 1024,
+            max_idle_images: 64,
+            reclaim_batch: 64,
+        }
+    }
+}
+
+/// Why a layout given to [`Vm::exec`] or a segment constructor was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LayoutError {
+    /// The virtual address and the file offset differ modulo the page size.
+    Misaligned,
+    /// An address or length overflows.
+    Overflow,
+    /// More file bytes than memory bytes.
+    FileLargerThanMemory,
+    /// The file range runs past the end of the file.
+    BeyondFile,
+    /// A read-only (text) segment has pages past its file range: text is never zero-filled.
+    TextBeyondFile,
+    /// Two segments overlap.
+    Overlap,
+    /// A zero-length segment.
+    Empty,
+    /// A zero-fill segment was asked for with a kind other than `Bss` or `Stack`.
+    NotZeroFill,
+}
+
+/// An error of a vm operation other than a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VmError {
+    /// A page or a vm object could not be allocated, even after reclaim.
+    NoMemory,
+    /// The image table is full of active images.
+    ImageTableFull,
+    /// The requested segment layout is invalid.
+    BadLayout(LayoutError),
+    /// The file failed.
+    Io(FileError),
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoMemory => f.write_str("out of memory"),
+            Self::ImageTableFull => f.write_str("image table full"),
+            Self::BadLayout(why) => write!(f, "bad segment layout: {why:?}"),
+            Self::Io(err) => write!(f, "file error: {err}"),
+        }
+    }
+}
+
+impl core::error::Error for VmError {}
+
+impl From<AllocError> for VmError {
+    fn from(_: AllocError) -> Self {
+        Self::NoMemory
+    }
+}
+
+/// Event counters behind [`Statistics`](crate::Statistics).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) attach_hits: AtomicU64,
+    pub(crate) attach_misses: AtomicU64,
+    pub(crate) reclaim_runs: AtomicU64,
+    pub(crate) reclaimed_pages: AtomicU64,
+}
+
+/// Everything a vm instance shares between its handles.
+pub(crate) struct Shared {
+    pub(crate) frames: Box<dyn FrameAllocator>,
+    pub(crate) pool: PagePool,
+    pub(crate) table: Mutex<ImageTable>,
+    /// Serialises reclaim passes. Taken before any image or table lock, never under one.
+    pub(crate) reclaim_lock: Mutex<()>,
+    pub(crate) config: Config,
+    pub(crate) counters: Counters,
+    next_serial: AtomicU64,
+}
+
+impl Shared {
+    /// A fresh serial for an image or a segment; never 0, never reused.
+    pub(crate) fn serial(&self) -> u64 {
+        self.next_serial.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn admit(&self, site: AllocSite) -> Result<(), AllocError> {
+        self.frames.admit_allocation(site)
+    }
+
+    /// A page at ref 1 with undefined contents. Reclaims once when the pool is empty.
+    /// Takes no vm lock of the caller's: call it with none held.
+    pub(crate) fn new_page(&self) -> Result<PageIndex, AllocError> {
+        self.admit(AllocSite::Page)?;
+        if let Some(page) = self.pool.try_alloc(&*self.frames) {
+            return Ok(page);
+        }
+        self.reclaim(self.config.reclaim_batch.max(1) as usize);
+        self.pool.try_alloc(&*self.frames).ok_or(AllocError)
+    }
+
+    /// A new page holding the file's bytes at `offset` (zero past the end of file). Called
+    /// with no lock held: the read may block.
+    pub(crate) fn load_page(&self, file: &OpenFile, offset: u64) -> Result<PageIndex, FaultError> {
+        let page = self.new_page().map_err(|_| FaultError::NoMemory)?;
+        let mut result = Ok(());
+        self.frames
+            .with_frame_mut(self.pool.frame(page), &mut |bytes| {
+                result = file.read_page(offset, bytes);
+            });
+        if let Err(err) = result {
+            self.pool.put(page);
+            return Err(FaultError::Io(err));
+        }
+        Ok(page)
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Every handle is gone, so no segment maps a page: give the frames back.
+        self.pool.release_all(&*self.frames);
+    }
+}
+
+/// A page cache, image cache and segment factory: one per kernel.
+///
+/// Cheap to clone; clones share everything. Segments and image references keep the
+/// instance alive.
+#[derive(Clone)]
+pub struct Vm {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Vm {
+    /// A vm that takes frames from `frames`, within the limits of `config`.
+    pub fn new(frames: Box<dyn FrameAllocator>, config: Config) -> Result<Self, VmError> {
+        let pool = PagePool::new(config.max_pages)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                frames,
+                pool,
+                table: Mutex::new(ImageTable::new()),
+                reclaim_lock: Mutex::new(()),
+                config,
+                counters: Counters::default(),
+                next_serial: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The frame allocator, for the embedding kernel to reach the bytes of a mapped frame.
+    pub fn frames(&self) -> &dyn FrameAllocator {
+        &*self.shared.frames
+    }
+
+    /// The limits this vm was built with.
+    pub fn config(&self) -> Config {
+        self.shared.config
+    }
+
+    /// Finds or creates the image of `file` and takes a reference to it (Plan 9's
+    /// `attachimage`). `file` is one reference to an open file, handed over: the image keeps
+    /// it as its channel if it has none, otherwise it is closed after vm's locks are
+    /// released.
+    ///
+    /// Never holds the table lock and an image lock at once. When the table is full it
+    /// reclaims an idle image and searches again, so no two images share an identity.
+    pub fn attach(&self, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
+        let image = self.shared.attach(file)?;
+        Ok(ImageRef {
+            image,
+            vm: self.clone(),
+        })
+    }
+
+    /// Frees up to `target` cached pages at ref 0: those of idle images first, least
+    /// recently used image first, then those of active images (never an active image
+    /// itself). Returns the number freed.
+    pub fn reclaim(&self, target: usize) -> usize {
+        self.shared.reclaim(target)
+    }
+}
+
+/// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
+pub struct ImageRef {
+    pub(crate) image: Arc<Image>,
+    pub(crate) vm: Vm,
+}
+
+impl ImageRef {
+    /// The identity of the image's file.
+    pub fn identity(&self) -> crate::FileIdentity {
+        self.image.identity
+    }
+}
+
+impl Drop for ImageRef {
+    fn drop(&mut self) {
+        self.vm.shared.put(&self.image);
+    }
+}
+
+impl fmt::Debug for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageRef")
+            .field("identity", &self.image.identity)
+            .finish()
+    }
+}
