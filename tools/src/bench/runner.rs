@@ -46,7 +46,7 @@ pub fn run(
         });
     }
 
-    let total = cells.len() * targets.len();
+    let total = cells.len() * fixtures.iter().flatten().count();
     let mut done = 0;
     let mut figures = Vec::new();
     for cell in cells {

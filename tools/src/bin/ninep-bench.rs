@@ -174,6 +174,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "ninep-bench: this is a debug build; for figures worth comparing build the bench \
+             and the servers with --release"
+        );
+    }
     let ok = match cli.command {
         Cmd::Run { servers, common } => {
             common.check();
