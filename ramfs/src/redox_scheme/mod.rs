@@ -11,3 +11,8 @@
 
 pub mod lent_pages;
 pub mod lifetime;
+
+// Requests built as the kernel builds them, for the handler's tests; they need
+// redox-scheme, which needs RUSTC_BOOTSTRAP=1 (see `.ci/redox-check scheme-tests`).
+#[cfg(all(test, feature = "redox-scheme-tests"))]
+pub mod test_requests;
