@@ -388,3 +388,174 @@ fn check_segments(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checker must catch broken states, not only pass good ones: each test breaks one
+    //! rule by hand and expects the matching violation.
+
+    use super::*;
+    use crate::testkit::{FakeFile, HeapFrames};
+    use crate::{Access, Config, FileIdentity, LoadSegment, SegmentKind};
+
+    const TEXT: u64 = 0x40_0000;
+
+    fn setup() -> (Vm, FakeFile, Vec<SegmentRef>) {
+        let frames = HeapFrames::new(64);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 32,
+                ..Config::default()
+            },
+        )
+        .unwrap();
+        let identity = FileIdentity {
+            dev_type: 1,
+            dev: 1,
+            qid_path: 1,
+            qid_vers: 0,
+        };
+        let file = FakeFile::patterned(identity, 3 * 4096);
+        let loads = [LoadSegment {
+            vaddr: TEXT,
+            mem_len: 3 * 4096,
+            file_offset: 0,
+            file_len: 3 * 4096,
+            writable: false,
+        }];
+        let segments = vm.exec(file.open(), &loads).unwrap();
+        for page in 0..3 {
+            segments[0].fault(TEXT + page * 4096, Access::Read).unwrap();
+        }
+        (vm, file, segments)
+    }
+
+    fn image(vm: &Vm) -> Arc<Image> {
+        vm.shared.table.lock().map.values().next().unwrap().clone()
+    }
+
+    #[test]
+    fn a_good_state_passes() {
+        let (vm, _file, segments) = setup();
+        let refs: Vec<&SegmentRef> = segments.iter().collect();
+        let report = check_invariants(&vm, Some(&refs)).unwrap();
+        assert_eq!((report.cached_pages, report.open_channels), (3, 1));
+    }
+
+    #[test]
+    fn catches_a_wrong_pgref() {
+        let (vm, _file, _segments) = setup();
+        image(&vm).pgref.fetch_add(1, Ordering::Relaxed);
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::PgrefMismatch {
+                chained: 3,
+                pgref: 4,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn catches_a_channel_kept_by_an_idle_image() {
+        let (vm, file, segments) = setup();
+        drop(segments);
+        let image = image(&vm);
+        image.state.lock().chan = Some(Arc::new(crate::file::OpenFile::new(file.open())));
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::ChannelPresence {
+                has_channel: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn catches_an_idle_image_off_the_idle_list() {
+        let (vm, _file, segments) = setup();
+        drop(segments);
+        vm.shared.table.lock().idle.clear();
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::IdleMismatch { idle: false, .. })
+        ));
+    }
+
+    #[test]
+    fn catches_a_page_reference_nobody_holds() {
+        let (vm, _file, segments) = setup();
+        let refs: Vec<&SegmentRef> = segments.iter().collect();
+        vm.shared.pool.incref(PageIndex(0));
+        assert!(matches!(
+            check_invariants(&vm, Some(&refs)),
+            Err(Violation::PageRefMismatch {
+                page: 0,
+                refs: 2,
+                mapped: 1
+            })
+        ));
+    }
+
+    fn private_page(vm: &Vm) -> (SegmentRef, PageIndex) {
+        let zero = vm.zero_segment(SegmentKind::Bss, 0x100_0000, 4096).unwrap();
+        zero.fault(0x100_0000, Access::Write).unwrap();
+        let page = zero.seg.table.lock().get(0).unwrap();
+        (zero, page)
+    }
+
+    #[test]
+    fn catches_a_lost_page() {
+        let (vm, _file, _segments) = setup();
+        let (_zero, page) = private_page(&vm);
+        // A reference dropped as if the page were cached, then the owner cleared: the page
+        // is at ref 0, neither free nor in a chain.
+        vm.shared.pool.set_cached(page, u64::MAX, 0);
+        vm.shared.pool.put(page);
+        vm.shared.pool.set_uncached(page);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::PageLost { page: page.0 })
+        );
+    }
+
+    #[test]
+    fn catches_a_page_freed_while_mapped() {
+        let (vm, _file, _segments) = setup();
+        let (zero, page) = private_page(&vm);
+        // The segment still maps the page, but its reference is dropped.
+        vm.shared.pool.put(page);
+        assert!(
+            check_invariants(&vm, None).is_ok(),
+            "free and unmapped looks fine"
+        );
+        assert_eq!(
+            check_invariants(&vm, Some(&[&zero])),
+            Err(Violation::MappedPageFree { page: page.0 })
+        );
+        // Then a reference taken and dropped again frees it a second time.
+        vm.shared.pool.incref(page);
+        vm.shared.pool.put(page);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::DoubleFree { count: 1 })
+        );
+        core::mem::forget(zero);
+    }
+
+    #[test]
+    fn catches_a_page_in_two_chains() {
+        let (vm, _file, _segments) = setup();
+        let image = image(&vm);
+        let mut state = image.state.lock();
+        // Splice chain 1's head onto the end of chain 0's... by pointing chain 2 at chain 0.
+        let head = state.chains_mut()[0];
+        state.chains_mut()[2] = head;
+        drop(state);
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::PageInTwoChains { .. }) | Err(Violation::PageInWrongChain { .. })
+        ));
+    }
+}

@@ -45,6 +45,14 @@ pub(crate) struct ImageState {
     pub(crate) texts: Vec<Arc<Segment>>,
 }
 
+#[cfg(test)]
+impl ImageState {
+    /// The chain heads, for tests that corrupt them on purpose.
+    pub(crate) fn chains_mut(&mut self) -> &mut [u32] {
+        &mut self.chains
+    }
+}
+
 fn chain_of(offset: u64) -> usize {
     ((offset / PAGE_BYTES) as usize) & (CHAINS - 1)
 }

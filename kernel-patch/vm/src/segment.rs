@@ -426,7 +426,7 @@ impl Vm {
         if !matches!(kind, SegmentKind::Bss | SegmentKind::Stack) {
             return Err(VmError::BadLayout(LayoutError::NotZeroFill));
         }
-        if base % PAGE_BYTES != 0 || len % PAGE_BYTES != 0 {
+        if !base.is_multiple_of(PAGE_BYTES) || !len.is_multiple_of(PAGE_BYTES) {
             return Err(VmError::BadLayout(LayoutError::Misaligned));
         }
         if len == 0 {
