@@ -2,7 +2,9 @@
 //!
 //! - [`fs`]: the file tree, shared by every connection and every front end.
 //! - [`error`]: every error with its 9P2000 string and Linux errno.
+//! - [`ninep_server`]: the 9P front end: sessions, fids, both dialects, the connection loop.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod fs;
+pub mod ninep_server;

@@ -785,6 +785,22 @@ impl Tree {
         Ok(())
     }
 
+    /// The directory entry a node was last linked under: what [`Tree::remove`] and a
+    /// by-node rename act on.
+    pub fn primary_link(&self, id: NodeId) -> Result<(NodeId, String)> {
+        self.node(id)?.links.first().cloned().ok_or(Error::NotFound)
+    }
+
+    /// Checks, without removing, that the caller could [`Tree::remove`] the node (for
+    /// an open with ORCLOSE).
+    pub fn check_remove(&self, cred: &Cred, id: NodeId) -> Result<()> {
+        if id == self.root {
+            return Err(Error::NotPermitted);
+        }
+        let (dir, _) = self.primary_link(id)?;
+        self.check_dir_writable(cred, dir)
+    }
+
     /// Removes the entry `name` of `dir` (`unlink(2)`, `rmdir(2)`).
     pub fn unlink(&mut self, cred: &Cred, dir: NodeId, name: &str, kind: UnlinkKind) -> Result<()> {
         if name == "." || name == ".." {

@@ -1,0 +1,182 @@
+//! The 9P front end: one [`Session`](session::Session) per connection, speaking 9P2000
+//! or 9P2000.L as its Tversion chose, over any byte stream.
+//!
+//! The connection loop reads whatever bytes are available, answers every whole message
+//! in them, and writes the replies together when the input runs dry, so a client that
+//! pipelines requests gets them answered in batches. Requests of one connection are
+//! answered in order, so a Tflush always finds the request it names already answered,
+//! and its Rflush goes out after that reply.
+//!
+//! A framing error (a size below 7 or above msize, a field that overruns, an unknown
+//! type) ends the connection with one log line; the tree and the other connections are
+//! not affected. Every other bad request gets an error reply.
+//!
+//! Locks: the session's own state is unlocked (one thread owns it); each request takes
+//! the tree lock ([`crate::fs::Fs::lock`]) once, and never holds it across I/O.
+
+mod linux;
+mod p2000;
+mod session;
+mod trace;
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ninep::{peek_size, DecodeError, HEADER_LEN, MAX_MSIZE};
+
+use crate::fs::Fs;
+use session::Session;
+
+/// Bytes asked of the transport in one read, at least.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Limits and switches of the 9P server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Most fids one connection may hold.
+    pub max_fids: usize,
+    /// Log every message (Plan 9's chatty9p).
+    pub trace: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_fids: 16384,
+            trace: false,
+        }
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionEnd {
+    /// The client closed its side.
+    #[error("end of file")]
+    Eof,
+    /// The client sent bytes that are not a 9P message.
+    #[error("framing error: {0}")]
+    Framing(FramingError),
+    /// Reading or writing the transport failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A message whose framing cannot be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    /// The size field is below the header's 7 bytes or above the session's msize.
+    #[error("message size {size} outside 7..={msize}")]
+    Size { size: u32, msize: u32 },
+    /// The codec rejected the message's layout.
+    #[error("{0}")]
+    Decode(DecodeError),
+}
+
+/// A 9P server over one shared tree; serves any number of connections at once.
+pub struct Server {
+    fs: Arc<Fs>,
+    config: ServerConfig,
+    next_session: AtomicU64,
+}
+
+impl Server {
+    /// A server of `fs`.
+    pub fn new(fs: Arc<Fs>, config: ServerConfig) -> Server {
+        Server {
+            fs,
+            config,
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// The tree served.
+    pub fn fs(&self) -> &Arc<Fs> {
+        &self.fs
+    }
+
+    /// Serves one connection until the client goes, then destroys its fids (removing
+    /// ORCLOSE files) and drops its record locks. `peer` names the connection in logs.
+    pub fn serve<R: Read, W: Write>(&self, reader: R, writer: W, peer: &str) -> ConnectionEnd {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let mut session = Session::new(&self.fs, id, &self.config);
+        tracing::info!("connection {id} from {peer}: open");
+        let end = run(&mut session, reader, writer);
+        session.shutdown();
+        match &end {
+            ConnectionEnd::Eof => tracing::info!("connection {id} from {peer}: closed"),
+            e => tracing::warn!("connection {id} from {peer}: closed: {e}"),
+        }
+        end
+    }
+}
+
+/// The read–answer–write loop of one connection.
+fn run<R: Read, W: Write>(
+    session: &mut Session<'_>,
+    mut reader: R,
+    mut writer: W,
+) -> ConnectionEnd {
+    let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut output: Vec<u8> = Vec::new();
+    loop {
+        let (consumed, stop) = answer_whole_messages(session, &input, &mut output);
+        input.drain(..consumed);
+        if !output.is_empty() {
+            if let Err(e) = writer.write_all(&output).and_then(|()| writer.flush()) {
+                return ConnectionEnd::Io(e);
+            }
+            output.clear();
+        }
+        if let Some(framing) = stop {
+            return ConnectionEnd::Framing(framing);
+        }
+        let old = input.len();
+        let wanted = peek_size(&input).map_or(0, |s| s as usize);
+        let room = READ_CHUNK.max(wanted.saturating_sub(old));
+        input.resize(old + room, 0);
+        match reader.read(&mut input[old..]) {
+            Ok(0) => return ConnectionEnd::Eof,
+            Ok(n) => input.truncate(old + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => input.truncate(old),
+            Err(e) => {
+                return match e.kind() {
+                    // A client that vanished is gone like one that closed.
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+                        ConnectionEnd::Eof
+                    }
+                    _ => ConnectionEnd::Io(e),
+                };
+            }
+        }
+    }
+}
+
+/// Answers every whole message at the front of `input`; returns the bytes used and,
+/// if one was badly framed, why (the bytes from there on are not to be trusted).
+fn answer_whole_messages(
+    session: &mut Session<'_>,
+    input: &[u8],
+    output: &mut Vec<u8>,
+) -> (usize, Option<FramingError>) {
+    let mut pos = 0;
+    while let Some(size) = peek_size(&input[pos..]) {
+        let msize = session.msize().unwrap_or(MAX_MSIZE);
+        if (size as usize) < HEADER_LEN || size > msize {
+            return (pos, Some(FramingError::Size { size, msize }));
+        }
+        let size = size as usize;
+        let Some(msg) = input.get(pos..pos + size) else {
+            break;
+        };
+        if let Err(e) = session.handle_bytes(msg, output) {
+            return (pos, Some(FramingError::Decode(e)));
+        }
+        pos += size;
+    }
+    (pos, None)
+}
+
+#[cfg(test)]
+mod tests;
