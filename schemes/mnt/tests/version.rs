@@ -163,3 +163,12 @@ fn same_qid_on_two_mounts_has_two_file_keys() {
     assert_eq!(r1.qid(), r2.qid());
     assert_ne!(r1.file_key(), r2.file_key());
 }
+
+#[test]
+fn mount_that_never_attached_closes_when_dropped() {
+    let (r, f) = negotiate(Dialect::P2000, 4096, |_, _| {}, |m, v| rversion(m, &v));
+    let m = r.unwrap();
+    assert!(!m.is_closed());
+    drop(m);
+    assert!(f.until_eof().is_empty());
+}
