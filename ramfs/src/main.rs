@@ -1,1 +1,197 @@
-fn main() {}
+//! `ramfs`: serve an in-memory file tree over 9P2000 / 9P2000.L.
+//!
+//! Exit status: 0 after a normal end (the single client went away, or SIGINT/SIGTERM),
+//! 2 for a usage error, 1 for a runtime failure such as an address that cannot be bound.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Parser};
+
+use ramfs::fs::{Clock, Config, Fs};
+use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
+use ramfs::transport::{self, Connection, ListenAddr, Listener};
+
+/// Default memory limit: 768 MiB.
+const DEFAULT_MAX_MEMORY: u64 = 768 << 20;
+
+/// An in-memory 9P2000 and 9P2000.L file server.
+///
+/// Serves one tree, shared by every client, until SIGINT or SIGTERM; with --stdio or
+/// --single it serves one client and exits as soon as that client is gone.
+#[derive(Debug, Parser)]
+#[command(name = "ramfs", version)]
+#[command(group(ArgGroup::new("transport").required(true).args(["stdio", "listen"])))]
+struct Cli {
+    /// Serve one client on standard input and output.
+    #[arg(long)]
+    stdio: bool,
+
+    /// Listen on ADDR: unix:PATH or tcp:HOST:PORT (e.g. tcp:127.0.0.1:5640; port 0
+    /// picks one and the log says which).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<ListenAddr>,
+
+    /// With --listen: serve exactly one connection, then exit.
+    #[arg(long, requires = "listen", conflicts_with = "stdio")]
+    single: bool,
+
+    /// Memory limit for file data, names, symlink targets and xattrs, in bytes (a K, M
+    /// or G suffix multiplies by 1024, 1024², 1024³). A write past it fails and changes
+    /// nothing. [default: 768M]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_memory: Option<u64>,
+
+    /// Most fids one connection may hold.
+    #[arg(long, value_name = "N", default_value_t = 16384)]
+    max_fids: usize,
+
+    /// Owner and group of the root directory (mode 0777, so any user can create).
+    #[arg(long, value_name = "NAME", default_value = "ramfs")]
+    owner: String,
+
+    /// Log one line per 9P message to standard error (like Plan 9's chatty9p).
+    #[arg(long)]
+    trace: bool,
+
+    /// Use this fixed time (seconds since 1970) for every atime, mtime and ctime
+    /// instead of the clock, for reproducible transcripts.
+    #[arg(long, value_name = "SECS")]
+    epoch: Option<u64>,
+}
+
+/// Parses a byte count with an optional K/M/G (binary) suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a byte count"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Serves one connection on this thread; the process's status says how it ended.
+fn serve_one(server: &Server, conn: Connection) -> Result<(), String> {
+    match server.serve(conn.reader, conn.writer, &conn.peer) {
+        ConnectionEnd::Eof | ConnectionEnd::Framing(_) => Ok(()),
+        ConnectionEnd::Io(e) => Err(format!("connection failed: {e}")),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let fs = Arc::new(Fs::new(Config {
+        memory_limit: cli.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
+        owner: cli.owner,
+        clock: cli.epoch.map_or(Clock::System, Clock::Fixed),
+    }));
+    let server = Arc::new(Server::new(
+        fs,
+        ServerConfig {
+            max_fids: cli.max_fids,
+            trace: cli.trace,
+        },
+    ));
+
+    let Some(addr) = cli.listen else {
+        ramfs::signals::exit_on_termination(|| {})
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+        return serve_one(&server, transport::stdio());
+    };
+
+    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let socket_file = listener.cleanup_path();
+    ramfs::signals::exit_on_termination(move || {
+        if let Some(p) = socket_file {
+            let _ = std::fs::remove_file(p);
+        }
+    })
+    .map_err(|e| format!("cannot handle signals: {e}"))?;
+    tracing::info!("listening on {bound}");
+
+    if cli.single {
+        let conn = listener
+            .accept()
+            .map_err(|e| format!("accept on {bound}: {e}"))?;
+        // Nobody else is served: let the address go now.
+        drop(listener);
+        return serve_one(&server, conn);
+    }
+    loop {
+        let conn = match listener.accept() {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, an aborted handshake: the listener itself is
+                // fine, so keep serving the others.
+                tracing::warn!("accept on {bound}: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        let server = Arc::clone(&server);
+        let spawned = std::thread::Builder::new()
+            .name(format!("conn {}", conn.peer))
+            .spawn(move || {
+                server.serve(conn.reader, conn.writer, &conn.peer);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start a connection thread: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("768M"), Ok(DEFAULT_MAX_MEMORY));
+        assert_eq!(parse_size("1k"), Ok(1024));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn transport_is_required_and_exclusive() {
+        assert!(Cli::try_parse_from(["ramfs"]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--stdio", "--listen", "unix:/x"]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--stdio", "--single"]).is_err());
+        let c = Cli::try_parse_from(["ramfs", "--listen", "tcp:127.0.0.1:0", "--single"])
+            .expect("valid");
+        assert!(c.single);
+        assert!(Cli::try_parse_from(["ramfs", "--listen", "ftp:x"]).is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! Unix-domain stream sockets; the socket file is removed when the listener goes.
+
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use super::Connection;
+
+/// A bound unix socket and the file it made.
+pub struct UnixSocketListener {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl UnixSocketListener {
+    pub fn bind(path: &Path) -> io::Result<UnixSocketListener> {
+        let listener = match UnixListener::bind(path) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && is_stale_socket(path) => {
+                std::fs::remove_file(path)?;
+                UnixListener::bind(path)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(UnixSocketListener {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn accept(&self) -> io::Result<Connection> {
+        let (stream, _) = self.listener.accept()?;
+        Ok(Connection {
+            reader: Box::new(stream.try_clone()?),
+            writer: Box::new(stream),
+            peer: format!("unix:{}", self.path.display()),
+        })
+    }
+}
+
+/// True if `path` is a socket nobody listens on.
+fn is_stale_socket(path: &Path) -> bool {
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    is_socket && UnixStream::connect(path).is_err()
+}
+
+impl Drop for UnixSocketListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
