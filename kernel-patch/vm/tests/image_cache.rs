@@ -123,9 +123,10 @@ fn a_data_write_copies_and_never_touches_the_image_page() {
     let reader = exec(&world, &program);
     let mapping = reader.data().fault(addr, Access::Read).unwrap();
     assert_eq!(mapping.frame, read.frame);
-    assert_eq!(
-        world.frames.read(mapping.frame),
-        expected_page(&program.file, &data_load, addr)
+    assert_page_eq(
+        &world.frames.read(mapping.frame),
+        &expected_page(&program.file, &data_load, addr),
+        "data page of the reader",
     );
     // A second write fault on the private copy maps it in place.
     let again = writer.data().fault(addr, Access::Write).unwrap();

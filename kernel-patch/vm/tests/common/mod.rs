@@ -159,11 +159,10 @@ pub fn verify_process(world: &World, process: &Process) {
     for (load, segment) in process.program.loads.iter().zip(&process.segments) {
         for addr in (segment.base()..segment.end()).step_by(PAGE_SIZE) {
             let mapping = segment.fault(addr, Access::Read).expect("fault");
-            assert_eq!(
-                world.frames.read(mapping.frame),
-                expected_page(&process.program.file, load, addr),
-                "page at {addr:#x} of {:?}",
-                segment.kind()
+            assert_page_eq(
+                &world.frames.read(mapping.frame),
+                &expected_page(&process.program.file, load, addr),
+                &format!("page at {addr:#x} of {:?}", segment.kind()),
             );
         }
     }
@@ -174,4 +173,15 @@ pub fn check(world: &World, segments: &[&SegmentRef]) -> CheckReport {
         Ok(report) => report,
         Err(violation) => panic!("{violation}"),
     }
+}
+
+/// Compares two pages and names the first differing byte (not 4096 numbers).
+pub fn assert_page_eq(actual: &[u8], expected: &[u8], what: &str) {
+    if let Some(at) = actual.iter().zip(expected).position(|(a, e)| a != e) {
+        panic!(
+            "{what}: byte {at} is {:#04x}, expected {:#04x}",
+            actual[at], expected[at]
+        );
+    }
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
 }
