@@ -1,6 +1,7 @@
 //! A channel: one fid on a mount, with the dialect-neutral file operations.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -29,8 +30,36 @@ pub struct Chan {
     opened: Option<Opened>,
     /// The numeric user of the attach: the group of files created in 9P2000.L.
     n_uname: u32,
-    /// The last name walked to ("/" for a root): 9P2000.L attributes carry no name.
-    name: String,
+    /// The names walked (or created) from the attach's root, `..` taken off: the
+    /// channel's name in 9P2000.L, whose attributes carry none, and the way to its
+    /// parent for a 9P2000.L rename.
+    path: Vec<String>,
+    /// 9P2000.L only: the attach's own fid, kept while any channel of the attach
+    /// lives, to walk to a channel's parent from (a walk to `..` needs a directory).
+    root: Option<Arc<AttachRoot>>,
+}
+
+/// The root fid of a 9P2000.L attach. It counts as a channel of the mount; the last
+/// channel of the attach to go drops it, which queues its clunk.
+pub(crate) struct AttachRoot {
+    mount: Mount,
+    fid: u32,
+}
+
+impl AttachRoot {
+    pub(crate) fn new(mount: Mount, fid: u32) -> AttachRoot {
+        AttachRoot { mount, fid }
+    }
+}
+
+impl Drop for AttachRoot {
+    fn drop(&mut self) {
+        let mux = self.mount.mux();
+        if mux.clunk_queued(self.fid).is_err() {
+            mux.abandon_fid(self.fid);
+        }
+        mux.chan_gone();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,14 +84,20 @@ impl fmt::Debug for Chan {
             .field("mount", &self.mount.id())
             .field("fid", &self.fid)
             .field("qid", &self.qid)
-            .field("name", &self.name)
+            .field("path", &self.path)
             .field("open", &self.opened.map(|o| o.mode))
             .finish()
     }
 }
 
 impl Chan {
-    pub(crate) fn new(mount: Mount, fid: u32, qid: Qid, n_uname: u32) -> Chan {
+    pub(crate) fn new(
+        mount: Mount,
+        fid: u32,
+        qid: Qid,
+        n_uname: u32,
+        root: Option<Arc<AttachRoot>>,
+    ) -> Chan {
         Chan {
             mount,
             fid,
@@ -70,7 +105,8 @@ impl Chan {
             qid,
             opened: None,
             n_uname,
-            name: String::from("/"),
+            path: Vec::new(),
+            root,
         }
     }
 
@@ -101,7 +137,12 @@ impl Chan {
 
     /// The last name this channel was walked to or created as ("/" for a root).
     pub fn name(&self) -> &str {
-        &self.name
+        self.path.last().map_or("/", String::as_str)
+    }
+
+    /// The names from the attach's root to this file (`..` taken off as walked).
+    pub fn path(&self) -> &[String] {
+        &self.path
     }
 
     /// How the channel is open, if it is.
@@ -125,78 +166,27 @@ impl Chan {
     ///
     /// A walk that stops early fails with [`MntError::WalkIncomplete`].
     pub fn walk(&self, names: &[&str], intr: &Interrupt) -> Result<Chan, MntError> {
-        let mux = self.mount.mux();
-        let newfid = mux.new_chan_fid()?;
-        let mut qid = self.qid;
-        let mut walked = 0;
-        // Whether newfid exists on the server (after the first step succeeded).
-        let mut made = false;
-        let steps: Vec<&[&str]> = if names.is_empty() {
-            Vec::from([names])
-        } else {
-            names.chunks(MAXWELEM).collect()
-        };
-        for step in steps {
-            let msg = Msg::Twalk {
-                fid: if made { newfid } else { self.fid },
-                newfid,
-                wnames: step.iter().map(|n| String::from(*n)).collect(),
-            };
-            let err = match mux.rpc(msg, intr) {
-                Ok(Msg::Rwalk { wqids }) if wqids.len() > step.len() => {
-                    let bad = BadReply::TooManyQids {
-                        names: step.len(),
-                        qids: wqids.len(),
-                    };
-                    mux.break_mount(bad.clone(), None);
-                    MntError::BadReply(bad)
+        let (fid, qid) = walk_fid(&self.mount, self.fid, self.qid, names, intr)?;
+        let mut path = self.path.clone();
+        for n in names {
+            match *n {
+                ".." => {
+                    path.pop();
                 }
-                Ok(Msg::Rwalk { wqids }) if wqids.len() < step.len() => MntError::WalkIncomplete {
-                    walked: walked + wqids.len(),
-                },
-                Ok(Msg::Rwalk { wqids }) => {
-                    walked += wqids.len();
-                    if let Some(q) = wqids.last() {
-                        qid = *q;
-                    }
-                    made = true;
-                    continue;
-                }
-                Ok(other) => self.mount.wrong_reply(ninep::mtype::TWALK, &other),
-                Err(e) => e,
-            };
-            self.discard_new_fid(newfid, made, &err);
-            return Err(err);
+                "." => {}
+                n => path.push(String::from(n)),
+            }
         }
-        let name = names
-            .last()
-            .map(|n| String::from(*n))
-            .unwrap_or_else(|| self.name.clone());
         Ok(Chan {
             mount: self.mount.clone(),
-            fid: newfid,
+            fid,
             live: true,
             qid,
             opened: None,
             n_uname: self.n_uname,
-            name,
+            path,
+            root: self.root.clone(),
         })
-    }
-
-    /// After a failed walk: a fid the server holds is clunked (queued); one it never
-    /// made is free; one nobody can be sure of is abandoned.
-    fn discard_new_fid(&self, newfid: u32, made: bool, err: &MntError) {
-        let mux = self.mount.mux();
-        if made {
-            if mux.clunk_queued(newfid).is_err() {
-                mux.abandon_fid(newfid);
-            }
-        } else if matches!(err, MntError::WalkIncomplete { .. }) {
-            mux.release_fid(newfid);
-        } else {
-            self.mount.forget_new_fid(newfid, err);
-        }
-        mux.chan_gone();
     }
 
     /// Opens the file for I/O.
@@ -282,7 +272,7 @@ impl Chan {
                     Msg::Rwalk { wqids } if wqids.len() == 1 => self.qid = wqids[0],
                     _ => return Err(MntError::WalkIncomplete { walked: 0 }),
                 }
-                self.name = String::from(name);
+                self.path.push(String::from(name));
                 match mux.rpc(
                     Msg::Tlopen {
                         fid: self.fid,
@@ -311,7 +301,9 @@ impl Chan {
                 }
             }
         }
-        self.name = String::from(name);
+        if !(self.dialect() == Dialect::L && perm & dm::DIR != 0) {
+            self.path.push(String::from(name));
+        }
         Ok(())
     }
 
@@ -400,7 +392,8 @@ impl Chan {
     /// offset). An empty list means the end.
     ///
     /// In 9P2000 the offset is a byte offset in the stream of stat records and each
-    /// entry has its full [`FileInfo`]; in 9P2000.L it is the server's cookie.
+    /// entry has its full [`FileInfo`]; in 9P2000.L it is the server's cookie, and
+    /// the `.` and `..` entries are left out, as Plan 9 lists directories.
     pub fn read_dir(
         &self,
         offset: u64,
@@ -437,29 +430,43 @@ impl Chan {
                 Ok((entries, offset + data.len() as u64))
             }
             Dialect::L => {
-                let msg = Msg::Treaddir {
-                    fid: self.fid,
-                    offset,
-                    count,
-                };
-                let data = match mux.rpc(msg, intr)? {
-                    Msg::Rreaddir { data } => data,
-                    other => return Err(self.mount.wrong_reply(ninep::mtype::TREADDIR, &other)),
-                };
-                let mut rest = &data[..];
                 let mut next = offset;
-                while !rest.is_empty() {
-                    let (d, used): (Dirent, usize) = Dirent::decode(rest)
-                        .map_err(|e| MntError::BadReply(BadReply::Decode(e.kind)))?;
-                    rest = &rest[used..];
-                    next = d.offset;
-                    entries.push(DirEntry {
-                        qid: d.qid,
-                        name: d.name,
-                        info: None,
-                    });
+                // A batch of only `.` and `..` is no end: ask again from after it.
+                loop {
+                    let msg = Msg::Treaddir {
+                        fid: self.fid,
+                        offset: next,
+                        count,
+                    };
+                    let data = match mux.rpc(msg, intr)? {
+                        Msg::Rreaddir { data } => data,
+                        other => {
+                            return Err(self.mount.wrong_reply(ninep::mtype::TREADDIR, &other))
+                        }
+                    };
+                    if data.is_empty() {
+                        return Ok((entries, next));
+                    }
+                    let mut rest = &data[..];
+                    while !rest.is_empty() {
+                        let (d, used): (Dirent, usize) = Dirent::decode(rest)
+                            .map_err(|e| MntError::BadReply(BadReply::Decode(e.kind)))?;
+                        rest = &rest[used..];
+                        next = d.offset;
+                        // Plan 9 directories do not list themselves or their parent.
+                        if d.name == "." || d.name == ".." {
+                            continue;
+                        }
+                        entries.push(DirEntry {
+                            qid: d.qid,
+                            name: d.name,
+                            info: None,
+                        });
+                    }
+                    if !entries.is_empty() {
+                        return Ok((entries, next));
+                    }
                 }
-                Ok((entries, next))
             }
         }
     }
@@ -478,7 +485,9 @@ impl Chan {
                     request_mask: getattr::BASIC,
                 };
                 match mux.rpc(msg, intr)? {
-                    Msg::Rgetattr { attr } => Ok(FileInfo::from_attr(&attr, self.name.clone())),
+                    Msg::Rgetattr { attr } => {
+                        Ok(FileInfo::from_attr(&attr, String::from(self.name())))
+                    }
                     other => Err(self.mount.wrong_reply(ninep::mtype::TGETATTR, &other)),
                 }
             }
@@ -543,26 +552,43 @@ impl Chan {
                     }
                 }
                 if let Some(n) = &changes.name {
-                    // Trename names the new parent: here the same directory.
-                    let parent = self.walk(&[".."], intr)?;
-                    let msg = Msg::Trename {
-                        fid: self.fid,
-                        dfid: parent.fid,
-                        name: n.clone(),
-                    };
-                    let r = mux.rpc(msg, intr);
-                    drop(parent);
-                    match r? {
-                        Msg::Rrename => {}
-                        other => return Err(self.mount.wrong_reply(ninep::mtype::TRENAME, &other)),
-                    }
+                    self.rename_dotl(n, intr)?;
                 }
             }
         }
         if let Some(n) = &changes.name {
-            self.name = n.clone();
+            if let Some(last) = self.path.last_mut() {
+                last.clone_from(n);
+            }
         }
         Ok(())
+    }
+
+    /// A 9P2000.L rename within the same directory: `Trename` names the new parent,
+    /// reached by walking the attach's root along this channel's path. (If another
+    /// client renamed a directory on the way, that walk fails or finds another
+    /// directory: the path is only as fresh as this channel's walks.)
+    fn rename_dotl(&self, name: &str, intr: &Interrupt) -> Result<(), MntError> {
+        let (Some(root), Some((_, parent_path))) = (&self.root, self.path.split_last()) else {
+            // The root itself has no parent to rename it in.
+            return Err(MntError::Unsupported);
+        };
+        let names: Vec<&str> = parent_path.iter().map(String::as_str).collect();
+        let mux = self.mount.mux();
+        // A channel, so that its fid is clunked when it goes, whatever happens.
+        let (pfid, pqid) = walk_fid(&self.mount, root.fid, Qid::default(), &names, intr)?;
+        let parent = Chan::new(self.mount.clone(), pfid, pqid, self.n_uname, None);
+        let msg = Msg::Trename {
+            fid: self.fid,
+            dfid: parent.fid,
+            name: String::from(name),
+        };
+        let r = mux.rpc(msg, intr);
+        drop(parent);
+        match r? {
+            Msg::Rrename => Ok(()),
+            other => Err(self.mount.wrong_reply(ninep::mtype::TRENAME, &other)),
+        }
     }
 
     /// Clunks the fid and waits for the server. On any failure (an error reply, a
@@ -604,4 +630,77 @@ impl Drop for Chan {
         }
         mux.chan_gone();
     }
+}
+
+/// Walks from `fid` (whose qid is `qid`) along `names` to a new fid, in `Twalk`s of
+/// at most 16 names; returns the new fid, counted as a channel of the mount, and
+/// its qid. A walk that stops early fails with [`MntError::WalkIncomplete`].
+pub(crate) fn walk_fid(
+    mount: &Mount,
+    fid: u32,
+    qid: Qid,
+    names: &[&str],
+    intr: &Interrupt,
+) -> Result<(u32, Qid), MntError> {
+    let mux = mount.mux();
+    let newfid = mux.new_chan_fid()?;
+    let mut qid = qid;
+    let mut walked = 0;
+    // Whether newfid exists on the server (after the first step succeeded).
+    let mut made = false;
+    let steps: Vec<&[&str]> = if names.is_empty() {
+        // An empty walk still takes one Twalk: it clones the fid.
+        Vec::from([names])
+    } else {
+        names.chunks(MAXWELEM).collect()
+    };
+    for step in steps {
+        let msg = Msg::Twalk {
+            fid: if made { newfid } else { fid },
+            newfid,
+            wnames: step.iter().map(|n| String::from(*n)).collect(),
+        };
+        let err = match mux.rpc(msg, intr) {
+            Ok(Msg::Rwalk { wqids }) if wqids.len() > step.len() => {
+                let bad = BadReply::TooManyQids {
+                    names: step.len(),
+                    qids: wqids.len(),
+                };
+                mux.break_mount(bad.clone(), None);
+                MntError::BadReply(bad)
+            }
+            Ok(Msg::Rwalk { wqids }) if wqids.len() < step.len() => MntError::WalkIncomplete {
+                walked: walked + wqids.len(),
+            },
+            Ok(Msg::Rwalk { wqids }) => {
+                walked += wqids.len();
+                if let Some(q) = wqids.last() {
+                    qid = *q;
+                }
+                made = true;
+                continue;
+            }
+            Ok(other) => mount.wrong_reply(ninep::mtype::TWALK, &other),
+            Err(e) => e,
+        };
+        discard_new_fid(mount, newfid, made, &err);
+        return Err(err);
+    }
+    Ok((newfid, qid))
+}
+
+/// After a failed walk: a fid the server holds is clunked (queued); one it never
+/// made is free; one nobody can be sure of is abandoned.
+fn discard_new_fid(mount: &Mount, newfid: u32, made: bool, err: &MntError) {
+    let mux = mount.mux();
+    if made {
+        if mux.clunk_queued(newfid).is_err() {
+            mux.abandon_fid(newfid);
+        }
+    } else if matches!(err, MntError::WalkIncomplete { .. }) {
+        mux.release_fid(newfid);
+    } else {
+        mount.forget_new_fid(newfid, err);
+    }
+    mux.chan_gone();
 }

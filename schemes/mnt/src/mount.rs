@@ -8,7 +8,7 @@ use core::fmt;
 
 use ninep::{Dialect, Fcall, Msg, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, NOTAG};
 
-use crate::chan::Chan;
+use crate::chan::{walk_fid, AttachRoot, Chan};
 use crate::error::{BadReply, BrokenReason, MntError};
 use crate::id::MountId;
 use crate::mux::{check_frame, Mux};
@@ -112,7 +112,22 @@ impl Mount {
             n_uname: (self.mux.dialect() == Dialect::L).then_some(args.n_uname),
         };
         match self.mux.rpc(msg, intr) {
-            Ok(Msg::Rattach { qid }) => Ok(Chan::new(self.clone(), fid, qid, args.n_uname)),
+            Ok(Msg::Rattach { qid }) if self.mux.dialect() == Dialect::P2000 => {
+                Ok(Chan::new(self.clone(), fid, qid, args.n_uname, None))
+            }
+            Ok(Msg::Rattach { qid }) => {
+                // 9P2000.L: keep the attach's fid for walks to a parent (see
+                // `Chan::path`), and give the caller a clone of it.
+                let root = Arc::new(AttachRoot::new(self.clone(), fid));
+                let (cfid, cqid) = walk_fid(self, fid, qid, &[], intr)?;
+                Ok(Chan::new(
+                    self.clone(),
+                    cfid,
+                    cqid,
+                    args.n_uname,
+                    Some(root),
+                ))
+            }
             Ok(other) => {
                 self.mux.abandon_fid(fid);
                 self.mux.chan_gone();

@@ -210,3 +210,22 @@ fn a_mount_handle_does_not_keep_the_connection_open() {
         MntError::Hungup
     );
 }
+
+#[test]
+fn dotl_attach_fid_goes_with_the_last_channel() {
+    let _w = watchdog(Duration::from_secs(60));
+    let (m, root, fake) = start(mnt::ninep::Dialect::L, 8192, 8192);
+    let a = walk(&root, &fake, "a");
+    let a_fid = a.fid();
+    drop(root);
+    fake.ack_clunk();
+    assert!(!m.is_closed());
+    drop(a);
+    let clunked: Vec<_> = fake.until_eof().into_iter().map(|f| f.msg).collect();
+    // The channel's own fid, then the attach's (fid 0), then end of file.
+    assert_eq!(
+        clunked,
+        [Msg::Tclunk { fid: a_fid }, Msg::Tclunk { fid: 0 }]
+    );
+    assert!(m.is_closed());
+}

@@ -63,6 +63,8 @@ fn attach_carries_n_uname_only_in_dotl() {
             }
         );
         fake.reply(a.tag, Msg::Rattach { qid: ROOT });
+        let (fid, newfid, names) = fake.ack_walk();
+        assert_eq!((fid, newfid, names.len()), (0, 1, 0));
         fake
     });
     let opts = mnt::MountOptions {
@@ -379,8 +381,9 @@ fn dotl_open_create_mkdir_stat_setattr_rename() {
             };
             assert_eq!((attr.valid, attr.size), (setattr::SIZE, 0));
             f.reply(r.tag, Msg::Rsetattr);
-            let (_, parent, names) = f.ack_walk();
-            assert_eq!(names, [".."]);
+            // The parent is walked to from the attach's own fid (0), along the path.
+            let (from, parent, names) = f.ack_walk();
+            assert_eq!((from, names.as_slice()), (0, ["d".to_string()].as_slice()));
             let rn = f.recv();
             let Msg::Trename { dfid, name, .. } = rn.msg else {
                 panic!("{rn:?}")

@@ -170,6 +170,16 @@ pub fn start(dialect: Dialect, want_msize: u32, server_msize: u32) -> (Mount, Ch
             "expected Tattach, got {a:?}"
         );
         fake.reply(a.tag, Msg::Rattach { qid: ROOT });
+        if dialect == Dialect::L {
+            // The caller's root is a clone of the attach's fid, which the mount keeps.
+            let (fid, newfid, names) = fake.ack_walk();
+            let Msg::Tattach { fid: afid, .. } = a.msg else {
+                unreachable!()
+            };
+            assert_eq!(fid, afid);
+            assert_ne!(newfid, afid);
+            assert!(names.is_empty());
+        }
         fake
     });
     let opts = MountOptions {
