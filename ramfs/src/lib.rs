@@ -9,6 +9,8 @@
 
 pub mod error;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ninep_server;
 pub mod signals;
 pub mod transport;
