@@ -10,6 +10,8 @@
 //!
 //! `RAMFS_TRANSCRIPT=substring` runs only the matching files;
 //! `RAMFS_TRANSCRIPT_SHOW=1` prints every reply in transcript syntax as it arrives;
+//! `RAMFS_TRANSCRIPT_KEEP_GOING=1` reports every differing reply of a transcript, not
+//! just the first (later replies may differ only because an earlier one did);
 //! `RAMFS_TRANSCRIPT_DIR=path` reads transcripts from another directory and
 //! `RAMFS_TRANSCRIPT_SERVER='shell command'` talks to another stdio server (e.g. diod
 //! with `-r 0 -w 1`): both are for debugging the harness itself.
@@ -169,6 +171,14 @@ fn describe(bytes: &[u8], dialect: Dialect) -> String {
     }
 }
 
+/// How to run transcripts (from the environment).
+struct Options {
+    /// Print every reply.
+    show: bool,
+    /// Report every differing reply instead of stopping at the first.
+    keep_going: bool,
+}
+
 /// A transcript that did not go as written.
 struct Failure {
     line: usize,
@@ -176,7 +186,7 @@ struct Failure {
 }
 
 /// Runs one transcript file; `Err` holds the first divergence.
-fn run_transcript(path: &Path, show: bool) -> Result<(), Failure> {
+fn run_transcript(path: &Path, opts: &Options) -> Result<(), Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure {
         line: 0,
         what: format!("cannot read: {e}"),
@@ -214,6 +224,7 @@ fn run_transcript(path: &Path, show: bool) -> Result<(), Failure> {
     let mut server = Server::start(&args);
     let mut dialect = Dialect::P2000;
     let mut expected_close = false;
+    let mut first_difference = None;
     let fail = |server: &Server, line: usize, what: String| Failure {
         line,
         what: format!("{what}\n  server stderr (tail):\n{}", server.stderr_tail()),
@@ -245,20 +256,21 @@ fn run_transcript(path: &Path, show: bool) -> Result<(), Failure> {
                 })?;
                 match server.next_reply() {
                     Some(Reply::Message(got)) => {
-                        if show {
+                        if opts.show {
                             eprintln!("    {}", describe(&got, dialect));
                         }
                         if got != want {
-                            return Err(fail(
-                                &server,
-                                *lineno,
-                                format!(
-                                    "reply differs\n  expected: {raw}\n  got:      {}\n  expected hex: {}\n  got hex:      {}",
-                                    describe(&got, dialect),
-                                    hex(&want),
-                                    hex(&got)
-                                ),
-                            ));
+                            let what = format!(
+                                "reply differs\n  expected: {raw}\n  got:      {}\n  expected hex: {}\n  got hex:      {}",
+                                describe(&got, dialect),
+                                hex(&want),
+                                hex(&got)
+                            );
+                            if !opts.keep_going {
+                                return Err(fail(&server, *lineno, what));
+                            }
+                            eprintln!("  line {lineno}: {what}");
+                            first_difference.get_or_insert(*lineno);
                         }
                     }
                     Some(Reply::Eof) => {
@@ -354,7 +366,13 @@ fn run_transcript(path: &Path, show: bool) -> Result<(), Failure> {
             end,
             format!("server exited with {status} after stdin closed"),
         )),
-        Some(_) => Ok(()),
+        Some(_) => match first_difference {
+            Some(line) => Err(Failure {
+                line,
+                what: "replies differ (listed above)".into(),
+            }),
+            None => Ok(()),
+        },
     }
 }
 
@@ -375,7 +393,10 @@ fn transcript_files() -> Vec<PathBuf> {
 #[test]
 fn transcripts() {
     let filter = std::env::var("RAMFS_TRANSCRIPT").unwrap_or_default();
-    let show = std::env::var_os("RAMFS_TRANSCRIPT_SHOW").is_some();
+    let opts = Options {
+        show: std::env::var_os("RAMFS_TRANSCRIPT_SHOW").is_some(),
+        keep_going: std::env::var_os("RAMFS_TRANSCRIPT_KEEP_GOING").is_some(),
+    };
     let files = transcript_files();
     assert!(!files.is_empty(), "no transcripts found");
     let mut failures = Vec::new();
@@ -386,10 +407,10 @@ fn transcripts() {
             continue;
         }
         ran += 1;
-        if show {
+        if opts.show || opts.keep_going {
             eprintln!("== {name}");
         }
-        match run_transcript(&path, show) {
+        match run_transcript(&path, &opts) {
             Ok(()) => eprintln!("PASS {name}"),
             Err(f) => {
                 eprintln!("FAIL {name}:{}: {}", f.line, f.what);
@@ -417,7 +438,11 @@ fn harness_rejects_a_wrong_reply() {
         "> Tversion tag=NOTAG msize=8192 version=9P2000\n< Rversion tag=NOTAG msize=8192 version=9P2000.wrong\n",
     )
     .unwrap();
-    let err = run_transcript(&path, false)
+    let opts = Options {
+        show: false,
+        keep_going: false,
+    };
+    let err = run_transcript(&path, &opts)
         .err()
         .expect("a wrong reply must fail");
     assert_eq!(err.line, 2);
