@@ -42,6 +42,8 @@ pub struct RunSettings {
     pub warmup_seconds: Option<f64>,
     /// Operations per cell, when the run counted operations.
     pub ops: Option<u64>,
+    /// How many times each cell ran; each figure is the median of its rounds.
+    pub rounds: u32,
     /// Bytes of the file that the streams read and write.
     pub file_bytes: u64,
 }
@@ -84,6 +86,9 @@ pub struct CellResult {
     pub ops: u64,
     pub bytes: u64,
     pub seconds: f64,
+    /// The figure of every round, in the order they ran; `value` is their median, and
+    /// `ops`, `bytes`, `seconds` and `msize` are the median round's.
+    pub rounds: Vec<f64>,
     pub error: Option<String>,
 }
 
@@ -255,8 +260,8 @@ impl Report {
         if let Some(base) = self.servers.first() {
             let _ = writeln!(
                 out,
-                "MB = 10^6 bytes; qN = N requests in flight; ratio = {}/peer (above 1: {} is faster); \"@X\": the server agreed to msize X only.",
-                base.name, base.name
+                "MB = 10^6 bytes; qN = N requests in flight; each figure is the median of {} round(s); ratio = {}/peer (above 1: {} is faster); \"@X\": the server agreed to msize X only.",
+                self.settings.rounds, base.name, base.name
             );
         }
         for s in &self.skipped {
@@ -321,6 +326,7 @@ mod tests {
             ops: 10,
             bytes: 100,
             seconds: 1.0,
+            rounds: value.into_iter().collect(),
             error: value.is_none().then(|| "Tread failed: errno 5".to_owned()),
         }
     }
@@ -343,6 +349,7 @@ mod tests {
                 seconds: Some(1.0),
                 warmup_seconds: Some(0.2),
                 ops: None,
+                rounds: 1,
                 file_bytes: 1 << 20,
             },
             servers: ["ramfs", "diod", "p9"]

@@ -2,7 +2,10 @@
 //!
 //! Cells run figure by figure, each figure on every server in turn, so the servers'
 //! numbers for one figure are taken within seconds of each other: load from elsewhere
-//! on a shared machine then touches all of them alike, and the ratios stay fair.
+//! on a shared machine then touches all of them alike, and the ratios stay fair. The
+//! whole matrix is run `rounds` times (each round starting the servers' turns one
+//! server later) and each figure is the median of its rounds, so that one burst of
+//! outside load does not decide a ratio.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,17 +14,19 @@ use tracing::warn;
 use super::matrix::Cell;
 use super::pipeline::Limit;
 use super::report::{CellResult, FigureRow, Report, RunSettings, ServerEntry};
-use super::session::{self, Fixture, Settings, Target};
+use super::session::{self, CellRun, Fixture, Settings, Target};
 use super::workload::Unit;
 
-/// Measures `cells` on `targets` (the first is the baseline); `progress` gets one line
-/// per step for a person watching.
+/// Measures `cells` on `targets` (the first is the baseline), `rounds` times (at least
+/// once); `progress` gets one line per step for a person watching.
 pub fn run(
     targets: &[Target],
     cells: &[Cell],
     settings: &Settings,
+    rounds: u32,
     progress: &mut dyn FnMut(&str),
 ) -> Report {
+    let rounds = rounds.max(1);
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -46,56 +51,54 @@ pub fn run(
         });
     }
 
-    let total = cells.len() * fixtures.iter().flatten().count();
+    // runs[cell][target]: one entry per round.
+    let mut runs: Vec<Vec<Vec<Result<CellRun, String>>>> =
+        vec![vec![Vec::new(); targets.len()]; cells.len()];
+    let live = fixtures.iter().flatten().count();
+    let total = cells.len() * live * rounds as usize;
     let mut done = 0;
-    let mut figures = Vec::new();
-    for cell in cells {
-        let mut row = FigureRow::new(cell);
-        for (t, fixture) in targets.iter().zip(&fixtures) {
-            let Some(fixture) = fixture else {
-                row.results.push(not_measured(&t.name));
-                continue;
-            };
-            done += 1;
-            let result = match session::run_cell(t, fixture, cell, settings) {
-                Ok(run) => {
-                    let m = run.measurement;
-                    let value = match cell.workload.unit() {
-                        Unit::OpsPerSec => m.ops_per_sec(),
-                        Unit::MegabytesPerSec => m.mb_per_sec(),
-                    };
-                    progress(&format!(
-                        "[{done}/{total}] {:<24} {:<14} {value:>10.1} {}",
-                        row.figure,
-                        t.name,
+    for round in 0..rounds {
+        for (ci, cell) in cells.iter().enumerate() {
+            let figure = cell.figure();
+            for k in 0..targets.len() {
+                let ti = (k + round as usize) % targets.len();
+                let (t, Some(fixture)) = (&targets[ti], &fixtures[ti]) else {
+                    continue;
+                };
+                done += 1;
+                let outcome = session::run_cell(t, fixture, cell, settings);
+                let shown = match &outcome {
+                    Ok(run) => format!(
+                        "{:>10.1} {}",
+                        value(cell, run),
                         cell.workload.unit().label()
-                    ));
-                    CellResult {
-                        server: t.name.clone(),
-                        value: Some(value),
-                        msize: Some(run.msize),
-                        ops: m.ops,
-                        bytes: m.bytes,
-                        seconds: m.elapsed.as_secs_f64(),
-                        error: None,
-                    }
-                }
-                Err(e) => {
-                    progress(&format!(
-                        "[{done}/{total}] {:<24} {:<14} failed: {e}",
-                        row.figure, t.name
-                    ));
-                    CellResult {
-                        error: Some(e.to_string()),
-                        ..not_measured(&t.name)
-                    }
-                }
-            };
-            row.results.push(result);
+                    ),
+                    Err(e) => format!("failed: {e}"),
+                };
+                progress(&format!(
+                    "[{done}/{total}] round {} {figure:<24} {:<14} {shown}",
+                    round + 1,
+                    t.name
+                ));
+                runs[ci][ti].push(outcome.map_err(|e| e.to_string()));
+            }
         }
-        row.compute_ratios();
-        figures.push(row);
     }
+
+    let figures = cells
+        .iter()
+        .zip(&runs)
+        .map(|(cell, per_target)| {
+            let mut row = FigureRow::new(cell);
+            row.results = targets
+                .iter()
+                .zip(per_target)
+                .map(|(t, rounds)| summarize(&t.name, cell, rounds))
+                .collect();
+            row.compute_ratios();
+            row
+        })
+        .collect();
 
     for (t, fixture) in targets.iter().zip(&fixtures) {
         if let Some(fixture) = fixture {
@@ -108,26 +111,56 @@ pub fn run(
 
     Report {
         started_unix,
-        settings: run_settings(settings),
+        settings: run_settings(settings, rounds),
         servers,
         figures,
         skipped: Vec::new(),
     }
 }
 
-fn not_measured(server: &str) -> CellResult {
-    CellResult {
+/// The cell's figure from one run, in its unit.
+fn value(cell: &Cell, run: &CellRun) -> f64 {
+    match cell.workload.unit() {
+        Unit::OpsPerSec => run.measurement.ops_per_sec(),
+        Unit::MegabytesPerSec => run.measurement.mb_per_sec(),
+    }
+}
+
+/// One server's result for a cell: the run with the median figure, or the first error
+/// when any round failed (a server that fails once is not measured).
+fn summarize(server: &str, cell: &Cell, rounds: &[Result<CellRun, String>]) -> CellResult {
+    let mut result = CellResult {
         server: server.to_owned(),
         value: None,
         msize: None,
         ops: 0,
         bytes: 0,
         seconds: 0.0,
+        rounds: Vec::new(),
         error: None,
+    };
+    if let Some(Err(e)) = rounds.iter().find(|r| r.is_err()) {
+        result.error = Some(e.clone());
+        return result;
     }
+    let mut ok: Vec<(f64, &CellRun)> = rounds
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|run| (value(cell, run), run))
+        .collect();
+    result.rounds = ok.iter().map(|(v, _)| *v).collect();
+    ok.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((v, run)) = ok.get(ok.len().saturating_sub(1) / 2) {
+        result.value = Some(*v);
+        result.msize = Some(run.msize);
+        result.ops = run.measurement.ops;
+        result.bytes = run.measurement.bytes;
+        result.seconds = run.measurement.elapsed.as_secs_f64();
+    }
+    result
 }
 
-fn run_settings(settings: &Settings) -> RunSettings {
+fn run_settings(settings: &Settings, rounds: u32) -> RunSettings {
     let (seconds, warmup_seconds, ops) = match settings.limit {
         Limit::Time { warmup, measure } => (
             Some(measure.as_secs_f64()),
@@ -140,6 +173,54 @@ fn run_settings(settings: &Settings) -> RunSettings {
         seconds,
         warmup_seconds,
         ops,
+        rounds,
         file_bytes: settings.file_len,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::pipeline::Measurement;
+    use crate::bench::workload::Workload;
+    use std::time::Duration;
+
+    fn run(ops: u64) -> Result<CellRun, String> {
+        Ok(CellRun {
+            msize: 8192,
+            measurement: Measurement {
+                ops,
+                bytes: 0,
+                elapsed: Duration::from_secs(1),
+            },
+        })
+    }
+
+    const CELL: Cell = Cell {
+        workload: Workload::Stat,
+        msize: 8192,
+        depth: 1,
+    };
+
+    #[test]
+    fn the_median_round_is_reported_with_every_round_kept() {
+        let r = summarize("s", &CELL, &[run(30), run(10), run(20)]);
+        assert_eq!(r.value, Some(20.0));
+        assert_eq!(r.ops, 20);
+        assert_eq!(r.rounds, [30.0, 10.0, 20.0]);
+        // An even count takes the lower middle.
+        let r = summarize("s", &CELL, &[run(40), run(10)]);
+        assert_eq!(r.value, Some(10.0));
+    }
+
+    #[test]
+    fn one_failed_round_fails_the_cell() {
+        let r = summarize(
+            "s",
+            &CELL,
+            &[run(30), Err("Tgetattr failed".into()), run(20)],
+        );
+        assert_eq!(r.value, None);
+        assert_eq!(r.error.as_deref(), Some("Tgetattr failed"));
     }
 }

@@ -89,16 +89,20 @@ enum ServerKind {
 /// Options of both commands.
 #[derive(Debug, clap::Args)]
 struct Common {
-    /// Measured seconds per cell.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, conflicts_with_all = ["ops", "quick"])]
+    /// Measured seconds per cell and round.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.5, conflicts_with_all = ["ops", "quick"])]
     seconds: f64,
+    /// How many times to run the whole matrix; each figure is the median of its rounds.
+    #[arg(long, value_name = "N", default_value_t = 3, conflicts_with = "quick",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Unmeasured seconds before each cell's measurement.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.2, conflicts_with_all = ["ops", "quick"])]
     warmup: f64,
     /// Run each cell for exactly this many operations instead of a time.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     ops: Option<u64>,
-    /// A smoke run: 0.1 s per cell, a 4 MiB stream file.
+    /// A smoke run: one round of 0.1 s per cell, a 4 MiB stream file.
     #[arg(long)]
     quick: bool,
     /// Size of the file the streams read and write, in MiB.
@@ -418,7 +422,8 @@ fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report
             .join(", ")
     );
     let mut progress = |line: &str| eprintln!("{line}");
-    let mut report = runner::run(targets, &cells, &settings, &mut progress);
+    let rounds = if common.quick { 1 } else { common.rounds };
+    let mut report = runner::run(targets, &cells, &settings, rounds, &mut progress);
     report.skipped = skipped;
     report
 }
