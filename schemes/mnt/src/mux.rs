@@ -463,11 +463,15 @@ impl Mux {
         check_frame(bytes, self.msize)
     }
 
-    /// The transport failed: the mount is broken (unless it was closed on purpose,
-    /// in which case every request has already been failed).
+    /// The transport failed: the mount is broken.
     fn fail_transport(&self, e: TransportError) {
-        if self.state.lock().closed {
-            return;
+        {
+            let st = self.state.lock();
+            // Closed on purpose, or already broken (and so closed by us): every
+            // request has been failed already.
+            if st.closed || st.broken.is_some() {
+                return;
+            }
         }
         log::warn!("mnt: transport failed: {e}");
         self.break_with(BrokenReason::Transport(e), None, None);

@@ -228,6 +228,79 @@ fn diod_over_a_unix_socket() {
     assert!(!export.join("bye").exists());
 }
 
+fn diod_command(diod: &Path, export: &Path) -> Command {
+    let mut c = Command::new(diod);
+    c.args(["--foreground", "--no-auth", "--config-file", "/dev/null"])
+        .args(["--logdest", "stderr", "--export"])
+        .arg(export);
+    c
+}
+
+#[test]
+fn diod_over_tcp_on_loopback() {
+    let Some(diod) = on_path("diod") else {
+        eprintln!("SKIP: diod is not installed (apt-get install diod)");
+        return;
+    };
+    let _w = watchdog(Duration::from_secs(300));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let export = scratch.path().to_path_buf();
+    // A port the kernel just had free.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = diod_command(&diod, &export)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start diod");
+    let _reaper = Reaper(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let t = loop {
+        match StreamTransport::tcp(("127.0.0.1", port)) {
+            Ok(t) => break t,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "diod never listened: {e}");
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    let (m, root) = mount(
+        Box::new(t),
+        Dialect::L,
+        65536 + 24,
+        export.to_str().unwrap(),
+    );
+    exercise(&m, root);
+}
+
+#[test]
+fn diod_on_a_child_stdin_and_stdout() {
+    let Some(diod) = on_path("diod") else {
+        eprintln!("SKIP: diod is not installed (apt-get install diod)");
+        return;
+    };
+    let _w = watchdog(Duration::from_secs(300));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let export = scratch.path().to_path_buf();
+    let mut cmd = diod_command(&diod, &export);
+    cmd.args(["--rfdno", "0", "--wfdno", "1"]);
+    let (t, child) = StreamTransport::child(&mut cmd).expect("start diod");
+    let (m, root) = mount(Box::new(t), Dialect::L, 8192 + 24, export.to_str().unwrap());
+    exercise(&m, root);
+    // The last channel closed the child's stdin: diod serves one connection on its
+    // file descriptors and exits at end of file.
+    let status = child
+        .wait_timeout(Duration::from_secs(30))
+        .expect("wait for diod");
+    assert!(
+        status.is_some(),
+        "diod still runs after its only client left"
+    );
+}
+
 /// The ramfs binary of this target directory, if it has been built and speaks stdio.
 fn ramfs_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RAMFS_BIN") {
