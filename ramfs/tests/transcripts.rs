@@ -300,15 +300,17 @@ fn run_transcript(path: &Path, opts: &Options) -> Result<(), Failure> {
                 expected_close = true;
                 match server.next_reply() {
                     Some(Reply::Eof) => {}
-                    Some(Reply::Message(got)) => return Err(fail(
-                        &server,
-                        *lineno,
-                        format!(
+                    Some(Reply::Message(got)) => {
+                        return Err(fail(
+                            &server,
+                            *lineno,
+                            format!(
                             "expected the server to close the connection, got: {}\n  got hex: {}",
                             describe(&got, dialect),
                             hex(&got)
                         ),
-                    )),
+                        ))
+                    }
                     Some(Reply::Broken(why)) => {
                         return Err(fail(
                             &server,
@@ -442,9 +444,7 @@ fn harness_rejects_a_wrong_reply() {
         show: false,
         keep_going: false,
     };
-    let err = run_transcript(&path, &opts)
-        .err()
-        .expect("a wrong reply must fail");
+    let err = run_transcript(&path, &opts).expect_err("a wrong reply must fail");
     assert_eq!(err.line, 2);
     assert!(err.what.contains("reply differs"), "{}", err.what);
 }

@@ -73,7 +73,7 @@ pub fn parse_line(text: &str) -> Result<Option<Line>, String> {
 /// Hex digits, white space ignored.
 pub fn hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     digits
