@@ -294,6 +294,10 @@ impl Session<'_> {
         let mut tree = fs.lock();
         let mode = open_mode_of(flags);
         let append = flags & lflags::APPEND != 0;
+        let node = self.unopened_fid(fid)?.node;
+        if flags & lflags::DIRECTORY != 0 && tree.attr(node)?.file_type != FileType::Directory {
+            return Err(Error::NotDir);
+        }
         let qid = self.open_fid(&mut tree, fid, mode, false, append, true)?;
         Ok(Msg::Rlopen {
             qid,

@@ -73,6 +73,23 @@ fn wstat_of(s: Stat) -> Wstat {
     }
 }
 
+/// Type, dev, qid and muid cannot be changed by wstat (stat(5): "attempts to change
+/// them will trigger an error"); each must be its don't-touch value or what it is.
+fn check_fixed_fields(new: &Stat, current: &Stat) -> Result<()> {
+    let same_or_untouched = new.ty == u16::MAX || new.ty == current.ty;
+    let dev_ok = new.dev == u32::MAX || new.dev == current.dev;
+    let q = &new.qid;
+    let qid_ok = (q.ty == u8::MAX || q.ty == current.qid.ty)
+        && (q.version == u32::MAX || q.version == current.qid.version)
+        && (q.path == u64::MAX || q.path == current.qid.path);
+    let muid_ok = new.muid.is_empty() || new.muid == current.muid;
+    if same_or_untouched && dev_ok && qid_ok && muid_ok {
+        Ok(())
+    } else {
+        Err(Error::WstatProhibited)
+    }
+}
+
 impl Session<'_> {
     pub(super) fn dispatch_p2000(&mut self, msg: Msg) -> Result<Msg> {
         match msg {
@@ -92,7 +109,10 @@ impl Session<'_> {
             Msg::Twstat { fid, stat } => {
                 let f = self.fid(fid)?;
                 let (node, cred) = (f.node, f.cred.clone());
-                self.fs.lock().wstat(&cred, node, wstat_of(stat))?;
+                let mut tree = self.fs.lock();
+                let current = stat_of(&tree, &tree.attr(node)?);
+                check_fixed_fields(&stat, &current)?;
+                tree.wstat(&cred, node, wstat_of(stat))?;
                 Ok(Msg::Rwstat)
             }
             _ => Err(Error::NotImplemented),
@@ -108,6 +128,10 @@ impl Session<'_> {
             return Err(Error::IsDir);
         }
         let orclose = mode & om::RCLOSE != 0;
+        if orclose && tree.attr(node)?.file_type == FileType::Directory {
+            // Plan 9 removes a file at clunk, not a directory and what it holds.
+            return Err(Error::BadMode);
+        }
         let qid = self.open_fid(&mut tree, fid, open, orclose, false, true)?;
         Ok(Msg::Ropen {
             qid,
@@ -122,6 +146,9 @@ impl Session<'_> {
         let is_dir = perm & dm::DIR != 0;
         if is_dir && (open.write || open.truncate) {
             return Err(Error::IsDir);
+        }
+        if is_dir && mode & om::RCLOSE != 0 {
+            return Err(Error::BadMode);
         }
         let kind = if is_dir {
             NewKind::Dir

@@ -473,6 +473,71 @@ fn wstat_renames_and_rejects_partial_changes() {
 }
 
 #[test]
+fn fixed_fields_and_directory_modes() {
+    let s = server();
+    let msgs = vec![
+        tversion("9P2000"),
+        tattach(0, "glenda", None),
+        Msg::Twstat {
+            fid: 0,
+            stat: Stat {
+                qid: ninep::Qid {
+                    ty: qt::DIR,
+                    version: 0,
+                    path: 99,
+                },
+                ..Stat::dont_touch()
+            },
+        },
+        Msg::Twstat {
+            fid: 0,
+            stat: Stat {
+                muid: "adm".into(),
+                dev: 0,
+                ..Stat::dont_touch()
+            },
+        },
+        twalk(0, 1, &[]),
+        Msg::Topen {
+            fid: 1,
+            mode: om::READ | om::RCLOSE,
+        },
+        Msg::Tcreate {
+            fid: 1,
+            name: "d".into(),
+            perm: dm::DIR | 0o755,
+            mode: om::READ | om::RCLOSE,
+        },
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(msgs)));
+    assert_eq!(rerror(&r[2].msg), "wstat prohibited", "qid.path differs");
+    assert_eq!(r[3].msg, Msg::Rwstat, "the same values are no change");
+    assert_eq!(rerror(&r[5].msg), "illegal mode");
+    assert_eq!(rerror(&r[6].msg), "illegal mode");
+    let (r, _) = serve_bytes(
+        &s,
+        &bytes_of(&tagged(vec![
+            tversion("9P2000.L"),
+            tattach(0, "", Some(0)),
+            twalk(0, 1, &[]),
+            Msg::Tlcreate {
+                fid: 1,
+                name: "f".into(),
+                flags: lflags::WRONLY,
+                mode: 0o644,
+                gid: 0,
+            },
+            twalk(0, 2, &["f"]),
+            Msg::Tlopen {
+                fid: 2,
+                flags: lflags::RDONLY | lflags::DIRECTORY,
+            },
+        ])),
+    );
+    assert_eq!(rlerror(&r[5].msg), errno::ENOTDIR);
+}
+
+#[test]
 fn a_new_version_clunks_every_fid() {
     let s = server();
     let msgs = vec![
