@@ -206,7 +206,7 @@ impl Mux {
             return Err(MntError::Interrupted);
         }
         let rendez = self.platform.rendez();
-        let orig = self.start(&msg, Some(rendez.clone()), None)?;
+        let orig = self.start(msg, Some(rendez.clone()), None)?;
         let mut chain: Vec<Arc<Rpc>> = Vec::from([orig.clone()]);
         loop {
             let Some(last) = chain.last().cloned() else {
@@ -222,7 +222,7 @@ impl Mux {
                     }
                     let flush = Msg::Tflush { oldtag: orig.tag };
                     log::debug!("mnt: flushing tag {}", orig.tag);
-                    match self.start(&flush, Some(rendez.clone()), None) {
+                    match self.start(flush, Some(rendez.clone()), None) {
                         Ok(f) => chain.push(f),
                         // Mount broken or closed: every rpc of the chain is done.
                         Err(_) => break,
@@ -239,29 +239,21 @@ impl Mux {
     /// reading when it comes releases the fid (or abandons it on an error reply).
     pub(crate) fn clunk_queued(&self, fid: u32) -> Result<(), MntError> {
         self.counters.clunk_queued();
-        self.start(&Msg::Tclunk { fid }, None, Some(fid))
-            .map(|_| ())
+        self.start(Msg::Tclunk { fid }, None, Some(fid)).map(|_| ())
     }
 
     /// Registers and sends one request. Errors before sending leave nothing behind;
     /// a failed send breaks the mount, which completes the returned rpc.
     fn start(
         &self,
-        msg: &Msg,
+        msg: Msg,
         waker: Option<Arc<dyn Rendez>>,
         queued_clunk: Option<u32>,
     ) -> Result<Arc<Rpc>, MntError> {
         let mtype = msg.mtype();
         let mut buf = Vec::new();
         // Encode with a placeholder tag outside the lock; the real tag is patched in.
-        ninep::encode(
-            &Fcall {
-                tag: 0,
-                msg: msg.clone(),
-            },
-            &mut buf,
-        )
-        .map_err(MntError::Encode)?;
+        ninep::encode(&Fcall { tag: 0, msg }, &mut buf).map_err(MntError::Encode)?;
         if buf.len() > self.msize as usize {
             return Err(MntError::TooLarge {
                 len: buf.len(),

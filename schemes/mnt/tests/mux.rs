@@ -298,3 +298,67 @@ fn server_end_of_file_breaks_the_mount() {
     });
     assert!(m.broken().is_some());
 }
+
+#[test]
+fn the_reader_hands_off_when_its_reply_comes() {
+    let _w = watchdog(Duration::from_secs(60));
+    let (_m, root, fake) = start_p2000();
+    let file = open_file(&root, &fake, 0);
+    let (ia, ib) = (Interrupt::new(), Interrupt::new());
+    thread::scope(|s| {
+        // a is sent first, with nobody waiting: it becomes the reader.
+        let (a, ta) = pending_read!(s, file, ia, fake);
+        let (b, tb) = pending_read!(s, file, ib, fake);
+        fake.reply(
+            ta,
+            Msg::Rread {
+                data: b"a".to_vec(),
+            },
+        );
+        assert_eq!(a.join().unwrap(), Ok(b"a".to_vec()));
+        // Nobody reads unless a leaves the role to b.
+        fake.reply(
+            tb,
+            Msg::Rread {
+                data: b"b".to_vec(),
+            },
+        );
+        assert_eq!(b.join().unwrap(), Ok(b"b".to_vec()));
+    });
+}
+
+#[test]
+fn interrupting_either_the_reader_or_a_sleeper_flushes_only_it() {
+    let _w = watchdog(Duration::from_secs(60));
+    for victim in 0..2 {
+        let (m, root, fake) = start_p2000();
+        let file = open_file(&root, &fake, 0);
+        let intrs = [Interrupt::new(), Interrupt::new()];
+        thread::scope(|s| {
+            let (a, ta) = pending_read!(s, file, intrs[0], fake);
+            let (b, tb) = pending_read!(s, file, intrs[1], fake);
+            let (tags, mut handles) = ([ta, tb], vec![Some(a), Some(b)]);
+            intrs[victim].post();
+            let f = fake.recv();
+            assert_eq!(
+                f.msg,
+                Msg::Tflush {
+                    oldtag: tags[victim]
+                }
+            );
+            fake.reply(f.tag, Msg::Rflush);
+            let hit = handles[victim].take().unwrap();
+            assert_eq!(hit.join().unwrap(), Err(MntError::Interrupted));
+            let other = 1 - victim;
+            fake.reply(
+                tags[other],
+                Msg::Rread {
+                    data: b"x".to_vec(),
+                },
+            );
+            let spared = handles[other].take().unwrap();
+            assert_eq!(spared.join().unwrap(), Ok(b"x".to_vec()));
+        });
+        assert_eq!(m.stats().in_flight, 0);
+    }
+}
