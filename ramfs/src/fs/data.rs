@@ -60,7 +60,7 @@ impl FileData {
 
     /// Copies up to `count` bytes from `offset`, clipped to the file's length.
     pub fn read(&self, offset: u64, count: usize) -> Vec<u8> {
-        if offset >= self.size {
+        if offset >= self.size || count == 0 {
             return Vec::new();
         }
         let len = (self.size - offset).min(count as u64) as usize;
@@ -170,5 +170,12 @@ mod tests {
         assert!(f.read(5, 10).is_empty());
         assert!(f.read(u64::MAX, 10).is_empty());
         assert_eq!(f.read(3, 10), b"lo");
+    }
+
+    #[test]
+    fn zero_count_read_at_a_page_boundary() {
+        let mut f = FileData::default();
+        f.write(0, &[1; PAGE_SIZE + 10]);
+        assert!(f.read(PAGE_SIZE as u64, 0).is_empty());
     }
 }
