@@ -31,6 +31,8 @@ pub struct Statistics {
     pub attach_hits: u64,
     /// Attaches that made a new image.
     pub attach_misses: u64,
+    /// Pages allocated (for loads, copies and zero fill) since the start.
+    pub pages_allocated: u64,
 }
 
 impl Vm {
@@ -63,6 +65,7 @@ impl Vm {
         stats.reclaimed_pages = counters.reclaimed_pages.load(Ordering::Relaxed);
         stats.attach_hits = counters.attach_hits.load(Ordering::Relaxed);
         stats.attach_misses = counters.attach_misses.load(Ordering::Relaxed);
+        stats.pages_allocated = counters.pages_allocated.load(Ordering::Relaxed);
         stats
     }
 }
@@ -80,6 +83,7 @@ impl fmt::Display for Statistics {
         writeln!(f, "reclaim_runs {}", self.reclaim_runs)?;
         writeln!(f, "reclaimed_pages {}", self.reclaimed_pages)?;
         writeln!(f, "attach_hits {}", self.attach_hits)?;
-        writeln!(f, "attach_misses {}", self.attach_misses)
+        writeln!(f, "attach_misses {}", self.attach_misses)?;
+        writeln!(f, "pages_allocated {}", self.pages_allocated)
     }
 }

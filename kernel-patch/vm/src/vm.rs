@@ -98,6 +98,7 @@ pub(crate) struct Counters {
     pub(crate) attach_misses: AtomicU64,
     pub(crate) reclaim_runs: AtomicU64,
     pub(crate) reclaimed_pages: AtomicU64,
+    pub(crate) pages_allocated: AtomicU64,
 }
 
 /// Everything a vm instance shares between its handles.
@@ -126,11 +127,17 @@ impl Shared {
     /// Takes no vm lock of the caller's: call it with none held.
     pub(crate) fn new_page(&self) -> Result<PageIndex, AllocError> {
         self.admit(AllocSite::Page)?;
-        if let Some(page) = self.pool.try_alloc(&*self.frames) {
-            return Ok(page);
-        }
-        self.reclaim(self.config.reclaim_batch.max(1) as usize);
-        self.pool.try_alloc(&*self.frames).ok_or(AllocError)
+        let page = match self.pool.try_alloc(&*self.frames) {
+            Some(page) => page,
+            None => {
+                self.reclaim(self.config.reclaim_batch.max(1) as usize);
+                self.pool.try_alloc(&*self.frames).ok_or(AllocError)?
+            }
+        };
+        self.counters
+            .pages_allocated
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(page)
     }
 
     /// A new page holding the file's bytes at `offset` (zero past the end of file). Called
