@@ -54,3 +54,11 @@ pub use frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 pub use segment::{SegmentKind, SegmentRef};
 pub use stats::Statistics;
 pub use vm::{Config, ImageRef, LayoutError, Vm, VmError};
+
+// The kernel shares these between CPUs.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Vm>();
+    shareable::<ImageRef>();
+    shareable::<SegmentRef>();
+};
