@@ -5,6 +5,53 @@
 //! - [`ninep_server`]: the 9P front end: sessions, fids, both dialects, the connection loop.
 //! - [`transport`]: unix sockets, TCP and stdio as connections.
 //! - [`signals`]: SIGINT/SIGTERM handling, the only OS-specific code.
+//!
+//! # Semantics
+//!
+//! **Sessions.** Tversion picks the dialect: "9P2000.L", or "9P2000" for any other
+//! version starting with "9P"; anything else is answered "unknown". msize is clipped to
+//! 256..=1 MiB, and a new Tversion clunks every fid of the session. Tauth is refused
+//! (no authentication is configured): `Rlerror(ENOENT)` in 9P2000.L, as diod answers,
+//! and an `Rerror` in 9P2000. A message of the other dialect gets "Function not
+//! implemented" / `ENOSYS`. Requests are answered in order, so an Rflush follows the
+//! reply of the request it names.
+//!
+//! **Identities.** A 9P2000 attach names a user; a 9P2000.L attach gives a number
+//! (`n_uname`). One registry keeps names and numbers consistent ("root" = 0, "nobody"
+//! = 65534, other names from 100000). 9P2000 uses Plan 9's permission rules (no
+//! superuser, a user's group is the group of the same name); 9P2000.L uses POSIX rules
+//! with uid 0 privileged. The root directory belongs to `--owner` (default "ramfs") and
+//! has mode 0777, so a Linux 9P2000 mount (which attaches as "nobody") can create files.
+//!
+//! **Plan 9 rules (9P2000).** qid.path is unique and never reused; qid.vers changes with
+//! every change. `DMAPPEND` files are written at their end, `DMEXCL` files are open at
+//! most once, ORCLOSE files are removed at clunk and when the connection drops (not
+//! directories: "illegal mode"), OTRUNC empties. Walking needs search permission,
+//! creating needs write permission in the directory, and a created file's permissions
+//! follow open(5)'s mask rule; the group is the directory's. A full directory cannot be
+//! removed. Wstat is all or nothing, with the don't-touch values; a new name renames the
+//! file in its directory; type, dev, qid and muid cannot change. Directory reads return
+//! whole stat records; an offset must be 0 or where the last read ended; if the next
+//! record does not fit, the reply is empty.
+//!
+//! **Linux rules (9P2000.L).** getattr/setattr with the valid masks; readdir returns
+//! "." and ".." and then the entries, each with a per-directory sequence number as its
+//! offset cookie, so a listing continues correctly while the directory changes;
+//! symlinks, hard links, rename/renameat/unlinkat, mknod (fifos, sockets, devices);
+//! statfs reports the memory limit in 4 KiB blocks; POSIX record locks per file, owned
+//! by (connection, client_id, proc_id), never blocking (a conflict answers
+//! `STATUS_BLOCKED` and the Linux client retries); fsync succeeds (memory is all
+//! there is); extended attributes are kept in memory and count against the limit.
+//!
+//! **Errors.** 9P2000 error strings are all ones Linux's `net/9p/error.c` table knows
+//! (see [`error`]), so a Linux program sees a real errno, never "Unknown error 526".
+//! A badly framed message (size below 7 or above msize, a field overrunning, an unknown
+//! type) closes that connection only; anything else is answered with an error. No input
+//! panics the server.
+//!
+//! **Memory.** File data counts by 4 KiB page (holes are free), plus names, symlink
+//! targets, extended attributes, and [`fs::NODE_COST`] bytes a file. An operation past
+//! `--max-memory` fails ("file system is full" / `ENOSPC`) and changes nothing.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;

@@ -1,4 +1,4 @@
-//! The 9P front end: one [`Session`](session::Session) per connection, speaking 9P2000
+//! The 9P front end: one session per connection, speaking 9P2000
 //! or 9P2000.L as its Tversion chose, over any byte stream.
 //!
 //! The connection loop reads whatever bytes are available, answers every whole message

@@ -141,20 +141,16 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Encodes a reply (or the error reply of the session's dialect) onto `out`.
+    /// Encodes a reply (or the error reply of the session's dialect) onto `out`. A
+    /// reply that would exceed msize (a long link target in a tiny msize) becomes an
+    /// error.
     fn reply(&mut self, tag: u16, result: Result<Msg>, out: &mut Vec<u8>) {
-        let mut msg = result.unwrap_or_else(|e| self.error_msg(e));
-        let limit = self.msize as usize;
-        let fits = |m: &Msg| {
-            encoded_len(&Fcall {
-                tag,
-                msg: m.clone(),
-            }) <= limit
-        };
-        if !matches!(msg, Msg::Rerror { .. } | Msg::Rlerror { .. }) && !fits(&msg) {
-            msg = self.error_msg(Error::CountTooLarge);
+        let msg = result.unwrap_or_else(|e| self.error_msg(e));
+        let mut fc = Fcall { tag, msg };
+        let is_error = matches!(fc.msg, Msg::Rerror { .. } | Msg::Rlerror { .. });
+        if !is_error && encoded_len(&fc) > self.msize as usize {
+            fc.msg = self.error_msg(Error::CountTooLarge);
         }
-        let fc = Fcall { tag, msg };
         if self.config.trace {
             log_message(self.id, Direction::Out, &fc);
         }
