@@ -47,11 +47,8 @@ pub enum DaemonError {
     Socket(syscall::Error),
     #[error("cannot make the root capability: {0}")]
     Root(syscall::Error),
-    #[error("cannot register scheme {name}: {source}")]
-    Register {
-        name: String,
-        source: syscall::Error,
-    },
+    #[error("cannot register scheme {name}: {cause}")]
+    Register { name: String, cause: syscall::Error },
     #[error("{INIT_NOTIFY}={0:?} is not a file descriptor number")]
     BadNotifyFd(String),
     #[error("cannot send the root capability to the parent: {0}")]
@@ -91,10 +88,10 @@ pub fn serve(fs: Arc<Fs>, options: &DaemonOptions) -> Result<Ended, DaemonError>
     let mut handler = SchemeHandler::new(fs, &options.name);
     match std::env::var(INIT_NOTIFY) {
         Ok(notify_fd) => notify_parent(&socket, &mut handler, &notify_fd)?,
-        Err(_) => register_sync_scheme(&socket, &options.name, &mut handler).map_err(|source| {
+        Err(_) => register_sync_scheme(&socket, &options.name, &mut handler).map_err(|cause| {
             DaemonError::Register {
                 name: options.name.clone(),
-                source,
+                cause,
             }
         })?,
     }

@@ -11,8 +11,8 @@ use ::redox_scheme::scheme::SchemeSync;
 use ::redox_scheme::{CallerCtx, OpenResult};
 use syscall::dirent::{DirEntry, DirentBuf, DirentKind};
 use syscall::error::{
-    Error as SysError, Result as SysResult, EACCES, EBADF, EEXIST, EINVAL, EISDIR, ELOOP,
-    ENFILE, ENOENT, ENOTDIR, ENXIO, EOPNOTSUPP, ETXTBSY,
+    Error as SysError, Result as SysResult, EACCES, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENFILE,
+    ENOENT, ENOTDIR, ENXIO, EOPNOTSUPP, ETXTBSY,
 };
 use syscall::flag::{
     EventFlags, MapFlags, MunmapFlags, AT_REMOVEDIR, F_GETFL, F_SETFL, MODE_CHR, MODE_DIR,
@@ -208,7 +208,8 @@ impl SchemeHandler {
         match tree.lookup(cred, dir, &name) {
             Ok(_) if f.exclusive => Err(SysError::new(EEXIST)),
             Ok(_) => {
-                let node = walk::resolve(tree, cred, dir, &name, follow_last).map_err(walk_error)?;
+                let node =
+                    walk::resolve(tree, cred, dir, &name, follow_last).map_err(walk_error)?;
                 Ok((node, false))
             }
             Err(Error::NotFound) => {
@@ -261,7 +262,10 @@ impl SchemeHandler {
                 Some(b) if addr == b + ((index - first) as usize) * PAGE_SIZE => {}
                 Some(_) => {
                     // The tree keeps pages apart; a mapping needs them side by side.
-                    debug!(node, first, count, "mmap_prep: file pages are not contiguous");
+                    debug!(
+                        node,
+                        first, count, "mmap_prep: file pages are not contiguous"
+                    );
                     return Err(SysError::new(EOPNOTSUPP));
                 }
             }
@@ -385,7 +389,13 @@ impl SchemeSync for SchemeHandler {
         })
     }
 
-    fn unlinkat(&mut self, dirfd: usize, path: &str, flags: usize, ctx: &CallerCtx) -> SysResult<()> {
+    fn unlinkat(
+        &mut self,
+        dirfd: usize,
+        path: &str,
+        flags: usize,
+        ctx: &CallerCtx,
+    ) -> SysResult<()> {
         let fs = Arc::clone(&self.fs);
         let mut tree = fs.lock();
         let start = self.start_dir(&tree, dirfd)?;
@@ -504,7 +514,8 @@ impl SchemeSync for SchemeHandler {
         let mut tree = fs.lock();
         let (olddir, oldname) = tree.primary_link(node).map_err(|_| SysError::new(ENOENT))?;
         let root = tree.root();
-        let (newdir, newname) = walk::resolve_parent(&tree, &cred, root, path).map_err(walk_error)?;
+        let (newdir, newname) =
+            walk::resolve_parent(&tree, &cred, root, path).map_err(walk_error)?;
         tree.rename(&cred, olddir, &oldname, newdir, &newname)
             .map_err(sys)?;
         if let (Some(h), Some(p)) = (self.handles.get_mut(id), walk::path_of(&tree, node)) {
@@ -530,8 +541,10 @@ impl SchemeSync for SchemeHandler {
         let cred = self.handle(old_dir)?.cred.clone();
         let old_start = self.start_dir(&tree, old_dir)?;
         let new_start = self.start_dir(&tree, new_dir)?;
-        let (od, on) = walk::resolve_parent(&tree, &cred, old_start, old_path).map_err(walk_error)?;
-        let (nd, nn) = walk::resolve_parent(&tree, &cred, new_start, new_path).map_err(walk_error)?;
+        let (od, on) =
+            walk::resolve_parent(&tree, &cred, old_start, old_path).map_err(walk_error)?;
+        let (nd, nn) =
+            walk::resolve_parent(&tree, &cred, new_start, new_path).map_err(walk_error)?;
         tree.rename(&cred, od, &on, nd, &nn).map_err(sys)?;
         Ok(0)
     }
@@ -675,7 +688,13 @@ impl SchemeSync for SchemeHandler {
         let (first, count) =
             pages_of(offset, size, PAGE_SIZE as u64).ok_or(SysError::new(EINVAL))?;
         if let Some(unmatched) = self.lent.give_back(node, first, count) {
-            warn!(node, first, count, pages = unmatched.0, "munmap of pages never lent");
+            warn!(
+                node,
+                first,
+                count,
+                pages = unmatched.0,
+                "munmap of pages never lent"
+            );
         }
         Ok(())
     }

@@ -5,8 +5,8 @@
 //! (`(oflag & 0xFFFF_0000) | (mode & 0xFFFF)`, relibc `platform/redox/libredox.rs`).
 
 use syscall::flag::{
-    MODE_DIR, MODE_FILE, MODE_TYPE, O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL,
-    O_NOFOLLOW, O_RDONLY, O_RDWR, O_STAT, O_SYMLINK, O_TRUNC, O_WRONLY,
+    MODE_DIR, MODE_FILE, MODE_TYPE, O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW,
+    O_RDONLY, O_RDWR, O_STAT, O_SYMLINK, O_TRUNC, O_WRONLY,
 };
 
 /// What an `openat` asks for.
@@ -72,7 +72,9 @@ impl OpenFlags {
         }
         let wants_dir = decoded.mode_type == MODE_DIR;
         let wants_file = decoded.mode_type == MODE_FILE;
-        if decoded.create && ((decoded.directory && wants_file) || (!decoded.directory && wants_dir)) {
+        if decoded.create
+            && ((decoded.directory && wants_file) || (!decoded.directory && wants_dir))
+        {
             return Err(BadFlags::TypeMismatch);
         }
         Ok(decoded)
@@ -120,7 +122,10 @@ mod tests {
 
     #[test]
     fn contradictions_are_refused() {
-        assert_eq!(OpenFlags::decode(O_CREAT | O_STAT, 0), Err(BadFlags::CreateForStat));
+        assert_eq!(
+            OpenFlags::decode(O_CREAT | O_STAT, 0),
+            Err(BadFlags::CreateForStat)
+        );
         assert_eq!(
             OpenFlags::decode(O_CREAT | O_DIRECTORY | MODE_FILE as usize | 0o644, 0),
             Err(BadFlags::TypeMismatch)

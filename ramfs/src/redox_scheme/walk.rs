@@ -56,8 +56,7 @@ fn walk_names(
                 return Err(WalkError::Loop);
             }
             let target = tree.readlink(node)?;
-            let mut expanded: VecDeque<String> =
-                components(&target).map(str::to_owned).collect();
+            let mut expanded: VecDeque<String> = components(&target).map(str::to_owned).collect();
             expanded.extend(names);
             names = expanded;
             if target.starts_with('/') {
@@ -80,7 +79,11 @@ pub fn resolve(
     path: &str,
     follow_last: bool,
 ) -> Result<NodeId, WalkError> {
-    let start = if path.starts_with('/') { tree.root() } else { start };
+    let start = if path.starts_with('/') {
+        tree.root()
+    } else {
+        start
+    };
     let names = components(path).map(str::to_owned).collect();
     walk_names(tree, cred, start, names, follow_last, &mut 0)
 }
@@ -93,7 +96,11 @@ pub fn resolve_parent(
     start: NodeId,
     path: &str,
 ) -> Result<(NodeId, String), WalkError> {
-    let start = if path.starts_with('/') { tree.root() } else { start };
+    let start = if path.starts_with('/') {
+        tree.root()
+    } else {
+        start
+    };
     let mut names: VecDeque<String> = components(path).map(str::to_owned).collect();
     let last = names.pop_back().ok_or(WalkError::NoName)?;
     if last == ".." {
@@ -136,8 +143,12 @@ mod tests {
         let mut t = fs.lock();
         let root_cred = t.cred_for_uid(0, Some(0));
         let r = t.root();
-        let a = t.create(&root_cred, r, "a", NewNode::new(NewKind::Dir, 0o755)).unwrap();
-        let f = t.create(&root_cred, a, "f", NewNode::new(NewKind::File, 0o644)).unwrap();
+        let a = t
+            .create(&root_cred, r, "a", NewNode::new(NewKind::Dir, 0o755))
+            .unwrap();
+        let f = t
+            .create(&root_cred, a, "f", NewNode::new(NewKind::File, 0o644))
+            .unwrap();
         assert_eq!(resolve(&t, &root_cred, r, "a/./f", true), Ok(f));
         assert_eq!(resolve(&t, &root_cred, r, "../../a//f", true), Ok(f));
         assert_eq!(resolve(&t, &root_cred, a, "f", true), Ok(f));
@@ -151,9 +162,18 @@ mod tests {
             resolve(&t, &root_cred, r, "a/f/x", true),
             Err(WalkError::Tree(Error::NotDir))
         );
-        assert_eq!(resolve_parent(&t, &root_cred, r, "a/new"), Ok((a, "new".into())));
-        assert_eq!(resolve_parent(&t, &root_cred, r, ""), Err(WalkError::NoName));
-        assert_eq!(resolve_parent(&t, &root_cred, r, "a/.."), Err(WalkError::NoName));
+        assert_eq!(
+            resolve_parent(&t, &root_cred, r, "a/new"),
+            Ok((a, "new".into()))
+        );
+        assert_eq!(
+            resolve_parent(&t, &root_cred, r, ""),
+            Err(WalkError::NoName)
+        );
+        assert_eq!(
+            resolve_parent(&t, &root_cred, r, "a/.."),
+            Err(WalkError::NoName)
+        );
         assert_eq!(path_of(&t, f).as_deref(), Some("a/f"));
         assert_eq!(path_of(&t, r).as_deref(), Some(""));
     }
@@ -165,8 +185,11 @@ mod tests {
         let root_cred = t.cred_for_uid(0, Some(0));
         let user = t.cred_for_uid(1000, Some(1000));
         let r = t.root();
-        let d = t.create(&root_cred, r, "d", NewNode::new(NewKind::Dir, 0o700)).unwrap();
-        t.create(&root_cred, d, "f", NewNode::new(NewKind::File, 0o666)).unwrap();
+        let d = t
+            .create(&root_cred, r, "d", NewNode::new(NewKind::Dir, 0o700))
+            .unwrap();
+        t.create(&root_cred, d, "f", NewNode::new(NewKind::File, 0o666))
+            .unwrap();
         assert_eq!(
             resolve(&t, &user, r, "d/f", true),
             Err(WalkError::Tree(Error::PermissionDenied))
@@ -179,8 +202,12 @@ mod tests {
         let mut t = fs.lock();
         let c = t.cred_for_uid(0, Some(0));
         let r = t.root();
-        let a = t.create(&c, r, "a", NewNode::new(NewKind::Dir, 0o755)).unwrap();
-        let f = t.create(&c, a, "f", NewNode::new(NewKind::File, 0o644)).unwrap();
+        let a = t
+            .create(&c, r, "a", NewNode::new(NewKind::Dir, 0o755))
+            .unwrap();
+        let f = t
+            .create(&c, a, "f", NewNode::new(NewKind::File, 0o644))
+            .unwrap();
         let rel = NewNode::new(NewKind::Symlink("f".into()), 0o777);
         let l = t.create(&c, a, "rel", rel).unwrap();
         let abs = NewNode::new(NewKind::Symlink("/a".into()), 0o777);
