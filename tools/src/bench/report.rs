@@ -257,13 +257,19 @@ impl Report {
     /// What a reader needs besides the numbers: units, the baseline, and every error.
     fn notes(&self) -> String {
         let mut out = String::new();
-        if let Some(base) = self.servers.first() {
-            let _ = writeln!(
+        let _ = write!(
+            out,
+            "MB = 10^6 bytes; qN = N requests in flight; each figure is the median of {} round(s)",
+            self.settings.rounds
+        );
+        if let (Some(base), true) = (self.servers.first(), self.servers.len() > 1) {
+            let _ = write!(
                 out,
-                "MB = 10^6 bytes; qN = N requests in flight; each figure is the median of {} round(s); ratio = {}/peer (above 1: {} is faster); \"@X\": the server agreed to msize X only.",
-                self.settings.rounds, base.name, base.name
+                "; ratio = {}/peer (above 1: {} is faster)",
+                base.name, base.name
             );
         }
+        let _ = writeln!(out, "; \"@X\": the server agreed to msize X only.");
         for s in &self.skipped {
             let _ = writeln!(out, "{}: skipped: {}", s.name, s.reason);
         }
