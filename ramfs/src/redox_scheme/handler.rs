@@ -218,9 +218,11 @@ impl SchemeHandler {
                 } else {
                     NewKind::File
                 };
-                let node = tree
-                    .create(cred, dir, &name, NewNode::new(kind, f.perm))
-                    .map_err(sys)?;
+                let mut new = NewNode::new(kind, f.perm);
+                // POSIX: the creator's group, unless the directory is set-group-ID.
+                let setgid_dir = tree.attr(dir).map_err(sys)?.perm & 0o2000 != 0;
+                new.gid = (!setgid_dir).then_some(cred.gid);
+                let node = tree.create(cred, dir, &name, new).map_err(sys)?;
                 Ok((node, true))
             }
             Err(e) => Err(sys(e)),

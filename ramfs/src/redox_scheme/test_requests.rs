@@ -7,6 +7,7 @@
 //! `args[3..6]` for `StdFsCall`, which therefore carries no credentials. The borrow
 //! in [`Sqe`] keeps each buffer alive until the request has been answered.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem::size_of;
 
@@ -101,21 +102,24 @@ pub fn dispatch<S: SchemeSync>(scheme: &mut S, state: &mut SchemeState, sqe: Sqe
 }
 
 /// Request builders, one per opcode, numbering requests with increasing tags.
+/// Builders take `&self` (the tag counter is a `Cell`) so that a request can be built
+/// in the argument list of a call that borrows its owner mutably.
 #[derive(Debug, Default)]
 pub struct Requests {
-    next_tag: u32,
+    next_tag: Cell<u32>,
 }
 
 impl Requests {
-    fn call<'a>(&mut self, caller: Caller, opcode: Opcode, mut args: [u64; 6]) -> Sqe<'a> {
-        self.next_tag += 1;
+    fn call<'a>(&self, caller: Caller, opcode: Opcode, mut args: [u64; 6]) -> Sqe<'a> {
+        let tag = self.next_tag.get() + 1;
+        self.next_tag.set(tag);
         args[5] = u64::from(caller.uid) | (u64::from(caller.gid) << 32);
         Sqe {
             raw: syscall::schemev2::Sqe {
                 opcode: opcode as u8,
                 sqe_flags: SqeFlags::empty(),
                 _rsvd: 0,
-                tag: self.next_tag,
+                tag,
                 args,
                 caller: u64::from(caller.pid),
             },
@@ -125,7 +129,7 @@ impl Requests {
 
     /// `openat(dir, path, flags, fcntl_flags)`; `flags` carries the mode in its low 16 bits.
     pub fn openat<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         dir: usize,
         path: &'a str,
@@ -145,13 +149,7 @@ impl Requests {
     }
 
     /// `unlinkat(dir, path, flags)` as the namespace manager forwards it.
-    pub fn unlinkat<'a>(
-        &mut self,
-        caller: Caller,
-        dir: usize,
-        path: &'a str,
-        flags: usize,
-    ) -> Sqe<'a> {
+    pub fn unlinkat<'a>(&self, caller: Caller, dir: usize, path: &'a str, flags: usize) -> Sqe<'a> {
         let args = [
             dir as u64,
             path.as_ptr() as u64,
@@ -164,7 +162,7 @@ impl Requests {
     }
 
     pub fn read<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         buf: &'a mut [u8],
@@ -183,7 +181,7 @@ impl Requests {
     }
 
     pub fn write<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         buf: &'a [u8],
@@ -201,12 +199,12 @@ impl Requests {
         self.call(caller, Opcode::Write, args)
     }
 
-    pub fn fsize<'a>(&mut self, caller: Caller, id: usize) -> Sqe<'a> {
+    pub fn fsize<'a>(&self, caller: Caller, id: usize) -> Sqe<'a> {
         self.call(caller, Opcode::Fsize, [id as u64, 0, 0, 0, 0, 0])
     }
 
     /// `fchmod` through its own opcode (with the caller's credentials).
-    pub fn fchmod<'a>(&mut self, caller: Caller, id: usize, mode: u16) -> Sqe<'a> {
+    pub fn fchmod<'a>(&self, caller: Caller, id: usize, mode: u16) -> Sqe<'a> {
         self.call(
             caller,
             Opcode::Fchmod,
@@ -215,7 +213,7 @@ impl Requests {
     }
 
     /// `fchown` as relibc sends it (`syscall::fchown`, with the caller's credentials).
-    pub fn fchown<'a>(&mut self, caller: Caller, id: usize, uid: u32, gid: u32) -> Sqe<'a> {
+    pub fn fchown<'a>(&self, caller: Caller, id: usize, uid: u32, gid: u32) -> Sqe<'a> {
         self.call(
             caller,
             Opcode::Fchown,
@@ -223,7 +221,7 @@ impl Requests {
         )
     }
 
-    pub fn fcntl<'a>(&mut self, caller: Caller, id: usize, cmd: usize, arg: usize) -> Sqe<'a> {
+    pub fn fcntl<'a>(&self, caller: Caller, id: usize, cmd: usize, arg: usize) -> Sqe<'a> {
         self.call(
             caller,
             Opcode::Fcntl,
@@ -231,7 +229,7 @@ impl Requests {
         )
     }
 
-    pub fn fevent<'a>(&mut self, caller: Caller, id: usize, flags: EventFlags) -> Sqe<'a> {
+    pub fn fevent<'a>(&self, caller: Caller, id: usize, flags: EventFlags) -> Sqe<'a> {
         self.call(
             caller,
             Opcode::Fevent,
@@ -239,7 +237,7 @@ impl Requests {
         )
     }
 
-    pub fn fpath<'a>(&mut self, caller: Caller, id: usize, buf: &'a mut [u8]) -> Sqe<'a> {
+    pub fn fpath<'a>(&self, caller: Caller, id: usize, buf: &'a mut [u8]) -> Sqe<'a> {
         let args = [
             id as u64,
             buf.as_mut_ptr() as u64,
@@ -252,13 +250,13 @@ impl Requests {
     }
 
     /// `frename(id, path)`: `path` is the new name relative to the scheme's root.
-    pub fn frename<'a>(&mut self, caller: Caller, id: usize, path: &'a str) -> Sqe<'a> {
+    pub fn frename<'a>(&self, caller: Caller, id: usize, path: &'a str) -> Sqe<'a> {
         let args = [id as u64, path.as_ptr() as u64, path.len() as u64, 0, 0, 0];
         self.call(caller, Opcode::Frename, args)
     }
 
     /// `fstat` through its own opcode.
-    pub fn fstat<'a>(&mut self, caller: Caller, id: usize, stat: &'a mut Stat) -> Sqe<'a> {
+    pub fn fstat<'a>(&self, caller: Caller, id: usize, stat: &'a mut Stat) -> Sqe<'a> {
         let args = [
             id as u64,
             stat as *mut Stat as u64,
@@ -271,7 +269,7 @@ impl Requests {
     }
 
     /// `fstatvfs` through its own opcode.
-    pub fn fstatvfs<'a>(&mut self, caller: Caller, id: usize, stat: &'a mut StatVfs) -> Sqe<'a> {
+    pub fn fstatvfs<'a>(&self, caller: Caller, id: usize, stat: &'a mut StatVfs) -> Sqe<'a> {
         let args = [
             id as u64,
             stat as *mut StatVfs as u64,
@@ -283,17 +281,17 @@ impl Requests {
         self.call(caller, Opcode::Fstatvfs, args)
     }
 
-    pub fn fsync<'a>(&mut self, caller: Caller, id: usize) -> Sqe<'a> {
+    pub fn fsync<'a>(&self, caller: Caller, id: usize) -> Sqe<'a> {
         self.call(caller, Opcode::Fsync, [id as u64, 0, 0, 0, 0, 0])
     }
 
     /// `ftruncate` through its own opcode.
-    pub fn ftruncate<'a>(&mut self, caller: Caller, id: usize, len: u64) -> Sqe<'a> {
+    pub fn ftruncate<'a>(&self, caller: Caller, id: usize, len: u64) -> Sqe<'a> {
         self.call(caller, Opcode::Ftruncate, [id as u64, len, 0, 0, 0, 0])
     }
 
     /// `futimens` through its own opcode: `[atime, mtime]`.
-    pub fn futimens<'a>(&mut self, caller: Caller, id: usize, times: &'a [TimeSpec; 2]) -> Sqe<'a> {
+    pub fn futimens<'a>(&self, caller: Caller, id: usize, times: &'a [TimeSpec; 2]) -> Sqe<'a> {
         let args = [
             id as u64,
             times.as_ptr() as u64,
@@ -307,7 +305,7 @@ impl Requests {
 
     /// `getdents` through its own opcode, with the header size relibc uses.
     pub fn getdents<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         buf: &'a mut [u8],
@@ -327,7 +325,7 @@ impl Requests {
 
     /// `mmap_prep(id, offset, len, flags)` as `fmap_inner` sends it.
     pub fn mmap_prep<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         offset: u64,
@@ -340,7 +338,7 @@ impl Requests {
 
     /// `munmap(id, offset, len, flags)` as `UnmapResult::unmap` sends it.
     pub fn munmap<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         offset: u64,
@@ -355,7 +353,7 @@ impl Requests {
     /// fstatvfs, fsync, ftruncate and futimens: metadata `[kind, arg1, arg2]` in
     /// `args[3..6]`, so no credentials reach the scheme (the `caller` only sets the pid).
     pub fn std_fs_call<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         kind: StdFsCallKind,
@@ -378,7 +376,7 @@ impl Requests {
     /// `getdents` as relibc makes it: a standard file system call (no credentials)
     /// with `arg1` = the opaque offset and `arg2` = the header size.
     pub fn std_getdents<'a>(
-        &mut self,
+        &self,
         caller: Caller,
         id: usize,
         buf: &'a mut [u8],
@@ -388,8 +386,31 @@ impl Requests {
         self.std_fs_call(caller, id, StdFsCallKind::Getdents, buf, opaque, header)
     }
 
+    /// `frenameat` as a standard file system call on two handles (`MULTIPLE_IDS`):
+    /// the kernel puts the second handle in `args[5]` and the flags in `arg1`.
+    pub fn std_frenameat<'a>(
+        &self,
+        caller: Caller,
+        old_dir: usize,
+        new_dir: usize,
+        old_nul_new: &'a mut [u8],
+        flags: u64,
+    ) -> Sqe<'a> {
+        let mut sqe = self.call(caller, Opcode::StdFsCall, [0; 6]);
+        sqe.raw.sqe_flags = SqeFlags::MULTIPLE_IDS;
+        sqe.raw.args = [
+            old_dir as u64,
+            old_nul_new.as_mut_ptr() as u64,
+            old_nul_new.len() as u64,
+            StdFsCallKind::Frenameat as u64,
+            flags,
+            new_dir as u64,
+        ];
+        sqe
+    }
+
     /// The kernel's note that the last reference to handle `id` is gone.
-    pub fn close<'a>(&mut self, id: usize) -> Sqe<'a> {
+    pub fn close<'a>(&self, id: usize) -> Sqe<'a> {
         Sqe {
             raw: syscall::schemev2::Sqe {
                 opcode: Opcode::CloseMsg as u8,
