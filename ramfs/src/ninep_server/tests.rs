@@ -1091,3 +1091,81 @@ fn pipelined_requests_are_all_answered_in_order() {
     }
     c.close();
 }
+
+/// Decodes an Rreaddir payload into (name, cookie) pairs.
+fn dirents(m: &Msg) -> Vec<(String, u64)> {
+    let Msg::Rreaddir { data } = m else {
+        panic!("expected Rreaddir, got {m:?}")
+    };
+    let mut out = Vec::new();
+    let mut rest = &data[..];
+    while !rest.is_empty() {
+        let (d, used) = Dirent::decode(rest).expect("dirent");
+        out.push((d.name, d.offset));
+        rest = &rest[used..];
+    }
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn linux_readdir_cookies_survive_changes_to_the_directory() {
+    let s = server();
+    let mut c = Conn::open(&s, "9P2000.L");
+    c.rpc(tattach(0, "", Some(0)));
+    for name in ["a", "b", "c", "d"] {
+        c.rpc(twalk(0, 1, &[]));
+        let r = c.rpc(Msg::Tlcreate {
+            fid: 1,
+            name: name.into(),
+            flags: lflags::WRONLY,
+            mode: 0o644,
+            gid: 0,
+        });
+        assert!(matches!(r, Msg::Rlcreate { .. }), "{r:?}");
+        c.rpc(Msg::Tclunk { fid: 1 });
+    }
+    c.rpc(twalk(0, 2, &[]));
+    c.rpc(Msg::Tlopen {
+        fid: 2,
+        flags: lflags::RDONLY | lflags::DIRECTORY,
+    });
+    // Room for ".", ".." and "a" only (each entry is 24 bytes plus its name).
+    let first = dirents(&c.rpc(Msg::Treaddir {
+        fid: 2,
+        offset: 0,
+        count: 25 + 26 + 25,
+    }));
+    let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec![".", "..", "a"]);
+    let cookie = first.last().expect("an entry").1;
+    // Change the directory behind the reader's back.
+    for name in ["a", "c"] {
+        let r = c.rpc(Msg::Tunlinkat {
+            dirfd: 0,
+            name: name.into(),
+            flags: 0,
+        });
+        assert_eq!(r, Msg::Runlinkat);
+    }
+    c.rpc(Msg::Tmkdir {
+        dfid: 0,
+        name: "e".into(),
+        mode: 0o755,
+        gid: 0,
+    });
+    let rest = dirents(&c.rpc(Msg::Treaddir {
+        fid: 2,
+        offset: cookie,
+        count: 4096,
+    }));
+    let names: Vec<&str> = rest.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["b", "d", "e"]);
+    let end = dirents(&c.rpc(Msg::Treaddir {
+        fid: 2,
+        offset: rest.last().expect("entries").1,
+        count: 4096,
+    }));
+    assert!(end.is_empty(), "end of directory");
+    c.close();
+}
