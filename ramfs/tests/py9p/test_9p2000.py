@@ -5,6 +5,7 @@ The server must be fresh (empty root), owned by "test" (--owner test).
 """
 import os
 import sys
+import time
 
 from py9p import py9p
 
@@ -137,6 +138,28 @@ def remove():
     check(left == [], "root not empty: %r" % [x.name for x in left])
 
 
+def orclose_on_disconnect():
+    # A file opened with ORCLOSE is removed when its fid goes, also when the connection
+    # drops without a Tclunk (the server clunks every fid of a closed connection).
+    t = client(ADDRESS, "test", V)
+    t.create("/doomed", perm=0o644, mode=py9p.OWRITE | py9p.ORCLOSE)
+    t.write(b"x")
+    (d,) = st["c"].stat("/doomed")
+    check(d.length == 1, "doomed file length %d" % d.length)
+    t.fd.close()
+    # The server notices the closed connection on its own time: poll with a deadline.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            st["c"].walk("/doomed")
+            st["c"].close()
+        except py9p.RpcError:
+            return
+        if time.monotonic() > deadline:
+            raise Failed("/doomed still exists 10 s after its connection closed")
+        time.sleep(0.05)
+
+
 def disconnect():
     st["g"].fd.close()
     st["c"].fd.close()
@@ -156,6 +179,7 @@ if __name__ == "__main__":
             ("rename by wstat", rename),
             ("second client", second_client),
             ("remove", remove),
+            ("ORCLOSE file removed when its connection drops", orclose_on_disconnect),
             ("disconnect", disconnect),
         ])
     except Failed as e:
