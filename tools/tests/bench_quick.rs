@@ -39,8 +39,14 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, Stri
             break status.code();
         }
         if Instant::now() >= deadline {
+            // The bench's servers would outlive a killed bench: end them first, by pid.
+            for pid in children_of(child.id()) {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            }
             let _ = child.kill();
             let _ = child.wait();
+            // And the scratch directory it would have removed (see `Scratch::new`).
+            let _ = std::fs::remove_dir_all(format!("/dev/shm/ninep-bench-{}", child.id()));
             panic!(
                 "{cmd:?} ran longer than {limit:?}; stderr:\n{}",
                 std::fs::read_to_string(&stderr_path).unwrap_or_default()
@@ -52,6 +58,26 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, Stri
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&out_dir);
     (status, stdout, stderr)
+}
+
+/// The pids whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let after = &s[s.rfind(')')? + 1..];
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 fn tempdir(what: &str) -> PathBuf {
