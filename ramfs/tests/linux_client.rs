@@ -146,25 +146,26 @@ fn run_dialect(version: &str) {
         listing.join(", ")
     );
 
-    assert!(
-        status.success(),
-        "{version}: guest run failed ({status}); console:\n{console}\n--- ramfs log (tail) ---\n{}",
-        last_lines(&log, 40)
-    );
-    match server_status {
-        None => panic!(
-            "{version}: ramfs --single did not exit within {EXIT_LIMIT:?} after the guest was gone"
-        ),
-        Some(s) => assert!(
-            s.success(),
-            "{version}: ramfs exited with {s}\n{}",
+    let mut problems = Vec::new();
+    if !status.success() {
+        problems.push(format!(
+            "guest run failed ({status}); console:\n{console}\n--- ramfs log (tail) ---\n{}",
             last_lines(&log, 40)
-        ),
+        ));
     }
-    assert!(
-        counts.contains_key("Tattach"),
-        "{version}: no Tattach in the trace log"
-    );
+    match server_status {
+        None => problems.push(format!(
+            "ramfs --single did not exit within {EXIT_LIMIT:?} after the guest was gone"
+        )),
+        Some(s) if !s.success() => {
+            problems.push(format!("ramfs exited with {s}\n{}", last_lines(&log, 40)))
+        }
+        Some(_) => eprintln!("{version}: ramfs --single exited 0 after the guest was gone"),
+    }
+    if !counts.contains_key("Tattach") {
+        problems.push("no Tattach in the trace log".into());
+    }
+    assert!(problems.is_empty(), "{version}: {}", problems.join("\n"));
 }
 
 fn last_lines(text: &str, n: usize) -> String {

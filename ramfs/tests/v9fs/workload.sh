@@ -63,7 +63,8 @@ else
   step locks          /bin/locktest $D/b.txt
   step statfs         df $M
 fi
-step fsx              /bin/fsx -s "$FSX_SEED" -n "$FSX_OPS" -c /tmp/fsx.copy $D/fsx.dat
+step fsx              sh -c "/bin/fsx -s '$FSX_SEED' -n '$FSX_OPS' -c /tmp/fsx.copy $D/fsx.dat > /tmp/fsx.out 2>&1; r=\$?; cat /tmp/fsx.out; exit \$r"
+grep '^fsx: ' /tmp/fsx.out | sed 's/^/    /'
 step readdir-many     sh -c "for i in \$(seq 1 40); do echo \$i > $D/sub2/f\$i || exit 1; done; [ \$(ls $D/sub2 | wc -l) = 41 ]"
 step rm               sh -c "rm $D/b.txt $D/r $D/busybox && [ ! -e $D/b.txt ]"
 step rmdir-nonempty-refused sh -c "! rmdir $D/sub2 2>/dev/null"
