@@ -58,6 +58,10 @@ static_busybox || cannot "no statically linked /bin/busybox"
 
 # ---- kernel and modules, cached ------------------------------------------------
 KDIR=$CACHE/kernel
+mkdir -p "$CACHE"
+# Two runs at once must not both fill the cache: the second waits for the first.
+exec 9>"$CACHE/.lock"
+command -v flock >/dev/null && flock 9
 if [ ! -f "$KDIR/ready" ]; then
   rm -rf "$KDIR"; mkdir -p "$KDIR"
   deb=${RAMFS_V9FS_KERNEL_DEB:-}
@@ -93,6 +97,7 @@ PY
   touch "$KDIR/ready"
 fi
 MODDIR=$(cat "$KDIR/moddir")
+command -v flock >/dev/null && flock -u 9
 
 # ---- initramfs: busybox, modules, init, workload, fsx --------------------------
 W=$(mktemp -d "${TMPDIR:-/tmp}/ramfs-guest.XXXXXX")
