@@ -172,6 +172,16 @@ pub enum RemoveBy {
     Tremove,
 }
 
+impl RemoveBy {
+    /// The request that removes: "Tunlinkat" or "Tremove".
+    pub fn request(self) -> &'static str {
+        match self {
+            RemoveBy::Unlinkat => "Tunlinkat",
+            RemoveBy::Tremove => "Tremove",
+        }
+    }
+}
+
 /// Removes `name` (a directory when `is_dir`) from `dir_fid`; `scratch_fid` must be free.
 pub fn remove(
     conn: &mut Conn,

@@ -55,6 +55,10 @@ pub struct ServerEntry {
     pub address: String,
     /// "9P2000.L" or "9P2000".
     pub dialect: String,
+    /// How create+write+remove removed files on this server: "Tunlinkat" or "Tremove"
+    /// (diod has no Tunlinkat); `None` when the server could not be set up.
+    #[serde(default)]
+    pub remove_by: Option<String>,
     /// Why the server could not be measured at all, if it could not.
     pub error: Option<String>,
 }
@@ -364,6 +368,7 @@ mod tests {
                     name: (*n).into(),
                     address: format!("unix:/tmp/{n}"),
                     dialect: "9P2000.L".into(),
+                    remove_by: Some("Tunlinkat".into()),
                     error: None,
                 })
                 .collect(),

@@ -42,13 +42,14 @@ pub fn run(
                 (None, Some(e.to_string()))
             }
         };
-        fixtures.push(fixture);
         servers.push(ServerEntry {
             name: t.name.clone(),
             address: t.addr.to_string(),
             dialect: t.dialect.version_str().to_owned(),
+            remove_by: fixture.as_ref().map(|f| f.remove_by.request().to_owned()),
             error,
         });
+        fixtures.push(fixture);
     }
 
     // runs[cell][target]: one entry per round.

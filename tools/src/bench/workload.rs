@@ -356,10 +356,7 @@ impl Operation for CreateWriteRemove {
                 )?;
             }
             CwrStep::Remove => {
-                let request = match self.remove_by {
-                    RemoveBy::Unlinkat => "Tunlinkat",
-                    RemoveBy::Tremove => "Tremove",
-                };
+                let request = self.remove_by.request();
                 return match reply.into_msg(request)? {
                     Msg::Runlinkat | Msg::Rremove => Ok(Progress::Done {
                         bytes: self.payload.len() as u64,
