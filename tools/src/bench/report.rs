@@ -278,6 +278,13 @@ impl Report {
             let _ = writeln!(out, "{}: skipped: {}", s.name, s.reason);
         }
         for s in &self.servers {
+            if s.dialect == ninep::VERSION_9P2000L && s.remove_by.as_deref() == Some("Tremove") {
+                let _ = writeln!(
+                    out,
+                    "{}: create+write+remove ends with Tremove (the server has no Tunlinkat)",
+                    s.name
+                );
+            }
             if let Some(e) = &s.error {
                 let _ = writeln!(out, "{}: not measured: {e}", s.name);
             }
