@@ -453,7 +453,10 @@ impl Session<'_> {
         let node = self.fid(fid)?.node;
         let kind = match req.ty {
             lock::TYPE_RDLCK => LockKind::Read,
-            lock::TYPE_WRLCK => LockKind::Write,
+            // Linux asks with UNLCK (it has tested its own locks first and sends what
+            // posix_test_lock left): any overlapping lock of another owner is the answer,
+            // which is what a write lock conflicts with.
+            lock::TYPE_WRLCK | lock::TYPE_UNLCK => LockKind::Write,
             _ => return Err(Error::Invalid),
         };
         let owner = self.lock_owner(req.client_id.clone(), req.proc_id);

@@ -1027,6 +1027,21 @@ fn two_connections_share_the_tree_and_locks_conflict() {
         panic!("{get:?}")
     };
     assert_eq!((held.ty, held.start, held.length), (lock::TYPE_WRLCK, 0, 0));
+    // Linux asks with type UNLCK: any other owner's overlapping lock is the answer.
+    let get = b.rpc(Msg::Tgetlock {
+        fid: 1,
+        lock: ninep::GetLock {
+            ty: lock::TYPE_UNLCK,
+            start: 5,
+            length: 0,
+            proc_id: 42,
+            client_id: "guest".into(),
+        },
+    });
+    assert!(
+        matches!(get, Msg::Rgetlock { ref lock } if lock.ty == lock::TYPE_WRLCK),
+        "{get:?}"
+    );
     // a goes away: its locks go with it.
     assert!(matches!(a.close(), ConnectionEnd::Eof));
     let lock_b = b.rpc(Msg::Tlock {
