@@ -62,7 +62,7 @@ mkdir -p "$CACHE"
 # Two runs at once must not both fill the cache: the second waits for the first.
 exec 9>"$CACHE/.lock"
 command -v flock >/dev/null && flock 9
-if [ ! -f "$KDIR/ready" ]; then
+if [ ! -f "$KDIR/ready-2" ]; then
   rm -rf "$KDIR"; mkdir -p "$KDIR"
   deb=${RAMFS_V9FS_KERNEL_DEB:-}
   if [ -z "$deb" ]; then
@@ -92,11 +92,34 @@ if not elf.startswith(b"\x7fELF"):
     sys.exit("xz payload is not an ELF kernel")
 open(sys.argv[2], "wb").write(elf)
 PY
-  ls -d "$KDIR"/pkg/lib/modules/* | head -1 > "$KDIR/moddir"
-  rm -f "$deb"
-  touch "$KDIR/ready"
+  MODDIR=$(ls -d "$KDIR"/pkg/lib/modules/* | head -1)
+  mkdir -p "$KDIR/modules"
+  # Modules in dependency order.  A module's dependencies are in its .modinfo section as
+  # "depends=a,b"; modules built into the kernel are listed in modules.builtin.
+  declare -A loaded=()
+  order=()
+  find_module() { find "$MODDIR/kernel" \( -name "$1.ko" -o -name "${1//_/-}.ko" \) | head -1; }
+  add_module() {
+    local name=$1 path dep
+    [ -n "${loaded[$name]:-}" ] && return 0
+    loaded[$name]=1
+    path=$(find_module "$name")
+    if [ -z "$path" ]; then
+      grep -q "/$name.ko\$" "$MODDIR/modules.builtin" && return 0
+      cannot "kernel module $name not in the kernel package"
+    fi
+    for dep in $(tr '\0' '\n' < "$path" | sed -n 's/^depends=//p' | head -1 | tr ',' ' '); do
+      add_module "$dep"
+    done
+    cp "$path" "$KDIR/modules/"
+    order+=("$(basename "$path")")
+  }
+  for m in virtio_pci virtio_net 9pnet_fd 9p; do add_module "$m"; done
+  printf '%s\n' "${order[@]}" > "$KDIR/modules/order"
+  # Only the kernel and these modules are kept (and a given .deb is left alone).
+  rm -rf "$KDIR/pkg" "$KDIR"/linux-image-*.deb
+  touch "$KDIR/ready-2"
 fi
-MODDIR=$(cat "$KDIR/moddir")
 command -v flock >/dev/null && flock -u 9
 
 # ---- initramfs: busybox, modules, init, workload, fsx --------------------------
@@ -114,28 +137,7 @@ gcc -static -O2 -o "$R/bin/fsx" "$HERE/fsx.c"
 gcc -static -O2 -o "$R/bin/locktest" "$HERE/locktest.c"
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$R/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
-# Modules in dependency order.  A module's dependencies are in its .modinfo section as
-# "depends=a,b"; modules built into the kernel are listed in modules.builtin.
-declare -A loaded=()
-order=()
-find_module() { find "$MODDIR/kernel" \( -name "$1.ko" -o -name "${1//_/-}.ko" \) | head -1; }
-add_module() {
-  local name=$1 path dep
-  [ -n "${loaded[$name]:-}" ] && return 0
-  loaded[$name]=1
-  path=$(find_module "$name")
-  if [ -z "$path" ]; then
-    grep -q "/$name.ko\$" "$MODDIR/modules.builtin" && return 0
-    note "kernel module $name not found"; exit 4
-  fi
-  for dep in $(tr '\0' '\n' < "$path" | sed -n 's/^depends=//p' | head -1 | tr ',' ' '); do
-    add_module "$dep"
-  done
-  cp "$path" "$R/lib/modules/"
-  order+=("$(basename "$path")")
-}
-for m in virtio_pci virtio_net 9pnet_fd 9p; do add_module "$m"; done
-printf '%s\n' "${order[@]}" > "$R/lib/modules/order"
+cp "$KDIR"/modules/* "$R/lib/modules/"
 (cd "$R" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -1 > "$W/initrd")
 
 # ---- boot ------------------------------------------------------------------------
