@@ -3,7 +3,7 @@
 //!
 //! Two ways to become reachable (NOTES-redox-scheme.md §3):
 //! - started by init with `type = { scheme = "NAME" }` (or by a tool acting as init),
-//!   the environment has `INIT_NOTIFY`, a pipe; the daemon sends its root capability
+//!   the environment's `INIT_NOTIFY` names a pipe; the daemon sends its root capability
 //!   through it and the parent registers it (or keeps it, and closes it to unmount);
 //! - otherwise it registers `NAME` in its own namespace.
 
@@ -13,7 +13,7 @@ use ::redox_scheme::scheme::{register_sync_scheme, SchemeState, SchemeSync};
 use ::redox_scheme::{RequestKind, Response, SignalBehavior, Socket};
 use syscall::error::EOPNOTSUPP;
 use syscall::flag::CallFlags;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::handler::SchemeHandler;
 use crate::fs::Fs;
@@ -49,8 +49,6 @@ pub enum DaemonError {
     Root(syscall::Error),
     #[error("cannot register scheme {name}: {cause}")]
     Register { name: String, cause: syscall::Error },
-    #[error("{INIT_NOTIFY}={0:?} is not a file descriptor number")]
-    BadNotifyFd(String),
     #[error("cannot send the root capability to the parent: {0}")]
     Notify(syscall::Error),
     #[error("cannot enter the null namespace: {0}")]
@@ -61,15 +59,31 @@ pub enum DaemonError {
     Write(syscall::Error),
 }
 
-/// Hands the root capability to the process that started us, through its pipe.
+/// The parent's notification pipe, if `INIT_NOTIFY` names a pipe we hold. A process
+/// started from a login shell may inherit an `INIT_NOTIFY` meant for the shell's own
+/// ancestors, naming a descriptor that is closed or reused: then we register ourselves.
+fn notify_pipe() -> Option<usize> {
+    let value = std::env::var(INIT_NOTIFY).ok()?;
+    let Ok(fd) = value.parse::<usize>() else {
+        warn!("{INIT_NOTIFY}={value:?} is not a descriptor number; ignored");
+        return None;
+    };
+    let mut path = [0u8; 32];
+    let is_pipe = libredox::call::fpath(fd, &mut path)
+        .is_ok_and(|n| path[..n.min(path.len())].starts_with(b"/scheme/pipe"));
+    if !is_pipe {
+        warn!("{INIT_NOTIFY}={fd} is not a pipe we hold; ignored");
+        return None;
+    }
+    Some(fd)
+}
+
+/// Hands the root capability to the process that started us, through its pipe `fd`.
 fn notify_parent(
     socket: &Socket,
     handler: &mut SchemeHandler,
-    notify_fd: &str,
+    fd: usize,
 ) -> Result<(), DaemonError> {
-    let fd: usize = notify_fd
-        .parse()
-        .map_err(|_| DaemonError::BadNotifyFd(notify_fd.to_owned()))?;
     let root = handler.scheme_root().map_err(DaemonError::Root)?;
     let cap_fd = socket
         .create_this_scheme_fd(0, root, 0, 0)
@@ -86,9 +100,9 @@ fn notify_parent(
 pub fn serve(fs: Arc<Fs>, options: &DaemonOptions) -> Result<Ended, DaemonError> {
     let socket = Socket::create().map_err(DaemonError::Socket)?;
     let mut handler = SchemeHandler::new(fs, &options.name);
-    match std::env::var(INIT_NOTIFY) {
-        Ok(notify_fd) => notify_parent(&socket, &mut handler, &notify_fd)?,
-        Err(_) => register_sync_scheme(&socket, &options.name, &mut handler).map_err(|cause| {
+    match notify_pipe() {
+        Some(fd) => notify_parent(&socket, &mut handler, fd)?,
+        None => register_sync_scheme(&socket, &options.name, &mut handler).map_err(|cause| {
             DaemonError::Register {
                 name: options.name.clone(),
                 cause,
