@@ -294,7 +294,10 @@ impl SchemeSync for SchemeHandler {
         if let Some(root) = self.lifetime.root() {
             return Ok(root);
         }
-        let node = self.fs.lock().root();
+        let (node, cred) = {
+            let mut tree = self.fs.lock();
+            (tree.root(), tree.cred_for_uid(0, Some(0)))
+        };
         let handle = Handle {
             node,
             kind: HandleKind::Root,
@@ -302,7 +305,7 @@ impl SchemeSync for SchemeHandler {
             write: false,
             append: false,
             tree_open: false,
-            cred: self.fs.lock().cred_for_uid(0, Some(0)),
+            cred,
             path: String::new(),
         };
         let id = self
