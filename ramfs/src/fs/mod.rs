@@ -1153,6 +1153,18 @@ impl Tree {
         self.nodes.len()
     }
 
+    /// Reserves memory for data a front end holds for the tree before it becomes part
+    /// of it (an extended attribute value being written through a fid), so that such
+    /// buffers count against the limit too.
+    pub fn reserve_pending(&mut self, bytes: u64) -> Result<()> {
+        self.memory.reserve(bytes)
+    }
+
+    /// Gives back what [`Tree::reserve_pending`] took.
+    pub fn release_pending(&mut self, bytes: u64) {
+        self.memory.release(bytes);
+    }
+
     // ---- extended attributes ----------------------------------------------------
 
     /// An extended attribute's value.

@@ -412,6 +412,7 @@ impl Session<'_> {
             XATTR_REPLACE => XattrSetMode::Replace,
             _ => return Err(Error::Invalid),
         };
+        self.fs.lock().reserve_pending(size)?;
         self.fid_mut(fid)?.xattr = Some(XattrFid::Write {
             name,
             size,

@@ -121,16 +121,20 @@ fn run<R: Read, W: Write>(
     let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut output: Vec<u8> = Vec::new();
     loop {
-        let (consumed, stop) = answer_whole_messages(session, &input, &mut output);
-        input.drain(..consumed);
+        let batch = answer_whole_messages(session, &input, &mut output);
+        input.drain(..batch.consumed);
         if !output.is_empty() {
             if let Err(e) = writer.write_all(&output).and_then(|()| writer.flush()) {
                 return ConnectionEnd::Io(e);
             }
             output.clear();
         }
-        if let Some(framing) = stop {
+        if let Some(framing) = batch.framing {
             return ConnectionEnd::Framing(framing);
+        }
+        if batch.output_full {
+            // Whole requests are still waiting: answer them before reading more.
+            continue;
         }
         let old = input.len();
         let wanted = peek_size(&input).map_or(0, |s| s as usize);
@@ -153,29 +157,58 @@ fn run<R: Read, W: Write>(
     }
 }
 
-/// Answers every whole message at the front of `input`; returns the bytes used and,
-/// if one was badly framed, why (the bytes from there on are not to be trusted).
-fn answer_whole_messages(
-    session: &mut Session<'_>,
-    input: &[u8],
-    output: &mut Vec<u8>,
-) -> (usize, Option<FramingError>) {
+/// Replies above this many bytes are written before more requests are answered, so a
+/// client that pipelines many large reads cannot make the server buffer them all.
+const OUTPUT_FLUSH_AT: usize = 2 * MAX_MSIZE as usize;
+
+/// What one pass over the input did.
+struct Batch {
+    /// Bytes of input answered.
+    consumed: usize,
+    /// A badly framed message stopped the pass (the bytes from there on are not to be
+    /// trusted).
+    framing: Option<FramingError>,
+    /// The pass stopped because the replies filled [`OUTPUT_FLUSH_AT`].
+    output_full: bool,
+}
+
+/// Answers the whole messages at the front of `input`.
+fn answer_whole_messages(session: &mut Session<'_>, input: &[u8], output: &mut Vec<u8>) -> Batch {
     let mut pos = 0;
     while let Some(size) = peek_size(&input[pos..]) {
+        if output.len() >= OUTPUT_FLUSH_AT {
+            return Batch {
+                consumed: pos,
+                framing: None,
+                output_full: true,
+            };
+        }
         let msize = session.msize().unwrap_or(MAX_MSIZE);
         if (size as usize) < HEADER_LEN || size > msize {
-            return (pos, Some(FramingError::Size { size, msize }));
+            return Batch {
+                consumed: pos,
+                framing: Some(FramingError::Size { size, msize }),
+                output_full: false,
+            };
         }
         let size = size as usize;
         let Some(msg) = input.get(pos..pos + size) else {
             break;
         };
         if let Err(e) = session.handle_bytes(msg, output) {
-            return (pos, Some(FramingError::Decode(e)));
+            return Batch {
+                consumed: pos,
+                framing: Some(FramingError::Decode(e)),
+                output_full: false,
+            };
         }
         pos += size;
     }
-    (pos, None)
+    Batch {
+        consumed: pos,
+        framing: None,
+        output_full: false,
+    }
 }
 
 #[cfg(test)]

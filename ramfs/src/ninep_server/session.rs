@@ -34,7 +34,8 @@ pub(super) struct OpenState {
 pub(super) enum XattrFid {
     /// Txattrwalk: the value (or the list of names) to read.
     Read(Vec<u8>),
-    /// Txattrcreate: the value being written, set at clunk.
+    /// Txattrcreate: the value being written, set at clunk. Its `size` is reserved
+    /// against the memory limit until then.
     Write {
         name: String,
         size: u64,
@@ -265,6 +266,7 @@ impl<'a> Session<'a> {
             data,
         }) = f.xattr
         {
+            tree.release_pending(size);
             result = if data.len() as u64 != size {
                 Err(Error::Range)
             } else if size == 0 {

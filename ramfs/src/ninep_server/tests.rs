@@ -951,6 +951,37 @@ fn linux_xattrs_through_fids() {
     assert_eq!(rlerror(&r[9].msg), errno::ENODATA);
 }
 
+#[test]
+fn pending_xattr_values_count_against_memory() {
+    let fs = Arc::new(Fs::new(Config {
+        memory_limit: 100_000,
+        owner: "adm".into(),
+        clock: Clock::Fixed(0),
+    }));
+    let s = Server::new(Arc::clone(&fs), ServerConfig::default());
+    let xattrcreate = |fid| Msg::Txattrcreate {
+        fid,
+        name: "user.big".into(),
+        attr_size: 60_000,
+        flags: 0,
+    };
+    let msgs = vec![
+        tversion("9P2000.L"),
+        tattach(0, "", Some(0)),
+        twalk(0, 1, &[]),
+        twalk(0, 2, &[]),
+        xattrcreate(1),
+        xattrcreate(2),
+        Msg::Tclunk { fid: 1 },
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(msgs)));
+    assert_eq!(r[4].msg, Msg::Rxattrcreate);
+    assert_eq!(rlerror(&r[5].msg), errno::ENOSPC, "two would not fit");
+    // Clunked without its data: an error, and the reservation is returned.
+    assert_eq!(rlerror(&r[6].msg), errno::ERANGE);
+    assert_eq!(fs.lock().statfs().used, 0);
+}
+
 #[cfg(unix)]
 #[test]
 fn two_connections_share_the_tree_and_locks_conflict() {
@@ -1183,4 +1214,67 @@ fn linux_readdir_cookies_survive_changes_to_the_directory() {
     }));
     assert!(end.is_empty(), "end of directory");
     c.close();
+}
+
+/// Counts the bytes written to it, in how many writes.
+struct CountingWriter {
+    bytes: usize,
+    largest_write: usize,
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        self.largest_write = self.largest_write.max(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn pipelined_large_reads_are_written_out_as_they_go() {
+    let s = server();
+    let mut msgs = vec![
+        Msg::Tversion {
+            msize: 1 << 20,
+            version: "9P2000".into(),
+        },
+        tattach(0, "glenda", None),
+        twalk(0, 1, &[]),
+        Msg::Tcreate {
+            fid: 1,
+            name: "big".into(),
+            perm: 0o644,
+            mode: om::RDWR,
+        },
+    ];
+    let chunk = vec![7u8; (1 << 20) - 24];
+    msgs.push(Msg::Twrite {
+        fid: 1,
+        offset: 0,
+        data: chunk.clone(),
+    });
+    // Sixty reads of almost 1 MiB each, all in one batch of input.
+    for _ in 0..60 {
+        msgs.push(Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: 1 << 20,
+        });
+    }
+    let input = bytes_of(&tagged(msgs));
+    let mut out = CountingWriter {
+        bytes: 0,
+        largest_write: 0,
+    };
+    let end = s.serve(&input[..], &mut out, "test");
+    assert!(matches!(end, ConnectionEnd::Eof));
+    assert!(out.bytes > 60 * chunk.len(), "every read answered");
+    assert!(
+        out.largest_write <= super::OUTPUT_FLUSH_AT + (1 << 20),
+        "replies buffered: {}",
+        out.largest_write
+    );
 }
