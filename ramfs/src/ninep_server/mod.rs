@@ -125,7 +125,7 @@ fn run<R: Read, W: Write>(
         input.drain(..batch.consumed);
         if !output.is_empty() {
             if let Err(e) = writer.write_all(&output).and_then(|()| writer.flush()) {
-                return ConnectionEnd::Io(e);
+                return client_gone_or(e);
             }
             output.clear();
         }
@@ -144,16 +144,17 @@ fn run<R: Read, W: Write>(
             Ok(0) => return ConnectionEnd::Eof,
             Ok(n) => input.truncate(old + n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => input.truncate(old),
-            Err(e) => {
-                return match e.kind() {
-                    // A client that vanished is gone like one that closed.
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
-                        ConnectionEnd::Eof
-                    }
-                    _ => ConnectionEnd::Io(e),
-                };
-            }
+            Err(e) => return client_gone_or(e),
         }
+    }
+}
+
+/// A client that vanished (reset, broken pipe) is gone like one that closed; any other
+/// transport error is an error.
+fn client_gone_or(e: io::Error) -> ConnectionEnd {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ConnectionEnd::Eof,
+        _ => ConnectionEnd::Io(e),
     }
 }
 
