@@ -118,7 +118,9 @@ impl FigureRow {
         }
     }
 
-    /// Fills [`FigureRow::ratios`] from the results.
+    /// Fills [`FigureRow::ratios`] from the results: the median of the per-round ratios
+    /// when both sides have the same rounds (each round's two figures were taken back
+    /// to back), else the ratio of the two figures.
     pub fn compute_ratios(&mut self) {
         let Some((base, peers)) = self.results.split_first() else {
             self.ratios.clear();
@@ -129,12 +131,31 @@ impl FigureRow {
             .map(|peer| Ratio {
                 peer: peer.server.clone(),
                 ratio: match (base.value, peer.value) {
-                    (Some(b), Some(p)) if p > 0.0 => Some(b / p),
+                    (Some(b), Some(p)) if p > 0.0 => {
+                        if !base.rounds.is_empty() && base.rounds.len() == peer.rounds.len() {
+                            let per_round: Vec<f64> = base
+                                .rounds
+                                .iter()
+                                .zip(&peer.rounds)
+                                .filter(|(_, p)| **p > 0.0)
+                                .map(|(b, p)| b / p)
+                                .collect();
+                            median(per_round)
+                        } else {
+                            Some(b / p)
+                        }
+                    }
                     _ => None,
                 },
             })
             .collect();
     }
+}
+
+/// The middle value (the lower of the two middle ones for an even count).
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().checked_sub(1)? / 2).copied()
 }
 
 impl Report {
@@ -269,7 +290,7 @@ impl Report {
         if let (Some(base), true) = (self.servers.first(), self.servers.len() > 1) {
             let _ = write!(
                 out,
-                "; ratio = {}/peer (above 1: {} is faster)",
+                "; ratio = {}/peer, the median of the rounds' ratios (above 1: {} is faster)",
                 base.name, base.name
             );
         }
@@ -416,6 +437,18 @@ mod tests {
             md.starts_with("| figure | unit | ramfs | diod | ramfs/diod |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn ratios_are_the_median_of_per_round_ratios() {
+        let mut row = report().figures[0].clone();
+        row.results[0].rounds = vec![100.0, 300.0, 200.0];
+        row.results[1].rounds = vec![50.0, 300.0, 400.0];
+        row.compute_ratios();
+        // Per round: 2, 1, 0.5.
+        assert_eq!(row.ratios[0].ratio, Some(1.0));
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0]), Some(1.0));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Runs every cell on every server and gathers the [`Report`].
 //!
-//! Cells run figure by figure, each figure on every server in turn, so the servers'
-//! numbers for one figure are taken within seconds of each other: load from elsewhere
-//! on a shared machine then touches all of them alike, and the ratios stay fair. The
-//! whole matrix is run `rounds` times (each round starting the servers' turns one
-//! server later) and each figure is the median of its rounds, so that one burst of
-//! outside load does not decide a ratio.
+//! Cells run figure by figure. A figure runs in `rounds` rounds, and a round runs it
+//! once on every server, back to back (each round starting one server later), so the
+//! servers' numbers for a round are taken within a second or two of each other: load
+//! from elsewhere on a shared machine then touches all of them alike. Each figure is
+//! the median of its rounds, and each ratio the median of its rounds' ratios, so one
+//! burst of outside load does not decide a ratio.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,9 +58,9 @@ pub fn run(
     let live = fixtures.iter().flatten().count();
     let total = cells.len() * live * rounds as usize;
     let mut done = 0;
-    for round in 0..rounds {
-        for (ci, cell) in cells.iter().enumerate() {
-            let figure = cell.figure();
+    for (ci, cell) in cells.iter().enumerate() {
+        let figure = cell.figure();
+        for round in 0..rounds {
             for k in 0..targets.len() {
                 let ti = (k + round as usize) % targets.len();
                 let (t, Some(fixture)) = (&targets[ti], &fixtures[ti]) else {

@@ -90,14 +90,15 @@ enum ServerKind {
 #[derive(Debug, clap::Args)]
 struct Common {
     /// Measured seconds per cell and round.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.5, conflicts_with_all = ["ops", "quick"])]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.3, conflicts_with_all = ["ops", "quick"])]
     seconds: f64,
-    /// How many times to run the whole matrix; each figure is the median of its rounds.
-    #[arg(long, value_name = "N", default_value_t = 3, conflicts_with = "quick",
+    /// How many times to run each cell on every server; each figure is the median of
+    /// its rounds.
+    #[arg(long, value_name = "N", default_value_t = 5, conflicts_with = "quick",
           value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
     /// Unmeasured seconds before each cell's measurement.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.2, conflicts_with_all = ["ops", "quick"])]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.1, conflicts_with_all = ["ops", "quick"])]
     warmup: f64,
     /// Run each cell for exactly this many operations instead of a time.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
