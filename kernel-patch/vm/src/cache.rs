@@ -2,7 +2,7 @@
 //! reclaim.
 //!
 //! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
-//! is a leaf under any of them. Attach never holds the table lock and an image lock at once.
+//! is a leaf under any of them. The table also holds the mount cache's map (`mcache.rs`). Attach never holds the table lock and an image lock at once.
 //! No lock is held while a file is closed or a frame is allocated.
 //!
 //! The protocol follows 9front's 2025 image locking:
@@ -22,6 +22,7 @@ use hashbrown::HashMap;
 use crate::file::{FileIdentity, ImageFile, OpenFile};
 use crate::frame::AllocSite;
 use crate::image::{Image, ImageState};
+use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::vm::{Shared, VmError};
@@ -71,6 +72,9 @@ pub(crate) struct ImageTable {
     /// capacity is kept at least `map.len()`, so making an image idle never allocates.
     pub(crate) idle: VecDeque<IdleEntry>,
     next_idle_seq: u64,
+    /// The mount cache's files, by identity without the version (`mcache.rs`). Never an
+    /// image of `map`'s.
+    pub(crate) mcache: HashMap<CacheKey, Arc<Image>, BuildHasherDefault<IdentityHasher>>,
 }
 
 impl ImageTable {
@@ -79,6 +83,7 @@ impl ImageTable {
             map: HashMap::default(),
             idle: VecDeque::new(),
             next_idle_seq: 0,
+            mcache: HashMap::default(),
         }
     }
 
@@ -168,11 +173,19 @@ impl Shared {
             return Err(err.into());
         }
         let chan = Arc::new(OpenFile::new(file));
+        let key = CacheKey::of(&identity);
 
-        let image = 'found: loop {
-            if let Some(image) = self.table.lock().find_and_ref(&identity) {
-                self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
-                break 'found image;
+        // The image and, taken from the mount cache in the same critical section, the file's
+        // mount-cache entry: from now on the image caches the file (no double caching).
+        let (image, forgotten) = 'found: loop {
+            {
+                let mut table = self.table.lock();
+                if let Some(image) = table.find_and_ref(&identity) {
+                    let forgotten = table.mcache.remove(&key);
+                    drop(table);
+                    self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
+                    break 'found (image, forgotten);
+                }
             }
             if self.table_full() {
                 if !self.free_one_idle_image() && self.table_full() {
@@ -188,9 +201,10 @@ impl Shared {
             let mut table = self.table.lock();
             if let Some(image) = table.find_and_ref(&identity) {
                 // Lost a race with another attach of the same file: use its image.
+                let forgotten = table.mcache.remove(&key);
                 drop(table);
                 self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
-                break 'found image;
+                break 'found (image, forgotten);
             }
             if table.map.len() >= self.config.max_images as usize {
                 continue;
@@ -202,10 +216,14 @@ impl Shared {
             }
             fresh.refs.store(1, Ordering::Release);
             table.map.insert(identity, fresh.clone());
+            let forgotten = table.mcache.remove(&key);
             drop(table);
             self.counters.attach_misses.fetch_add(1, Ordering::Relaxed);
-            break 'found fresh;
+            break 'found (fresh, forgotten);
         };
+        if let Some(forgotten) = forgotten {
+            self.mcache_retire(&forgotten);
+        }
 
         // Re-attach the channel under the image lock alone.
         let mut state = image.state.lock();
@@ -313,6 +331,9 @@ impl Shared {
             };
             seq = at + 1;
             freed += self.reclaim_image(image, target - freed).0;
+        }
+        if freed < target {
+            freed += self.reclaim_mount_cache(target - freed);
         }
         let mut serial = 0;
         while freed < target {

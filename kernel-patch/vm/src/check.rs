@@ -4,6 +4,11 @@
 //!
 //! Lock order: the checker takes the table lock alone, then each image lock alone, then
 //! the free-list lock, then each segment lock alone; it never holds two at once.
+//!
+//! Mount-cache images (`mcache.rs`) are walked like executable images, with their own
+//! rules: no channel ever, every page at ref 0 with a sane valid range, `refs == pgref + 1`,
+//! the per-file and total limits, and no identity (with its version) cached both by an
+//! executable image and by the mount cache.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -13,8 +18,10 @@ use hashbrown::HashSet;
 
 use crate::cache::IdentityHasher;
 use crate::file::FileIdentity;
-use crate::image::{expected_chain, Image};
-use crate::page::PageIndex;
+use crate::frame::{PAGE_BYTES, PAGE_SIZE};
+use crate::image::{Image, ImageKind, ImageState};
+use crate::mcache::CacheKey;
+use crate::page::{PageIndex, PagePool};
 use crate::segment::SegmentRef;
 use crate::sync::{Arc, Ordering};
 use crate::vm::Vm;
@@ -97,6 +104,41 @@ pub enum Violation {
     },
     /// A segment maps a page that is free or unbound.
     MappedPageFree { page: u32 },
+    /// An image is in the wrong map for its kind (a mount-cache image in the image table,
+    /// or an executable image in the mount cache).
+    WrongKind { identity: FileIdentity },
+    /// A mount-cache map key is not its image's file.
+    McacheKeyMismatch { identity: FileIdentity },
+    /// A mount-cache image is in the map but marked unlinked.
+    McacheUnlinked { identity: FileIdentity },
+    /// A mount-cache image holds a channel.
+    McacheChannel { identity: FileIdentity },
+    /// A mount-cache page is referenced (its pages live at ref 0 in the chains).
+    McachePageInUse { page: u32, refs: u32 },
+    /// A mount-cache page's valid range is empty, inverted, past the page, or the page's
+    /// offset is not page aligned.
+    McacheBadRange { page: u32, start: usize, end: usize },
+    /// A linked mount-cache image's `refs` is not `pgref + 1` (its pages and the map).
+    McacheRefMismatch {
+        identity: FileIdentity,
+        refs: u32,
+        pgref: u32,
+    },
+    /// A file holds more mount-cache pages than the per-file limit.
+    McacheFileOverLimit {
+        identity: FileIdentity,
+        pages: u32,
+        limit: u32,
+    },
+    /// The mount cache holds more pages than its limit.
+    McacheOverLimit { pages: u32, limit: u32 },
+    /// The mount cache's page count differs from its chains' population.
+    McacheCountMismatch { counted: u32, recorded: u32 },
+    /// More mount-cache files than the limit.
+    McacheTooManyFiles { files: u32, limit: u32 },
+    /// The same identity (with its version) is cached by an executable image and by the
+    /// mount cache.
+    DoubleCached { identity: FileIdentity },
 }
 
 impl fmt::Display for Violation {
@@ -114,7 +156,7 @@ pub struct CheckReport {
     pub bound_pages: u32,
     /// Pages on the free list.
     pub free_pages: u32,
-    /// Pages in chains.
+    /// Pages in executable images' chains.
     pub cached_pages: u32,
     /// Pages neither free nor cached, at ref > 0 (private, mapped).
     pub private_pages: u32,
@@ -124,6 +166,10 @@ pub struct CheckReport {
     pub idle_images: u32,
     /// Images holding a channel.
     pub open_channels: u32,
+    /// Files in the mount cache.
+    pub mcache_files: u32,
+    /// Pages in mount-cache images' chains.
+    pub mcache_pages: u32,
 }
 
 /// Checks every rule of the page and image caches:
@@ -135,7 +181,14 @@ pub struct CheckReport {
 /// - each image: `pgref` equals its chain population, `pgref <= refs`, the channel is present
 ///   exactly while `refs > pgref`, it is idle exactly while `refs == pgref`, no two of its
 ///   pages share an offset, its text segments are alive;
-/// - table keys are identities and no two images share one.
+/// - table keys are identities and no two images share one;
+/// - each mount-cache image: in the mount cache's map under its key and marked linked, no
+///   channel, `pgref` equals its chain population and is within the per-file limit,
+///   `refs == pgref + 1`, every page at ref 0 with a page-aligned offset and a valid range
+///   `start < end <= PAGE_SIZE`; the pages in all are within the total limit and equal the
+///   mount cache's count; no more files than the limit; and no mount-cache file's identity
+///   (with the version it caches) is an executable image's in the table (no double
+///   caching; in particular a file whose channel became an image's channel is gone).
 ///
 /// With `segments` = every live segment (each shared segment at least once), it also checks
 /// that every page's count equals its mappings, that every image's `refs` is `pgref` plus
@@ -150,19 +203,44 @@ pub fn check_invariants(
     let capacity = pool.capacity();
     let mut report = CheckReport::default();
 
-    let (images, idle): (
-        Vec<Arc<Image>>,
-        HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>>,
-    ) = {
+    let (images, idle, mcache) = {
         let table = shared.table.lock();
         for (key, image) in table.map.iter() {
             if *key != image.identity {
                 return Err(Violation::TableKeyMismatch { identity: *key });
             }
+            if image.kind != ImageKind::Exec {
+                return Err(Violation::WrongKind { identity: *key });
+            }
         }
+        let mut mcache = Vec::new();
+        for (key, image) in table.mcache.iter() {
+            if *key != CacheKey::of(&image.identity) {
+                return Err(Violation::McacheKeyMismatch {
+                    identity: image.identity,
+                });
+            }
+            if image.kind != ImageKind::MountCache {
+                return Err(Violation::WrongKind {
+                    identity: image.identity,
+                });
+            }
+            // `mcache_vers` changes only under the table lock too, so this is exact.
+            let identity = FileIdentity {
+                qid_vers: image.mcache_vers.load(Ordering::Relaxed),
+                ..image.identity
+            };
+            if table.map.contains_key(&identity) {
+                return Err(Violation::DoubleCached { identity });
+            }
+            mcache.push((image.clone(), identity));
+        }
+        let idle: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
+            table.idle.iter().map(|entry| entry.image.serial).collect();
         (
-            table.map.values().cloned().collect(),
-            table.idle.iter().map(|entry| entry.image.serial).collect(),
+            table.map.values().cloned().collect::<Vec<_>>(),
+            idle,
+            mcache,
         )
     };
     report.images = images.len() as u32;
@@ -175,39 +253,7 @@ pub fn check_invariants(
         let refs = image.refs.load(Ordering::Acquire);
         let pgref = image.pgref.load(Ordering::Acquire);
         let identity = image.identity;
-        let mut count = 0u32;
-        let mut offsets: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
-            HashSet::default();
-        let mut found = None;
-        image.walk_chains(&state, pool, capacity, |chain, page| {
-            count += 1;
-            let view = pool.view(page);
-            let slot = &mut chained[page.0 as usize];
-            *slot = slot.saturating_add(1);
-            let problem = if *slot > 1 {
-                Some(Violation::PageInTwoChains { page: page.0 })
-            } else if view.owner != image.serial {
-                Some(Violation::PageOwnerMismatch {
-                    page: page.0,
-                    identity,
-                })
-            } else if expected_chain(view.offset) != chain {
-                Some(Violation::PageInWrongChain { page: page.0 })
-            } else if !offsets.insert(view.offset) {
-                Some(Violation::DuplicateOffset {
-                    identity,
-                    offset: view.offset,
-                })
-            } else {
-                None
-            };
-            if found.is_none() {
-                found = problem;
-            }
-        });
-        if let Some(problem) = found {
-            return Err(problem);
-        }
+        let count = walk_pages(pool, image, &state, identity, &mut chained, |_, _| None)?;
         if count != pgref {
             return Err(Violation::PgrefMismatch {
                 identity,
@@ -253,6 +299,7 @@ pub fn check_invariants(
         report.cached_pages += count;
         report.open_channels += u32::from(has_channel);
     }
+    check_mount_cache(vm, &mcache, &mut chained, &mut report)?;
 
     let mut on_free_list = vec![false; capacity as usize];
     let mut counted = 0u32;
@@ -314,6 +361,142 @@ pub fn check_invariants(
         check_segments(vm, segments, &images)?;
     }
     Ok(report)
+}
+
+/// Walks one image's chains: counts each page in `chained` and checks that it is in one
+/// chain only, of the image its metadata names, in the chain its offset hashes to, at an
+/// offset no other page of the image has; then `extra`. Returns the pages walked.
+fn walk_pages(
+    pool: &PagePool,
+    image: &Image,
+    state: &ImageState,
+    identity: FileIdentity,
+    chained: &mut [u8],
+    mut extra: impl FnMut(PageIndex, &crate::page::PageView) -> Option<Violation>,
+) -> Result<u32, Violation> {
+    let mut count = 0u32;
+    let mut offsets: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
+        HashSet::default();
+    let mut found = None;
+    image.walk_chains(state, pool, pool.capacity(), |chain, page| {
+        count += 1;
+        let view = pool.view(page);
+        let slot = &mut chained[page.0 as usize];
+        *slot = slot.saturating_add(1);
+        let problem = if *slot > 1 {
+            Some(Violation::PageInTwoChains { page: page.0 })
+        } else if view.owner != image.serial {
+            Some(Violation::PageOwnerMismatch {
+                page: page.0,
+                identity,
+            })
+        } else if state.chain_of(view.offset) != chain {
+            Some(Violation::PageInWrongChain { page: page.0 })
+        } else if !offsets.insert(view.offset) {
+            Some(Violation::DuplicateOffset {
+                identity,
+                offset: view.offset,
+            })
+        } else {
+            extra(page, &view)
+        };
+        if found.is_none() {
+            found = problem;
+        }
+    });
+    match found {
+        Some(problem) => Err(problem),
+        None => Ok(count),
+    }
+}
+
+/// The mount cache's rules (see [`check_invariants`]).
+fn check_mount_cache(
+    vm: &Vm,
+    files: &[(Arc<Image>, FileIdentity)],
+    chained: &mut [u8],
+    report: &mut CheckReport,
+) -> Result<(), Violation> {
+    let shared = &*vm.shared;
+    let pool = &shared.pool;
+    let config = shared.mcache_config;
+    let file_limit = u32::try_from(config.max_file_bytes / PAGE_BYTES).unwrap_or(u32::MAX);
+    let total_limit = shared.mcache_page_limit();
+    let files_now = files.len() as u32;
+    if files_now > config.max_files {
+        return Err(Violation::McacheTooManyFiles {
+            files: files_now,
+            limit: config.max_files,
+        });
+    }
+    let mut total = 0u32;
+    for (image, identity) in files {
+        let identity = *identity;
+        let state = image.state.lock();
+        if !state.mcache.linked {
+            return Err(Violation::McacheUnlinked { identity });
+        }
+        if state.chan.is_some() {
+            return Err(Violation::McacheChannel { identity });
+        }
+        let count = walk_pages(pool, image, &state, identity, chained, |page, view| {
+            let (start, end) = view.valid;
+            if view.refs != 0 {
+                Some(Violation::McachePageInUse {
+                    page: page.0,
+                    refs: view.refs,
+                })
+            } else if start >= end || end > PAGE_SIZE || view.offset % PAGE_BYTES != 0 {
+                Some(Violation::McacheBadRange {
+                    page: page.0,
+                    start,
+                    end,
+                })
+            } else {
+                None
+            }
+        })?;
+        let refs = image.refs.load(Ordering::Acquire);
+        let pgref = image.pgref.load(Ordering::Acquire);
+        if count != pgref {
+            return Err(Violation::PgrefMismatch {
+                identity,
+                pgref,
+                chained: count,
+            });
+        }
+        if refs != pgref + 1 {
+            return Err(Violation::McacheRefMismatch {
+                identity,
+                refs,
+                pgref,
+            });
+        }
+        if pgref > file_limit {
+            return Err(Violation::McacheFileOverLimit {
+                identity,
+                pages: pgref,
+                limit: file_limit,
+            });
+        }
+        total += count;
+    }
+    if total > total_limit {
+        return Err(Violation::McacheOverLimit {
+            pages: total,
+            limit: total_limit,
+        });
+    }
+    let recorded = shared.mcache_pages.load(Ordering::Acquire);
+    if recorded != total {
+        return Err(Violation::McacheCountMismatch {
+            counted: total,
+            recorded,
+        });
+    }
+    report.mcache_files = files_now;
+    report.mcache_pages = total;
+    Ok(())
 }
 
 /// The accounting checks that need every live segment.

@@ -43,6 +43,10 @@ pub enum AllocSite {
     PageTable,
     /// Growth of an image's list of shared text segments.
     TextList,
+    /// A mount-cache file: its image, hash chains and slot in the mount cache's map.
+    MountCacheFile,
+    /// A page for the mount cache (a fill, or the missing pages of a write).
+    MountCachePage,
 }
 
 /// Physical memory, as the embedding kernel provides it.

@@ -1,10 +1,14 @@
-//! An image: the page cache of one executable file, and the rules of its two counts.
+//! An image: the page cache of one file, and the rules of its two counts.
 //!
 //! `refs` counts everything that keeps the image: segments that use it, its cached pages
 //! (`pgref` of them) and short holders (an attach in progress, reclaim). `pgref` counts the
-//! pages in its hash chains. `0 <= pgref <= refs`; the channel is present exactly while
-//! `refs > pgref`. The table side of these rules (attach, put, the idle list) is in
-//! `cache.rs`.
+//! pages in its hash chains. `0 <= pgref <= refs`; an executable image's channel is present
+//! exactly while `refs > pgref`. The table side of these rules (attach, put, the idle list)
+//! is in `cache.rs`.
+//!
+//! A mount-cache image (`mcache.rs`) is the same structure put to another use: one cached
+//! file's data, never a channel, `refs == pgref + 1` (the mount cache's own reference) while
+//! it is linked, and every page at ref 0 (reads copy under the image lock).
 //!
 //! `refs` is atomic because attach takes its reference under the table lock, without the
 //! image lock; every other change of `refs` and every change of `pgref`, the chains and the
@@ -15,21 +19,47 @@ use alloc::vec::Vec;
 
 use crate::file::{FileIdentity, OpenFile};
 use crate::frame::PAGE_BYTES;
+use crate::mcache::McacheState;
 use crate::page::{PageIndex, PagePool, NO_PAGE};
 use crate::segment::Segment;
-use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 
-/// Hash chains of an image. A power of two.
-pub(crate) const CHAINS: usize = 256;
+/// What an image caches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ImageKind {
+    /// An executable's pages, mapped by segments; in the image table.
+    Exec,
+    /// A cached mount's file data; in the mount cache's map, never holds a channel.
+    MountCache,
+}
+
+impl ImageKind {
+    /// Hash chains of an image of this kind (a power of two). A mount-cache file holds at
+    /// most a few thousand pages, and there are many files, so it gets fewer chains.
+    fn chains(self) -> usize {
+        match self {
+            Self::Exec => 256,
+            Self::MountCache => 64,
+        }
+    }
+}
 
 /// One image.
 pub(crate) struct Image {
     /// Never reused; pages name their image by it.
     pub(crate) serial: u64,
+    /// The file. For a mount-cache image `qid_vers` is meaningless (0): the cached version
+    /// is `mcache_vers`.
     pub(crate) identity: FileIdentity,
+    pub(crate) kind: ImageKind,
     pub(crate) refs: AtomicU32,
     /// Written only under `state`'s lock; read without it by the statistics.
     pub(crate) pgref: AtomicU32,
+    /// Mount cache: the `qid.vers` whose contents the pages hold. Written with both the
+    /// image lock and the table lock held, so either lock is enough to read it.
+    pub(crate) mcache_vers: AtomicU32,
+    /// Mount cache: a tick of the last read, fill or write, for least-recently-used order.
+    pub(crate) last_use: AtomicU64,
     pub(crate) state: Mutex<ImageState>,
 }
 
@@ -43,6 +73,15 @@ pub(crate) struct ImageState {
     /// segment's count is decremented under this lock and the segment is removed here in
     /// the same critical section when it reaches 0.
     pub(crate) texts: Vec<Arc<Segment>>,
+    /// The mount cache's bookkeeping of a mount-cache image (unused by an executable's).
+    pub(crate) mcache: McacheState,
+}
+
+impl ImageState {
+    /// The chain a page at `offset` belongs in.
+    pub(crate) fn chain_of(&self, offset: u64) -> usize {
+        ((offset / PAGE_BYTES) as usize) & (self.chains.len() - 1)
+    }
 }
 
 #[cfg(test)]
@@ -53,39 +92,60 @@ impl ImageState {
     }
 }
 
-fn chain_of(offset: u64) -> usize {
-    ((offset / PAGE_BYTES) as usize) & (CHAINS - 1)
-}
-
 impl Image {
-    /// A new image at refs 0 with empty chains. Allocates; called with no lock held.
+    /// A new executable image at refs 0 with empty chains. Allocates; called with no lock
+    /// held.
     pub(crate) fn new(identity: FileIdentity, serial: u64) -> Option<Self> {
+        Self::with_kind(identity, serial, ImageKind::Exec)
+    }
+
+    /// A new image of `kind` at refs 0 with empty chains. Allocates; called with no lock
+    /// held.
+    pub(crate) fn with_kind(identity: FileIdentity, serial: u64, kind: ImageKind) -> Option<Self> {
+        let count = kind.chains();
         let mut chains = Vec::new();
-        chains.try_reserve_exact(CHAINS).ok()?;
-        chains.resize(CHAINS, NO_PAGE);
+        chains.try_reserve_exact(count).ok()?;
+        chains.resize(count, NO_PAGE);
         Some(Self {
             serial,
             identity,
+            kind,
             refs: AtomicU32::new(0),
             pgref: AtomicU32::new(0),
+            mcache_vers: AtomicU32::new(0),
+            last_use: AtomicU64::new(0),
             state: Mutex::new(ImageState {
                 chan: None,
                 chains: chains.into_boxed_slice(),
                 texts: Vec::new(),
+                mcache: McacheState::default(),
             }),
         })
     }
 
     /// Finds the cached page at `offset` and takes a reference to it (Plan 9's `lookpage`):
-    /// the only way a cached page at ref 0 comes back. The page moves to the front of its
-    /// chain, so the back of a chain is its least recently used page.
+    /// the only way a cached page at ref 0 comes back.
     pub(crate) fn lookpage(
         &self,
         state: &mut ImageState,
         pool: &PagePool,
         offset: u64,
     ) -> Option<PageIndex> {
-        let chain = chain_of(offset);
+        let page = self.find(state, pool, offset)?;
+        pool.incref(page);
+        Some(page)
+    }
+
+    /// Finds the cached page at `offset` without taking a reference (the mount cache uses
+    /// its pages only under the image lock). The page moves to the front of its chain, so
+    /// the back of a chain is its least recently used page.
+    pub(crate) fn find(
+        &self,
+        state: &mut ImageState,
+        pool: &PagePool,
+        offset: u64,
+    ) -> Option<PageIndex> {
+        let chain = state.chain_of(offset);
         let mut prev = NO_PAGE;
         let mut cursor = state.chains[chain];
         while cursor != NO_PAGE {
@@ -97,13 +157,29 @@ impl Image {
                     pool.set_link(page, state.chains[chain]);
                     state.chains[chain] = cursor;
                 }
-                pool.incref(page);
                 return Some(page);
             }
             prev = cursor;
             cursor = next;
         }
         None
+    }
+
+    /// Links `fresh` (held by the caller, uncached) into the chains at `offset`, where no
+    /// page is cached yet. `pgref` and `refs` grow by one.
+    pub(crate) fn insert(
+        &self,
+        state: &mut ImageState,
+        pool: &PagePool,
+        offset: u64,
+        fresh: PageIndex,
+    ) {
+        let chain = state.chain_of(offset);
+        pool.set_cached(fresh, self.serial, offset);
+        pool.set_link(fresh, state.chains[chain]);
+        state.chains[chain] = fresh.0;
+        self.pgref.fetch_add(1, Ordering::Relaxed);
+        self.refs.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Caches `fresh` (held at ref 1 by the caller, uncached) at `offset`, unless a page is
@@ -119,12 +195,7 @@ impl Image {
         if let Some(existing) = self.lookpage(state, pool, offset) {
             return (existing, Some(fresh));
         }
-        let chain = chain_of(offset);
-        pool.set_cached(fresh, self.serial, offset);
-        pool.set_link(fresh, state.chains[chain]);
-        state.chains[chain] = fresh.0;
-        self.pgref.fetch_add(1, Ordering::Relaxed);
-        self.refs.fetch_add(1, Ordering::AcqRel);
+        self.insert(state, pool, offset, fresh);
         (fresh, None)
     }
 
@@ -142,7 +213,7 @@ impl Image {
         let mut taken = 0;
         while taken < want {
             let mut progress = false;
-            for chain in 0..CHAINS {
+            for chain in 0..state.chains.len() {
                 if taken >= want {
                     break;
                 }
@@ -179,12 +250,53 @@ impl Image {
                 break;
             }
         }
+        self.uncount(taken);
+        taken
+    }
+
+    /// Unlinks every page at ref 0 (a mount-cache wipe: all of its pages are), in one pass
+    /// over each chain, onto the private list at `out`. Same contract as
+    /// [`reclaim_pages`](Self::reclaim_pages).
+    pub(crate) fn take_all_pages(
+        &self,
+        state: &mut ImageState,
+        pool: &PagePool,
+        out: &mut u32,
+    ) -> usize {
+        let mut taken = 0;
+        for chain in 0..state.chains.len() {
+            let mut prev = NO_PAGE;
+            let mut cursor = state.chains[chain];
+            while cursor != NO_PAGE {
+                let page = PageIndex(cursor);
+                let next = pool.link(page);
+                if pool.refs(page) == 0 {
+                    if prev == NO_PAGE {
+                        state.chains[chain] = next;
+                    } else {
+                        pool.set_link(PageIndex(prev), next);
+                    }
+                    pool.set_uncached(page);
+                    pool.set_link(page, *out);
+                    *out = cursor;
+                    taken += 1;
+                } else {
+                    prev = cursor;
+                }
+                cursor = next;
+            }
+        }
+        self.uncount(taken);
+        taken
+    }
+
+    /// `taken` pages left the chains: `pgref` and `refs` drop by as many.
+    fn uncount(&self, taken: usize) {
         if taken > 0 {
             let taken32 = taken as u32;
             self.pgref.fetch_sub(taken32, Ordering::Relaxed);
             self.refs.fetch_sub(taken32, Ordering::AcqRel);
         }
-        taken
     }
 
     /// Calls `visit(chain, page)` for every page in the chains, at most `limit` pages in all
@@ -206,9 +318,4 @@ impl Image {
             }
         }
     }
-}
-
-/// The chain a page at `offset` belongs in (for the checker).
-pub(crate) fn expected_chain(offset: u64) -> usize {
-    chain_of(offset)
 }

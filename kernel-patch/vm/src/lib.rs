@@ -11,6 +11,14 @@
 //!   filled bss and stack; [`SegmentRef::fault`] loads pages from the file with every lock
 //!   dropped.
 //! - [`Vm::exec`] attaches and builds a program's segments before exec's point of no return.
+//! - **The mount cache** ([`Vm::mount_cache`], [`MountCache`], [`CachedFile`]): data of files
+//!   on cached mounts (Plan 9's `cache.c`), one mount-cache image a file that never holds a
+//!   channel. Validated at open by identity with `qid.vers` and length; our own writes keep
+//!   it valid; create, truncating open and a length change wipe it; append-only files are
+//!   never cached; at most 8 MiB a file and 256 MiB in all by default
+//!   ([`MountCacheConfig`]); reclaimed under memory pressure; a file whose channel becomes
+//!   an image's channel leaves it. The kernel asks the cache first and the server for the
+//!   rest (see the `mcache` module's flow in [`MountCache`]).
 //! - [`Statistics`] for users; [`check::check_invariants`] for tests and the hosted kernel;
 //!   [`testkit`] fakes of the kernel's frames and files.
 //!
@@ -22,8 +30,7 @@
 //! block: [`FrameAllocator::allocate`], [`ImageFile::read_at`], [`ImageFile::length`],
 //! [`ImageFile::close`].
 //!
-//! Room is left for a mount cache (an image that never holds a channel), page loans and
-//! reverse mapping; they are not built yet.
+//! Room is left for page loans and reverse mapping; they are not built yet.
 
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -37,6 +44,7 @@ mod fault;
 mod file;
 mod frame;
 mod image;
+mod mcache;
 mod page;
 mod segment;
 mod stats;
@@ -51,6 +59,9 @@ pub use exec::LoadSegment;
 pub use fault::{Access, FaultError, Mapping};
 pub use file::{FileError, FileIdentity, ImageFile};
 pub use frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
+pub use mcache::{
+    CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,
+};
 pub use segment::{SegmentKind, SegmentRef};
 pub use stats::Statistics;
 pub use vm::{Config, ImageRef, LayoutError, Vm, VmError};
@@ -61,4 +72,6 @@ const _: fn() = || {
     shareable::<Vm>();
     shareable::<ImageRef>();
     shareable::<SegmentRef>();
+    shareable::<MountCache>();
+    shareable::<CachedFile>();
 };

@@ -26,11 +26,11 @@ const FLAG_FREE: u32 = 1 << 0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct PageIndex(pub(crate) u32);
 
-/// Metadata of one frame. At most 64 bytes (asserted below); 24 bytes are left for the
+/// Metadata of one frame. At most 64 bytes (asserted below); 16 bytes are left for the
 /// reverse mapping of a later issue.
 ///
-/// Which lock protects what: `owner`, `offset` and, for a cached page, `link` change only
-/// under the owning image's lock; `link` of a free page and `flags` only under the free-list
+/// Which lock protects what: `owner`, `offset`, `valid` and, for a cached page, `link`
+/// change only under the owning image's lock; `link` of a free page and `flags` only under the free-list
 /// lock; `frame` is written once, before the page is first handed out. `refs` is atomic and
 /// goes 0→1 for a cached page only under its image's lock (lookpage).
 #[repr(C)]
@@ -50,6 +50,10 @@ pub(crate) struct PageMeta {
     flags: AtomicU32,
     /// Next page in the hash chain, the free list, the unbound list or a private list.
     link: AtomicU32,
+    /// A mount-cache page's valid bytes, `start | end << 16` (`start < end <= PAGE_SIZE`):
+    /// a file read or written a piece at a time fills a page a piece at a time. 0 for every
+    /// other page (an executable image's page is always whole).
+    valid: AtomicU32,
 }
 
 // The per-frame metadata budget of the design (loom's atomics are larger, so the check is
@@ -67,6 +71,7 @@ impl PageMeta {
             loans: AtomicU32::new(0),
             flags: AtomicU32::new(0),
             link: AtomicU32::new(link),
+            valid: AtomicU32::new(0),
         }
     }
 }
@@ -91,6 +96,8 @@ pub(crate) struct PageView {
     pub(crate) offset: u64,
     pub(crate) refs: u32,
     pub(crate) loans: u32,
+    /// `(start, end)` of a mount-cache page's valid bytes.
+    pub(crate) valid: (usize, usize),
 }
 
 /// All page metadata and the free list.
@@ -213,7 +220,22 @@ impl PagePool {
     pub(crate) fn set_uncached(&self, page: PageIndex) {
         let meta = self.meta(page);
         meta.offset.store(0, Ordering::Relaxed);
+        meta.valid.store(0, Ordering::Relaxed);
         meta.owner.store(0, Ordering::Release);
+    }
+
+    /// The valid bytes `start..end` of a mount-cache page. Called under its image's lock.
+    pub(crate) fn valid(&self, page: PageIndex) -> (usize, usize) {
+        let packed = self.meta(page).valid.load(Ordering::Relaxed);
+        ((packed & 0xffff) as usize, (packed >> 16) as usize)
+    }
+
+    /// Sets the valid bytes of a mount-cache page (`start < end <= PAGE_SIZE`). Called under
+    /// its image's lock, or on a page nobody else can reach yet.
+    pub(crate) fn set_valid(&self, page: PageIndex, start: usize, end: usize) {
+        debug_assert!(start < end && end <= crate::frame::PAGE_SIZE);
+        let packed = (start as u32) | ((end as u32) << 16);
+        self.meta(page).valid.store(packed, Ordering::Relaxed);
     }
 
     /// Takes another reference to a page the caller already holds, or, under the owning
@@ -285,6 +307,7 @@ impl PagePool {
             offset: meta.offset.load(Ordering::Relaxed),
             refs: meta.refs.load(Ordering::Acquire),
             loans: meta.loans.load(Ordering::Relaxed),
+            valid: self.valid(page),
         }
     }
 

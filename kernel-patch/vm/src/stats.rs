@@ -13,7 +13,7 @@ pub struct Statistics {
     pub images_active: u32,
     /// Images kept only for their cached pages (no channel held).
     pub images_idle: u32,
-    /// Pages in images' hash chains.
+    /// Pages in executable images' hash chains (the mount cache's are `mcache_pages`).
     pub cached_pages: u64,
     /// Cached pages of idle images.
     pub idle_pages: u64,
@@ -31,8 +31,20 @@ pub struct Statistics {
     pub attach_hits: u64,
     /// Attaches that made a new image.
     pub attach_misses: u64,
-    /// Pages allocated (for loads, copies and zero fill) since the start.
+    /// Pages allocated (for loads, copies, zero fill and the mount cache) since the start.
     pub pages_allocated: u64,
+    /// Files with a mount-cache entry.
+    pub mcache_files: u32,
+    /// Pages the mount cache holds.
+    pub mcache_pages: u64,
+    /// Mount-cache reads answered in full from the cache.
+    pub mcache_hits: u64,
+    /// Mount-cache reads of a cached file that needed the server for some or all bytes.
+    pub mcache_misses: u64,
+    /// Times a file's cached data was thrown away as possibly stale: a new version or
+    /// length at open, a create or truncating open, a length change, an explicit wipe, a
+    /// write whose outcome is unknown or that overlapped another.
+    pub mcache_wipes: u64,
 }
 
 impl Vm {
@@ -55,6 +67,12 @@ impl Vm {
                 .iter()
                 .map(|entry| u64::from(entry.image.pgref.load(Ordering::Relaxed)))
                 .sum();
+            stats.mcache_files = table.mcache.len() as u32;
+            stats.mcache_pages = table
+                .mcache
+                .values()
+                .map(|image| u64::from(image.pgref.load(Ordering::Relaxed)))
+                .sum();
         }
         let (free, bound) = shared.pool.counts();
         stats.free_pages = free;
@@ -66,6 +84,9 @@ impl Vm {
         stats.attach_hits = counters.attach_hits.load(Ordering::Relaxed);
         stats.attach_misses = counters.attach_misses.load(Ordering::Relaxed);
         stats.pages_allocated = counters.pages_allocated.load(Ordering::Relaxed);
+        stats.mcache_hits = counters.mcache_hits.load(Ordering::Relaxed);
+        stats.mcache_misses = counters.mcache_misses.load(Ordering::Relaxed);
+        stats.mcache_wipes = counters.mcache_wipes.load(Ordering::Relaxed);
         stats
     }
 }
@@ -84,6 +105,11 @@ impl fmt::Display for Statistics {
         writeln!(f, "reclaimed_pages {}", self.reclaimed_pages)?;
         writeln!(f, "attach_hits {}", self.attach_hits)?;
         writeln!(f, "attach_misses {}", self.attach_misses)?;
-        writeln!(f, "pages_allocated {}", self.pages_allocated)
+        writeln!(f, "pages_allocated {}", self.pages_allocated)?;
+        writeln!(f, "mcache_files {}", self.mcache_files)?;
+        writeln!(f, "mcache_pages {}", self.mcache_pages)?;
+        writeln!(f, "mcache_hits {}", self.mcache_hits)?;
+        writeln!(f, "mcache_misses {}", self.mcache_misses)?;
+        writeln!(f, "mcache_wipes {}", self.mcache_wipes)
     }
 }

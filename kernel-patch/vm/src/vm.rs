@@ -7,8 +7,9 @@ use crate::cache::ImageTable;
 use crate::file::{FileError, ImageFile, OpenFile};
 use crate::frame::{AllocError, AllocSite, FrameAllocator};
 use crate::image::Image;
+use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::FaultError;
 
 /// Limits of a [`Vm`].
@@ -99,6 +100,9 @@ pub(crate) struct Counters {
     pub(crate) reclaim_runs: AtomicU64,
     pub(crate) reclaimed_pages: AtomicU64,
     pub(crate) pages_allocated: AtomicU64,
+    pub(crate) mcache_hits: AtomicU64,
+    pub(crate) mcache_misses: AtomicU64,
+    pub(crate) mcache_wipes: AtomicU64,
 }
 
 /// Everything a vm instance shares between its handles.
@@ -109,6 +113,12 @@ pub(crate) struct Shared {
     /// Serialises reclaim passes. Taken before any image or table lock, never under one.
     pub(crate) reclaim_lock: Mutex<()>,
     pub(crate) config: Config,
+    pub(crate) mcache_config: MountCacheConfig,
+    /// Pages in mount-cache chains, plus pages reserved for a fill in progress; at most
+    /// the mount cache's page limit.
+    pub(crate) mcache_pages: AtomicU32,
+    /// Ticks for the mount cache's least-recently-used order.
+    pub(crate) use_clock: AtomicU64,
     pub(crate) counters: Counters,
     next_serial: AtomicU64,
 }
@@ -174,8 +184,18 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// A vm that takes frames from `frames`, within the limits of `config`.
+    /// A vm that takes frames from `frames`, within the limits of `config`, with a mount
+    /// cache of the default limits ([`MountCacheConfig::default`]).
     pub fn new(frames: Box<dyn FrameAllocator>, config: Config) -> Result<Self, VmError> {
+        Self::with_mount_cache(frames, config, MountCacheConfig::default())
+    }
+
+    /// A vm as [`new`](Self::new) makes it, with the mount cache's limits given.
+    pub fn with_mount_cache(
+        frames: Box<dyn FrameAllocator>,
+        config: Config,
+        mount_cache: MountCacheConfig,
+    ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -184,6 +204,9 @@ impl Vm {
                 table: Mutex::new(ImageTable::new()),
                 reclaim_lock: Mutex::new(()),
                 config,
+                mcache_config: mount_cache,
+                mcache_pages: AtomicU32::new(0),
+                use_clock: AtomicU64::new(0),
                 counters: Counters::default(),
                 next_serial: AtomicU64::new(1),
             }),
@@ -203,7 +226,10 @@ impl Vm {
     /// Finds or creates the image of `file` and takes a reference to it (Plan 9's
     /// `attachimage`). `file` is one reference to an open file, handed over: the image keeps
     /// it as its channel if it has none, otherwise it is closed after vm's locks are
-    /// released.
+    /// released. The file leaves the mount cache ([`MountCache::forget`]): its pages are
+    /// cached by the image now.
+    ///
+    /// [`MountCache::forget`]: crate::MountCache::forget
     ///
     /// Never holds the table lock and an image lock at once. When the table is full it
     /// reclaims an idle image and searches again, so no two images share an identity.
@@ -216,8 +242,9 @@ impl Vm {
     }
 
     /// Frees up to `target` cached pages at ref 0: those of idle images first, least
-    /// recently used image first, then those of active images (never an active image
-    /// itself). Returns the number freed.
+    /// recently used image first, then the mount cache's, least recently used file first,
+    /// then those of active images (never an active image itself). Returns the number
+    /// freed.
     pub fn reclaim(&self, target: usize) -> usize {
         self.shared.reclaim(target)
     }
