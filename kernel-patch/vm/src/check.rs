@@ -741,4 +741,211 @@ mod tests {
             Err(Violation::PageInTwoChains { .. }) | Err(Violation::PageInWrongChain { .. })
         ));
     }
+
+    /// A mount-cache file of two cached pages next to `setup`'s image.
+    fn cached_file(vm: &Vm) -> (crate::CachedFile, Arc<Image>) {
+        let identity = FileIdentity {
+            dev_type: 1,
+            dev: 2,
+            qid_path: 9,
+            qid_vers: 4,
+        };
+        let file = vm
+            .mount_cache()
+            .open(identity, 8192, crate::OpenKind::Existing, false);
+        let ticket = file.read(0, &mut [0; 1]).ticket;
+        assert_eq!(file.fill(ticket, 0, &[7; 8192]), 8192);
+        let image = vm
+            .shared
+            .table
+            .lock()
+            .mcache
+            .values()
+            .next()
+            .unwrap()
+            .clone();
+        (file, image)
+    }
+
+    #[test]
+    fn a_good_mount_cache_passes() {
+        let (vm, _file, segments) = setup();
+        let (_cached, _) = cached_file(&vm);
+        let refs: Vec<&SegmentRef> = segments.iter().collect();
+        let report = check_invariants(&vm, Some(&refs)).unwrap();
+        assert_eq!((report.mcache_files, report.mcache_pages), (1, 2));
+        assert_eq!(report.cached_pages, 3, "the executable image's pages apart");
+    }
+
+    #[test]
+    fn catches_a_channel_on_a_mount_cache_image() {
+        let (vm, file, _segments) = setup();
+        let (_cached, image) = cached_file(&vm);
+        image.state.lock().chan = Some(Arc::new(crate::file::OpenFile::new(file.open())));
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::McacheChannel { .. })
+        ));
+    }
+
+    #[test]
+    fn catches_a_referenced_mount_cache_page() {
+        let (vm, _file, _segments) = setup();
+        let (_cached, image) = cached_file(&vm);
+        let page = {
+            let mut state = image.state.lock();
+            image.find(&mut state, &vm.shared.pool, 0).unwrap()
+        };
+        vm.shared.pool.incref(page);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::McachePageInUse {
+                page: page.0,
+                refs: 1
+            })
+        );
+    }
+
+    #[test]
+    fn catches_a_bad_valid_range() {
+        let (vm, _file, _segments) = setup();
+        let (_cached, image) = cached_file(&vm);
+        let page = {
+            let mut state = image.state.lock();
+            image.find(&mut state, &vm.shared.pool, 4096).unwrap()
+        };
+        // Re-cached by hand without a valid range.
+        vm.shared.pool.set_uncached(page);
+        vm.shared.pool.set_cached(page, image.serial, 4096);
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::McacheBadRange {
+                start: 0,
+                end: 0,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn catches_a_mount_cache_count_that_drifted() {
+        let (vm, _file, _segments) = setup();
+        let (_cached, _) = cached_file(&vm);
+        vm.shared.mcache_pages.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::McacheCountMismatch {
+                counted: 2,
+                recorded: 3
+            })
+        );
+    }
+
+    #[test]
+    fn catches_a_file_over_its_limit() {
+        let vm = Vm::with_mount_cache(
+            HeapFrames::new(8).allocator(),
+            Config {
+                max_pages: 8,
+                ..Config::default()
+            },
+            crate::MountCacheConfig {
+                max_file_bytes: 4096,
+                ..crate::MountCacheConfig::default()
+            },
+        )
+        .unwrap();
+        let identity = FileIdentity {
+            dev_type: 1,
+            dev: 2,
+            qid_path: 3,
+            qid_vers: 0,
+        };
+        let file = vm
+            .mount_cache()
+            .open(identity, 8192, crate::OpenKind::Existing, false);
+        let ticket = file.read(0, &mut [0; 1]).ticket;
+        assert_eq!(
+            file.fill(ticket, 0, &[7; 8192]),
+            4096,
+            "one page, the limit"
+        );
+        check_invariants(&vm, None).unwrap();
+        // A second page slipped in past the limit.
+        let image = vm
+            .shared
+            .table
+            .lock()
+            .mcache
+            .values()
+            .next()
+            .unwrap()
+            .clone();
+        let pool = &vm.shared.pool;
+        let page = pool.try_alloc(&*vm.shared.frames).unwrap();
+        let mut state = image.state.lock();
+        image.insert(&mut state, pool, 4096, page);
+        pool.set_valid(page, 0, 4096);
+        pool.put(page);
+        drop(state);
+        vm.shared.mcache_pages.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::McacheFileOverLimit {
+                identity,
+                pages: 2,
+                limit: 1
+            })
+        );
+    }
+
+    #[test]
+    fn catches_a_mount_cache_reference_nobody_holds() {
+        let (vm, _file, _segments) = setup();
+        let (_cached, image) = cached_file(&vm);
+        image.refs.fetch_add(1, Ordering::AcqRel);
+        assert!(matches!(
+            check_invariants(&vm, None),
+            Err(Violation::McacheRefMismatch {
+                refs: 4,
+                pgref: 2,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn catches_double_caching() {
+        let (vm, _file, _segments) = setup();
+        let exec = image(&vm);
+        // The executable's file at another version is cached: fine.
+        let other_version = FileIdentity {
+            qid_vers: exec.identity.qid_vers + 1,
+            ..exec.identity
+        };
+        let file = vm
+            .mount_cache()
+            .open(other_version, 10, crate::OpenKind::Existing, false);
+        assert!(file.is_cached());
+        check_invariants(&vm, None).unwrap();
+        // Relabelled with the executable's very version behind the table's back: not fine.
+        let cached = vm
+            .shared
+            .table
+            .lock()
+            .mcache
+            .values()
+            .next()
+            .unwrap()
+            .clone();
+        cached
+            .mcache_vers
+            .store(exec.identity.qid_vers, Ordering::Relaxed);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::DoubleCached {
+                identity: exec.identity
+            })
+        );
+    }
 }

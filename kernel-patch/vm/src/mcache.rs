@@ -733,7 +733,8 @@ impl Shared {
     fn mcache_store(&self, image: &Arc<Image>, generation: u64, offset: u64, data: &[u8]) -> usize {
         let limit = self.file_page_limit();
         let mut cached = 0;
-        for piece in pieces(offset, data.len()) {
+        let total = pieces(offset, data.len()).count();
+        for (index, piece) in pieces(offset, data.len()).enumerate() {
             let bytes = &data[piece.range.clone()];
             {
                 let mut state = image.state.lock();
@@ -751,7 +752,7 @@ impl Shared {
                 }
             }
             // A new page, allocated and written with no lock held: nobody else sees it yet.
-            let Some(fresh) = self.mcache_new_page() else {
+            let Some(fresh) = self.mcache_new_page(total - index) else {
                 break;
             };
             self.frames
@@ -794,13 +795,15 @@ impl Shared {
     }
 
     /// A page for the mount cache at ref 1, counted in `mcache_pages`; `None` when the cache
-    /// or memory is full even after the mount cache gave up its least recently used pages.
-    /// Never reclaims executable images' pages: the mount cache makes room in itself only.
-    /// Called with no lock held (it may block in the frame allocator).
-    fn mcache_new_page(&self) -> Option<PageIndex> {
+    /// or memory is full even after the mount cache gave up its least recently used pages,
+    /// at most `needed` (the pages the caller still wants) and `reclaim_batch` of them: no
+    /// more, or a fill would evict the pages it just cached. Never reclaims executable
+    /// images' pages: the mount cache makes room in itself only. Called with no lock held
+    /// (it may block in the frame allocator).
+    fn mcache_new_page(&self, needed: usize) -> Option<PageIndex> {
         self.admit(AllocSite::MountCachePage).ok()?;
         let limit = self.mcache_page_limit();
-        let batch = self.config.reclaim_batch.max(1) as usize;
+        let batch = needed.clamp(1, self.config.reclaim_batch.max(1) as usize);
         let mut reserved = false;
         for attempt in 0..2 {
             reserved = self

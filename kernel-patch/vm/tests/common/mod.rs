@@ -4,7 +4,10 @@
 
 use vm::check::{check_invariants, CheckReport};
 use vm::testkit::{FakeFile, HeapFrames};
-use vm::{Access, Config, FileIdentity, LoadSegment, SegmentKind, SegmentRef, Vm, PAGE_SIZE};
+use vm::{
+    Access, CachedFile, Config, FileIdentity, LoadSegment, MountCacheConfig, SegmentKind,
+    SegmentRef, Vm, PAGE_SIZE,
+};
 
 pub const PAGE: u64 = PAGE_SIZE as u64;
 pub const TEXT_VA: u64 = 0x40_0000;
@@ -20,6 +23,71 @@ pub fn world(config: Config) -> World {
     let frames = HeapFrames::new(config.max_pages + 8);
     let vm = Vm::new(frames.allocator(), config).expect("vm");
     World { vm, frames }
+}
+
+/// A world whose mount cache has the given limits.
+pub fn mc_world(config: Config, mount_cache: MountCacheConfig) -> World {
+    let frames = HeapFrames::new(config.max_pages + 8);
+    let vm = Vm::with_mount_cache(frames.allocator(), config, mount_cache).expect("vm");
+    World { vm, frames }
+}
+
+/// Reads `len` bytes at `offset` of a file whose server holds `server`, as the kernel
+/// does: the cache first, the server for the rest, which then fills the cache. Returns the
+/// bytes (short at end of file) and how many came from the cache.
+pub fn read_through(file: &CachedFile, server: &[u8], offset: u64, len: usize) -> (Vec<u8>, usize) {
+    let mut buf = vec![0u8; len];
+    let hit = file.read(offset, &mut buf);
+    let rest_at = offset + hit.len as u64;
+    let from_server = server_read(server, rest_at, len - hit.len);
+    buf.truncate(hit.len + from_server.len());
+    buf[hit.len..].copy_from_slice(&from_server);
+    file.fill(hit.ticket, rest_at, &from_server);
+    (buf, hit.len)
+}
+
+/// What a server holding `data` answers to a read.
+pub fn server_read(data: &[u8], offset: u64, len: usize) -> Vec<u8> {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let end = start.saturating_add(len).min(data.len());
+    data[start..end].to_vec()
+}
+
+/// Writes `bytes` at `offset` as the kernel does: marks the write in flight, applies it to
+/// the server's `data`, and tells the cache the server's new version.
+pub fn write_through(
+    file: &CachedFile,
+    data: &mut Vec<u8>,
+    offset: u64,
+    bytes: &[u8],
+    new_vers: u32,
+) {
+    let pending = file.begin_write();
+    server_write(data, offset, bytes);
+    pending.done(offset, bytes, new_vers);
+}
+
+/// A server's write: extends the file with zeros if needed.
+pub fn server_write(data: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
+    let start = offset as usize;
+    if data.len() < start + bytes.len() {
+        data.resize(start + bytes.len(), 0);
+    }
+    data[start..start + bytes.len()].copy_from_slice(bytes);
+}
+
+/// `len` bytes that differ for every `seed` and offset.
+pub fn patterned_bytes(seed: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|at| {
+            (at.wrapping_mul(31)
+                .wrapping_add(seed.wrapping_mul(0x9e37_79b9))
+                >> 3) as u8
+                ^ (at as u8)
+        })
+        .collect()
 }
 
 pub fn small_config() -> Config {
