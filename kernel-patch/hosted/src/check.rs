@@ -1,0 +1,125 @@
+//! The whole-kernel invariant checker: vm's checker with every live segment, plus the
+//! kernel's own rules (MMU entries agree with their segments; every live channel is
+//! accounted for).
+//!
+//! Locks: each process's `mem` lock in pid order (only the checker holds more than one,
+//! so the order cannot deadlock), then vm's checker takes its own locks one at a time.
+
+use std::sync::Arc;
+
+use vm::check::{CheckReport, Violation};
+use vm::{SegmentRef, Vm};
+
+use crate::fd::OpenFile;
+use crate::namespace::Namespace;
+use crate::process::{lock, Pid, Proc};
+use crate::shared::Shared;
+
+/// What the checker found on success.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCheck {
+    /// vm's counts.
+    pub vm: CheckReport,
+    /// Processes checked.
+    pub processes: usize,
+    /// Live channels, all accounted for.
+    pub live_channels: u64,
+}
+
+/// A broken rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelViolation {
+    /// vm's invariants are broken.
+    #[error("{0}")]
+    Vm(Violation),
+    /// A process's MMU maps a frame its segment does not map there.
+    #[error("pid {pid}: MMU entry at {addr:#x} disagrees with its segment")]
+    StaleMapping {
+        /// The process.
+        pid: Pid,
+        /// The page.
+        addr: u64,
+    },
+    /// Channels were made and never clunked, or clunked twice: `live` by the counters,
+    /// `accounted` by what holds one.
+    #[error("channel leak: {live} live, {accounted} accounted for")]
+    ChannelLeak {
+        /// Made less clunked.
+        live: u64,
+        /// Open files, mount points, image channels, legacy pins and queued clunks.
+        accounted: u64,
+    },
+}
+
+pub(crate) fn check(
+    vm: &Vm,
+    shared: &Shared,
+    procs: &[Arc<Proc>],
+) -> Result<KernelCheck, KernelViolation> {
+    let mems: Vec<_> = procs
+        .iter()
+        .map(|proc| (proc.pid, lock(&proc.mem)))
+        .collect();
+    for (pid, mem) in &mems {
+        if let Some(addr) = mem.stale_entries().first() {
+            return Err(KernelViolation::StaleMapping {
+                pid: *pid,
+                addr: *addr,
+            });
+        }
+    }
+    let segments: Vec<&SegmentRef> = mems
+        .iter()
+        .flat_map(|(_, mem)| mem.regions.iter().map(|region| &region.seg))
+        .collect();
+    let report = vm::check::check_invariants(vm, Some(&segments)).map_err(KernelViolation::Vm)?;
+    drop(segments);
+    drop(mems);
+
+    // Distinct open files and namespaces (forks share them), then distinct mount points.
+    let mut files: Vec<Arc<OpenFile>> = Vec::new();
+    let mut namespaces: Vec<Arc<Namespace>> = Vec::new();
+    for proc in procs {
+        for file in lock(&proc.files).all() {
+            if !files.iter().any(|seen| Arc::ptr_eq(seen, &file)) {
+                files.push(file);
+            }
+        }
+        if let Some(namespace) = lock(&proc.namespace).clone() {
+            if !namespaces.iter().any(|seen| Arc::ptr_eq(seen, &namespace)) {
+                namespaces.push(namespace);
+            }
+        }
+    }
+    let mut points = Vec::new();
+    for namespace in &namespaces {
+        for point in namespace.points() {
+            if !points.iter().any(|seen| Arc::ptr_eq(seen, &point)) {
+                points.push(point);
+            }
+        }
+    }
+    let pins = shared.pins().map_or(0, |pins| pins.len());
+    let (pending, live) = shared.closeq.snapshot(|| {
+        let made = shared
+            .counters
+            .chans_made
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let closed = shared
+            .counters
+            .chans_closed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        made.wrapping_sub(closed)
+    });
+    let accounted =
+        (files.len() + points.len() + pins + pending) as u64 + u64::from(report.open_channels);
+    if live != accounted {
+        return Err(KernelViolation::ChannelLeak { live, accounted });
+    }
+    Ok(KernelCheck {
+        vm: report,
+        processes: procs.len(),
+        live_channels: live,
+    })
+}

@@ -1,0 +1,90 @@
+//! The errors of the hosted kernel's system calls.
+
+use mnt::MntError;
+use vm::elf::ElfError;
+use vm::{FaultError, VmError};
+
+use crate::process::Pid;
+
+/// Why an executable could not be loaded (before anything of the process changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// The ELF headers are unusable.
+    #[error("not an executable: {0}")]
+    Elf(ElfError),
+    /// The file ends inside its headers.
+    #[error("executable headers truncated")]
+    Truncated,
+    /// The program headers are larger than the kernel reads.
+    #[error("program headers too large ({0} bytes)")]
+    HeadersTooLarge(u64),
+    /// No loadable segment.
+    #[error("no loadable segment")]
+    NothingToLoad,
+    /// Two segments (or a segment and the stack) overlap.
+    #[error("segments overlap at {0:#x}")]
+    Overlap(u64),
+    /// The arguments do not fit on the stack.
+    #[error("arguments too long")]
+    ArgumentsTooLong,
+}
+
+/// The error of a system call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelError {
+    /// No process has this id (or it has exited).
+    #[error("no process {0}")]
+    NoSuchProcess(Pid),
+    /// The file descriptor is not open.
+    #[error("bad file descriptor {0}")]
+    BadFd(usize),
+    /// A path that is not absolute, or a name that cannot be walked.
+    #[error("bad path {0:?}")]
+    BadPath(String),
+    /// Nothing is mounted where the path leads.
+    #[error("nothing mounted at or above {0:?}")]
+    NotMounted(String),
+    /// The mount driver failed (the server's error, a broken or hung-up mount, a flush).
+    #[error("{0}")]
+    Mount(#[from] MntError),
+    /// vm refused (out of memory, image table full, bad layout, file error).
+    #[error("{0}")]
+    Vm(#[from] VmError),
+    /// A memory access failed (the process would get a note).
+    #[error("fault at {addr:#x}: {error}")]
+    Fault {
+        /// The faulting address.
+        addr: u64,
+        /// Why.
+        error: FaultError,
+    },
+    /// The write is to memory the program maps read only.
+    #[error("write to read-only memory at {0:#x}")]
+    ReadOnly(u64),
+    /// The file could not be executed.
+    #[error("exec: {0}")]
+    Exec(#[from] ExecError),
+    /// `wait` with no children left to wait for.
+    #[error("no living children")]
+    NoChildren,
+    /// `wait` ran out of time.
+    #[error("timed out")]
+    TimedOut,
+}
+
+impl KernelError {
+    /// Whether the call failed because the process was interrupted (a flushed request, an
+    /// interrupted page read).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            KernelError::Mount(MntError::Interrupted)
+                | KernelError::Fault {
+                    error: FaultError::Io(vm::FileError::Interrupted),
+                    ..
+                }
+                | KernelError::Vm(VmError::Io(vm::FileError::Interrupted))
+        )
+    }
+}

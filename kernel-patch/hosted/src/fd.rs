@@ -1,0 +1,76 @@
+//! File descriptors (Plan 9's `Fgrp`): each an open channel and its offset.
+//!
+//! A descriptor is shared by the processes a fork made (as Plan 9's `dupfgrp` increments
+//! channel references). `close` by the last holder clunks and waits for the server; any
+//! other last drop (a process exits) queues the clunk.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::kchan::KChan;
+
+/// One open file.
+pub(crate) struct OpenFile {
+    pub(crate) chan: KChan,
+    /// The offset of the next `read` or `write`. Held across the server call, so reads and
+    /// writes through one descriptor are serialised, as their offsets must be.
+    offset: Mutex<u64>,
+}
+
+impl OpenFile {
+    pub(crate) fn new(chan: KChan) -> Self {
+        Self {
+            chan,
+            offset: Mutex::new(0),
+        }
+    }
+
+    pub(crate) fn offset(&self) -> MutexGuard<'_, u64> {
+        self.offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A process's descriptors; the lowest free number is used first.
+#[derive(Default, Clone)]
+pub(crate) struct FdTable {
+    slots: Vec<Option<Arc<OpenFile>>>,
+}
+
+impl FdTable {
+    pub(crate) fn insert(&mut self, file: Arc<OpenFile>) -> usize {
+        match self.slots.iter().position(Option::is_none) {
+            Some(fd) => {
+                self.slots[fd] = Some(file);
+                fd
+            }
+            None => {
+                self.slots.push(Some(file));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, fd: usize) -> Option<Arc<OpenFile>> {
+        self.slots.get(fd)?.clone()
+    }
+
+    pub(crate) fn remove(&mut self, fd: usize) -> Option<Arc<OpenFile>> {
+        self.slots.get_mut(fd)?.take()
+    }
+
+    /// Every descriptor, taken out (at exit).
+    pub(crate) fn take_all(&mut self) -> Vec<Arc<OpenFile>> {
+        self.slots.drain(..).flatten().collect()
+    }
+
+    /// Every open file (for the checker).
+    pub(crate) fn all(&self) -> Vec<Arc<OpenFile>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
+    /// Open descriptors.
+    pub(crate) fn count(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+}

@@ -1,0 +1,269 @@
+//! Host frames: vm's physical memory, taken from the host heap, with a memory limit and a
+//! failure knob.
+//!
+//! The limit is what makes reclaim real: when every frame is in use, `allocate` fails, vm
+//! reclaims cached pages at ref 0 and tries again. The knob refuses one chosen allocation
+//! (of any [`AllocSite`], counted from the moment it is armed), or every frame allocation,
+//! so tests can prove that each operation fails cleanly.
+//!
+//! Locks: each frame slot has its own mutex (a leaf), the free-slot list another (a leaf);
+//! no method holds two at once.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use vm::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
+
+/// Bytes written over a frame when it is freed, so a page used without being filled shows.
+pub const POISON: u8 = 0xa5;
+
+type FrameBytes = Box<[u8; PAGE_SIZE]>;
+
+/// Counters of a [`HostFrames`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    /// The memory limit, in frames.
+    pub limit: u32,
+    /// Frames handed out since the start.
+    pub allocated: u64,
+    /// Frames given back since the start.
+    pub freed: u64,
+    /// The most frames in use at once.
+    pub peak: u64,
+    /// Allocations refused: the limit was reached or the knob said no.
+    pub refused: u64,
+    /// Allocations vm announced ([`FrameAllocator::admit_allocation`] calls).
+    pub admitted: u64,
+    /// Frame copies.
+    pub copies: u64,
+    /// Frames zeroed.
+    pub zeroes: u64,
+}
+
+impl FrameStats {
+    /// Frames in use now.
+    pub fn in_use(&self) -> u64 {
+        self.allocated - self.freed
+    }
+}
+
+struct Inner {
+    slots: Box<[Mutex<Option<FrameBytes>>]>,
+    free: Mutex<Vec<u32>>,
+    allocated: AtomicU64,
+    freed: AtomicU64,
+    peak: AtomicU64,
+    refused: AtomicU64,
+    admitted: AtomicU64,
+    copies: AtomicU64,
+    zeroes: AtomicU64,
+    /// The admission number to refuse (`u64::MAX`: none).
+    fail_at: AtomicU64,
+    /// Refuse every frame allocation (host memory exhausted).
+    refuse_frames: AtomicBool,
+}
+
+/// Frames from the host heap, at most `limit` at once. Clones share the same frames, so a
+/// kernel keeps one to read counters and turn the knob while vm owns another.
+#[derive(Clone)]
+pub struct HostFrames {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere leaves the bytes or the list as they were: still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl HostFrames {
+    /// At most `limit` frames; their memory is taken from the heap on first use.
+    pub fn new(limit: u32) -> Self {
+        let slots: Vec<Mutex<Option<FrameBytes>>> = (0..limit).map(|_| Mutex::new(None)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                slots: slots.into_boxed_slice(),
+                free: Mutex::new((0..limit).rev().collect()),
+                allocated: AtomicU64::new(0),
+                freed: AtomicU64::new(0),
+                peak: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+                admitted: AtomicU64::new(0),
+                copies: AtomicU64::new(0),
+                zeroes: AtomicU64::new(0),
+                fail_at: AtomicU64::new(u64::MAX),
+                refuse_frames: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Refuses the `nth` allocation vm announces from now on (0: the very next one), once.
+    pub fn fail_nth_allocation(&self, nth: u64) {
+        let now = self.inner.admitted.load(Ordering::SeqCst);
+        self.inner
+            .fail_at
+            .store(now.saturating_add(nth), Ordering::SeqCst);
+    }
+
+    /// Whether an armed [`fail_nth_allocation`](Self::fail_nth_allocation) has not fired yet.
+    pub fn failure_pending(&self) -> bool {
+        let fail_at = self.inner.fail_at.load(Ordering::SeqCst);
+        fail_at != u64::MAX && fail_at >= self.inner.admitted.load(Ordering::SeqCst)
+    }
+
+    /// Refuses every frame allocation (or stops refusing): host memory is exhausted.
+    pub fn refuse_frames(&self, refuse: bool) {
+        self.inner.refuse_frames.store(refuse, Ordering::SeqCst);
+    }
+
+    /// Disarms the knob.
+    pub fn never_fail(&self) {
+        self.inner.fail_at.store(u64::MAX, Ordering::SeqCst);
+        self.inner.refuse_frames.store(false, Ordering::SeqCst);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> FrameStats {
+        let inner = &*self.inner;
+        FrameStats {
+            limit: inner.slots.len() as u32,
+            allocated: inner.allocated.load(Ordering::SeqCst),
+            freed: inner.freed.load(Ordering::SeqCst),
+            peak: inner.peak.load(Ordering::SeqCst),
+            refused: inner.refused.load(Ordering::SeqCst),
+            admitted: inner.admitted.load(Ordering::SeqCst),
+            copies: inner.copies.load(Ordering::SeqCst),
+            zeroes: inner.zeroes.load(Ordering::SeqCst),
+        }
+    }
+
+    fn slot(&self, frame: Frame) -> Option<&Mutex<Option<FrameBytes>>> {
+        self.inner.slots.get(usize::try_from(frame.0).ok()?)
+    }
+
+    fn refuse(&self) -> AllocError {
+        self.inner.refused.fetch_add(1, Ordering::SeqCst);
+        AllocError
+    }
+}
+
+impl FrameAllocator for HostFrames {
+    fn allocate(&self) -> Result<Frame, AllocError> {
+        if self.inner.refuse_frames.load(Ordering::SeqCst) {
+            return Err(self.refuse());
+        }
+        let Some(index) = lock(&self.inner.free).pop() else {
+            return Err(self.refuse());
+        };
+        {
+            let mut bytes = lock(&self.inner.slots[index as usize]);
+            if bytes.is_none() {
+                *bytes = Some(Box::new([POISON; PAGE_SIZE]));
+            }
+        }
+        let allocated = self.inner.allocated.fetch_add(1, Ordering::SeqCst) + 1;
+        let in_use = allocated - self.inner.freed.load(Ordering::SeqCst);
+        self.inner.peak.fetch_max(in_use, Ordering::SeqCst);
+        Ok(Frame(u64::from(index)))
+    }
+
+    fn free(&self, frame: Frame) {
+        let Some(slot) = self.slot(frame) else {
+            log::error!("hosted: free of unknown frame {}", frame.0);
+            return;
+        };
+        if let Some(bytes) = lock(slot).as_mut() {
+            bytes.fill(POISON);
+        }
+        lock(&self.inner.free).push(frame.0 as u32);
+        self.inner.freed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn zero(&self, frame: Frame) {
+        self.inner.zeroes.fetch_add(1, Ordering::SeqCst);
+        self.with_frame_mut(frame, &mut |bytes| bytes.fill(0));
+    }
+
+    fn copy(&self, from: Frame, to: Frame) {
+        self.inner.copies.fetch_add(1, Ordering::SeqCst);
+        // One slot lock at a time: copy through a buffer.
+        let mut buffer = Box::new([0u8; PAGE_SIZE]);
+        self.with_frame(from, &mut |bytes| buffer.copy_from_slice(bytes));
+        self.with_frame_mut(to, &mut |bytes| bytes.copy_from_slice(&buffer[..]));
+    }
+
+    fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE])) {
+        if let Some(slot) = self.slot(frame) {
+            let mut bytes = lock(slot);
+            f(bytes.get_or_insert_with(|| Box::new([POISON; PAGE_SIZE])));
+        }
+    }
+
+    fn with_frame(&self, frame: Frame, f: &mut dyn FnMut(&[u8; PAGE_SIZE])) {
+        if let Some(slot) = self.slot(frame) {
+            match lock(slot).as_ref() {
+                Some(bytes) => f(bytes),
+                None => f(&[POISON; PAGE_SIZE]),
+            }
+        }
+    }
+
+    fn admit_allocation(&self, _site: AllocSite) -> Result<(), AllocError> {
+        let n = self.inner.admitted.fetch_add(1, Ordering::SeqCst);
+        if n == self.inner.fail_at.load(Ordering::SeqCst) {
+            return Err(self.refuse());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_refuses_and_freeing_makes_room() {
+        let frames = HostFrames::new(2);
+        let a = frames.allocate().unwrap();
+        let b = frames.allocate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(frames.allocate(), Err(AllocError));
+        frames.free(a);
+        assert!(frames.allocate().is_ok());
+        let stats = frames.stats();
+        assert_eq!(
+            (stats.allocated, stats.freed, stats.peak, stats.refused),
+            (3, 1, 2, 1)
+        );
+    }
+
+    #[test]
+    fn the_knob_refuses_exactly_the_chosen_admission() {
+        let frames = HostFrames::new(4);
+        frames.fail_nth_allocation(2);
+        assert!(frames.failure_pending());
+        assert!(frames.admit_allocation(AllocSite::Page).is_ok());
+        assert!(frames.admit_allocation(AllocSite::Image).is_ok());
+        assert!(frames.admit_allocation(AllocSite::Segment).is_err());
+        assert!(!frames.failure_pending());
+        assert!(frames.admit_allocation(AllocSite::Segment).is_ok());
+        frames.refuse_frames(true);
+        assert!(frames.allocate().is_err());
+        frames.never_fail();
+        assert!(frames.allocate().is_ok());
+    }
+
+    #[test]
+    fn copy_zero_and_poison() {
+        let frames = HostFrames::new(2);
+        let a = frames.allocate().unwrap();
+        let b = frames.allocate().unwrap();
+        frames.with_frame(a, &mut |bytes| assert!(bytes.iter().all(|&x| x == POISON)));
+        frames.with_frame_mut(a, &mut |bytes| bytes[7] = 42);
+        frames.copy(a, b);
+        frames.with_frame(b, &mut |bytes| assert_eq!(bytes[7], 42));
+        frames.zero(b);
+        frames.with_frame(b, &mut |bytes| assert!(bytes.iter().all(|&x| x == 0)));
+    }
+}

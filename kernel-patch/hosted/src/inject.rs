@@ -1,0 +1,472 @@
+//! Fault injection on the wire: a transport that sits between the kernel and a server,
+//! records every message, and can hold requests back so the server never sees them.
+//!
+//! [`interpose`] wraps a transport and returns the [`Interposer`] (the transport to mount)
+//! and a [`Wire`] (the test's handle). A [`Hold`] rule swallows the next requests of a
+//! type: they are recorded, never forwarded, never answered. A `Tflush` naming a
+//! swallowed request is then either answered with an `Rflush` by the interposer (a server
+//! that drops a request it had not started, [`FlushPolicy::Answer`]) or swallowed too (a
+//! server that never answers anything about it, [`FlushPolicy::Ignore`]).
+//!
+//! Replies from the server are moved by a pump thread into a queue, merged with the
+//! replies the interposer makes up; the kernel's receive takes from that queue and can be
+//! interrupted without losing a message.
+//!
+//! Lock: one mutex over the record, the rules and the queue; never held across a call to
+//! the inner transport, and released before any rendezvous is woken.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mnt::host::StdRendez;
+use mnt::{Interrupt, Rendez, Transport, TransportError};
+use ninep::mtype;
+
+/// Which way a message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the kernel to the server.
+    ToServer,
+    /// From the server (or the interposer) to the kernel.
+    ToKernel,
+}
+
+/// What happened to a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Passed on.
+    Forwarded,
+    /// Held back by a rule: the server never saw it.
+    Swallowed,
+    /// Made up by the interposer (an `Rflush` for a swallowed request).
+    Synthesized,
+}
+
+/// One message on the wire, with the fields tests look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireEvent {
+    /// Which way.
+    pub direction: Direction,
+    /// What became of it.
+    pub fate: Fate,
+    /// The message type (`ninep::mtype`).
+    pub mtype: u8,
+    /// The tag.
+    pub tag: u16,
+    /// The fid of a request that names one first (`Tread`, `Twrite`, `Tclunk`, ...).
+    pub fid: Option<u32>,
+    /// The offset of a `Tread` or `Twrite`.
+    pub offset: Option<u64>,
+    /// The count of a `Tread`, `Twrite`, `Rread` or `Rwrite`.
+    pub count: Option<u32>,
+    /// The old tag of a `Tflush`.
+    pub oldtag: Option<u16>,
+}
+
+/// What to do with a `Tflush` of a swallowed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Answer it with an `Rflush` (the request is then over).
+    Answer,
+    /// Swallow it too: the server never answers.
+    Ignore,
+}
+
+/// Swallow the next `count` requests of type `mtype` (a `ninep::mtype::T*` value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// The request type.
+    pub mtype: u8,
+    /// How many to swallow.
+    pub count: usize,
+    /// What to do with their flushes.
+    pub flush: FlushPolicy,
+}
+
+struct Held {
+    tag: u16,
+    flush: FlushPolicy,
+}
+
+#[derive(Default)]
+struct State {
+    log: Vec<WireEvent>,
+    holds: Vec<Hold>,
+    held: Vec<Held>,
+    inbound: VecDeque<Vec<u8>>,
+    /// Why no more messages will come, once known.
+    end: Option<TransportError>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The kernel's receive sleeps here.
+    rendez: Arc<StdRendez>,
+    /// Signalled on every change, for tests waiting on the record.
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.notify_all();
+        self.rendez.wakeup();
+    }
+}
+
+/// The transport to mount: the server's transport behind the rules of its [`Wire`].
+pub struct Interposer {
+    inner: Arc<dyn Transport>,
+    shared: Arc<Shared>,
+}
+
+/// The test's handle on an [`Interposer`]: rules and the record. Cheap to clone.
+#[derive(Clone)]
+pub struct Wire {
+    shared: Arc<Shared>,
+    inner: Arc<dyn Transport>,
+}
+
+/// Puts an interposer in front of `inner`. Starts the pump thread that moves the server's
+/// messages; it ends when the connection does.
+pub fn interpose(inner: Box<dyn Transport>) -> std::io::Result<(Interposer, Wire)> {
+    let inner: Arc<dyn Transport> = Arc::from(inner);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        rendez: Arc::new(StdRendez::new()),
+        changed: Condvar::new(),
+    });
+    let (pump_inner, pump_shared) = (inner.clone(), shared.clone());
+    std::thread::Builder::new()
+        .name("interposer-pump".into())
+        .spawn(move || pump(&*pump_inner, &pump_shared))?;
+    Ok((
+        Interposer {
+            inner: inner.clone(),
+            shared: shared.clone(),
+        },
+        Wire { shared, inner },
+    ))
+}
+
+/// Moves the server's messages into the queue until the connection ends.
+fn pump(inner: &dyn Transport, shared: &Shared) {
+    let intr = Interrupt::new();
+    loop {
+        let result = inner.recv(&intr);
+        {
+            let mut state = shared.lock();
+            match result {
+                Ok(msg) => {
+                    state
+                        .log
+                        .push(parse(&msg, Direction::ToKernel, Fate::Forwarded));
+                    state.inbound.push_back(msg);
+                }
+                Err(err) => {
+                    state.end.get_or_insert(err);
+                }
+            }
+        }
+        shared.notify();
+        if shared.lock().end.is_some() {
+            return;
+        }
+    }
+}
+
+fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The fields of a message tests look at; absent fields of a short message stay `None`.
+fn parse(msg: &[u8], direction: Direction, fate: Fate) -> WireEvent {
+    let kind = msg.get(4).copied().unwrap_or(0);
+    let mut event = WireEvent {
+        direction,
+        fate,
+        mtype: kind,
+        tag: le_u16(msg, 5).unwrap_or(0),
+        fid: None,
+        offset: None,
+        count: None,
+        oldtag: None,
+    };
+    match kind {
+        mtype::TREAD | mtype::TWRITE => {
+            event.fid = le_u32(msg, 7);
+            event.offset = le_u64(msg, 11);
+            event.count = le_u32(msg, 19);
+        }
+        mtype::RREAD | mtype::RWRITE => event.count = le_u32(msg, 7),
+        mtype::TFLUSH => event.oldtag = le_u16(msg, 7),
+        mtype::TWALK
+        | mtype::TOPEN
+        | mtype::TCREATE
+        | mtype::TCLUNK
+        | mtype::TREMOVE
+        | mtype::TSTAT
+        | mtype::TWSTAT
+        | mtype::TATTACH => event.fid = le_u32(msg, 7),
+        _ => {}
+    }
+    event
+}
+
+/// An `Rflush` for `tag`.
+fn rflush(tag: u16) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(7);
+    msg.extend_from_slice(&7u32.to_le_bytes());
+    msg.push(mtype::RFLUSH);
+    msg.extend_from_slice(&tag.to_le_bytes());
+    msg
+}
+
+impl Transport for Interposer {
+    fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+        let mut event = parse(msg, Direction::ToServer, Fate::Forwarded);
+        {
+            let mut state = self.shared.lock();
+            if let Some(end) = state.end {
+                return Err(end);
+            }
+            if event.mtype == mtype::TFLUSH {
+                let held = state
+                    .held
+                    .iter()
+                    .position(|held| Some(held.tag) == event.oldtag);
+                if let Some(position) = held {
+                    event.fate = Fate::Swallowed;
+                    if state.held[position].flush == FlushPolicy::Answer {
+                        state.held.remove(position);
+                        let reply = rflush(event.tag);
+                        state.log.push(event);
+                        state
+                            .log
+                            .push(parse(&reply, Direction::ToKernel, Fate::Synthesized));
+                        state.inbound.push_back(reply);
+                    } else {
+                        state.log.push(event);
+                    }
+                }
+            } else if let Some(hold) = state
+                .holds
+                .iter_mut()
+                .find(|hold| hold.mtype == event.mtype && hold.count > 0)
+            {
+                hold.count -= 1;
+                let flush = hold.flush;
+                event.fate = Fate::Swallowed;
+                state.held.push(Held {
+                    tag: event.tag,
+                    flush,
+                });
+                state.log.push(event);
+            }
+            if event.fate == Fate::Forwarded {
+                state.log.push(event);
+            }
+        }
+        self.shared.notify();
+        if event.fate == Fate::Swallowed {
+            return Ok(());
+        }
+        self.inner.send(msg)
+    }
+
+    fn recv(&self, intr: &Interrupt) -> Result<Vec<u8>, TransportError> {
+        let rendez: Arc<dyn Rendez> = self.shared.rendez.clone();
+        intr.sleep_on(&rendez, &|| {
+            let state = self.shared.lock();
+            !state.inbound.is_empty() || state.end.is_some()
+        });
+        let mut state = self.shared.lock();
+        if let Some(msg) = state.inbound.pop_front() {
+            return Ok(msg);
+        }
+        match state.end {
+            Some(end) => Err(end),
+            None => Err(TransportError::Interrupted),
+        }
+    }
+
+    fn close(&self) {
+        {
+            let mut state = self.shared.lock();
+            state.inbound.clear();
+            state.end.get_or_insert(TransportError::Closed);
+        }
+        self.inner.close();
+        self.shared.notify();
+    }
+}
+
+impl Drop for Interposer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Wire {
+    /// Adds a rule.
+    pub fn hold(&self, hold: Hold) {
+        self.shared.lock().holds.push(hold);
+    }
+
+    /// Drops every rule not used up (requests already swallowed stay so).
+    pub fn clear_holds(&self) {
+        self.shared.lock().holds.clear();
+    }
+
+    /// Swallowed requests whose flush has not been answered.
+    pub fn held(&self) -> usize {
+        self.shared.lock().held.len()
+    }
+
+    /// Waits until at least `count` requests are held, at most `timeout`.
+    pub fn wait_held(&self, count: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, |state| state.held.len() >= count)
+    }
+
+    /// Waits until the record holds an event that `matches`, at most `timeout`.
+    pub fn wait_event(&self, timeout: Duration, matches: impl Fn(&WireEvent) -> bool) -> bool {
+        self.wait_for(timeout, |state| state.log.iter().any(&matches))
+    }
+
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        loop {
+            if done(&state) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = match self.shared.changed.wait_timeout(state, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// The number of events recorded so far: a mark for [`events_since`](Self::events_since).
+    pub fn mark(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// The events recorded since `mark`.
+    pub fn events_since(&self, mark: usize) -> Vec<WireEvent> {
+        let state = self.shared.lock();
+        state.log.get(mark..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+
+    /// Every event recorded.
+    pub fn events(&self) -> Vec<WireEvent> {
+        self.events_since(0)
+    }
+
+    /// Cuts the connection to the server (as if the server died): the server sees end of
+    /// file and the kernel's requests in flight fail.
+    pub fn cut(&self) {
+        self.inner.close();
+    }
+
+    /// Whether the connection has ended (cut, closed by either side).
+    pub fn ended(&self) -> bool {
+        self.shared.lock().end.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mnt::host::{pipe, ServerRecv};
+
+    fn tread(tag: u16, fid: u32, offset: u64, count: u32) -> Vec<u8> {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&23u32.to_le_bytes());
+        msg.push(mtype::TREAD);
+        msg.extend_from_slice(&tag.to_le_bytes());
+        msg.extend_from_slice(&fid.to_le_bytes());
+        msg.extend_from_slice(&offset.to_le_bytes());
+        msg.extend_from_slice(&count.to_le_bytes());
+        msg
+    }
+
+    fn tflush(tag: u16, oldtag: u16) -> Vec<u8> {
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&9u32.to_le_bytes());
+        msg.push(mtype::TFLUSH);
+        msg.extend_from_slice(&tag.to_le_bytes());
+        msg.extend_from_slice(&oldtag.to_le_bytes());
+        msg
+    }
+
+    #[test]
+    fn forwards_records_swallows_and_answers_flushes() {
+        let (client, server) = pipe();
+        let (interposer, wire) = interpose(Box::new(client)).unwrap();
+        interposer.send(&tread(1, 7, 4096, 512)).unwrap();
+        assert_eq!(
+            server.recv_timeout(Duration::from_secs(5)),
+            ServerRecv::Msg(tread(1, 7, 4096, 512))
+        );
+        wire.hold(Hold {
+            mtype: mtype::TREAD,
+            count: 1,
+            flush: FlushPolicy::Answer,
+        });
+        interposer.send(&tread(2, 7, 0, 512)).unwrap();
+        assert!(wire.wait_held(1, Duration::from_secs(5)));
+        assert_eq!(
+            server.recv_timeout(Duration::from_millis(50)),
+            ServerRecv::Timeout
+        );
+        interposer.send(&tflush(3, 2)).unwrap();
+        let reply = interposer.recv(&Interrupt::new()).unwrap();
+        assert_eq!(reply, rflush(3));
+        assert_eq!(wire.held(), 0);
+        let events = wire.events();
+        assert_eq!(events[0].offset, Some(4096));
+        assert_eq!(events[0].count, Some(512));
+        assert_eq!(events[1].fate, Fate::Swallowed);
+        assert_eq!(events[2].oldtag, Some(2));
+        assert_eq!(events[3].fate, Fate::Synthesized);
+        // The rule was used up: the next read goes through.
+        interposer.send(&tread(4, 7, 0, 1)).unwrap();
+        assert!(matches!(
+            server.recv_timeout(Duration::from_secs(5)),
+            ServerRecv::Msg(_)
+        ));
+    }
+
+    #[test]
+    fn server_replies_are_delivered_and_the_end_is_reported() {
+        let (client, server) = pipe();
+        let (interposer, wire) = interpose(Box::new(client)).unwrap();
+        assert!(server.send(rflush(9)));
+        assert_eq!(interposer.recv(&Interrupt::new()).unwrap(), rflush(9));
+        let intr = Interrupt::new();
+        intr.post();
+        assert_eq!(interposer.recv(&intr), Err(TransportError::Interrupted));
+        drop(server);
+        assert!(interposer.recv(&Interrupt::new()).is_err());
+        assert!(wire.ended());
+    }
+}

@@ -1,0 +1,97 @@
+//! A kernel channel: an [`mnt::Chan`] that is counted while it lives and whose last drop
+//! goes through the close queue, so dropping one never waits for a server.
+//!
+//! Closing on purpose ([`KChan::clunk`], the `close` system call, Plan 9's `cclose`) waits
+//! for the server; dropping ([`Drop`], Plan 9's `ccloseq`) queues the clunk.
+
+use std::sync::Arc;
+
+use mnt::{Chan, Interrupt, MntError};
+
+use crate::counters::Counters;
+use crate::shared::Shared;
+
+/// One channel the kernel holds.
+pub(crate) struct KChan {
+    /// `None` only while being consumed by `clunk`/`remove`.
+    chan: Option<Chan>,
+    shared: Arc<Shared>,
+}
+
+impl KChan {
+    pub(crate) fn new(chan: Chan, shared: &Arc<Shared>) -> Self {
+        Counters::bump(&shared.counters.chans_made);
+        Self {
+            chan: Some(chan),
+            shared: shared.clone(),
+        }
+    }
+
+    /// The channel.
+    pub(crate) fn get(&self) -> &Chan {
+        match &self.chan {
+            Some(chan) => chan,
+            // `chan` is taken only by methods that consume `self`.
+            None => unreachable!("kernel channel used after it was consumed"),
+        }
+    }
+
+    /// What the kernel's channels share.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The channel, to open or create through it.
+    pub(crate) fn get_mut(&mut self) -> &mut Chan {
+        match &mut self.chan {
+            Some(chan) => chan,
+            None => unreachable!("kernel channel used after it was consumed"),
+        }
+    }
+
+    /// A new channel walked from this one along `names`.
+    pub(crate) fn walk(&self, names: &[&str], intr: &Interrupt) -> Result<KChan, MntError> {
+        let chan = self.get().walk(names, intr)?;
+        Ok(KChan::new(chan, &self.shared))
+    }
+
+    fn take(mut self) -> Option<(Chan, Arc<Shared>)> {
+        let chan = self.chan.take()?;
+        Some((chan, self.shared.clone()))
+    }
+
+    /// Clunks now and waits for the server (Plan 9's `cclose`).
+    pub(crate) fn clunk(self, intr: &Interrupt) -> Result<(), MntError> {
+        let Some((chan, shared)) = self.take() else {
+            return Ok(());
+        };
+        let result = chan.clunk(intr);
+        Self::count_close(&shared, result.is_err());
+        result
+    }
+
+    /// Removes the file and clunks the channel, waiting for the server.
+    pub(crate) fn remove(self, intr: &Interrupt) -> Result<(), MntError> {
+        let Some((chan, shared)) = self.take() else {
+            return Ok(());
+        };
+        let result = chan.remove(intr);
+        Self::count_close(&shared, result.is_err());
+        result
+    }
+
+    fn count_close(shared: &Shared, failed: bool) {
+        Counters::bump(&shared.counters.chans_closed);
+        if failed {
+            Counters::bump(&shared.counters.clunk_failures);
+        }
+    }
+}
+
+impl Drop for KChan {
+    fn drop(&mut self) {
+        if let Some(chan) = self.chan.take() {
+            self.shared.closeq.push(chan);
+        }
+    }
+}

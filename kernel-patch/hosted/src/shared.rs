@@ -1,0 +1,40 @@
+//! What every channel of the kernel reaches: the close queue, the counters and, in legacy
+//! mode, the pins that keep image channels open.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use vm::FileIdentity;
+
+use crate::closeq::CloseQueue;
+use crate::counters::Counters;
+use crate::kchan::KChan;
+
+/// Channels of images that vm has let go of, kept open in legacy mode (see
+/// [`KernelConfig::legacy_image_channel`](crate::KernelConfig::legacy_image_channel)).
+pub(crate) type Pins = Vec<(FileIdentity, KChan)>;
+
+pub(crate) struct Shared {
+    pub(crate) closeq: CloseQueue,
+    pub(crate) counters: Arc<Counters>,
+    /// `Some` in legacy mode.
+    pub(crate) legacy_pins: Option<Mutex<Pins>>,
+}
+
+impl Shared {
+    pub(crate) fn new(max_close_workers: usize, legacy: bool) -> Arc<Self> {
+        let counters = Arc::new(Counters::default());
+        Arc::new(Self {
+            closeq: CloseQueue::new(counters.clone(), max_close_workers),
+            counters,
+            legacy_pins: legacy.then(|| Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The pins, if in legacy mode, locked. A leaf lock; channels taken out of it are
+    /// dropped after it is released.
+    pub(crate) fn pins(&self) -> Option<MutexGuard<'_, Pins>> {
+        self.legacy_pins
+            .as_ref()
+            .map(|pins| pins.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
