@@ -3,7 +3,11 @@
 //!
 //! 1. attach vs put vs reclaim of an idle image (9front's 2025 image locking);
 //! 2. attach vs the last put of an image (put's re-check under the table lock);
-//! 3. putseg vs a new attach of the same text segment (9front's A/B/A race of June 2025).
+//! 3. putseg vs a new attach of the same text segment (9front's A/B/A race of June 2025);
+//! 4. mount cache: a fill vs a wipe by an open that sees a new version (fill tickets);
+//! 5. mount cache: two of our writes to one file in flight at once (write conflicts);
+//! 6. mount cache: exec of a file vs a cached open of the same version (no double caching);
+//! 7. mount cache: a fill vs reclaim (the page count and the chains agree).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -12,7 +16,10 @@
 use loom::thread;
 use vm::check::check_invariants;
 use vm::testkit::{pattern_byte, FakeFile, HeapFrames};
-use vm::{Access, Config, FileIdentity, LoadSegment, Vm, PAGE_SIZE};
+use vm::{
+    Access, CachedFile, Config, FileIdentity, LoadSegment, MountCacheConfig, OpenKind, Vm,
+    PAGE_SIZE,
+};
 
 const TEXT: u64 = 0x40_0000;
 
@@ -170,4 +177,201 @@ fn putseg_vs_attach_of_the_same_text() {
         "explored {} interleavings",
         EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+fn mcache_setup() -> (Vm, HeapFrames) {
+    let frames = HeapFrames::new(8);
+    let vm = Vm::with_mount_cache(
+        frames.allocator(),
+        Config {
+            max_pages: 4,
+            max_images: 2,
+            max_idle_images: 2,
+            reclaim_batch: 1,
+        },
+        MountCacheConfig {
+            max_file_bytes: 2 * PAGE_SIZE as u64,
+            max_bytes: 2 * PAGE_SIZE as u64,
+            max_files: 2,
+        },
+    )
+    .unwrap();
+    (vm, frames)
+}
+
+fn data_file(vers: u32) -> FileIdentity {
+    FileIdentity {
+        dev_type: 1,
+        dev: 2,
+        qid_path: 30,
+        qid_vers: vers,
+    }
+}
+
+/// A file on a fake server: its version and contents, changed atomically.
+type Server = loom::sync::Arc<loom::sync::Mutex<(u32, Vec<u8>)>>;
+
+/// Reads `len` bytes at 0 the kernel's way: the cache, then the server, then a fill.
+fn read_through(file: &CachedFile, server: &Server, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    let hit = file.read(0, &mut buf);
+    let data = server.lock().unwrap().1.clone();
+    buf[hit.len..].copy_from_slice(&data[hit.len..len]);
+    file.fill(hit.ticket, hit.len as u64, &data[hit.len..len]);
+    buf
+}
+
+/// Whatever `file`'s cache answers is the server's current contents.
+fn assert_cache_matches(file: &CachedFile, server: &Server) {
+    let data = server.lock().unwrap().1.clone();
+    let mut buf = vec![0u8; data.len()];
+    let hit = file.read(0, &mut buf);
+    assert_eq!(
+        &buf[..hit.len],
+        &data[..hit.len],
+        "a stale byte in the cache"
+    );
+}
+
+fn mcache_finish(vm: Vm, frames: HeapFrames) {
+    if let Err(violation) = check_invariants(&vm, Some(&[])) {
+        panic!("{violation}");
+    }
+    drop(vm);
+    assert_eq!(frames.stats().outstanding(), 0);
+}
+
+fn report_explored() {
+    println!(
+        "explored {} interleavings",
+        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+#[test]
+fn fill_vs_a_new_version_at_open() {
+    builder().check(|| {
+        let (vm, frames) = mcache_setup();
+        let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![1u8; 64])));
+        let cache = vm.mount_cache();
+        let file = cache.open(data_file(0), 64, OpenKind::Existing, false);
+        let reader = {
+            let server = server.clone();
+            thread::spawn(move || {
+                read_through(&file, &server, 64);
+            })
+        };
+        // Another client writes the file; then an open of ours sees its new version.
+        *server.lock().unwrap() = (1, vec![2u8; 64]);
+        let reopened = cache.open(data_file(1), 64, OpenKind::Existing, false);
+        reader.join().unwrap();
+        assert_cache_matches(&reopened, &server);
+        drop((reopened, cache));
+        mcache_finish(vm, frames);
+        explored();
+    });
+    report_explored();
+}
+
+#[test]
+fn two_writes_in_flight_at_once() {
+    builder().check(|| {
+        let (vm, frames) = mcache_setup();
+        let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![0u8; 16])));
+        let file = loom::sync::Arc::new(vm.mount_cache().open(
+            data_file(0),
+            16,
+            OpenKind::Existing,
+            false,
+        ));
+        read_through(&file, &server, 16);
+        let write = |file: &CachedFile, server: &Server, byte: u8| {
+            let pending = file.begin_write();
+            let vers = {
+                let mut server = server.lock().unwrap();
+                server.0 += 1;
+                server.1[..4].fill(byte);
+                server.0
+            };
+            pending.done(0, &[byte; 4], vers);
+        };
+        let writer = {
+            let (file, server) = (file.clone(), server.clone());
+            thread::spawn(move || write(&file, &server, b'A'))
+        };
+        write(&file, &server, b'B');
+        writer.join().unwrap();
+        assert_cache_matches(&file, &server);
+        drop(file);
+        mcache_finish(vm, frames);
+        explored();
+    });
+    report_explored();
+}
+
+#[test]
+fn exec_vs_a_cached_open_of_the_same_version() {
+    builder().check(|| {
+        let (vm, frames, file, loads) = setup();
+        let opener = {
+            let (vm, file) = (vm.clone(), file.clone());
+            thread::spawn(move || {
+                let cached = vm.mount_cache().open(
+                    file.identity(),
+                    PAGE_SIZE as u64,
+                    OpenKind::Existing,
+                    false,
+                );
+                let mut buf = vec![0u8; 32];
+                let hit = cached.read(0, &mut buf);
+                cached.fill(hit.ticket, 0, &file.data()[..32]);
+                cached
+            })
+        };
+        let segments = vm.exec(file.open(), &loads).unwrap();
+        let cached = opener.join().unwrap();
+        // Whichever came first, the executable image and the mount cache never both hold
+        // the file (the checker's DoubleCached), and a cached open lost its entry to exec
+        // or came after it uncached.
+        assert!(!cached.is_cached());
+        drop(cached);
+        let live: Vec<&vm::SegmentRef> = segments.iter().collect();
+        if let Err(violation) = check_invariants(&vm, Some(&live)) {
+            panic!("{violation}");
+        }
+        assert_eq!(vm.statistics().mcache_files, 0);
+        drop(segments);
+        finish(vm, frames, file);
+        explored();
+    });
+    report_explored();
+}
+
+#[test]
+fn fill_vs_reclaim() {
+    builder().check(|| {
+        let (vm, frames) = mcache_setup();
+        let server: Server =
+            loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![3u8; 2 * PAGE_SIZE])));
+        let file = vm.mount_cache().open(
+            data_file(0),
+            2 * PAGE_SIZE as u64,
+            OpenKind::Existing,
+            false,
+        );
+        let reclaimer = {
+            let vm = vm.clone();
+            thread::spawn(move || {
+                vm.reclaim(1);
+            })
+        };
+        let bytes = read_through(&file, &server, 2 * PAGE_SIZE);
+        assert!(bytes.iter().all(|byte| *byte == 3));
+        reclaimer.join().unwrap();
+        assert_cache_matches(&file, &server);
+        drop(file);
+        mcache_finish(vm, frames);
+        explored();
+    });
+    report_explored();
 }
