@@ -1,0 +1,215 @@
+//! Shared by the integration tests: a real `ramfs --stdio` behind a recording interposer,
+//! a real static ELF binary, and helpers to copy files in and compare pages.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hosted::inject::{interpose, Wire};
+use hosted::mnt::host::{ChildProcess, StreamTransport};
+use hosted::mnt::{OpenMode, Transport};
+use hosted::vm::PAGE_SIZE;
+use hosted::{Kernel, KernelConfig, MountFlags, MountInfo, Pid};
+
+/// How long a test waits for something that should happen at once (a server exiting, a
+/// queued close); only a failure ever waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The target directory and profile directory of this test executable.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // <target>/<profile>/deps/<test>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `ramfs` binary of this target directory, built first if it is missing.
+pub fn ramfs() -> PathBuf {
+    static RAMFS: OnceLock<PathBuf> = OnceLock::new();
+    RAMFS
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("RAMFS_BIN") {
+                return PathBuf::from(path);
+            }
+            let profile = profile_dir();
+            let binary = profile.join("ramfs");
+            if binary.exists() {
+                return binary;
+            }
+            let target = profile.parent().expect("target directory");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+            let mut build = Command::new(cargo);
+            build
+                .args(["build", "--quiet", "-p", "ramfs", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(target);
+            if profile.file_name().is_some_and(|name| name == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo to build ramfs");
+            assert!(status.success(), "cargo build -p ramfs failed");
+            assert!(binary.exists(), "no ramfs at {}", binary.display());
+            binary
+        })
+        .clone()
+}
+
+/// A static ELF64 test program, compiled once per test run: a page-spanning initialised
+/// table (data), a larger zeroed one (bss), and libc's text.
+pub fn static_binary() -> &'static [u8] {
+    static BINARY: OnceLock<Vec<u8>> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let source = dir.path().join("prog.c");
+        std::fs::write(
+            &source,
+            "#include <stdio.h>\n\
+             int table[4096] = {1, 2, 3, 4, 5};\n\
+             char zeroes[65536];\n\
+             int main(int argc, char **argv) {\n\
+                 zeroes[argc] = 1;\n\
+                 printf(\"%d %s\\n\", table[argc], argv[0]);\n\
+                 return zeroes[3];\n\
+             }\n",
+        )
+        .expect("write the test program");
+        let output = dir.path().join("prog");
+        let status = Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&output)
+            .arg(&source)
+            .status()
+            .expect("run gcc");
+        assert!(status.success(), "gcc -static failed");
+        std::fs::read(&output).expect("read the test program")
+    })
+}
+
+/// A running `ramfs --stdio` and the interposer in front of it.
+pub struct Server {
+    pub child: ChildProcess,
+    pub wire: Wire,
+    transport: Option<Box<dyn Transport>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let (stream, child) =
+            StreamTransport::child(Command::new(ramfs()).arg("--stdio")).expect("start ramfs");
+        let (interposer, wire) = interpose(Box::new(stream)).expect("interpose");
+        Server {
+            child,
+            wire,
+            transport: Some(Box::new(interposer)),
+        }
+    }
+
+    /// The transport to mount (once).
+    pub fn transport(&mut self) -> Box<dyn Transport> {
+        self.transport.take().expect("transport already mounted")
+    }
+
+    /// Mounts the server at `path` in `pid`'s namespace.
+    pub fn mount(&mut self, kernel: &Kernel, pid: Pid, path: &str) -> MountInfo {
+        kernel
+            .mount(pid, self.transport(), path, MountFlags::REPLACE)
+            .expect("mount ramfs")
+    }
+
+    /// Whether the server exits with status 0 within `timeout`.
+    pub fn exits_cleanly(&self, timeout: Duration) -> bool {
+        match self.child.wait_timeout(timeout) {
+            Ok(Some(status)) => status.success(),
+            _ => false,
+        }
+    }
+
+    /// Whether the server is still running.
+    pub fn running(&self) -> bool {
+        matches!(self.child.wait_timeout(Duration::ZERO), Ok(None))
+    }
+}
+
+/// A kernel with the default configuration.
+pub fn kernel() -> Kernel {
+    Kernel::new(KernelConfig::default()).expect("kernel")
+}
+
+/// Writes `bytes` to a new file at `path` (mode 0755).
+pub fn copy_in(kernel: &Kernel, pid: Pid, path: &str, bytes: &[u8]) {
+    let fd = kernel
+        .create(pid, path, 0o755, OpenMode::WRITE)
+        .expect("create");
+    let mut done = 0;
+    while done < bytes.len() {
+        let n = kernel.write(pid, fd, &bytes[done..]).expect("write");
+        assert!(n > 0, "short write");
+        done += n;
+    }
+    kernel.close(pid, fd).expect("close");
+}
+
+/// What a program's page at `page` should hold: the file's bytes of that page within the
+/// segment's file range, zero past it.
+pub fn expected_page(file: &[u8], file_page_offset: u64, keep: usize) -> Vec<u8> {
+    let mut page = vec![0u8; PAGE_SIZE];
+    let start = file_page_offset as usize;
+    let end = (start + keep).min(file.len());
+    if start < end {
+        page[..end - start].copy_from_slice(&file[start..end]);
+    }
+    page
+}
+
+/// Checks the whole kernel after the close queue settled.
+pub fn check(kernel: &Kernel) -> hosted::KernelCheck {
+    assert!(kernel.wait_closes(DEADLINE), "queued closes never settled");
+    match kernel.check_invariants() {
+        Ok(report) => report,
+        Err(violation) => panic!("invariant violated: {violation}\n{}", kernel.statistics()),
+    }
+}
+
+/// One page of a program as exec should map it.
+pub struct ProgramPage {
+    pub addr: u64,
+    pub bytes: Vec<u8>,
+    /// From a writable (data) range.
+    pub writable: bool,
+}
+
+/// Every page of every loadable range of `file` that holds file bytes, with its expected
+/// contents: text pages are whole file pages, data pages hold the file's bytes up to the
+/// end of the range's file part and zeros after.
+pub fn program_pages(file: &[u8]) -> Vec<ProgramPage> {
+    let page = PAGE_SIZE as u64;
+    let loads = hosted::vm::elf::load_segments(file).expect("an ELF file");
+    let mut pages = Vec::new();
+    for load in loads.iter().filter(|load| load.file_len > 0) {
+        let lead = load.vaddr % page;
+        let base = load.vaddr - lead;
+        let file_start = load.file_offset - lead;
+        let file_end_addr = load.vaddr + load.file_len;
+        let mut addr = base;
+        while addr < file_end_addr {
+            let keep = if load.writable || load.mem_len > load.file_len {
+                ((file_end_addr - addr).min(page)) as usize
+            } else {
+                PAGE_SIZE
+            };
+            pages.push(ProgramPage {
+                addr,
+                bytes: expected_page(file, file_start + (addr - base), keep),
+                writable: load.writable,
+            });
+            addr += page;
+        }
+    }
+    pages
+}
