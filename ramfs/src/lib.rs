@@ -4,6 +4,9 @@
 //! - [`error`]: every error with its 9P2000 string and Linux errno.
 //! - [`ninep_server`]: the 9P front end: sessions, fids, both dialects, the connection loop.
 //! - [`transport`]: unix sockets, TCP and stdio as connections.
+//! - [`redox_scheme`]: the Redox scheme front end over the same tree (`ramfs --scheme
+//!   NAME` on Redox); off Redox only its platform-neutral bookkeeping is built, unless
+//!   the `redox-scheme-tests` feature builds the handler for host tests.
 //! - [`signals`]: SIGINT/SIGTERM handling, the only OS-specific code.
 //!
 //! # Semantics
@@ -59,5 +62,6 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ninep_server;
+pub mod redox_scheme;
 pub mod signals;
 pub mod transport;

@@ -1,12 +1,14 @@
-//! `ramfs`: serve an in-memory file tree over 9P2000 / 9P2000.L.
+//! `ramfs`: serve an in-memory file tree over 9P2000 / 9P2000.L, or as a Redox scheme.
 //!
-//! Exit status: 0 after a normal end (the single client went away, or SIGINT/SIGTERM),
-//! 2 for a usage error, 1 for a runtime failure such as an address that cannot be bound.
+//! Exit status: 0 after a normal end (the single client went away, SIGINT/SIGTERM, or
+//! on Redox the scheme's root was closed with nothing left open or mapped), 2 for a
+//! usage error (including `--scheme` anywhere but Redox), 1 for a runtime failure such
+//! as an address that cannot be bound.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, CommandFactory, Parser};
 
 use ramfs::fs::{Clock, Config, Fs};
 use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
@@ -18,10 +20,12 @@ const DEFAULT_MAX_MEMORY: u64 = 768 << 20;
 /// An in-memory 9P2000 and 9P2000.L file server.
 ///
 /// Serves one tree, shared by every client, until SIGINT or SIGTERM; with --stdio or
-/// --single it serves one client and exits as soon as that client is gone.
+/// --single it serves one client and exits as soon as that client is gone. On Redox,
+/// --scheme serves the tree as a scheme and exits once its root is closed and nothing
+/// is open or mapped.
 #[derive(Debug, Parser)]
 #[command(name = "ramfs", version)]
-#[command(group(ArgGroup::new("transport").required(true).args(["stdio", "listen"])))]
+#[command(group(ArgGroup::new("transport").required(true).args(["stdio", "listen", "scheme"])))]
 struct Cli {
     /// Serve one client on standard input and output.
     #[arg(long)]
@@ -32,8 +36,13 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     listen: Option<ListenAddr>,
 
+    /// Redox only: register as the scheme NAME (or, started by init with INIT_NOTIFY,
+    /// hand the scheme to init) and serve it.
+    #[arg(long, value_name = "NAME", value_parser = parse_scheme_name)]
+    scheme: Option<String>,
+
     /// With --listen: serve exactly one connection, then exit.
-    #[arg(long, requires = "listen", conflicts_with = "stdio")]
+    #[arg(long, requires = "listen", conflicts_with_all = ["stdio", "scheme"])]
     single: bool,
 
     /// Memory limit for file data, names, symlink targets and xattrs, in bytes (a K, M
@@ -75,8 +84,26 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// Checks a scheme name: what follows `/scheme/` in a path, so one non-empty component.
+fn parse_scheme_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['/', ':', '\0']) {
+        return Err(format!("{s:?} is not a scheme name (one path component)"));
+    }
+    Ok(s.to_owned())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.scheme.is_some() && !cfg!(target_os = "redox") {
+        // A usage error (status 2), reported before anything starts.
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--scheme serves a Redox scheme and works only on Redox; \
+                 use --listen or --stdio here",
+            )
+            .exit();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -99,12 +126,33 @@ fn serve_one(server: &Server, conn: Connection) -> Result<(), String> {
     }
 }
 
+/// Serves the tree as the Redox scheme `name` until the exit rule holds.
+#[cfg(target_os = "redox")]
+fn serve_scheme(fs: Arc<Fs>, name: String) -> Result<(), String> {
+    use ramfs::redox_scheme::{serve, DaemonOptions, Ended};
+    let options = DaemonOptions {
+        name,
+        // The scheme is all this process serves: nothing else is ever opened.
+        enter_null_namespace: true,
+    };
+    match serve(fs, &options).map_err(|e| e.to_string())? {
+        Ended::AllClosed => tracing::info!("scheme root closed, nothing open or mapped"),
+        Ended::SocketClosed => tracing::info!("the kernel closed the scheme socket"),
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let fs = Arc::new(Fs::new(Config {
         memory_limit: cli.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
         owner: cli.owner,
         clock: cli.epoch.map_or(Clock::System, Clock::Fixed),
     }));
+    // Off Redox `main` has refused --scheme already.
+    #[cfg(target_os = "redox")]
+    if let Some(name) = cli.scheme {
+        return serve_scheme(fs, name);
+    }
     let server = Arc::new(Server::new(
         fs,
         ServerConfig {
@@ -166,7 +214,6 @@ fn run(cli: Cli) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent() {
@@ -193,5 +240,11 @@ mod tests {
             .expect("valid");
         assert!(c.single);
         assert!(Cli::try_parse_from(["ramfs", "--listen", "ftp:x"]).is_err());
+        let c = Cli::try_parse_from(["ramfs", "--scheme", "ram9"]).expect("valid");
+        assert_eq!(c.scheme.as_deref(), Some("ram9"));
+        assert!(Cli::try_parse_from(["ramfs", "--scheme", "a", "--stdio"]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--scheme", "a", "--single"]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--scheme", "a/b"]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--scheme", ""]).is_err());
     }
 }
