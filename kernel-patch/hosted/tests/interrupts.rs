@@ -1,0 +1,139 @@
+//! Notes flush what a call waits for: a read, a page fault's read. A server that never
+//! answers one request stalls only its caller.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use hosted::inject::{FlushPolicy, Hold};
+use hosted::mnt::ninep::mtype;
+use hosted::mnt::OpenMode;
+use hosted::vm::{Access, PAGE_SIZE};
+use hosted::ForkFlags;
+
+#[test]
+fn an_interrupted_read_is_flushed() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let info = server.mount(&kernel, init, "/n/ram");
+    copy_in(&kernel, init, "/n/ram/f", b"contents");
+    let fd = kernel.open(init, "/n/ram/f", OpenMode::READ).unwrap();
+    server.wire.hold(Hold {
+        mtype: mtype::TREAD,
+        count: 1,
+        flush: FlushPolicy::Answer,
+    });
+    let (done, result) = mpsc::channel();
+    {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8];
+            done.send(kernel.read(init, fd, &mut buf).map(|n| buf[..n].to_vec()))
+        });
+    }
+    assert!(server.wire.wait_held(1, DEADLINE));
+    kernel.interrupt(init).unwrap();
+    let err = result
+        .recv_timeout(DEADLINE)
+        .expect("read never returned")
+        .unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    assert!(server
+        .wire
+        .events()
+        .iter()
+        .any(|e| e.mtype == mtype::TFLUSH));
+    assert_eq!(info.mount.stats().flushes, 1);
+    // The descriptor still works, from where it was.
+    let mut buf = [0u8; 8];
+    assert_eq!(kernel.read(init, fd, &mut buf).unwrap(), 8);
+    assert_eq!(&buf, b"contents");
+    check(&kernel);
+}
+
+#[test]
+fn an_interrupted_page_read_fails_the_fault_and_caches_nothing() {
+    let binary = static_binary();
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, init, "/n/ram");
+    copy_in(&kernel, init, "/n/ram/prog", binary);
+    let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(pid, "/n/ram/prog", &["prog"]).unwrap();
+    let text = program_pages(binary)
+        .into_iter()
+        .find(|p| !p.writable)
+        .unwrap();
+    server.wire.hold(Hold {
+        mtype: mtype::TREAD,
+        count: 1,
+        flush: FlushPolicy::Answer,
+    });
+    let (done, result) = mpsc::channel();
+    {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || done.send(kernel.touch(pid, text.addr, Access::Read)));
+    }
+    assert!(server.wire.wait_held(1, DEADLINE));
+    kernel.interrupt(pid).unwrap();
+    let err = result
+        .recv_timeout(DEADLINE)
+        .expect("fault never returned")
+        .unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    assert_eq!(kernel.statistics().vm.cached_pages, 0);
+    check(&kernel);
+    let mut got = vec![0u8; PAGE_SIZE];
+    kernel.read_memory(pid, text.addr, &mut got).unwrap();
+    assert!(got == text.bytes);
+    check(&kernel);
+}
+
+#[test]
+fn a_request_never_answered_stalls_only_its_caller() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, init, "/n/ram");
+    let mut other = Server::start();
+    other.mount(&kernel, init, "/n/other");
+    copy_in(&kernel, init, "/n/ram/a", b"aaaa");
+    copy_in(&kernel, init, "/n/ram/b", b"bbbb");
+    let stuck = kernel.fork(init, ForkFlags::default()).unwrap();
+    let fd = kernel.open(stuck, "/n/ram/a", OpenMode::READ).unwrap();
+    server.wire.hold(Hold {
+        mtype: mtype::TREAD,
+        count: 1,
+        flush: FlushPolicy::Ignore,
+    });
+    let (done, result) = mpsc::channel();
+    {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            done.send(kernel.read(stuck, fd, &mut buf))
+        });
+    }
+    assert!(server.wire.wait_held(1, DEADLINE));
+    // The same mount serves everyone else, and so does another mount.
+    let fd_b = kernel.open(init, "/n/ram/b", OpenMode::READ).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(kernel.read(init, fd_b, &mut buf).unwrap(), 4);
+    assert_eq!(&buf, b"bbbb");
+    copy_in(&kernel, init, "/n/other/c", b"cc");
+    assert_eq!(kernel.stat(init, "/n/other/c").unwrap().length, 2);
+    // A flush the server ignores too leaves the caller waiting.
+    kernel.interrupt(stuck).unwrap();
+    assert!(result.recv_timeout(Duration::from_millis(200)).is_err());
+    // Until the server goes away.
+    server.wire.cut();
+    let err = result.recv_timeout(DEADLINE).expect("read never returned");
+    assert!(err.is_err());
+    kernel.close(init, fd_b).ok();
+    kernel.exit(stuck, "").unwrap();
+    check(&kernel);
+}
