@@ -184,9 +184,9 @@ fn exit(kernel: &Kernel, pid: Pid) -> Result<(), Failure> {
 fn pages_equal_file(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init) = (&setup.kernel, setup.init);
-    let (pid, info) = run_program(&kernel, init)?;
+    let (pid, info) = run_program(kernel, init)?;
     let pages = env.program.pages();
-    compare_pages(&kernel, pid, &pages)?;
+    compare_pages(kernel, pid, &pages)?;
     let data: Vec<&ProgramPage> = pages.iter().filter(|p| p.writable).collect();
     for page in &data {
         kernel
@@ -222,16 +222,16 @@ fn pages_equal_file(env: &Env) -> Result<(), Failure> {
         );
     }
     // Another process of the same file sees the file, not the first one's writes.
-    let (other, _) = run_program(&kernel, init)?;
-    compare_pages(&kernel, other, &pages)?;
+    let (other, _) = run_program(kernel, init)?;
+    compare_pages(kernel, other, &pages)?;
     eprintln!(
         "    {} text and {} data pages compared, in two processes",
         pages.len() - data.len(),
         data.len()
     );
-    exit(&kernel, pid)?;
-    exit(&kernel, other)?;
-    settle_and_check(&kernel, env.deadline)?;
+    exit(kernel, pid)?;
+    exit(kernel, other)?;
+    settle_and_check(kernel, env.deadline)?;
     Ok(())
 }
 
@@ -240,14 +240,14 @@ fn warm_exec_reads_no_cached_text(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init, server) = (&setup.kernel, setup.init, &setup.server);
     let text = env.program.text_pages();
-    let (first, _) = run_program(&kernel, init)?;
-    compare_pages(&kernel, first, &text)?;
-    exit(&kernel, first)?;
+    let (first, _) = run_program(kernel, init)?;
+    compare_pages(kernel, first, &text)?;
+    exit(kernel, first)?;
 
     let before = kernel.statistics();
     let mark = server.wire().mark();
-    let (second, _) = run_program(&kernel, init)?;
-    compare_pages(&kernel, second, &text)?;
+    let (second, _) = run_program(kernel, init)?;
+    compare_pages(kernel, second, &text)?;
     let after = kernel.statistics();
     let events = server.wire().events_since(mark);
     let headers = env.program.header_reads();
@@ -292,8 +292,8 @@ fn warm_exec_reads_no_cached_text(env: &Env) -> Result<(), Failure> {
         after.vm.attach_hits == before.vm.attach_hits + 1,
         "the second exec did not find the image in the cache"
     );
-    exit(&kernel, second)?;
-    settle_and_check(&kernel, env.deadline)?;
+    exit(kernel, second)?;
+    settle_and_check(kernel, env.deadline)?;
     Ok(())
 }
 
@@ -358,11 +358,11 @@ fn concurrent_execs_share(env: &Env) -> Result<(), Failure> {
         text.len(),
         stats.image_reads
     );
-    settle_and_check(&kernel, env.deadline)?;
+    settle_and_check(kernel, env.deadline)?;
     for pid in pids {
-        exit(&kernel, pid)?;
+        exit(kernel, pid)?;
     }
-    settle_and_check(&kernel, env.deadline)?;
+    settle_and_check(kernel, env.deadline)?;
     Ok(())
 }
 
@@ -372,9 +372,9 @@ fn unmount_while_running(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init, server) = (&setup.kernel, setup.init, &setup.server);
     let pages = env.program.pages();
-    let (pid, _) = run_program(&kernel, init)?;
+    let (pid, _) = run_program(kernel, init)?;
     let (first, rest) = pages.split_at(pages.len() / 2);
-    compare_pages(&kernel, pid, first)?;
+    compare_pages(kernel, pid, first)?;
     kernel.unmount(init, MOUNT).context("unmount")?;
     ensure!(
         kernel.wait_closes(env.deadline),
@@ -382,12 +382,10 @@ fn unmount_while_running(env: &Env) -> Result<(), Failure> {
     );
     server.expect_running("a process still runs the binary")?;
     // The running program still faults pages in from the unmounted server.
-    compare_pages(&kernel, pid, rest)?;
-    exit(&kernel, pid)?;
-    server.expect_exit_zero(env.deadline, "after the process exited", || {
-        holders(&kernel)
-    })?;
-    settle_and_check(&kernel, env.deadline)?;
+    compare_pages(kernel, pid, rest)?;
+    exit(kernel, pid)?;
+    server.expect_exit_zero(env.deadline, "after the process exited", || holders(kernel))?;
+    settle_and_check(kernel, env.deadline)?;
     Ok(())
 }
 
@@ -397,9 +395,9 @@ fn ramfs_exits_after_exit_and_unmount(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init, server) = (&setup.kernel, setup.init, &setup.server);
     let text = env.program.text_pages();
-    let (pid, _) = run_program(&kernel, init)?;
-    compare_pages(&kernel, pid, &text)?;
-    exit(&kernel, pid)?;
+    let (pid, _) = run_program(kernel, init)?;
+    compare_pages(kernel, pid, &text)?;
+    exit(kernel, pid)?;
     let waited = kernel.wait(init).context("wait")?;
     ensure!(
         waited.pid == pid,
@@ -410,7 +408,7 @@ fn ramfs_exits_after_exit_and_unmount(env: &Env) -> Result<(), Failure> {
     server.expect_exit_zero(
         env.deadline,
         "after the program exited and the mount was removed",
-        || holders(&kernel),
+        || holders(kernel),
     )?;
     let stats = kernel.statistics();
     ensure!(
@@ -420,7 +418,7 @@ fn ramfs_exits_after_exit_and_unmount(env: &Env) -> Result<(), Failure> {
         stats.vm.idle_pages,
         text.len()
     );
-    let report = settle_and_check(&kernel, env.deadline)?;
+    let report = settle_and_check(kernel, env.deadline)?;
     ensure!(
         report.vm.open_channels == 0 && report.live_channels == 0,
         "the cached image still has a channel ({} image channels, {} live channels)",
@@ -446,9 +444,9 @@ fn second_namespace_keeps_ramfs(env: &Env) -> Result<(), Failure> {
             },
         )
         .context("fork with a copied namespace")?;
-    let (pid, _) = run_program(&kernel, init)?;
-    compare_pages(&kernel, pid, &env.program.text_pages())?;
-    exit(&kernel, pid)?;
+    let (pid, _) = run_program(kernel, init)?;
+    compare_pages(kernel, pid, &env.program.text_pages())?;
+    exit(kernel, pid)?;
     kernel.unmount(init, MOUNT).context("unmount")?;
     ensure!(
         kernel.wait_closes(env.deadline),
@@ -463,11 +461,11 @@ fn second_namespace_keeps_ramfs(env: &Env) -> Result<(), Failure> {
         length == env.program.bytes.len() as u64,
         "the second namespace sees a file of {length} bytes"
     );
-    exit(&kernel, other)?;
+    exit(kernel, other)?;
     server.expect_exit_zero(env.deadline, "after the second namespace let go", || {
-        holders(&kernel)
+        holders(kernel)
     })?;
-    settle_and_check(&kernel, env.deadline)?;
+    settle_and_check(kernel, env.deadline)?;
     Ok(())
 }
 
@@ -476,24 +474,24 @@ fn second_namespace_keeps_ramfs(env: &Env) -> Result<(), Failure> {
 fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init, old_server) = (&setup.kernel, setup.init, &setup.server);
-    let (pid, old) = run_program(&kernel, init)?;
-    compare_pages(&kernel, pid, &env.program.pages())?;
-    exit(&kernel, pid)?;
+    let (pid, old) = run_program(kernel, init)?;
+    compare_pages(kernel, pid, &env.program.pages())?;
+    exit(kernel, pid)?;
     let old_qid = kernel.stat(init, PROGRAM).context("stat")?.qid;
     kernel.unmount(init, MOUNT).context("unmount")?;
     old_server.expect_exit_zero(env.deadline, "after the first mount was removed", || {
-        holders(&kernel)
+        holders(kernel)
     })?;
 
     let variant = env.program.variant();
     let mut new_server = env.start_server()?;
-    env.install(&kernel, init, &mut new_server, &variant)?;
+    env.install(kernel, init, &mut new_server, &variant)?;
     let new_qid = kernel.stat(init, PROGRAM).context("stat")?.qid;
     ensure!(
         (new_qid.path, new_qid.version) == (old_qid.path, old_qid.version),
         "cannot set the trap: the new file's qid {new_qid:?} differs from the old {old_qid:?}"
     );
-    let (pid, new) = run_program(&kernel, init)?;
+    let (pid, new) = run_program(kernel, init)?;
     ensure!(
         new.identity.dev != old.identity.dev
             && (new.identity.qid_path, new.identity.qid_vers)
@@ -502,7 +500,7 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
         old.identity,
         new.identity
     );
-    compare_pages(&kernel, pid, &env.program.pages_of(&variant))?;
+    compare_pages(kernel, pid, &env.program.pages_of(&variant))?;
     let stats = kernel.statistics();
     ensure!(
         stats.vm.attach_misses == 2,
@@ -513,8 +511,8 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
         "    same qid {:#x}.{} on two mounts: the new bytes ran",
         new_qid.path, new_qid.version
     );
-    exit(&kernel, pid)?;
-    settle_and_check(&kernel, env.deadline)?;
+    exit(kernel, pid)?;
+    settle_and_check(kernel, env.deadline)?;
     // The kernel goes before the server it still mounts.
     drop(setup);
     new_server.expect_exit_zero(env.deadline, "after the kernel went away", String::new)?;
@@ -525,9 +523,9 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
 fn changed_in_place_new_image(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init) = (&setup.kernel, setup.init);
-    let (pid, before) = run_program(&kernel, init)?;
-    compare_pages(&kernel, pid, &env.program.pages())?;
-    exit(&kernel, pid)?;
+    let (pid, before) = run_program(kernel, init)?;
+    compare_pages(kernel, pid, &env.program.pages())?;
+    exit(kernel, pid)?;
     let variant = env.program.variant();
     let fd = kernel
         .open(init, PROGRAM, OpenMode::RDWR)
@@ -541,7 +539,7 @@ fn changed_in_place_new_image(env: &Env) -> Result<(), Failure> {
         done += n;
     }
     kernel.close(init, fd).context("close")?;
-    let (pid, after) = run_program(&kernel, init)?;
+    let (pid, after) = run_program(kernel, init)?;
     ensure!(
         after.identity.qid_path == before.identity.qid_path
             && after.identity.qid_vers != before.identity.qid_vers,
@@ -555,9 +553,9 @@ fn changed_in_place_new_image(env: &Env) -> Result<(), Failure> {
         "the changed file did not get a new image ({} images made)",
         stats.vm.attach_misses
     );
-    compare_pages(&kernel, pid, &env.program.pages_of(&variant))?;
-    exit(&kernel, pid)?;
-    settle_and_check(&kernel, env.deadline)?;
+    compare_pages(kernel, pid, &env.program.pages_of(&variant))?;
+    exit(kernel, pid)?;
+    settle_and_check(kernel, env.deadline)?;
     Ok(())
 }
 
