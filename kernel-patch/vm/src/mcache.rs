@@ -11,7 +11,9 @@
 //! - a mount-cache image **never holds a channel**; its pages sit at ref 0 in its hash
 //!   chains, like an idle image's, and reclaim takes them the same way.
 //! - **our own writes keep it valid**: the written bytes go into the cache, and the version
-//!   is bumped on both sides (the cache and the caller's channel) to the server's new one.
+//!   is bumped by one on both sides (the cache and the caller's channel) per write message,
+//!   as Plan 9's `cwrite` does; a change by another client meanwhile leaves the server's
+//!   version ahead, so the next open wipes.
 //! - at most [`MountCacheConfig::max_file_bytes`] a file and
 //!   [`MountCacheConfig::max_bytes`] in all; [`MountCacheConfig::max_files`] files, the least
 //!   recently used going first.
@@ -250,8 +252,8 @@ impl CachedFile {
             .is_some_and(|image| image.state.lock().mcache.linked)
     }
 
-    /// The version the channel believes the file has: the open's `qid.vers`, then each
-    /// `new_vers` given to [`PendingWrite::done`] or [`set_length`](Self::set_length).
+    /// The version the channel believes the file has: the open's `qid.vers`, bumped by
+    /// each [`PendingWrite::done`], or the `new_vers` of [`set_length`](Self::set_length).
     pub fn vers(&self) -> u32 {
         self.vers.load(Ordering::Acquire)
     }
@@ -340,22 +342,34 @@ impl fmt::Debug for CachedFile {
 }
 
 impl PendingWrite<'_> {
-    /// The server wrote `written` at `offset` and the file's version is now `new_vers`
-    /// (which also becomes the handle's [`vers`](CachedFile::vers)). For 9P2000, whose
-    /// `Rwrite` carries no qid, pass the old version plus the number of `Twrite`s, as Plan 9
-    /// does: a server that counts otherwise only costs a wipe at the next open.
+    /// The server acknowledged one write message: it wrote `written` at `offset`. Call it
+    /// once per `Twrite` (begin a new pending write for the next message).
     ///
-    /// The written bytes update the cached pages and are cached where pages were missing.
+    /// The written bytes update the cached pages and are cached where pages were missing,
+    /// and the version is bumped by one on both sides, as Plan 9's `cwrite` does: the
+    /// cache's own version (so the next open validates if the server bumped `qid.vers` once
+    /// for this write and nobody else changed the file) and the channel's
+    /// [`vers`](CachedFile::vers), which is returned. The cache never takes the server's
+    /// version instead: had another client changed the file since our open, that version
+    /// would vouch for bytes the cache does not hold; with our own count the server is
+    /// ahead and the next open wipes. A server that counts versions otherwise only costs
+    /// that wipe.
+    ///
     /// May block: it allocates frames for the missing pages with no vm lock held.
-    pub fn done(mut self, offset: u64, written: &[u8], new_vers: u32) {
+    pub fn done(mut self, offset: u64, written: &[u8]) -> u32 {
         self.finished = true;
-        self.file.vers.store(new_vers, Ordering::Release);
+        let vers = self
+            .file
+            .vers
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
         if let (true, Some(image)) = (self.active, &self.file.image) {
             self.file
                 .vm
                 .shared
-                .mcache_end_write(image, Some((offset, written, new_vers)));
+                .mcache_end_write(image, Some((offset, written)));
         }
+        vers
     }
 }
 
@@ -855,9 +869,9 @@ impl Shared {
         true
     }
 
-    /// Ends a write in flight: with `(offset, written, new_vers)` when the server wrote,
-    /// `None` when the outcome is unknown.
-    fn mcache_end_write(&self, image: &Arc<Image>, outcome: Option<(u64, &[u8], u32)>) {
+    /// Ends a write in flight: with `(offset, written)` when the server wrote, `None` when
+    /// the outcome is unknown. A write that happened bumps the cached version by one.
+    fn mcache_end_write(&self, image: &Arc<Image>, outcome: Option<(u64, &[u8])>) {
         let mut list = NO_PAGE;
         let mut taken = 0;
         let mut state = image.state.lock();
@@ -866,7 +880,7 @@ impl Shared {
         let mut write_through = None;
         if state.mcache.linked {
             match outcome {
-                Some((offset, written, new_vers)) if !state.mcache.conflict => {
+                Some((offset, written)) if !state.mcache.conflict => {
                     let mut missing = false;
                     for piece in pieces(offset, written.len()) {
                         match image.find(&mut state, &self.pool, piece.page_offset) {
@@ -878,15 +892,16 @@ impl Shared {
                     }
                     let end = offset.saturating_add(clip(offset, written.len()) as u64);
                     state.mcache.length = state.mcache.length.max(end);
-                    let kept =
-                        self.relabel_locked(image, &mut state, new_vers, &mut list, &mut taken);
+                    let vers = image.mcache_vers.load(Ordering::Relaxed).wrapping_add(1);
+                    let kept = self.relabel_locked(image, &mut state, vers, &mut list, &mut taken);
                     if kept && missing {
                         write_through = Some((offset, written));
                     }
                 }
-                Some((_, _, new_vers)) => {
+                Some(_) => {
                     taken = self.wipe_locked(image, &mut state, &mut list);
-                    self.relabel_locked(image, &mut state, new_vers, &mut list, &mut taken);
+                    let vers = image.mcache_vers.load(Ordering::Relaxed).wrapping_add(1);
+                    self.relabel_locked(image, &mut state, vers, &mut list, &mut taken);
                 }
                 None => taken = self.wipe_locked(image, &mut state, &mut list),
             }

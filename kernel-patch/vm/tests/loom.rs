@@ -287,13 +287,12 @@ fn two_writes_in_flight_at_once() {
         read_through(&file, &server, 16);
         let write = |file: &CachedFile, server: &Server, byte: u8| {
             let pending = file.begin_write();
-            let vers = {
+            {
                 let mut server = server.lock().unwrap();
                 server.0 += 1;
                 server.1[..4].fill(byte);
-                server.0
-            };
-            pending.done(0, &[byte; 4], vers);
+            }
+            pending.done(0, &[byte; 4]);
         };
         let writer = {
             let (file, server) = (file.clone(), server.clone());

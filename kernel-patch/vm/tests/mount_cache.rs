@@ -158,7 +158,7 @@ fn our_own_write_keeps_the_cache_valid_and_updates_it() {
     let mut server = patterned_bytes(7, 2 * PAGE as usize);
     let file = open(&world, data_ident(7, 10), &server);
     read_through(&file, &server, 0, server.len());
-    write_through(&file, &mut server, 100, b"our own bytes", 11);
+    write_through(&file, &mut server, 100, b"our own bytes");
     assert_eq!(file.vers(), 11, "the channel's version is bumped too");
     assert_eq!(file.identity(), data_ident(7, 11));
     let (bytes, cached) = read_through(&file, &server, 0, server.len());
@@ -173,6 +173,22 @@ fn our_own_write_keeps_the_cache_valid_and_updates_it() {
 }
 
 #[test]
+fn our_write_does_not_vouch_for_another_clients_change() {
+    let world = mworld();
+    let mut server = patterned_bytes(26, PAGE as usize);
+    let file = open(&world, data_ident(26, 0), &server);
+    read_through(&file, &server, 0, server.len());
+    // Another client changes the first bytes (version 1); then we write elsewhere (2).
+    server_write(&mut server, 0, b"theirs");
+    assert_eq!(write_through(&file, &mut server, 100, b"ours"), 1);
+    // The cache counted one change, the server two: the next open must wipe.
+    let reopened = open(&world, data_ident(26, 2), &server);
+    let (bytes, cached) = read_through(&reopened, &server, 0, server.len());
+    assert_eq!((bytes, cached), (server.clone(), 0));
+    assert_eq!(world.vm.statistics().mcache_wipes, 1);
+}
+
+#[test]
 fn a_write_caches_the_pages_it_writes() {
     let world = mworld();
     let mut server = Vec::new();
@@ -181,8 +197,8 @@ fn a_write_caches_the_pages_it_writes() {
         .mount_cache()
         .open(data_ident(8, 0), 0, OpenKind::Created, false);
     let payload = patterned_bytes(8, PAGE as usize + 500);
-    write_through(&file, &mut server, 0, &payload, 1);
-    write_through(&file, &mut server, payload.len() as u64, b"appended", 2);
+    write_through(&file, &mut server, 0, &payload);
+    write_through(&file, &mut server, payload.len() as u64, b"appended");
     let (bytes, cached) = read_through(&file, &server, 0, server.len());
     assert_eq!((bytes, cached), (server.clone(), server.len()));
     check(&world, &[]);
@@ -225,7 +241,7 @@ fn append_only_files_are_never_cached() {
     assert_eq!(read_through(&file, &data, 0, data.len()).1, 0);
     assert_eq!(read_through(&file, &data, 0, data.len()).1, 0);
     let mut server = data.clone();
-    write_through(&file, &mut server, 0, b"x", 1);
+    write_through(&file, &mut server, 0, b"x");
     let stats = world.vm.statistics();
     assert_eq!((stats.mcache_files, stats.mcache_pages), (0, 0));
     check(&world, &[]);
@@ -251,7 +267,7 @@ fn one_file_holds_at_most_its_limit() {
     );
     // Bytes of the cached pages still update; no page past the limit appears.
     let mut server = data.clone();
-    write_through(&file, &mut server, 2 * PAGE - 5, &[1; 10], 1);
+    write_through(&file, &mut server, 2 * PAGE - 5, &[1; 10]);
     assert_eq!(world.vm.statistics().mcache_pages, 3);
     assert_eq!(read_through(&file, &server, 0, server.len()).0, server);
     check(&world, &[]);
@@ -386,19 +402,17 @@ fn a_file_whose_channel_becomes_an_image_channel_leaves_the_cache() {
     assert!(!again.is_cached());
     assert_eq!(read_through(&again, &contents, 0, 64).1, 0);
     assert_eq!(read_through(&again, &contents, 0, 64).1, 0);
-    // ... but a new version is.
-    let newer = FileIdentity {
-        qid_vers: 4,
+    // ... but another version is.
+    let older = FileIdentity {
+        qid_vers: 2,
         ..identity
     };
-    let changed = cache.open(newer, 10, OpenKind::Existing, false);
+    let changed = cache.open(older, 10, OpenKind::Existing, false);
     assert!(changed.is_cached());
     check(&world, &process.refs());
-    // A write through it that would relabel it with the image's version makes it leave.
+    // A write through it bumps it to the image's version, so it leaves.
     let mut server = contents[..10].to_vec();
-    let pending = changed.begin_write();
-    server_write(&mut server, 0, b"x");
-    pending.done(0, b"x", 3);
+    assert_eq!(write_through(&changed, &mut server, 0, b"x"), 3);
     assert!(!changed.is_cached());
     check(&world, &process.refs());
     verify_process(&world, &process);
@@ -439,13 +453,13 @@ fn a_fill_from_before_a_change_is_dropped() {
     // Likewise across our own write, and while one is in flight.
     let miss = file.read(0, &mut [0; 100]);
     let mut server = old.clone();
-    write_through(&file, &mut server, 0, b"new", 2);
+    write_through(&file, &mut server, 0, b"new");
     assert_eq!(file.fill(miss.ticket, 0, &old[..100]), 0);
     let pending = file.begin_write();
     let miss = file.read(200, &mut [0; 100]);
     assert_eq!(file.fill(miss.ticket, 200, &server[200..300]), 0);
     server_write(&mut server, 200, b"in flight");
-    pending.done(200, b"in flight", 3);
+    pending.done(200, b"in flight");
     assert_eq!(read_through(&file, &server, 0, server.len()).0, server);
     // A ticket of another file is no good either.
     let other = open(&world, data_ident(19, 0), &old);
@@ -464,8 +478,8 @@ fn overlapping_writes_and_unknown_outcomes_wipe() {
     let second = file.begin_write();
     server_write(&mut server, 0, b"second");
     server_write(&mut server, 0, b"first");
-    first.done(0, b"first", 1);
-    second.done(0, b"second", 2);
+    first.done(0, b"first");
+    second.done(0, b"second");
     assert_eq!(world.vm.statistics().mcache_pages, 0);
     assert_eq!(read_through(&file, &server, 0, server.len()).0, server);
     // A write that failed or was flushed may or may not have happened.
@@ -475,7 +489,7 @@ fn overlapping_writes_and_unknown_outcomes_wipe() {
     assert_eq!(world.vm.statistics().mcache_pages, 0);
     // Once the writes are over, writes update the cache again.
     read_through(&file, &server, 0, server.len());
-    write_through(&file, &mut server, 5, b"later", 3);
+    write_through(&file, &mut server, 5, b"later");
     assert_eq!(
         read_through(&file, &server, 0, server.len()),
         (server.clone(), server.len())
@@ -494,7 +508,7 @@ fn bad_offsets_and_empty_ranges_do_not_panic() {
     let ticket = file.read(0, &mut []).ticket;
     assert_eq!(file.fill(ticket, 0, &[]), 0);
     let pending = file.begin_write();
-    pending.done(u64::MAX, &[1; 10], 1);
+    pending.done(u64::MAX, &[1; 10]);
     check(&world, &[]);
 }
 
@@ -559,13 +573,7 @@ fn mount_cache_workload(world: &World, program: &Program, round: u32) {
     let mut first = patterned_bytes(30, 3 * PAGE as usize);
     let a = open(world, data_ident(30, round), &first);
     assert_eq!(read_through(&a, &first, 0, first.len()).0, first);
-    write_through(
-        &a,
-        &mut first,
-        3 * PAGE - 2,
-        b"spills onto a new page",
-        round + 100,
-    );
+    write_through(&a, &mut first, 3 * PAGE - 2, b"spills onto a new page");
     assert_eq!(read_through(&a, &first, 0, first.len()).0, first);
     let second = patterned_bytes(31, PAGE as usize);
     let b = open(world, data_ident(31, round), &second);

@@ -56,17 +56,12 @@ pub fn server_read(data: &[u8], offset: u64, len: usize) -> Vec<u8> {
 }
 
 /// Writes `bytes` at `offset` as the kernel does: marks the write in flight, applies it to
-/// the server's `data`, and tells the cache the server's new version.
-pub fn write_through(
-    file: &CachedFile,
-    data: &mut Vec<u8>,
-    offset: u64,
-    bytes: &[u8],
-    new_vers: u32,
-) {
+/// the server's `data` (one write message), and tells the cache. Returns the channel's new
+/// version.
+pub fn write_through(file: &CachedFile, data: &mut Vec<u8>, offset: u64, bytes: &[u8]) -> u32 {
     let pending = file.begin_write();
     server_write(data, offset, bytes);
-    pending.done(offset, bytes, new_vers);
+    pending.done(offset, bytes)
 }
 
 /// A server's write: extends the file with zeros if needed.
