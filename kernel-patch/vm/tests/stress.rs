@@ -1,6 +1,9 @@
 //! Stress: threads exec, fault, fork and exit while another reclaims, all at once, with
-//! memory tight enough that faults reclaim too. Every page read is compared with its file;
-//! at the end the invariant checker walks everything and every frame and handle is back.
+//! memory tight enough that faults reclaim too; meanwhile mount-cache threads read and write
+//! files of their own through the cache, and another reads the program files through the
+//! cache while they are being executed (so exec's attach takes them out of the mount cache
+//! under its feet). Every page and every byte read is compared with its file; at the end
+//! the invariant checker walks everything and every frame and handle is back.
 
 mod common;
 
@@ -10,7 +13,7 @@ use std::thread;
 
 use common::*;
 use vm::check::check_invariants;
-use vm::{Access, Config, FaultError, SegmentKind, VmError};
+use vm::{Access, Config, FaultError, MountCacheConfig, OpenKind, SegmentKind, VmError};
 
 /// A small deterministic generator, one per thread.
 struct Rng(u64);
@@ -30,6 +33,69 @@ impl Rng {
 
 const WORKERS: u64 = 4;
 const ROUNDS: u64 = 300;
+/// Mount-cache threads with a file of their own each.
+const CACHE_USERS: u64 = 2;
+const CACHE_ROUNDS: u64 = 400;
+
+/// One thread's own file through the mount cache: it is the file's only writer, so every
+/// read must return exactly what its server copy holds.
+fn own_file_through_the_cache(world: &World, user: u64) -> u64 {
+    let mut rng = Rng(0xcace + user * 104_729);
+    let cache = world.vm.mount_cache();
+    let identity = |vers| ident(50 + user, 7, vers);
+    let mut server = patterned_bytes(user, 3 * PAGE as usize);
+    let mut vers = 0;
+    let mut file = cache.open(
+        identity(vers),
+        server.len() as u64,
+        OpenKind::Existing,
+        false,
+    );
+    let mut hits = 0;
+    for _ in 0..CACHE_ROUNDS {
+        match rng.below(10) {
+            0 => {
+                // Close and open again: the version and length still match.
+                drop(file);
+                file = cache.open(
+                    identity(vers),
+                    server.len() as u64,
+                    OpenKind::Existing,
+                    false,
+                );
+            }
+            1 => {
+                server.clear();
+                vers += 1;
+                drop(file);
+                file = cache.open(identity(vers), 0, OpenKind::Truncated, false);
+            }
+            2..=3 => {
+                let offset = rng.below(5 * PAGE);
+                let len = 1 + rng.below(2 * PAGE) as usize;
+                let bytes = patterned_bytes(rng.next(), len);
+                let pending = file.begin_write();
+                server_write(&mut server, offset, &bytes);
+                vers += 1;
+                assert_eq!(pending.done(offset, &bytes), vers);
+            }
+            4 => {
+                let len = rng.below(5 * PAGE) as usize;
+                server.resize(len, 0);
+                vers += 1;
+                file.set_length(len as u64, vers);
+            }
+            _ => {
+                let offset = rng.below(server.len() as u64 + 1);
+                let len = 1 + rng.below(2 * PAGE) as usize;
+                let (bytes, cached) = read_through(&file, &server, offset, len);
+                assert_eq!(bytes, server_read(&server, offset, len), "user {user}");
+                hits += u64::from(cached > 0);
+            }
+        }
+    }
+    hits
+}
 
 #[test]
 fn exec_fault_fork_exit_and_reclaim_at_once() {
@@ -39,7 +105,14 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
         max_idle_images: 3,
         reclaim_batch: 8,
     };
-    let world = Arc::new(world(config));
+    let world = Arc::new(mc_world(
+        config,
+        MountCacheConfig {
+            max_file_bytes: 4 * PAGE,
+            max_bytes: 10 * PAGE,
+            max_files: 3,
+        },
+    ));
     let programs: Arc<Vec<Program>> = Arc::new(
         (0..8)
             .map(|n| {
@@ -132,12 +205,55 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
         })
         .collect();
 
+    let cache_users: Vec<_> = (0..CACHE_USERS)
+        .map(|user| {
+            let world = world.clone();
+            thread::spawn(move || own_file_through_the_cache(&world, user))
+        })
+        .collect();
+
+    // Reads the program files through the cache while the workers execute them.
+    let program_reader = {
+        let (world, programs, done) = (world.clone(), programs.clone(), done.clone());
+        thread::spawn(move || {
+            let mut rng = Rng(0xfeed);
+            let cache = world.vm.mount_cache();
+            let mut reads = 0u64;
+            while !done.load(Ordering::Acquire) {
+                let program = &programs[rng.below(programs.len() as u64) as usize];
+                let data = program.file.data();
+                let file = cache.open(
+                    program.file.identity(),
+                    data.len() as u64,
+                    OpenKind::Existing,
+                    false,
+                );
+                for _ in 0..4 {
+                    let offset = rng.below(data.len() as u64);
+                    let len = 1 + rng.below(PAGE) as usize;
+                    let (bytes, _) = read_through(&file, data, offset, len);
+                    assert_eq!(bytes, server_read(data, offset, len));
+                    reads += 1;
+                }
+                thread::yield_now();
+            }
+            reads
+        })
+    };
+
     for worker in workers {
         worker.join().expect("worker");
     }
+    let cache_hits: u64 = cache_users
+        .into_iter()
+        .map(|user| user.join().expect("cache user"))
+        .sum();
     done.store(true, Ordering::Release);
     let passes = reclaimer.join().expect("reclaimer");
+    let program_reads = program_reader.join().expect("program reader");
     assert!(passes > 0);
+    assert!(program_reads > 0);
+    assert!(cache_hits > 0, "the mount cache answered nothing");
 
     let report = match check_invariants(&world.vm, Some(&[])) {
         Ok(report) => report,
@@ -148,7 +264,15 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
     let stats = world.vm.statistics();
     assert_eq!(stats.images_active, 0);
     assert!(stats.attach_hits > 0, "{stats:?}");
-    println!("{stats:?}, refused {}", refused.load(Ordering::Relaxed));
+    assert!(
+        stats.mcache_files <= 3 && stats.mcache_pages <= 10,
+        "{stats:?}"
+    );
+    println!(
+        "{stats:?}, refused {}, mount-cache reads answered from the cache {cache_hits}, \
+         program reads through it {program_reads}",
+        refused.load(Ordering::Relaxed)
+    );
     for program in programs.iter() {
         let counts = program.file.counts();
         assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
