@@ -52,7 +52,10 @@ struct Cost {
     micros: u64,
 }
 
-const METRICS: [(&str, fn(&Cost) -> u64); 6] = [
+/// A row of the table: its name and how to read it from a cost.
+type Metric = (&'static str, fn(&Cost) -> u64);
+
+const METRICS: [Metric; 6] = [
     ("9P messages sent", |c| c.messages),
     ("Treads sent", |c| c.treads),
     ("bytes read from the server", |c| c.bytes_read),
