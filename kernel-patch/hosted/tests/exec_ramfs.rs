@@ -197,3 +197,44 @@ fn ramfs_exits_when_the_program_and_the_mount_are_gone_and_the_image_stays() {
     assert_eq!(report.vm.open_channels, 0);
     assert_eq!(report.live_channels, 0);
 }
+
+#[test]
+fn exec_works_over_9p2000_l_too() {
+    use hosted::mnt::ninep::Dialect;
+    use hosted::{MountFlags, MountSpec};
+    let binary = static_binary();
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let mut spec = MountSpec::default();
+    spec.options.dialect = Dialect::L;
+    let info = kernel
+        .mount_with(
+            init,
+            server.transport(),
+            "/n/ram",
+            MountFlags::REPLACE,
+            &spec,
+        )
+        .unwrap();
+    assert_eq!(info.mount.dialect(), Dialect::L);
+    copy_in(&kernel, init, PROGRAM, binary);
+    let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(pid, PROGRAM, &["prog"]).unwrap();
+    for page in program_pages(binary) {
+        let mut got = vec![0u8; PAGE_SIZE];
+        kernel.read_memory(pid, page.addr, &mut got).unwrap();
+        assert!(
+            got == page.bytes,
+            "page at {:#x} differs from the file",
+            page.addr
+        );
+    }
+    kernel.exit(pid, "").unwrap();
+    kernel.unmount(init, "/n/ram").unwrap();
+    assert!(
+        server.exits_cleanly(DEADLINE),
+        "ramfs (9P2000.L) did not exit 0"
+    );
+    assert_eq!(check(&kernel).live_channels, 0);
+}
