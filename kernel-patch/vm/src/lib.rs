@@ -18,7 +18,7 @@
 //!   never cached; at most 8 MiB a file and 256 MiB in all by default
 //!   ([`MountCacheConfig`]); reclaimed under memory pressure; a file whose channel becomes
 //!   an image's channel leaves it. The kernel asks the cache first and the server for the
-//!   rest (see the `mcache` module's flow in [`MountCache`]).
+//!   rest; [`MountCache`] has the kernel's side, call by call.
 //! - [`Statistics`] for users; [`check::check_invariants`] for tests and the hosted kernel;
 //!   [`testkit`] fakes of the kernel's frames and files.
 //!
@@ -28,7 +28,8 @@
 //! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
 //! locks. vm never holds one of its locks while it calls something of the kernel's that may
 //! block: [`FrameAllocator::allocate`], [`ImageFile::read_at`], [`ImageFile::length`],
-//! [`ImageFile::close`].
+//! [`ImageFile::close`]. The mount cache's map lives under the table lock, and a
+//! mount-cache image's lock is an image lock.
 //!
 //! Room is left for page loans and reverse mapping; they are not built yet.
 

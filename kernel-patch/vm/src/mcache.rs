@@ -130,7 +130,28 @@ pub(crate) struct McacheState {
     pub(crate) conflict: bool,
 }
 
-/// The mount cache of a [`Vm`]; from [`Vm::mount_cache`]. Cheap to clone.
+/// The mount cache of a [`Vm`] (Plan 9's `cache.c`); from [`Vm::mount_cache`]. Cheap to
+/// clone.
+///
+/// It caches the data of files on mounts made with the cache flag, one mount-cache image a
+/// file that never holds a channel. vm speaks identities and byte ranges; the kernel does
+/// the 9P. How the kernel uses it, for a regular file (never a directory) of a cached
+/// mount:
+///
+/// | kernel operation | mount cache calls | may block |
+/// |---|---|---|
+/// | open, create (after `Ropen`/`Rcreate`, with the file's length) | [`open`](Self::open) with the channel's `(type, dev, qid)`, the length, [`OpenKind`] (`Truncated` for `OTRUNC`, `Created` for a create) and whether the file is append-only; keep the [`CachedFile`] with the channel | no (heap only) |
+/// | read `n` bytes at `off` | [`CachedFile::read`]; if it answered fewer than `n`, read the rest from the server and hand the bytes to [`CachedFile::fill`] with the ticket | `read` no; `fill` yes (frames) |
+/// | write, for each `Twrite` | [`CachedFile::begin_write`] before sending; after `Rwrite`, [`PendingWrite::done`] with the bytes written, and set the channel's `qid.vers` to what it returns; on an error or a flush, drop the pending write (the cache is wiped) | `done` yes (frames); the rest no |
+/// | `wstat` of the length | after it succeeded, [`CachedFile::set_length`] with the new length and version; if it failed or was flushed, [`CachedFile::wipe`] | no |
+/// | exec of the file | nothing: [`Vm::attach`] (and so [`Vm::exec`]) takes the file out of the mount cache, and its `CachedFile`s become uncached | — |
+/// | remove | [`forget`](Self::forget) | no |
+/// | close (clunk) | drop the [`CachedFile`] | no |
+///
+/// Every call takes vm's spin locks only briefly and never holds one while it allocates a
+/// frame; none of them fails: when memory, a limit or a race stands in the way, less is
+/// cached. The rules (validation, staleness, limits, no double caching) are described on
+/// the calls and in `src/mcache.rs`.
 #[derive(Clone)]
 pub struct MountCache {
     vm: Vm,
@@ -890,8 +911,11 @@ impl Shared {
                             None => missing = true,
                         }
                     }
-                    let end = offset.saturating_add(clip(offset, written.len()) as u64);
-                    state.mcache.length = state.mcache.length.max(end);
+                    if !written.is_empty() {
+                        // Past the end the server grew the file (a hole reads as zeros).
+                        let end = offset.saturating_add(clip(offset, written.len()) as u64);
+                        state.mcache.length = state.mcache.length.max(end);
+                    }
                     let vers = image.mcache_vers.load(Ordering::Relaxed).wrapping_add(1);
                     let kept = self.relabel_locked(image, &mut state, vers, &mut list, &mut taken);
                     if kept && missing {

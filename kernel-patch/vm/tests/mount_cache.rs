@@ -201,6 +201,13 @@ fn a_write_caches_the_pages_it_writes() {
     write_through(&file, &mut server, payload.len() as u64, b"appended");
     let (bytes, cached) = read_through(&file, &server, 0, server.len());
     assert_eq!((bytes, cached), (server.clone(), server.len()));
+    // A write of nothing past the end changes no length (but is a write: one version).
+    write_through(&file, &mut server, 3 * PAGE, b"");
+    let again = open(&world, data_ident(8, 3), &server);
+    assert_eq!(
+        read_through(&again, &server, 0, server.len()).1,
+        server.len()
+    );
     check(&world, &[]);
 }
 

@@ -64,8 +64,12 @@ pub fn write_through(file: &CachedFile, data: &mut Vec<u8>, offset: u64, bytes: 
     pending.done(offset, bytes)
 }
 
-/// A server's write: extends the file with zeros if needed.
+/// A server's write: extends the file with zeros if needed (a write of nothing changes
+/// nothing).
 pub fn server_write(data: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
     let start = offset as usize;
     if data.len() < start + bytes.len() {
         data.resize(start + bytes.len(), 0);
