@@ -71,6 +71,9 @@ pub enum KernelError {
     /// `wait` ran out of time.
     #[error("timed out")]
     TimedOut,
+    /// The kernel's configuration cannot work.
+    #[error("bad kernel configuration: {0}")]
+    BadConfig(&'static str),
 }
 
 impl KernelError {

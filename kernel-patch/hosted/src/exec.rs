@@ -180,7 +180,7 @@ pub(crate) fn plan(loads: &[LoadSegment], stack_size: u64) -> Result<Plan, ExecE
         }
     }
     let stack = ZeroRange {
-        base: USER_STACK_TOP - stack_size,
+        base: USER_STACK_TOP.saturating_sub(stack_size),
         len: stack_size,
     };
     let mut ranges: Vec<(u64, u64)> = plan

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mnt::host::StdPlatform;
 use mnt::{AttachArgs, FileInfo, Mount, MountOptions, OpenMode, Transport};
-use vm::{Access, FileIdentity, Frame, ImageFile, Mapping, SegmentKind, Vm};
+use vm::{Access, FileIdentity, Frame, ImageFile, Mapping, SegmentKind, Vm, PAGE_SIZE};
 
 use crate::check::{KernelCheck, KernelViolation};
 use crate::counters::Counters;
@@ -197,6 +197,12 @@ pub struct Kernel {
 impl Kernel {
     /// A kernel with no processes.
     pub fn new(config: KernelConfig) -> Result<Kernel, KernelError> {
+        let stack = config.stack_size;
+        if stack == 0 || !stack.is_multiple_of(PAGE_SIZE as u64) || stack >= USER_STACK_TOP / 2 {
+            return Err(KernelError::BadConfig(
+                "stack_size must be a non-zero multiple of the page size, well below the stack top",
+            ));
+        }
         let frames = HostFrames::new(config.memory_frames);
         let vm = Vm::new(Box::new(frames.clone()), config.vm)?;
         Ok(Kernel {

@@ -153,3 +153,18 @@ fn namespaces_are_shared_copied_or_clean() {
     );
     check(&kernel);
 }
+
+#[test]
+fn a_bad_stack_size_is_refused() {
+    use hosted::{Kernel, KernelConfig};
+    for stack_size in [0, 4095, u64::MAX & !4095] {
+        let config = KernelConfig {
+            stack_size,
+            ..KernelConfig::default()
+        };
+        assert!(matches!(
+            Kernel::new(config),
+            Err(KernelError::BadConfig(_))
+        ));
+    }
+}
