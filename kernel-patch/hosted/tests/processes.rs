@@ -157,7 +157,7 @@ fn namespaces_are_shared_copied_or_clean() {
 #[test]
 fn a_bad_stack_size_is_refused() {
     use hosted::{Kernel, KernelConfig};
-    for stack_size in [0, 4095, u64::MAX & !4095] {
+    for stack_size in [0, 4095, !4095u64] {
         let config = KernelConfig {
             stack_size,
             ..KernelConfig::default()
