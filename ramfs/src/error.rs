@@ -111,11 +111,22 @@ pub enum Error {
     /// A file with too many hard links.
     #[error("{}", self.ename())]
     TooManyLinks,
+    /// A truncation that would drop file pages lent to a memory mapping (a running
+    /// program's text on Redox): refused until they come back.
+    #[error("{}", self.ename())]
+    TextBusy,
+    /// File pages cannot be lent side by side without moving a page that an earlier
+    /// mapping holds.
+    #[error("{}", self.ename())]
+    Busy,
+    /// A mapping of pages that hold no byte of the file.
+    #[error("{}", self.ename())]
+    PastEnd,
 }
 
 impl Error {
     /// Every variant, for tests and documentation.
-    pub const ALL: [Error; 31] = [
+    pub const ALL: [Error; 34] = [
         Error::NotFound,
         Error::Exists,
         Error::NotDir,
@@ -147,6 +158,9 @@ impl Error {
         Error::NoData,
         Error::Range,
         Error::TooManyLinks,
+        Error::TextBusy,
+        Error::Busy,
+        Error::PastEnd,
     ];
 
     /// The 9P2000 `Rerror` string and the 9P2000.L `Rlerror` errno.
@@ -187,6 +201,10 @@ impl Error {
             Error::NoData => ("No data available", errno::ENODATA),
             Error::Range => ("Numerical result out of range", errno::ERANGE),
             Error::TooManyLinks => ("Too many links", errno::EMLINK),
+            // fossil's wording, which Linux's table maps to ETXTBSY.
+            Error::TextBusy => ("file in use", errno::ETXTBSY),
+            Error::Busy => ("Device or resource busy", errno::EBUSY),
+            Error::PastEnd => ("No such device or address", errno::ENXIO),
         }
     }
 
@@ -246,6 +264,9 @@ mod tests {
         ("protocol botch", errno::EPROTO),
         ("file system is full", errno::ENOSPC),
         ("file too big", errno::EFBIG),
+        ("file in use", errno::ETXTBSY),
+        ("Device or resource busy", errno::EBUSY),
+        ("No such device or address", errno::ENXIO),
     ];
 
     #[test]

@@ -1,11 +1,19 @@
 //! The file tree: nodes, directory entries, file data, permissions, memory accounting,
 //! record locks and extended attributes, independent of any protocol.
 //!
-//! A front end (the 9P server, later the Redox scheme) holds an [`Fs`], locks it for each
+//! A front end (the 9P server, the Redox scheme) holds an [`Fs`], locks it for each
 //! operation, and calls [`Tree`] methods with the caller's [`Cred`]. Nodes are named by
-//! [`NodeId`]; a front end that keeps a node (a 9P fid) takes a reference with
-//! [`Tree::incref`] and drops it with [`Tree::decref`], so a removed file lives on until
-//! its last reference goes, as in Unix and Plan 9.
+//! [`NodeId`]; a front end that keeps a node (a 9P fid, a scheme handle) takes a
+//! reference with [`Tree::incref`] and drops it with [`Tree::decref`], so a removed file
+//! lives on until its last reference goes, as in Unix and Plan 9.
+//!
+//! **Lent pages.** A mapping front end (Redox's `mmap_prep`) borrows file pages with
+//! [`Tree::lend_pages`]: one address at which the pages lie side by side, valid until
+//! each page comes back through [`Tree::return_pages`] (`fs/data.rs` says how). The
+//! loans live here, in the tree, so that every front end respects them: a truncation
+//! that would drop a lent page fails with [`Error::TextBusy`] (a 9P client sees "file in
+//! use" / `ETXTBSY`, a Redox caller `ETXTBSY`) and changes nothing, and a removed file
+//! whose pages are lent lives on, memory and all, until the last one comes back.
 //!
 //! Lock order: there is one lock, the tree's mutex in [`Fs`]. Front ends keep their own
 //! per-connection state unlocked (it belongs to one thread) and take the tree lock for
@@ -13,6 +21,7 @@
 
 mod clock;
 mod data;
+mod loans;
 mod locks;
 mod memory;
 mod node;
@@ -23,9 +32,11 @@ mod users;
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
+use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard};
 
 pub use clock::{Clock, Timespec};
+use data::LendError;
 pub use data::{FileData, Page, PAGE_SIZE};
 pub use locks::{range_end, LockKind, LockOwner, LockRefusal, RecordLock, MAX_LOCKS_PER_FILE};
 pub use memory::NODE_COST;
@@ -254,6 +265,8 @@ pub struct Tree {
     clock: Clock,
     /// Nodes with record locks, so a session's locks are found without a full scan.
     locked: BTreeSet<NodeId>,
+    /// Page loans outstanding over all files (see [`Tree::lend_pages`]).
+    lent: u64,
 }
 
 /// Checks a name for a new directory entry.
@@ -312,6 +325,7 @@ impl Tree {
             users,
             clock: config.clock,
             locked: BTreeSet::new(),
+            lent: 0,
         }
     }
 
@@ -505,17 +519,19 @@ impl Tree {
         if id == self.root {
             return;
         }
+        // Lent pages are mapped somewhere: the file, and its memory, stay until they
+        // come back.
         let unused = self
             .nodes
             .get(&id)
-            .is_some_and(|n| n.refs == 0 && n.links.is_empty());
+            .is_some_and(|n| n.refs == 0 && n.links.is_empty() && n.lent_pages() == 0);
         if !unused {
             return;
         }
         if let Some(n) = self.nodes.remove(&id) {
             let mut bytes = NODE_COST + content_cost(&n.content);
             if let Content::File(f) = &n.content {
-                bytes += f.allocated_pages() * PAGE_SIZE as u64;
+                bytes += f.held_pages() * PAGE_SIZE as u64;
             }
             bytes += n
                 .xattrs
@@ -527,8 +543,9 @@ impl Tree {
         }
     }
 
-    /// Opens a node, checking permissions (`check`), `DMEXCL`, and truncating if asked.
-    /// Every successful open is paired with a [`Tree::close`].
+    /// Opens a node, checking permissions (`check`), `DMEXCL`, and truncating if asked
+    /// ([`Error::TextBusy`] if a page of the file is lent). Every successful open is
+    /// paired with a [`Tree::close`].
     pub fn open(&mut self, cred: &Cred, id: NodeId, mode: OpenMode, check: bool) -> Result<()> {
         let now = self.now();
         let n = self.node(id)?;
@@ -559,7 +576,7 @@ impl Tree {
             let mut freed = 0;
             if mode.truncate {
                 if let Content::File(f) = &mut n.content {
-                    freed = f.truncate(0);
+                    freed = f.truncate(0).map_err(|_| Error::TextBusy)?;
                     n.touch_modify(now);
                     n.muid = cred.uid;
                 }
@@ -638,14 +655,15 @@ impl Tree {
         Ok(count)
     }
 
-    /// Sets a file's length (no permission check: the caller decided).
+    /// Sets a file's length (no permission check: the caller decided). Refused with
+    /// [`Error::TextBusy`], changing nothing, if it would drop a lent page.
     fn set_size(&mut self, id: NodeId, size: u64) -> Result<()> {
         if size > MAX_FILE_SIZE {
             return Err(Error::FileTooBig);
         }
         let n = self.node_mut(id)?;
         let freed = match &mut n.content {
-            Content::File(f) => f.truncate(size),
+            Content::File(f) => f.truncate(size).map_err(|_| Error::TextBusy)?,
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
@@ -657,6 +675,75 @@ impl Tree {
     pub fn page(&self, id: NodeId, index: u64) -> Result<Option<&Page>> {
         match &self.node(id)?.content {
             Content::File(f) => Ok(f.page(index)),
+            Content::Dir(_) => Err(Error::IsDir),
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    /// Lends the pages `first..first + count` of a regular file for a memory mapping
+    /// and returns the address of the first. The pages lie side by side from there,
+    /// page-aligned, and stay there holding their memory until each is given back with
+    /// [`Tree::return_pages`], whatever any front end does to the file meanwhile:
+    /// writes land in them, truncation past them is refused, and removal keeps the
+    /// file until they are back. Each call is one loan of each page.
+    ///
+    /// Every page must hold some of the file ([`Error::PastEnd`]). A hole in the window
+    /// gets a zero page, counted against the memory limit ([`Error::NoSpace`]); the
+    /// file's length, data, times and version do not change. [`Error::Busy`] if the
+    /// pages cannot be put side by side without moving a page that is already lent
+    /// (a window reaching past a run an earlier mapping pinned).
+    ///
+    /// The caller reads or writes through the address only while the tree lock is
+    /// held or while no other thread uses the tree; the intended user is the kernel,
+    /// which maps the pages into another address space.
+    pub fn lend_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<NonNull<Page>> {
+        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
+        let f = match &mut n.content {
+            Content::File(f) => f,
+            Content::Dir(_) => return Err(Error::IsDir),
+            _ => return Err(Error::Invalid),
+        };
+        let end = first.checked_add(count).ok_or(Error::PastEnd)?;
+        let memory = &mut self.memory;
+        let page = f
+            .lend(first, end, |pages| memory.reserve(pages * PAGE_SIZE as u64))
+            .map_err(|e| match e {
+                LendError::OutOfRange => Error::PastEnd,
+                LendError::Pinned => Error::Busy,
+                LendError::Reserve(e) => e,
+            })?;
+        self.lent += count;
+        Ok(page)
+    }
+
+    /// Ends one loan of each page in `first..first + count` of a file, lent by
+    /// [`Tree::lend_pages`]. Returns how many of those pages had no loan (given back
+    /// twice, or never lent): not an error, the caller decides whether to log it.
+    pub fn return_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<u64> {
+        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
+        let f = match &mut n.content {
+            Content::File(f) => f,
+            Content::Dir(_) => return Err(Error::IsDir),
+            _ => return Err(Error::Invalid),
+        };
+        let end = first.saturating_add(count);
+        let back = f.give_back(first, end);
+        self.lent -= (end - first) - back.unmatched;
+        self.memory.release(back.freed * PAGE_SIZE as u64);
+        // A removed file whose last loan this was goes now.
+        self.destroy_if_unused(id);
+        Ok(back.unmatched)
+    }
+
+    /// Page loans outstanding over all files (a page lent twice counts twice).
+    pub fn lent_pages(&self) -> u64 {
+        self.lent
+    }
+
+    /// Loans outstanding of one page of a file.
+    pub fn page_loans(&self, id: NodeId, index: u64) -> Result<u32> {
+        match &self.node(id)?.content {
+            Content::File(f) => Ok(f.loans_of(index)),
             Content::Dir(_) => Err(Error::IsDir),
             _ => Err(Error::Invalid),
         }

@@ -167,6 +167,14 @@ impl Node {
         }
     }
 
+    /// Pages of this file lent for mappings (0 for anything but a regular file).
+    pub fn lent_pages(&self) -> u64 {
+        match &self.content {
+            Content::File(f) => f.lent_pages(),
+            _ => 0,
+        }
+    }
+
     /// True for a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.content, Content::Dir(_))

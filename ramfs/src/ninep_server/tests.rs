@@ -1278,3 +1278,97 @@ fn pipelined_large_reads_are_written_out_as_they_go() {
         out.largest_write
     );
 }
+
+/// Pages a Redox process has mapped (lent by the tree to the scheme front end) are
+/// respected by 9P clients of the same tree: truncating past them fails with "file in
+/// use" / ETXTBSY and changes nothing, and a removed file stays until they come back.
+#[cfg(unix)]
+#[test]
+fn truncating_pages_mapped_elsewhere_is_refused_in_both_dialects() {
+    let s = server();
+    let page = crate::fs::PAGE_SIZE;
+
+    let mut p9 = Conn::open(&s, "9P2000");
+    assert!(matches!(
+        p9.rpc(tattach(0, "glenda", None)),
+        Msg::Rattach { .. }
+    ));
+    assert!(matches!(p9.rpc(twalk(0, 1, &[])), Msg::Rwalk { .. }));
+    let Msg::Rcreate { qid, .. } = p9.rpc(Msg::Tcreate {
+        fid: 1,
+        name: "prog".into(),
+        perm: 0o666,
+        mode: om::RDWR,
+    }) else {
+        panic!("create")
+    };
+    let data = vec![0x90u8; 2 * page];
+    // Two writes: one of 8 KiB would not fit the 8 KiB msize.
+    for half in data.chunks(page) {
+        let offset = if half.as_ptr() == data.as_ptr() {
+            0
+        } else {
+            page as u64
+        };
+        assert!(matches!(
+            p9.rpc(Msg::Twrite {
+                fid: 1,
+                offset,
+                data: half.to_vec(),
+            }),
+            Msg::Rwrite { .. }
+        ));
+    }
+    let node = qid.path;
+    s.fs().lock().lend_pages(node, 1, 1).expect("mapped");
+
+    let length = |len: u64| Msg::Twstat {
+        fid: 1,
+        stat: Stat {
+            length: len,
+            ..Stat::dont_touch()
+        },
+    };
+    assert_eq!(rerror(&p9.rpc(length(page as u64))), "file in use");
+    assert!(matches!(p9.rpc(twalk(0, 2, &["prog"])), Msg::Rwalk { .. }));
+    let trunc = Msg::Topen {
+        fid: 2,
+        mode: om::WRITE | om::TRUNC,
+    };
+    assert_eq!(rerror(&p9.rpc(trunc)), "file in use");
+    // Keeping the mapped page is fine.
+    assert_eq!(p9.rpc(length(page as u64 + 1)), Msg::Rwstat);
+
+    let mut l = Conn::open(&s, "9P2000.L");
+    assert!(matches!(
+        l.rpc(tattach(0, "", Some(0))),
+        Msg::Rattach { .. }
+    ));
+    assert!(matches!(l.rpc(twalk(0, 1, &["prog"])), Msg::Rwalk { .. }));
+    let setsize = Msg::Tsetattr {
+        fid: 1,
+        attr: SetAttr {
+            valid: ninep::setattr::SIZE,
+            size: 0,
+            ..Default::default()
+        },
+    };
+    assert_eq!(rlerror(&l.rpc(setsize)), errno::ETXTBSY);
+    let lopen = Msg::Tlopen {
+        fid: 1,
+        flags: lflags::WRONLY | lflags::TRUNC,
+    };
+    assert_eq!(rlerror(&l.rpc(lopen)), errno::ETXTBSY);
+    let back = s.fs().lock().read(node, 0, usize::MAX).expect("read");
+    assert_eq!(back, data[..page + 1], "nothing truncated the mapped page");
+
+    // Removed by a 9P client and clunked everywhere: the file stays while mapped.
+    assert_eq!(p9.rpc(Msg::Tremove { fid: 1 }), Msg::Rremove);
+    assert_eq!(p9.rpc(Msg::Tclunk { fid: 2 }), Msg::Rclunk);
+    assert_eq!(l.rpc(Msg::Tclunk { fid: 1 }), Msg::Rclunk);
+    assert!(s.fs().lock().exists(node));
+    assert_eq!(s.fs().lock().return_pages(node, 1, 1), Ok(0));
+    assert!(!s.fs().lock().exists(node));
+    assert!(matches!(p9.close(), ConnectionEnd::Eof));
+    assert!(matches!(l.close(), ConnectionEnd::Eof));
+}

@@ -12,7 +12,7 @@ use ::redox_scheme::{CallerCtx, OpenResult};
 use syscall::dirent::{DirEntry, DirentBuf, DirentKind};
 use syscall::error::{
     Error as SysError, Result as SysResult, EACCES, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENFILE,
-    ENOENT, ENOTDIR, ENXIO, EOPNOTSUPP, ETXTBSY,
+    ENOENT, ENOTDIR,
 };
 use syscall::flag::{
     EventFlags, MapFlags, MunmapFlags, AT_REMOVEDIR, F_GETFL, F_SETFL, MODE_CHR, MODE_DIR,
@@ -23,8 +23,8 @@ use syscall::{Stat, StatVfs, TimeSpec};
 use tracing::{debug, warn};
 
 use super::handles::{Handle, HandleKind, Handles};
-use super::lent_pages::{pages_of, LentPages};
 use super::lifetime::{Closed, Lifetime};
+use super::mapping::pages_of;
 use super::open_flags::OpenFlags;
 use super::walk::{self, WalkError};
 use crate::error::Error;
@@ -52,7 +52,6 @@ pub struct SchemeHandler {
     mount_path: String,
     handles: Handles,
     lifetime: Lifetime,
-    lent: LentPages<NodeId>,
 }
 
 /// A tree error as the errno Redox programs expect. Redox numbers its errors as Linux
@@ -146,14 +145,13 @@ impl SchemeHandler {
             mount_path: format!("/scheme/{name}"),
             handles: Handles::new(),
             lifetime: Lifetime::new(),
-            lent: LentPages::new(),
         }
     }
 
     /// The exit rule (see [`super::lifetime`]): the root is closed and no handle or
     /// lent page is left.
     pub fn may_exit(&self) -> bool {
-        self.lifetime.may_exit(self.lent.total())
+        self.lifetime.may_exit(self.lent_pages())
     }
 
     /// Handles open now, the root not included.
@@ -161,9 +159,10 @@ impl SchemeHandler {
         self.lifetime.open_handles()
     }
 
-    /// Pages lent to the kernel for mappings now.
+    /// Pages lent to the kernel for mappings now. Only this front end lends, so the
+    /// tree's count is ours.
     pub fn lent_pages(&self) -> u64 {
-        self.lent.total()
+        self.fs.lock().lent_pages()
     }
 
     fn handle(&self, id: usize) -> SysResult<&Handle> {
@@ -227,54 +226,6 @@ impl SchemeHandler {
             }
             Err(e) => Err(sys(e)),
         }
-    }
-
-    /// Lends the pages `[first, first + count)` of `node` and returns the address of
-    /// the first; they must be one run of our memory (see NOTES-redox-scheme.md §4).
-    fn lend_window(
-        &mut self,
-        tree: &mut Tree,
-        cred: &Cred,
-        node: NodeId,
-        first: u64,
-        count: u64,
-    ) -> SysResult<usize> {
-        let size = tree.attr(node).map_err(sys)?.size;
-        let page = PAGE_SIZE as u64;
-        // Every page must hold some of the file: a page wholly past the end has no
-        // data to lend, and making one would change the file's length.
-        if (first + count - 1).saturating_mul(page) >= size {
-            return Err(SysError::new(ENXIO));
-        }
-        let mut base = None;
-        for index in first..first + count {
-            if tree.page(node, index).map_err(sys)?.is_none() {
-                // A hole inside the file: give it a page by writing the zero it already
-                // reads as (length and data stay; the modification time moves).
-                tree.write(cred, node, index * page, &[0], false)
-                    .map_err(sys)?;
-            }
-            let page_at = tree
-                .page(node, index)
-                .map_err(sys)?
-                .ok_or(SysError::new(ENXIO))?;
-            let addr = page_at as *const _ as usize;
-            match base {
-                None => base = Some(addr),
-                Some(b) if addr == b + ((index - first) as usize) * PAGE_SIZE => {}
-                Some(_) => {
-                    // The tree keeps pages apart; a mapping needs them side by side.
-                    debug!(
-                        node,
-                        first, count, "mmap_prep: file pages are not contiguous"
-                    );
-                    return Err(SysError::new(EOPNOTSUPP));
-                }
-            }
-        }
-        let base = base.ok_or(SysError::new(EINVAL))?;
-        self.lent.lend(node, first, count);
-        Ok(base)
     }
 
     /// Ends a handle: the tree's open and the reference it held.
@@ -346,11 +297,8 @@ impl SchemeSync for SchemeHandler {
             }
         }
         let data = f.data_access();
+        // The tree refuses (ETXTBSY) to truncate pages a running program has mapped.
         let truncate = data && f.write && f.truncate && attr.file_type == FileType::Regular;
-        if truncate && attr.size > 0 && self.lent.any_lent_from(node, 0) {
-            // Truncating would free pages a running program has mapped (its text).
-            return Err(SysError::new(ETXTBSY));
-        }
         if data {
             let mode = OpenMode {
                 read: f.read,
@@ -587,10 +535,7 @@ impl SchemeSync for SchemeHandler {
             // Linux's answer for a descriptor not open for writing.
             return Err(SysError::new(EINVAL));
         }
-        let first_dropped = len.div_ceil(PAGE_SIZE as u64);
-        if self.lent.any_lent_from(h.node, first_dropped) {
-            return Err(SysError::new(ETXTBSY));
-        }
+        // The tree refuses (ETXTBSY) to drop pages a running program has mapped.
         let set = SetAttrs {
             size: Some(len),
             ..SetAttrs::default()
@@ -675,10 +620,15 @@ impl SchemeSync for SchemeHandler {
         }
         let (first, count) =
             pages_of(offset, size, PAGE_SIZE as u64).ok_or(SysError::new(EINVAL))?;
-        let (node, cred) = (h.node, h.cred.clone());
-        let fs = Arc::clone(&self.fs);
-        let mut tree = fs.lock();
-        self.lend_window(&mut tree, &cred, node, first, count)
+        // One address for all the pages, side by side, staying put until munmap; a
+        // hole gets a zero page without changing the file (ENXIO past the end, EBUSY
+        // if an earlier mapping pins pages the window would have to move).
+        let page = self
+            .fs
+            .lock()
+            .lend_pages(h.node, first, count)
+            .map_err(sys)?;
+        Ok(page.as_ptr() as usize)
     }
 
     fn munmap(
@@ -692,12 +642,17 @@ impl SchemeSync for SchemeHandler {
         let node = self.handle(id)?.node;
         let (first, count) =
             pages_of(offset, size, PAGE_SIZE as u64).ok_or(SysError::new(EINVAL))?;
-        if let Some(unmatched) = self.lent.give_back(node, first, count) {
+        let unmatched = self
+            .fs
+            .lock()
+            .return_pages(node, first, count)
+            .map_err(sys)?;
+        if unmatched > 0 {
             warn!(
                 node,
                 first,
                 count,
-                pages = unmatched.0,
+                pages = unmatched,
                 "munmap of pages never lent"
             );
         }

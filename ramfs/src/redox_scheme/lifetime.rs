@@ -9,7 +9,7 @@
 //! - the root handle (the capability registered as the scheme, or handed to the process
 //!   that started us) has been closed: nothing can open anything through us any more;
 //! - no other handle is open; and
-//! - no page is lent to the kernel for a mapping ([`super::lent_pages`]).
+//! - no page is lent to the kernel for a mapping ([`crate::fs::Tree::lent_pages`]).
 //!
 //! ARCHITECTURE.md ("When ramfs goes away") maps this onto Plan 9's end of file.
 

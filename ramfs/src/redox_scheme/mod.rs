@@ -4,7 +4,9 @@
 //! serves, through `redox-scheme`'s `SchemeSync`. The parts that are pure bookkeeping
 //! build and test on every platform:
 //!
-//! - [`lent_pages`]: which file pages the kernel has borrowed through `mmap_prep`;
+//! - [`mapping`]: the file pages a mapping request covers (the loans themselves are
+//!   kept by the tree, [`crate::fs::Tree::lend_pages`], so the 9P front end respects
+//!   them too);
 //! - [`lifetime`]: open handles, the root handle, and the exit rule built on them;
 //! - [`handles`]: what each handle number stands for;
 //! - [`walk`]: path names to nodes and back.
@@ -20,8 +22,8 @@
 //! Background, with sources: `kernel-patch/redox/NOTES-redox-scheme.md`.
 
 pub mod handles;
-pub mod lent_pages;
 pub mod lifetime;
+pub mod mapping;
 pub mod walk;
 
 #[cfg(any(target_os = "redox", feature = "redox-scheme-tests"))]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ::redox_scheme::scheme::{SchemeState, SchemeSync};
 use syscall::error::{
-    EACCES, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO,
-    EOPNOTSUPP, EPERM, ETXTBSY,
+    EACCES, EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, ENXIO,
+    EPERM, ETXTBSY,
 };
 use syscall::flag::{
     EventFlags, MapFlags, MunmapFlags, StdFsCallKind, AT_REMOVEDIR, F_GETFL, F_SETFL, MODE_DIR,
@@ -642,12 +642,13 @@ fn the_memory_limit_is_an_error_not_a_crash() {
 
 // ---- mappings ----------------------------------------------------------------------------
 
-/// Reads `len` bytes at an address `mmap_prep` returned.
+/// Reads `len` bytes at an address `mmap_prep` returned, within the mapped window.
 fn peek(addr: usize, len: usize) -> Vec<u8> {
-    // SAFETY: `addr` is the start of a page of a file that the handler has lent and not
-    // had back (the test has not sent its munmap), so the tree keeps that page alive
-    // and in place; `len` is at most one page; nothing writes it during this read
-    // (the test is single-threaded and sends no request meanwhile).
+    // SAFETY: `addr..addr + len` lies within one window of file pages that the handler
+    // has lent and not had back (each caller reads only a window it mapped and has not
+    // unmapped), so the tree keeps those pages allocated, side by side and in place;
+    // nothing writes them during this read (the test is single-threaded and sends no
+    // request meanwhile).
     unsafe { std::slice::from_raw_parts(addr as *const u8, len).to_vec() }
 }
 
@@ -764,24 +765,85 @@ fn a_hole_gets_a_page_when_it_is_mapped() {
 }
 
 #[test]
-fn a_multi_page_mapping_is_one_run_or_nothing() {
+fn a_multi_page_mapping_is_one_run_of_the_files_pages() {
     let mut rig = Rig::new();
-    rig.file(ALICE, "f", 0o644, &[5u8; 3 * PAGE_SIZE]);
-    let id = rig.open(ALICE, "f", O_RDONLY).unwrap();
-    let read = MapFlags::PROT_READ | MapFlags::MAP_PRIVATE;
-    match rig.call(rig.req.mmap_prep(ALICE, id, 0, 3 * PAGE_SIZE, read)) {
-        Ok(addr) => {
-            // Storage that keeps a file's pages side by side: one run, all lent.
-            assert_eq!(addr % PAGE_SIZE, 0);
-            assert_eq!(peek(addr + 2 * PAGE_SIZE, 4), [5u8; 4]);
-            assert_eq!(rig.handler.lent_pages(), 3);
-        }
-        Err(errno) => {
-            // Storage whose pages lie apart cannot back one mapping: refused whole.
-            assert_eq!(errno, EOPNOTSUPP);
-            assert_eq!(rig.handler.lent_pages(), 0);
-        }
-    }
+    // An executable: text in pages 0..3, data in 2..5 sharing page 2 with the text.
+    let image: Vec<u8> = (0..5 * PAGE_SIZE)
+        .map(|i| (i / PAGE_SIZE) as u8 + 1)
+        .collect();
+    rig.file(ALICE, "prog", 0o755, &image);
+    let id = rig.open(ALICE, "prog", O_RDWR).unwrap();
+    let exec = MapFlags::PROT_READ | MapFlags::PROT_EXEC | MapFlags::MAP_PRIVATE;
+    let text = rig
+        .call(rig.req.mmap_prep(ALICE, id, 0, 3 * PAGE_SIZE, exec))
+        .expect("one run for three pages");
+    assert_eq!(text % PAGE_SIZE, 0);
+    assert_eq!(peek(text, 3 * PAGE_SIZE), image[..3 * PAGE_SIZE]);
+    let data_flags = MapFlags::PROT_READ | MapFlags::PROT_WRITE | MapFlags::MAP_PRIVATE;
+    let data = rig
+        .call(rig.req.mmap_prep(
+            ALICE,
+            id,
+            2 * PAGE_SIZE as u64,
+            2 * PAGE_SIZE + 1,
+            data_flags,
+        ))
+        .expect("the data window lies in the same run");
+    assert_eq!(data, text + 2 * PAGE_SIZE);
+    assert_eq!(rig.handler.lent_pages(), 6);
+    // The file grows and is written elsewhere: the mapped pages neither move nor change.
+    assert_eq!(
+        rig.write(ALICE, id, &[7u8; PAGE_SIZE], 9 * PAGE_SIZE as u64),
+        Ok(PAGE_SIZE)
+    );
+    assert_eq!(peek(text, 3 * PAGE_SIZE), image[..3 * PAGE_SIZE]);
+    // A write into a mapped page is seen through the mapping.
+    assert_eq!(rig.write(ALICE, id, b"patched", PAGE_SIZE as u64), Ok(7));
+    assert_eq!(peek(text + PAGE_SIZE, 7), b"patched");
+    let unmap = MunmapFlags::empty();
+    assert_eq!(
+        rig.call(rig.req.munmap(ALICE, id, 0, 3 * PAGE_SIZE, unmap)),
+        Ok(0)
+    );
+    assert_eq!(
+        rig.call(
+            rig.req
+                .munmap(ALICE, id, 2 * PAGE_SIZE as u64, 2 * PAGE_SIZE + 1, unmap)
+        ),
+        Ok(0)
+    );
+    assert_eq!(rig.handler.lent_pages(), 0);
+}
+
+#[test]
+fn a_mapping_that_would_move_a_mapped_page_is_refused_whole() {
+    let mut rig = Rig::new();
+    let id = rig.open(ALICE, "f", O_CREAT | O_RDWR | 0o644).unwrap();
+    // Pages 0 and 2 hold data, page 1 is a hole: three runs of one page.
+    assert_eq!(rig.write(ALICE, id, &[1u8; PAGE_SIZE], 0), Ok(PAGE_SIZE));
+    assert_eq!(
+        rig.write(ALICE, id, &[3u8; PAGE_SIZE], 2 * PAGE_SIZE as u64),
+        Ok(PAGE_SIZE)
+    );
+    let read = MapFlags::PROT_READ | MapFlags::MAP_SHARED;
+    rig.call(rig.req.mmap_prep(ALICE, id, 0, PAGE_SIZE, read))
+        .expect("page 0 in place");
+    assert_eq!(
+        rig.call(rig.req.mmap_prep(ALICE, id, 0, 3 * PAGE_SIZE, read)),
+        Err(EBUSY)
+    );
+    assert_eq!(rig.handler.lent_pages(), 1, "nothing more lent");
+    let unmap = MunmapFlags::empty();
+    assert_eq!(
+        rig.call(rig.req.munmap(ALICE, id, 0, PAGE_SIZE, unmap)),
+        Ok(0)
+    );
+    let all = rig
+        .call(rig.req.mmap_prep(ALICE, id, 0, 3 * PAGE_SIZE, read))
+        .expect("movable once unmapped");
+    assert_eq!(peek(all, 1), [1]);
+    assert_eq!(peek(all + PAGE_SIZE, PAGE_SIZE), vec![0u8; PAGE_SIZE]);
+    assert_eq!(peek(all + 2 * PAGE_SIZE, 1), [3]);
 }
 
 #[test]
