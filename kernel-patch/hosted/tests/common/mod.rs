@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -100,8 +100,13 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let (stream, child) =
-            StreamTransport::child(Command::new(ramfs()).arg("--stdio")).expect("start ramfs");
+        // RAMFS_LOG=1 shows the server's log.
+        let mut command = Command::new(ramfs());
+        command.arg("--stdio");
+        if std::env::var_os("RAMFS_LOG").is_none() {
+            command.stderr(Stdio::null());
+        }
+        let (stream, child) = StreamTransport::child(&mut command).expect("start ramfs");
         let (interposer, wire) = interpose(Box::new(stream)).expect("interpose");
         Server {
             child,
