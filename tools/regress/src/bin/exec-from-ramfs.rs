@@ -492,6 +492,8 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
         "cannot set the trap: the new file's qid {new_qid:?} differs from the old {old_qid:?}"
     );
     let (pid, new) = run_program(kernel, init)?;
+    // Stale pages of the old file would show here first.
+    compare_pages(kernel, pid, &env.program.pages_of(&variant))?;
     ensure!(
         new.identity.dev != old.identity.dev
             && (new.identity.qid_path, new.identity.qid_vers)
@@ -500,7 +502,6 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
         old.identity,
         new.identity
     );
-    compare_pages(kernel, pid, &env.program.pages_of(&variant))?;
     let stats = kernel.statistics();
     ensure!(
         stats.vm.attach_misses == 2,
