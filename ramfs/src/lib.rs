@@ -54,7 +54,28 @@
 //!
 //! **Memory.** File data counts by 4 KiB page (holes are free), plus names, symlink
 //! targets, extended attributes, and [`fs::NODE_COST`] bytes a file. An operation past
-//! `--max-memory` fails ("file system is full" / `ENOSPC`) and changes nothing.
+//! `--max-memory` fails ("file system is full" / `ENOSPC`) and changes nothing. Pages
+//! kept allocated for a memory mapping after a truncation (see below) still count until
+//! the mapping lets them go.
+//!
+//! **Redox scheme.** `ramfs --scheme NAME` (Redox only) serves the same tree as a
+//! scheme: `openat` (`O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_DIRECTORY`, `O_STAT`,
+//! `O_NOFOLLOW`/`O_SYMLINK`), `unlinkat`, `read`, `write`, `getdents`, `fchmod`,
+//! `fchown`, `fcntl`, `fpath`, `fstat`, `fstatvfs`, `fsync`, `ftruncate`, `futimens`,
+//! `frename`, `fevent` (always ready) and `mmap_prep`/`munmap`, with POSIX permission
+//! checks as the caller's uid and gid (calls that arrive without credentials are judged
+//! as the handle's opener). It exits 0 once its root handle is closed and no handle is
+//! open and no page is mapped. See [`redox_scheme`].
+//!
+//! **Mapped pages.** `mmap_prep` borrows file pages through [`fs::Tree::lend_pages`]:
+//! one address at which the pages lie side by side, kept in place until `munmap` gives
+//! them back (the file's pages live in page-aligned runs that are merged when a window
+//! first needs it, `fs/data.rs`). The loans are the tree's, so both front ends respect
+//! them: a truncation that would drop a mapped page fails and changes nothing ("file in
+//! use" in 9P2000, which Linux reads as `ETXTBSY`; `ETXTBSY` in 9P2000.L and on Redox),
+//! writes land in the mapped pages, and a removed file stays, with its memory, until its
+//! last mapped page comes back. A hole in a mapped window gets a zero page without
+//! changing the file's length, data, times or version.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;

@@ -15,9 +15,9 @@
 //! `redox-scheme-tests` feature (which needs `RUSTC_BOOTSTRAP=1`), so that the handler
 //! is unit-tested on the host through redox-scheme's own request decoding:
 //!
-//! - [`open_flags`]: Redox `openat` flags;
-//! - [`handler`]: the `SchemeSync` implementation;
-//! - [`daemon`]: registration, the request loop, and the exit.
+//! - `open_flags`: Redox `openat` flags;
+//! - `handler`: the `SchemeSync` implementation;
+//! - `daemon`: registration, the request loop, and the exit.
 //!
 //! Background, with sources: `kernel-patch/redox/NOTES-redox-scheme.md`.
 
