@@ -671,7 +671,8 @@ impl Tree {
         Ok(())
     }
 
-    /// The page of a regular file at `index`, if it holds data (for memory mapping).
+    /// The page of a regular file at `index`, if it holds data (where it lies now; a
+    /// mapping borrows pages with [`Tree::lend_pages`], which keeps them there).
     pub fn page(&self, id: NodeId, index: u64) -> Result<Option<&Page>> {
         match &self.node(id)?.content {
             Content::File(f) => Ok(f.page(index)),
