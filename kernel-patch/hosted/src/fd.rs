@@ -6,21 +6,55 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use mnt::{Interrupt, MntError};
+use vm::CachedFile;
+
+use crate::cached;
 use crate::kchan::KChan;
 
 /// One open file.
 pub(crate) struct OpenFile {
     pub(crate) chan: KChan,
+    /// The file's handle in the mount cache, for a regular file of a cached mount (Plan 9's
+    /// `Chan.mcp`); dropped with the open file.
+    pub(crate) cache: Option<CachedFile>,
     /// The offset of the next `read` or `write`. Held across the server call, so reads and
     /// writes through one descriptor are serialised, as their offsets must be.
     offset: Mutex<u64>,
 }
 
 impl OpenFile {
-    pub(crate) fn new(chan: KChan) -> Self {
+    pub(crate) fn new(chan: KChan, cache: Option<CachedFile>) -> Self {
         Self {
             chan,
+            cache,
             offset: Mutex::new(0),
+        }
+    }
+
+    /// Reads at `offset`, through the mount cache if the file has a handle in it.
+    pub(crate) fn read(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        intr: &Interrupt,
+    ) -> Result<usize, MntError> {
+        match &self.cache {
+            Some(file) => cached::read(self.chan.get(), file, offset, buf, intr),
+            None => self.chan.get().read(offset, buf, intr),
+        }
+    }
+
+    /// Writes at `offset`, telling the mount cache if the file has a handle in it.
+    pub(crate) fn write(
+        &self,
+        offset: u64,
+        data: &[u8],
+        intr: &Interrupt,
+    ) -> Result<usize, MntError> {
+        match &self.cache {
+            Some(file) => cached::write(self.chan.get(), file, offset, data, intr),
+            None => self.chan.get().write(offset, data, intr),
         }
     }
 

@@ -20,6 +20,7 @@ use mnt::host::StdPlatform;
 use mnt::{AttachArgs, FileInfo, Mount, MountOptions, OpenMode, Transport};
 use vm::{Access, FileIdentity, Frame, ImageFile, Mapping, SegmentKind, Vm, PAGE_SIZE};
 
+use crate::cached::{self, Opened};
 use crate::check::{KernelCheck, KernelViolation};
 use crate::counters::Counters;
 use crate::current;
@@ -27,7 +28,7 @@ use crate::error::KernelError;
 use crate::exec::{self, USER_STACK_TOP};
 use crate::fd::{FdTable, OpenFile};
 use crate::frames::{FrameStats, HostFrames};
-use crate::image_file::{ChanFile, Probe};
+use crate::image_file::{identity_of, ChanFile, Probe};
 use crate::kchan::KChan;
 use crate::memory::{Memory, Region, SegmentInfo};
 use crate::namespace::{clean_path, key_of, MountFlags, MountInfo, MountPoint, Namespace};
@@ -43,6 +44,8 @@ pub struct KernelConfig {
     /// vm's limits (its `max_pages` may exceed `memory_frames`: the frame limit then
     /// decides when reclaim runs).
     pub vm: vm::Config,
+    /// The mount cache's limits (8 MiB a file, 256 MiB in all by default).
+    pub mount_cache: vm::MountCacheConfig,
     /// The behaviour before the fix of the 2014 bug: an image's channel stays open until
     /// the image's last page is uncached (the kernel pins the channel vm lets go of, and
     /// releases it when the image is gone). A cached program then keeps its file server
@@ -60,6 +63,7 @@ impl Default for KernelConfig {
         Self {
             memory_frames: 16 * 1024,
             vm: vm::Config::default(),
+            mount_cache: vm::MountCacheConfig::default(),
             legacy_image_channel: false,
             max_close_workers: 16,
             stack_size: 8 << 20,
@@ -204,7 +208,7 @@ impl Kernel {
             ));
         }
         let frames = HostFrames::new(config.memory_frames);
-        let vm = Vm::new(Box::new(frames.clone()), config.vm)?;
+        let vm = Vm::with_mount_cache(Box::new(frames.clone()), config.vm, config.mount_cache)?;
         Ok(Kernel {
             inner: Arc::new(Inner {
                 config,
@@ -442,35 +446,64 @@ impl Kernel {
         Ok(self.proc(pid)?.namespace()?.list())
     }
 
-    /// Walks `names` from the mount that serves them.
+    /// Walks `names` from the mount that serves them; returns the channel and how that
+    /// mount was made.
     fn walk(
         &self,
         namespace: &Namespace,
         path: &str,
         names: &[String],
         intr: &mnt::Interrupt,
-    ) -> Result<KChan, KernelError> {
+    ) -> Result<(KChan, MountFlags), KernelError> {
         let (point, depth) = namespace
             .resolve(names)
             .ok_or_else(|| KernelError::NotMounted(path.to_string()))?;
         let rest: Vec<&str> = names[depth..].iter().map(String::as_str).collect();
-        Ok(point.root.walk(&rest, intr)?)
+        Ok((point.root.walk(&rest, intr)?, point.flags))
     }
 
-    fn walk_path(&self, proc: &Proc, path: &str) -> Result<KChan, KernelError> {
+    fn walk_path(&self, proc: &Proc, path: &str) -> Result<(KChan, MountFlags), KernelError> {
         let names = clean_path(path)?;
         self.walk(&*proc.namespace()?, path, &names, &proc.intr)
     }
 
+    /// The mount-cache handle of `chan`, just opened or created: `None` unless its mount
+    /// was made with [`MountFlags::CACHE`] (and for directories). A file opened to be
+    /// removed at close is not cached, and its entry goes.
+    fn cache_open(
+        &self,
+        flags: MountFlags,
+        chan: &KChan,
+        mode: OpenMode,
+        how: Opened,
+        intr: &mnt::Interrupt,
+    ) -> Result<Option<vm::CachedFile>, KernelError> {
+        if !flags.contains(MountFlags::CACHE) {
+            return Ok(None);
+        }
+        let cache = self.inner.vm.mount_cache();
+        if mode.remove_on_close {
+            cache.forget(identity_of(chan.get()));
+            return Ok(None);
+        }
+        Ok(cached::open(&cache, chan.get(), how, intr)?)
+    }
+
     // ---- files ----
 
-    /// Opens `path`; returns the lowest free descriptor.
+    /// Opens `path`; returns the lowest free descriptor. A regular file of a cached mount
+    /// is also stat'ed, for its length and version, and opened in the mount cache: reads
+    /// then send nothing for what the cache holds.
     pub fn open(&self, pid: Pid, path: &str, mode: OpenMode) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
-        let mut chan = self.walk_path(&proc, path)?;
+        let (mut chan, flags) = self.walk_path(&proc, path)?;
         chan.get_mut().open(mode, &proc.intr)?;
-        let file = Arc::new(OpenFile::new(chan));
+        let how = Opened::Existing {
+            truncated: mode.truncate,
+        };
+        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
+        let file = Arc::new(OpenFile::new(chan, cache));
         let fd = lock(&proc.files).insert(file);
         Ok(fd)
     }
@@ -490,9 +523,11 @@ impl Kernel {
         let Some((name, parent)) = names.split_last() else {
             return Err(KernelError::BadPath(path.to_string()));
         };
-        let mut chan = self.walk(&*proc.namespace()?, path, parent, &proc.intr)?;
+        let (mut chan, flags) = self.walk(&*proc.namespace()?, path, parent, &proc.intr)?;
         chan.get_mut().create(name, perm, mode, &proc.intr)?;
-        let file = Arc::new(OpenFile::new(chan));
+        let how = Opened::Created { perm };
+        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
+        let file = Arc::new(OpenFile::new(chan, cache));
         let fd = lock(&proc.files).insert(file);
         Ok(fd)
     }
@@ -507,7 +542,7 @@ impl Kernel {
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
         let mut offset = file.offset();
-        let n = file.chan.get().read(*offset, buf, &proc.intr)?;
+        let n = file.read(*offset, buf, &proc.intr)?;
         *offset += n as u64;
         Ok(n)
     }
@@ -523,7 +558,7 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
-        Ok(file.chan.get().read(offset, buf, &proc.intr)?)
+        Ok(file.read(offset, buf, &proc.intr)?)
     }
 
     /// Writes at the descriptor's offset and advances it.
@@ -532,7 +567,7 @@ impl Kernel {
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
         let mut offset = file.offset();
-        let n = file.chan.get().write(*offset, data, &proc.intr)?;
+        let n = file.write(*offset, data, &proc.intr)?;
         *offset += n as u64;
         Ok(n)
     }
@@ -548,7 +583,7 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
-        Ok(file.chan.get().write(offset, data, &proc.intr)?)
+        Ok(file.write(offset, data, &proc.intr)?)
     }
 
     /// Sets the descriptor's offset.
@@ -584,7 +619,7 @@ impl Kernel {
     pub fn stat(&self, pid: Pid, path: &str) -> Result<FileInfo, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
-        let chan = self.walk_path(&proc, path)?;
+        let (chan, _) = self.walk_path(&proc, path)?;
         let info = chan.get().stat(&proc.intr)?;
         chan.clunk(&proc.intr)?;
         Ok(info)
@@ -598,12 +633,32 @@ impl Kernel {
         Ok(file.chan.get().stat(&proc.intr)?)
     }
 
-    /// Removes `path`.
+    /// Removes `path`. On a cached mount the file leaves the mount cache first.
     pub fn remove(&self, pid: Pid, path: &str) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
-        let chan = self.walk_path(&proc, path)?;
+        let (chan, flags) = self.walk_path(&proc, path)?;
+        if flags.contains(MountFlags::CACHE) {
+            self.inner.vm.mount_cache().forget(identity_of(chan.get()));
+        }
         Ok(chan.remove(&proc.intr)?)
+    }
+
+    /// Sets the length of the file at `path` to `length` (a `wstat` of the length, as
+    /// Plan 9's `truncate` by `dirwstat`). On a cached mount the file's cached data is
+    /// wiped and relabelled with the server's new version and length, as by a truncating
+    /// open, or dropped if the outcome is unknown.
+    pub fn truncate(&self, pid: Pid, path: &str, length: u64) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let (mut chan, flags) = self.walk_path(&proc, path)?;
+        let cache = flags
+            .contains(MountFlags::CACHE)
+            .then(|| self.inner.vm.mount_cache());
+        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &proc.intr);
+        let clunked = chan.clunk(&proc.intr);
+        result?;
+        Ok(clunked?)
     }
 
     // ---- exec and memory ----
@@ -630,7 +685,9 @@ impl Kernel {
         let inner = &*self.inner;
         let counters = self.counters();
         let intr = &*proc.intr;
-        let mut chan = self.walk_path(proc, path)?;
+        // On a cached mount too the file is read through its own channel: attaching its
+        // image takes it out of the mount cache (vm's rule: no double caching).
+        let (mut chan, _) = self.walk_path(proc, path)?;
         chan.get_mut().open(OpenMode::EXEC, intr)?;
         let headers = exec::read_headers(chan.get(), intr, counters)?;
         let plan = exec::plan(&headers.loads, inner.config.stack_size)?;
@@ -765,10 +822,10 @@ impl Kernel {
         self.inner.shared.closeq.wait_settled(timeout)
     }
 
-    /// Whether the mount cache exists. It does not yet: [`MountFlags::CACHE`] is recorded
-    /// and nothing more.
+    /// Whether the mount cache exists: files of mounts made with [`MountFlags::CACHE`] are
+    /// read and written through vm's mount cache (see [`Kernel::open`]).
     pub fn has_mount_cache(&self) -> bool {
-        false
+        true
     }
 
     /// Counters and vm's statistics.

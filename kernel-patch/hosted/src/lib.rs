@@ -7,11 +7,18 @@
 //!   [`wait`](Kernel::wait); [`mount`](Kernel::mount) a [`Transport`](mnt::Transport) on a
 //!   path and [`unmount`](Kernel::unmount) it; [`open`](Kernel::open),
 //!   [`create`](Kernel::create), [`read`](Kernel::read), [`write`](Kernel::write),
-//!   [`close`](Kernel::close), [`stat`](Kernel::stat); [`exec`](Kernel::exec) of an ELF64
+//!   [`close`](Kernel::close), [`stat`](Kernel::stat), [`remove`](Kernel::remove),
+//!   [`truncate`](Kernel::truncate); [`exec`](Kernel::exec) of an ELF64
 //!   file through its mount; [`touch`](Kernel::touch),
 //!   [`read_memory`](Kernel::read_memory) and [`write_memory`](Kernel::write_memory) to
 //!   fault pages in as a running program would; [`interrupt`](Kernel::interrupt) (a note:
 //!   the server request waited for is flushed).
+//! - The mount cache (Plan 9's `cache.c`): regular files of mounts made with
+//!   [`MountFlags::CACHE`] are read and written through vm's
+//!   [`MountCache`](vm::MountCache), validated at open by identity with `qid.vers` and
+//!   length (a stat at open), kept valid by our own writes, wiped by create, truncating
+//!   open and truncate; append-only files never. A file exec'd leaves the mount cache for
+//!   its image.
 //! - Host frames ([`HostFrames`]) with a memory limit, so reclaim really runs, and a
 //!   failure knob.
 //! - Closes as in Plan 9: `close` clunks and waits; every other last release of a channel
@@ -38,6 +45,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cached;
 mod check;
 mod closeq;
 mod counters;

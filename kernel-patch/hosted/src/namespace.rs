@@ -26,8 +26,8 @@ impl MountFlags {
     /// Replace whatever is mounted at the path (the only kind of mount this kernel has: no
     /// union directories).
     pub const REPLACE: MountFlags = MountFlags(0);
-    /// Cache file data of the mount (`mount -C`). Recorded for the mount cache, which is
-    /// not built yet: a cached mount behaves like any other for now.
+    /// Cache file data of the mount (`mount -C`): regular files are read and written
+    /// through vm's mount cache, validated at each open.
     pub const CACHE: MountFlags = MountFlags(0x10);
 
     /// The bits, as Plan 9 numbers them.

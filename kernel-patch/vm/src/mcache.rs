@@ -141,7 +141,7 @@ pub(crate) struct McacheState {
 /// | kernel operation | mount cache calls | may block |
 /// |---|---|---|
 /// | open, create (after `Ropen`/`Rcreate`, with the file's length) | [`open`](Self::open) with the channel's `(type, dev, qid)`, the length, [`OpenKind`] (`Truncated` for `OTRUNC`, `Created` for a create) and whether the file is append-only; keep the [`CachedFile`] with the channel | no (heap only) |
-/// | read `n` bytes at `off` | [`CachedFile::read`]; if it answered fewer than `n`, read the rest from the server and hand the bytes to [`CachedFile::fill`] with the ticket | `read` no; `fill` yes (frames) |
+/// | read `n` bytes at `off` | clip the range to [`CachedFile::length`] (at or past it: end of file, no message; no length: not cached, ask the server); [`CachedFile::read`]; if it answered fewer bytes, read the rest from the server and hand the bytes to [`CachedFile::fill`] with the ticket | `length`, `read` no; `fill` yes (frames) |
 /// | write, for each `Twrite` | [`CachedFile::begin_write`] before sending; after `Rwrite`, [`PendingWrite::done`] with the bytes written, and set the channel's `qid.vers` to what it returns; on an error or a flush, drop the pending write (the cache is wiped) | `done` yes (frames); the rest no |
 /// | `wstat` of the length | after it succeeded, [`CachedFile::set_length`] with the new length and version; if it failed or was flushed, [`CachedFile::wipe`] | no |
 /// | exec of the file | nothing: [`Vm::attach`] (and so [`Vm::exec`]) takes the file out of the mount cache, and its `CachedFile`s become uncached | — |
@@ -282,6 +282,17 @@ impl CachedFile {
     /// The file's identity with [`vers`](Self::vers).
     pub fn identity(&self) -> FileIdentity {
         self.key.identity(self.vers())
+    }
+
+    /// The file's length as the cache knows it, `None` when the file is not cached: the
+    /// length at the last open (or length change) of the file, grown by our own writes.
+    /// Like the cached data it is what the file was at open: a kernel may answer reads at
+    /// or past it with end of file, as it answers reads below it from the cache. Never
+    /// blocks.
+    pub fn length(&self) -> Option<u64> {
+        let image = self.image.as_ref()?;
+        let state = image.state.lock();
+        state.mcache.linked.then_some(state.mcache.length)
     }
 
     /// Copies the cached prefix of `offset..offset + buf.len()` into `buf`. Never blocks

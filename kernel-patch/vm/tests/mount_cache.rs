@@ -212,6 +212,31 @@ fn a_write_caches_the_pages_it_writes() {
 }
 
 #[test]
+fn the_cached_length_follows_opens_writes_and_length_changes() {
+    let world = mworld();
+    let cache = world.vm.mount_cache();
+    let mut server = patterned_bytes(27, PAGE as usize + 7);
+    let file = open(&world, data_ident(27, 0), &server);
+    assert_eq!(file.length(), Some(server.len() as u64));
+    // Our write past the end grows it; a write inside does not.
+    write_through(&file, &mut server, 2 * PAGE, b"tail");
+    assert_eq!(file.length(), Some(2 * PAGE + 4));
+    write_through(&file, &mut server, 0, b"head");
+    assert_eq!(file.length(), Some(2 * PAGE + 4));
+    file.set_length(3, 3);
+    assert_eq!(file.length(), Some(3));
+    // Another handle's open of a new length relabels the shared entry.
+    let other = cache.open(data_ident(27, 9), 50, OpenKind::Existing, false);
+    assert_eq!((file.length(), other.length()), (Some(50), Some(50)));
+    // Not cached: no length.
+    assert!(cache.forget(data_ident(27, 9)));
+    assert_eq!((file.length(), other.length()), (None, None));
+    let append = cache.open(data_ident(28, 0), 10, OpenKind::Existing, true);
+    assert_eq!(append.length(), None);
+    check(&world, &[]);
+}
+
+#[test]
 fn a_length_change_wipes() {
     let world = mworld();
     let mut server = patterned_bytes(9, 2 * PAGE as usize);

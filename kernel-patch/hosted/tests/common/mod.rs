@@ -218,3 +218,67 @@ pub fn program_pages(file: &[u8]) -> Vec<ProgramPage> {
     }
     pages
 }
+
+/// A `ramfs --listen unix:PATH`: one tree, any number of connections, so that two mounts
+/// (two clients) see the same files. Killed when dropped.
+pub struct ListeningServer {
+    child: std::process::Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ListeningServer {
+    pub fn start() -> ListeningServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let socket = dir.path().join("ramfs.sock");
+        let mut command = Command::new(ramfs());
+        command
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if std::env::var_os("RAMFS_LOG").is_none() {
+            command.stderr(Stdio::null());
+        }
+        let child = command.spawn().expect("start ramfs --listen");
+        let server = ListeningServer {
+            child,
+            socket,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while !server.socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ramfs never made its socket"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server
+    }
+
+    /// A new connection to the server.
+    pub fn connect(&self) -> Box<dyn Transport> {
+        Box::new(StreamTransport::unix(&self.socket).expect("connect to ramfs"))
+    }
+}
+
+impl Drop for ListeningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the open file `fd` from its offset to its end.
+pub fn read_to_end(kernel: &Kernel, pid: Pid, fd: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 24 * 1024];
+    loop {
+        let n = kernel.read(pid, fd, &mut buf).expect("read");
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
