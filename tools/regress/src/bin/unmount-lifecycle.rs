@@ -142,23 +142,35 @@ fn compare_pages(
 // ---- the cases ----
 
 /// Mount/unmount cycles with an open file: the file keeps its server, its close lets the
-/// server exit 0.
+/// server exit 0. On a cached mount (`flags` with [`MountFlags::CACHE`]) the cache is
+/// emptied before the first read, which fills it; the second read, and the read after the
+/// unmount, must then be answered from it without a Tread.
 fn open_file_cycles(env: &Env, flags: MountFlags) -> Result<(), Failure> {
     let kernel = env.kernel()?;
     let init = kernel.spawn();
+    let cached = flags.contains(MountFlags::CACHE);
     let contents: Vec<u8> = (0..3 * PAGE_SIZE + 100).map(|i| (i % 251) as u8).collect();
     for cycle in 0..env.cycles {
         let mut server = env.server()?;
-        server.mount(&kernel, init, "/n/ram", flags)?;
+        let mount = server.mount(&kernel, init, "/n/ram", flags)?;
         write_file(&kernel, init, "/n/ram/file", &contents)?;
+        if cached {
+            // The written pages are cached too: drop them, so the first read fills.
+            kernel.reclaim(usize::MAX);
+        }
         let fd = kernel
             .open(init, "/n/ram/file", OpenMode::READ)
             .context("open")?;
-        // Read twice (a cached mount would serve the second from its cache).
-        for _ in 0..2 {
+        for read in 0..2 {
+            let treads = mount.mount.stats().treads();
             ensure!(
                 read_all(&kernel, init, fd, contents.len())? == contents,
                 "cycle {cycle}: the file read back wrong"
+            );
+            let sent = mount.mount.stats().treads() - treads;
+            ensure!(
+                !cached || read == 0 || sent == 0,
+                "cycle {cycle}: the second read of a cached file sent {sent} Treads"
             );
         }
         kernel.unmount(init, "/n/ram").context("unmount")?;
@@ -167,9 +179,14 @@ fn open_file_cycles(env: &Env, flags: MountFlags) -> Result<(), Failure> {
             "queued closes never settled"
         );
         server.expect_running("a file of it is still open")?;
+        let treads = mount.mount.stats().treads();
         ensure!(
             read_all(&kernel, init, fd, contents.len())? == contents,
             "cycle {cycle}: the open file read wrong after unmount"
+        );
+        ensure!(
+            !cached || mount.mount.stats().treads() == treads,
+            "cycle {cycle}: the cached file went to the server after unmount"
         );
         kernel.close(init, fd).context("close")?;
         server.expect_exit_zero(
@@ -179,7 +196,25 @@ fn open_file_cycles(env: &Env, flags: MountFlags) -> Result<(), Failure> {
         )?;
         nothing_left(&kernel, env.deadline)?;
     }
-    eprintln!("    {} cycles", env.cycles);
+    let vm = kernel.statistics().vm;
+    if cached {
+        ensure!(
+            vm.mcache_hits > 0,
+            "no mount-cache hit in {} cycles ({} misses)",
+            env.cycles,
+            vm.mcache_misses
+        );
+        eprintln!(
+            "    {} cycles; mount cache: {} hits, {} misses, {} wipes",
+            env.cycles, vm.mcache_hits, vm.mcache_misses, vm.mcache_wipes
+        );
+    } else {
+        ensure!(
+            vm.mcache_hits == 0 && vm.mcache_files == 0,
+            "a mount without the cache flag used the mount cache"
+        );
+        eprintln!("    {} cycles", env.cycles);
+    }
     Ok(())
 }
 
@@ -188,11 +223,6 @@ fn open_files(env: &Env) -> Result<(), Failure> {
 }
 
 fn cached_mounts(env: &Env) -> Result<(), Failure> {
-    let kernel = env.kernel()?;
-    if !kernel.has_mount_cache() {
-        eprintln!("    the mount cache is not built: MCACHE mounts are only recorded");
-    }
-    drop(kernel);
     open_file_cycles(env, MountFlags::CACHE)
 }
 
@@ -609,7 +639,7 @@ type Case = fn(&Env) -> Result<(), Failure>;
 
 const CASES: &[(&str, Case)] = &[
     ("open-files: mount/unmount cycles with an open file: the file keeps ramfs, its close lets it exit 0", open_files),
-    ("cached-mounts: the same cycles on MCACHE mounts", cached_mounts),
+    ("cached-mounts: the same cycles on MCACHE mounts; second reads and reads after unmount come from the mount cache", cached_mounts),
     ("busy-binary: unmount (and remount) under a running program and its child; ramfs exits 0 after both exit", busy_binary),
     ("many-mounts: many servers mounted at once; each unmount lets just its server exit 0", many_mounts),
     ("server-killed: ramfs killed mid-request: the read and fault in flight fail, nothing leaks, the checker passes", server_killed),
