@@ -20,8 +20,6 @@ pub(crate) struct Counters {
     pub(crate) exec_failures: AtomicU64,
     pub(crate) forks: AtomicU64,
     pub(crate) exits: AtomicU64,
-    pub(crate) legacy_probes: AtomicU64,
-    pub(crate) legacy_probe_hits: AtomicU64,
 }
 
 impl Counters {

@@ -87,25 +87,3 @@ impl ImageFile for ChanFile {
         }
     }
 }
-
-/// A file that only names an identity: the legacy sweep attaches it to learn whether vm
-/// still has an image of that identity. It is never read.
-pub(crate) struct Probe {
-    pub(crate) identity: FileIdentity,
-}
-
-impl ImageFile for Probe {
-    fn identity(&self) -> FileIdentity {
-        self.identity
-    }
-
-    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Result<usize, FileError> {
-        Err(FileError::Gone)
-    }
-
-    fn length(&self) -> Result<u64, FileError> {
-        Err(FileError::Gone)
-    }
-
-    fn close(self: Box<Self>) {}
-}

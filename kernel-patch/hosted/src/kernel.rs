@@ -5,15 +5,14 @@
 //! [`Kernel::interrupt`] flushes whatever server request the call is waiting for, a page
 //! read of a fault included.
 //!
-//! Lock order (outermost first): exec gate → process table → a process's `family`; a
-//! process's `mem` (held across faults) → vm's locks. No lock of this module is held while
-//! a server is called, except a process's `mem` during a fault (Plan 9's segment lock) and
-//! the exec gate, which only orders execs against the legacy sweep.
+//! Lock order (outermost first): process table → a process's `family`; a process's `mem`
+//! (held across faults) → vm's locks. No lock of this module is held while a server is
+//! called, except a process's `mem` during a fault (Plan 9's segment lock).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mnt::host::StdPlatform;
@@ -28,7 +27,7 @@ use crate::error::KernelError;
 use crate::exec::{self, USER_STACK_TOP};
 use crate::fd::{FdTable, OpenFile};
 use crate::frames::{FrameStats, HostFrames};
-use crate::image_file::{identity_of, ChanFile, Probe};
+use crate::image_file::{identity_of, ChanFile};
 use crate::kchan::KChan;
 use crate::memory::{Memory, Region, SegmentInfo};
 use crate::namespace::{clean_path, key_of, MountFlags, MountInfo, MountPoint, Namespace};
@@ -109,7 +108,7 @@ pub struct ExecInfo {
 /// The kernel's counters and vm's statistics at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelStats {
-    /// vm's statistics (the legacy sweep's probe attaches left out).
+    /// vm's statistics.
     pub vm: vm::Statistics,
     /// Host frames.
     pub frames: FrameStats,
@@ -187,9 +186,6 @@ struct Inner {
     shared: Arc<Shared>,
     procs: Mutex<BTreeMap<Pid, Arc<Proc>>>,
     next_pid: AtomicU32,
-    /// Execs hold it shared around vm's attach; the legacy sweep holds it exclusively, so
-    /// the attach counters it reads move only by its own probes.
-    exec_gate: RwLock<()>,
 }
 
 /// A hosted kernel. Cheap to clone; clones are the same kernel.
@@ -217,7 +213,6 @@ impl Kernel {
                 shared: Shared::new(config.max_close_workers, config.legacy_image_channel),
                 procs: Mutex::new(BTreeMap::new()),
                 next_pid: AtomicU32::new(1),
-                exec_gate: RwLock::new(()),
             }),
         })
     }
@@ -693,13 +688,7 @@ impl Kernel {
         let plan = exec::plan(&headers.loads, inner.config.stack_size)?;
         let file = ChanFile::new(chan);
         let identity = file.identity();
-        let segments = {
-            let _gate = inner
-                .exec_gate
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            inner.vm.exec(Box::new(file), &plan.loads)?
-        };
+        let segments = inner.vm.exec(Box::new(file), &plan.loads)?;
         let mut regions: Vec<Region> = segments
             .into_iter()
             .zip(plan.writable)
@@ -837,13 +826,8 @@ impl Kernel {
             .shared
             .closeq
             .snapshot(|| (get(&counters.chans_made), get(&counters.chans_closed)));
-        let mut vm = self.inner.vm.statistics();
-        let probes = get(&counters.legacy_probes);
-        let probe_hits = get(&counters.legacy_probe_hits);
-        vm.attach_hits = vm.attach_hits.saturating_sub(probe_hits);
-        vm.attach_misses = vm.attach_misses.saturating_sub(probes - probe_hits);
         KernelStats {
-            vm,
+            vm: self.inner.vm.statistics(),
             frames: self.inner.frames.stats(),
             processes: lock(&self.inner.procs).len(),
             chans_live: made - closed,
@@ -874,39 +858,21 @@ impl Kernel {
         crate::check::check(&self.inner.vm, &self.inner.shared, &procs)
     }
 
-    /// In legacy mode: releases the pinned channels of images vm no longer has. An image
-    /// is gone when an attach of its identity makes a new one; the probe attached for that
-    /// is released at once (and the attach counters it moved are left out of
-    /// [`statistics`](Self::statistics)).
+    /// In legacy mode: releases the pinned channels of images vm no longer has
+    /// ([`Vm::image_status`] of their identities is `None`). The pins' lock is a leaf, so
+    /// vm is asked with it released, and the gone identities taken out after.
     fn sweep_legacy_pins(&self) {
         let inner = &*self.inner;
         let identities: BTreeSet<FileIdentity> = match inner.shared.pins() {
             Some(pins) => pins.iter().map(|(identity, _)| *identity).collect(),
             None => return,
         };
-        if identities.is_empty() {
+        let gone: BTreeSet<FileIdentity> = identities
+            .into_iter()
+            .filter(|identity| inner.vm.image_status(identity).is_none())
+            .collect();
+        if gone.is_empty() {
             return;
-        }
-        let counters = self.counters();
-        let mut gone = BTreeSet::new();
-        {
-            let _gate = inner
-                .exec_gate
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for identity in identities {
-                let before = inner.vm.statistics().attach_misses;
-                let Ok(image) = inner.vm.attach(Box::new(Probe { identity })) else {
-                    continue;
-                };
-                drop(image);
-                Counters::bump(&counters.legacy_probes);
-                if inner.vm.statistics().attach_misses > before {
-                    gone.insert(identity);
-                } else {
-                    Counters::bump(&counters.legacy_probe_hits);
-                }
-            }
         }
         let released: Vec<KChan> = match inner.shared.pins() {
             Some(mut pins) => {

@@ -22,7 +22,7 @@ fn the_cached_image_keeps_ramfs_until_reclaimed() {
     server.mount(&kernel, init, "/n/ram");
     copy_in(&kernel, init, "/n/ram/prog", binary);
     let pid = kernel.fork(init, ForkFlags::default()).unwrap();
-    kernel.exec(pid, "/n/ram/prog", &["prog"]).unwrap();
+    let info = kernel.exec(pid, "/n/ram/prog", &["prog"]).unwrap();
     let text = program_pages(binary)
         .into_iter()
         .find(|p| !p.writable)
@@ -37,12 +37,15 @@ fn the_cached_image_keeps_ramfs_until_reclaimed() {
     );
     let stats = kernel.statistics();
     assert_eq!(stats.legacy_pins, 1, "{stats}");
-    // vm itself dropped the channel; the pin is the kernel's.
+    // vm itself dropped the channel; the pin is the kernel's, held while vm has the image.
     assert_eq!(check(&kernel).vm.open_channels, 0);
-    // A probe is not an attach anyone made.
+    let status = kernel.vm().image_status(&info.identity).expect("the image");
+    assert!(status.idle && !status.has_channel, "{status:?}");
+    // The sweep looks without attaching.
     assert_eq!((stats.vm.attach_hits, stats.vm.attach_misses), (0, 1));
 
     kernel.reclaim(usize::MAX);
+    assert_eq!(kernel.vm().image_status(&info.identity), None);
     assert!(server.exits_cleanly(DEADLINE), "the pin outlived the image");
     assert_eq!(kernel.statistics().legacy_pins, 0);
     assert_eq!(check(&kernel).live_channels, 0);

@@ -25,7 +25,7 @@ use crate::image::{Image, ImageState};
 use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
-use crate::vm::{Shared, VmError};
+use crate::vm::{ImageStatus, Shared, VmError};
 
 /// A small multiplicative hasher (hashbrown without default features has none). Identities
 /// come from the kernel's own channels, so hash flooding is not a concern here.
@@ -236,6 +236,28 @@ impl Shared {
         drop(state);
         drop(unused);
         Ok(image)
+    }
+
+    /// See [`Vm::image_status`](crate::Vm::image_status). The image is looked up and its
+    /// idleness read under the table lock; its counts and channel under its own lock,
+    /// taken after the table lock is released (never both: attach's rule). The clone of
+    /// the `Arc` only keeps the memory; it is no reference in `refs`' sense.
+    pub(crate) fn image_status(&self, identity: &FileIdentity) -> Option<ImageStatus> {
+        let (image, idle) = {
+            let table = self.table.lock();
+            let image = table.map.get(identity)?.clone();
+            let idle = table.idle_position(image.serial).is_some();
+            (image, idle)
+        };
+        let state = image.state.lock();
+        let status = ImageStatus {
+            refs: image.refs.load(Ordering::Acquire),
+            pgref: image.pgref.load(Ordering::Relaxed),
+            has_channel: state.chan.is_some(),
+            idle,
+        };
+        drop(state);
+        Some(status)
     }
 
     fn table_full(&self) -> bool {

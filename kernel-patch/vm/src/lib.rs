@@ -2,7 +2,7 @@
 //!
 //! - **Pages** ([`FrameAllocator`]): frames the embedding kernel lends, with at most 64 bytes
 //!   of metadata each; a free list of uncached pages.
-//! - **Images** ([`Vm::attach`], [`ImageRef`]): one per executable file, keyed by
+//! - **Images** ([`Vm::attach`], [`ImageRef`], [`Vm::image_status`]): one per executable file, keyed by
 //!   [`FileIdentity`] by value. An image counts its references (`ref`) and its cached pages
 //!   (`pgref`) apart and holds its file's channel exactly while `ref > pgref`: an exited
 //!   program's cached text does not keep its file server busy. Idle images (`ref == pgref`)
@@ -65,7 +65,7 @@ pub use mcache::{
 };
 pub use segment::{SegmentKind, SegmentRef};
 pub use stats::Statistics;
-pub use vm::{Config, ImageRef, LayoutError, Vm, VmError};
+pub use vm::{Config, ImageRef, ImageStatus, LayoutError, Vm, VmError};
 
 // The kernel shares these between CPUs.
 const _: fn() = || {

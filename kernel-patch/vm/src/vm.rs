@@ -4,7 +4,7 @@ use alloc::boxed::Box;
 use core::fmt;
 
 use crate::cache::ImageTable;
-use crate::file::{FileError, ImageFile, OpenFile};
+use crate::file::{FileError, FileIdentity, ImageFile, OpenFile};
 use crate::frame::{AllocError, AllocSite, FrameAllocator};
 use crate::image::Image;
 use crate::mcache::MountCacheConfig;
@@ -241,6 +241,16 @@ impl Vm {
         })
     }
 
+    /// What the image cache holds for `identity` at this moment, `None` when it has no
+    /// image of it (never made, or freed). Does not attach, so it moves no counter and no
+    /// image on the idle list: for the kernel's bookkeeping and for tests.
+    ///
+    /// Takes the table lock, then (after releasing it) the image lock; never blocks. The
+    /// answer may be stale as soon as it is returned.
+    pub fn image_status(&self, identity: &FileIdentity) -> Option<ImageStatus> {
+        self.shared.image_status(identity)
+    }
+
     /// Frees up to `target` cached pages at ref 0: those of idle images first, least
     /// recently used image first, then the mount cache's, least recently used file first,
     /// then those of active images (never an active image itself). Returns the number
@@ -248,6 +258,19 @@ impl Vm {
     pub fn reclaim(&self, target: usize) -> usize {
         self.shared.reclaim(target)
     }
+}
+
+/// One executable image as [`Vm::image_status`] saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageStatus {
+    /// References: segments and holders using it, plus its cached pages (`pgref`).
+    pub refs: u32,
+    /// Pages in its hash chains.
+    pub pgref: u32,
+    /// Whether it holds its file's channel (exactly while `refs > pgref`).
+    pub has_channel: bool,
+    /// On the idle list: only cached pages keep it (`refs == pgref`).
+    pub idle: bool,
 }
 
 /// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
@@ -258,7 +281,7 @@ pub struct ImageRef {
 
 impl ImageRef {
     /// The identity of the image's file.
-    pub fn identity(&self) -> crate::FileIdentity {
+    pub fn identity(&self) -> FileIdentity {
         self.image.identity
     }
 }

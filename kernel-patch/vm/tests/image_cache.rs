@@ -52,6 +52,40 @@ fn exit_closes_the_channel_and_leaves_an_idle_image() {
 }
 
 #[test]
+fn image_status_follows_an_image_through_its_life_and_attaches_nothing() {
+    let world = world(small_config());
+    let identity = ident(1, 13, 0);
+    assert_eq!(world.vm.image_status(&identity), None);
+    let program = program(identity, 3 * PAGE, PAGE, 0);
+    let process = exec(&world, &program);
+    verify_process(&world, &process);
+    let active = world.vm.image_status(&identity).expect("an image");
+    assert!(active.has_channel && !active.idle);
+    assert!(active.refs > active.pgref);
+    assert_eq!(active.pgref, 4);
+    drop(process);
+    let idle = world.vm.image_status(&identity).expect("an idle image");
+    assert_eq!(
+        idle,
+        vm::ImageStatus {
+            refs: 4,
+            pgref: 4,
+            has_channel: false,
+            idle: true,
+        }
+    );
+    // Looking is no attach.
+    let stats = world.vm.statistics();
+    assert_eq!((stats.attach_hits, stats.attach_misses), (0, 1));
+    assert_eq!((stats.images_active, stats.images_idle), (0, 1));
+    assert_eq!(world.vm.reclaim(usize::MAX), 4);
+    assert_eq!(world.vm.image_status(&identity), None);
+    // Another version of the file is another image.
+    assert_eq!(world.vm.image_status(&ident(1, 13, 1)), None);
+    check(&world, &[]);
+}
+
+#[test]
 fn exec_of_an_idle_image_reattaches_and_reads_nothing_again() {
     let world = world(small_config());
     let program = program(ident(1, 12, 0), 4 * PAGE, PAGE, 0);
