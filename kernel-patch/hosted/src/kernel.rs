@@ -31,6 +31,7 @@ use crate::image_file::{identity_of, ChanFile};
 use crate::kchan::KChan;
 use crate::memory::{Memory, Region, SegmentInfo};
 use crate::namespace::{clean_path, key_of, MountFlags, MountInfo, MountPoint, Namespace};
+use crate::page_wait::HostPageWait;
 use crate::process::{lock, ForkFlags, NamespaceShare, Pid, Proc, WaitMsg};
 use crate::shared::Shared;
 
@@ -204,7 +205,12 @@ impl Kernel {
             ));
         }
         let frames = HostFrames::new(config.memory_frames);
-        let vm = Vm::with_mount_cache(Box::new(frames.clone()), config.vm, config.mount_cache)?;
+        let vm = Vm::with_page_wait(
+            Box::new(frames.clone()),
+            config.vm,
+            config.mount_cache,
+            Box::new(HostPageWait::default()),
+        )?;
         Ok(Kernel {
             inner: Arc::new(Inner {
                 config,

@@ -59,6 +59,7 @@ mod kchan;
 mod kernel;
 mod memory;
 mod namespace;
+mod page_wait;
 mod process;
 mod shared;
 

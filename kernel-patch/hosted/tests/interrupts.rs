@@ -137,3 +137,78 @@ fn a_request_never_answered_stalls_only_its_caller() {
     kernel.exit(stuck, "").unwrap();
     check(&kernel);
 }
+
+/// Waits until `ready` holds, or fails after the deadline.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_fault_waiting_for_another_faults_page_read_is_interrupted_alone() {
+    let binary = static_binary();
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, init, "/n/ram");
+    copy_in(&kernel, init, "/n/ram/prog", binary);
+    let loader = kernel.fork(init, ForkFlags::default()).unwrap();
+    let waiter = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(loader, "/n/ram/prog", &["prog"]).unwrap();
+    kernel.exec(waiter, "/n/ram/prog", &["prog"]).unwrap();
+    let text = program_pages(binary)
+        .into_iter()
+        .find(|p| !p.writable)
+        .unwrap();
+    server.wire.hold(Hold {
+        mtype: mtype::TREAD,
+        count: 1,
+        flush: FlushPolicy::Answer,
+    });
+    let (loader_done, loader_result) = mpsc::channel();
+    {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || loader_done.send(kernel.touch(loader, text.addr, Access::Read)));
+    }
+    assert!(server.wire.wait_held(1, DEADLINE));
+    // The second process's fault on the same page sends nothing: it waits for the load.
+    let (waiter_done, waiter_result) = mpsc::channel();
+    {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || waiter_done.send(kernel.touch(waiter, text.addr, Access::Read)));
+    }
+    wait_for("the second fault waits for the first one's load", || {
+        kernel.statistics().vm.page_load_waits >= 1
+    });
+    assert_eq!(server.wire.held(), 1, "the second fault read the page too");
+
+    kernel.interrupt(waiter).unwrap();
+    let err = waiter_result
+        .recv_timeout(DEADLINE)
+        .expect("the waiting fault never returned")
+        .unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    // The loader still waits for its read; now flush that too.
+    assert!(loader_result.try_recv().is_err());
+    kernel.interrupt(loader).unwrap();
+    let err = loader_result
+        .recv_timeout(DEADLINE)
+        .expect("the loading fault never returned")
+        .unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    assert_eq!(kernel.statistics().vm.cached_pages, 0);
+    check(&kernel);
+
+    // Both fault again and see the file's bytes, read once.
+    let loads = kernel.statistics().vm.page_loads;
+    for pid in [waiter, loader] {
+        let mut got = vec![0u8; PAGE_SIZE];
+        kernel.read_memory(pid, text.addr, &mut got).unwrap();
+        assert!(got == text.bytes);
+    }
+    assert_eq!(kernel.statistics().vm.page_loads, loads + 1);
+    check(&kernel);
+}

@@ -92,6 +92,9 @@ pub enum Violation {
     CachedPageNotInChain { page: u32 },
     /// A page is loaned (loans are not built yet).
     PageLoaned { page: u32 },
+    /// A page is marked as being loaded although no fault runs (a load that never
+    /// finished or was never taken back).
+    PageLoading { page: u32 },
     /// A page's reference count differs from the number of segment mappings of it (only
     /// checked when every live segment is given).
     PageRefMismatch { page: u32, refs: u32, mapped: u32 },
@@ -177,7 +180,8 @@ pub struct CheckReport {
 /// - every bound page is free, or in exactly one chain (of the image its metadata names, in
 ///   the chain its offset hashes to), or private at ref > 0; no page is lost at ref 0;
 /// - the free list holds only uncached, unreferenced pages and its count is right; no page
-///   was freed twice; no page is loaned;
+///   was freed twice; no page is loaned, nor marked as being loaded (the checker runs when
+///   no fault does);
 /// - each image: `pgref` equals its chain population, `pgref <= refs`, the channel is present
 ///   exactly while `refs > pgref`, it is idle exactly while `refs == pgref`, no two of its
 ///   pages share an offset, its text segments are alive;
@@ -337,6 +341,9 @@ pub fn check_invariants(
         let page = index;
         if view.loans != 0 {
             return Err(Violation::PageLoaned { page });
+        }
+        if view.loading {
+            return Err(Violation::PageLoading { page });
         }
         if !view.bound {
             continue;
@@ -679,6 +686,21 @@ mod tests {
                 mapped: 1
             })
         ));
+    }
+
+    #[test]
+    fn catches_a_page_left_loading() {
+        let (vm, _file, _segments) = setup();
+        let page = {
+            let image = image(&vm);
+            let mut state = image.state.lock();
+            image.find(&mut state, &vm.shared.pool, 4096).unwrap()
+        };
+        vm.shared.pool.set_loading(page);
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::PageLoading { page: page.0 })
+        );
     }
 
     fn private_page(vm: &Vm) -> (SegmentRef, PageIndex) {

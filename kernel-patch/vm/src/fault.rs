@@ -1,9 +1,10 @@
 //! The fault path: find or make the page behind a faulting address.
 //!
 //! Lock order: segment lock → image lock → table lock; the free-list lock is a leaf. A
-//! missing image page is read from the file with every lock dropped; then the segment is
-//! locked again and the page looked up again, because another fault may have loaded it
-//! meanwhile (no two pages of an image at one offset). Pages are allocated with no lock held
+//! missing image page is cached at once as a *loading* page, then read from the file with
+//! every lock dropped; a fault that finds a loading page sleeps until a load finishes and
+//! starts over (`wait.rs`), so each page of an image is read once however many faults want
+//! it, and no two pages of an image share an offset. Pages are allocated with no lock held
 //! as well: the fault asks for one, drops its locks, and starts over with it in hand.
 //!
 //! A write never touches a page that belongs to an image: a write fault on an image page,
@@ -11,9 +12,11 @@
 
 use crate::file::{FileError, OpenFile};
 use crate::frame::Frame;
+use crate::image::{Image, Lookup};
 use crate::page::{PageIndex, PagePool};
 use crate::segment::{Backing, PageTable, SegmentKind, SegmentRef};
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
+use crate::vm::Shared;
 use core::fmt;
 
 /// The kind of access that faulted.
@@ -82,16 +85,64 @@ impl Drop for HeldPage<'_> {
     }
 }
 
+/// A loading page this fault cached and is reading (held at ref 1). Unless
+/// [`finish`](Self::finish)ed, dropping it takes the page out of its image again and frees
+/// it (the read failed, or the fault ended some other way); either way the faults waiting
+/// for a load are woken.
+struct PageLoad<'a> {
+    shared: &'a Shared,
+    image: Arc<Image>,
+    page: PageIndex,
+    finished: bool,
+}
+
+impl PageLoad<'_> {
+    /// The page's bytes are in: it becomes an ordinary cached page, still held at ref 1
+    /// by the caller.
+    fn finish(mut self) -> PageIndex {
+        let state = self.image.state.lock();
+        self.shared.pool.clear_loading(self.page);
+        drop(state);
+        self.finished = true;
+        self.shared.load_finished();
+        self.page
+    }
+}
+
+impl Drop for PageLoad<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let pool = &self.shared.pool;
+        let mut state = self.image.state.lock();
+        self.image.unlink_loading(&mut state, pool, self.page);
+        drop(state);
+        // Uncached at ref 1: to the free list.
+        pool.put(self.page);
+        self.shared.load_finished();
+    }
+}
+
 /// One round of the fault under the segment lock.
-enum Step {
+enum Step<'a> {
     Done(Mapping),
     Fail(FaultError),
     /// Allocate a spare page with no lock held and try again.
     NeedPage,
-    /// Read the image page at `offset` from `file` with no lock held and try again.
+    /// Allocate a page to load an image page into, with no lock held, and try again.
+    NeedLoadPage,
+    /// Read the loading page `load` (the image's page at `offset`) from `file` with no
+    /// lock held and try again.
     NeedLoad {
         offset: u64,
         file: Arc<OpenFile>,
+        load: PageLoad<'a>,
+    },
+    /// Another fault loads the page: sleep until a load finishes after `seen` loads, and
+    /// try again.
+    WaitLoad {
+        seen: u64,
     },
 }
 
@@ -106,24 +157,48 @@ impl SegmentRef {
         if access == Access::Write && seg.kind == SegmentKind::Text {
             return Err(FaultError::ReadOnly);
         }
+        // A page for copies and zero fill; a page to load into; a page this fault loaded
+        // (cached, held at ref 1 until it is mapped or copied).
         let mut spare = HeldPage::new(&shared.pool);
+        let mut fresh = HeldPage::new(&shared.pool);
         let mut loaded = HeldPage::new(&shared.pool);
         loop {
             let step = {
                 let mut table = seg.table.lock();
-                self.fault_locked(&mut table, page, access, &mut spare, &mut loaded)
+                self.fault_locked(
+                    &mut table,
+                    page,
+                    access,
+                    &mut spare,
+                    &mut fresh,
+                    &mut loaded,
+                )
             };
             match step {
                 Step::Done(mapping) => return Ok(mapping),
                 Step::Fail(err) => return Err(err),
                 Step::NeedPage => {
-                    let fresh = shared.new_page().map_err(|_| FaultError::NoMemory)?;
-                    spare.page = Some(fresh);
+                    let page = shared.new_page().map_err(|_| FaultError::NoMemory)?;
+                    spare.page = Some(page);
                 }
-                Step::NeedLoad { offset, file } => {
-                    let fresh = shared.load_page(&file, offset)?;
-                    loaded.page = Some(fresh);
-                    // `file` is dropped here, with no lock held.
+                Step::NeedLoadPage => {
+                    let page = shared.new_page().map_err(|_| FaultError::NoMemory)?;
+                    fresh.page = Some(page);
+                }
+                Step::NeedLoad { offset, file, load } => {
+                    let result = shared.read_page_into(&file, offset, load.page);
+                    // `file` is dropped with no lock held; so is `load` on an error.
+                    drop(file);
+                    result.map_err(FaultError::Io)?;
+                    loaded.page = Some(load.finish());
+                }
+                Step::WaitLoad { seen } => {
+                    shared
+                        .counters
+                        .page_load_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    let done = || shared.loads_finished.load(Ordering::Acquire) != seen;
+                    shared.page_wait.sleep(&done).map_err(FaultError::Io)?;
                 }
             }
         }
@@ -135,8 +210,9 @@ impl SegmentRef {
         page: u64,
         access: Access,
         spare: &mut HeldPage<'_>,
+        fresh: &mut HeldPage<'_>,
         loaded: &mut HeldPage<'_>,
-    ) -> Step {
+    ) -> Step<'_> {
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let pool = &shared.pool;
@@ -171,22 +247,40 @@ impl SegmentRef {
                     return Step::Fail(FaultError::Io(FileError::Gone));
                 };
                 let mut state = image.state.lock();
-                let cached = match image.lookpage(&mut state, pool, offset) {
-                    Some(cached) => cached,
-                    None => match loaded.page.take() {
-                        Some(fresh) => {
-                            let (cached, unused) =
-                                image.cache_or_get(&mut state, pool, offset, fresh);
-                            loaded.page = unused;
-                            cached
-                        }
-                        None => {
-                            let file = state.chan.clone();
+                // The page this fault loaded stays cached while it holds it: reclaim takes
+                // pages at ref 0 only.
+                let cached = match loaded.page.take() {
+                    Some(ours) => ours,
+                    None => match image.lookpage(&mut state, pool, offset) {
+                        Lookup::Cached(cached) => cached,
+                        Lookup::Loading => {
+                            // Read while the page is marked: its loader counts after it
+                            // clears the mark under this lock.
+                            let seen = shared.loads_finished.load(Ordering::Acquire);
                             drop(state);
-                            return match file {
-                                Some(file) => Step::NeedLoad { offset, file },
+                            return Step::WaitLoad { seen };
+                        }
+                        Lookup::Missing => {
+                            let Some(file) = state.chan.clone() else {
                                 // Impossible while the segment holds its image reference.
-                                None => Step::Fail(FaultError::Io(FileError::Gone)),
+                                return Step::Fail(FaultError::Io(FileError::Gone));
+                            };
+                            let Some(page) = fresh.page.take() else {
+                                drop(state);
+                                return Step::NeedLoadPage;
+                            };
+                            image.insert(&mut state, pool, offset, page);
+                            pool.set_loading(page);
+                            drop(state);
+                            return Step::NeedLoad {
+                                offset,
+                                file,
+                                load: PageLoad {
+                                    shared,
+                                    image: image.clone(),
+                                    page,
+                                    finished: false,
+                                },
                             };
                         }
                     },
@@ -227,7 +321,7 @@ impl SegmentRef {
         resident: PageIndex,
         access: Access,
         spare: &mut HeldPage<'_>,
-    ) -> Step {
+    ) -> Step<'_> {
         let shared = &*self.vm.shared;
         let pool = &shared.pool;
         // Under the segment lock nobody else can take a reference to an uncached page of

@@ -44,6 +44,17 @@ impl ImageKind {
     }
 }
 
+/// What [`Image::lookpage`] found at an offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A cached page, now with a reference for the caller.
+    Cached(PageIndex),
+    /// A page another fault is reading from the file.
+    Loading,
+    /// No page.
+    Missing,
+}
+
 /// One image.
 pub(crate) struct Image {
     /// Never reused; pages name their image by it.
@@ -124,16 +135,44 @@ impl Image {
     }
 
     /// Finds the cached page at `offset` and takes a reference to it (Plan 9's `lookpage`):
-    /// the only way a cached page at ref 0 comes back.
-    pub(crate) fn lookpage(
-        &self,
-        state: &mut ImageState,
-        pool: &PagePool,
-        offset: u64,
-    ) -> Option<PageIndex> {
-        let page = self.find(state, pool, offset)?;
-        pool.incref(page);
-        Some(page)
+    /// the only way a cached page at ref 0 comes back. A page still being loaded is not
+    /// taken: the fault that loads it has it, the others wait (`wait.rs`).
+    pub(crate) fn lookpage(&self, state: &mut ImageState, pool: &PagePool, offset: u64) -> Lookup {
+        match self.find(state, pool, offset) {
+            None => Lookup::Missing,
+            Some(page) if pool.is_loading(page) => Lookup::Loading,
+            Some(page) => {
+                pool.incref(page);
+                Lookup::Cached(page)
+            }
+        }
+    }
+
+    /// Takes `page` (a loading page its loader holds at ref 1) out of the chains after its
+    /// read failed: `pgref` and `refs` drop by one and the page is uncached, still held by
+    /// the caller, who frees it with no lock held.
+    pub(crate) fn unlink_loading(&self, state: &mut ImageState, pool: &PagePool, page: PageIndex) {
+        let chain = state.chain_of(pool.offset(page));
+        let mut prev = NO_PAGE;
+        let mut cursor = state.chains[chain];
+        while cursor != NO_PAGE {
+            let next = pool.link(PageIndex(cursor));
+            if cursor == page.0 {
+                if prev == NO_PAGE {
+                    state.chains[chain] = next;
+                } else {
+                    pool.set_link(PageIndex(prev), next);
+                }
+                pool.clear_loading(page);
+                pool.set_uncached(page);
+                pool.set_link(page, NO_PAGE);
+                self.uncount(1);
+                return;
+            }
+            prev = cursor;
+            cursor = next;
+        }
+        debug_assert!(false, "a loading page left its chain");
     }
 
     /// Finds the cached page at `offset` without taking a reference (the mount cache uses
@@ -180,23 +219,6 @@ impl Image {
         state.chains[chain] = fresh.0;
         self.pgref.fetch_add(1, Ordering::Relaxed);
         self.refs.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Caches `fresh` (held at ref 1 by the caller, uncached) at `offset`, unless a page is
-    /// cached there already: then that page is returned with a new reference and `fresh`
-    /// is handed back unused. No two pages of an image ever share an offset.
-    pub(crate) fn cache_or_get(
-        &self,
-        state: &mut ImageState,
-        pool: &PagePool,
-        offset: u64,
-        fresh: PageIndex,
-    ) -> (PageIndex, Option<PageIndex>) {
-        if let Some(existing) = self.lookpage(state, pool, offset) {
-            return (existing, Some(fresh));
-        }
-        self.insert(state, pool, offset, fresh);
-        (fresh, None)
     }
 
     /// Unlinks up to `want` pages at ref 0, the least recently used of each chain first,

@@ -9,7 +9,8 @@
 //!   keep their pages for the next exec until reclaim or the idle limit frees them.
 //! - **Segments** ([`SegmentRef`]): shared read-only text, private copy-on-write data, zero
 //!   filled bss and stack; [`SegmentRef::fault`] loads pages from the file with every lock
-//!   dropped.
+//!   dropped, one fault a page: others faulting on a page being loaded wait for it with
+//!   the kernel's sleep ([`PageWait`], [`Vm::with_page_wait`]).
 //! - [`Vm::exec`] attaches and builds a program's segments before exec's point of no return.
 //! - **The mount cache** ([`Vm::mount_cache`], [`MountCache`], [`CachedFile`]): data of files
 //!   on cached mounts (Plan 9's `cache.c`), one mount-cache image a file that never holds a
@@ -28,7 +29,7 @@
 //! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
 //! locks. vm never holds one of its locks while it calls something of the kernel's that may
 //! block: [`FrameAllocator::allocate`], [`ImageFile::read_at`], [`ImageFile::length`],
-//! [`ImageFile::close`]. The mount cache's map lives under the table lock, and a
+//! [`ImageFile::close`], [`PageWait::sleep`] (and [`PageWait::wakeup`]). The mount cache's map lives under the table lock, and a
 //! mount-cache image's lock is an image lock.
 //!
 //! Room is left for page loans and reverse mapping; they are not built yet.
@@ -51,6 +52,7 @@ mod segment;
 mod stats;
 mod sync;
 mod vm;
+mod wait;
 
 pub mod check;
 pub mod elf;
@@ -66,6 +68,7 @@ pub use mcache::{
 pub use segment::{SegmentKind, SegmentRef};
 pub use stats::Statistics;
 pub use vm::{Config, ImageRef, ImageStatus, LayoutError, Vm, VmError};
+pub use wait::{PageWait, SpinWait};
 
 // The kernel shares these between CPUs.
 const _: fn() = || {

@@ -19,8 +19,11 @@ use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 pub(crate) const NO_PAGE: u32 = u32::MAX;
 const NO_FRAME: u64 = u64::MAX;
 
-/// The page is on the free list.
+/// The page is on the free list. Changed under the free-list lock.
 const FLAG_FREE: u32 = 1 << 0;
+/// The page is in an image's chain but its bytes are still being read from the file (see
+/// `wait.rs`); nobody but its loader may take it. Changed under the owning image's lock.
+const FLAG_LOADING: u32 = 1 << 1;
 
 /// An index into the page metadata array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,10 +32,11 @@ pub(crate) struct PageIndex(pub(crate) u32);
 /// Metadata of one frame. At most 64 bytes (asserted below); 16 bytes are left for the
 /// reverse mapping of a later issue.
 ///
-/// Which lock protects what: `owner`, `offset`, `valid` and, for a cached page, `link`
-/// change only under the owning image's lock; `link` of a free page and `flags` only under the free-list
-/// lock; `frame` is written once, before the page is first handed out. `refs` is atomic and
-/// goes 0→1 for a cached page only under its image's lock (lookpage).
+/// Which lock protects what: `owner`, `offset`, `valid`, the loading flag and, for a cached
+/// page, `link` change only under the owning image's lock; `link` of a free page and the
+/// free flag only under the free-list lock (the flags are atomic bits, each under its own
+/// lock); `frame` is written once, before the page is first handed out. `refs` is atomic
+/// and goes 0→1 for a cached page only under its image's lock (lookpage).
 #[repr(C)]
 pub(crate) struct PageMeta {
     /// The frame, or `NO_FRAME` while unbound.
@@ -96,6 +100,8 @@ pub(crate) struct PageView {
     pub(crate) offset: u64,
     pub(crate) refs: u32,
     pub(crate) loans: u32,
+    /// Being loaded by a fault.
+    pub(crate) loading: bool,
     /// `(start, end)` of a mount-cache page's valid bytes.
     pub(crate) valid: (usize, usize),
 }
@@ -216,12 +222,34 @@ impl PagePool {
         meta.owner.store(owner, Ordering::Release);
     }
 
-    /// Clears a page's owner. Called under the owning image's lock, at ref 0.
+    /// Clears a page's owner. Called under the owning image's lock, at ref 0 (or at ref 1
+    /// by the loader of a loading page, which nobody else can take).
     pub(crate) fn set_uncached(&self, page: PageIndex) {
         let meta = self.meta(page);
         meta.offset.store(0, Ordering::Relaxed);
         meta.valid.store(0, Ordering::Relaxed);
         meta.owner.store(0, Ordering::Release);
+    }
+
+    /// Marks a page just cached by its loader as being read from the file. Called under
+    /// the owning image's lock.
+    pub(crate) fn set_loading(&self, page: PageIndex) {
+        self.meta(page)
+            .flags
+            .fetch_or(FLAG_LOADING, Ordering::Relaxed);
+    }
+
+    /// The page's bytes are read: others may take it. Called under the owning image's
+    /// lock.
+    pub(crate) fn clear_loading(&self, page: PageIndex) {
+        self.meta(page)
+            .flags
+            .fetch_and(!FLAG_LOADING, Ordering::Relaxed);
+    }
+
+    /// Whether the page is being loaded. Called under the owning image's lock.
+    pub(crate) fn is_loading(&self, page: PageIndex) -> bool {
+        self.meta(page).flags.load(Ordering::Relaxed) & FLAG_LOADING != 0
     }
 
     /// The valid bytes `start..end` of a mount-cache page. Called under its image's lock.
@@ -307,6 +335,7 @@ impl PagePool {
             offset: meta.offset.load(Ordering::Relaxed),
             refs: meta.refs.load(Ordering::Acquire),
             loans: meta.loans.load(Ordering::Relaxed),
+            loading: meta.flags.load(Ordering::Relaxed) & FLAG_LOADING != 0,
             valid: self.valid(page),
         }
     }

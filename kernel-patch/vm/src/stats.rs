@@ -45,6 +45,11 @@ pub struct Statistics {
     /// length at open, a create or truncating open, a length change, an explicit wipe, a
     /// write whose outcome is unknown or that overlapped another.
     pub mcache_wipes: u64,
+    /// Pages read from image files by faults (each page of an image once, unless reclaimed
+    /// meanwhile or a read failed).
+    pub page_loads: u64,
+    /// Times a fault waited for a page another fault was loading, instead of reading it too.
+    pub page_load_waits: u64,
 }
 
 impl Vm {
@@ -87,6 +92,8 @@ impl Vm {
         stats.mcache_hits = counters.mcache_hits.load(Ordering::Relaxed);
         stats.mcache_misses = counters.mcache_misses.load(Ordering::Relaxed);
         stats.mcache_wipes = counters.mcache_wipes.load(Ordering::Relaxed);
+        stats.page_loads = counters.page_loads.load(Ordering::Relaxed);
+        stats.page_load_waits = counters.page_load_waits.load(Ordering::Relaxed);
         stats
     }
 }
@@ -110,6 +117,8 @@ impl fmt::Display for Statistics {
         writeln!(f, "mcache_pages {}", self.mcache_pages)?;
         writeln!(f, "mcache_hits {}", self.mcache_hits)?;
         writeln!(f, "mcache_misses {}", self.mcache_misses)?;
-        writeln!(f, "mcache_wipes {}", self.mcache_wipes)
+        writeln!(f, "mcache_wipes {}", self.mcache_wipes)?;
+        writeln!(f, "page_loads {}", self.page_loads)?;
+        writeln!(f, "page_load_waits {}", self.page_load_waits)
     }
 }

@@ -10,6 +10,11 @@ mod imp {
     pub(crate) use alloc::sync::Arc;
     pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+    /// One turn of a retry loop: tells the CPU we are spinning.
+    pub(crate) fn spin_hint() {
+        core::hint::spin_loop();
+    }
+
     /// A spin lock (the kernel's lock type; vm never sleeps while holding one).
     pub(crate) struct Mutex<T>(spin::Mutex<T>);
 
@@ -31,6 +36,11 @@ mod imp {
 mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
     pub(crate) use loom::sync::Arc;
+
+    /// One turn of a retry loop: lets loom run another thread.
+    pub(crate) fn spin_hint() {
+        loom::thread::yield_now();
+    }
 
     /// loom's model of a lock, so that loom can schedule around it.
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);

@@ -10,7 +10,7 @@ use crate::image::Image;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
-use crate::FaultError;
+use crate::wait::{PageWait, SpinWait};
 
 /// Limits of a [`Vm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +103,8 @@ pub(crate) struct Counters {
     pub(crate) mcache_hits: AtomicU64,
     pub(crate) mcache_misses: AtomicU64,
     pub(crate) mcache_wipes: AtomicU64,
+    pub(crate) page_loads: AtomicU64,
+    pub(crate) page_load_waits: AtomicU64,
 }
 
 /// Everything a vm instance shares between its handles.
@@ -120,6 +122,10 @@ pub(crate) struct Shared {
     /// Ticks for the mount cache's least-recently-used order.
     pub(crate) use_clock: AtomicU64,
     pub(crate) counters: Counters,
+    /// How a fault sleeps until a page another fault loads is ready (`wait.rs`).
+    pub(crate) page_wait: Box<dyn PageWait>,
+    /// Page loads finished (read, or failed and taken out): what sleepers wait on.
+    pub(crate) loads_finished: AtomicU64,
     next_serial: AtomicU64,
 }
 
@@ -150,20 +156,28 @@ impl Shared {
         Ok(page)
     }
 
-    /// A new page holding the file's bytes at `offset` (zero past the end of file). Called
-    /// with no lock held: the read may block.
-    pub(crate) fn load_page(&self, file: &OpenFile, offset: u64) -> Result<PageIndex, FaultError> {
-        let page = self.new_page().map_err(|_| FaultError::NoMemory)?;
+    /// Reads the file's bytes at `offset` into `page` (zero past the end of file). Called
+    /// with no lock held: the read may block. The page is the caller's (a loading page).
+    pub(crate) fn read_page_into(
+        &self,
+        file: &OpenFile,
+        offset: u64,
+        page: PageIndex,
+    ) -> Result<(), FileError> {
+        self.counters.page_loads.fetch_add(1, Ordering::Relaxed);
         let mut result = Ok(());
         self.frames
             .with_frame_mut(self.pool.frame(page), &mut |bytes| {
                 result = file.read_page(offset, bytes);
             });
-        if let Err(err) = result {
-            self.pool.put(page);
-            return Err(FaultError::Io(err));
-        }
-        Ok(page)
+        result
+    }
+
+    /// A page load finished (its loading mark is gone): counts it and wakes the faults
+    /// waiting for one. Called with no lock held.
+    pub(crate) fn load_finished(&self) {
+        self.loads_finished.fetch_add(1, Ordering::AcqRel);
+        self.page_wait.wakeup();
     }
 }
 
@@ -196,6 +210,18 @@ impl Vm {
         config: Config,
         mount_cache: MountCacheConfig,
     ) -> Result<Self, VmError> {
+        Self::with_page_wait(frames, config, mount_cache, Box::new(SpinWait))
+    }
+
+    /// A vm as [`with_mount_cache`](Self::with_mount_cache) makes it, whose faults wait
+    /// for a page another fault is loading with the kernel's `page_wait` (a sleep the
+    /// process's notes interrupt) instead of spinning ([`SpinWait`]).
+    pub fn with_page_wait(
+        frames: Box<dyn FrameAllocator>,
+        config: Config,
+        mount_cache: MountCacheConfig,
+        page_wait: Box<dyn PageWait>,
+    ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -208,6 +234,8 @@ impl Vm {
                 mcache_pages: AtomicU32::new(0),
                 use_clock: AtomicU64::new(0),
                 counters: Counters::default(),
+                page_wait,
+                loads_finished: AtomicU64::new(0),
                 next_serial: AtomicU64::new(1),
             }),
         })

@@ -52,6 +52,43 @@ fn exit_closes_the_channel_and_leaves_an_idle_image() {
 }
 
 #[test]
+fn concurrent_faults_read_each_page_once() {
+    let world = world(Config {
+        max_pages: 1024,
+        ..small_config()
+    });
+    let text_pages = 48;
+    let program = program(ident(1, 14, 0), text_pages * PAGE, 8 * PAGE, PAGE);
+    let processes: Vec<Process> = (0..4).map(|_| exec(&world, &program)).collect();
+    std::thread::scope(|scope| {
+        for (n, process) in processes.iter().enumerate() {
+            scope.spawn(move || {
+                // Each from a different page, so that they run into each other's loads.
+                let text = process.text();
+                for i in 0..text_pages {
+                    let page = (i + n as u64 * 7) % text_pages;
+                    text.fault(TEXT_VA + page * PAGE, Access::Read).unwrap();
+                }
+                fault_all(process.data(), Access::Read);
+            });
+        }
+    });
+    for process in &processes {
+        verify_process(&world, process);
+    }
+    // 48 text pages, 8 data pages: each read from the file once, however many faulted it.
+    let data_pages = 8;
+    let stats = world.vm.statistics();
+    assert_eq!(stats.page_loads, text_pages + data_pages);
+    assert_eq!(
+        program.file.counts().bytes_read,
+        (text_pages + data_pages) * PAGE
+    );
+    let all: Vec<&vm::SegmentRef> = processes.iter().flat_map(|p| p.refs()).collect();
+    check(&world, &all);
+}
+
+#[test]
 fn image_status_follows_an_image_through_its_life_and_attaches_nothing() {
     let world = world(small_config());
     let identity = ident(1, 13, 0);

@@ -7,7 +7,9 @@
 //! 4. mount cache: a fill vs a wipe by an open that sees a new version (fill tickets);
 //! 5. mount cache: two of our writes to one file in flight at once (write conflicts);
 //! 6. mount cache: exec of a file vs a cached open of the same version (no double caching);
-//! 7. mount cache: a fill vs reclaim (the page count and the chains agree).
+//! 7. mount cache: a fill vs reclaim (the page count and the chains agree);
+//! 8. two faults on one uncached page: one reads it, the other waits (one read);
+//! 9. a failed page load wakes the fault waiting for it, which loads (and fails) in turn.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -17,8 +19,8 @@ use loom::thread;
 use vm::check::check_invariants;
 use vm::testkit::{pattern_byte, FakeFile, HeapFrames};
 use vm::{
-    Access, CachedFile, Config, FileIdentity, LoadSegment, MountCacheConfig, OpenKind, Vm,
-    PAGE_SIZE,
+    Access, CachedFile, Config, FaultError, FileError, FileIdentity, LoadSegment, MountCacheConfig,
+    OpenKind, Vm, PAGE_SIZE,
 };
 
 const TEXT: u64 = 0x40_0000;
@@ -370,6 +372,78 @@ fn fill_vs_reclaim() {
         assert_cache_matches(&file, &server);
         drop(file);
         mcache_finish(vm, frames);
+        explored();
+    });
+    report_explored();
+}
+
+/// Faults one page of the text, checking its bytes.
+fn fault_text(frames: &HeapFrames, file: &FakeFile, text: &vm::SegmentRef) {
+    let mapping = text.fault(TEXT, Access::Read).unwrap();
+    let bytes = frames.read(mapping.frame);
+    let identity = file.identity();
+    assert!(bytes
+        .iter()
+        .enumerate()
+        .all(|(offset, byte)| *byte == pattern_byte(&identity, offset as u64)));
+}
+
+#[test]
+fn two_faults_on_one_uncached_page_read_it_once() {
+    builder().check(|| {
+        let (vm, frames, file, loads) = setup();
+        // Two processes of the file: two handles on one shared text segment.
+        let first = vm.exec(file.open(), &loads).unwrap();
+        let second = vm.exec(file.open(), &loads).unwrap();
+        let faulter = {
+            let (frames, file) = (frames.clone(), file.clone());
+            thread::spawn(move || {
+                fault_text(&frames, &file, &second[0]);
+                second
+            })
+        };
+        fault_text(&frames, &file, &first[0]);
+        let second = faulter.join().unwrap();
+        // One of them loaded the page; the other found it loading and waited, or found it.
+        assert_eq!(file.counts().reads, 1, "the page was read twice");
+        assert_eq!(vm.statistics().page_loads, 1);
+        let live: Vec<&vm::SegmentRef> = first.iter().chain(second.iter()).collect();
+        if let Err(violation) = check_invariants(&vm, Some(&live)) {
+            panic!("{violation}");
+        }
+        drop((first, second));
+        finish(vm, frames, file);
+        explored();
+    });
+    report_explored();
+}
+
+#[test]
+fn a_failed_load_wakes_the_fault_waiting_for_it() {
+    builder().check(|| {
+        let (vm, frames, file, loads) = setup();
+        file.fail_reads(true);
+        let first = vm.exec(file.open(), &loads).unwrap();
+        let second = vm.exec(file.open(), &loads).unwrap();
+        let faulter = thread::spawn(move || {
+            let result = second[0].fault(TEXT, Access::Read);
+            (result, second)
+        });
+        let mine = first[0].fault(TEXT, Access::Read);
+        let (theirs, second) = faulter.join().unwrap();
+        // Neither may wait forever or map a page the failed read left: each fault loads
+        // in its turn, and fails.
+        let failed = Err(FaultError::Io(FileError::Io));
+        assert_eq!((mine, theirs), (failed, failed));
+        assert_eq!(file.counts().reads, 2);
+        let live: Vec<&vm::SegmentRef> = first.iter().chain(second.iter()).collect();
+        let report = match check_invariants(&vm, Some(&live)) {
+            Ok(report) => report,
+            Err(violation) => panic!("{violation}"),
+        };
+        assert_eq!(report.cached_pages, 0);
+        drop((first, second));
+        finish(vm, frames, file);
         explored();
     });
     report_explored();
