@@ -11,6 +11,10 @@
 //! - a length change: [`truncate`] wipes and relabels with the server's new version, as a
 //!   truncating open does.
 //!
+//! The channel's `qid.vers` after our writes is the handle's [`CachedFile::vers`], which
+//! [`vm::PendingWrite::done`] moves: mnt's channel keeps the qid of its open, and nothing
+//! of the kernel reads an open channel's version after it (exec opens its own channel).
+//!
 //! Nothing here holds a lock of the kernel's: the callers hold only the open file's offset
 //! lock (Plan 9's per-channel serialisation), which is no lock vm or any other path takes.
 
