@@ -3,10 +3,15 @@
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::failure::Failure;
+use crate::options::CommonArgs;
+
+/// A tool's case: its name (`short-name: what it checks`) and what it runs, given the
+/// tool's environment `E` (what every case needs: the binaries, deadlines, options).
+pub type Case<E> = (&'static str, fn(&E) -> Result<(), Failure>);
 
 /// The outcome of one case.
 #[derive(Debug)]
@@ -32,6 +37,25 @@ impl Runner {
             case_timeout,
             outcomes: Vec::new(),
         }
+    }
+
+    /// Runs the `cases` that `common` selects, each on its own thread with `env`, then
+    /// prints the summary and gives the exit status (see [`finish`](Self::finish)).
+    pub fn run_selected<E: Send + Sync + 'static>(
+        common: &CommonArgs,
+        env: E,
+        cases: &[Case<E>],
+    ) -> ExitCode {
+        let env = Arc::new(env);
+        let mut runner = Runner::new(common.case_timeout());
+        for &(name, case) in cases {
+            if !common.selected(name) {
+                continue;
+            }
+            let env = env.clone();
+            runner.run(name, move || case(&env));
+        }
+        runner.finish()
     }
 
     /// Runs `case` on its own thread and prints its line.

@@ -19,7 +19,7 @@ use hosted::mnt::OpenMode;
 use hosted::vm::PAGE_SIZE;
 use hosted::{ForkFlags, Kernel, KernelConfig, MountFlags, MountInfo, Pid};
 use regress::failure::Context;
-use regress::{ensure, CommonArgs, Failure, Program, Ramfs};
+use regress::{ensure, init_logging, write_new_file, CommonArgs, Failure, Inputs, Program, Ramfs};
 
 /// Measures a cold and a warm exec of one binary from ramfs in the hosted kernel.
 #[derive(Debug, Parser)]
@@ -119,23 +119,10 @@ fn exec_round(ramfs: &std::path::Path, program: &Program) -> Result<(Cost, Cost)
     let init = kernel.spawn();
     let mut server = Ramfs::start(ramfs, false)?;
     let mount = server.mount(&kernel, init, "/n/ram", MountFlags::REPLACE)?;
-    write_file(&kernel, init, "/n/ram/prog", &program.bytes)?;
+    write_new_file(&kernel, init, "/n/ram/prog", &program.bytes)?;
     let cold = exec_once(&kernel, init, &mount, program)?;
     let warm = exec_once(&kernel, init, &mount, program)?;
     Ok((cold, warm))
-}
-
-fn write_file(kernel: &Kernel, pid: Pid, path: &str, bytes: &[u8]) -> Result<(), Failure> {
-    let fd = kernel
-        .create(pid, path, 0o755, OpenMode::WRITE)
-        .context(format!("create {path}"))?;
-    let mut done = 0;
-    while done < bytes.len() {
-        let n = kernel.write(pid, fd, &bytes[done..]).context("write")?;
-        ensure!(n > 0, "ramfs took no bytes");
-        done += n;
-    }
-    kernel.close(pid, fd).context("close")
 }
 
 /// The file read twice on a cached mount.
@@ -192,7 +179,7 @@ fn cached_round(ramfs: &std::path::Path) -> Result<(Cost, Cost), Failure> {
     let mut server = Ramfs::start(ramfs, false)?;
     let mount = server.mount(&kernel, init, "/n/ram", MountFlags::CACHE)?;
     let contents: Vec<u8> = (0..CACHED_FILE_BYTES).map(|i| (i % 253) as u8).collect();
-    write_file(&kernel, init, "/n/ram/file", &contents)?;
+    write_new_file(&kernel, init, "/n/ram/file", &contents)?;
     kernel.reclaim(usize::MAX);
     ensure!(
         kernel.statistics().vm.mcache_pages == 0,
@@ -273,24 +260,13 @@ fn bar(value: u64, scale: u64) -> String {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    init_logging("error");
     let cli = Cli::parse();
-    let ramfs = match cli.common.ramfs_path() {
-        Ok(path) => path,
-        Err(why) => {
-            eprintln!("exec-bench: {why}");
-            return ExitCode::from(2);
-        }
-    };
-    let program = match Program::choose(cli.binary.as_deref()) {
-        Ok(program) => program,
-        Err(why) => {
-            eprintln!("exec-bench: {why}");
-            return ExitCode::from(2);
-        }
-    };
+    let Inputs { ramfs, program } =
+        match Inputs::choose("exec-bench", &cli.common, cli.binary.as_deref()) {
+            Ok(inputs) => inputs,
+            Err(status) => return status,
+        };
     let pages = program.pages().len();
     eprintln!(
         "exec-bench: {} ({} bytes, {pages} file pages touched an exec), {} rounds",

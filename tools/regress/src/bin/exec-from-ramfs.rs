@@ -18,7 +18,10 @@ use hosted::vm::{SegmentKind, PAGE_SIZE};
 use hosted::{ForkFlags, Kernel, KernelConfig, KernelError, MountFlags, NamespaceShare, Pid};
 use regress::binary::ProgramPage;
 use regress::failure::Context;
-use regress::{ensure, settle_and_check, CommonArgs, Failure, Program, Ramfs, Runner};
+use regress::{
+    ensure, init_logging, settle_and_check, write_new_file, Case, CommonArgs, Failure, Inputs,
+    Program, Ramfs, Runner,
+};
 
 const MOUNT: &str = "/n/ram";
 const PROGRAM: &str = "/n/ram/bin/prog";
@@ -96,7 +99,7 @@ impl Env {
             .create(init, "/n/ram/bin", dm::DIR | 0o755, OpenMode::READ)
             .context("mkdir /n/ram/bin")?;
         kernel.close(init, dir).context("close /n/ram/bin")?;
-        copy_in(kernel, init, PROGRAM, bytes)
+        write_new_file(kernel, init, PROGRAM, bytes)
     }
 
     fn setup(&self) -> Result<Setup, Failure> {
@@ -110,22 +113,6 @@ impl Env {
             server,
         })
     }
-}
-
-/// Writes `bytes` to a new file at `path` (mode 0755) through the kernel.
-fn copy_in(kernel: &Kernel, pid: Pid, path: &str, bytes: &[u8]) -> Result<(), Failure> {
-    let fd = kernel
-        .create(pid, path, 0o755, OpenMode::WRITE)
-        .context(format!("create {path}"))?;
-    let mut done = 0;
-    while done < bytes.len() {
-        let n = kernel
-            .write(pid, fd, &bytes[done..])
-            .context(format!("write {path}"))?;
-        ensure!(n > 0, "ramfs took no bytes of {path} at {done}");
-        done += n;
-    }
-    kernel.close(pid, fd).context(format!("close {path}"))
 }
 
 /// A new process (sharing `init`'s namespace) running the program.
@@ -560,9 +547,7 @@ fn changed_in_place_new_image(env: &Env) -> Result<(), Failure> {
     Ok(())
 }
 
-type Case = fn(&Env) -> Result<(), Failure>;
-
-const CASES: &[(&str, Case)] = &[
+const CASES: &[Case<Env>] = &[
     ("pages-equal-file: every text and data page touched equals the file's bytes", pages_equal_file),
     ("warm-exec: a second exec sends no Tread for text pages already cached", warm_exec_reads_no_cached_text),
     ("concurrent-execs: concurrent execs of one file share one image and its pages", concurrent_execs_share),
@@ -574,24 +559,13 @@ const CASES: &[(&str, Case)] = &[
 ];
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    init_logging("warn");
     let cli = Cli::parse();
-    let ramfs = match cli.common.ramfs_path() {
-        Ok(path) => path,
-        Err(why) => {
-            eprintln!("exec-from-ramfs: {why}");
-            return ExitCode::from(2);
-        }
-    };
-    let program = match Program::choose(cli.binary.as_deref()) {
-        Ok(program) => program,
-        Err(why) => {
-            eprintln!("exec-from-ramfs: {why}");
-            return ExitCode::from(2);
-        }
-    };
+    let Inputs { ramfs, program } =
+        match Inputs::choose("exec-from-ramfs", &cli.common, cli.binary.as_deref()) {
+            Ok(inputs) => inputs,
+            Err(status) => return status,
+        };
     let pages = program.pages();
     eprintln!(
         "exec-from-ramfs: ramfs {}; program: {} ({} bytes, {} text and {} data pages){}",
@@ -606,24 +580,15 @@ fn main() -> ExitCode {
             ""
         }
     );
-    let env = Arc::new(Env {
+    let env = Env {
         ramfs,
         program,
         deadline: cli.common.deadline(),
         legacy: cli.legacy_image_channel,
         server_log: cli.server_log,
         concurrency: cli.concurrency,
-    });
-    let mut runner = Runner::new(cli.common.case_timeout());
-    for (name, case) in CASES {
-        if !cli.common.selected(name) {
-            continue;
-        }
-        let env = env.clone();
-        let case = *case;
-        runner.run(name, move || case(&env));
-    }
-    runner.finish()
+    };
+    Runner::run_selected(&cli.common, env, CASES)
 }
 
 #[cfg(test)]

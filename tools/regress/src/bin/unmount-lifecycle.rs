@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -15,7 +15,10 @@ use hosted::mnt::OpenMode;
 use hosted::vm::{Access, PAGE_SIZE};
 use hosted::{ForkFlags, Kernel, KernelConfig, KernelError, MountFlags, NamespaceShare, Pid};
 use regress::failure::Context;
-use regress::{ensure, settle_and_check, CommonArgs, Failure, Program, Ramfs, Runner};
+use regress::{
+    ensure, init_logging, settle_and_check, write_new_file, Case, CommonArgs, Failure, Inputs,
+    Program, Ramfs, Runner,
+};
 
 /// Mount/unmount lifecycles, dead and silent servers, and interrupted requests in the
 /// hosted kernel. Prints one line per case, then `N passed, M failed`; exits 1 if any case
@@ -61,22 +64,6 @@ impl Env {
     fn server(&self) -> Result<Ramfs, Failure> {
         Ramfs::start(&self.ramfs, self.server_log)
     }
-}
-
-/// Writes `bytes` to a new file at `path` through the kernel.
-fn write_file(kernel: &Kernel, pid: Pid, path: &str, bytes: &[u8]) -> Result<(), Failure> {
-    let fd = kernel
-        .create(pid, path, 0o755, OpenMode::WRITE)
-        .context(format!("create {path}"))?;
-    let mut done = 0;
-    while done < bytes.len() {
-        let n = kernel
-            .write(pid, fd, &bytes[done..])
-            .context(format!("write {path}"))?;
-        ensure!(n > 0, "ramfs took no bytes of {path}");
-        done += n;
-    }
-    kernel.close(pid, fd).context(format!("close {path}"))
 }
 
 /// Reads the whole file open at `fd` from offset 0.
@@ -153,7 +140,7 @@ fn open_file_cycles(env: &Env, flags: MountFlags) -> Result<(), Failure> {
     for cycle in 0..env.cycles {
         let mut server = env.server()?;
         let mount = server.mount(&kernel, init, "/n/ram", flags)?;
-        write_file(&kernel, init, "/n/ram/file", &contents)?;
+        write_new_file(&kernel, init, "/n/ram/file", &contents)?;
         if cached {
             // The written pages are cached too: drop them, so the first read fills.
             kernel.reclaim(usize::MAX);
@@ -233,7 +220,7 @@ fn busy_binary(env: &Env) -> Result<(), Failure> {
     let init = kernel.spawn();
     let mut server = env.server()?;
     server.mount(&kernel, init, "/n/ram", MountFlags::REPLACE)?;
-    write_file(&kernel, init, "/n/ram/prog", &env.program.bytes)?;
+    write_new_file(&kernel, init, "/n/ram/prog", &env.program.bytes)?;
     let parent = kernel.fork(init, ForkFlags::default()).context("fork")?;
     kernel
         .exec(parent, "/n/ram/prog", &["prog"])
@@ -286,7 +273,7 @@ fn many_mounts(env: &Env) -> Result<(), Failure> {
     for i in 0..env.mounts {
         let mut server = env.server()?;
         server.mount(&kernel, init, &format!("/n/r{i}"), MountFlags::REPLACE)?;
-        write_file(
+        write_new_file(
             &kernel,
             init,
             &format!("/n/r{i}/id"),
@@ -345,7 +332,7 @@ fn server_killed(env: &Env) -> Result<(), Failure> {
     let init = kernel.spawn();
     let mut server = env.server()?;
     let info = server.mount(&kernel, init, "/n/ram", MountFlags::REPLACE)?;
-    write_file(&kernel, init, "/n/ram/prog", &env.program.bytes)?;
+    write_new_file(&kernel, init, "/n/ram/prog", &env.program.bytes)?;
     let runner = kernel.fork(init, ForkFlags::default()).context("fork")?;
     kernel
         .exec(runner, "/n/ram/prog", &["prog"])
@@ -436,7 +423,7 @@ fn interrupted_reads(env: &Env) -> Result<(), Failure> {
     let init = kernel.spawn();
     let mut server = env.server()?;
     let info = server.mount(&kernel, init, "/n/ram", MountFlags::REPLACE)?;
-    write_file(&kernel, init, "/n/ram/prog", &env.program.bytes)?;
+    write_new_file(&kernel, init, "/n/ram/prog", &env.program.bytes)?;
     let fd = kernel
         .open(init, "/n/ram/prog", OpenMode::READ)
         .context("open")?;
@@ -519,8 +506,8 @@ fn never_answers(env: &Env) -> Result<(), Failure> {
     silent.mount(&kernel, init, "/n/silent", MountFlags::REPLACE)?;
     let mut other = env.server()?;
     other.mount(&kernel, init, "/n/other", MountFlags::REPLACE)?;
-    write_file(&kernel, init, "/n/silent/a", b"aaaa")?;
-    write_file(&kernel, init, "/n/silent/prog", &env.program.bytes)?;
+    write_new_file(&kernel, init, "/n/silent/a", b"aaaa")?;
+    write_new_file(&kernel, init, "/n/silent/prog", &env.program.bytes)?;
     let stuck = kernel.fork(init, ForkFlags::default()).context("fork")?;
     let fd = kernel
         .open(stuck, "/n/silent/a", OpenMode::READ)
@@ -543,7 +530,7 @@ fn never_answers(env: &Env) -> Result<(), Failure> {
         "the read never reached the wire"
     );
     // Everything else goes on: the same mount (files, an exec), another mount.
-    write_file(&kernel, init, "/n/silent/b", b"bbbb")?;
+    write_new_file(&kernel, init, "/n/silent/b", b"bbbb")?;
     let fd_b = kernel
         .open(init, "/n/silent/b", OpenMode::READ)
         .context("open b")?;
@@ -555,7 +542,7 @@ fn never_answers(env: &Env) -> Result<(), Failure> {
         .context("exec")?;
     compare_pages(&kernel, runner, &env.program.text_pages())?;
     kernel.exit(runner, "").context("exit")?;
-    write_file(&kernel, init, "/n/other/c", b"cc")?;
+    write_new_file(&kernel, init, "/n/other/c", b"cc")?;
     ensure!(
         kernel.stat(init, "/n/other/c").context("stat")?.length == 2,
         "c has the wrong length"
@@ -621,7 +608,7 @@ fn hung_unmount(env: &Env) -> Result<(), Failure> {
     // Other mounts and processes carry on meanwhile.
     let mut other = env.server()?;
     other.mount(&kernel, init, "/n/other", MountFlags::REPLACE)?;
-    write_file(&kernel, init, "/n/other/x", b"x")?;
+    write_new_file(&kernel, init, "/n/other/x", b"x")?;
     let child = kernel.fork(init, ForkFlags::default()).context("fork")?;
     kernel.exit(child, "").context("exit")?;
     kernel.wait(init).context("wait")?;
@@ -635,9 +622,7 @@ fn hung_unmount(env: &Env) -> Result<(), Failure> {
     nothing_left(&kernel, env.deadline)
 }
 
-type Case = fn(&Env) -> Result<(), Failure>;
-
-const CASES: &[(&str, Case)] = &[
+const CASES: &[Case<Env>] = &[
     ("open-files: mount/unmount cycles with an open file: the file keeps ramfs, its close lets it exit 0", open_files),
     ("cached-mounts: the same cycles on MCACHE mounts; second reads and reads after unmount come from the mount cache", cached_mounts),
     ("busy-binary: unmount (and remount) under a running program and its child; ramfs exits 0 after both exit", busy_binary),
@@ -649,48 +634,28 @@ const CASES: &[(&str, Case)] = &[
 ];
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    init_logging("error");
     let cli = Cli::parse();
-    let ramfs = match cli.common.ramfs_path() {
-        Ok(path) => path,
-        Err(why) => {
-            eprintln!("unmount-lifecycle: {why}");
-            return ExitCode::from(2);
-        }
-    };
-    let program = match Program::choose(cli.binary.as_deref()) {
-        Ok(program) => program,
-        Err(why) => {
-            eprintln!("unmount-lifecycle: {why}");
-            return ExitCode::from(2);
-        }
-    };
+    let Inputs { ramfs, program } =
+        match Inputs::choose("unmount-lifecycle", &cli.common, cli.binary.as_deref()) {
+            Ok(inputs) => inputs,
+            Err(status) => return status,
+        };
     eprintln!(
         "unmount-lifecycle: ramfs {}; program: {} ({} bytes)",
         ramfs.display(),
         program.origin,
         program.bytes.len()
     );
-    let env = Arc::new(Env {
+    let env = Env {
         ramfs,
         program,
         deadline: cli.common.deadline(),
         cycles: cli.cycles.max(1),
         mounts: cli.mounts.max(2),
         server_log: cli.server_log,
-    });
-    let mut runner = Runner::new(cli.common.case_timeout());
-    for (name, case) in CASES {
-        if !cli.common.selected(name) {
-            continue;
-        }
-        let env = env.clone();
-        let case = *case;
-        runner.run(name, move || case(&env));
-    }
-    runner.finish()
+    };
+    Runner::run_selected(&cli.common, env, CASES)
 }
 
 #[cfg(test)]
