@@ -53,7 +53,9 @@
 //! panics the server.
 //!
 //! **Memory.** File data counts by 4 KiB page (holes are free), plus names, symlink
-//! targets, extended attributes, and [`fs::NODE_COST`] bytes a file. An operation past
+//! targets, extended attributes, and [`fs::NODE_COST`] bytes a file; a copy of an
+//! extended attribute held by a 9P2000.L `Txattrwalk` fid counts until its clunk (so a
+//! getxattr on a full tree fails with `ENOSPC`). An operation past
 //! `--max-memory` fails ("file system is full" / `ENOSPC`) and changes nothing. Pages
 //! kept allocated for a memory mapping after a truncation (see below) still count until
 //! the mapping lets them go.

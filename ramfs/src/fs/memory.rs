@@ -2,8 +2,10 @@
 //!
 //! What counts: each allocated file page ([`super::data::PAGE_SIZE`] bytes), each
 //! directory entry's name, each symlink target, each extended attribute's name and value,
-//! and a fixed [`NODE_COST`] for every file. Everything is reserved before it is
-//! changed, so an operation that would go past the limit fails and changes nothing.
+//! and a fixed [`NODE_COST`] for every file; also what front ends hold for clients
+//! through [`super::Tree::reserve_pending`] (extended attribute values being written or
+//! read through 9P fids). Everything is reserved before it is changed, so an operation
+//! that would go past the limit fails and changes nothing.
 
 use crate::error::{Error, Result};
 

@@ -1241,9 +1241,10 @@ impl Tree {
         self.nodes.len()
     }
 
-    /// Reserves memory for data a front end holds for the tree before it becomes part
-    /// of it (an extended attribute value being written through a fid), so that such
-    /// buffers count against the limit too.
+    /// Reserves memory for data a front end holds on behalf of a client (an extended
+    /// attribute value being written through a fid before it becomes part of the tree,
+    /// or a copy of one being read through a fid), so that such buffers count against
+    /// the limit too.
     pub fn reserve_pending(&mut self, bytes: u64) -> Result<()> {
         self.memory.reserve(bytes)
     }

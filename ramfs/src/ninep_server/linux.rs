@@ -395,8 +395,14 @@ impl Session<'_> {
         } else {
             tree.xattr_get(node, name)?
         };
+        // The fid keeps its own copy until it is clunked: charged like any other
+        // memory, so a client cannot hold copies past the limit (one a fid).
         let size = value.len() as u64;
-        self.bind(&mut tree, newfid, node, cred)?;
+        tree.reserve_pending(size)?;
+        if let Err(e) = self.bind(&mut tree, newfid, node, cred) {
+            tree.release_pending(size);
+            return Err(e);
+        }
         self.fid_mut(newfid)?.xattr = Some(XattrFid::Read(value));
         Ok(Msg::Rxattrwalk { size })
     }

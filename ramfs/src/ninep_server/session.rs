@@ -32,7 +32,8 @@ pub(super) struct OpenState {
 /// An extended attribute being read or written through a fid (9P2000.L).
 #[derive(Debug, Clone)]
 pub(super) enum XattrFid {
-    /// Txattrwalk: the value (or the list of names) to read.
+    /// Txattrwalk: a copy of the value (or of the list of names) to read. Its length
+    /// is reserved against the memory limit until the fid is clunked.
     Read(Vec<u8>),
     /// Txattrcreate: the value being written, set at clunk. Its `size` is reserved
     /// against the memory limit until then.
@@ -255,25 +256,28 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Ends a fid's use of its node: a pending xattr is set, an ORCLOSE file removed,
-    /// the open closed, the reference dropped.
+    /// Ends a fid's use of its node: a pending xattr is set (a read copy given back),
+    /// an ORCLOSE file removed, the open closed, the reference dropped.
     fn release(&self, tree: &mut Tree, f: Fid) -> Result<()> {
         let mut result = Ok(());
-        if let Some(XattrFid::Write {
-            name,
-            size,
-            mode,
-            data,
-        }) = f.xattr
-        {
-            tree.release_pending(size);
-            result = if data.len() as u64 != size {
-                Err(Error::Range)
-            } else if size == 0 {
-                tree.xattr_remove(&f.cred, f.node, &name)
-            } else {
-                tree.xattr_set(&f.cred, f.node, &name, data, mode)
-            };
+        match f.xattr {
+            Some(XattrFid::Write {
+                name,
+                size,
+                mode,
+                data,
+            }) => {
+                tree.release_pending(size);
+                result = if data.len() as u64 != size {
+                    Err(Error::Range)
+                } else if size == 0 {
+                    tree.xattr_remove(&f.cred, f.node, &name)
+                } else {
+                    tree.xattr_set(&f.cred, f.node, &name, data, mode)
+                };
+            }
+            Some(XattrFid::Read(value)) => tree.release_pending(value.len() as u64),
+            None => {}
         }
         if let Some(open) = f.open {
             if open.orclose {

@@ -982,6 +982,109 @@ fn pending_xattr_values_count_against_memory() {
     assert_eq!(fs.lock().statfs().used, 0);
 }
 
+/// A server of a fresh tree with a small memory limit, for the accounting tests.
+fn server_with_memory(limit: u64) -> Arc<Server> {
+    let fs = Arc::new(Fs::new(Config {
+        memory_limit: limit,
+        owner: "adm".into(),
+        clock: Clock::Fixed(0),
+    }));
+    Arc::new(Server::new(fs, ServerConfig::default()))
+}
+
+fn used(s: &Server) -> u64 {
+    s.fs().lock().statfs().used
+}
+
+/// Each Txattrwalk fid holds its own copy of the value until it is clunked: the copy
+/// counts against the memory limit, so fids cannot grow the server past it.
+#[cfg(unix)]
+#[test]
+fn xattr_values_read_through_fids_count_against_memory() {
+    const VALUE: usize = 5000;
+    let name = "user.v";
+    let set = (name.len() + VALUE) as u64;
+    let s = server_with_memory(set + 4 * VALUE as u64 + 100);
+    let mut c = Conn::open(&s, "9P2000.L");
+    assert!(matches!(
+        c.rpc(tattach(0, "", Some(0))),
+        Msg::Rattach { .. }
+    ));
+    c.rpc(twalk(0, 1, &[]));
+    let r = c.rpc(Msg::Txattrcreate {
+        fid: 1,
+        name: name.into(),
+        attr_size: VALUE as u64,
+        flags: 0,
+    });
+    assert_eq!(r, Msg::Rxattrcreate);
+    let r = c.rpc(Msg::Twrite {
+        fid: 1,
+        offset: 0,
+        data: vec![b'v'; VALUE],
+    });
+    assert_eq!(
+        r,
+        Msg::Rwrite {
+            count: VALUE as u32
+        }
+    );
+    assert_eq!(c.rpc(Msg::Tclunk { fid: 1 }), Msg::Rclunk);
+    assert_eq!(used(&s), set);
+
+    let walk = |newfid| Msg::Txattrwalk {
+        fid: 0,
+        newfid,
+        name: name.into(),
+    };
+    for (i, fid) in (10..14).enumerate() {
+        assert_eq!(c.rpc(walk(fid)), Msg::Rxattrwalk { size: VALUE as u64 });
+        assert_eq!(used(&s), set + (i as u64 + 1) * VALUE as u64, "fid {fid}");
+    }
+    // A fifth copy does not fit: refused, and nothing is held for it.
+    assert_eq!(rlerror(&c.rpc(walk(14))), errno::ENOSPC);
+    assert_eq!(used(&s), set + 4 * VALUE as u64);
+    assert_eq!(rlerror(&c.rpc(Msg::Tclunk { fid: 14 })), errno::EBADF);
+    // A clunk gives one copy back; the rest go with the session.
+    let r = c.rpc(Msg::Tread {
+        fid: 10,
+        offset: 0,
+        count: 10,
+    });
+    assert_eq!(
+        r,
+        Msg::Rread {
+            data: vec![b'v'; 10]
+        }
+    );
+    assert_eq!(c.rpc(Msg::Tclunk { fid: 10 }), Msg::Rclunk);
+    assert_eq!(used(&s), set + 3 * VALUE as u64);
+    assert_eq!(c.rpc(walk(10)), Msg::Rxattrwalk { size: VALUE as u64 });
+    // The list of names is a copy too.
+    let list = Msg::Txattrwalk {
+        fid: 0,
+        newfid: 20,
+        name: String::new(),
+    };
+    assert_eq!(
+        c.rpc(list),
+        Msg::Rxattrwalk {
+            size: name.len() as u64 + 1
+        }
+    );
+    assert_eq!(used(&s), set + 4 * VALUE as u64 + name.len() as u64 + 1);
+    // A new Tversion clunks them all.
+    assert!(matches!(c.rpc(tversion("9P2000.L")), Msg::Rversion { .. }));
+    assert_eq!(used(&s), set);
+    assert!(matches!(
+        c.rpc(tattach(0, "", Some(0))),
+        Msg::Rattach { .. }
+    ));
+    assert_eq!(c.rpc(walk(1)), Msg::Rxattrwalk { size: VALUE as u64 });
+    assert!(matches!(c.close(), ConnectionEnd::Eof));
+    assert_eq!(used(&s), set, "the connection's end gave the copies back");
+}
+
 #[cfg(unix)]
 #[test]
 fn two_connections_share_the_tree_and_locks_conflict() {
