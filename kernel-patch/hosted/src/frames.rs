@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use vm::testkit::{copy_via_buffer, zero_via_with_frame};
 use vm::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 
 /// Bytes written over a frame when it is freed, so a page used without being filled shows.
@@ -182,15 +183,12 @@ impl FrameAllocator for HostFrames {
 
     fn zero(&self, frame: Frame) {
         self.inner.zeroes.fetch_add(1, Ordering::SeqCst);
-        self.with_frame_mut(frame, &mut |bytes| bytes.fill(0));
+        zero_via_with_frame(self, frame);
     }
 
     fn copy(&self, from: Frame, to: Frame) {
         self.inner.copies.fetch_add(1, Ordering::SeqCst);
-        // One slot lock at a time: copy through a buffer.
-        let mut buffer = Box::new([0u8; PAGE_SIZE]);
-        self.with_frame(from, &mut |bytes| buffer.copy_from_slice(bytes));
-        self.with_frame_mut(to, &mut |bytes| bytes.copy_from_slice(&buffer[..]));
+        copy_via_buffer(self, from, to);
     }
 
     fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE])) {

@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use alloc::boxed::Box;
+
 /// Bytes in a page (and in a frame).
 pub const PAGE_SIZE: usize = 4096;
 
@@ -67,11 +69,19 @@ pub trait FrameAllocator: Send + Sync {
     /// Returns a frame allocated by [`allocate`](Self::allocate). Must not block.
     fn free(&self, frame: Frame);
 
-    /// Fills a frame with zeros. Must not block.
-    fn zero(&self, frame: Frame);
+    /// Fills a frame with zeros. Must not block. The default is
+    /// [`zero_via_with_frame`](crate::testkit::zero_via_with_frame).
+    fn zero(&self, frame: Frame) {
+        zero_via_with_frame(self, frame);
+    }
 
-    /// Copies the contents of `from` into `to` (different frames). Must not block.
-    fn copy(&self, from: Frame, to: Frame);
+    /// Copies the contents of `from` into `to` (different frames). Must not block. The
+    /// default is [`copy_via_buffer`](crate::testkit::copy_via_buffer), through a heap
+    /// buffer; a kernel that reaches both frames at once (a direct map of physical memory)
+    /// copies without one.
+    fn copy(&self, from: Frame, to: Frame) {
+        copy_via_buffer(self, from, to);
+    }
 
     /// Runs `f` on the bytes of `frame`. Must not block itself. vm passes a closure that
     /// reads a file (and so may block) only when it holds no lock.
@@ -86,5 +96,70 @@ pub trait FrameAllocator: Send + Sync {
     fn admit_allocation(&self, site: AllocSite) -> Result<(), AllocError> {
         let _ = site;
         Ok(())
+    }
+}
+
+/// Fills `frame` with zeros through [`FrameAllocator::with_frame_mut`]: the default
+/// [`FrameAllocator::zero`], and the part of an override that only adds to it (a count).
+pub fn zero_via_with_frame<A: FrameAllocator + ?Sized>(frames: &A, frame: Frame) {
+    frames.with_frame_mut(frame, &mut |bytes| bytes.fill(0));
+}
+
+/// Copies `from` into `to` through a heap buffer, borrowing one frame at a time (with
+/// [`FrameAllocator::with_frame`], then [`FrameAllocator::with_frame_mut`]), so that an
+/// allocator that locks each frame never holds two locks at once: the default
+/// [`FrameAllocator::copy`], and the part of an override that only adds to it (a count).
+pub fn copy_via_buffer<A: FrameAllocator + ?Sized>(frames: &A, from: Frame, to: Frame) {
+    let mut buffer = Box::new([0u8; PAGE_SIZE]);
+    frames.with_frame(from, &mut |bytes| buffer.copy_from_slice(bytes));
+    frames.with_frame_mut(to, &mut |bytes| bytes.copy_from_slice(&buffer[..]));
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Mutex;
+    use alloc::vec::Vec;
+
+    /// Frames reached only through the borrowing calls, one lock each; `zero` and `copy`
+    /// are the trait's defaults.
+    struct LockedFrames(Vec<Mutex<[u8; PAGE_SIZE]>>);
+
+    impl FrameAllocator for LockedFrames {
+        fn allocate(&self) -> Result<Frame, AllocError> {
+            Err(AllocError)
+        }
+
+        fn free(&self, _frame: Frame) {}
+
+        fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE])) {
+            f(&mut self.0[frame.0 as usize].lock());
+        }
+
+        fn with_frame(&self, frame: Frame, f: &mut dyn FnMut(&[u8; PAGE_SIZE])) {
+            f(&self.0[frame.0 as usize].lock());
+        }
+    }
+
+    fn bytes_of(frames: &LockedFrames, frame: Frame) -> Vec<u8> {
+        let mut out = Vec::new();
+        frames.with_frame(frame, &mut |bytes| out.extend_from_slice(bytes));
+        out
+    }
+
+    #[test]
+    fn the_defaults_zero_and_copy_through_the_borrowing_calls() {
+        let frames = LockedFrames((0..2).map(|_| Mutex::new([0x11; PAGE_SIZE])).collect());
+        frames.with_frame_mut(Frame(0), &mut |bytes| {
+            bytes[0] = 1;
+            bytes[PAGE_SIZE - 1] = 2;
+        });
+        frames.copy(Frame(0), Frame(1));
+        let copied = bytes_of(&frames, Frame(1));
+        assert_eq!(copied, bytes_of(&frames, Frame(0)));
+        assert_eq!((copied[0], copied[1], copied[PAGE_SIZE - 1]), (1, 0x11, 2));
+        frames.zero(Frame(0));
+        assert!(bytes_of(&frames, Frame(0)).iter().all(|&b| b == 0));
+        assert_eq!(bytes_of(&frames, Frame(1)), copied);
     }
 }

@@ -9,6 +9,11 @@ use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 
+/// How [`HeapFrames`] zeroes and copies, for other allocators that reach their frames only
+/// through [`FrameAllocator::with_frame`] and [`FrameAllocator::with_frame_mut`] (the hosted
+/// kernel's frames) and override `zero` and `copy` just to count.
+pub use crate::frame::{copy_via_buffer, zero_via_with_frame};
+
 /// Bytes written over a frame when it is freed, so a page used without being filled shows.
 pub const POISON: u8 = 0xdb;
 
@@ -149,15 +154,12 @@ impl FrameAllocator for HeapFrames {
 
     fn zero(&self, frame: Frame) {
         self.inner.zeroes.fetch_add(1, Ordering::SeqCst);
-        self.with_frame_mut(frame, &mut |bytes| bytes.fill(0));
+        zero_via_with_frame(self, frame);
     }
 
     fn copy(&self, from: Frame, to: Frame) {
         self.inner.copies.fetch_add(1, Ordering::SeqCst);
-        // One frame lock at a time.
-        let mut buffer = Box::new([0u8; PAGE_SIZE]);
-        self.with_frame(from, &mut |bytes| buffer.copy_from_slice(bytes));
-        self.with_frame_mut(to, &mut |bytes| bytes.copy_from_slice(&buffer[..]));
+        copy_via_buffer(self, from, to);
     }
 
     fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE])) {
