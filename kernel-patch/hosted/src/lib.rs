@@ -28,6 +28,8 @@
 //!   kernel's own rules (MMU entries, every live channel accounted for).
 //! - [`inject`]: a transport that records the wire and holds requests back (a server that
 //!   never answers, flushes answered or not, a connection cut mid-request).
+//! - [`testing`]: the `ramfs` binary and the static test program that tests and tools
+//!   run the kernel with.
 //!
 //! An image's channel is the exec's channel; vm closes it when only cached pages refer to
 //! the image, so a program that exited never keeps its file server connected.
@@ -64,6 +66,7 @@ mod process;
 mod shared;
 
 pub mod inject;
+pub mod testing;
 
 pub use check::{KernelCheck, KernelViolation};
 pub use error::{ExecError, KernelError};

@@ -3,24 +3,12 @@
 //! its pages must hold once exec has mapped it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use hosted::vm::elf::load_segments;
 use hosted::vm::{LoadSegment, PAGE_SIZE};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 const PT_INTERP: u32 = 3;
-
-/// The test program's source: an initialised table of four pages (data), a zeroed one of
-/// sixteen (bss), and libc's text.
-const SOURCE: &str = "#include <stdio.h>\n\
-int table[4096] = {1, 2, 3, 4, 5};\n\
-char zeroes[65536];\n\
-int main(int argc, char **argv) {\n\
-    zeroes[argc] = 1;\n\
-    printf(\"%d %s\\n\", table[argc], argv[0]);\n\
-    return zeroes[3];\n\
-}\n";
 
 /// One page of the program as exec should map it.
 #[derive(Clone, Debug)]
@@ -100,23 +88,10 @@ impl Program {
         }
     }
 
-    /// Compiles the test program with `gcc -static -O2` in a temporary directory.
+    /// Compiles the test program ([`hosted::testing::TEST_PROGRAM_SOURCE`]) with
+    /// `gcc -static -O2` in a temporary directory.
     pub fn build() -> Result<Program, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let source = dir.path().join("prog.c");
-        let output = dir.path().join("prog");
-        std::fs::write(&source, SOURCE).map_err(|e| format!("write {}: {e}", source.display()))?;
-        let status = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&output)
-            .arg(&source)
-            .status()
-            .map_err(|e| format!("run gcc: {e}"))?;
-        if !status.success() {
-            return Err(format!("gcc -static failed ({status})"));
-        }
-        let bytes =
-            std::fs::read(&output).map_err(|e| format!("read {}: {e}", output.display()))?;
+        let bytes = hosted::testing::build_test_program().map_err(|e| e.to_string())?;
         Program::new(
             "a static C program built with gcc -static -O2".to_string(),
             bytes,

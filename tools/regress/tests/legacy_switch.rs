@@ -1,34 +1,14 @@
 //! The switch that brings the 2014 bug back must make exec-from-ramfs fail, and name the
 //! ramfs that never exits; without it the same case passes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The ramfs binary of this target directory, built first if missing.
 fn ramfs() -> PathBuf {
     let tool = PathBuf::from(env!("CARGO_BIN_EXE_exec-from-ramfs"));
-    let profile = tool.parent().expect("the tool's directory").to_path_buf();
-    let binary = profile.join("ramfs");
-    if binary.exists() {
-        return binary;
-    }
-    let target = profile.parent().expect("target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--quiet", "-p", "ramfs", "--manifest-path"])
-        .arg(manifest)
-        .arg("--target-dir")
-        .arg(target);
-    if profile.file_name().is_some_and(|name| name == "release") {
-        build.arg("--release");
-    }
-    assert!(
-        build.status().expect("run cargo").success(),
-        "cargo build -p ramfs failed"
-    );
-    binary
+    let profile = tool.parent().expect("the tool's directory");
+    hosted::testing::ramfs_in(profile).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run_2014_case(extra: &[&str]) -> Output {

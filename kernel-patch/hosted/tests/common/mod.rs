@@ -27,67 +27,25 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `ramfs` binary of this target directory, built first if it is missing.
+/// The `ramfs` binary of this target directory (or `$RAMFS_BIN`), built first if it is
+/// missing.
 pub fn ramfs() -> PathBuf {
     static RAMFS: OnceLock<PathBuf> = OnceLock::new();
     RAMFS
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("RAMFS_BIN") {
-                return PathBuf::from(path);
-            }
-            let profile = profile_dir();
-            let binary = profile.join("ramfs");
-            if binary.exists() {
-                return binary;
-            }
-            let target = profile.parent().expect("target directory");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-            let mut build = Command::new(cargo);
-            build
-                .args(["build", "--quiet", "-p", "ramfs", "--manifest-path"])
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(target);
-            if profile.file_name().is_some_and(|name| name == "release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("run cargo to build ramfs");
-            assert!(status.success(), "cargo build -p ramfs failed");
-            assert!(binary.exists(), "no ramfs at {}", binary.display());
-            binary
+        .get_or_init(|| match std::env::var_os("RAMFS_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => hosted::testing::ramfs_in(&profile_dir()).unwrap_or_else(|e| panic!("{e}")),
         })
         .clone()
 }
 
-/// A static ELF64 test program, compiled once per test run: a page-spanning initialised
-/// table (data), a larger zeroed one (bss), and libc's text.
+/// A static ELF64 test program ([`hosted::testing::TEST_PROGRAM_SOURCE`]), compiled once per
+/// test run: a page-spanning initialised table (data), a larger zeroed one (bss), and
+/// libc's text.
 pub fn static_binary() -> &'static [u8] {
     static BINARY: OnceLock<Vec<u8>> = OnceLock::new();
     BINARY.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let source = dir.path().join("prog.c");
-        std::fs::write(
-            &source,
-            "#include <stdio.h>\n\
-             int table[4096] = {1, 2, 3, 4, 5};\n\
-             char zeroes[65536];\n\
-             int main(int argc, char **argv) {\n\
-                 zeroes[argc] = 1;\n\
-                 printf(\"%d %s\\n\", table[argc], argv[0]);\n\
-                 return zeroes[3];\n\
-             }\n",
-        )
-        .expect("write the test program");
-        let output = dir.path().join("prog");
-        let status = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&output)
-            .arg(&source)
-            .status()
-            .expect("run gcc");
-        assert!(status.success(), "gcc -static failed");
-        std::fs::read(&output).expect("read the test program")
+        hosted::testing::build_test_program().unwrap_or_else(|e| panic!("test program: {e}"))
     })
 }
 
