@@ -21,7 +21,10 @@
 //!
 //! **Identities.** A 9P2000 attach names a user; a 9P2000.L attach gives a number
 //! (`n_uname`). One registry keeps names and numbers consistent ("root" = 0, "nobody"
-//! = 65534, other names from 100000). 9P2000 uses Plan 9's permission rules (no
+//! = 65534, other names from 100000). A name is registered for good, so a new name
+//! from a client is at most 255 bytes (longer: "File name too long" / `ENAMETOOLONG`
+//! at attach) and its registration counts against the memory limit; a refused wstat
+//! registers no group. 9P2000 uses Plan 9's permission rules (no
 //! superuser, a user's group is the group of the same name); 9P2000.L uses POSIX rules
 //! with uid 0 privileged. The root directory belongs to `--owner` (default "ramfs") and
 //! has mode 0777, so a Linux 9P2000 mount (which attaches as "nobody") can create files.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::{ArgGroup, CommandFactory, Parser};
 
-use ramfs::fs::{Clock, Config, Fs};
+use ramfs::fs::{Clock, Config, Fs, USER_NAME_MAX};
 use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
 use ramfs::transport::{self, Connection, ListenAddr, Listener};
 
@@ -56,7 +56,7 @@ struct Cli {
     max_fids: usize,
 
     /// Owner and group of the root directory (mode 0777, so any user can create).
-    #[arg(long, value_name = "NAME", default_value = "ramfs")]
+    #[arg(long, value_name = "NAME", default_value = "ramfs", value_parser = parse_owner)]
     owner: String,
 
     /// Log one line per 9P message to standard error (like Plan 9's chatty9p).
@@ -88,6 +88,14 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn parse_scheme_name(s: &str) -> Result<String, String> {
     if s.is_empty() || s.contains(['/', ':', '\0']) {
         return Err(format!("{s:?} is not a scheme name (one path component)"));
+    }
+    Ok(s.to_owned())
+}
+
+/// A user name no longer than clients may use (so every stat record stays small).
+fn parse_owner(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > USER_NAME_MAX {
+        return Err(format!("a user name has 1 to {} bytes", USER_NAME_MAX));
     }
     Ok(s.to_owned())
 }
@@ -246,5 +254,10 @@ mod tests {
         assert!(Cli::try_parse_from(["ramfs", "--scheme", "a", "--single"]).is_err());
         assert!(Cli::try_parse_from(["ramfs", "--scheme", "a/b"]).is_err());
         assert!(Cli::try_parse_from(["ramfs", "--scheme", ""]).is_err());
+        let long = "o".repeat(USER_NAME_MAX + 1);
+        assert!(Cli::try_parse_from(["ramfs", "--stdio", "--owner", &long]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--stdio", "--owner", ""]).is_err());
+        let c = Cli::try_parse_from(["ramfs", "--stdio", "--owner", &long[1..]]).expect("valid");
+        assert_eq!(c.owner.len(), USER_NAME_MAX);
     }
 }

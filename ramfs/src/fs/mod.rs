@@ -47,6 +47,7 @@ use crate::error::{Error, Result};
 use memory::Memory;
 use node::{Content, Directory, Node};
 use users::Users;
+pub use users::USER_NAME_MAX;
 
 /// Longest name of a directory entry, in bytes (Linux's `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -336,16 +337,18 @@ impl Tree {
         self.root
     }
 
-    /// A Plan 9 caller known by name (empty names are "none").
-    pub fn cred_for_name(&mut self, name: &str) -> Cred {
+    /// A Plan 9 caller known by name (empty names are "none"). A new name is
+    /// registered: [`Error::NameTooLong`] past [`USER_NAME_MAX`] bytes,
+    /// [`Error::NoSpace`] if its registration does not fit the memory limit.
+    pub fn cred_for_name(&mut self, name: &str) -> Result<Cred> {
         let name = if name.is_empty() { "none" } else { name };
-        let uid = self.users.id_of(name);
-        Cred {
+        let uid = self.user_id(name)?;
+        Ok(Cred {
             name: name.to_owned(),
             uid,
             gid: uid,
             style: PermStyle::Plan9,
-        }
+        })
     }
 
     /// A POSIX caller known by number; the group defaults to the user's number.
@@ -363,9 +366,23 @@ impl Tree {
         self.users.name_of(id)
     }
 
-    /// The number of a user or group name (registering a new name).
-    pub fn user_id(&mut self, name: &str) -> u32 {
-        self.users.id_of(name)
+    /// The number of a user or group name, registering a new name as
+    /// [`Tree::cred_for_name`] does (and failing as it does).
+    pub fn user_id(&mut self, name: &str) -> Result<u32> {
+        if let Some(id) = self.users.lookup(name) {
+            return Ok(id);
+        }
+        let cost = Self::check_new_user_name(name)?;
+        self.memory.reserve(cost)?;
+        Ok(self.users.register(name))
+    }
+
+    /// Checks a name that a client would register; returns what registering it costs.
+    fn check_new_user_name(name: &str) -> Result<u64> {
+        if name.len() > USER_NAME_MAX {
+            return Err(Error::NameTooLong);
+        }
+        Ok(Users::registration_cost(name))
     }
 
     /// The clock's current time.
@@ -1120,9 +1137,6 @@ impl Tree {
             if self.dir(dir)?.get(name).is_some() {
                 return Err(Error::Exists);
             }
-            if !self.memory.fits(name.len() as u64) {
-                return Err(Error::NoSpace);
-            }
             rename = Some((dir, old, name.clone()));
         }
         if let Some(m) = &w.mode {
@@ -1158,22 +1172,35 @@ impl Tree {
                 return Err(Error::WstatProhibited);
             }
         }
-        let mut new_gid = None;
+        // The new group, and whether its name must be registered first. Nothing is
+        // registered before every check has passed: a refused wstat changes nothing.
+        let mut new_group: Option<(u32, Option<&str>)> = None;
+        let mut group_cost = 0;
         if let Some(gname) = &w.gid {
             if *gname != self.users.name_of(n.gid) {
                 if !cred.owns(n.uid) {
                     return Err(Error::NotOwner);
                 }
-                let gid = self.users.id_of(gname);
+                let (gid, register) = match self.users.lookup(gname) {
+                    Some(gid) => (gid, None),
+                    None => (self.users.number_for_new(gname), Some(gname.as_str())),
+                };
                 if gid != cred.gid && !cred.is_privileged() {
                     return Err(Error::NotInGroup);
                 }
-                new_gid = Some(gid);
+                if register.is_some() {
+                    group_cost = Self::check_new_user_name(gname)?;
+                }
+                new_group = Some((gid, register));
             }
+        }
+        let rename_cost = rename.as_ref().map_or(0, |(_, _, new)| new.len() as u64);
+        if !self.memory.fits(rename_cost + group_cost) {
+            return Err(Error::NoSpace);
         }
         // Validated: apply.
         let changed = rename.is_some()
-            || new_gid.is_some()
+            || new_group.is_some()
             || w.mode.is_some()
             || w.atime.is_some()
             || w.mtime.is_some()
@@ -1191,6 +1218,13 @@ impl Tree {
                 self.node_mut(id)?.touch_modify(now);
             }
         }
+        // Memory for the group and the new name fits (checked above; a length change
+        // only frees), so neither step below fails.
+        let new_gid = match new_group {
+            Some((_, Some(gname))) => Some(self.user_id(gname)?),
+            Some((gid, None)) => Some(gid),
+            None => None,
+        };
         if let Some((dir, old, new)) = rename {
             self.move_entry(id, dir, &old, dir, &new)?;
         }

@@ -48,7 +48,7 @@ fn root_is_world_writable_and_owned_by_the_owner() {
     assert_eq!(a.perm, 0o777);
     assert_eq!(t.user_name(a.uid), "adm");
     assert_eq!(a.file_type, FileType::Directory);
-    let nobody = t.cred_for_name("nobody");
+    let nobody = t.cred_for_name("nobody").unwrap();
     let root = t.root();
     file(&mut t, &nobody, root, "f", 0o644);
 }
@@ -56,7 +56,7 @@ fn root_is_world_writable_and_owned_by_the_owner() {
 #[test]
 fn qid_paths_are_never_reused() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let a = file(&mut t, &u, root, "a", 0o644);
     t.unlink(&u, root, "a", UnlinkKind::NonDir).unwrap();
@@ -68,8 +68,8 @@ fn qid_paths_are_never_reused() {
 #[test]
 fn walk_needs_search_permission() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
-    let other = t.cred_for_name("other");
+    let owner = t.cred_for_name("glenda").unwrap();
+    let other = t.cred_for_name("other").unwrap();
     let root = t.root();
     let d = mkdir(&mut t, &owner, root, "d", 0o700);
     file(&mut t, &owner, d, "f", 0o644);
@@ -83,8 +83,8 @@ fn walk_needs_search_permission() {
 #[test]
 fn create_needs_write_in_the_directory() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
-    let other = t.cred_for_name("other");
+    let owner = t.cred_for_name("glenda").unwrap();
+    let other = t.cred_for_name("other").unwrap();
     let root = t.root();
     let d = mkdir(&mut t, &owner, root, "d", 0o755);
     let r = t.create(&other, d, "x", NewNode::new(NewKind::File, 0o644));
@@ -103,7 +103,7 @@ fn create_needs_write_in_the_directory() {
 #[test]
 fn plan9_create_mask_and_group_inheritance() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
+    let owner = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let d = mkdir(&mut t, &owner, root, "d", 0o750);
     let mut spec = NewNode::new(NewKind::File, 0o666);
@@ -118,8 +118,8 @@ fn plan9_create_mask_and_group_inheritance() {
 #[test]
 fn open_checks_permission_and_dirs_cannot_be_written() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
-    let other = t.cred_for_name("other");
+    let owner = t.cred_for_name("glenda").unwrap();
+    let other = t.cred_for_name("other").unwrap();
     let root = t.root();
     let f = file(&mut t, &owner, root, "f", 0o644);
     let read = OpenMode {
@@ -137,7 +137,7 @@ fn open_checks_permission_and_dirs_cannot_be_written() {
 #[test]
 fn dmexcl_allows_one_open() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let mut spec = NewNode::new(NewKind::File, 0o666);
     spec.excl = true;
@@ -151,7 +151,7 @@ fn dmexcl_allows_one_open() {
 #[test]
 fn truncating_open_empties_and_bumps_version() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &u, root, "f", 0o644);
     t.write(&u, f, 0, &[1; 10_000], false).unwrap();
@@ -172,7 +172,7 @@ fn truncating_open_empties_and_bumps_version() {
 #[test]
 fn every_change_bumps_qid_version() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &u, root, "f", 0o644);
     let mut last = t.attr(f).unwrap().version;
@@ -211,7 +211,7 @@ fn every_change_bumps_qid_version() {
 #[test]
 fn append_only_writes_go_to_the_end() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let mut spec = NewNode::new(NewKind::File, 0o644);
     spec.append = true;
@@ -230,7 +230,7 @@ fn append_only_writes_go_to_the_end() {
 #[test]
 fn removing_a_full_directory_fails() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let d = mkdir(&mut t, &u, root, "d", 0o755);
     let f = file(&mut t, &u, d, "f", 0o644);
@@ -253,8 +253,8 @@ fn removing_a_full_directory_fails() {
 #[test]
 fn remove_needs_write_in_the_parent_except_for_orclose() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
-    let other = t.cred_for_name("other");
+    let owner = t.cred_for_name("glenda").unwrap();
+    let other = t.cred_for_name("other").unwrap();
     let root = t.root();
     let d = mkdir(&mut t, &owner, root, "d", 0o755);
     let f = file(&mut t, &owner, d, "f", 0o666);
@@ -267,7 +267,7 @@ fn remove_needs_write_in_the_parent_except_for_orclose() {
 #[test]
 fn removed_file_lives_while_referenced_then_frees_its_memory() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let before = t.statfs().used;
     let f = file(&mut t, &u, root, "f", 0o644);
@@ -285,7 +285,7 @@ fn removed_file_lives_while_referenced_then_frees_its_memory() {
 #[test]
 fn wstat_is_all_or_nothing() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
+    let owner = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &owner, root, "f", 0o644);
     file(&mut t, &owner, root, "taken", 0o644);
@@ -318,7 +318,7 @@ fn wstat_is_all_or_nothing() {
     };
     assert_eq!(t.wstat(&owner, f, w), Err(Error::WstatFileDir));
     // Only the owner changes the mode; the owner cannot be changed.
-    let other = t.cred_for_name("other");
+    let other = t.cred_for_name("other").unwrap();
     let w = Wstat {
         mtime: Some(5),
         ..Default::default()
@@ -337,7 +337,7 @@ fn wstat_is_all_or_nothing() {
 #[test]
 fn wstat_renames_within_the_directory_and_sets_everything_at_once() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
+    let owner = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &owner, root, "f", 0o644);
     t.write(&owner, f, 0, b"hello world", false).unwrap();
@@ -368,7 +368,7 @@ fn wstat_renames_within_the_directory_and_sets_everything_at_once() {
 #[test]
 fn wstat_group_must_be_the_callers() {
     let mut t = tree();
-    let owner = t.cred_for_name("glenda");
+    let owner = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &owner, root, "f", 0o644);
     let w = Wstat {
@@ -445,7 +445,7 @@ fn setattr_times() {
 #[test]
 fn directory_cursor_is_stable_while_the_directory_changes() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     for n in ["a", "b", "c", "d"] {
         file(&mut t, &u, root, n, 0o644);
@@ -479,7 +479,7 @@ fn directory_cursor_is_stable_while_the_directory_changes() {
 fn memory_limit_refuses_a_write_and_changes_nothing() {
     let limit = 16 * PAGE_SIZE as u64;
     let mut t = tree_with_limit(limit);
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &u, root, "f", 0o644);
     let used = t.statfs().used;
@@ -510,7 +510,8 @@ fn memory_limit_refuses_a_write_and_changes_nothing() {
 #[test]
 fn names_symlinks_and_xattrs_count_against_memory() {
     let mut t = tree_with_limit(NODE_COST + 100);
-    let u = t.cred_for_name("glenda");
+    // The owner, registered when the tree was made: a new name would cost memory too.
+    let u = t.cred_for_name("adm").unwrap();
     let root = t.root();
     let long = "x".repeat(101);
     assert_eq!(
@@ -542,7 +543,7 @@ fn names_symlinks_and_xattrs_count_against_memory() {
 #[test]
 fn xattr_create_and_replace_flags() {
     let mut t = tree();
-    let u = t.cred_for_name("glenda");
+    let u = t.cred_for_name("glenda").unwrap();
     let root = t.root();
     let f = file(&mut t, &u, root, "f", 0o644);
     assert_eq!(
@@ -790,7 +791,7 @@ fn lending_a_hole_fills_it_without_touching_times_or_version() {
 fn truncation_past_lent_pages_fails_in_every_form() {
     let mut t = tree();
     let u = t.cred_for_uid(1000, None);
-    let p9 = t.cred_for_name("glenda");
+    let p9 = t.cred_for_name("glenda").unwrap();
     let f = dense_file(&mut t, &u, "text", 4);
     t.setattr(
         &u,
@@ -873,4 +874,113 @@ fn vacant_slots_of_a_lent_run_are_counted_until_it_is_free() {
     assert_eq!(t.statfs().used, used, "still held");
     assert_eq!(t.return_pages(f, 0, 1), Ok(0));
     assert_eq!(t.statfs().used, used - 3 * PAGE, "freed with the last loan");
+}
+
+#[test]
+fn names_clients_introduce_are_limited_and_charged() {
+    let cost = |name: &str| 64 + 2 * name.len() as u64;
+    let longest = "n".repeat(USER_NAME_MAX);
+    let mut t = tree_with_limit(cost(&longest) + cost("glenda") + 10);
+    let too_long = "n".repeat(USER_NAME_MAX + 1);
+    assert_eq!(t.cred_for_name(&too_long), Err(Error::NameTooLong));
+    assert_eq!(t.user_id(&too_long), Err(Error::NameTooLong));
+    assert_eq!(t.statfs().used, 0);
+    // Known names are free: the operator's and the well-known ones.
+    for known in ["adm", "root", "nobody"] {
+        t.cred_for_name(known).unwrap();
+    }
+    assert_eq!(t.statfs().used, 0);
+    let g = t.cred_for_name("glenda").unwrap();
+    assert_eq!(t.statfs().used, cost("glenda"));
+    assert_eq!(t.cred_for_name("glenda").unwrap(), g, "registered once");
+    assert_eq!(t.statfs().used, cost("glenda"));
+    t.user_id(&longest).unwrap();
+    let full = t.statfs().used;
+    assert_eq!(full, cost("glenda") + cost(&longest));
+    // Past the limit: refused, and the name takes no number.
+    assert_eq!(t.user_id("someone"), Err(Error::NoSpace));
+    assert_eq!(
+        t.cred_for_name("someone").map(|c| c.uid),
+        Err(Error::NoSpace)
+    );
+    assert_eq!(t.statfs().used, full);
+    assert!(t.users.lookup("someone").is_none());
+}
+
+#[test]
+fn a_refused_wstat_registers_no_group() {
+    let mut t = tree();
+    let owner = t.cred_for_name("glenda").unwrap();
+    let root_cred = t.cred_for_uid(0, Some(0));
+    let root = t.root();
+    let f = file(&mut t, &owner, root, "f", 0o644);
+    file(&mut t, &owner, root, "taken", 0o644);
+    let used = t.statfs().used;
+    let gid = t.attr(f).unwrap().gid;
+    let group = |g: &str| Wstat {
+        gid: Some(g.into()),
+        ..Wstat::default()
+    };
+    // Not a member of a group nobody has named yet.
+    assert_eq!(t.wstat(&owner, f, group("ghost")), Err(Error::NotInGroup));
+    // Allowed group, refused rename.
+    let w = Wstat {
+        name: Some("taken".into()),
+        ..group("staff")
+    };
+    assert_eq!(t.wstat(&root_cred, f, w), Err(Error::Exists));
+    // Too long a group name.
+    let long = "g".repeat(USER_NAME_MAX + 1);
+    assert_eq!(
+        t.wstat(&root_cred, f, group(&long)),
+        Err(Error::NameTooLong)
+    );
+    // Allowed group, truncation refused when applied (a page is lent).
+    t.write(&owner, f, 0, &[1; 10], false).unwrap();
+    t.lend_pages(f, 0, 1).unwrap();
+    let used = t.statfs().used.max(used);
+    let w = Wstat {
+        length: Some(0),
+        ..group("staff")
+    };
+    assert_eq!(t.wstat(&root_cred, f, w), Err(Error::TextBusy));
+    for g in ["ghost", "staff", long.as_str()] {
+        assert!(
+            t.users.lookup(g).is_none(),
+            "{g} registered by a refused wstat"
+        );
+    }
+    assert_eq!(t.statfs().used, used);
+    assert_eq!(t.attr(f).unwrap().gid, gid);
+    // The next new name gets the number right after glenda's.
+    assert_eq!(t.user_id("next").unwrap(), owner.uid + 1);
+    // A wstat that succeeds registers and charges its group.
+    let used = t.statfs().used;
+    t.wstat(&root_cred, f, group("staff")).unwrap();
+    let staff = t.users.lookup("staff").expect("registered");
+    assert_eq!(t.attr(f).unwrap().gid, staff);
+    assert_eq!(t.statfs().used, used + 64 + 2 * 5);
+}
+
+#[test]
+fn a_wstat_whose_group_does_not_fit_changes_nothing() {
+    let mut t = tree_with_limit(NODE_COST + 1 + 64 + 2 * 5 - 1);
+    let root_cred = t.cred_for_uid(0, Some(0));
+    let root = t.root();
+    let f = file(&mut t, &root_cred, root, "f", 0o644);
+    let before = t.attr(f).unwrap();
+    let w = Wstat {
+        gid: Some("staff".into()),
+        mode: Some(WstatMode {
+            is_dir: false,
+            perm: 0o600,
+            append: false,
+            excl: false,
+            tmp: false,
+        }),
+        ..Wstat::default()
+    };
+    assert_eq!(t.wstat(&root_cred, f, w), Err(Error::NoSpace));
+    assert_eq!(t.attr(f).unwrap(), before);
+    assert!(t.users.lookup("staff").is_none());
 }

@@ -6,11 +6,25 @@
 //! the ranges Unix systems hand out, so it rarely collides with a real client's uid). A
 //! number without a name is shown as its decimal digits. Plan 9 has no group file: a
 //! user's group is the group with the user's name, i.e. the same number.
+//!
+//! A registration is kept for good: files and sessions refer to the number, and the
+//! number must keep meaning the same name. So the tree limits the names clients may
+//! introduce ([`USER_NAME_MAX`]) and charges each registration against the memory limit
+//! ([`Users::registration_cost`]); names the operator gives (the owner) are free.
 
 use std::collections::HashMap;
 
 /// The first number given to a new name.
 const FIRST_ASSIGNED_ID: u32 = 100_000;
+
+/// Longest user or group name a client may introduce, in bytes: a file name's limit
+/// ([`super::NAME_MAX`]), so that a 9P2000 stat record, which carries three such names
+/// besides the file's own, always fits a modest read.
+pub const USER_NAME_MAX: usize = 255;
+
+/// Bytes charged for registering a name besides its bytes, which are kept twice (by
+/// name and by number): an estimate of the two table entries.
+const ENTRY_COST: u64 = 64;
 
 /// The registry of names and numbers.
 pub struct Users {
@@ -38,26 +52,60 @@ impl Users {
         self.by_id.insert(id, name.to_owned());
     }
 
-    /// The number of a name, registering the name if it is new.
-    pub fn id_of(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.by_name.get(name) {
-            return id;
-        }
-        let numeric = name
-            .parse::<u32>()
+    /// The number of a registered name.
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The number a name of digits stands for, if that number is free.
+    fn own_number(&self, name: &str) -> Option<u32> {
+        name.parse::<u32>()
             .ok()
-            .filter(|n| n.to_string() == name && !self.by_id.contains_key(n));
-        let id = match numeric {
+            .filter(|n| n.to_string() == name && !self.by_id.contains_key(n))
+    }
+
+    /// The first free number from the counter on.
+    fn next_free(&self) -> u32 {
+        let mut id = self.next_id;
+        while self.by_id.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        id
+    }
+
+    /// The number [`Users::register`] would give a name that is not registered yet:
+    /// the name's own digits if that number is free, else the next free assigned one.
+    pub fn number_for_new(&self, name: &str) -> u32 {
+        self.own_number(name).unwrap_or_else(|| self.next_free())
+    }
+
+    /// Registers a name that is not registered yet and returns its new number.
+    pub fn register(&mut self, name: &str) -> u32 {
+        debug_assert!(self.lookup(name).is_none(), "{name:?} registered twice");
+        let id = match self.own_number(name) {
             Some(n) => n,
             None => {
-                while self.by_id.contains_key(&self.next_id) {
-                    self.next_id = self.next_id.wrapping_add(1);
-                }
-                self.next_id
+                let id = self.next_free();
+                self.next_id = id.wrapping_add(1);
+                id
             }
         };
         self.insert(name, id);
         id
+    }
+
+    /// The number of a name, registering the name if it is new (for names the
+    /// operator gives, which are neither limited nor charged).
+    pub fn id_of(&mut self, name: &str) -> u32 {
+        match self.lookup(name) {
+            Some(id) => id,
+            None => self.register(name),
+        }
+    }
+
+    /// The memory a registration of `name` takes.
+    pub fn registration_cost(name: &str) -> u64 {
+        ENTRY_COST + 2 * name.len() as u64
     }
 
     /// The name of a number: its registered name, or its decimal digits.

@@ -348,10 +348,10 @@ impl<'a> Session<'a> {
         let cred = match (self.dialect, n_uname) {
             (Some(Dialect::L), Some(uid)) if uid != u32::MAX => tree.cred_for_uid(uid, None),
             (Some(Dialect::L), _) => {
-                let uid = tree.user_id(if uname.is_empty() { "none" } else { uname });
+                let uid = tree.user_id(if uname.is_empty() { "none" } else { uname })?;
                 tree.cred_for_uid(uid, None)
             }
-            _ => tree.cred_for_name(uname),
+            _ => tree.cred_for_name(uname)?,
         };
         let mut node = tree.root();
         for name in aname.split('/').filter(|n| !n.is_empty()) {

@@ -1085,6 +1085,40 @@ fn xattr_values_read_through_fids_count_against_memory() {
     assert_eq!(used(&s), set, "the connection's end gave the copies back");
 }
 
+/// Every new attach name is registered for good: names are limited to 255 bytes and
+/// each registration counts against the memory limit.
+#[test]
+fn attach_names_are_limited_and_counted() {
+    let cost = |name: &str| 64 + 2 * name.len() as u64;
+    let long = "u".repeat(crate::fs::USER_NAME_MAX);
+    let too_long = "u".repeat(crate::fs::USER_NAME_MAX + 1);
+    let s = server_with_memory(cost(&long) + cost("glenda") + 10);
+    let msgs = vec![
+        tversion("9P2000"),
+        tattach(0, &too_long, None),
+        tattach(0, "glenda", None),
+        tattach(1, "glenda", None),
+        tversion("9P2000.L"),
+        tattach(0, &too_long, Some(u32::MAX)),
+        tattach(0, &long, Some(u32::MAX)),
+        // Full: a new name does not fit; a known one and a number still attach.
+        tattach(1, "someone", Some(u32::MAX)),
+        tattach(1, "glenda", Some(u32::MAX)),
+        tattach(2, "", Some(1000)),
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(msgs)));
+    assert_eq!(rerror(&r[1].msg), "File name too long");
+    assert!(matches!(r[2].msg, Msg::Rattach { .. }));
+    assert!(matches!(r[3].msg, Msg::Rattach { .. }));
+    assert_eq!(rlerror(&r[5].msg), errno::ENAMETOOLONG);
+    assert!(matches!(r[6].msg, Msg::Rattach { .. }));
+    assert_eq!(rlerror(&r[7].msg), errno::ENOSPC);
+    assert!(matches!(r[8].msg, Msg::Rattach { .. }));
+    assert!(matches!(r[9].msg, Msg::Rattach { .. }));
+    // Names stay registered after the connection (files may carry their numbers).
+    assert_eq!(used(&s), cost("glenda") + cost(&long));
+}
+
 #[cfg(unix)]
 #[test]
 fn two_connections_share_the_tree_and_locks_conflict() {
