@@ -46,7 +46,9 @@
 //! symlinks, hard links, rename/renameat/unlinkat, mknod (fifos, sockets, devices);
 //! statfs reports the memory limit in 4 KiB blocks; POSIX record locks per file, owned
 //! by (connection, client_id, proc_id), never blocking (a conflict answers
-//! `STATUS_BLOCKED` and the Linux client retries); fsync succeeds (memory is all
+//! `STATUS_BLOCKED` and the Linux client retries; a `client_id` longer than 255 bytes
+//! is `EINVAL`; each lock record counts against the memory limit, `ENOSPC` past it,
+//! and a file keeps at most 1024, `STATUS_ERROR` past that); fsync succeeds (memory is all
 //! there is); extended attributes are kept in memory and count against the limit.
 //!
 //! **Errors.** 9P2000 error strings are all ones Linux's `net/9p/error.c` table knows

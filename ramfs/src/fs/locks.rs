@@ -5,6 +5,18 @@
 //! conflict with each other; setting a lock over an owner's existing range replaces that
 //! part (splitting what is left), and unlocking removes it. Nothing here blocks: a
 //! conflicting request is refused and the client retries (Linux does for F_SETLKW).
+//!
+//! A change is planned first ([`LockTable::plan`]) and applied after ([`LockTable::apply`]),
+//! so the tree can charge the records' memory ([`RecordLock::memory_cost`]) between the
+//! two and refuse a change that does not fit, changing nothing.
+
+/// Longest `client_id` a lock owner may have, in bytes. Linux sends its host name
+/// (at most 64 bytes); this leaves room for any real one, not for a buffer.
+pub const CLIENT_ID_MAX: usize = 255;
+
+/// Bytes charged for each lock record besides its `client_id`: an estimate of the
+/// record's own size in the table.
+const RECORD_COST: u64 = 64;
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +48,13 @@ pub struct RecordLock {
     pub end: u64,
 }
 
+impl RecordLock {
+    /// The memory the record takes: its `client_id` is a copy of its own.
+    pub fn memory_cost(&self) -> u64 {
+        RECORD_COST + self.owner.client_id.len() as u64
+    }
+}
+
 /// Most locks one file keeps, so a client cannot grow the table without bound.
 pub const MAX_LOCKS_PER_FILE: usize = 1024;
 
@@ -52,6 +71,23 @@ pub enum LockRefusal {
 #[derive(Debug, Default)]
 pub struct LockTable {
     locks: Vec<RecordLock>,
+}
+
+/// The locks a table would hold after a change ([`LockTable::plan`]).
+#[derive(Debug)]
+pub struct LockPlan {
+    locks: Vec<RecordLock>,
+}
+
+impl LockPlan {
+    /// The memory the planned records take.
+    pub fn memory_cost(&self) -> u64 {
+        cost_of(&self.locks)
+    }
+}
+
+fn cost_of(locks: &[RecordLock]) -> u64 {
+    locks.iter().map(RecordLock::memory_cost).sum()
 }
 
 /// The inclusive end of a range given as a start and a length (0 = to the end of file).
@@ -91,7 +127,15 @@ impl LockTable {
         })
     }
 
-    /// Sets (`Some(kind)`) or clears (`None`) the owner's lock over `start..=end`.
+    /// The memory the held records take.
+    pub fn memory_cost(&self) -> u64 {
+        cost_of(&self.locks)
+    }
+
+    /// Sets (`Some(kind)`) or clears (`None`) the owner's lock over `start..=end`:
+    /// [`LockTable::plan`] and [`LockTable::apply`] at once, for tests that charge no
+    /// memory.
+    #[cfg(test)]
     pub fn set(
         &mut self,
         owner: &LockOwner,
@@ -99,6 +143,19 @@ impl LockTable {
         start: u64,
         end: u64,
     ) -> Result<(), LockRefusal> {
+        let plan = self.plan(owner, kind, start, end)?;
+        self.apply(plan);
+        Ok(())
+    }
+
+    /// What the table would hold after [`LockTable::set`], without changing it.
+    pub fn plan(
+        &self,
+        owner: &LockOwner,
+        kind: Option<LockKind>,
+        start: u64,
+        end: u64,
+    ) -> Result<LockPlan, LockRefusal> {
         if let Some(k) = kind {
             if self.conflict(owner, k, start, end).is_some() {
                 return Err(LockRefusal::Conflict);
@@ -135,13 +192,19 @@ impl LockTable {
         if kept.len() > MAX_LOCKS_PER_FILE && kept.len() > self.locks.len() {
             return Err(LockRefusal::TableFull);
         }
-        self.locks = kept;
-        Ok(())
+        Ok(LockPlan { locks: kept })
     }
 
-    /// Drops every lock taken on `session`.
-    pub fn release_session(&mut self, session: u64) {
+    /// Makes a plan of this table's the table's locks.
+    pub fn apply(&mut self, plan: LockPlan) {
+        self.locks = plan.locks;
+    }
+
+    /// Drops every lock taken on `session`; returns the memory they took.
+    pub fn release_session(&mut self, session: u64) -> u64 {
+        let before = self.memory_cost();
         self.locks.retain(|l| l.owner.session != session);
+        before - self.memory_cost()
     }
 }
 

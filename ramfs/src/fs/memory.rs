@@ -2,10 +2,12 @@
 //!
 //! What counts: each allocated file page ([`super::data::PAGE_SIZE`] bytes), each
 //! directory entry's name, each symlink target, each extended attribute's name and value,
-//! and a fixed [`NODE_COST`] for every file; also what front ends hold for clients
-//! through [`super::Tree::reserve_pending`] (extended attribute values being written or
-//! read through 9P fids). Everything is reserved before it is changed, so an operation
-//! that would go past the limit fails and changes nothing.
+//! and a fixed [`NODE_COST`] for every file; each record lock
+//! ([`super::RecordLock::memory_cost`]) and each user or group name a client registers
+//! (`Users::registration_cost`); also what front ends hold for clients through
+//! [`super::Tree::reserve_pending`] (extended attribute values being written or read
+//! through 9P fids). Everything is reserved before it is changed, so an operation that
+//! would go past the limit fails and changes nothing.
 
 use crate::error::{Error, Result};
 

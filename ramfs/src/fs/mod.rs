@@ -38,7 +38,9 @@ use std::sync::{Mutex, MutexGuard};
 pub use clock::{Clock, Timespec};
 use data::LendError;
 pub use data::{FileData, Page, PAGE_SIZE};
-pub use locks::{range_end, LockKind, LockOwner, LockRefusal, RecordLock, MAX_LOCKS_PER_FILE};
+pub use locks::{
+    range_end, LockKind, LockOwner, LockRefusal, RecordLock, CLIENT_ID_MAX, MAX_LOCKS_PER_FILE,
+};
 pub use memory::NODE_COST;
 pub use node::{FileType, NodeId, SpecialKind, FIRST_SEQ};
 pub use perm::{access, plan9_create_perm, Cred, PermStyle};
@@ -277,6 +279,14 @@ fn check_name(name: &str) -> Result<()> {
     }
     if name.len() > NAME_MAX {
         return Err(Error::NameTooLong);
+    }
+    Ok(())
+}
+
+/// Checks a lock owner a client gave.
+fn check_lock_owner(owner: &LockOwner) -> Result<()> {
+    if owner.client_id.len() > CLIENT_ID_MAX {
+        return Err(Error::Invalid);
     }
     Ok(())
 }
@@ -555,6 +565,8 @@ impl Tree {
                 .iter()
                 .map(|(k, v)| (k.len() + v.len()) as u64)
                 .sum::<u64>();
+            // Locks a session left on a file nobody names or holds any more.
+            bytes += n.locks.memory_cost();
             self.memory.release(bytes);
             self.locked.remove(&id);
         }
@@ -1369,7 +1381,10 @@ impl Tree {
     // ---- record locks -----------------------------------------------------------
 
     /// Sets (`Some`) or clears (`None`) a record lock over `start..=end`. Never blocks:
-    /// a conflict is refused.
+    /// a conflict is refused. Each lock record counts against the memory limit
+    /// ([`Error::NoSpace`], changing nothing, if the change does not fit; even an
+    /// unlock may need a record more, to split a range). A `client_id` longer than
+    /// [`CLIENT_ID_MAX`] is [`Error::Invalid`].
     pub fn lock(
         &mut self,
         id: NodeId,
@@ -1378,15 +1393,25 @@ impl Tree {
         start: u64,
         end: u64,
     ) -> Result<core::result::Result<(), LockRefusal>> {
-        let n = self.node_mut(id)?;
-        let r = n.locks.set(owner, kind, start, end);
-        let empty = n.locks.is_empty();
-        if empty {
+        check_lock_owner(owner)?;
+        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
+        let plan = match n.locks.plan(owner, kind, start, end) {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let (held, planned) = (n.locks.memory_cost(), plan.memory_cost());
+        if planned > held {
+            self.memory.reserve(planned - held)?;
+        } else {
+            self.memory.release(held - planned);
+        }
+        n.locks.apply(plan);
+        if n.locks.is_empty() {
             self.locked.remove(&id);
         } else {
             self.locked.insert(id);
         }
-        Ok(r)
+        Ok(Ok(()))
     }
 
     /// The first lock of another owner that a `kind` lock over `start..=end` would
@@ -1399,6 +1424,7 @@ impl Tree {
         start: u64,
         end: u64,
     ) -> Result<Option<RecordLock>> {
+        check_lock_owner(owner)?;
         Ok(self
             .node(id)?
             .locks
@@ -1416,7 +1442,8 @@ impl Tree {
         let ids: Vec<NodeId> = self.locked.iter().copied().collect();
         for id in ids {
             if let Some(n) = self.nodes.get_mut(&id) {
-                n.locks.release_session(session);
+                let freed = n.locks.release_session(session);
+                self.memory.release(freed);
                 if n.locks.is_empty() {
                     self.locked.remove(&id);
                 }

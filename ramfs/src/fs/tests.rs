@@ -984,3 +984,63 @@ fn a_wstat_whose_group_does_not_fit_changes_nothing() {
     assert_eq!(t.attr(f).unwrap(), before);
     assert!(t.users.lookup("staff").is_none());
 }
+
+#[test]
+fn record_locks_are_charged_and_client_ids_limited() {
+    let per_lock = |client_id: &str| 64 + client_id.len() as u64;
+    let id = "h".repeat(CLIENT_ID_MAX);
+    let mut t = tree_with_limit(NODE_COST + 1 + 3 * per_lock(&id));
+    let u = t.cred_for_uid(1000, None);
+    let root = t.root();
+    let f = file(&mut t, &u, root, "f", 0o644);
+    let base = t.statfs().used;
+    let owner = |session, client_id: &str| LockOwner {
+        session,
+        client_id: client_id.into(),
+        proc_id: 1,
+    };
+    let too_long = owner(1, &"h".repeat(CLIENT_ID_MAX + 1));
+    assert_eq!(
+        t.lock(f, &too_long, Some(LockKind::Read), 0, 0),
+        Err(Error::Invalid)
+    );
+    assert_eq!(
+        t.conflicting_lock(f, &too_long, LockKind::Read, 0, 0),
+        Err(Error::Invalid)
+    );
+    let a = owner(1, &id);
+    t.lock(f, &a, Some(LockKind::Write), 0, 99)
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.statfs().used, base + per_lock(&id));
+    // An unlock in the middle splits one record in two.
+    t.lock(f, &a, None, 10, 19).unwrap().unwrap();
+    assert_eq!(t.statfs().used, base + 2 * per_lock(&id));
+    t.lock(f, &a, Some(LockKind::Read), 200, 200)
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.statfs().used, base + 3 * per_lock(&id));
+    // A fourth record does not fit: refused, nothing changes.
+    assert_eq!(
+        t.lock(f, &a, Some(LockKind::Read), 300, 300),
+        Err(Error::NoSpace)
+    );
+    assert_eq!(t.locks_of(f).unwrap().len(), 3);
+    assert_eq!(t.statfs().used, base + 3 * per_lock(&id));
+    // Merging back gives memory back.
+    t.lock(f, &a, Some(LockKind::Write), 0, 99)
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.statfs().used, base + 2 * per_lock(&id));
+    // Another session's locks go with the session.
+    let b = owner(2, "b");
+    t.lock(f, &b, Some(LockKind::Read), 500, 500)
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.statfs().used, base + 2 * per_lock(&id) + per_lock("b"));
+    t.release_session_locks(2);
+    assert_eq!(t.statfs().used, base + 2 * per_lock(&id));
+    // A removed file's locks go with it.
+    t.unlink(&u, root, "f", UnlinkKind::NonDir).unwrap();
+    assert_eq!(t.statfs().used, 0);
+}

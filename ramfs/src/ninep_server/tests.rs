@@ -1119,6 +1119,75 @@ fn attach_names_are_limited_and_counted() {
     assert_eq!(used(&s), cost("glenda") + cost(&long));
 }
 
+/// Record locks count against the memory limit, and a client id is a host name, not
+/// an unbounded buffer.
+#[test]
+fn record_locks_are_counted_and_client_ids_limited() {
+    let long = "c".repeat(crate::fs::CLIENT_ID_MAX);
+    let per_lock = 64 + long.len() as u64;
+    let file_cost = crate::fs::NODE_COST + 1;
+    let room = 100;
+    let s = server_with_memory(file_cost + room * per_lock + per_lock / 2);
+    let tlock = |start, client_id: String| Msg::Tlock {
+        fid: 1,
+        lock: LockReq {
+            ty: lock::TYPE_RDLCK,
+            flags: 0,
+            start,
+            length: 1,
+            proc_id: 1,
+            client_id,
+        },
+    };
+    let mut msgs = vec![
+        tversion("9P2000.L"),
+        tattach(0, "", Some(0)),
+        twalk(0, 1, &[]),
+        Msg::Tlcreate {
+            fid: 1,
+            name: "f".into(),
+            flags: lflags::RDWR,
+            mode: 0o644,
+            gid: 0,
+        },
+        tlock(0, "c".repeat(crate::fs::CLIENT_ID_MAX + 1)),
+        Msg::Tgetlock {
+            fid: 1,
+            lock: ninep::GetLock {
+                ty: lock::TYPE_RDLCK,
+                start: 0,
+                length: 0,
+                proc_id: 1,
+                client_id: "c".repeat(crate::fs::CLIENT_ID_MAX + 1),
+            },
+        },
+    ];
+    // As many one-byte locks (with gaps, so none merge) as the limit allows, and more.
+    for i in 0..room + 2 {
+        msgs.push(tlock(2 * i, long.clone()));
+    }
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(msgs)));
+    assert_eq!(rlerror(&r[4].msg), errno::EINVAL);
+    assert_eq!(rlerror(&r[5].msg), errno::EINVAL);
+    let granted = r[6..]
+        .iter()
+        .filter(|f| {
+            f.msg
+                == Msg::Rlock {
+                    status: lock::STATUS_SUCCESS,
+                }
+        })
+        .count() as u64;
+    assert_eq!(granted, room);
+    let refused = &r[6 + room as usize..];
+    assert_eq!(refused.len(), 2);
+    for f in refused {
+        assert_eq!(rlerror(&f.msg), errno::ENOSPC);
+    }
+    // The connection is gone and its locks with it: only the file is left.
+    assert_eq!(used(&s), file_cost);
+}
+
 #[cfg(unix)]
 #[test]
 fn two_connections_share_the_tree_and_locks_conflict() {
