@@ -98,6 +98,12 @@ pub enum Error {
     /// A read or write count larger than the session's msize allows.
     #[error("{}", self.ename())]
     CountTooLarge,
+    /// A directory read whose count cannot hold even the next entry, which an empty
+    /// reply would hide (it means end of directory). Plan 9's kernel says "i/o count
+    /// too small", a string Linux's table does not know; Linux's own getdents(2) says
+    /// `EINVAL` for a buffer too small, and so do we.
+    #[error("{}", self.ename())]
+    CountTooSmall,
     /// An offset or size past the largest file this server keeps.
     #[error("{}", self.ename())]
     FileTooBig,
@@ -126,7 +132,7 @@ pub enum Error {
 
 impl Error {
     /// Every variant, for tests and documentation.
-    pub const ALL: [Error; 34] = [
+    pub const ALL: [Error; 35] = [
         Error::NotFound,
         Error::Exists,
         Error::NotDir,
@@ -154,6 +160,7 @@ impl Error {
         Error::NoAuth,
         Error::NotImplemented,
         Error::CountTooLarge,
+        Error::CountTooSmall,
         Error::FileTooBig,
         Error::NoData,
         Error::Range,
@@ -197,6 +204,7 @@ impl Error {
             Error::NoAuth => ("Operation not supported", errno::ENOENT),
             Error::NotImplemented => ("Function not implemented", errno::ENOSYS),
             Error::CountTooLarge => ("i/o count too large", errno::EIO),
+            Error::CountTooSmall => ("Invalid argument", errno::EINVAL),
             Error::FileTooBig => ("file too big", errno::EFBIG),
             Error::NoData => ("No data available", errno::ENODATA),
             Error::Range => ("Numerical result out of range", errno::ERANGE),

@@ -38,11 +38,14 @@
 //! removed. Wstat is all or nothing, with the don't-touch values; a new name renames the
 //! file in its directory; type, dev, qid and muid cannot change. Directory reads return
 //! whole stat records; an offset must be 0 or where the last read ended; if the next
-//! record does not fit, the reply is empty.
+//! record does not fit a non-zero count, the read fails ("Invalid argument", as Linux's
+//! getdents says for a buffer too small) rather than return the empty reply that means
+//! the end. Records are at most 1069 bytes, since names are at most 255.
 //!
 //! **Linux rules (9P2000.L).** getattr/setattr with the valid masks; readdir returns
 //! "." and ".." and then the entries, each with a per-directory sequence number as its
-//! offset cookie, so a listing continues correctly while the directory changes;
+//! offset cookie, so a listing continues correctly while the directory changes (a
+//! count too small for the next entry is `EINVAL`, not an empty reply);
 //! symlinks, hard links, rename/renameat/unlinkat, mknod (fifos, sockets, devices);
 //! statfs reports the memory limit in 4 KiB blocks; POSIX record locks per file, owned
 //! by (connection, client_id, proc_id), never blocking (a conflict answers

@@ -333,7 +333,9 @@ impl Session<'_> {
 
     /// Directory entries from the cookie `offset`: "." and ".." first, then the
     /// entries by sequence number, so the cookies stay valid while the directory
-    /// changes.
+    /// changes. A non-zero `count` too small for the next entry is
+    /// [`Error::CountTooSmall`] (`EINVAL`, as getdents(2) says), not an empty reply,
+    /// which would mean the end of the directory.
     fn readdir(&mut self, fid: u32, offset: u64, count: u32) -> Result<Msg> {
         let count = count.min(self.iounit()) as usize;
         let f = self.fid(fid)?;
@@ -350,6 +352,9 @@ impl Session<'_> {
         let mut data = Vec::new();
         let push = |data: &mut Vec<u8>, d: Dirent| -> Result<bool> {
             if data.len() + d.encoded_len() > count {
+                if data.is_empty() && count > 0 {
+                    return Err(Error::CountTooSmall);
+                }
                 return Ok(false);
             }
             d.encode(data).map_err(|_| Error::Invalid)?;

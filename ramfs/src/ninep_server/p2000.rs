@@ -182,7 +182,11 @@ impl Session<'_> {
 
     /// A directory read: whole stat records from where the last read ended (offset 0
     /// starts over; any other offset must be where the last read ended). If not even
-    /// the next record fits in `count`, the reply is empty, as lib9p's is.
+    /// the next record fits in a non-zero `count`, the read fails with
+    /// [`Error::CountTooSmall`] and the record stays next: an empty reply, as lib9p
+    /// gives, would read as the end of the directory and hide the rest. (Plan 9's
+    /// `devdirread` fails too.) A record is at most 1069 bytes (names are at most 255
+    /// bytes), so a full read fits one at any msize from 1093 up.
     pub(super) fn read_dir_p2000(
         &mut self,
         tree: &Tree,
@@ -204,6 +208,9 @@ impl Session<'_> {
         for e in tree.dir_entries(node, open.dir_cursor)? {
             let stat = stat_of(tree, &tree.attr(e.id)?);
             if data.len() + stat.encoded_len() > count {
+                if data.is_empty() && count > 0 {
+                    return Err(Error::CountTooSmall);
+                }
                 break;
             }
             stat.encode(&mut data).map_err(|_| Error::Invalid)?;

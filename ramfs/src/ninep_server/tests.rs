@@ -337,7 +337,7 @@ fn plan9_directory_reads_return_whole_records_and_continue() {
         }
         .encoded_len() as u32
     };
-    // Too small for the first record: an empty reply.
+    // Too small for the first record: an error (an empty reply would mean the end).
     msgs.push(Msg::Tread {
         fid: 1,
         offset: 0,
@@ -362,7 +362,7 @@ fn plan9_directory_reads_return_whole_records_and_continue() {
     });
     let n = msgs.len();
     let (r, _) = serve_bytes(&s, &bytes_of(&tagged(msgs)));
-    assert_eq!(r[n - 4].msg, Msg::Rread { data: vec![] });
+    assert_eq!(rerror(&r[n - 4].msg), "Invalid argument");
     let Msg::Rread { data } = &r[n - 3].msg else {
         panic!("{:?}", r[n - 3])
     };
@@ -1186,6 +1186,124 @@ fn record_locks_are_counted_and_client_ids_limited() {
     }
     // The connection is gone and its locks with it: only the file is left.
     assert_eq!(used(&s), file_cost);
+}
+
+/// With file names and user names at most 255 bytes, a 9P2000 stat record is at most
+/// 1069 bytes: a full read at any msize from 1093 up (Linux uses 8192 or more) holds
+/// the next directory entry, whatever it is.
+#[test]
+fn the_largest_stat_record_fits_a_full_read() {
+    let user = "u".repeat(crate::fs::USER_NAME_MAX);
+    let fs = Fs::new(Config {
+        memory_limit: 1 << 20,
+        owner: "o".repeat(crate::fs::USER_NAME_MAX),
+        clock: Clock::Fixed(0),
+    });
+    let mut tree = fs.lock();
+    let cred = tree.cred_for_name(&user).expect("longest user name");
+    let root = tree.root();
+    let name = "n".repeat(crate::fs::NAME_MAX);
+    let f = tree
+        .create(
+            &cred,
+            root,
+            &name,
+            crate::fs::NewNode::new(crate::fs::NewKind::File, 0o644),
+        )
+        .expect("longest file name");
+    let stat = super::p2000::stat_of(&tree, &tree.attr(f).unwrap());
+    assert_eq!(
+        (stat.uid.len(), stat.gid.len(), stat.muid.len()),
+        (255, 255, 255)
+    );
+    // size[2] type[2] dev[4] qid[13] mode[4] atime[4] mtime[4] length[8], 4 strings.
+    let largest = 41 + 4 * (2 + 255);
+    assert_eq!(stat.encoded_len(), largest);
+    assert_eq!(largest, 1069);
+    assert!(largest as u32 <= 1093 - ninep::IOHDRSZ);
+}
+
+/// A directory read whose count cannot hold the next entry is an error, not the empty
+/// reply that means end of directory; the entry is still there for a larger read.
+#[cfg(unix)]
+#[test]
+fn a_directory_read_too_small_for_the_next_entry_is_an_error() {
+    let s = server();
+    let long = "l".repeat(crate::fs::NAME_MAX);
+    let mut c = Conn::open(&s, "9P2000");
+    assert!(matches!(
+        c.rpc(tattach(0, "glenda", None)),
+        Msg::Rattach { .. }
+    ));
+    for name in ["a", long.as_str()] {
+        c.rpc(twalk(0, 1, &[]));
+        let r = c.rpc(Msg::Tcreate {
+            fid: 1,
+            name: name.into(),
+            perm: 0o644,
+            mode: om::READ,
+        });
+        assert!(matches!(r, Msg::Rcreate { .. }), "{r:?}");
+        assert_eq!(c.rpc(Msg::Tclunk { fid: 1 }), Msg::Rclunk);
+    }
+    c.rpc(twalk(0, 1, &[]));
+    assert!(matches!(
+        c.rpc(Msg::Topen {
+            fid: 1,
+            mode: om::READ
+        }),
+        Msg::Ropen { .. }
+    ));
+    let read = |offset, count| Msg::Tread {
+        fid: 1,
+        offset,
+        count,
+    };
+    let Msg::Rread { data: first } = c.rpc(read(0, 100)) else {
+        panic!("read")
+    };
+    assert_eq!(Stat::decode(&first).unwrap().0.name, "a");
+    let at = first.len() as u64;
+    assert_eq!(rerror(&c.rpc(read(at, 100))), "Invalid argument");
+    // Asking for nothing gets nothing.
+    assert_eq!(c.rpc(read(at, 0)), Msg::Rread { data: Vec::new() });
+    let Msg::Rread { data: second } = c.rpc(read(at, 2000)) else {
+        panic!("read")
+    };
+    assert_eq!(Stat::decode(&second).unwrap().0.name, long);
+    let end = at + second.len() as u64;
+    assert_eq!(c.rpc(read(end, 100)), Msg::Rread { data: Vec::new() });
+    assert!(matches!(c.close(), ConnectionEnd::Eof));
+
+    let mut c = Conn::open(&s, "9P2000.L");
+    assert!(matches!(
+        c.rpc(tattach(0, "", Some(0))),
+        Msg::Rattach { .. }
+    ));
+    c.rpc(twalk(0, 1, &[]));
+    c.rpc(Msg::Tlopen {
+        fid: 1,
+        flags: lflags::RDONLY | lflags::DIRECTORY,
+    });
+    let readdir = |offset, count| Msg::Treaddir {
+        fid: 1,
+        offset,
+        count,
+    };
+    let all = dirents(&c.rpc(readdir(0, 8000)));
+    assert_eq!(all.len(), 4, "{all:?}");
+    let after_a = all[2].1;
+    assert_eq!(all[2].0, "a");
+    assert_eq!(rlerror(&c.rpc(readdir(after_a, 100))), errno::EINVAL);
+    assert_eq!(
+        c.rpc(readdir(after_a, 0)),
+        Msg::Rreaddir { data: Vec::new() }
+    );
+    let rest = dirents(&c.rpc(readdir(after_a, 300)));
+    assert_eq!(rest, vec![(long.clone(), all[3].1)]);
+    // The dots too: a count that cannot hold ".".
+    assert_eq!(rlerror(&c.rpc(readdir(0, 10))), errno::EINVAL);
+    assert!(matches!(c.close(), ConnectionEnd::Eof));
 }
 
 #[cfg(unix)]
