@@ -3,7 +3,8 @@
 //!
 //! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
 //! is a leaf under any of them. The table also holds the mount cache's map (`mcache.rs`). Attach never holds the table lock and an image lock at once.
-//! No lock is held while a file is closed or a frame is allocated.
+//! No lock is held while a file is closed or a frame is allocated: not even the reclaim
+//! lock, so a channel that reclaim's put drops is closed with the reclaim lock released.
 //!
 //! The protocol follows 9front's 2025 image locking:
 //! - attach takes its reference under the table lock (so a concurrent put sees it when it
@@ -162,6 +163,18 @@ pub(crate) struct PutOutcome {
     freed: bool,
 }
 
+/// What reclaiming one image did.
+#[must_use]
+struct ImageReclaim {
+    /// Pages taken from its chains and freed.
+    taken: usize,
+    /// The image was unlinked from the table.
+    freed: bool,
+    /// The channel reclaim's put dropped, for the caller to close once it has released the
+    /// reclaim lock.
+    chan: Option<Arc<OpenFile>>,
+}
+
 impl Shared {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<Image>, VmError> {
@@ -212,6 +225,8 @@ impl Shared {
             // Keep room for every image on the idle list, so put never allocates.
             let idle_room = (table.map.len() + 1).saturating_sub(table.idle.len());
             if table.map.try_reserve(1).is_err() || table.idle.try_reserve(idle_room).is_err() {
+                // Unlock before `chan` is dropped (and its file closed) on the way out.
+                drop(table);
                 return Err(VmError::NoMemory);
             }
             fresh.refs.store(1, Ordering::Release);
@@ -322,20 +337,45 @@ impl Shared {
 
     /// Takes up to `want` ref-0 pages from `image` (whose reference the caller took and
     /// hands over), puts that reference, and frees the pages after the image lock is
-    /// released. Returns the pages freed and whether the image went away.
-    fn reclaim_image(&self, image: Arc<Image>, want: usize) -> (usize, bool) {
+    /// released. The caller holds the reclaim lock, so a channel the put dropped (the image's
+    /// last segment went away while reclaim held its short reference) is handed back, to be
+    /// closed once the reclaim lock is released too (see [`Self::close_outside_reclaim`]).
+    fn reclaim_image(&self, image: Arc<Image>, want: usize) -> ImageReclaim {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let taken = image.reclaim_pages(&mut state, &self.pool, want, &mut list);
         let outcome = self.put_locked(&image, state);
         drop(image);
         self.pool.free_list_of(list);
-        // Never trim from inside reclaim: the caller holds the reclaim lock.
-        drop(outcome.chan);
         self.counters
             .reclaimed_pages
             .fetch_add(taken as u64, Ordering::Relaxed);
-        (taken, outcome.freed)
+        // Never trim from inside reclaim: the caller holds the reclaim lock.
+        ImageReclaim {
+            taken,
+            freed: outcome.freed,
+            chan: outcome.chan,
+        }
+    }
+
+    /// Closes `chan`, a channel [`reclaim_image`](Self::reclaim_image) handed back, with no
+    /// lock held: the reclaim lock is released for the close (which may block, or reclaim
+    /// in turn) and taken again. The caller keeps its place in its pass in locals, so the
+    /// pass goes on where it was; another reclaim may have run meanwhile, which only means
+    /// fewer pages are left to find.
+    fn close_outside_reclaim<'a>(
+        &'a self,
+        reclaiming: MutexGuard<'a, ()>,
+        chan: Option<Arc<OpenFile>>,
+    ) -> MutexGuard<'a, ()> {
+        match chan {
+            None => reclaiming,
+            Some(chan) => {
+                drop(reclaiming);
+                drop(chan);
+                self.reclaim_lock.lock()
+            }
+        }
     }
 
     /// See [`Vm::reclaim`](crate::Vm::reclaim).
@@ -343,7 +383,7 @@ impl Shared {
         if target == 0 {
             return 0;
         }
-        let _reclaiming = self.reclaim_lock.lock();
+        let mut reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut freed = 0;
         let mut seq = 0;
@@ -352,7 +392,9 @@ impl Shared {
                 break;
             };
             seq = at + 1;
-            freed += self.reclaim_image(image, target - freed).0;
+            let done = self.reclaim_image(image, target - freed);
+            freed += done.taken;
+            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
         if freed < target {
             freed += self.reclaim_mount_cache(target - freed);
@@ -363,15 +405,18 @@ impl Shared {
                 break;
             };
             serial = image.serial + 1;
-            freed += self.reclaim_image(image, target - freed).0;
+            let done = self.reclaim_image(image, target - freed);
+            freed += done.taken;
+            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
+        drop(reclaiming);
         freed
     }
 
     /// Frees the pages (and so the images) of the least recently used idle images until the
     /// idle list is within its limit.
     fn trim_idle(&self) {
-        let _reclaiming = self.reclaim_lock.lock();
+        let mut reclaiming = self.reclaim_lock.lock();
         let mut seq = 0;
         loop {
             let next = {
@@ -386,14 +431,16 @@ impl Shared {
                 break;
             };
             seq = at + 1;
-            self.reclaim_image(image, usize::MAX);
+            let done = self.reclaim_image(image, usize::MAX);
+            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
+        drop(reclaiming);
     }
 
     /// Frees the least recently used idle image that can be freed, for an attach that found
     /// the table full. Returns whether one went away.
     fn free_one_idle_image(&self) -> bool {
-        let _reclaiming = self.reclaim_lock.lock();
+        let mut reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut seq = 0;
         loop {
@@ -401,7 +448,9 @@ impl Shared {
                 return false;
             };
             seq = at + 1;
-            if self.reclaim_image(image, usize::MAX).1 {
+            let done = self.reclaim_image(image, usize::MAX);
+            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
+            if done.freed {
                 return true;
             }
         }

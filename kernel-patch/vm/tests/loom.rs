@@ -10,6 +10,9 @@
 //! 7. mount cache: a fill vs reclaim (the page count and the chains agree);
 //! 8. two faults on one uncached page: one reads it, the other waits (one read);
 //! 9. a failed page load wakes the fault waiting for it, which loads (and fails) in turn.
+//! 10. the last segment of a program goes away while reclaim holds its short reference:
+//!     reclaim's put drops the channel, and closes it with no vm lock held (the file's
+//!     close re-enters vm, so a close under a lock is a deadlock loom reports).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -19,8 +22,8 @@ use loom::thread;
 use vm::check::check_invariants;
 use vm::testkit::{pattern_byte, FakeFile, HeapFrames};
 use vm::{
-    Access, CachedFile, Config, FaultError, FileError, FileIdentity, LoadSegment, MountCacheConfig,
-    OpenKind, Vm, PAGE_SIZE,
+    Access, CachedFile, Config, FaultError, FileError, FileIdentity, ImageFile, LoadSegment,
+    MountCacheConfig, OpenKind, Vm, PAGE_SIZE,
 };
 
 const TEXT: u64 = 0x40_0000;
@@ -443,6 +446,62 @@ fn a_failed_load_wakes_the_fault_waiting_for_it() {
         };
         assert_eq!(report.cached_pages, 0);
         drop((first, second));
+        finish(vm, frames, file);
+        explored();
+    });
+    report_explored();
+}
+
+/// A handle whose close re-enters vm, as a kernel's close that allocates (and so reclaims)
+/// may: it looks at the image (table and image lock) and reclaims (reclaim lock). Closed
+/// under any of vm's locks, it waits for that lock on the thread holding it.
+struct ReenteringFile {
+    inner: Box<dyn ImageFile>,
+    vm: Vm,
+}
+
+impl ImageFile for ReenteringFile {
+    fn identity(&self) -> FileIdentity {
+        self.inner.identity()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        self.inner.read_at(offset, buf)
+    }
+
+    fn length(&self) -> Result<u64, FileError> {
+        self.inner.length()
+    }
+
+    fn close(self: Box<Self>) {
+        let _ = self.vm.image_status(&self.inner.identity());
+        self.vm.reclaim(1);
+        let Self { inner, vm } = *self;
+        drop(vm);
+        inner.close();
+    }
+}
+
+#[test]
+fn last_segment_dropped_while_reclaim_holds_the_image() {
+    builder().check(|| {
+        let (vm, frames, file, loads) = setup();
+        let handle = ReenteringFile {
+            inner: file.open(),
+            vm: vm.clone(),
+        };
+        let segments = vm.exec(Box::new(handle), &loads).unwrap();
+        fault_text(&frames, &file, &segments[0]);
+        // The image is in use, not idle: reclaim reaches it in its pass over every image,
+        // with a short reference of its own.
+        let reclaimer = {
+            let vm = vm.clone();
+            thread::spawn(move || {
+                vm.reclaim(1);
+            })
+        };
+        drop(segments);
+        reclaimer.join().unwrap();
         finish(vm, frames, file);
         explored();
     });
