@@ -17,8 +17,13 @@
 //! Rules the driver keeps (see `mux` for how):
 //! - one tag per request in flight; many threads may have requests in flight on one
 //!   mount, and one of them at a time reads for all (no reader thread);
+//! - a tag the server may still answer is never given to another request; a request
+//!   that finds no tag free waits for one (reading replies meanwhile), and some tags
+//!   are kept for `Tflush`es; at most a bounded number of queued clunks are on the
+//!   wire, the rest wait unsent for a later caller;
 //! - an interrupted request is flushed; repeated flushes carry the original tag; a
-//!   reply that arrives before the `Rflush` wins;
+//!   reply that arrives before the `Rflush` wins; a caller that finds no tag even for
+//!   its `Tflush` returns without it, its tags kept until the server answers;
 //! - after a botched or flushed clunk (or remove) the fid number is abandoned;
 //! - a reply shorter than 7 bytes, longer than msize, of the wrong type or with an
 //!   unknown tag fails its request and marks the mount broken, without a panic;

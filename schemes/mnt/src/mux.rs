@@ -5,13 +5,23 @@
 //! receives messages and hands each to the request with its tag, until its own reply
 //! has come; then it gives the role up and wakes another waiter to take it. So every
 //! caller waits only for its own reply, and a server that never answers one request
-//! stalls only that request's caller.
+//! stalls only that request's caller. A caller woken to take the role that leaves
+//! instead (its reply came meanwhile) passes it on as it goes.
 //!
 //! An interrupted caller sends a `Tflush` naming its request's tag and waits for the
 //! `Rflush`; a further interruption sends another `Tflush` with the same (original)
 //! tag. If the request's own reply arrives before the last `Rflush`, it wins and the
-//! caller gets it. Every tag of the chain stays in use until the chain is settled, so
-//! no new request can be confused with one a `Tflush` on the wire names.
+//! caller gets it. Every tag of the chain stays in use until the chain is settled (the
+//! request's reply when no flush was sent, else the last `Rflush`), so no new request
+//! can be confused with one a `Tflush` on the wire names.
+//!
+//! Tags run out only in extreme cases, and are kept for the messages that most need
+//! them: the last [`FLUSH_RESERVE`] tags are for `Tflush`es only, and at most
+//! [`MAX_QUEUED_CLUNKS`] clunks of dropped channels are on the wire at once (the
+//! others wait, unsent, for a later caller to send them). A request that finds no tag
+//! waits for one, reading replies meanwhile if nobody else does. An interrupted caller
+//! that finds no tag for its `Tflush` leaves without it, and its chain stays on the
+//! books, every tag in use, until the server settles it.
 //!
 //! Lock rules: `Mux::state` is a spin lock held only for bookkeeping, never across
 //! a transport call, never while decoding or encoding. A `Rendez::wakeup` may be
@@ -19,10 +29,10 @@
 //! reads only atomics. `Rpc::outcome` is a leaf lock.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ninep::{Dialect, Fcall, Msg, HEADER_LEN};
 
@@ -33,6 +43,15 @@ use crate::stats::{Counters, MountStats};
 use crate::tags::TagPool;
 use crate::transport::Transport;
 
+/// Tags only a `Tflush` may take, so that an interrupted caller can tell the server
+/// even when requests have taken every other tag.
+pub(crate) const FLUSH_RESERVE: usize = 64;
+
+/// Queued clunks on the wire at once. Nobody waits for their replies, so they are
+/// read only when some caller waits: without a bound, dropped channels could take
+/// every tag and leave none for the callers who would read the replies.
+pub(crate) const MAX_QUEUED_CLUNKS: usize = 1024;
+
 /// One request on the wire, from send until settled.
 pub(crate) struct Rpc {
     tag: u16,
@@ -41,16 +60,55 @@ pub(crate) struct Rpc {
     done: AtomicBool,
     /// The reply (an error reply already turned into `Err`) or why there is none.
     outcome: spin::Mutex<Option<Result<Msg, MntError>>>,
-    /// Woken when the request is done; `None` for a queued clunk nobody waits for.
-    waker: Option<Arc<dyn Rendez>>,
-    /// For a queued clunk: the fid to release (or abandon) when its reply comes.
-    queued_clunk: Option<u32>,
+    owner: Owner,
+}
+
+/// Who the reply of an rpc is for, and what its arrival settles.
+enum Owner {
+    /// A caller, woken on this rendezvous when the rpc is done.
+    Caller(Arc<dyn Rendez>),
+    /// A queued clunk of this fid: nobody waits; the reply releases the fid (an error
+    /// reply abandons it) and the tag.
+    QueuedClunk(u32),
+    /// An rpc of a flush chain whose caller left without settling it (no tag was free
+    /// for another `Tflush`); its reply is dropped. The chain's last message settles
+    /// it: its reply frees every tag in `settles` (the whole chain's, its own
+    /// included); the others' replies free nothing (a `Tflush` may still name them).
+    Abandoned { settles: Vec<u16> },
 }
 
 impl Rpc {
     fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
+}
+
+/// Which tags a message may take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TagClass {
+    /// Any request but a flush: not the last [`FLUSH_RESERVE`].
+    Request,
+    /// A `Tflush`: any free tag.
+    Flush,
+}
+
+impl TagClass {
+    fn reserve(self) -> usize {
+        match self {
+            TagClass::Request => FLUSH_RESERVE,
+            TagClass::Flush => 0,
+        }
+    }
+}
+
+/// A caller inside [`Mux::rpc`]: someone [`Mux::gate`] may hand the reader role to.
+struct Waiter {
+    rendez: Arc<dyn Rendez>,
+    /// It waits for a free tag (not yet for a reply).
+    wants_tag: bool,
+    /// `gate` woke it to take the reader role (cleared when it takes it): if it
+    /// leaves without, it passes the role on.
+    offered: bool,
 }
 
 /// The bookkeeping of a mount, under `Mux::state`.
@@ -65,11 +123,29 @@ struct State {
     broken: Option<BrokenReason>,
     /// The transport has been closed (last channel gone, or hung up).
     closed: bool,
+    /// Callers inside `rpc`, in arrival order, by a number of their own.
+    waiters: BTreeMap<u64, Waiter>,
+    next_waiter: u64,
+    /// How many waiters want a tag.
+    tag_waiters: usize,
+    /// Queued clunks sent and not yet answered.
+    queued_clunks: usize,
+    /// Fids of dropped channels whose `Tclunk` is not sent yet (see
+    /// [`MAX_QUEUED_CLUNKS`]), oldest first.
+    deferred_clunks: VecDeque<u32>,
+}
+
+/// Why an rpc could not be registered.
+enum Enroll {
+    /// The mount no longer sends.
+    Refused(MntError),
+    /// No tag of its class is free; `epoch` is the tag epoch when this was seen.
+    NoTag { epoch: u64 },
 }
 
 /// How a wait ended.
 enum Woke {
-    /// The request awaited is done (answered, or failed with the mount).
+    /// What was awaited happened (or the mount failed, which ends every wait).
     Done,
     /// The caller's interrupt was posted (and is now consumed).
     Interrupted,
@@ -84,6 +160,9 @@ pub(crate) struct Mux {
     state: spin::Mutex<State>,
     /// No caller is the reader now (Plan 9's `m->rip == nil`).
     reader_free: AtomicBool,
+    /// Moves whenever a tag is freed while a caller waits for one, and when the mount
+    /// breaks or closes: what a caller waiting for a tag sleeps on.
+    tag_epoch: AtomicU64,
     pub(crate) counters: Counters,
 }
 
@@ -92,6 +171,30 @@ impl Drop for Mux {
         // A mount that never had a channel (or outlived them all) still owns its
         // connection: let the server see end of file.
         self.transport.close();
+    }
+}
+
+/// A caller's registration as a [`Waiter`], from entering `rpc` to leaving it.
+struct Registered<'a> {
+    mux: &'a Mux,
+    id: u64,
+    rendez: Arc<dyn Rendez>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut st = self.mux.state.lock();
+        let Some(me) = st.waiters.remove(&self.id) else {
+            return;
+        };
+        if me.wants_tag {
+            st.tag_waiters -= 1;
+        }
+        // Woken to be the reader, but leaving (its reply came first, or it gave up):
+        // someone else must read, or the others sleep with nobody reading.
+        if me.offered && self.mux.reader_free.load(Ordering::Acquire) {
+            Mux::offer_reader_role(&mut st);
+        }
     }
 }
 
@@ -115,8 +218,14 @@ impl Mux {
                 chans: 0,
                 broken: None,
                 closed: false,
+                waiters: BTreeMap::new(),
+                next_waiter: 0,
+                tag_waiters: 0,
+                queued_clunks: 0,
+                deferred_clunks: VecDeque::new(),
             }),
             reader_free: AtomicBool::new(true),
+            tag_epoch: AtomicU64::new(0),
             counters,
         }
     }
@@ -191,8 +300,11 @@ impl Mux {
             st.closed = true;
             let rpcs = core::mem::take(&mut st.in_flight);
             for rpc in rpcs.values() {
-                Self::complete(&mut st, rpc, Err(why.clone()));
+                self.complete(&mut st, rpc, Err(why.clone()));
             }
+            // Unsent clunks die with the connection: the server forgets every fid.
+            st.deferred_clunks.clear();
+            self.tags_changed(&mut st);
         }
         self.transport.close();
     }
@@ -205,14 +317,15 @@ impl Mux {
         if intr.take() {
             return Err(MntError::Interrupted);
         }
-        let rendez = self.platform.rendez();
-        let orig = self.start(msg, Some(rendez.clone()), None)?;
+        self.send_deferred_clunks();
+        let me = self.register(self.platform.rendez());
+        let orig = self.start_request(msg, &me, intr)?;
         let mut chain: Vec<Arc<Rpc>> = Vec::from([orig.clone()]);
         loop {
             let Some(last) = chain.last().cloned() else {
                 break;
             };
-            match self.wait(&last, &rendez, intr) {
+            match self.wait(&me, &|| last.is_done(), intr) {
                 Woke::Done => break,
                 Woke::Interrupted => {
                     // Nothing to flush if the reply is already here and no flush is
@@ -222,37 +335,122 @@ impl Mux {
                     }
                     let flush = Msg::Tflush { oldtag: orig.tag };
                     log::debug!("mnt: flushing tag {}", orig.tag);
-                    match self.start(flush, Some(rendez.clone()), None) {
+                    match self.start(flush, Owner::Caller(me.rendez.clone()), TagClass::Flush) {
                         Ok(f) => chain.push(f),
-                        // Mount broken or closed: every rpc of the chain is done.
+                        // Mount broken or closed: every rpc of the chain is done. No
+                        // tag: `settle` leaves the chain on the books.
                         Err(_) => break,
                     }
                 }
             }
         }
         self.settle(&chain);
+        drop(me);
         let outcome = orig.outcome.lock().take();
         outcome.unwrap_or(Err(MntError::Interrupted))
     }
 
-    /// Sends `msg` as a queued clunk of `fid`: nobody waits for the reply; whoever is
-    /// reading when it comes releases the fid (or abandons it on an error reply).
-    pub(crate) fn clunk_queued(&self, fid: u32) -> Result<(), MntError> {
-        self.counters.clunk_queued();
-        self.start(Msg::Tclunk { fid }, None, Some(fid)).map(|_| ())
+    /// Registers the calling thread as a waiter, sleeping on `rendez`.
+    fn register(&self, rendez: Arc<dyn Rendez>) -> Registered<'_> {
+        let mut st = self.state.lock();
+        let id = st.next_waiter;
+        st.next_waiter += 1;
+        st.waiters.insert(
+            id,
+            Waiter {
+                rendez: rendez.clone(),
+                wants_tag: false,
+                offered: false,
+            },
+        );
+        Registered {
+            mux: self,
+            id,
+            rendez,
+        }
     }
 
-    /// Registers and sends one request. Errors before sending leave nothing behind;
-    /// a failed send breaks the mount, which completes the returned rpc.
-    fn start(
-        &self,
-        msg: Msg,
-        waker: Option<Arc<dyn Rendez>>,
-        queued_clunk: Option<u32>,
-    ) -> Result<Arc<Rpc>, MntError> {
+    /// Queues a clunk of `fid`: nobody waits for the reply; whoever is reading when
+    /// it comes releases the fid (or abandons it on an error reply). The `Tclunk` is
+    /// sent now, or by a later caller if [`MAX_QUEUED_CLUNKS`] are on the wire.
+    pub(crate) fn clunk_queued(&self, fid: u32) -> Result<(), MntError> {
+        {
+            let mut st = self.state.lock();
+            Self::usable(&st)?;
+            st.deferred_clunks.push_back(fid);
+        }
+        self.counters.clunk_queued();
+        self.send_deferred_clunks();
+        Ok(())
+    }
+
+    /// Sends the clunks queued but unsent, as many as the bound and the tags allow.
+    fn send_deferred_clunks(&self) {
+        loop {
+            let (rpc, fid) = {
+                let mut st = self.state.lock();
+                if Self::usable(&st).is_err() || st.queued_clunks >= MAX_QUEUED_CLUNKS {
+                    return;
+                }
+                let Some(&fid) = st.deferred_clunks.front() else {
+                    return;
+                };
+                let Some(tag) = st.tags.alloc_keeping(TagClass::Request.reserve()) else {
+                    return;
+                };
+                st.deferred_clunks.pop_front();
+                st.queued_clunks += 1;
+                let rpc = Self::new_rpc(tag, ninep::mtype::TCLUNK, Owner::QueuedClunk(fid));
+                st.in_flight.insert(tag, rpc.clone());
+                (rpc, fid)
+            };
+            let mut buf = Vec::new();
+            let fc = Fcall {
+                tag: rpc.tag,
+                msg: Msg::Tclunk { fid },
+            };
+            if let Err(e) = ninep::encode(&fc, &mut buf) {
+                // A Tclunk always encodes; should it not, give the fid up.
+                log::warn!("mnt: cannot encode a clunk of fid {fid}: {e}");
+                let mut st = self.state.lock();
+                if st.in_flight.remove(&rpc.tag).is_some() {
+                    st.queued_clunks -= 1;
+                    st.tags.free(rpc.tag);
+                    self.tags_changed_if_wanted(&mut st);
+                }
+                drop(st);
+                self.abandon_fid(fid);
+                continue;
+            }
+            self.send(&rpc, &buf);
+        }
+    }
+
+    /// `Ok` while requests may be sent.
+    fn usable(st: &State) -> Result<(), MntError> {
+        if st.closed {
+            return Err(MntError::Hungup);
+        }
+        if let Some(r) = &st.broken {
+            return Err(MntError::Broken(r.clone()));
+        }
+        Ok(())
+    }
+
+    fn new_rpc(tag: u16, mtype: u8, owner: Owner) -> Arc<Rpc> {
+        Arc::new(Rpc {
+            tag,
+            mtype,
+            done: AtomicBool::new(false),
+            outcome: spin::Mutex::new(None),
+            owner,
+        })
+    }
+
+    /// Encodes `msg` with a placeholder tag (patched in by [`Self::send`]).
+    fn encode(&self, msg: Msg) -> Result<(u8, Vec<u8>), MntError> {
         let mtype = msg.mtype();
         let mut buf = Vec::new();
-        // Encode with a placeholder tag outside the lock; the real tag is patched in.
         ninep::encode(&Fcall { tag: 0, msg }, &mut buf).map_err(MntError::Encode)?;
         if buf.len() > self.msize as usize {
             return Err(MntError::TooLarge {
@@ -260,39 +458,107 @@ impl Mux {
                 msize: self.msize,
             });
         }
-        let rpc = {
-            let mut st = self.state.lock();
-            if st.closed {
-                return Err(MntError::Hungup);
+        Ok((mtype, buf))
+    }
+
+    /// Registers an rpc of type `mtype` under a free tag of `class`. With no such tag
+    /// nothing is left behind, and if `waiter` is given it is flagged as wanting a
+    /// tag, in the same critical section, so that any later free moves the epoch.
+    fn enroll(
+        &self,
+        mtype: u8,
+        owner: Owner,
+        class: TagClass,
+        waiter: Option<u64>,
+    ) -> Result<Arc<Rpc>, Enroll> {
+        let mut st = self.state.lock();
+        Self::usable(&st).map_err(Enroll::Refused)?;
+        let Some(tag) = st.tags.alloc_keeping(class.reserve()) else {
+            if let Some(w) = waiter.and_then(|id| st.waiters.get_mut(&id)) {
+                if !w.wants_tag {
+                    w.wants_tag = true;
+                    st.tag_waiters += 1;
+                }
             }
-            if let Some(r) = &st.broken {
-                return Err(MntError::Broken(r.clone()));
-            }
-            let tag = st.tags.alloc().ok_or(MntError::NoTags)?;
-            let rpc = Arc::new(Rpc {
-                tag,
-                mtype,
-                done: AtomicBool::new(false),
-                outcome: spin::Mutex::new(None),
-                waker,
-                queued_clunk,
+            return Err(Enroll::NoTag {
+                epoch: self.tag_epoch.load(Ordering::Acquire),
             });
-            st.in_flight.insert(tag, rpc.clone());
-            rpc
         };
-        buf[5..7].copy_from_slice(&rpc.tag.to_le_bytes());
-        match self.transport.send(&buf) {
-            Ok(()) => self.counters.sent(mtype),
-            Err(e) => self.fail_transport(e),
-        }
+        let rpc = Self::new_rpc(tag, mtype, owner);
+        st.in_flight.insert(tag, rpc.clone());
         Ok(rpc)
     }
 
-    /// Waits until `rpc` is done or `intr` is posted, reading for everyone while no
-    /// one else does.
-    fn wait(&self, rpc: &Arc<Rpc>, rendez: &Arc<dyn Rendez>, intr: &Interrupt) -> Woke {
+    /// Puts a registered rpc, encoded with its tag, on the wire. A failed send breaks
+    /// the mount, which completes the rpc.
+    fn send(&self, rpc: &Rpc, buf: &[u8]) {
+        match self.transport.send(buf) {
+            Ok(()) => self.counters.sent(rpc.mtype),
+            Err(e) => self.fail_transport(e),
+        }
+    }
+
+    /// Registers and sends one message, if a tag of `class` is free now (else
+    /// [`MntError::NoTags`]). Errors before sending leave nothing behind.
+    fn start(&self, msg: Msg, owner: Owner, class: TagClass) -> Result<Arc<Rpc>, MntError> {
+        let (mtype, mut buf) = self.encode(msg)?;
+        let rpc = self
+            .enroll(mtype, owner, class, None)
+            .map_err(|e| match e {
+                Enroll::Refused(e) => e,
+                Enroll::NoTag { .. } => MntError::NoTags,
+            })?;
+        buf[5..7].copy_from_slice(&rpc.tag.to_le_bytes());
+        self.send(&rpc, &buf);
+        Ok(rpc)
+    }
+
+    /// Registers and sends the request of caller `me`, waiting (interruptibly) for a
+    /// tag if none is free; meanwhile it reads for everyone if nobody else does, as
+    /// the replies it reads are what free tags.
+    fn start_request(
+        &self,
+        msg: Msg,
+        me: &Registered<'_>,
+        intr: &Interrupt,
+    ) -> Result<Arc<Rpc>, MntError> {
+        let (mtype, mut buf) = self.encode(msg)?;
         loop {
-            if rpc.is_done() {
+            let owner = Owner::Caller(me.rendez.clone());
+            let seen = match self.enroll(mtype, owner, TagClass::Request, Some(me.id)) {
+                Ok(rpc) => {
+                    self.stop_wanting_tag(me);
+                    buf[5..7].copy_from_slice(&rpc.tag.to_le_bytes());
+                    self.send(&rpc, &buf);
+                    return Ok(rpc);
+                }
+                Err(Enroll::Refused(e)) => return Err(e),
+                Err(Enroll::NoTag { epoch }) => epoch,
+            };
+            let freed = || self.tag_epoch.load(Ordering::Acquire) != seen;
+            if let Woke::Interrupted = self.wait(me, &freed, intr) {
+                self.stop_wanting_tag(me);
+                return Err(MntError::Interrupted);
+            }
+        }
+    }
+
+    /// Caller `me` no longer waits for a tag.
+    fn stop_wanting_tag(&self, me: &Registered<'_>) {
+        let mut st = self.state.lock();
+        if let Some(w) = st.waiters.get_mut(&me.id) {
+            if w.wants_tag {
+                w.wants_tag = false;
+                st.tag_waiters -= 1;
+            }
+        }
+    }
+
+    /// Waits until `done()` holds or `intr` is posted, reading for everyone while no
+    /// one else does.
+    fn wait(&self, me: &Registered<'_>, done: &dyn Fn() -> bool, intr: &Interrupt) -> Woke {
+        loop {
+            if done() {
                 return Woke::Done;
             }
             if intr.take() {
@@ -303,7 +569,10 @@ impl Mux {
                 .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                let woke = self.read_until_done(rpc, intr);
+                if let Some(w) = self.state.lock().waiters.get_mut(&me.id) {
+                    w.offered = false;
+                }
+                let woke = self.read_until(done, intr);
                 self.gate();
                 match woke {
                     Woke::Done => return Woke::Done,
@@ -313,16 +582,16 @@ impl Mux {
                     }
                 }
             }
-            intr.sleep_on(rendez, &|| {
-                rpc.is_done() || self.reader_free.load(Ordering::Acquire)
+            intr.sleep_on(&me.rendez, &|| {
+                done() || self.reader_free.load(Ordering::Acquire)
             });
         }
     }
 
-    /// As the reader: receives and dispatches messages until `rpc` is done.
-    fn read_until_done(&self, rpc: &Arc<Rpc>, intr: &Interrupt) -> Woke {
+    /// As the reader: receives and dispatches messages until `done()` holds.
+    fn read_until(&self, done: &dyn Fn() -> bool, intr: &Interrupt) -> Woke {
         loop {
-            if rpc.is_done() {
+            if done() {
                 return Woke::Done;
             }
             if intr.is_pending() {
@@ -332,6 +601,7 @@ impl Mux {
                 Ok(bytes) => self.dispatch(&bytes),
                 Err(TransportError::Interrupted) => return Woke::Interrupted,
                 Err(e) => {
+                    // Breaks (or has closed) the mount: every wait is over.
                     self.fail_transport(e);
                     return Woke::Done;
                 }
@@ -341,56 +611,133 @@ impl Mux {
 
     /// Gives up the reader role and wakes one waiter to take it (Plan 9's `mntgate`).
     fn gate(&self) {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         self.reader_free.store(true, Ordering::Release);
-        for rpc in st.in_flight.values() {
-            if rpc.is_done() {
-                continue;
+        Self::offer_reader_role(&mut st);
+    }
+
+    /// Wakes the first sleeping waiter, to take the free reader role. A waiter that
+    /// leaves instead passes it on (see [`Registered`]'s drop).
+    fn offer_reader_role(st: &mut State) {
+        for w in st.waiters.values_mut() {
+            if w.rendez.wakeup() {
+                w.offered = true;
+                break;
             }
-            if let Some(w) = &rpc.waker {
-                if w.wakeup() {
-                    break;
-                }
+        }
+    }
+
+    /// A tag was freed or the mount failed: wake the callers waiting for a tag.
+    fn tags_changed(&self, st: &mut State) {
+        self.tag_epoch.fetch_add(1, Ordering::AcqRel);
+        for w in st.waiters.values() {
+            if w.wants_tag {
+                w.rendez.wakeup();
             }
+        }
+    }
+
+    fn tags_changed_if_wanted(&self, st: &mut State) {
+        if st.tag_waiters > 0 {
+            self.tags_changed(st);
         }
     }
 
     /// Marks `rpc` done with `outcome` and wakes its caller. Called with the state lock
     /// held (the rpc is already out of `in_flight`).
-    fn complete(st: &mut State, rpc: &Rpc, outcome: Result<Msg, MntError>) {
+    fn complete(&self, st: &mut State, rpc: &Rpc, outcome: Result<Msg, MntError>) {
         if rpc.is_done() {
             return;
         }
-        if let Some(fid) = rpc.queued_clunk {
-            // Nobody waits: finish the clunk here.
-            match outcome {
-                Ok(_) => st.fids.release(fid),
-                Err(_) => log::debug!("mnt: queued clunk of fid {fid} failed; abandoned"),
+        match &rpc.owner {
+            Owner::Caller(_) => *rpc.outcome.lock() = Some(outcome),
+            Owner::QueuedClunk(fid) => {
+                // Nobody waits: finish the clunk here.
+                match outcome {
+                    Ok(_) => st.fids.release(*fid),
+                    Err(_) => log::debug!("mnt: queued clunk of fid {fid} failed; abandoned"),
+                }
+                st.queued_clunks -= 1;
+                st.tags.free(rpc.tag);
+                self.tags_changed_if_wanted(st);
             }
-            st.tags.free(rpc.tag);
-        } else {
-            *rpc.outcome.lock() = Some(outcome);
+            Owner::Abandoned { settles } => {
+                for &tag in settles {
+                    if tag != rpc.tag {
+                        // No reply will come for the rest of the chain now.
+                        if let Some(other) = st.in_flight.get(&tag) {
+                            if matches!(other.owner, Owner::Abandoned { .. }) {
+                                other.done.store(true, Ordering::Release);
+                                st.in_flight.remove(&tag);
+                            }
+                        }
+                    }
+                    st.tags.free(tag);
+                }
+                if !settles.is_empty() {
+                    log::debug!("mnt: abandoned flush chain of tag {} settled", rpc.tag);
+                    self.tags_changed_if_wanted(st);
+                }
+            }
         }
         rpc.done.store(true, Ordering::Release);
-        if let Some(w) = &rpc.waker {
+        if let Owner::Caller(w) = &rpc.owner {
             w.wakeup();
         }
     }
 
-    /// Finishes a caller's chain (its request and its flushes): whatever has no
-    /// reply yet is taken off the wire's books, and every tag goes back.
+    /// Finishes a caller's chain (its request and its flushes). Settled (its last
+    /// message answered, or the mount failed): whatever has no reply yet is taken off
+    /// the books, and every tag goes back. Not settled (no tag was free for another
+    /// `Tflush`): the server may still answer, so the chain stays on the books under
+    /// stand-ins whose replies are dropped, and its tags come back when its last
+    /// message is answered.
     fn settle(&self, chain: &[Arc<Rpc>]) {
+        let Some(last) = chain.last() else {
+            return;
+        };
         let mut st = self.state.lock();
-        for rpc in chain {
-            if !rpc.is_done() {
-                if let Some(r) = st.in_flight.get(&rpc.tag) {
-                    if Arc::ptr_eq(r, rpc) {
-                        st.in_flight.remove(&rpc.tag);
+        if last.is_done() {
+            for rpc in chain {
+                if !rpc.is_done() {
+                    if let Some(r) = st.in_flight.get(&rpc.tag) {
+                        if Arc::ptr_eq(r, rpc) {
+                            st.in_flight.remove(&rpc.tag);
+                        }
                     }
+                    rpc.done.store(true, Ordering::Release);
                 }
-                rpc.done.store(true, Ordering::Release);
+                st.tags.free(rpc.tag);
             }
-            st.tags.free(rpc.tag);
+            self.tags_changed_if_wanted(&mut st);
+            return;
+        }
+        log::debug!(
+            "mnt: no tag to flush tag {}; its chain of {} is left to the server",
+            chain[0].tag,
+            chain.len()
+        );
+        let mut settles: Vec<u16> = chain.iter().map(|r| r.tag).collect();
+        for (i, rpc) in chain.iter().enumerate() {
+            // Done under the lock means answered and off the books; its tag waits for
+            // the last message's answer. The last is not done.
+            if rpc.is_done() {
+                continue;
+            }
+            let owner = Owner::Abandoned {
+                settles: if i + 1 == chain.len() {
+                    core::mem::take(&mut settles)
+                } else {
+                    Vec::new()
+                },
+            };
+            let stand_in = Self::new_rpc(rpc.tag, rpc.mtype, owner);
+            if let Some(r) = st.in_flight.get_mut(&rpc.tag) {
+                if Arc::ptr_eq(r, rpc) {
+                    *r = stand_in;
+                }
+            }
+            rpc.done.store(true, Ordering::Release);
         }
     }
 
@@ -446,7 +793,7 @@ impl Mux {
             self.counters.read(data.len());
         }
         self.counters.replied();
-        Self::complete(&mut st, &rpc, outcome);
+        self.complete(&mut st, &rpc, outcome);
     }
 
     /// Checks the length rules of a reply: at least 7 bytes, at most msize, and a
@@ -488,8 +835,10 @@ impl Mux {
                     (Some(b), Some(c)) if c == *tag => MntError::BadReply(b.clone()),
                     _ => MntError::Broken(reason.clone()),
                 };
-                Self::complete(&mut st, rpc, Err(err));
+                self.complete(&mut st, rpc, Err(err));
             }
+            st.deferred_clunks.clear();
+            self.tags_changed(&mut st);
         }
         // Framing can no longer be trusted: hang up (outside the lock).
         self.transport.close();

@@ -11,7 +11,8 @@ const WORD_BITS: usize = 64;
 ///
 /// A tag stays in use from its request's send until the request is settled: for a
 /// flushed request that is after its last `Rflush`, so a tag named by a `Tflush` on
-/// the wire is never given to a new request.
+/// the wire is never given to a new request; for a request the server may still
+/// answer, until it does.
 pub(crate) struct TagPool {
     used: Vec<u64>,
     /// Where the next search starts: tags rotate, so a just-freed tag is the last to
@@ -30,8 +31,15 @@ impl TagPool {
     }
 
     /// A free tag, now in use; `None` when all are in use.
+    #[cfg(test)]
     pub(crate) fn alloc(&mut self) -> Option<u16> {
-        if self.in_use == NTAGS {
+        self.alloc_keeping(0)
+    }
+
+    /// A free tag, now in use, if that leaves at least `reserve` tags free; `None`
+    /// otherwise.
+    pub(crate) fn alloc_keeping(&mut self, reserve: usize) -> Option<u16> {
+        if self.in_use + reserve >= NTAGS {
             return None;
         }
         for step in 0..NTAGS {
@@ -88,6 +96,19 @@ mod tests {
         assert!(!p.is_used(77));
         assert_eq!(p.alloc(), Some(77));
         assert!(p.is_used(77));
+    }
+
+    #[test]
+    fn a_reserve_is_left_free() {
+        let mut p = TagPool::new();
+        for _ in 0..NTAGS - 10 {
+            p.alloc_keeping(10).expect("a tag above the reserve");
+        }
+        assert_eq!(p.alloc_keeping(10), None);
+        for _ in 0..10 {
+            p.alloc_keeping(0).expect("a reserved tag");
+        }
+        assert_eq!(p.alloc_keeping(0), None);
     }
 
     #[test]
