@@ -83,6 +83,12 @@ pub enum Error {
     /// A request out of protocol order (before Tversion, an R-message, a Terror).
     #[error("{}", self.ename())]
     Botch,
+    /// A well-framed Twstat whose stat record disagrees with its sizes (an inner size
+    /// unlike the outer one or the fields, bytes after the record). fossil's wording,
+    /// which Linux's table maps to `EPROTO`; in 9P2000.L we say `EINVAL`, a bad
+    /// argument rather than a broken connection, since the session goes on.
+    #[error("{}", self.ename())]
+    BadWstat,
     /// The per-connection fid limit is reached.
     #[error("{}", self.ename())]
     TooManyFids,
@@ -132,7 +138,7 @@ pub enum Error {
 
 impl Error {
     /// Every variant, for tests and documentation.
-    pub const ALL: [Error; 35] = [
+    pub const ALL: [Error; 36] = [
         Error::NotFound,
         Error::Exists,
         Error::NotDir,
@@ -155,6 +161,7 @@ impl Error {
         Error::BadFidUse,
         Error::BadDirOffset,
         Error::Botch,
+        Error::BadWstat,
         Error::TooManyFids,
         Error::NotSupported,
         Error::NoAuth,
@@ -198,6 +205,7 @@ impl Error {
             Error::BadFidUse => ("bad use of fid", errno::EBADF),
             Error::BadDirOffset => ("bad offset in directory read", errno::ESPIPE),
             Error::Botch => ("protocol botch", errno::EPROTO),
+            Error::BadWstat => ("bogus wstat buffer", errno::EINVAL),
             Error::TooManyFids => ("Too many open files", errno::EMFILE),
             Error::NotSupported => ("Operation not supported", errno::EOPNOTSUPP),
             // diod answers an unconfigured Tauth with ENOENT; Linux ignores the failure.
@@ -270,6 +278,7 @@ mod tests {
         ("i/o count too large", errno::EIO),
         ("exclusive use file already open", errno::EAGAIN),
         ("protocol botch", errno::EPROTO),
+        ("bogus wstat buffer", errno::EPROTO),
         ("file system is full", errno::ENOSPC),
         ("file too big", errno::EFBIG),
         ("file in use", errno::ETXTBSY),
@@ -296,6 +305,7 @@ mod tests {
             Error::BadName,
             Error::NoAuth,
             Error::NotSupported,
+            Error::BadWstat,
         ];
         for e in Error::ALL {
             let (_, table_errno) = LINUX_ERRMAP_SUBSET

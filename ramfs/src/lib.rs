@@ -57,8 +57,11 @@
 //! **Errors.** 9P2000 error strings are all ones Linux's `net/9p/error.c` table knows
 //! (see [`error`]), so a Linux program sees a real errno, never "Unknown error 526".
 //! A badly framed message (size below 7 or above msize, a field overrunning, an unknown
-//! type) closes that connection only; anything else is answered with an error. No input
-//! panics the server.
+//! type) closes that connection only; anything else is answered with an error, including
+//! a well-framed message whose insides disagree with its size (a Twstat's stat record
+//! of the wrong inner size or with bytes after it: "bogus wstat buffer" / `EINVAL`;
+//! bytes after any other message's last field: "Invalid argument" / `EINVAL`), and
+//! nothing is done for it. No input panics the server.
 //!
 //! **Memory.** File data counts by 4 KiB page (holes are free), plus names, symlink
 //! targets, extended attributes, and [`fs::NODE_COST`] bytes a file; a copy of an

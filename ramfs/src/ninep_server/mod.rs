@@ -9,7 +9,9 @@
 //!
 //! A framing error (a size below 7 or above msize, a field that overruns, an unknown
 //! type) ends the connection with one log line; the tree and the other connections are
-//! not affected. Every other bad request gets an error reply.
+//! not affected. Every other bad request gets an error reply, a well-framed message
+//! that does not decode too (a bad string, a stat record whose inner size is wrong,
+//! bytes after the last field).
 //!
 //! Locks: the session's own state is unlocked (one thread owns it); each request takes
 //! the tree lock ([`crate::fs::Fs::lock`]) once, and never holds it across I/O.

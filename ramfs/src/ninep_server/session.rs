@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ninep::{
-    decode, encode, encoded_len, om, qt, DecodeError, DecodeErrorKind, Dialect, Fcall, Msg, Qid,
-    IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, VERSION_UNKNOWN,
+    decode, encode, encoded_len, mtype, om, qt, DecodeError, DecodeErrorKind, Dialect, Fcall, Msg,
+    Qid, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, VERSION_UNKNOWN,
 };
 
 use super::trace::{log_message, Direction};
@@ -123,8 +123,14 @@ impl<'a> Session<'a> {
             Ok(fc) => fc,
             Err(e) if e.is_framing() => return Err(e),
             Err(e) => {
+                // Well framed but undecodable: answered on its tag, nothing done.
                 let err = match e.kind {
                     DecodeErrorKind::TooManyWalkElems(_) => Error::Invalid,
+                    DecodeErrorKind::BadStatSize => Error::BadWstat,
+                    DecodeErrorKind::TrailingBytes if e.mtype == Some(mtype::TWSTAT) => {
+                        Error::BadWstat
+                    }
+                    DecodeErrorKind::TrailingBytes => Error::Invalid,
                     _ => Error::BadName,
                 };
                 let tag = e.tag.unwrap_or(ninep::NOTAG);

@@ -32,7 +32,8 @@ pub enum DecodeErrorKind {
     SizeMismatch { declared: u32, actual: usize },
     /// A field runs past the end of the message.
     Overrun,
-    /// Bytes left over after the last field.
+    /// Bytes left over after the last field (the size is trusted: the message is well
+    /// framed, its contents are not).
     TrailingBytes,
     /// A type number no dialect defines (or `Terror`).
     UnknownType(u8),
@@ -42,7 +43,8 @@ pub enum DecodeErrorKind {
     NulInString,
     /// A string is not UTF-8.
     InvalidUtf8,
-    /// A stat's inner size disagrees with its outer size or its contents.
+    /// A stat's inner size disagrees with its outer size or its contents, inside a
+    /// message whose own size is right (well framed, as `TrailingBytes`).
     BadStatSize,
 }
 
@@ -57,16 +59,22 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    /// True when the message's framing cannot be trusted (bad size, overrun, unknown
-    /// type): a server closes the connection. Otherwise the message was well framed and
-    /// a server answers its tag with an error.
+    /// True when the message's framing cannot be trusted (a size below 7 or unlike the
+    /// bytes given, a field that overruns the message, an unknown type), or when there
+    /// is no tag to answer: a server closes the connection. Otherwise the message was
+    /// well framed (its size is right, so the next message starts where it ends) and a
+    /// server answers its tag with an error: bad strings, too many walk names, a stat
+    /// whose inner size disagrees with the message, bytes left after the last field.
     pub fn is_framing(&self) -> bool {
-        !matches!(
+        let well_framed = matches!(
             self.kind,
             DecodeErrorKind::TooManyWalkElems(_)
                 | DecodeErrorKind::NulInString
                 | DecodeErrorKind::InvalidUtf8
-        ) || self.tag.is_none()
+                | DecodeErrorKind::BadStatSize
+                | DecodeErrorKind::TrailingBytes
+        );
+        !well_framed || self.tag.is_none()
     }
 }
 

@@ -163,6 +163,14 @@ fn trailing_bytes() {
         (e.kind, e.mtype, e.tag),
         (TrailingBytes, Some(125), Some(8))
     );
+    // The size is right, so the message is well framed: a server answers its tag.
+    assert!(!e.is_framing());
+    let e = err(
+        &raw(mtype::TCLUNK, 3, &[1, 0, 0, 0, 0xaa, 0xaa]),
+        Dialect::P2000,
+    );
+    assert_eq!((e.kind, e.tag), (TrailingBytes, Some(3)));
+    assert!(!e.is_framing());
 }
 
 #[test]
@@ -209,22 +217,48 @@ fn invalid_utf8() {
     assert_eq!(kind(&raw(mtype::RREADLINK, 3, &[1, 0, 0xff])), InvalidUtf8);
 }
 
-/// The tag is unknown only when the header itself is missing; then even a string error
-/// is framing, since there is nothing to answer.
+/// The tag is unknown only when the header itself is missing; then even an error of a
+/// well-framed message is framing, since there is nothing to answer.
 #[test]
 fn is_framing_needs_a_tag_to_answer() {
-    let e = DecodeError {
-        kind: NulInString,
-        mtype: None,
-        tag: None,
-    };
-    assert!(e.is_framing());
-    let e = DecodeError {
-        kind: BadStatSize,
-        mtype: Some(126),
-        tag: Some(1),
-    };
-    assert!(e.is_framing());
+    let well_framed = [
+        NulInString,
+        InvalidUtf8,
+        TooManyWalkElems(17),
+        BadStatSize,
+        TrailingBytes,
+    ];
+    for kind in well_framed {
+        let e = DecodeError {
+            kind,
+            mtype: Some(126),
+            tag: Some(1),
+        };
+        assert!(!e.is_framing(), "{kind:?}");
+        let e = DecodeError {
+            kind,
+            mtype: None,
+            tag: None,
+        };
+        assert!(e.is_framing(), "{kind:?}");
+    }
+    let framing = [
+        TooShort,
+        SizeMismatch {
+            declared: 11,
+            actual: 12,
+        },
+        Overrun,
+        UnknownType(200),
+    ];
+    for kind in framing {
+        let e = DecodeError {
+            kind,
+            mtype: Some(126),
+            tag: Some(1),
+        };
+        assert!(e.is_framing(), "{kind:?}");
+    }
 }
 
 #[test]
@@ -244,7 +278,8 @@ fn stat_sizes_must_agree() {
     set16(&mut b, 9, inner + 1);
     let e = err(&b, Dialect::P2000);
     assert_eq!((e.kind, e.mtype, e.tag), (BadStatSize, Some(125), Some(8)));
-    assert!(e.is_framing());
+    // The message's own size is right: well framed, answered on its tag.
+    assert!(!e.is_framing());
 
     // Inner size smaller than the fields.
     let mut b = good.clone();
@@ -280,6 +315,13 @@ fn stat_sizes_must_agree() {
     let mut b = twstat.clone();
     set16(&mut b, 13, 0);
     assert_eq!(kind(&b), BadStatSize);
+    assert!(!err(&b, Dialect::P2000).is_framing());
+    // The record's n running past the message is an overrun: framing.
+    let mut b = twstat.clone();
+    set16(&mut b, 11, u16::from_le_bytes([twstat[11], twstat[12]]) + 1);
+    let e = err(&b, Dialect::P2000);
+    assert_eq!(e.kind, Overrun);
+    assert!(e.is_framing());
 }
 
 #[test]
