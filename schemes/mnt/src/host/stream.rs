@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -33,7 +34,8 @@ pub struct StreamTransport {
 impl StreamTransport {
     /// A transport over `reader` and `writer`, the two halves of one connection.
     /// `shutter`, if given, must make blocked reads and writes on them return (e.g.
-    /// `shutdown(2)`); without one, closing only drops the write half.
+    /// `shutdown(2)`) without touching the writer; without one, closing drops the
+    /// write half, which waits for a send in progress to finish.
     pub fn new(
         reader: impl Read + Send + 'static,
         writer: impl Write + Send + 'static,
@@ -80,19 +82,35 @@ impl StreamTransport {
     }
 
     /// Starts `cmd` as a 9P server speaking on its stdin and stdout (stderr is
-    /// inherited). Closing the transport closes the child's stdin.
+    /// inherited). Closing the transport shuts the connection down: the child reads
+    /// end of file.
+    ///
+    /// The child's stdin and stdout are one end of a unix socket pair, not pipes: a
+    /// socket can be shut down while a writer is blocked on it, which is how `close`
+    /// makes a blocked `send` return without waiting for it (a pipe's write end can
+    /// only be closed by dropping it, and the blocked writer holds it).
     pub fn child(cmd: &mut Command) -> io::Result<(StreamTransport, ChildProcess)> {
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::other("child without piped stdin/stdout"));
-        };
+        let (ours, theirs) = UnixStream::pair()?;
+        let stdin = Stdio::from(OwnedFd::from(theirs.try_clone()?));
+        let stdout = Stdio::from(OwnedFd::from(theirs));
+        let spawned = cmd.stdin(stdin).stdout(stdout).spawn();
+        // The command keeps what it was given for another spawn: take the child's end
+        // back from it, or we would never read end of file when the child exits.
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let child = spawned?;
         let proc = ChildProcess {
             id: child.id(),
             child: Mutex::new(child),
         };
-        Ok((Self::new(stdout, stdin, None)?, proc))
+        let (r, w, shut) = (ours.try_clone()?, ours.try_clone()?, ours);
+        let transport = Self::new(
+            r,
+            w,
+            Some(Box::new(move || {
+                let _ = shut.shutdown(Shutdown::Both);
+            })),
+        )?;
+        Ok((transport, proc))
     }
 
     fn writer(&self) -> MutexGuard<'_, Option<Box<dyn Write + Send>>> {
