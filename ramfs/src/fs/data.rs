@@ -253,8 +253,12 @@ impl FileData {
     /// Writes `data` at `offset`, allocating pages as needed and growing the length.
     /// The caller has checked the memory limit with [`FileData::pages_needed`] and that
     /// `offset + data.len()` does not overflow. Lent pages are written in place: a
-    /// mapping sees the write.
+    /// mapping sees the write. Writing nothing changes nothing, past the end included
+    /// (as write(2) of 0 bytes).
     pub fn write(&mut self, offset: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
         let mut done = 0usize;
         while done < data.len() {
             let pos = offset + done as u64;
