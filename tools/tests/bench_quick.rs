@@ -1,10 +1,14 @@
 //! `ninep-bench compare --quick` against a ramfs it starts (and diod, when installed):
 //! every figure must come out with a positive number on every server, the exit status
-//! must be 0, and the results must parse. No timing is judged.
+//! must be 0, and the results must parse. No timing is judged. And SIGTERM sent to the
+//! bench alone in the middle of a `compare` ends the servers it started.
 
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,6 +20,9 @@ use tools::bench::servers;
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 /// Longest building ramfs may take when it is not built yet.
 const BUILD_LIMIT: Duration = Duration::from_secs(600);
+/// Longest the servers may take to start, and the bench and its servers to end after
+/// SIGTERM.
+const SIGNAL_LIMIT: Duration = Duration::from_secs(30);
 
 fn bench_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ninep-bench"))
@@ -213,5 +220,166 @@ fn quick_compare_reports_every_figure_on_every_server() {
     }
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + cells.len() * expect_servers.len());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Whether the process `pid` is running: it exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    // /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+            Some(!matches!(state, "Z" | "X"))
+        })
+        .unwrap_or(false)
+}
+
+/// A bench under test and the servers it said it started: whatever is still running when
+/// this is dropped (the test failed) is killed, and the bench's scratch directory removed.
+struct Bench {
+    child: Child,
+    servers: Vec<u32>,
+}
+
+impl Bench {
+    /// The scratch directory the bench makes (see `Scratch::new`).
+    fn scratch(&self) -> PathBuf {
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        base.join(format!("ninep-bench-{}", self.child.id()))
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        for &pid in self.servers.iter().filter(|&&pid| alive(pid)) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(self.scratch());
+    }
+}
+
+/// Waits up to `limit` for `done`.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_to_the_bench_alone_ends_the_servers_it_started() {
+    let ramfs = ramfs_exe();
+    let out = tempdir("signal");
+    let mut cmd = Command::new(bench_exe());
+    // A minute a cell: the servers are up and being measured when the signal comes.
+    cmd.args([
+        "compare",
+        "--rounds",
+        "1",
+        "--seconds",
+        "60",
+        "--warmup",
+        "0",
+    ])
+    .arg("--ramfs")
+    .arg(&ramfs)
+    .arg("--out")
+    .arg(&out)
+    .args(["--without", "p9", "--without", "unpfs"]);
+    if servers::on_path("diod").is_none() {
+        cmd.args(["--without", "diod"]);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ninep-bench");
+    let mut bench = Bench {
+        child,
+        servers: Vec::new(),
+    };
+    let stderr = bench.child.stderr.take().expect("piped stderr");
+    let (line_tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    // "NAME is listening (pid N)" for each server, then "measuring ...".
+    let deadline = Instant::now() + SIGNAL_LIMIT;
+    let mut seen = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the bench never started measuring; stderr:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(pid) = line
+            .strip_suffix(')')
+            .and_then(|l| l.rsplit_once(" is listening (pid "))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        {
+            bench.servers.push(pid);
+        }
+        if line.starts_with("measuring ") {
+            break;
+        }
+    }
+    assert!(!bench.servers.is_empty(), "no server pids in:\n{seen}");
+    assert!(
+        bench.servers.iter().all(|&pid| alive(pid)),
+        "a server is not running before the signal:\n{seen}"
+    );
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(bench.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let mut ended = None;
+    assert!(
+        eventually(SIGNAL_LIMIT, || {
+            ended = bench.child.try_wait().expect("wait for the bench");
+            ended.is_some()
+        }),
+        "the bench did not end within {SIGNAL_LIMIT:?} of SIGTERM"
+    );
+    // It still ends by the signal, as it did before it handled it.
+    assert_eq!(ended.and_then(|s| s.signal()), Some(15), "{ended:?}");
+    let servers = bench.servers.clone();
+    assert!(
+        eventually(SIGNAL_LIMIT, || servers.iter().all(|&pid| !alive(pid))),
+        "servers still running {SIGNAL_LIMIT:?} after SIGTERM: {:?}",
+        servers
+            .iter()
+            .filter(|&&pid| alive(pid))
+            .collect::<Vec<_>>()
+    );
+    let scratch = bench.scratch();
+    assert!(
+        !scratch.exists(),
+        "the bench left its scratch directory {}",
+        scratch.display()
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -16,9 +16,10 @@
 //! (the measured operations), [`pipeline`] (the load loop), [`matrix`] (the cells),
 //! [`session`] (one cell on one server), [`runner`] (every cell on every server),
 //! [`report`] and [`chart`] (the results), [`servers`] (starting the servers that
-//! `compare` measures).
+//! `compare` measures) and [`signals`] (stopping them when the bench is told to stop).
 
-#![forbid(unsafe_code)]
+// One exception, on Linux: `servers` asks the kernel to end each server with the bench.
+#![deny(unsafe_code)]
 
 pub mod addr;
 pub mod chart;
@@ -30,4 +31,5 @@ pub mod report;
 pub mod runner;
 pub mod servers;
 pub mod session;
+pub mod signals;
 pub mod workload;

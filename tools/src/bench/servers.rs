@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -93,30 +94,22 @@ pub enum SpawnError {
         socket: String,
         waited: Duration,
     },
+    #[error("{name}: not started: the servers are being stopped")]
+    Stopped { name: String },
 }
 
 /// A started server; killed and reaped when dropped.
 #[derive(Debug)]
-pub struct Running {
+struct Running {
     name: String,
     child: Child,
     log: PathBuf,
 }
 
 impl Running {
-    /// The server's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The exit status, if the server has died since it started.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
+    fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
-    }
-
-    /// The end of what the server wrote to its log.
-    pub fn log_tail(&self) -> String {
-        log_tail(&self.log)
     }
 }
 
@@ -131,52 +124,215 @@ impl Drop for Running {
     }
 }
 
-/// Starts `cmd` with its output in `log`, and waits up to `wait` for its socket to
-/// accept a connection.
-pub fn start(cmd: &ServerCommand, log: &Path, wait: Duration) -> Result<Running, SpawnError> {
-    let io_err = |what: String| {
-        let name = cmd.name.clone();
-        move |source| SpawnError::Io { name, what, source }
-    };
-    let out = File::create(log).map_err(io_err(format!("create {}", log.display())))?;
-    let err = out
-        .try_clone()
-        .map_err(io_err(format!("open {}", log.display())))?;
-    debug!("starting {}: {:?} {:?}", cmd.name, cmd.program, cmd.args);
-    let child = Command::new(&cmd.program)
-        .args(&cmd.args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(io_err(format!("start {}", cmd.program.display())))?;
-    let mut running = Running {
-        name: cmd.name.clone(),
-        child,
-        log: log.to_path_buf(),
-    };
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(status) = running.exited() {
-            return Err(SpawnError::Exited {
+/// The servers `compare` started, each killed and reaped by [`stop`](Servers::stop) or
+/// when this is dropped. A [`Stopper`] ends them from elsewhere (the thread that handles
+/// SIGINT and SIGTERM), at any moment: a server is among them from its spawn on, and none
+/// is started once they are stopped.
+#[derive(Debug, Default)]
+pub struct Servers {
+    shared: Arc<Mutex<Started>>,
+}
+
+#[derive(Debug, Default)]
+struct Started {
+    running: Vec<Running>,
+    stopped: bool,
+}
+
+/// Stops the [`Servers`] it was taken from; clones stop the same servers.
+#[derive(Clone, Debug)]
+pub struct Stopper {
+    shared: Arc<Mutex<Started>>,
+}
+
+/// A server that died while it was being measured.
+#[derive(Debug)]
+pub struct Died {
+    /// Its name.
+    pub name: String,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// The end of its log.
+    pub log_tail: String,
+}
+
+fn lock(shared: &Mutex<Started>) -> MutexGuard<'_, Started> {
+    // A panic elsewhere leaves the list as it was: still right to kill from.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Servers {
+    /// Starts `cmd` with its output in `log`, and waits up to `wait` for its socket to
+    /// accept a connection; gives the server's pid. A server that fails to start is
+    /// killed and reaped at once.
+    pub fn start(
+        &self,
+        cmd: &ServerCommand,
+        log: &Path,
+        wait: Duration,
+    ) -> Result<u32, SpawnError> {
+        let io_err = |what: String| {
+            let name = cmd.name.clone();
+            move |source| SpawnError::Io { name, what, source }
+        };
+        let out = File::create(log).map_err(io_err(format!("create {}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(io_err(format!("open {}", log.display())))?;
+        debug!("starting {}: {:?} {:?}", cmd.name, cmd.program, cmd.args);
+        let mut command = Command::new(&cmd.program);
+        command
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        end_with_parent(&mut command);
+        let pid = {
+            // Spawned under the lock, so a stop either comes first (and nothing starts)
+            // or finds the server in the list.
+            let mut started = lock(&self.shared);
+            if started.stopped {
+                return Err(SpawnError::Stopped {
+                    name: cmd.name.clone(),
+                });
+            }
+            let child = command
+                .spawn()
+                .map_err(io_err(format!("start {}", cmd.program.display())))?;
+            let pid = child.id();
+            started.running.push(Running {
                 name: cmd.name.clone(),
-                status,
-                log: running.log_tail(),
+                child,
+                log: log.to_path_buf(),
             });
+            pid
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.exit_status(pid) {
+                None => {
+                    return Err(SpawnError::Stopped {
+                        name: cmd.name.clone(),
+                    })
+                }
+                Some(Some(status)) => {
+                    drop(self.remove(pid));
+                    return Err(SpawnError::Exited {
+                        name: cmd.name.clone(),
+                        status,
+                        log: log_tail(log),
+                    });
+                }
+                Some(None) => {}
+            }
+            if UnixStream::connect(&cmd.socket).is_ok() {
+                return Ok(pid);
+            }
+            if Instant::now() >= deadline {
+                drop(self.remove(pid));
+                return Err(SpawnError::NotListening {
+                    name: cmd.name.clone(),
+                    socket: cmd.socket.display().to_string(),
+                    waited: wait,
+                });
+            }
+            thread::sleep(Duration::from_millis(20));
         }
-        if UnixStream::connect(&cmd.socket).is_ok() {
-            return Ok(running);
+    }
+
+    /// `None` when the server `pid` is not among these (they were stopped); else its exit
+    /// status if it has died.
+    fn exit_status(&self, pid: u32) -> Option<Option<ExitStatus>> {
+        let mut started = lock(&self.shared);
+        let running = started.running.iter_mut().find(|r| r.child.id() == pid)?;
+        Some(running.exited())
+    }
+
+    /// Takes the server `pid` out of the list; dropping it kills and reaps it.
+    fn remove(&self, pid: u32) -> Option<Running> {
+        let mut started = lock(&self.shared);
+        let at = started.running.iter().position(|r| r.child.id() == pid)?;
+        Some(started.running.remove(at))
+    }
+
+    /// The servers that have died since they started.
+    pub fn died(&self) -> Vec<Died> {
+        lock(&self.shared)
+            .running
+            .iter_mut()
+            .filter_map(|r| {
+                let status = r.exited()?;
+                Some(Died {
+                    name: r.name.clone(),
+                    status,
+                    log_tail: log_tail(&r.log),
+                })
+            })
+            .collect()
+    }
+
+    /// A handle that stops these servers from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            shared: self.shared.clone(),
         }
-        if Instant::now() >= deadline {
-            return Err(SpawnError::NotListening {
-                name: cmd.name.clone(),
-                socket: cmd.socket.display().to_string(),
-                waited: wait,
-            });
-        }
-        thread::sleep(Duration::from_millis(20));
+    }
+
+    /// Kills and reaps every server; none starts after this.
+    pub fn stop(&self) {
+        self.stopper().stop();
     }
 }
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Stopper {
+    /// Kills and reaps every server of its [`Servers`]; none starts after this.
+    pub fn stop(&self) {
+        let running = {
+            let mut started = lock(&self.shared);
+            started.stopped = true;
+            std::mem::take(&mut started.running)
+        };
+        // Dropping each kills and reaps it, with the lock released.
+        drop(running);
+    }
+}
+
+/// On Linux, has the kernel kill the server when the bench dies, however it dies (even by
+/// SIGKILL, which no handler sees). The signal comes when the thread that spawned the
+/// server ends: `compare` starts its servers from the main thread.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn end_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let bench = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: prctl and getppid are plain system calls that
+    // neither allocate nor lock, and `io::Error::from_raw_os_error` does not allocate.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The bench died before the prctl: no signal will come, so do not run.
+            if libc::getppid() as u32 != bench {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere the servers end with the bench only through [`Servers`].
+#[cfg(not(target_os = "linux"))]
+fn end_with_parent(_command: &mut Command) {}
 
 /// The last lines of a log file, for error messages.
 pub fn log_tail(path: &Path) -> String {

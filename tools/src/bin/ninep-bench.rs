@@ -20,10 +20,10 @@ use tools::bench::addr::Addr;
 use tools::bench::matrix;
 use tools::bench::pipeline::Limit;
 use tools::bench::report::{Report, Skipped};
-use tools::bench::servers::{self, Running, Scratch, ServerCommand};
+use tools::bench::servers::{self, Scratch, ServerCommand, Servers};
 use tools::bench::session::{Settings, Target};
-use tools::bench::{chart, runner};
-use tracing::info;
+use tools::bench::{chart, runner, signals};
+use tracing::{info, warn};
 
 /// A 9P client load generator: operations per second and MB/s of 9P servers, measured
 /// side by side, with the ratio of the first server to each of the others.
@@ -358,14 +358,15 @@ fn compare(
         }
     }
 
-    let mut running: Vec<Running> = Vec::new();
+    let running = Servers::default();
+    stop_on_signals(&running, &scratch);
     let mut targets: Vec<Target> = Vec::new();
     for cmd in &commands {
         eprintln!("starting {} ({})", cmd.name, cmd.program.display());
         let log = logs.join(format!("{}.log", cmd.name));
-        match servers::start(cmd, &log, start_timeout) {
-            Ok(r) => {
-                running.push(r);
+        match running.start(cmd, &log, start_timeout) {
+            Ok(pid) => {
+                eprintln!("{} is listening (pid {pid})", cmd.name);
                 targets.push(cmd.target.clone());
             }
             Err(e) => {
@@ -393,20 +394,37 @@ fn compare(
     }
 
     let report = measure(&targets, common, skipped);
-    for r in &mut running {
-        if let Some(status) = r.exited() {
-            eprintln!(
-                "ninep-bench: {} died during the run ({status}); its log ends with:\n{}",
-                r.name(),
-                r.log_tail()
-            );
-            ok = false;
-        }
+    for died in running.died() {
+        eprintln!(
+            "ninep-bench: {} died during the run ({}); its log ends with:\n{}",
+            died.name, died.status, died.log_tail
+        );
+        ok = false;
     }
     // Stop the servers before their scratch directory goes.
-    drop(running);
+    running.stop();
     drop(scratch);
     finish(&report, &common.out) && ok
+}
+
+/// Has SIGINT or SIGTERM, sent to the bench alone, end `servers` and remove `scratch`
+/// before the bench ends.
+fn stop_on_signals(servers: &Servers, scratch: &Scratch) {
+    let stopper = servers.stopper();
+    let scratch_dir = scratch.path().to_path_buf();
+    let installed = signals::cleanup_on_termination(move || {
+        stopper.stop();
+        match std::fs::remove_dir_all(&scratch_dir) {
+            // Gone already when the signal comes after the run.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!("could not remove {}: {e}", scratch_dir.display())
+            }
+            _ => {}
+        }
+    });
+    if let Err(e) = installed {
+        warn!("no signal handling: a signal to the bench alone leaves its servers running: {e}");
+    }
 }
 
 fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report {

@@ -1,0 +1,35 @@
+//! Ending `compare` on SIGINT or SIGTERM: its servers and scratch directory first, then
+//! the bench, by the same signal.
+//!
+//! Without this, a signal sent to the bench alone (not to its process group, as Ctrl-C
+//! is) would end the bench and leave its servers running. On Redox (no signal-hook port)
+//! the default actions apply.
+
+/// Runs `cleanup` on a thread of its own when SIGINT or SIGTERM arrives, then ends the
+/// process as that signal's default action would.
+#[cfg(all(unix, not(target_os = "redox")))]
+pub fn cleanup_on_termination<F: FnOnce() + Send + 'static>(cleanup: F) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                tracing::info!("signal {signal}: stopping the servers");
+                cleanup();
+                if let Err(e) = signal_hook::low_level::emulate_default_handler(signal) {
+                    tracing::warn!("cannot end by signal {signal}: {e}");
+                }
+                // Not reached when the default action ended the process.
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
+/// Without signal handling the default actions end the process.
+#[cfg(not(all(unix, not(target_os = "redox"))))]
+pub fn cleanup_on_termination<F: FnOnce() + Send + 'static>(cleanup: F) -> std::io::Result<()> {
+    drop(cleanup);
+    Ok(())
+}
