@@ -7,8 +7,9 @@
 //!
 //! Each `PT_LOAD` becomes one vm segment over the image: text for a read-only range, data
 //! (private, copy-on-write) for a writable one or for a read-only range with zero-filled
-//! memory. The memory of a writable range past the page that holds its last file byte
-//! becomes a separate bss segment, as in Plan 9's a.out layout. The stack is a zero-fill
+//! memory. The memory of a range past the page that holds its last file byte becomes a
+//! separate bss segment, as in Plan 9's a.out layout, writable only when the range is
+//! (`PF_W`): zero fill of a read-only range stays read-only. The stack is a zero-fill
 //! segment under [`USER_STACK_TOP`].
 
 use mnt::{Chan, Interrupt};
@@ -114,6 +115,8 @@ pub(crate) fn read_headers(
 pub(crate) struct ZeroRange {
     pub(crate) base: u64,
     pub(crate) len: u64,
+    /// Whether the program may write it: its `PT_LOAD`'s `PF_W` (the stack's is always).
+    pub(crate) writable: bool,
 }
 
 /// The segments exec builds.
@@ -149,6 +152,7 @@ pub(crate) fn plan(loads: &[LoadSegment], stack_size: u64) -> Result<Plan, ExecE
             plan.bss.push(ZeroRange {
                 base,
                 len: end - base,
+                writable: load.writable,
             });
             continue;
         }
@@ -176,12 +180,14 @@ pub(crate) fn plan(loads: &[LoadSegment], stack_size: u64) -> Result<Plan, ExecE
             plan.bss.push(ZeroRange {
                 base: file_page_end,
                 len: mem_page_end - file_page_end,
+                writable: load.writable,
             });
         }
     }
     let stack = ZeroRange {
         base: USER_STACK_TOP.saturating_sub(stack_size),
         len: stack_size,
+        writable: true,
     };
     let mut ranges: Vec<(u64, u64)> = plan
         .loads
@@ -273,7 +279,8 @@ mod tests {
             plan.bss,
             [ZeroRange {
                 base: 0x40_4000,
-                len: 0x40_b000 - 0x40_4000
+                len: 0x40_b000 - 0x40_4000,
+                writable: true,
             }]
         );
     }
@@ -292,6 +299,39 @@ mod tests {
         let plan = plan(&loads, 0x1000).unwrap();
         assert!(plan.loads[0].writable);
         assert_eq!(plan.writable, [false]);
+    }
+
+    #[test]
+    fn zero_fill_past_a_read_only_range_is_read_only_bss() {
+        let loads = [
+            // Text whose memory runs two pages past its last file byte.
+            load(0x40_0000, 0, 0x200, 0x3000, false),
+            // A read-only range with no file bytes at all.
+            load(0x50_0000, 0, 0, 0x1000, false),
+            // A writable one, for contrast.
+            load(0x60_0000, 0, 0, 0x1000, true),
+        ];
+        let plan = plan(&loads, 0x1000).unwrap();
+        assert_eq!(
+            plan.bss,
+            [
+                ZeroRange {
+                    base: 0x40_1000,
+                    len: 0x2000,
+                    writable: false,
+                },
+                ZeroRange {
+                    base: 0x50_0000,
+                    len: 0x1000,
+                    writable: false,
+                },
+                ZeroRange {
+                    base: 0x60_0000,
+                    len: 0x1000,
+                    writable: true,
+                },
+            ]
+        );
     }
 
     #[test]

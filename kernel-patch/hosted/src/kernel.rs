@@ -705,7 +705,7 @@ impl Kernel {
                 seg: inner
                     .vm
                     .zero_segment(SegmentKind::Bss, range.base, range.len)?,
-                writable: true,
+                writable: range.writable,
             });
         }
         let stack_size = inner.config.stack_size;

@@ -22,7 +22,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// A segment as the process maps it.
 pub(crate) struct Region {
     pub(crate) seg: SegmentRef,
-    /// Whether the program may write it (ELF `PF_W`; bss and stack always).
+    /// Whether the program may write it (its `PT_LOAD`'s `PF_W`, for the bss after it
+    /// too; the stack always).
     pub(crate) writable: bool,
 }
 
@@ -93,9 +94,11 @@ impl Memory {
             .seg
             .fault(addr, access)
             .map_err(|error| KernelError::Fault { addr, error })?;
+        // vm maps a zero-fill or copied page writable whatever the program may do with it;
+        // the entry must not let a later write past the region's protection.
         let pte = Pte {
             frame: mapping.frame,
-            writable: mapping.writable,
+            writable: mapping.writable && region.writable,
         };
         self.mmu.insert(page, pte);
         Ok(pte)
