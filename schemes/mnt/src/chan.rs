@@ -393,7 +393,10 @@ impl Chan {
     ///
     /// In 9P2000 the offset is a byte offset in the stream of stat records and each
     /// entry has its full [`FileInfo`]; in 9P2000.L it is the server's cookie, and
-    /// the `.` and `..` entries are left out, as Plan 9 lists directories.
+    /// the `.` and `..` entries are left out, as Plan 9 lists directories. A 9P2000.L
+    /// server whose answer makes no progress (its entries end at the cookie asked
+    /// for, or it lists `.` or `..` twice in one call) breaks the mount with
+    /// [`BadReply::DirNoProgress`].
     pub fn read_dir(
         &self,
         offset: u64,
@@ -431,11 +434,14 @@ impl Chan {
             }
             Dialect::L => {
                 let mut next = offset;
+                // Whether this call has seen `.` and `..`: a listing has each once.
+                let (mut dot, mut dotdot) = (false, false);
                 // A batch of only `.` and `..` is no end: ask again from after it.
                 loop {
+                    let asked = next;
                     let msg = Msg::Treaddir {
                         fid: self.fid,
-                        offset: next,
+                        offset: asked,
                         count,
                     };
                     let data = match mux.rpc(msg, intr)? {
@@ -454,14 +460,27 @@ impl Chan {
                         rest = &rest[used..];
                         next = d.offset;
                         // Plan 9 directories do not list themselves or their parent.
-                        if d.name == "." || d.name == ".." {
-                            continue;
+                        let seen = match d.name.as_str() {
+                            "." => &mut dot,
+                            ".." => &mut dotdot,
+                            _ => {
+                                entries.push(DirEntry {
+                                    qid: d.qid,
+                                    name: d.name,
+                                    info: None,
+                                });
+                                continue;
+                            }
+                        };
+                        if core::mem::replace(seen, true) {
+                            return Err(self.no_progress(asked));
                         }
-                        entries.push(DirEntry {
-                            qid: d.qid,
-                            name: d.name,
-                            info: None,
-                        });
+                    }
+                    // Cookies are the server's own (not always increasing), but one
+                    // that ends where we asked would give the same batch again: the
+                    // caller (or this loop) would list forever.
+                    if next == asked {
+                        return Err(self.no_progress(asked));
                     }
                     if !entries.is_empty() {
                         return Ok((entries, next));
@@ -469,6 +488,13 @@ impl Chan {
                 }
             }
         }
+    }
+
+    /// A 9P2000.L directory read from `offset` that goes nowhere: the server is broken.
+    fn no_progress(&self, offset: u64) -> MntError {
+        let bad = BadReply::DirNoProgress { offset };
+        self.mount.mux().break_mount(bad.clone(), None);
+        MntError::BadReply(bad)
     }
 
     /// The file's attributes.

@@ -60,6 +60,9 @@ pub enum BadReply {
     MsizeTooSmall(u32),
     /// An `Rread` with more data, or an `Rwrite` with a larger count, than asked.
     Overlong { asked: usize, got: usize },
+    /// A 9P2000.L directory read from cookie `offset` that made no progress: the
+    /// entries end at the cookie asked for, or list `.` or `..` a second time.
+    DirNoProgress { offset: u64 },
 }
 
 impl fmt::Display for BadReply {
@@ -87,6 +90,9 @@ impl fmt::Display for BadReply {
             BadReply::MsizeTooSmall(m) => write!(f, "server msize {m} below 256"),
             BadReply::Overlong { asked, got } => {
                 write!(f, "{got} bytes answered for {asked} asked")
+            }
+            BadReply::DirNoProgress { offset } => {
+                write!(f, "directory read from cookie {offset} makes no progress")
             }
         }
     }

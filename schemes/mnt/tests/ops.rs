@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use mnt::ninep::{self, dm, getattr, lflags, om, setattr, smode, Attr, Dialect, Dirent, Msg, Qid};
-use mnt::{Chan, Changes, Interrupt, MntError, OpenMode};
+use mnt::{BadReply, BrokenReason, Chan, Changes, Interrupt, MntError, OpenMode};
 
 fn dotl() -> (mnt::Mount, Chan, Fake) {
     start(Dialect::L, 8192 + ninep::IOHDRSZ, 1 << 20)
@@ -481,4 +481,102 @@ fn directory_reads_in_both_dialects() {
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[1].name, "y");
     assert_eq!(next, 11);
+}
+
+/// Plays a 9P2000.L server for `read_dir(0)` on `d`: answers each `Treaddir` with the
+/// entries `batch` makes of its offset, until the client returns, hangs up, or has
+/// asked `limit` times (then it is interrupted, and the test fails). Returns the
+/// client's result and the number of `Treaddir`s.
+fn read_dir_against(
+    d: &Chan,
+    fake: &Fake,
+    limit: usize,
+    batch: impl Fn(u64) -> Vec<(&'static str, u64)>,
+) -> (Result<(Vec<mnt::DirEntry>, u64), MntError>, usize) {
+    let _w = watchdog(Duration::from_secs(60));
+    let intr = Interrupt::new();
+    let mut asked = 0;
+    let r = thread::scope(|s| {
+        let h = s.spawn(|| d.read_dir(0, &intr));
+        let end = std::time::Instant::now() + DEADLINE;
+        loop {
+            let f = match fake.try_recv(Duration::from_millis(10)) {
+                Got::Msg(f) => f,
+                Got::Eof => break,
+                Got::Timeout if h.is_finished() => break,
+                Got::Timeout => {
+                    assert!(std::time::Instant::now() < end, "the client hangs");
+                    continue;
+                }
+            };
+            match f.msg {
+                Msg::Treaddir { offset, .. } if asked < limit => {
+                    asked += 1;
+                    let mut data = Vec::new();
+                    for (name, offset) in batch(offset) {
+                        let e = Dirent {
+                            qid: NEW,
+                            offset,
+                            ty: ninep::dt::DIR,
+                            name: name.into(),
+                        };
+                        e.encode(&mut data).unwrap();
+                    }
+                    fake.reply(f.tag, Msg::Rreaddir { data });
+                }
+                Msg::Treaddir { .. } => {
+                    asked += 1;
+                    intr.post();
+                }
+                Msg::Tflush { .. } => {
+                    fake.reply(f.tag, Msg::Rflush);
+                    break;
+                }
+                m => panic!("unexpected {m:?}"),
+            }
+        }
+        h.join().expect("client")
+    });
+    (r, asked)
+}
+
+#[test]
+fn dotl_read_dir_skips_dot_batches_until_real_entries() {
+    let (m, root, fake) = dotl();
+    let d = open_file(&root, &fake, 0);
+    // ".", then "..", then the entries: three batches, all legitimate.
+    let (r, asked) = read_dir_against(&d, &fake, 10, |offset| match offset {
+        0 => vec![(".", 1)],
+        1 => vec![("..", 2)],
+        _ => vec![("a", 3), ("b", 4)],
+    });
+    let (entries, next) = r.expect("read_dir");
+    let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!((next, asked), (4, 3));
+    assert!(m.broken().is_none());
+}
+
+#[test]
+fn dotl_read_dir_whose_cookie_does_not_move_breaks_the_mount() {
+    let (m, root, fake) = dotl();
+    let d = open_file(&root, &fake, 0);
+    // Always "." at the offset asked: asking again would get the same answer.
+    let (r, asked) = read_dir_against(&d, &fake, 10, |offset| vec![(".", offset)]);
+    assert!(asked < 10, "read_dir kept asking: {asked} Treaddirs");
+    let want = BadReply::DirNoProgress { offset: 0 };
+    assert_eq!(r, Err(MntError::BadReply(want.clone())));
+    assert_eq!(m.broken(), Some(BrokenReason::BadReply(want)));
+}
+
+#[test]
+fn dotl_read_dir_listing_dot_again_breaks_the_mount() {
+    let (m, root, fake) = dotl();
+    let d = open_file(&root, &fake, 0);
+    // The cookie moves, but the server lists "." over and over.
+    let (r, asked) = read_dir_against(&d, &fake, 10, |offset| vec![(".", offset + 1)]);
+    assert!(asked < 10, "read_dir kept asking: {asked} Treaddirs");
+    let want = BadReply::DirNoProgress { offset: 1 };
+    assert_eq!(r, Err(MntError::BadReply(want.clone())));
+    assert_eq!(m.broken(), Some(BrokenReason::BadReply(want)));
 }
