@@ -311,7 +311,9 @@ impl Chan {
     /// bytes, stopping at a short read. Returns the bytes read (0 at end of file).
     ///
     /// If a later message fails, the bytes already read are returned; the next call
-    /// reports the error.
+    /// reports the error. An interrupt that cuts the read short stays posted, so the
+    /// next call fails with [`MntError::Interrupted`] at once (Plan 9 returns the
+    /// partial count and the note is still delivered).
     pub fn read(&self, offset: u64, buf: &mut [u8], intr: &Interrupt) -> Result<usize, MntError> {
         if !self.opened.is_some_and(|o| o.mode.can_read()) {
             return Err(MntError::NotOpen);
@@ -332,7 +334,10 @@ impl Chan {
                 }
                 Ok(Msg::Rread { data }) => data,
                 Ok(other) => return Err(self.mount.wrong_reply(ninep::mtype::TREAD, &other)),
-                Err(_) if done > 0 => break,
+                Err(e) if done > 0 => {
+                    keep_interrupt(&e, intr);
+                    break;
+                }
                 Err(e) => return Err(e),
             };
             buf[done..done + data.len()].copy_from_slice(&data);
@@ -349,6 +354,9 @@ impl Chan {
     /// Writes `data` at `offset`, in messages of at most [`iounit`](Self::iounit)
     /// bytes, stopping when the server takes less than it was given. Returns the
     /// bytes written.
+    ///
+    /// If a later message fails, the bytes already written are returned; an interrupt
+    /// that cuts the write short stays posted, as for [`read`](Self::read).
     pub fn write(&self, offset: u64, data: &[u8], intr: &Interrupt) -> Result<usize, MntError> {
         if !self.opened.is_some_and(|o| o.mode.can_write()) {
             return Err(MntError::NotOpen);
@@ -369,7 +377,10 @@ impl Chan {
                 }
                 Ok(Msg::Rwrite { count }) => count as usize,
                 Ok(other) => return Err(self.mount.wrong_reply(ninep::mtype::TWRITE, &other)),
-                Err(_) if done > 0 => break,
+                Err(e) if done > 0 => {
+                    keep_interrupt(&e, intr);
+                    break;
+                }
                 Err(e) => return Err(e),
             };
             self.mount.mux().counters.written(count);
@@ -655,6 +666,15 @@ impl Drop for Chan {
             mux.abandon_fid(self.fid);
         }
         mux.chan_gone();
+    }
+}
+
+/// After a read or write returned a partial count instead of `e`: if `e` was an
+/// interrupt, the rpc consumed its post; post it again, so that the caller's next
+/// call reports the interrupt instead of losing it.
+fn keep_interrupt(e: &MntError, intr: &Interrupt) {
+    if *e == MntError::Interrupted {
+        intr.post();
     }
 }
 

@@ -38,7 +38,9 @@ pub trait Platform: Send + Sync {
 /// the thread must stop waiting. A call in the mount driver consumes each post: a post
 /// before the request is sent aborts it unsent; a post while its reply is awaited
 /// sends a `Tflush`; a further post while the `Rflush` is awaited sends another
-/// `Tflush` carrying the original tag. One `Interrupt` serves one call at a time.
+/// `Tflush` carrying the original tag. A read or write of several messages that a
+/// post cuts short returns its partial count and leaves the post pending, for the
+/// next call to report. One `Interrupt` serves one call at a time.
 pub struct Interrupt {
     pending: AtomicBool,
     /// The rendezvous the owning thread sleeps on now, woken by `post`.

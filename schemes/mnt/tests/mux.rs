@@ -362,3 +362,52 @@ fn interrupting_either_the_reader_or_a_sleeper_flushes_only_it() {
         assert_eq!(m.stats().in_flight, 0);
     }
 }
+
+/// A read or write of several messages cut short by an interrupt returns what was
+/// done, and the interrupt stays posted, so the caller's next call reports it (as a
+/// Plan 9 note interrupting a long read is still delivered to the process).
+#[test]
+fn an_interrupt_that_cuts_a_transfer_short_stays_posted() {
+    let _w = watchdog(Duration::from_secs(60));
+    for write in [false, true] {
+        let (m, root, fake) = start_p2000();
+        let file = open_file(&root, &fake, 4);
+        let intr = Interrupt::new();
+        let transfer = || {
+            if write {
+                file.write(0, b"abcdefgh", &intr)
+            } else {
+                file.read(0, &mut [0u8; 8], &intr)
+            }
+        };
+        thread::scope(|s| {
+            let h = s.spawn(transfer);
+            let first = fake.recv();
+            match first.msg {
+                Msg::Tread { count: 4, .. } => fake.reply(
+                    first.tag,
+                    Msg::Rread {
+                        data: b"abcd".to_vec(),
+                    },
+                ),
+                Msg::Twrite { .. } => fake.reply(first.tag, Msg::Rwrite { count: 4 }),
+                m => panic!("unexpected {m:?}"),
+            }
+            let second = fake.recv();
+            intr.post();
+            let f = fake.recv();
+            assert_eq!(f.msg, Msg::Tflush { oldtag: second.tag });
+            fake.reply(f.tag, Msg::Rflush);
+            assert_eq!(h.join().unwrap(), Ok(4), "the part done is returned");
+        });
+        assert!(intr.is_pending(), "the interrupt was lost (write: {write})");
+        let sent = m.stats().sent_by_type;
+        assert_eq!(transfer(), Err(MntError::Interrupted));
+        assert_eq!(
+            m.stats().sent_by_type,
+            sent,
+            "nothing sent after the interrupt"
+        );
+        assert!(!intr.is_pending(), "reported once");
+    }
+}
