@@ -74,6 +74,15 @@ pub enum KernelError {
     /// The kernel's configuration cannot work.
     #[error("bad kernel configuration: {0}")]
     BadConfig(&'static str),
+    /// A read or write of `len` bytes at `offset` would go past the largest file offset
+    /// (Plan 9 refuses such an offset as negative). Nothing was sent to the server.
+    #[error("{len} bytes at offset {offset:#x} pass the largest file offset")]
+    OffsetOverflow {
+        /// The offset asked for.
+        offset: u64,
+        /// The bytes asked for.
+        len: usize,
+    },
 }
 
 impl KernelError {

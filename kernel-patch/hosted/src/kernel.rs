@@ -537,18 +537,22 @@ impl Kernel {
         lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))
     }
 
-    /// Reads at the descriptor's offset and advances it.
+    /// Reads at the descriptor's offset and advances it. Fails with
+    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
     pub fn read(&self, pid: Pid, fd: usize, buf: &mut [u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
         let mut offset = file.offset();
+        io_end(*offset, buf.len())?;
         let n = file.read(*offset, buf, &proc.intr)?;
-        *offset += n as u64;
+        // At most `buf.len()` bytes came, so this cannot fail.
+        *offset = io_end(*offset, n)?;
         Ok(n)
     }
 
-    /// Reads at `offset`; the descriptor's offset is left alone.
+    /// Reads at `offset`; the descriptor's offset is left alone. Fails with
+    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
     pub fn pread(
         &self,
         pid: Pid,
@@ -559,21 +563,26 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
+        io_end(offset, buf.len())?;
         Ok(file.read(offset, buf, &proc.intr)?)
     }
 
-    /// Writes at the descriptor's offset and advances it.
+    /// Writes at the descriptor's offset and advances it. Fails with
+    /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
     pub fn write(&self, pid: Pid, fd: usize, data: &[u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
         let mut offset = file.offset();
+        io_end(*offset, data.len())?;
         let n = file.write(*offset, data, &proc.intr)?;
-        *offset += n as u64;
+        // At most `data.len()` bytes were written, so this cannot fail.
+        *offset = io_end(*offset, n)?;
         Ok(n)
     }
 
-    /// Writes at `offset`; the descriptor's offset is left alone.
+    /// Writes at `offset`; the descriptor's offset is left alone. Fails with
+    /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
     pub fn pwrite(
         &self,
         pid: Pid,
@@ -584,6 +593,7 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
+        io_end(offset, data.len())?;
         Ok(file.write(offset, data, &proc.intr)?)
     }
 
@@ -895,6 +905,16 @@ impl Kernel {
         }
         drop(released);
     }
+}
+
+/// The offset just past `len` bytes at `offset`. An I/O that would pass the largest file
+/// offset is refused before the server is asked: past it no offset can be named, and the
+/// offsets the mount driver and the descriptor compute must not wrap.
+fn io_end(offset: u64, len: usize) -> Result<u64, KernelError> {
+    u64::try_from(len)
+        .ok()
+        .and_then(|bytes| offset.checked_add(bytes))
+        .ok_or(KernelError::OffsetOverflow { offset, len })
 }
 
 /// Takes a process's files, memory and namespace and drops them, with no lock held.
