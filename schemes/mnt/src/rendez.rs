@@ -22,7 +22,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 pub trait Rendez: Send + Sync {
     /// Blocks until `ready()` returns true.
     fn sleep(&self, ready: &dyn Fn() -> bool);
-    /// Wakes the thread sleeping here, if any; returns whether one was asleep.
+    /// Wakes the thread sleeping here, if any; returns whether one was asleep. As in
+    /// Plan 9 it should count a sleeper once: a thread already woken and not yet
+    /// asleep again is best reported as not asleep. (The mount driver stays correct
+    /// either way; it only hands its reader role on sooner.)
     fn wakeup(&self) -> bool;
 }
 

@@ -8,7 +8,7 @@ use crate::rendez::{Platform, Rendez};
 /// Plan 9's `Rendez` for host threads.
 #[derive(Debug, Default)]
 pub struct StdRendez {
-    /// Whether a thread sleeps here now.
+    /// Whether a thread sleeps here and has not been woken since it went to sleep.
     sleeping: Mutex<bool>,
     cv: Condvar,
 }
@@ -56,8 +56,10 @@ impl Rendez for StdRendez {
     }
 
     fn wakeup(&self) -> bool {
-        let g = self.lock();
-        let was_asleep = *g;
+        let mut g = self.lock();
+        // Plan 9's wakeup takes the sleeper away: until it sleeps again, a second
+        // wakeup finds nobody (the mount's gate then tries the next waiter).
+        let was_asleep = core::mem::replace(&mut *g, false);
         if was_asleep {
             self.cv.notify_all();
         }
