@@ -3,7 +3,11 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
@@ -76,4 +80,63 @@ fn a_child_transport_carries_messages_both_ways_and_closes() {
     t.close();
     let status = child.wait_timeout(DEADLINE).expect("wait for cat");
     assert!(status.is_some(), "cat did not see end of file");
+}
+
+/// A server that sends and sends while nobody receives (unsolicited frames on an idle
+/// mount) cannot make the client hold more than a bounded amount: the transport stops
+/// reading the socket, so the server's writes block. Receiving makes room again.
+#[test]
+fn an_idle_stream_transport_holds_a_bounded_amount() {
+    let _w = watchdog(Duration::from_secs(120));
+    const FRAME: usize = 64 * 1024;
+    const FRAMES: usize = 1024; // 64 MiB
+    let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
+    let shut = ours.try_clone().expect("clone");
+    let t = StreamTransport::new(
+        ours.try_clone().expect("clone"),
+        ours,
+        Some(Box::new(move || {
+            let _ = shut.shutdown(Shutdown::Both);
+        })),
+    )
+    .expect("transport");
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let written = written.clone();
+        thread::spawn(move || {
+            for i in 0..FRAMES {
+                if theirs.write_all(&frame(FRAME, i as u8)).is_err() {
+                    return;
+                }
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // Wait until the server's writes stall (or all went through).
+    let mut last = usize::MAX;
+    loop {
+        thread::sleep(Duration::from_millis(300));
+        let now = written.load(Ordering::SeqCst);
+        if now == last || now == FRAMES {
+            break;
+        }
+        last = now;
+    }
+    let held = written.load(Ordering::SeqCst);
+    assert!(
+        held < FRAMES,
+        "the client took all {} MiB without receiving any",
+        (FRAMES * FRAME) >> 20
+    );
+    // Receiving makes room: everything arrives, whole and in order.
+    let intr = Interrupt::new();
+    for i in 0..FRAMES {
+        assert_eq!(
+            t.recv(&intr).expect("frame"),
+            frame(FRAME, i as u8),
+            "frame {i}"
+        );
+    }
+    writer.join().expect("writer");
+    t.close();
 }

@@ -3,7 +3,9 @@
 //!
 //! Every stream transport has one background thread that frames incoming bytes into
 //! whole messages; receiving is taking the next one from a queue, so a receive can
-//! be interrupted without losing bytes. Sends are written directly, one at a time.
+//! be interrupted without losing bytes. The queue is bounded: when it is full the
+//! thread stops reading, and the server's writes wait. Sends are written directly,
+//! one at a time.
 
 mod inbox;
 mod pipe;

@@ -11,19 +11,30 @@ use std::time::{Duration, Instant};
 
 use ninep::{HEADER_LEN, MAX_MSIZE};
 
-use super::inbox::Inbox;
+use super::inbox::{Bound, Inbox};
 use crate::error::TransportError;
 use crate::rendez::Interrupt;
 use crate::transport::Transport;
 
 type Shutter = Box<dyn Fn() + Send + Sync>;
 
+/// How much a stream transport reads ahead of its receivers: beyond this the
+/// background thread stops reading the stream, so a server that sends what nobody
+/// asked for (or answers while nobody waits) blocks on its writes instead of growing
+/// our memory. Replies of requests in flight are received as they come, so a bound
+/// of a few dozen messages costs a working server nothing.
+const READ_AHEAD: Bound = Bound {
+    msgs: 64,
+    bytes: 4 << 20,
+};
+
 /// A [`Transport`] over a byte stream.
 ///
 /// A background thread reads the stream and frames it into whole messages (it
-/// refuses a size field below 7 or above 1 MiB: the framing is then lost). Writers
-/// take turns on the write half; that lock belongs to the wire and is the only lock
-/// held while writing.
+/// refuses a size field below 7 or above 1 MiB: the framing is then lost), holding at
+/// most 64 messages or 4 MiB (plus one message) that nobody has received yet.
+/// Writers take turns on the write half; that lock belongs to the wire and is the
+/// only lock held while writing.
 pub struct StreamTransport {
     writer: Mutex<Option<Box<dyn Write + Send>>>,
     inbox: Arc<Inbox>,
@@ -41,7 +52,7 @@ impl StreamTransport {
         writer: impl Write + Send + 'static,
         shutter: Option<Shutter>,
     ) -> io::Result<StreamTransport> {
-        let inbox = Arc::new(Inbox::new());
+        let inbox = Arc::new(Inbox::bounded(READ_AHEAD));
         let frames = inbox.clone();
         std::thread::Builder::new()
             .name("mnt-stream-reader".into())
@@ -140,7 +151,7 @@ fn read_frames(mut r: impl Read, inbox: &Inbox) {
             Ok(false) => return inbox.finish(TransportError::Eof),
             Err(e) => return inbox.finish(io_error(&e)),
         }
-        if inbox.push(msg).is_err() {
+        if inbox.push_when_room(msg).is_err() {
             // Closed by our side: nobody will read.
             return;
         }
