@@ -122,7 +122,8 @@ pub enum MntError {
     TooLarge { len: usize, msize: u32 },
     /// A walk stopped after `walked` of its names (the first missing name is next).
     WalkIncomplete { walked: usize },
-    /// All 65535 tags are in flight.
+    /// No tag was free. Requests now wait for a tag instead (reading the replies
+    /// that free them), so the driver no longer returns this; kept for matches.
     NoTags,
     /// The fid space is exhausted (abandoned fids are never reused).
     NoFids,

@@ -86,7 +86,8 @@ pub struct MountStats {
     pub flushes: u64,
     /// Fids given up after a botched or flushed clunk (or create/walk): never reused.
     pub fids_abandoned: u64,
-    /// Clunks sent without waiting for their reply (a dropped channel).
+    /// Clunks queued without waiting for their reply (a dropped channel): sent at
+    /// once, or by a later caller while 1024 are already on the wire.
     pub clunks_queued: u64,
     /// Requests sent or about to be sent whose reply has not arrived (flushes included).
     pub in_flight: usize,
