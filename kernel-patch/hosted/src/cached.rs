@@ -125,8 +125,14 @@ pub(crate) fn read(
             file.fill(hit.ticket, rest_at, &buf[hit.len..hit.len + n]);
             Ok(hit.len + n)
         }
-        // As `Chan::read`: the bytes already had are returned, the next call reports.
-        Err(_) if hit.len > 0 => Ok(hit.len),
+        // As `Chan::read`: the bytes already had are returned, the next call reports. An
+        // interrupt that cut the read short is posted again so that call sees it.
+        Err(err) if hit.len > 0 => {
+            if matches!(err, MntError::Interrupted) {
+                intr.post();
+            }
+            Ok(hit.len)
+        }
         Err(err) => Err(err),
     }
 }
@@ -166,6 +172,10 @@ pub(crate) fn write(
             Err(err) => {
                 drop(pending);
                 if done > 0 {
+                    // The partial count goes back; an interrupt stays posted for the next call.
+                    if matches!(err, MntError::Interrupted) {
+                        intr.post();
+                    }
                     break;
                 }
                 return Err(err);

@@ -367,3 +367,54 @@ fn a_flushed_write_wipes_the_cache() {
     kernel.close(init, fd).unwrap();
     check(&kernel);
 }
+
+#[test]
+fn a_read_cut_short_by_a_note_keeps_the_note_for_the_next_call() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let mount = kernel
+        .mount(init, server.transport(), "/n/ram", MountFlags::CACHE)
+        .unwrap();
+    let contents = bytes(11, 3 * PAGE_SIZE);
+    cached_file_on_server(&kernel, init, "/n/ram/file", &contents);
+    let fd = kernel.open(init, "/n/ram/file", OpenMode::READ).unwrap();
+    // The first page comes into the cache; the rest stays on the server.
+    let mut page = vec![0u8; PAGE_SIZE];
+    assert_eq!(kernel.pread(init, fd, &mut page, 0).unwrap(), PAGE_SIZE);
+    // A read of two pages: the first from the cache, the second held on the wire and
+    // interrupted. The cached part comes back, as a short read.
+    server.wire.hold(Hold {
+        mtype: mtype::TREAD,
+        count: 1,
+        flush: FlushPolicy::Answer,
+    });
+    let (done, result) = mpsc::channel();
+    {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 2 * PAGE_SIZE];
+            done.send(kernel.pread(init, fd, &mut buf, 0))
+        });
+    }
+    assert!(server.wire.wait_held(1, DEADLINE));
+    kernel.interrupt(init).unwrap();
+    let short = result.recv_timeout(DEADLINE).expect("read never returned");
+    assert_eq!(short.unwrap(), PAGE_SIZE);
+    // The note was not lost with the short count: the next call that would ask the server
+    // fails, and sends nothing.
+    let before = mount.mount.stats().treads();
+    let err = kernel
+        .pread(init, fd, &mut page, PAGE_SIZE as u64)
+        .unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    assert_eq!(mount.mount.stats().treads(), before);
+    // After it, reading goes on.
+    assert_eq!(
+        kernel.pread(init, fd, &mut page, PAGE_SIZE as u64).unwrap(),
+        PAGE_SIZE
+    );
+    assert_eq!(&page[..], &contents[PAGE_SIZE..2 * PAGE_SIZE]);
+    kernel.close(init, fd).unwrap();
+    check(&kernel);
+}
