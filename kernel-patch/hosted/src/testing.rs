@@ -108,3 +108,105 @@ pub fn build_test_program() -> Result<Vec<u8>, FixtureError> {
     succeeded("gcc -static", status)?;
     std::fs::read(&output).map_err(io_error(format!("read {}", output.display())))
 }
+
+/// One page of a program as exec should map it: the oracle that tests and tools compare
+/// the kernel's pages with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramPage {
+    /// Its address.
+    pub addr: u64,
+    /// What it must hold.
+    pub bytes: Vec<u8>,
+    /// From a writable (data) range; else text.
+    pub writable: bool,
+    /// The file offset of its first byte.
+    pub file_offset: u64,
+}
+
+/// Every page of every loadable range of `file` (its `loads`) that holds file bytes, with
+/// its expected contents. Text pages are whole file pages (what the image caches); a page
+/// of a writable range, or of a range with zero fill after its file part, holds the file's
+/// bytes only up to the end of that part and zeros after (vm copies it privately).
+pub fn expected_pages(file: &[u8], loads: &[vm::LoadSegment]) -> Vec<ProgramPage> {
+    let page = vm::PAGE_SIZE as u64;
+    let mut pages = Vec::new();
+    for load in loads.iter().filter(|load| load.file_len > 0) {
+        let lead = load.vaddr % page;
+        let base = load.vaddr - lead;
+        let file_start = load.file_offset - lead;
+        let file_end = load.vaddr + load.file_len;
+        let zeroed_tail = load.writable || load.mem_len > load.file_len;
+        let mut addr = base;
+        while addr < file_end {
+            let keep = if zeroed_tail {
+                (file_end - addr).min(page)
+            } else {
+                page
+            };
+            let file_offset = file_start + (addr - base);
+            pages.push(ProgramPage {
+                addr,
+                bytes: file_bytes_of_page(file, file_offset, keep),
+                writable: load.writable,
+                file_offset,
+            });
+            addr += page;
+        }
+    }
+    pages
+}
+
+/// A page holding `keep` bytes of `file` from `offset` (fewer where the file ends), zeros
+/// after.
+fn file_bytes_of_page(file: &[u8], offset: u64, keep: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; vm::PAGE_SIZE];
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(file.len());
+    let end = usize::try_from(offset.saturating_add(keep))
+        .unwrap_or(usize::MAX)
+        .min(file.len());
+    bytes[..end - start].copy_from_slice(&file[start..end]);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_pages_are_whole_and_data_pages_end_with_the_file_part() {
+        let file: Vec<u8> = (0..3 * vm::PAGE_SIZE)
+            .map(|i| (i % 251) as u8 + 1)
+            .collect();
+        let page = vm::PAGE_SIZE as u64;
+        let loads = [
+            vm::LoadSegment {
+                vaddr: 0x40_0000,
+                mem_len: 100,
+                file_offset: 0,
+                file_len: 100,
+                writable: false,
+            },
+            vm::LoadSegment {
+                vaddr: 0x60_0000 + 16,
+                mem_len: page + 4000,
+                file_offset: page + 16,
+                file_len: page,
+                writable: true,
+            },
+        ];
+        let pages = expected_pages(&file, &loads);
+        assert_eq!(pages.len(), 3);
+        // Text: the whole file page, not just the 100 bytes of the range.
+        assert_eq!(pages[0].bytes, file[..vm::PAGE_SIZE]);
+        assert!(!pages[0].writable);
+        // Data: starts at the page holding the range's first byte (its lead included)...
+        assert_eq!((pages[1].addr, pages[1].file_offset), (0x60_0000, page));
+        assert_eq!(pages[1].bytes, file[vm::PAGE_SIZE..2 * vm::PAGE_SIZE]);
+        // ...and its last page ends with the range's file part, zeros after.
+        let tail = &pages[2].bytes;
+        assert_eq!(tail[..16], file[2 * vm::PAGE_SIZE..2 * vm::PAGE_SIZE + 16]);
+        assert!(tail[16..].iter().all(|&b| b == 0));
+    }
+}

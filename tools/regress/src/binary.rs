@@ -10,18 +10,7 @@ use hosted::vm::{LoadSegment, PAGE_SIZE};
 const PAGE: u64 = PAGE_SIZE as u64;
 const PT_INTERP: u32 = 3;
 
-/// One page of the program as exec should map it.
-#[derive(Clone, Debug)]
-pub struct ProgramPage {
-    /// Its address.
-    pub addr: u64,
-    /// What it must hold.
-    pub bytes: Vec<u8>,
-    /// From a writable (data) range; else text.
-    pub writable: bool,
-    /// The file offset of its first byte.
-    pub file_offset: u64,
-}
+pub use hosted::testing::ProgramPage;
 
 /// A static executable and where it came from.
 pub struct Program {
@@ -126,37 +115,7 @@ impl Program {
     /// contents for these file bytes: text pages are whole file pages; data pages hold the
     /// file's bytes up to the end of the range's file part, zeros after.
     pub fn pages_of(&self, file: &[u8]) -> Vec<ProgramPage> {
-        let mut pages = Vec::new();
-        for load in self.loads.iter().filter(|load| load.file_len > 0) {
-            let lead = load.vaddr % PAGE;
-            let base = load.vaddr - lead;
-            let file_start = load.file_offset - lead;
-            let file_end = load.vaddr + load.file_len;
-            let zeroed_tail = load.writable || load.mem_len > load.file_len;
-            let mut addr = base;
-            while addr < file_end {
-                let keep = if zeroed_tail {
-                    (file_end - addr).min(PAGE) as usize
-                } else {
-                    PAGE_SIZE
-                };
-                let offset = file_start + (addr - base);
-                let mut bytes = vec![0u8; PAGE_SIZE];
-                let start = offset as usize;
-                let end = (start + keep).min(file.len());
-                if start < end {
-                    bytes[..end - start].copy_from_slice(&file[start..end]);
-                }
-                pages.push(ProgramPage {
-                    addr,
-                    bytes,
-                    writable: load.writable,
-                    file_offset: offset,
-                });
-                addr += PAGE;
-            }
-        }
-        pages
+        hosted::testing::expected_pages(file, &self.loads)
     }
 
     /// [`pages_of`](Self::pages_of) this program's own bytes.

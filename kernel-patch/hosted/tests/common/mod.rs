@@ -10,7 +10,6 @@ use std::time::Duration;
 use hosted::inject::{interpose, Wire};
 use hosted::mnt::host::{ChildProcess, StreamTransport};
 use hosted::mnt::{OpenMode, Transport};
-use hosted::vm::PAGE_SIZE;
 use hosted::{Kernel, KernelConfig, MountFlags, MountInfo, Pid};
 
 /// How long a test waits for something that should happen at once (a server exiting, a
@@ -118,18 +117,6 @@ pub fn copy_in(kernel: &Kernel, pid: Pid, path: &str, bytes: &[u8]) {
     kernel.close(pid, fd).expect("close");
 }
 
-/// What a program's page at `page` should hold: the file's bytes of that page within the
-/// segment's file range, zero past it.
-pub fn expected_page(file: &[u8], file_page_offset: u64, keep: usize) -> Vec<u8> {
-    let mut page = vec![0u8; PAGE_SIZE];
-    let start = file_page_offset as usize;
-    let end = (start + keep).min(file.len());
-    if start < end {
-        page[..end - start].copy_from_slice(&file[start..end]);
-    }
-    page
-}
-
 /// Checks the whole kernel after the close queue settled.
 pub fn check(kernel: &Kernel) -> hosted::KernelCheck {
     assert!(kernel.wait_closes(DEADLINE), "queued closes never settled");
@@ -139,42 +126,13 @@ pub fn check(kernel: &Kernel) -> hosted::KernelCheck {
     }
 }
 
-/// One page of a program as exec should map it.
-pub struct ProgramPage {
-    pub addr: u64,
-    pub bytes: Vec<u8>,
-    /// From a writable (data) range.
-    pub writable: bool,
-}
+pub use hosted::testing::ProgramPage;
 
-/// Every page of every loadable range of `file` that holds file bytes, with its expected
-/// contents: text pages are whole file pages, data pages hold the file's bytes up to the
-/// end of the range's file part and zeros after.
+/// Every page of `file` that holds file bytes, with its expected contents
+/// ([`hosted::testing::expected_pages`]).
 pub fn program_pages(file: &[u8]) -> Vec<ProgramPage> {
-    let page = PAGE_SIZE as u64;
     let loads = hosted::vm::elf::load_segments(file).expect("an ELF file");
-    let mut pages = Vec::new();
-    for load in loads.iter().filter(|load| load.file_len > 0) {
-        let lead = load.vaddr % page;
-        let base = load.vaddr - lead;
-        let file_start = load.file_offset - lead;
-        let file_end_addr = load.vaddr + load.file_len;
-        let mut addr = base;
-        while addr < file_end_addr {
-            let keep = if load.writable || load.mem_len > load.file_len {
-                ((file_end_addr - addr).min(page)) as usize
-            } else {
-                PAGE_SIZE
-            };
-            pages.push(ProgramPage {
-                addr,
-                bytes: expected_page(file, file_start + (addr - base), keep),
-                writable: load.writable,
-            });
-            addr += page;
-        }
-    }
-    pages
+    hosted::testing::expected_pages(file, &loads)
 }
 
 /// A `ramfs --listen unix:PATH`: one tree, any number of connections, so that two mounts
