@@ -10,10 +10,10 @@ use std::sync::Arc;
 use vm::check::{CheckReport, Violation};
 use vm::{SegmentRef, Vm};
 
-use crate::fd::OpenFile;
+use crate::chan_services::ChanServices;
+use crate::fd::FileDescription;
 use crate::namespace::Namespace;
 use crate::process::{lock, Pid, Proc};
-use crate::shared::Shared;
 
 /// What the checker found on success.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub enum KernelViolation {
 
 pub(crate) fn check(
     vm: &Vm,
-    shared: &Shared,
+    services: &ChanServices,
     procs: &[Arc<Proc>],
 ) -> Result<KernelCheck, KernelViolation> {
     let mems: Vec<_> = procs
@@ -78,7 +78,7 @@ pub(crate) fn check(
     drop(mems);
 
     // Distinct open files and namespaces (forks share them), then distinct mount points.
-    let mut files: Vec<Arc<OpenFile>> = Vec::new();
+    let mut files: Vec<Arc<FileDescription>> = Vec::new();
     let mut namespaces: Vec<Arc<Namespace>> = Vec::new();
     for proc in procs {
         for file in lock(&proc.files).all() {
@@ -100,13 +100,13 @@ pub(crate) fn check(
             }
         }
     }
-    let pins = shared.pins().map_or(0, |pins| pins.len());
-    let (pending, live) = shared.closeq.snapshot(|| {
-        let made = shared
+    let pins = services.pins().map_or(0, |pins| pins.len());
+    let (pending, live) = services.closeq.snapshot(|| {
+        let made = services
             .counters
             .chans_made
             .load(std::sync::atomic::Ordering::Relaxed);
-        let closed = shared
+        let closed = services
             .counters
             .chans_closed
             .load(std::sync::atomic::Ordering::Relaxed);

@@ -12,8 +12,9 @@ use vm::CachedFile;
 use crate::cached;
 use crate::kchan::KChan;
 
-/// One open file.
-pub(crate) struct OpenFile {
+/// One open file description (POSIX's term; Plan 9's `Chan` with its offset): what a
+/// descriptor names, shared by the descriptors a fork copied.
+pub(crate) struct FileDescription {
     pub(crate) chan: KChan,
     /// The file's handle in the mount cache, for a regular file of a cached mount (Plan 9's
     /// `Chan.mcp`); dropped with the open file.
@@ -23,7 +24,7 @@ pub(crate) struct OpenFile {
     offset: Mutex<u64>,
 }
 
-impl OpenFile {
+impl FileDescription {
     pub(crate) fn new(chan: KChan, cache: Option<CachedFile>) -> Self {
         Self {
             chan,
@@ -68,11 +69,11 @@ impl OpenFile {
 /// A process's descriptors; the lowest free number is used first.
 #[derive(Default, Clone)]
 pub(crate) struct FdTable {
-    slots: Vec<Option<Arc<OpenFile>>>,
+    slots: Vec<Option<Arc<FileDescription>>>,
 }
 
 impl FdTable {
-    pub(crate) fn insert(&mut self, file: Arc<OpenFile>) -> usize {
+    pub(crate) fn insert(&mut self, file: Arc<FileDescription>) -> usize {
         match self.slots.iter().position(Option::is_none) {
             Some(fd) => {
                 self.slots[fd] = Some(file);
@@ -85,21 +86,21 @@ impl FdTable {
         }
     }
 
-    pub(crate) fn get(&self, fd: usize) -> Option<Arc<OpenFile>> {
+    pub(crate) fn get(&self, fd: usize) -> Option<Arc<FileDescription>> {
         self.slots.get(fd)?.clone()
     }
 
-    pub(crate) fn remove(&mut self, fd: usize) -> Option<Arc<OpenFile>> {
+    pub(crate) fn remove(&mut self, fd: usize) -> Option<Arc<FileDescription>> {
         self.slots.get_mut(fd)?.take()
     }
 
     /// Every descriptor, taken out (at exit).
-    pub(crate) fn take_all(&mut self) -> Vec<Arc<OpenFile>> {
+    pub(crate) fn take_all(&mut self) -> Vec<Arc<FileDescription>> {
         self.slots.drain(..).flatten().collect()
     }
 
     /// Every open file (for the checker).
-    pub(crate) fn all(&self) -> Vec<Arc<OpenFile>> {
+    pub(crate) fn all(&self) -> Vec<Arc<FileDescription>> {
         self.slots.iter().flatten().cloned().collect()
     }
 

@@ -54,7 +54,7 @@ impl ImageFile for ChanFile {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
-        let counters = &self.chan.shared().counters;
+        let counters = &self.chan.services().counters;
         Counters::bump(&counters.image_reads);
         let result = current::with_interrupt(|intr| self.chan.get().read(offset, buf, intr));
         match result {
@@ -78,8 +78,8 @@ impl ImageFile for ChanFile {
 
     fn close(self: Box<Self>) {
         let ChanFile { chan, identity } = *self;
-        let shared = chan.shared().clone();
-        let pins = shared.pins();
+        let services = chan.services().clone();
+        let pins = services.pins();
         match pins {
             Some(mut pins) => pins.push((identity, chan)),
             // Dropping queues the clunk.

@@ -8,22 +8,22 @@ use std::sync::Arc;
 
 use mnt::{Chan, Interrupt, MntError};
 
+use crate::chan_services::ChanServices;
 use crate::counters::Counters;
-use crate::shared::Shared;
 
 /// One channel the kernel holds.
 pub(crate) struct KChan {
     /// `None` only while being consumed by `clunk`/`remove`.
     chan: Option<Chan>,
-    shared: Arc<Shared>,
+    services: Arc<ChanServices>,
 }
 
 impl KChan {
-    pub(crate) fn new(chan: Chan, shared: &Arc<Shared>) -> Self {
-        Counters::bump(&shared.counters.chans_made);
+    pub(crate) fn new(chan: Chan, services: &Arc<ChanServices>) -> Self {
+        Counters::bump(&services.counters.chans_made);
         Self {
             chan: Some(chan),
-            shared: shared.clone(),
+            services: services.clone(),
         }
     }
 
@@ -37,8 +37,8 @@ impl KChan {
     }
 
     /// What the kernel's channels share.
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn services(&self) -> &Arc<ChanServices> {
+        &self.services
     }
 
     /// The channel, to open or create through it.
@@ -52,38 +52,38 @@ impl KChan {
     /// A new channel walked from this one along `names`.
     pub(crate) fn walk(&self, names: &[&str], intr: &Interrupt) -> Result<KChan, MntError> {
         let chan = self.get().walk(names, intr)?;
-        Ok(KChan::new(chan, &self.shared))
+        Ok(KChan::new(chan, &self.services))
     }
 
-    fn take(mut self) -> Option<(Chan, Arc<Shared>)> {
+    fn take(mut self) -> Option<(Chan, Arc<ChanServices>)> {
         let chan = self.chan.take()?;
-        Some((chan, self.shared.clone()))
+        Some((chan, self.services.clone()))
     }
 
     /// Clunks now and waits for the server (Plan 9's `cclose`).
     pub(crate) fn clunk(self, intr: &Interrupt) -> Result<(), MntError> {
-        let Some((chan, shared)) = self.take() else {
+        let Some((chan, services)) = self.take() else {
             return Ok(());
         };
         let result = chan.clunk(intr);
-        Self::count_close(&shared, result.is_err());
+        Self::count_close(&services, result.is_err());
         result
     }
 
     /// Removes the file and clunks the channel, waiting for the server.
     pub(crate) fn remove(self, intr: &Interrupt) -> Result<(), MntError> {
-        let Some((chan, shared)) = self.take() else {
+        let Some((chan, services)) = self.take() else {
             return Ok(());
         };
         let result = chan.remove(intr);
-        Self::count_close(&shared, result.is_err());
+        Self::count_close(&services, result.is_err());
         result
     }
 
-    fn count_close(shared: &Shared, failed: bool) {
-        Counters::bump(&shared.counters.chans_closed);
+    fn count_close(services: &ChanServices, failed: bool) {
+        Counters::bump(&services.counters.chans_closed);
         if failed {
-            Counters::bump(&shared.counters.clunk_failures);
+            Counters::bump(&services.counters.clunk_failures);
         }
     }
 }
@@ -91,7 +91,7 @@ impl KChan {
 impl Drop for KChan {
     fn drop(&mut self) {
         if let Some(chan) = self.chan.take() {
-            self.shared.closeq.push(chan);
+            self.services.closeq.push(chan);
         }
     }
 }

@@ -1,4 +1,7 @@
-//! The kernel: its configuration, its process table, and the system calls as methods.
+//! The kernel: its configuration, its process table, its statistics, and the caches and
+//! checks that are no one process's. The system calls are methods of [`Kernel`] too, kept
+//! by kind as in 9front's `port/`: processes and exec in `sysproc`, files in `sysfile`,
+//! mounts in `sysmount`, a running program's memory accesses in `sysmem`.
 //!
 //! Every call names the process it runs for. While a call works for a process, that
 //! process's interrupt is the thread's current one (see `current`), so
@@ -6,34 +9,27 @@
 //! read of a fault included.
 //!
 //! Lock order (outermost first): process table → a process's `family`; a process's `mem`
-//! (held across faults) → vm's locks. No lock of this module is held while a server is
+//! (held across faults) → vm's locks. No lock of the kernel is held while a server is
 //! called, except a process's `mem` during a fault (Plan 9's segment lock).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mnt::host::StdPlatform;
-use mnt::{AttachArgs, FileInfo, Mount, MountOptions, OpenMode, Transport};
-use vm::{Access, FileIdentity, Frame, ImageFile, Mapping, SegmentKind, Vm, PAGE_SIZE};
+use vm::{FileIdentity, Vm, PAGE_SIZE};
 
-use crate::cached::{self, Opened};
+use crate::chan_services::ChanServices;
 use crate::check::{KernelCheck, KernelViolation};
 use crate::counters::Counters;
-use crate::current;
 use crate::error::KernelError;
-use crate::exec::{self, USER_STACK_TOP};
-use crate::fd::{FdTable, OpenFile};
+use crate::exec::USER_STACK_TOP;
 use crate::frames::{FrameStats, HostFrames};
-use crate::image_file::{identity_of, ChanFile};
 use crate::kchan::KChan;
-use crate::memory::{Memory, Region, SegmentInfo};
-use crate::namespace::{clean_path, key_of, MountFlags, MountInfo, MountPoint, Namespace};
 use crate::page_wait::HostPageWait;
-use crate::process::{lock, ForkFlags, NamespaceShare, Pid, Proc, WaitMsg};
-use crate::shared::Shared;
+use crate::process::{lock, Pid, Proc};
+use crate::sysproc::release;
 
 /// How a kernel is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,41 +65,6 @@ impl Default for KernelConfig {
             stack_size: 8 << 20,
         }
     }
-}
-
-/// How to start a session with a server and what to attach to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountSpec {
-    /// msize and dialect to ask for.
-    pub options: MountOptions,
-    /// User and tree.
-    pub attach: AttachArgs,
-}
-
-impl Default for MountSpec {
-    fn default() -> Self {
-        Self {
-            options: MountOptions::default(),
-            attach: AttachArgs {
-                uname: "hosted".to_string(),
-                aname: String::new(),
-                n_uname: 1000,
-            },
-        }
-    }
-}
-
-/// What exec did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecInfo {
-    /// The program's entry point.
-    pub entry: u64,
-    /// The initial stack pointer (it points at `argc`).
-    pub stack_pointer: u64,
-    /// The identity of the image the program runs from.
-    pub identity: FileIdentity,
-    /// The new segments.
-    pub segments: Vec<SegmentInfo>,
 }
 
 /// The kernel's counters and vm's statistics at one moment.
@@ -180,19 +141,19 @@ impl fmt::Display for KernelStats {
     }
 }
 
-struct Inner {
-    config: KernelConfig,
-    vm: Vm,
-    frames: HostFrames,
-    shared: Arc<Shared>,
-    procs: Mutex<BTreeMap<Pid, Arc<Proc>>>,
-    next_pid: AtomicU32,
+pub(crate) struct Inner {
+    pub(crate) config: KernelConfig,
+    pub(crate) vm: Vm,
+    pub(crate) frames: HostFrames,
+    pub(crate) services: Arc<ChanServices>,
+    pub(crate) procs: Mutex<BTreeMap<Pid, Arc<Proc>>>,
+    pub(crate) next_pid: AtomicU32,
 }
 
 /// A hosted kernel. Cheap to clone; clones are the same kernel.
 #[derive(Clone)]
 pub struct Kernel {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Kernel {
@@ -216,7 +177,7 @@ impl Kernel {
                 config,
                 vm,
                 frames,
-                shared: Shared::new(config.max_close_workers, config.legacy_image_channel),
+                services: ChanServices::new(config.max_close_workers, config.legacy_image_channel),
                 procs: Mutex::new(BTreeMap::new()),
                 next_pid: AtomicU32::new(1),
             }),
@@ -238,579 +199,20 @@ impl Kernel {
         &self.inner.frames
     }
 
-    fn counters(&self) -> &Counters {
-        &self.inner.shared.counters
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.services.counters
     }
 
-    fn proc(&self, pid: Pid) -> Result<Arc<Proc>, KernelError> {
+    pub(crate) fn proc(&self, pid: Pid) -> Result<Arc<Proc>, KernelError> {
         lock(&self.inner.procs)
             .get(&pid)
             .cloned()
             .ok_or(KernelError::NoSuchProcess(pid))
     }
 
-    fn new_pid(&self) -> Pid {
+    pub(crate) fn new_pid(&self) -> Pid {
         self.inner.next_pid.fetch_add(1, Ordering::Relaxed)
     }
-
-    // ---- processes ----
-
-    /// A first process: no parent, no memory, no files, an empty namespace.
-    pub fn spawn(&self) -> Pid {
-        let pid = self.new_pid();
-        let proc = Proc::new(
-            pid,
-            None,
-            Memory::default(),
-            FdTable::default(),
-            Arc::new(Namespace::default()),
-        );
-        lock(&self.inner.procs).insert(pid, Arc::new(proc));
-        pid
-    }
-
-    /// Forks `pid`: the child shares text, gets the rest copy-on-write, shares the open
-    /// files, and gets the namespace `flags` ask for.
-    pub fn fork(&self, pid: Pid, flags: ForkFlags) -> Result<Pid, KernelError> {
-        let parent = self.proc(pid)?;
-        let mem = lock(&parent.mem).fork()?;
-        let files = lock(&parent.files).clone();
-        let namespace = match flags.namespace {
-            NamespaceShare::Share => parent.namespace()?,
-            NamespaceShare::Copy => Arc::new(parent.namespace()?.copy()),
-            NamespaceShare::Clean => Arc::new(Namespace::default()),
-        };
-        let child_pid = self.new_pid();
-        let child = Arc::new(Proc::new(child_pid, Some(pid), mem, files, namespace));
-        let refused = {
-            let mut procs = lock(&self.inner.procs);
-            if procs.contains_key(&pid) {
-                lock(&parent.family).live_children += 1;
-                procs.insert(child_pid, child);
-                None
-            } else {
-                // The parent exited meanwhile.
-                Some(child)
-            }
-        };
-        if let Some(child) = refused {
-            release(&child);
-            return Err(KernelError::NoSuchProcess(pid));
-        }
-        Counters::bump(&self.counters().forks);
-        Ok(child_pid)
-    }
-
-    /// Ends `pid` with `status` ("" for success): its files are closed (clunks queued), its
-    /// segments released, its namespace dropped, and its parent can wait for it.
-    pub fn exit(&self, pid: Pid, status: &str) -> Result<(), KernelError> {
-        let proc = {
-            let mut procs = lock(&self.inner.procs);
-            let proc = procs.remove(&pid).ok_or(KernelError::NoSuchProcess(pid))?;
-            for other in procs.values() {
-                let mut family = lock(&other.family);
-                if family.parent == Some(pid) {
-                    family.parent = None;
-                }
-            }
-            let parent = lock(&proc.family).parent;
-            if let Some(parent) = parent.and_then(|parent| procs.get(&parent)) {
-                let mut family = lock(&parent.family);
-                family.live_children = family.live_children.saturating_sub(1);
-                family.waitq.push_back(WaitMsg {
-                    pid,
-                    status: status.to_string(),
-                });
-                parent.child_exited.notify_all();
-            }
-            proc
-        };
-        release(&proc);
-        Counters::bump(&self.counters().exits);
-        self.sweep_legacy_pins();
-        Ok(())
-    }
-
-    /// Waits for a child of `pid` to exit.
-    pub fn wait(&self, pid: Pid) -> Result<WaitMsg, KernelError> {
-        self.wait_until(pid, None)
-    }
-
-    /// Waits at most `timeout` for a child of `pid` to exit.
-    pub fn wait_timeout(&self, pid: Pid, timeout: Duration) -> Result<WaitMsg, KernelError> {
-        self.wait_until(pid, Some(Instant::now() + timeout))
-    }
-
-    fn wait_until(&self, pid: Pid, deadline: Option<Instant>) -> Result<WaitMsg, KernelError> {
-        let proc = self.proc(pid)?;
-        let mut family = lock(&proc.family);
-        loop {
-            if let Some(msg) = family.waitq.pop_front() {
-                return Ok(msg);
-            }
-            if family.live_children == 0 {
-                return Err(KernelError::NoChildren);
-            }
-            family = match deadline {
-                None => proc
-                    .child_exited
-                    .wait(family)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(KernelError::TimedOut);
-                    }
-                    match proc.child_exited.wait_timeout(family, deadline - now) {
-                        Ok((guard, _)) => guard,
-                        Err(poisoned) => poisoned.into_inner().0,
-                    }
-                }
-            };
-        }
-    }
-
-    /// The processes alive.
-    pub fn processes(&self) -> Vec<Pid> {
-        lock(&self.inner.procs).keys().copied().collect()
-    }
-
-    /// Posts a note to `pid`: the server request its current call waits for is flushed
-    /// (or, if it is not waiting, its next call is interrupted).
-    pub fn interrupt(&self, pid: Pid) -> Result<(), KernelError> {
-        self.proc(pid)?.intr.post();
-        Ok(())
-    }
-
-    // ---- namespace ----
-
-    /// Mounts the 9P server at the other end of `transport` on `path` in `pid`'s namespace
-    /// (replacing what was there), with default session parameters.
-    pub fn mount(
-        &self,
-        pid: Pid,
-        transport: Box<dyn Transport>,
-        path: &str,
-        flags: MountFlags,
-    ) -> Result<MountInfo, KernelError> {
-        self.mount_with(pid, transport, path, flags, &MountSpec::default())
-    }
-
-    /// Mounts with the given session parameters. On failure the transport is closed.
-    pub fn mount_with(
-        &self,
-        pid: Pid,
-        transport: Box<dyn Transport>,
-        path: &str,
-        flags: MountFlags,
-        spec: &MountSpec,
-    ) -> Result<MountInfo, KernelError> {
-        let proc = self.proc(pid)?;
-        let namespace = proc.namespace()?;
-        let key = key_of(&clean_path(path)?);
-        let _current = current::enter(&proc.intr);
-        let mount = Mount::version(transport, StdPlatform::shared(), &spec.options, &proc.intr)?;
-        let root = mount.attach(&spec.attach, &proc.intr)?;
-        let point = Arc::new(MountPoint {
-            mount: mount.clone(),
-            root: KChan::new(root, &self.inner.shared),
-            flags,
-        });
-        let replaced = namespace.install(key.clone(), point);
-        drop(replaced);
-        log::debug!("hosted: pid {pid} mounted {} on {key}", mount.id());
-        Ok(MountInfo {
-            path: key,
-            mount,
-            flags,
-        })
-    }
-
-    /// Takes the mount at `path` out of `pid`'s namespace. The server stays connected while
-    /// another namespace holds the mount or any channel of it lives (an open file, a
-    /// running program's image); after that its root channel's clunk is queued and, with
-    /// the last channel, the connection closes.
-    pub fn unmount(&self, pid: Pid, path: &str) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let key = key_of(&clean_path(path)?);
-        let removed = proc
-            .namespace()?
-            .remove(&key)
-            .ok_or(KernelError::NotMounted(key))?;
-        drop(removed);
-        self.sweep_legacy_pins();
-        Ok(())
-    }
-
-    /// The mounts of `pid`'s namespace.
-    pub fn mounts(&self, pid: Pid) -> Result<Vec<MountInfo>, KernelError> {
-        Ok(self.proc(pid)?.namespace()?.list())
-    }
-
-    /// Walks `names` from the mount that serves them; returns the channel and how that
-    /// mount was made.
-    fn walk(
-        &self,
-        namespace: &Namespace,
-        path: &str,
-        names: &[String],
-        intr: &mnt::Interrupt,
-    ) -> Result<(KChan, MountFlags), KernelError> {
-        let (point, depth) = namespace
-            .resolve(names)
-            .ok_or_else(|| KernelError::NotMounted(path.to_string()))?;
-        let rest: Vec<&str> = names[depth..].iter().map(String::as_str).collect();
-        Ok((point.root.walk(&rest, intr)?, point.flags))
-    }
-
-    fn walk_path(&self, proc: &Proc, path: &str) -> Result<(KChan, MountFlags), KernelError> {
-        let names = clean_path(path)?;
-        self.walk(&*proc.namespace()?, path, &names, &proc.intr)
-    }
-
-    /// The mount-cache handle of `chan`, just opened or created: `None` unless its mount
-    /// was made with [`MountFlags::CACHE`] (and for directories). A file opened to be
-    /// removed at close is not cached, and its entry goes.
-    fn cache_open(
-        &self,
-        flags: MountFlags,
-        chan: &KChan,
-        mode: OpenMode,
-        how: Opened,
-        intr: &mnt::Interrupt,
-    ) -> Result<Option<vm::CachedFile>, KernelError> {
-        if !flags.contains(MountFlags::CACHE) {
-            return Ok(None);
-        }
-        let cache = self.inner.vm.mount_cache();
-        if mode.remove_on_close {
-            cache.forget(identity_of(chan.get()));
-            return Ok(None);
-        }
-        Ok(cached::open(&cache, chan.get(), how, intr)?)
-    }
-
-    // ---- files ----
-
-    /// Opens `path`; returns the lowest free descriptor. A regular file of a cached mount
-    /// is also stat'ed, for its length and version, and opened in the mount cache: reads
-    /// then send nothing for what the cache holds.
-    pub fn open(&self, pid: Pid, path: &str, mode: OpenMode) -> Result<usize, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (mut chan, flags) = self.walk_path(&proc, path)?;
-        chan.get_mut().open(mode, &proc.intr)?;
-        let how = Opened::Existing {
-            truncated: mode.truncate,
-        };
-        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
-        let file = Arc::new(OpenFile::new(chan, cache));
-        let fd = lock(&proc.files).insert(file);
-        Ok(fd)
-    }
-
-    /// Creates `path` (permissions `perm`, Plan 9's, `dm::DIR` for a directory) and opens
-    /// it with `mode`.
-    pub fn create(
-        &self,
-        pid: Pid,
-        path: &str,
-        perm: u32,
-        mode: OpenMode,
-    ) -> Result<usize, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let names = clean_path(path)?;
-        let Some((name, parent)) = names.split_last() else {
-            return Err(KernelError::BadPath(path.to_string()));
-        };
-        let (mut chan, flags) = self.walk(&*proc.namespace()?, path, parent, &proc.intr)?;
-        chan.get_mut().create(name, perm, mode, &proc.intr)?;
-        let how = Opened::Created { perm };
-        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
-        let file = Arc::new(OpenFile::new(chan, cache));
-        let fd = lock(&proc.files).insert(file);
-        Ok(fd)
-    }
-
-    fn file(&self, proc: &Proc, fd: usize) -> Result<Arc<OpenFile>, KernelError> {
-        lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))
-    }
-
-    /// Reads at the descriptor's offset and advances it. Fails with
-    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
-    pub fn read(&self, pid: Pid, fd: usize, buf: &mut [u8]) -> Result<usize, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let file = self.file(&proc, fd)?;
-        let mut offset = file.offset();
-        io_end(*offset, buf.len())?;
-        let n = file.read(*offset, buf, &proc.intr)?;
-        // At most `buf.len()` bytes came, so this cannot fail.
-        *offset = io_end(*offset, n)?;
-        Ok(n)
-    }
-
-    /// Reads at `offset`; the descriptor's offset is left alone. Fails with
-    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
-    pub fn pread(
-        &self,
-        pid: Pid,
-        fd: usize,
-        buf: &mut [u8],
-        offset: u64,
-    ) -> Result<usize, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let file = self.file(&proc, fd)?;
-        io_end(offset, buf.len())?;
-        Ok(file.read(offset, buf, &proc.intr)?)
-    }
-
-    /// Writes at the descriptor's offset and advances it. Fails with
-    /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
-    pub fn write(&self, pid: Pid, fd: usize, data: &[u8]) -> Result<usize, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let file = self.file(&proc, fd)?;
-        let mut offset = file.offset();
-        io_end(*offset, data.len())?;
-        let n = file.write(*offset, data, &proc.intr)?;
-        // At most `data.len()` bytes were written, so this cannot fail.
-        *offset = io_end(*offset, n)?;
-        Ok(n)
-    }
-
-    /// Writes at `offset`; the descriptor's offset is left alone. Fails with
-    /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
-    pub fn pwrite(
-        &self,
-        pid: Pid,
-        fd: usize,
-        data: &[u8],
-        offset: u64,
-    ) -> Result<usize, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let file = self.file(&proc, fd)?;
-        io_end(offset, data.len())?;
-        Ok(file.write(offset, data, &proc.intr)?)
-    }
-
-    /// Sets the descriptor's offset.
-    pub fn seek(&self, pid: Pid, fd: usize, offset: u64) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let file = self.file(&proc, fd)?;
-        *file.offset() = offset;
-        Ok(())
-    }
-
-    /// Closes a descriptor. If it was the last reference to the open file, the clunk is
-    /// sent now and waited for (Plan 9's `cclose`), and its failure is returned; otherwise
-    /// the other holders keep the file open.
-    pub fn close(&self, pid: Pid, fd: usize) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let file = lock(&proc.files).remove(fd).ok_or(KernelError::BadFd(fd))?;
-        match Arc::try_unwrap(file) {
-            Ok(file) => Ok(file.chan.clunk(&proc.intr)?),
-            Err(shared) => {
-                drop(shared);
-                Ok(())
-            }
-        }
-    }
-
-    /// The descriptors `pid` has open.
-    pub fn open_files(&self, pid: Pid) -> Result<usize, KernelError> {
-        Ok(lock(&self.proc(pid)?.files).count())
-    }
-
-    /// The attributes of `path`.
-    pub fn stat(&self, pid: Pid, path: &str) -> Result<FileInfo, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (chan, _) = self.walk_path(&proc, path)?;
-        let info = chan.get().stat(&proc.intr)?;
-        chan.clunk(&proc.intr)?;
-        Ok(info)
-    }
-
-    /// The attributes of an open file.
-    pub fn fstat(&self, pid: Pid, fd: usize) -> Result<FileInfo, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let file = self.file(&proc, fd)?;
-        Ok(file.chan.get().stat(&proc.intr)?)
-    }
-
-    /// Removes `path`. On a cached mount the file leaves the mount cache first.
-    pub fn remove(&self, pid: Pid, path: &str) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (chan, flags) = self.walk_path(&proc, path)?;
-        if flags.contains(MountFlags::CACHE) {
-            self.inner.vm.mount_cache().forget(identity_of(chan.get()));
-        }
-        Ok(chan.remove(&proc.intr)?)
-    }
-
-    /// Sets the length of the file at `path` to `length` (a `wstat` of the length, as
-    /// Plan 9's `truncate` by `dirwstat`). On a cached mount the file's cached data is
-    /// wiped and relabelled with the server's new version and length, as by a truncating
-    /// open, or dropped if the outcome is unknown.
-    pub fn truncate(&self, pid: Pid, path: &str, length: u64) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (mut chan, flags) = self.walk_path(&proc, path)?;
-        let cache = flags
-            .contains(MountFlags::CACHE)
-            .then(|| self.inner.vm.mount_cache());
-        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &proc.intr);
-        let clunked = chan.clunk(&proc.intr);
-        result?;
-        Ok(clunked?)
-    }
-
-    // ---- exec and memory ----
-
-    /// Replaces `pid`'s program with the ELF64 executable at `path`: reads its headers
-    /// through the mount, attaches its image (sharing it with every process running the
-    /// same file version), builds text, data, bss and stack segments and writes `argv` on
-    /// the stack. On any error the process is left as it was.
-    pub fn exec(&self, pid: Pid, path: &str, argv: &[&str]) -> Result<ExecInfo, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let result = self.load(&proc, path, argv);
-        match &result {
-            Ok(_) => Counters::bump(&self.counters().execs),
-            Err(err) => {
-                log::debug!("hosted: exec of {path} by pid {pid} failed: {err}");
-                Counters::bump(&self.counters().exec_failures);
-            }
-        }
-        result
-    }
-
-    fn load(&self, proc: &Proc, path: &str, argv: &[&str]) -> Result<ExecInfo, KernelError> {
-        let inner = &*self.inner;
-        let counters = self.counters();
-        let intr = &*proc.intr;
-        // On a cached mount too the file is read through its own channel: attaching its
-        // image takes it out of the mount cache (vm's rule: no double caching).
-        let (mut chan, _) = self.walk_path(proc, path)?;
-        chan.get_mut().open(OpenMode::EXEC, intr)?;
-        let headers = exec::read_headers(chan.get(), intr, counters)?;
-        let plan = exec::plan(&headers.loads, inner.config.stack_size)?;
-        let file = ChanFile::new(chan);
-        let identity = file.identity();
-        let segments = inner.vm.exec(Box::new(file), &plan.loads)?;
-        let mut regions: Vec<Region> = segments
-            .into_iter()
-            .zip(plan.writable)
-            .map(|(seg, writable)| Region { seg, writable })
-            .collect();
-        for range in &plan.bss {
-            regions.push(Region {
-                seg: inner
-                    .vm
-                    .zero_segment(SegmentKind::Bss, range.base, range.len)?,
-                writable: range.writable,
-            });
-        }
-        let stack_size = inner.config.stack_size;
-        regions.push(Region {
-            seg: inner.vm.zero_segment(
-                SegmentKind::Stack,
-                USER_STACK_TOP - stack_size,
-                stack_size,
-            )?,
-            writable: true,
-        });
-        let mut mem = Memory::new(regions);
-        let (stack_pointer, stack) = exec::initial_stack(argv, USER_STACK_TOP)?;
-        mem.write(&inner.frames, stack_pointer, &stack, counters)?;
-        let info = ExecInfo {
-            entry: headers.entry,
-            stack_pointer,
-            identity,
-            segments: mem.describe(),
-        };
-        // The point of no return.
-        let old = std::mem::replace(&mut *lock(&proc.mem), mem);
-        drop(old);
-        Ok(info)
-    }
-
-    /// Touches `addr` in `pid`'s memory for `access`, faulting as a real access would;
-    /// returns the frame and whether it is mapped writable.
-    pub fn touch(&self, pid: Pid, addr: u64, access: Access) -> Result<Mapping, KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let pte = lock(&proc.mem).touch(addr, access, self.counters())?;
-        Ok(Mapping {
-            frame: pte.frame,
-            writable: pte.writable,
-        })
-    }
-
-    /// Copies `buf.len()` bytes of `pid`'s memory at `addr` into `buf`.
-    pub fn read_memory(&self, pid: Pid, addr: u64, buf: &mut [u8]) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let mut mem = lock(&proc.mem);
-        mem.read(&self.inner.frames, addr, buf, self.counters())
-    }
-
-    /// Stores `data` in `pid`'s memory at `addr`.
-    pub fn write_memory(&self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), KernelError> {
-        let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let mut mem = lock(&proc.mem);
-        mem.write(&self.inner.frames, addr, data, self.counters())
-    }
-
-    /// `pid`'s segments.
-    pub fn segments(&self, pid: Pid) -> Result<Vec<SegmentInfo>, KernelError> {
-        Ok(lock(&self.proc(pid)?.mem).describe())
-    }
-
-    /// The frame vm maps at `addr` in `pid`'s memory, if a fault has put one there.
-    pub fn resident(&self, pid: Pid, addr: u64) -> Result<Option<Frame>, KernelError> {
-        let proc = self.proc(pid)?;
-        let mem = lock(&proc.mem);
-        Ok(mem
-            .regions
-            .iter()
-            .find(|region| region.seg.contains(addr))
-            .and_then(|region| region.seg.resident(addr)))
-    }
-
-    /// Whether `addr` lies in one and the same segment in `a` and in `b` (shared text).
-    pub fn same_segment(&self, a: Pid, b: Pid, addr: u64) -> Result<bool, KernelError> {
-        let (first, second) = (self.proc(a)?, self.proc(b)?);
-        if a == b {
-            return Ok(true);
-        }
-        // Never two process locks at once: share a count of `a`'s segment, then compare.
-        let seg = {
-            let mem = lock(&first.mem);
-            mem.regions
-                .iter()
-                .find(|region| region.seg.contains(addr))
-                .map(|region| region.seg.share())
-        };
-        let Some(seg) = seg else {
-            return Ok(false);
-        };
-        let same = lock(&second.mem)
-            .regions
-            .iter()
-            .any(|region| region.seg.same_segment(&seg));
-        Ok(same)
-    }
-
-    // ---- caches, closes, statistics, checks ----
 
     /// Frees up to `pages` cached pages at ref 0 (idle images first); returns how many.
     pub fn reclaim(&self, pages: usize) -> usize {
@@ -824,7 +226,7 @@ impl Kernel {
     /// released.)
     pub fn wait_closes(&self, timeout: Duration) -> bool {
         self.sweep_legacy_pins();
-        self.inner.shared.closeq.wait_settled(timeout)
+        self.inner.services.closeq.wait_settled(timeout)
     }
 
     /// Whether the mount cache exists: files of mounts made with [`MountFlags::CACHE`] are
@@ -839,7 +241,7 @@ impl Kernel {
         let get = Counters::get;
         let (closes_pending, (made, closed)) = self
             .inner
-            .shared
+            .services
             .closeq
             .snapshot(|| (get(&counters.chans_made), get(&counters.chans_closed)));
         KernelStats {
@@ -851,7 +253,7 @@ impl Kernel {
             clunk_failures: get(&counters.clunk_failures),
             closes_queued: get(&counters.closes_queued),
             closes_pending,
-            legacy_pins: self.inner.shared.pins().map_or(0, |pins| pins.len()),
+            legacy_pins: self.inner.services.pins().map_or(0, |pins| pins.len()),
             image_reads: get(&counters.image_reads),
             image_read_bytes: get(&counters.image_read_bytes),
             image_read_errors: get(&counters.image_read_errors),
@@ -871,15 +273,15 @@ impl Kernel {
     /// legacy pin, or the close queue).
     pub fn check_invariants(&self) -> Result<KernelCheck, KernelViolation> {
         let procs: Vec<Arc<Proc>> = lock(&self.inner.procs).values().cloned().collect();
-        crate::check::check(&self.inner.vm, &self.inner.shared, &procs)
+        crate::check::check(&self.inner.vm, &self.inner.services, &procs)
     }
 
     /// In legacy mode: releases the pinned channels of images vm no longer has
     /// ([`Vm::image_status`] of their identities is `None`). The pins' lock is a leaf, so
     /// vm is asked with it released, and the gone identities taken out after.
-    fn sweep_legacy_pins(&self) {
+    pub(crate) fn sweep_legacy_pins(&self) {
         let inner = &*self.inner;
-        let identities: BTreeSet<FileIdentity> = match inner.shared.pins() {
+        let identities: BTreeSet<FileIdentity> = match inner.services.pins() {
             Some(pins) => pins.iter().map(|(identity, _)| *identity).collect(),
             None => return,
         };
@@ -890,7 +292,7 @@ impl Kernel {
         if gone.is_empty() {
             return;
         }
-        let released: Vec<KChan> = match inner.shared.pins() {
+        let released: Vec<KChan> = match inner.services.pins() {
             Some(mut pins) => {
                 let (released, kept) = std::mem::take(&mut *pins)
                     .into_iter()
@@ -907,26 +309,6 @@ impl Kernel {
     }
 }
 
-/// The offset just past `len` bytes at `offset`. An I/O that would pass the largest file
-/// offset is refused before the server is asked: past it no offset can be named, and the
-/// offsets the mount driver and the descriptor compute must not wrap.
-fn io_end(offset: u64, len: usize) -> Result<u64, KernelError> {
-    u64::try_from(len)
-        .ok()
-        .and_then(|bytes| offset.checked_add(bytes))
-        .ok_or(KernelError::OffsetOverflow { offset, len })
-}
-
-/// Takes a process's files, memory and namespace and drops them, with no lock held.
-fn release(proc: &Proc) {
-    let files = lock(&proc.files).take_all();
-    let mem = lock(&proc.mem).take();
-    let namespace = lock(&proc.namespace).take();
-    drop(files);
-    drop(mem);
-    drop(namespace);
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         let procs = std::mem::take(&mut *lock(&self.procs));
@@ -937,10 +319,10 @@ impl Drop for Inner {
         // Every image is idle now: free them, so no channel of an image outlives the kernel.
         self.vm.reclaim(usize::MAX);
         let pins = self
-            .shared
+            .services
             .pins()
             .map(|mut pins| std::mem::take(&mut *pins));
         drop(pins);
-        self.shared.closeq.shutdown();
+        self.services.closeq.shutdown();
     }
 }

@@ -28,8 +28,6 @@
 //!   kernel's own rules (MMU entries, every live channel accounted for).
 //! - [`inject`]: a transport that records the wire and holds requests back (a server that
 //!   never answers, flushes answered or not, a connection cut mid-request).
-//! - [`testing`]: the `ramfs` binary and the static test program that tests and tools
-//!   run the kernel with.
 //!
 //! An image's channel is the exec's channel; vm closes it when only cached pages refer to
 //! the image, so a program that exited never keeps its file server connected.
@@ -48,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod cached;
+mod chan_services;
 mod check;
 mod closeq;
 mod counters;
@@ -63,19 +62,23 @@ mod memory;
 mod namespace;
 mod page_wait;
 mod process;
-mod shared;
+mod sysfile;
+mod sysmem;
+mod sysmount;
+mod sysproc;
 
 pub mod inject;
-pub mod testing;
 
 pub use check::{KernelCheck, KernelViolation};
 pub use error::{ExecError, KernelError};
 pub use exec::USER_STACK_TOP;
 pub use frames::{FrameStats, HostFrames, POISON};
-pub use kernel::{ExecInfo, Kernel, KernelConfig, KernelStats, MountSpec};
+pub use kernel::{Kernel, KernelConfig, KernelStats};
 pub use memory::SegmentInfo;
 pub use namespace::{MountFlags, MountInfo};
 pub use process::{ForkFlags, NamespaceShare, Pid, WaitMsg};
+pub use sysmount::MountSpec;
+pub use sysproc::ExecInfo;
 
 /// The crates the kernel is made of, for their types.
 pub use mnt;

@@ -10,7 +10,7 @@ use hosted::vm::{LoadSegment, PAGE_SIZE};
 const PAGE: u64 = PAGE_SIZE as u64;
 const PT_INTERP: u32 = 3;
 
-pub use hosted::testing::ProgramPage;
+pub use hosted_testing::ProgramPage;
 
 /// A static executable and where it came from.
 pub struct Program {
@@ -77,10 +77,10 @@ impl Program {
         }
     }
 
-    /// Compiles the test program ([`hosted::testing::TEST_PROGRAM_SOURCE`]) with
+    /// Compiles the test program ([`hosted_testing::TEST_PROGRAM_SOURCE`]) with
     /// `gcc -static -O2` in a temporary directory.
     pub fn build() -> Result<Program, String> {
-        let bytes = hosted::testing::build_test_program().map_err(|e| e.to_string())?;
+        let bytes = hosted_testing::build_test_program().map_err(|e| e.to_string())?;
         Program::new(
             "a static C program built with gcc -static -O2".to_string(),
             bytes,
@@ -115,7 +115,7 @@ impl Program {
     /// contents for these file bytes: text pages are whole file pages; data pages hold the
     /// file's bytes up to the end of the range's file part, zeros after.
     pub fn pages_of(&self, file: &[u8]) -> Vec<ProgramPage> {
-        hosted::testing::expected_pages(file, &self.loads)
+        hosted_testing::expected_pages(file, &self.loads)
     }
 
     /// [`pages_of`](Self::pages_of) this program's own bytes.

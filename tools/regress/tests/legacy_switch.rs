@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 fn ramfs() -> PathBuf {
     let tool = PathBuf::from(env!("CARGO_BIN_EXE_exec-from-ramfs"));
     let profile = tool.parent().expect("the tool's directory");
-    hosted::testing::ramfs_in(profile).unwrap_or_else(|e| panic!("{e}"))
+    hosted_testing::ramfs_in(profile).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run_2014_case(extra: &[&str]) -> Output {

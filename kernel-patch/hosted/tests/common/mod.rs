@@ -33,18 +33,18 @@ pub fn ramfs() -> PathBuf {
     RAMFS
         .get_or_init(|| match std::env::var_os("RAMFS_BIN") {
             Some(path) => PathBuf::from(path),
-            None => hosted::testing::ramfs_in(&profile_dir()).unwrap_or_else(|e| panic!("{e}")),
+            None => hosted_testing::ramfs_in(&profile_dir()).unwrap_or_else(|e| panic!("{e}")),
         })
         .clone()
 }
 
-/// A static ELF64 test program ([`hosted::testing::TEST_PROGRAM_SOURCE`]), compiled once per
+/// A static ELF64 test program ([`hosted_testing::TEST_PROGRAM_SOURCE`]), compiled once per
 /// test run: a page-spanning initialised table (data), a larger zeroed one (bss), and
 /// libc's text.
 pub fn static_binary() -> &'static [u8] {
     static BINARY: OnceLock<Vec<u8>> = OnceLock::new();
     BINARY.get_or_init(|| {
-        hosted::testing::build_test_program().unwrap_or_else(|e| panic!("test program: {e}"))
+        hosted_testing::build_test_program().unwrap_or_else(|e| panic!("test program: {e}"))
     })
 }
 
@@ -126,13 +126,13 @@ pub fn check(kernel: &Kernel) -> hosted::KernelCheck {
     }
 }
 
-pub use hosted::testing::ProgramPage;
+pub use hosted_testing::ProgramPage;
 
 /// Every page of `file` that holds file bytes, with its expected contents
-/// ([`hosted::testing::expected_pages`]).
+/// ([`hosted_testing::expected_pages`]).
 pub fn program_pages(file: &[u8]) -> Vec<ProgramPage> {
     let loads = hosted::vm::elf::load_segments(file).expect("an ELF file");
-    hosted::testing::expected_pages(file, &loads)
+    hosted_testing::expected_pages(file, &loads)
 }
 
 /// A `ramfs --listen unix:PATH`: one tree, any number of connections, so that two mounts

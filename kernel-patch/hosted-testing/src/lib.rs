@@ -1,5 +1,9 @@
-//! What tests and tools run the kernel with from outside it: the workspace's `ramfs`
-//! binary, built when missing, and a static test program built with `gcc -static`.
+//! What the hosted kernel's tests and tools run it with, kept out of the kernel library:
+//! the workspace's `ramfs` binary, built with cargo when missing, a static test program
+//! built with `gcc -static`, and the pages exec must map of a program (the oracle).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::io;
 use std::path::{Path, PathBuf};

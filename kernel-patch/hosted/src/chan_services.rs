@@ -13,14 +13,16 @@ use crate::kchan::KChan;
 /// [`KernelConfig::legacy_image_channel`](crate::KernelConfig::legacy_image_channel)).
 pub(crate) type Pins = Vec<(FileIdentity, KChan)>;
 
-pub(crate) struct Shared {
+/// The kernel-wide services every [`KChan`] holds a reference to: where its last drop
+/// queues its clunk, what it counts, and (legacy mode) where an image's channel is pinned.
+pub(crate) struct ChanServices {
     pub(crate) closeq: CloseQueue,
     pub(crate) counters: Arc<Counters>,
     /// `Some` in legacy mode.
     pub(crate) legacy_pins: Option<Mutex<Pins>>,
 }
 
-impl Shared {
+impl ChanServices {
     pub(crate) fn new(max_close_workers: usize, legacy: bool) -> Arc<Self> {
         let counters = Arc::new(Counters::default());
         Arc::new(Self {

@@ -1,0 +1,255 @@
+//! Files (9front's `port/sysfile.c`): walk, open, create, read, write, seek, close, stat,
+//! remove, truncate.
+
+use std::sync::Arc;
+
+use mnt::{FileInfo, OpenMode};
+
+use crate::cached::{self, Opened};
+use crate::current;
+use crate::error::KernelError;
+use crate::fd::FileDescription;
+use crate::image_file::identity_of;
+use crate::kchan::KChan;
+use crate::kernel::Kernel;
+use crate::namespace::{clean_path, MountFlags, Namespace};
+use crate::process::{lock, Pid, Proc};
+
+impl Kernel {
+    /// Walks `names` from the mount that serves them; returns the channel and how that
+    /// mount was made.
+    pub(crate) fn walk(
+        &self,
+        namespace: &Namespace,
+        path: &str,
+        names: &[String],
+        intr: &mnt::Interrupt,
+    ) -> Result<(KChan, MountFlags), KernelError> {
+        let (point, depth) = namespace
+            .resolve(names)
+            .ok_or_else(|| KernelError::NotMounted(path.to_string()))?;
+        let rest: Vec<&str> = names[depth..].iter().map(String::as_str).collect();
+        Ok((point.root.walk(&rest, intr)?, point.flags))
+    }
+
+    pub(crate) fn walk_path(
+        &self,
+        proc: &Proc,
+        path: &str,
+    ) -> Result<(KChan, MountFlags), KernelError> {
+        let names = clean_path(path)?;
+        self.walk(&*proc.namespace()?, path, &names, &proc.intr)
+    }
+
+    /// The mount-cache handle of `chan`, just opened or created: `None` unless its mount
+    /// was made with [`MountFlags::CACHE`] (and for directories). A file opened to be
+    /// removed at close is not cached, and its entry goes.
+    fn cache_open(
+        &self,
+        flags: MountFlags,
+        chan: &KChan,
+        mode: OpenMode,
+        how: Opened,
+        intr: &mnt::Interrupt,
+    ) -> Result<Option<vm::CachedFile>, KernelError> {
+        if !flags.contains(MountFlags::CACHE) {
+            return Ok(None);
+        }
+        let cache = self.inner.vm.mount_cache();
+        if mode.remove_on_close {
+            cache.forget(identity_of(chan.get()));
+            return Ok(None);
+        }
+        Ok(cached::open(&cache, chan.get(), how, intr)?)
+    }
+
+    /// Opens `path`; returns the lowest free descriptor. A regular file of a cached mount
+    /// is also stat'ed, for its length and version, and opened in the mount cache: reads
+    /// then send nothing for what the cache holds.
+    pub fn open(&self, pid: Pid, path: &str, mode: OpenMode) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let (mut chan, flags) = self.walk_path(&proc, path)?;
+        chan.get_mut().open(mode, &proc.intr)?;
+        let how = Opened::Existing {
+            truncated: mode.truncate,
+        };
+        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
+        let file = Arc::new(FileDescription::new(chan, cache));
+        let fd = lock(&proc.files).insert(file);
+        Ok(fd)
+    }
+
+    /// Creates `path` (permissions `perm`, Plan 9's, `dm::DIR` for a directory) and opens
+    /// it with `mode`.
+    pub fn create(
+        &self,
+        pid: Pid,
+        path: &str,
+        perm: u32,
+        mode: OpenMode,
+    ) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let names = clean_path(path)?;
+        let Some((name, parent)) = names.split_last() else {
+            return Err(KernelError::BadPath(path.to_string()));
+        };
+        let (mut chan, flags) = self.walk(&*proc.namespace()?, path, parent, &proc.intr)?;
+        chan.get_mut().create(name, perm, mode, &proc.intr)?;
+        let how = Opened::Created { perm };
+        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
+        let file = Arc::new(FileDescription::new(chan, cache));
+        let fd = lock(&proc.files).insert(file);
+        Ok(fd)
+    }
+
+    fn file(&self, proc: &Proc, fd: usize) -> Result<Arc<FileDescription>, KernelError> {
+        lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))
+    }
+
+    /// Reads at the descriptor's offset and advances it. Fails with
+    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
+    pub fn read(&self, pid: Pid, fd: usize, buf: &mut [u8]) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let file = self.file(&proc, fd)?;
+        let mut offset = file.offset();
+        io_end(*offset, buf.len())?;
+        let n = file.read(*offset, buf, &proc.intr)?;
+        // At most `buf.len()` bytes came, so this cannot fail.
+        *offset = io_end(*offset, n)?;
+        Ok(n)
+    }
+
+    /// Reads at `offset`; the descriptor's offset is left alone. Fails with
+    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
+    pub fn pread(
+        &self,
+        pid: Pid,
+        fd: usize,
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let file = self.file(&proc, fd)?;
+        io_end(offset, buf.len())?;
+        Ok(file.read(offset, buf, &proc.intr)?)
+    }
+
+    /// Writes at the descriptor's offset and advances it. Fails with
+    /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
+    pub fn write(&self, pid: Pid, fd: usize, data: &[u8]) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let file = self.file(&proc, fd)?;
+        let mut offset = file.offset();
+        io_end(*offset, data.len())?;
+        let n = file.write(*offset, data, &proc.intr)?;
+        // At most `data.len()` bytes were written, so this cannot fail.
+        *offset = io_end(*offset, n)?;
+        Ok(n)
+    }
+
+    /// Writes at `offset`; the descriptor's offset is left alone. Fails with
+    /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
+    pub fn pwrite(
+        &self,
+        pid: Pid,
+        fd: usize,
+        data: &[u8],
+        offset: u64,
+    ) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let file = self.file(&proc, fd)?;
+        io_end(offset, data.len())?;
+        Ok(file.write(offset, data, &proc.intr)?)
+    }
+
+    /// Sets the descriptor's offset.
+    pub fn seek(&self, pid: Pid, fd: usize, offset: u64) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let file = self.file(&proc, fd)?;
+        *file.offset() = offset;
+        Ok(())
+    }
+
+    /// Closes a descriptor. If it was the last reference to the open file, the clunk is
+    /// sent now and waited for (Plan 9's `cclose`), and its failure is returned; otherwise
+    /// the other holders keep the file open.
+    pub fn close(&self, pid: Pid, fd: usize) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let file = lock(&proc.files).remove(fd).ok_or(KernelError::BadFd(fd))?;
+        match Arc::try_unwrap(file) {
+            Ok(file) => Ok(file.chan.clunk(&proc.intr)?),
+            Err(shared) => {
+                drop(shared);
+                Ok(())
+            }
+        }
+    }
+
+    /// The descriptors `pid` has open.
+    pub fn open_files(&self, pid: Pid) -> Result<usize, KernelError> {
+        Ok(lock(&self.proc(pid)?.files).count())
+    }
+
+    /// The attributes of `path`.
+    pub fn stat(&self, pid: Pid, path: &str) -> Result<FileInfo, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let (chan, _) = self.walk_path(&proc, path)?;
+        let info = chan.get().stat(&proc.intr)?;
+        chan.clunk(&proc.intr)?;
+        Ok(info)
+    }
+
+    /// The attributes of an open file.
+    pub fn fstat(&self, pid: Pid, fd: usize) -> Result<FileInfo, KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let file = self.file(&proc, fd)?;
+        Ok(file.chan.get().stat(&proc.intr)?)
+    }
+
+    /// Removes `path`. On a cached mount the file leaves the mount cache first.
+    pub fn remove(&self, pid: Pid, path: &str) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let (chan, flags) = self.walk_path(&proc, path)?;
+        if flags.contains(MountFlags::CACHE) {
+            self.inner.vm.mount_cache().forget(identity_of(chan.get()));
+        }
+        Ok(chan.remove(&proc.intr)?)
+    }
+
+    /// Sets the length of the file at `path` to `length` (a `wstat` of the length, as
+    /// Plan 9's `truncate` by `dirwstat`). On a cached mount the file's cached data is
+    /// wiped and relabelled with the server's new version and length, as by a truncating
+    /// open, or dropped if the outcome is unknown.
+    pub fn truncate(&self, pid: Pid, path: &str, length: u64) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let _current = current::enter(&proc.intr);
+        let (mut chan, flags) = self.walk_path(&proc, path)?;
+        let cache = flags
+            .contains(MountFlags::CACHE)
+            .then(|| self.inner.vm.mount_cache());
+        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &proc.intr);
+        let clunked = chan.clunk(&proc.intr);
+        result?;
+        Ok(clunked?)
+    }
+}
+
+/// The offset just past `len` bytes at `offset`. An I/O that would pass the largest file
+/// offset is refused before the server is asked: past it no offset can be named, and the
+/// offsets the mount driver and the descriptor compute must not wrap.
+fn io_end(offset: u64, len: usize) -> Result<u64, KernelError> {
+    u64::try_from(len)
+        .ok()
+        .and_then(|bytes| offset.checked_add(bytes))
+        .ok_or(KernelError::OffsetOverflow { offset, len })
+}
