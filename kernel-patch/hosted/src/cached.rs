@@ -15,8 +15,8 @@
 //! [`vm::PendingWrite::done`] moves: mnt's channel keeps the qid of its open, and nothing
 //! of the kernel reads an open channel's version after it (exec opens its own channel).
 //!
-//! Nothing here holds a lock of the kernel's: the callers hold only the open file's offset
-//! lock (Plan 9's per-channel serialisation), which is no lock vm or any other path takes.
+//! Nothing here holds a lock of the kernel's, and the callers hold none either (a
+//! descriptor's offset is read before the call and advanced after it).
 
 use mnt::ninep::{dm, qt};
 use mnt::{Chan, Changes, Interrupt, MntError};

@@ -19,8 +19,12 @@ pub(crate) struct FileDescription {
     /// The file's handle in the mount cache, for a regular file of a cached mount (Plan 9's
     /// `Chan.mcp`); dropped with the open file.
     pub(crate) cache: Option<CachedFile>,
-    /// The offset of the next `read` or `write`. Held across the server call, so reads and
-    /// writes through one descriptor are serialised, as their offsets must be.
+    /// The offset of the next `read` or `write`. A leaf lock, held only to read, set or
+    /// advance it, never across a server call: I/O reads it when it starts and adds what
+    /// it transferred when it ends (Plan 9's `sysread`), so a stuck read stalls no other
+    /// holder's `seek` or I/O. I/O through one description at once is therefore not
+    /// serialised: two concurrent reads may read the same bytes, and a seek made while a
+    /// read is in flight is advanced by what that read then transfers.
     offset: Mutex<u64>,
 }
 
@@ -59,7 +63,25 @@ impl FileDescription {
         }
     }
 
-    pub(crate) fn offset(&self) -> MutexGuard<'_, u64> {
+    /// Where the next `read` or `write` starts.
+    pub(crate) fn offset(&self) -> u64 {
+        *self.offset_lock()
+    }
+
+    /// Moves the offset to `offset` (`seek`).
+    pub(crate) fn set_offset(&self, offset: u64) {
+        *self.offset_lock() = offset;
+    }
+
+    /// Advances the offset by `n` bytes an I/O transferred, from wherever it is now (a seek
+    /// may have moved it meanwhile). At the largest offset it stays there: the next I/O of
+    /// any length is refused before the server is asked.
+    pub(crate) fn advance(&self, n: usize) {
+        let mut offset = self.offset_lock();
+        *offset = offset.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    fn offset_lock(&self) -> MutexGuard<'_, u64> {
         self.offset
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -108,17 +108,17 @@ impl Kernel {
         lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))
     }
 
-    /// Reads at the descriptor's offset and advances it. Fails with
+    /// Reads at the descriptor's offset and advances it by what was read. The offset is not
+    /// locked while the server is asked (see `FileDescription::advance`). Fails with
     /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
     pub fn read(&self, pid: Pid, fd: usize, buf: &mut [u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
-        let mut offset = file.offset();
-        io_end(*offset, buf.len())?;
-        let n = file.read(*offset, buf, &proc.intr)?;
-        // At most `buf.len()` bytes came, so this cannot fail.
-        *offset = io_end(*offset, n)?;
+        let offset = file.offset();
+        io_end(offset, buf.len())?;
+        let n = file.read(offset, buf, &proc.intr)?;
+        file.advance(n);
         Ok(n)
     }
 
@@ -138,17 +138,17 @@ impl Kernel {
         Ok(file.read(offset, buf, &proc.intr)?)
     }
 
-    /// Writes at the descriptor's offset and advances it. Fails with
+    /// Writes at the descriptor's offset and advances it by what was written, with the
+    /// offset unlocked while the server is asked, as [`Kernel::read`]. Fails with
     /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
     pub fn write(&self, pid: Pid, fd: usize, data: &[u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let file = self.file(&proc, fd)?;
-        let mut offset = file.offset();
-        io_end(*offset, data.len())?;
-        let n = file.write(*offset, data, &proc.intr)?;
-        // At most `data.len()` bytes were written, so this cannot fail.
-        *offset = io_end(*offset, n)?;
+        let offset = file.offset();
+        io_end(offset, data.len())?;
+        let n = file.write(offset, data, &proc.intr)?;
+        file.advance(n);
         Ok(n)
     }
 
@@ -172,7 +172,7 @@ impl Kernel {
     pub fn seek(&self, pid: Pid, fd: usize, offset: u64) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let file = self.file(&proc, fd)?;
-        *file.offset() = offset;
+        file.set_offset(offset);
         Ok(())
     }
 
