@@ -42,9 +42,9 @@ pub struct FrameStats {
 }
 
 impl FrameStats {
-    /// Frames in use now.
+    /// Frames in use now (0 for a made-up value with more freed than allocated).
     pub fn in_use(&self) -> u64 {
-        self.allocated - self.freed
+        self.allocated.saturating_sub(self.freed)
     }
 }
 

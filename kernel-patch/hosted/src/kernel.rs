@@ -111,14 +111,19 @@ pub struct KernelStats {
 }
 
 impl fmt::Display for KernelStats {
-    /// `name value` lines, vm's first.
+    /// `name value` lines, vm's first; every field (a test checks).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.vm)?;
-        let lines: [(&str, u64); 18] = [
+        let lines: [(&str, u64); 26] = [
             ("frames_limit", u64::from(self.frames.limit)),
             ("frames_in_use", self.frames.in_use()),
+            ("frames_allocated", self.frames.allocated),
+            ("frames_freed", self.frames.freed),
             ("frames_peak", self.frames.peak),
             ("frames_refused", self.frames.refused),
+            ("frames_admitted", self.frames.admitted),
+            ("frames_copies", self.frames.copies),
+            ("frames_zeroes", self.frames.zeroes),
             ("processes", self.processes as u64),
             ("chans_live", self.chans_live),
             ("chans_made", self.chans_made),
@@ -128,10 +133,13 @@ impl fmt::Display for KernelStats {
             ("legacy_pins", self.legacy_pins as u64),
             ("image_reads", self.image_reads),
             ("image_read_bytes", self.image_read_bytes),
+            ("image_read_errors", self.image_read_errors),
             ("header_reads", self.header_reads),
             ("faults", self.faults),
             ("mmu_hits", self.mmu_hits),
             ("execs", self.execs),
+            ("exec_failures", self.exec_failures),
+            ("forks", self.forks),
             ("exits", self.exits),
         ];
         for (name, value) in lines {
@@ -324,5 +332,115 @@ impl Drop for Inner {
             .map(|mut pins| std::mem::take(&mut *pins));
         drop(pins);
         self.services.closeq.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_prints_every_counter() {
+        let stats = KernelStats {
+            vm: vm::Statistics::default(),
+            frames: FrameStats {
+                limit: 1001,
+                allocated: 3002,
+                freed: 1000,
+                peak: 1003,
+                refused: 1004,
+                admitted: 1005,
+                copies: 1006,
+                zeroes: 1007,
+            },
+            processes: 1008,
+            chans_live: 1009,
+            chans_made: 1010,
+            clunk_failures: 1011,
+            closes_queued: 1012,
+            closes_pending: 1013,
+            legacy_pins: 1014,
+            image_reads: 1015,
+            image_read_bytes: 1016,
+            image_read_errors: 1017,
+            header_reads: 1018,
+            faults: 1019,
+            mmu_hits: 1020,
+            execs: 1021,
+            exec_failures: 1022,
+            forks: 1023,
+            exits: 1024,
+        };
+        // No `..`: a new field fails to compile here until it is checked below.
+        let KernelStats {
+            vm: _,
+            frames:
+                FrameStats {
+                    limit,
+                    allocated,
+                    freed,
+                    peak,
+                    refused,
+                    admitted,
+                    copies,
+                    zeroes,
+                },
+            processes,
+            chans_live,
+            chans_made,
+            clunk_failures,
+            closes_queued,
+            closes_pending,
+            legacy_pins,
+            image_reads,
+            image_read_bytes,
+            image_read_errors,
+            header_reads,
+            faults,
+            mmu_hits,
+            execs,
+            exec_failures,
+            forks,
+            exits,
+        } = stats;
+        let values = [
+            u64::from(limit),
+            allocated,
+            freed,
+            allocated - freed,
+            peak,
+            refused,
+            admitted,
+            copies,
+            zeroes,
+            processes as u64,
+            chans_live,
+            chans_made,
+            clunk_failures,
+            closes_queued,
+            closes_pending as u64,
+            legacy_pins as u64,
+            image_reads,
+            image_read_bytes,
+            image_read_errors,
+            header_reads,
+            faults,
+            mmu_hits,
+            execs,
+            exec_failures,
+            forks,
+            exits,
+        ];
+        let text = stats.to_string();
+        let printed: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.split_once(' ').map(|(_, value)| value))
+            .collect();
+        for value in values {
+            assert!(
+                printed.contains(&value.to_string().as_str()),
+                "no line shows {value}:\n{text}"
+            );
+        }
     }
 }
