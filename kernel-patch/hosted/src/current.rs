@@ -1,8 +1,8 @@
-//! The interrupt of the process a thread is working for now (Plan 9's `up->notepending`).
+//! The interrupt of the call a thread is working on now (Plan 9's `up->notepending`).
 //!
 //! vm calls [`ImageFile::read_at`](vm::ImageFile::read_at) without telling whose fault it
-//! is; the hosted kernel sets the faulting process's interrupt for the thread while it works
-//! for that process, so a note posted to the process flushes the page read.
+//! is; the hosted kernel sets the call's interrupt (see `notes`) for the thread while the
+//! call runs, so a note posted to the process flushes the page read.
 
 use std::cell::RefCell;
 use std::sync::Arc;

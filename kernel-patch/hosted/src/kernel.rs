@@ -3,8 +3,8 @@
 //! by kind as in 9front's `port/`: processes and exec in `sysproc`, files in `sysfile`,
 //! mounts in `sysmount`, a running program's memory accesses in `sysmem`.
 //!
-//! Every call names the process it runs for. While a call works for a process, that
-//! process's interrupt is the thread's current one (see `current`), so
+//! Every call names the process it runs for and has an interrupt of its own (see `notes`),
+//! the thread's current one while it runs (see `current`), so
 //! [`Kernel::interrupt`] flushes whatever server request the call is waiting for, a page
 //! read of a fault included.
 //!

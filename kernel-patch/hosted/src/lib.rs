@@ -60,6 +60,7 @@ mod kchan;
 mod kernel;
 mod memory;
 mod namespace;
+mod notes;
 mod page_wait;
 mod process;
 mod sysfile;

@@ -7,12 +7,11 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use mnt::Interrupt;
-
 use crate::error::KernelError;
 use crate::fd::FdTable;
 use crate::memory::Memory;
 use crate::namespace::Namespace;
+use crate::notes::Notes;
 
 /// A process id; never reused within one kernel.
 pub type Pid = u32;
@@ -57,8 +56,8 @@ pub(crate) struct Family {
 /// One process.
 pub(crate) struct Proc {
     pub(crate) pid: Pid,
-    /// Posted by a note; consumed by the call it interrupts.
-    pub(crate) intr: Arc<Interrupt>,
+    /// Notes posted to the process, and the interrupts of its calls in progress.
+    pub(crate) notes: Notes,
     pub(crate) mem: Mutex<Memory>,
     pub(crate) files: Mutex<FdTable>,
     /// `None` once the process has exited.
@@ -84,7 +83,7 @@ impl Proc {
     ) -> Self {
         Self {
             pid,
-            intr: Arc::new(Interrupt::new()),
+            notes: Notes::default(),
             mem: Mutex::new(mem),
             files: Mutex::new(files),
             namespace: Mutex::new(Some(namespace)),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use mnt::{FileInfo, OpenMode};
 
 use crate::cached::{self, Opened};
-use crate::current;
 use crate::error::KernelError;
 use crate::fd::FileDescription;
 use crate::image_file::identity_of;
@@ -36,9 +35,10 @@ impl Kernel {
         &self,
         proc: &Proc,
         path: &str,
+        intr: &mnt::Interrupt,
     ) -> Result<(KChan, MountFlags), KernelError> {
         let names = clean_path(path)?;
-        self.walk(&*proc.namespace()?, path, &names, &proc.intr)
+        self.walk(&*proc.namespace()?, path, &names, intr)
     }
 
     /// The mount-cache handle of `chan`, just opened or created: `None` unless its mount
@@ -68,13 +68,13 @@ impl Kernel {
     /// then send nothing for what the cache holds.
     pub fn open(&self, pid: Pid, path: &str, mode: OpenMode) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (mut chan, flags) = self.walk_path(&proc, path)?;
-        chan.get_mut().open(mode, &proc.intr)?;
+        let intr = proc.notes.begin_call();
+        let (mut chan, flags) = self.walk_path(&proc, path, &intr)?;
+        chan.get_mut().open(mode, &intr)?;
         let how = Opened::Existing {
             truncated: mode.truncate,
         };
-        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
+        let cache = self.cache_open(flags, &chan, mode, how, &intr)?;
         let file = Arc::new(FileDescription::new(chan, cache));
         let fd = lock(&proc.files).insert(file);
         Ok(fd)
@@ -90,15 +90,15 @@ impl Kernel {
         mode: OpenMode,
     ) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let names = clean_path(path)?;
         let Some((name, parent)) = names.split_last() else {
             return Err(KernelError::BadPath(path.to_string()));
         };
-        let (mut chan, flags) = self.walk(&*proc.namespace()?, path, parent, &proc.intr)?;
-        chan.get_mut().create(name, perm, mode, &proc.intr)?;
+        let (mut chan, flags) = self.walk(&*proc.namespace()?, path, parent, &intr)?;
+        chan.get_mut().create(name, perm, mode, &intr)?;
         let how = Opened::Created { perm };
-        let cache = self.cache_open(flags, &chan, mode, how, &proc.intr)?;
+        let cache = self.cache_open(flags, &chan, mode, how, &intr)?;
         let file = Arc::new(FileDescription::new(chan, cache));
         let fd = lock(&proc.files).insert(file);
         Ok(fd)
@@ -113,11 +113,11 @@ impl Kernel {
     /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
     pub fn read(&self, pid: Pid, fd: usize, buf: &mut [u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         let offset = file.offset();
         io_end(offset, buf.len())?;
-        let n = file.read(offset, buf, &proc.intr)?;
+        let n = file.read(offset, buf, &intr)?;
         file.advance(n);
         Ok(n)
     }
@@ -132,10 +132,10 @@ impl Kernel {
         offset: u64,
     ) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         io_end(offset, buf.len())?;
-        Ok(file.read(offset, buf, &proc.intr)?)
+        Ok(file.read(offset, buf, &intr)?)
     }
 
     /// Writes at the descriptor's offset and advances it by what was written, with the
@@ -143,11 +143,11 @@ impl Kernel {
     /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
     pub fn write(&self, pid: Pid, fd: usize, data: &[u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         let offset = file.offset();
         io_end(offset, data.len())?;
-        let n = file.write(offset, data, &proc.intr)?;
+        let n = file.write(offset, data, &intr)?;
         file.advance(n);
         Ok(n)
     }
@@ -162,10 +162,10 @@ impl Kernel {
         offset: u64,
     ) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         io_end(offset, data.len())?;
-        Ok(file.write(offset, data, &proc.intr)?)
+        Ok(file.write(offset, data, &intr)?)
     }
 
     /// Sets the descriptor's offset.
@@ -181,10 +181,10 @@ impl Kernel {
     /// the other holders keep the file open.
     pub fn close(&self, pid: Pid, fd: usize) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let file = lock(&proc.files).remove(fd).ok_or(KernelError::BadFd(fd))?;
         match Arc::try_unwrap(file) {
-            Ok(file) => Ok(file.chan.clunk(&proc.intr)?),
+            Ok(file) => Ok(file.chan.clunk(&intr)?),
             Err(shared) => {
                 drop(shared);
                 Ok(())
@@ -200,30 +200,30 @@ impl Kernel {
     /// The attributes of `path`.
     pub fn stat(&self, pid: Pid, path: &str) -> Result<FileInfo, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (chan, _) = self.walk_path(&proc, path)?;
-        let info = chan.get().stat(&proc.intr)?;
-        chan.clunk(&proc.intr)?;
+        let intr = proc.notes.begin_call();
+        let (chan, _) = self.walk_path(&proc, path, &intr)?;
+        let info = chan.get().stat(&intr)?;
+        chan.clunk(&intr)?;
         Ok(info)
     }
 
     /// The attributes of an open file.
     pub fn fstat(&self, pid: Pid, fd: usize) -> Result<FileInfo, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
-        Ok(file.chan.get().stat(&proc.intr)?)
+        Ok(file.chan.get().stat(&intr)?)
     }
 
     /// Removes `path`. On a cached mount the file leaves the mount cache first.
     pub fn remove(&self, pid: Pid, path: &str) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (chan, flags) = self.walk_path(&proc, path)?;
+        let intr = proc.notes.begin_call();
+        let (chan, flags) = self.walk_path(&proc, path, &intr)?;
         if flags.contains(MountFlags::CACHE) {
             self.inner.vm.mount_cache().forget(identity_of(chan.get()));
         }
-        Ok(chan.remove(&proc.intr)?)
+        Ok(chan.remove(&intr)?)
     }
 
     /// Sets the length of the file at `path` to `length` (a `wstat` of the length, as
@@ -232,13 +232,13 @@ impl Kernel {
     /// open, or dropped if the outcome is unknown.
     pub fn truncate(&self, pid: Pid, path: &str, length: u64) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let (mut chan, flags) = self.walk_path(&proc, path)?;
+        let intr = proc.notes.begin_call();
+        let (mut chan, flags) = self.walk_path(&proc, path, &intr)?;
         let cache = flags
             .contains(MountFlags::CACHE)
             .then(|| self.inner.vm.mount_cache());
-        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &proc.intr);
-        let clunked = chan.clunk(&proc.intr);
+        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
+        let clunked = chan.clunk(&intr);
         result?;
         Ok(clunked?)
     }

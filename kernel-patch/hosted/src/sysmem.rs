@@ -3,7 +3,6 @@
 
 use vm::{Access, Frame, Mapping};
 
-use crate::current;
 use crate::error::KernelError;
 use crate::kernel::Kernel;
 use crate::memory::SegmentInfo;
@@ -14,7 +13,8 @@ impl Kernel {
     /// returns the frame and whether it is mapped writable.
     pub fn touch(&self, pid: Pid, addr: u64, access: Access) -> Result<Mapping, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        // A fault may read a page: the call's interrupt is the thread's current one.
+        let _call = proc.notes.begin_call();
         let pte = lock(&proc.mem).touch(addr, access, self.counters())?;
         Ok(Mapping {
             frame: pte.frame,
@@ -25,7 +25,8 @@ impl Kernel {
     /// Copies `buf.len()` bytes of `pid`'s memory at `addr` into `buf`.
     pub fn read_memory(&self, pid: Pid, addr: u64, buf: &mut [u8]) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        // A fault may read a page: the call's interrupt is the thread's current one.
+        let _call = proc.notes.begin_call();
         let mut mem = lock(&proc.mem);
         mem.read(&self.inner.frames, addr, buf, self.counters())
     }
@@ -33,7 +34,8 @@ impl Kernel {
     /// Stores `data` in `pid`'s memory at `addr`.
     pub fn write_memory(&self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
+        // A fault may read a page: the call's interrupt is the thread's current one.
+        let _call = proc.notes.begin_call();
         let mut mem = lock(&proc.mem);
         mem.write(&self.inner.frames, addr, data, self.counters())
     }

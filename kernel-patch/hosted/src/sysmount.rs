@@ -6,7 +6,6 @@ use std::sync::Arc;
 use mnt::host::StdPlatform;
 use mnt::{AttachArgs, Mount, MountOptions, Transport};
 
-use crate::current;
 use crate::error::KernelError;
 use crate::kchan::KChan;
 use crate::kernel::Kernel;
@@ -60,9 +59,9 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let namespace = proc.namespace()?;
         let key = key_of(&clean_path(path)?);
-        let _current = current::enter(&proc.intr);
-        let mount = Mount::version(transport, StdPlatform::shared(), &spec.options, &proc.intr)?;
-        let root = mount.attach(&spec.attach, &proc.intr)?;
+        let intr = proc.notes.begin_call();
+        let mount = Mount::version(transport, StdPlatform::shared(), &spec.options, &intr)?;
+        let root = mount.attach(&spec.attach, &intr)?;
         let point = Arc::new(MountPoint {
             mount: mount.clone(),
             root: KChan::new(root, &self.inner.services),

@@ -8,7 +8,6 @@ use mnt::OpenMode;
 use vm::{FileIdentity, ImageFile, SegmentKind};
 
 use crate::counters::Counters;
-use crate::current;
 use crate::error::KernelError;
 use crate::exec::{self, USER_STACK_TOP};
 use crate::fd::FdTable;
@@ -152,10 +151,12 @@ impl Kernel {
         lock(&self.inner.procs).keys().copied().collect()
     }
 
-    /// Posts a note to `pid`: the server request its current call waits for is flushed
-    /// (or, if it is not waiting, its next call is interrupted).
+    /// Posts a note to `pid`: every call of `pid` in progress is interrupted (the server
+    /// request it waits for is flushed, a page wait ends), each call on its own interrupt;
+    /// with no call in progress, or if a call ends without taking it, the next call is
+    /// interrupted (see the `notes` module).
     pub fn interrupt(&self, pid: Pid) -> Result<(), KernelError> {
-        self.proc(pid)?.intr.post();
+        self.proc(pid)?.notes.post();
         Ok(())
     }
 
@@ -165,8 +166,8 @@ impl Kernel {
     /// the stack. On any error the process is left as it was.
     pub fn exec(&self, pid: Pid, path: &str, argv: &[&str]) -> Result<ExecInfo, KernelError> {
         let proc = self.proc(pid)?;
-        let _current = current::enter(&proc.intr);
-        let result = self.load(&proc, path, argv);
+        let intr = proc.notes.begin_call();
+        let result = self.load(&proc, path, argv, &intr);
         match &result {
             Ok(_) => Counters::bump(&self.counters().execs),
             Err(err) => {
@@ -177,13 +178,18 @@ impl Kernel {
         result
     }
 
-    fn load(&self, proc: &Proc, path: &str, argv: &[&str]) -> Result<ExecInfo, KernelError> {
+    fn load(
+        &self,
+        proc: &Proc,
+        path: &str,
+        argv: &[&str],
+        intr: &mnt::Interrupt,
+    ) -> Result<ExecInfo, KernelError> {
         let inner = &*self.inner;
         let counters = self.counters();
-        let intr = &*proc.intr;
         // On a cached mount too the file is read through its own channel: attaching its
         // image takes it out of the mount cache (vm's rule: no double caching).
-        let (mut chan, _) = self.walk_path(proc, path)?;
+        let (mut chan, _) = self.walk_path(proc, path, intr)?;
         chan.get_mut().open(OpenMode::EXEC, intr)?;
         let headers = exec::read_headers(chan.get(), intr, counters)?;
         let plan = exec::plan(&headers.loads, inner.config.stack_size)?;

@@ -1,5 +1,7 @@
 //! Notes flush what a call waits for: a read, a page fault's read. A server that never
-//! answers one request stalls only its caller.
+//! answers one request stalls only its caller. A note reaches every call its process has
+//! in progress, each on its own interrupt, and is not left over for a later call once they
+//! took it.
 
 mod common;
 
@@ -210,5 +212,61 @@ fn a_fault_waiting_for_another_faults_page_read_is_interrupted_alone() {
         assert!(got == text.bytes);
     }
     assert_eq!(kernel.statistics().vm.page_loads, loads + 1);
+    check(&kernel);
+}
+
+#[test]
+fn a_note_interrupts_every_call_of_its_process_and_no_later_one() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, init, "/n/ram");
+    copy_in(&kernel, init, "/n/ram/a", b"aaaa");
+    copy_in(&kernel, init, "/n/ram/b", b"bbbb");
+    let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+    let fds = [
+        kernel.open(pid, "/n/ram/a", OpenMode::READ).unwrap(),
+        kernel.open(pid, "/n/ram/b", OpenMode::READ).unwrap(),
+    ];
+    server.wire.hold(Hold {
+        mtype: mtype::TREAD,
+        count: 2,
+        flush: FlushPolicy::Answer,
+    });
+    // Two calls of one process at once (two of its threads), both waiting for the server.
+    let (done, results) = mpsc::channel();
+    for fd in fds {
+        let kernel = kernel.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            done.send(kernel.read(pid, fd, &mut buf))
+        });
+    }
+    assert!(
+        server.wire.wait_held(2, DEADLINE),
+        "both reads reach the server"
+    );
+
+    // One note ends both.
+    kernel.interrupt(pid).unwrap();
+    for _ in fds {
+        let err = results
+            .recv_timeout(DEADLINE)
+            .expect("a call of the process was not interrupted by its note")
+            .unwrap_err();
+        assert!(err.is_interrupted(), "{err}");
+    }
+    // Both took it: the next call runs uninterrupted.
+    let mut buf = [0u8; 4];
+    assert_eq!(kernel.read(pid, fds[0], &mut buf), Ok(4));
+    assert_eq!(&buf, b"aaaa");
+    // A note posted with no call in progress interrupts the next call, once.
+    kernel.interrupt(pid).unwrap();
+    let err = kernel.pread(pid, fds[1], &mut buf, 0).unwrap_err();
+    assert!(err.is_interrupted(), "{err}");
+    assert_eq!(kernel.pread(pid, fds[1], &mut buf, 0), Ok(4));
+    assert_eq!(&buf, b"bbbb");
+    kernel.exit(pid, "").unwrap();
     check(&kernel);
 }
