@@ -1,5 +1,6 @@
 //! What the hosted kernel's tests and tools run it with, kept out of the kernel library:
-//! the workspace's `ramfs` binary, built with cargo when missing, a static test program
+//! the workspace's `ramfs` and `p9-peer` binaries, built with cargo when missing, a static
+//! test program
 //! built with `gcc -static`, and the pages exec must map of a program (the oracle).
 
 #![forbid(unsafe_code)]
@@ -32,7 +33,7 @@ pub enum FixtureError {
     #[error("{} is not a profile directory of a target directory", .0.display())]
     NoTargetDir(PathBuf),
     /// The build succeeded but left no binary where one was expected.
-    #[error("no ramfs at {}", .0.display())]
+    #[error("no binary at {}", .0.display())]
     Missing(PathBuf),
 }
 
@@ -55,7 +56,19 @@ fn succeeded(command: &'static str, status: ExitStatus) -> Result<(), FixtureErr
 /// missing: in release mode when `profile` is `release`. Cargo is `$CARGO` (set when
 /// cargo runs a test) or `cargo` on the path.
 pub fn ramfs_in(profile: &Path) -> Result<PathBuf, FixtureError> {
-    let binary = profile.join("ramfs");
+    workspace_binary_in(profile, "ramfs")
+}
+
+/// The `p9-peer` binary (a 9P2000.L server around crosvm's `p9` crate) in `profile`, built
+/// as [`ramfs_in`] builds ramfs.
+pub fn p9_peer_in(profile: &Path) -> Result<PathBuf, FixtureError> {
+    workspace_binary_in(profile, "p9-peer")
+}
+
+/// The binary of the workspace package `package` (named as the package) in `profile`,
+/// built there with `cargo build -p <package>` when it is missing.
+fn workspace_binary_in(profile: &Path, package: &'static str) -> Result<PathBuf, FixtureError> {
+    let binary = profile.join(package);
     if binary.exists() {
         return Ok(binary);
     }
@@ -66,7 +79,7 @@ pub fn ramfs_in(profile: &Path) -> Result<PathBuf, FixtureError> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "-p", "ramfs", "--manifest-path"])
+        .args(["build", "--quiet", "-p", package, "--manifest-path"])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(target);
@@ -75,8 +88,8 @@ pub fn ramfs_in(profile: &Path) -> Result<PathBuf, FixtureError> {
     }
     let status = build
         .status()
-        .map_err(io_error("run cargo to build ramfs"))?;
-    succeeded("cargo build -p ramfs", status)?;
+        .map_err(io_error(format!("run cargo to build {package}")))?;
+    succeeded("cargo build", status)?;
     if binary.exists() {
         Ok(binary)
     } else {

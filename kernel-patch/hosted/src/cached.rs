@@ -75,7 +75,7 @@ pub(crate) fn open(
                 return Ok(None);
             }
             let identity = FileIdentity {
-                qid_vers: info.qid.version,
+                version: info.version,
                 ..identity_of(chan)
             };
             let kind = if truncated {
@@ -208,7 +208,7 @@ pub(crate) fn truncate(
     match chan.stat(intr) {
         Ok(info) if info.length == length && info.qid.path == chan.qid().path => {
             let identity = FileIdentity {
-                qid_vers: info.qid.version,
+                version: info.version,
                 ..identity_of(chan)
             };
             let append = append_only(info.qid.ty, info.mode);

@@ -15,15 +15,25 @@ use crate::counters::Counters;
 use crate::current;
 use crate::kchan::KChan;
 
-/// The identity vm keys an image by, for a channel of a mount: `('M', mount id, qid.path,
-/// qid.vers)`; the mount id is never reused.
+/// The identity of a channel of a mount: `('M', mount id, qid.path, qid.version)`; the
+/// mount id is never reused. The version is the channel's qid's, as its walk or open
+/// returned it; what caches validate by is a stat's [`FileInfo::version`](mnt::FileInfo),
+/// put in its place (see [`identity_with`]).
 pub(crate) fn identity_of(chan: &mnt::Chan) -> FileIdentity {
     let key = chan.file_key();
     FileIdentity {
         dev_type: u32::from(DEV_TYPE_MNT),
         dev: key.dev,
         qid_path: key.path,
-        qid_vers: key.version,
+        version: u64::from(key.version),
+    }
+}
+
+/// The identity of `chan`'s file as `info`, a stat of it, gives its contents' version.
+pub(crate) fn identity_with(chan: &mnt::Chan, info: &mnt::FileInfo) -> FileIdentity {
+    FileIdentity {
+        version: info.version,
+        ..identity_of(chan)
     }
 }
 
@@ -41,9 +51,10 @@ pub(crate) struct ChanFile {
 }
 
 impl ChanFile {
-    /// `chan` must be open for reading (exec opens with `OEXEC`).
-    pub(crate) fn new(chan: KChan) -> Self {
-        let identity = identity_of(chan.get());
+    /// `chan` must be open for reading (exec opens with `OEXEC`); `info` is a stat of it,
+    /// for the version its image is keyed by.
+    pub(crate) fn new(chan: KChan, info: &mnt::FileInfo) -> Self {
+        let identity = identity_with(chan.get(), info);
         Self { chan, identity }
     }
 }

@@ -191,9 +191,13 @@ impl Kernel {
         // image takes it out of the mount cache (vm's rule: no double caching).
         let (mut chan, _) = self.walk_path(proc, path, intr)?;
         chan.get_mut().open(OpenMode::EXEC, intr)?;
+        // The image is keyed by a stat's version, not the open's qid: in 9P2000.L the
+        // stat's version folds in the mtime's nanoseconds and the size, which a server
+        // whose qid.version is the whole-second mtime leaves unchanged by a quick rewrite.
+        let info = chan.get().stat(intr)?;
         let headers = exec::read_headers(chan.get(), intr, counters)?;
         let plan = exec::plan(&headers.loads, inner.config.stack_size)?;
-        let file = ChanFile::new(chan);
+        let file = ChanFile::new(chan, &info);
         let identity = file.identity();
         let segments = inner.vm.exec(Box::new(file), &plan.loads)?;
         let mut regions: Vec<Region> = segments

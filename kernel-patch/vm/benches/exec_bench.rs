@@ -153,7 +153,7 @@ fn main() {
         dev_type: u32::from(b'M'),
         dev: 1,
         qid_path: 1,
-        qid_vers: 0,
+        version: 0,
     };
     let file = FakeFile::new(identity, data.clone());
     let total_pages: u64 = loads.iter().map(pages_of).sum();

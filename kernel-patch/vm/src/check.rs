@@ -231,7 +231,7 @@ pub fn check_invariants(
             }
             // `mcache_vers` changes only under the table lock too, so this is exact.
             let identity = FileIdentity {
-                qid_vers: image.mcache_vers.load(Ordering::Relaxed),
+                version: image.mcache_vers.load(Ordering::Relaxed),
                 ..image.identity
             };
             if table.map.contains_key(&identity) {
@@ -604,7 +604,7 @@ mod tests {
             dev_type: 1,
             dev: 1,
             qid_path: 1,
-            qid_vers: 0,
+            version: 0,
         };
         let file = FakeFile::patterned(identity, 3 * 4096);
         let loads = [LoadSegment {
@@ -770,7 +770,7 @@ mod tests {
             dev_type: 1,
             dev: 2,
             qid_path: 9,
-            qid_vers: 4,
+            version: 4,
         };
         let file = vm
             .mount_cache()
@@ -881,7 +881,7 @@ mod tests {
             dev_type: 1,
             dev: 2,
             qid_path: 3,
-            qid_vers: 0,
+            version: 0,
         };
         let file = vm
             .mount_cache()
@@ -942,7 +942,7 @@ mod tests {
         let exec = image(&vm);
         // The executable's file at another version is cached: fine.
         let other_version = FileIdentity {
-            qid_vers: exec.identity.qid_vers + 1,
+            version: exec.identity.version + 1,
             ..exec.identity
         };
         let file = vm
@@ -962,7 +962,7 @@ mod tests {
             .clone();
         cached
             .mcache_vers
-            .store(exec.identity.qid_vers, Ordering::Relaxed);
+            .store(exec.identity.version, Ordering::Relaxed);
         assert_eq!(
             check_invariants(&vm, None),
             Err(Violation::DoubleCached {

@@ -3,10 +3,13 @@
 use alloc::boxed::Box;
 use core::fmt;
 
-/// The identity of a file's contents: `(device type, dev, qid.path, qid.vers)`.
+/// The identity of a file's contents: `(device type, dev, qid.path, version)`.
 ///
-/// `dev` must never be reused (for a mount, a counter that only grows), so no stale page
-/// survives a remount of a server whose qid paths restart; a new `qid_vers` means new
+/// `version` is 64 bits wide so that what a kernel knows of a file's contents fits: a 9P2000
+/// `qid.vers`, or for 9P2000.L a fold of `qid.version` with the mtime's seconds and
+/// nanoseconds, the size and `data_version` (servers such as crosvm's p9 set `qid.version`
+/// to the whole-second mtime alone). `dev` must never be reused (for a mount, a counter that only grows), so no stale page
+/// survives a remount of a server whose qid paths restart; a new `version` means new
 /// contents. vm compares identities by value, never by the address of a handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileIdentity {
@@ -16,8 +19,8 @@ pub struct FileIdentity {
     pub dev: u64,
     /// `qid.path`: the file on that device.
     pub qid_path: u64,
-    /// `qid.vers`: the version of the contents.
-    pub qid_vers: u32,
+    /// The version of the contents (see above).
+    pub version: u64,
 }
 
 /// A failure reported by an [`ImageFile`].

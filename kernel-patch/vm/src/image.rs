@@ -59,7 +59,7 @@ pub(crate) enum Lookup {
 pub(crate) struct Image {
     /// Never reused; pages name their image by it.
     pub(crate) serial: u64,
-    /// The file. For a mount-cache image `qid_vers` is meaningless (0): the cached version
+    /// The file. For a mount-cache image `version` is meaningless (0): the cached version
     /// is `mcache_vers`.
     pub(crate) identity: FileIdentity,
     pub(crate) kind: ImageKind,
@@ -68,7 +68,7 @@ pub(crate) struct Image {
     pub(crate) pgref: AtomicU32,
     /// Mount cache: the `qid.vers` whose contents the pages hold. Written with both the
     /// image lock and the table lock held, so either lock is enough to read it.
-    pub(crate) mcache_vers: AtomicU32,
+    pub(crate) mcache_vers: AtomicU64,
     /// Mount cache: a tick of the last read, fill or write, for least-recently-used order.
     pub(crate) last_use: AtomicU64,
     pub(crate) state: Mutex<ImageState>,
@@ -123,7 +123,7 @@ impl Image {
             kind,
             refs: AtomicU32::new(0),
             pgref: AtomicU32::new(0),
-            mcache_vers: AtomicU32::new(0),
+            mcache_vers: AtomicU64::new(0),
             last_use: AtomicU64::new(0),
             state: Mutex::new(ImageState {
                 chan: None,

@@ -46,7 +46,7 @@ use crate::file::FileIdentity;
 use crate::frame::{AllocSite, PAGE_BYTES, PAGE_SIZE};
 use crate::image::{Image, ImageKind, ImageState};
 use crate::page::{PageIndex, NO_PAGE};
-use crate::sync::{Arc, AtomicU32, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::vm::{Shared, Vm};
 
 /// Limits of the mount cache.
@@ -103,12 +103,12 @@ impl CacheKey {
         }
     }
 
-    fn identity(self, qid_vers: u32) -> FileIdentity {
+    fn identity(self, version: u64) -> FileIdentity {
         FileIdentity {
             dev_type: self.dev_type,
             dev: self.dev,
             qid_path: self.qid_path,
-            qid_vers,
+            version,
         }
     }
 }
@@ -167,7 +167,7 @@ pub struct CachedFile {
     image: Option<Arc<Image>>,
     key: CacheKey,
     /// The version the channel believes the file has (its `qid.vers`).
-    vers: AtomicU32,
+    vers: AtomicU64,
     vm: Vm,
 }
 
@@ -233,7 +233,7 @@ impl MountCache {
         CachedFile {
             image,
             key: CacheKey::of(&identity),
-            vers: AtomicU32::new(identity.qid_vers),
+            vers: AtomicU64::new(identity.version),
             vm: self.vm.clone(),
         }
     }
@@ -275,7 +275,7 @@ impl CachedFile {
 
     /// The version the channel believes the file has: the open's `qid.vers`, bumped by
     /// each [`PendingWrite::done`], or the `new_vers` of [`set_length`](Self::set_length).
-    pub fn vers(&self) -> u32 {
+    pub fn vers(&self) -> u64 {
         self.vers.load(Ordering::Acquire)
     }
 
@@ -349,7 +349,7 @@ impl CachedFile {
     /// cache is wiped and relabelled with `length` and `new_vers` (the server's new
     /// `qid.vers`, which also becomes [`vers`](Self::vers)). After a failed or interrupted
     /// `wstat`, call [`wipe`](Self::wipe). Never blocks.
-    pub fn set_length(&self, length: u64, new_vers: u32) {
+    pub fn set_length(&self, length: u64, new_vers: u64) {
         self.vers.store(new_vers, Ordering::Release);
         if let Some(image) = &self.image {
             self.vm.shared.mcache_set_length(image, length, new_vers);
@@ -388,7 +388,7 @@ impl PendingWrite<'_> {
     /// that wipe.
     ///
     /// May block: it allocates frames for the missing pages with no vm lock held.
-    pub fn done(mut self, offset: u64, written: &[u8]) -> u32 {
+    pub fn done(mut self, offset: u64, written: &[u8]) -> u64 {
         self.finished = true;
         let vers = self
             .file
@@ -545,7 +545,7 @@ impl Shared {
                 continue;
             }
             let unchanged = kind == OpenKind::Existing
-                && image.mcache_vers.load(Ordering::Relaxed) == identity.qid_vers
+                && image.mcache_vers.load(Ordering::Relaxed) == identity.version
                 && state.mcache.length == length;
             if unchanged {
                 drop(state);
@@ -555,7 +555,7 @@ impl Shared {
             let mut taken = self.wipe_locked(&image, &mut state, &mut list);
             state.mcache.length = length;
             let kept =
-                self.relabel_locked(&image, &mut state, identity.qid_vers, &mut list, &mut taken);
+                self.relabel_locked(&image, &mut state, identity.version, &mut list, &mut taken);
             drop(state);
             self.release(list, taken);
             if kept {
@@ -597,9 +597,7 @@ impl Shared {
                     state.mcache.linked = true;
                     state.mcache.length = length;
                 }
-                image
-                    .mcache_vers
-                    .store(identity.qid_vers, Ordering::Relaxed);
+                image.mcache_vers.store(identity.version, Ordering::Relaxed);
                 // The map's own reference.
                 image.refs.store(1, Ordering::Release);
                 fresh = Some(Arc::new(image));
@@ -653,7 +651,7 @@ impl Shared {
         &self,
         image: &Arc<Image>,
         state: &mut ImageState,
-        vers: u32,
+        vers: u64,
         list: &mut u32,
         taken: &mut usize,
     ) -> bool {
@@ -953,7 +951,7 @@ impl Shared {
     }
 
     /// See [`CachedFile::set_length`].
-    fn mcache_set_length(&self, image: &Arc<Image>, length: u64, new_vers: u32) {
+    fn mcache_set_length(&self, image: &Arc<Image>, length: u64, new_vers: u64) {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let mut taken = 0;

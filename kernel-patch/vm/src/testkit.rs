@@ -238,7 +238,7 @@ pub fn pattern_byte(identity: &FileIdentity, offset: u64) -> u8 {
     for part in [
         identity.dev,
         identity.qid_path,
-        u64::from(identity.qid_vers),
+        identity.version,
         offset / 8,
     ] {
         word = (word.rotate_left(17) ^ part).wrapping_mul(0x9e37_79b9_7f4a_7c15);

@@ -58,7 +58,7 @@ fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
         dev_type: 1,
         dev: 1,
         qid_path: 7,
-        qid_vers: 0,
+        version: 0,
     };
     let file = FakeFile::patterned(identity, PAGE_SIZE);
     let loads = vec![LoadSegment {
@@ -204,17 +204,17 @@ fn mcache_setup() -> (Vm, HeapFrames) {
     (vm, frames)
 }
 
-fn data_file(vers: u32) -> FileIdentity {
+fn data_file(vers: u64) -> FileIdentity {
     FileIdentity {
         dev_type: 1,
         dev: 2,
         qid_path: 30,
-        qid_vers: vers,
+        version: vers,
     }
 }
 
 /// A file on a fake server: its version and contents, changed atomically.
-type Server = loom::sync::Arc<loom::sync::Mutex<(u32, Vec<u8>)>>;
+type Server = loom::sync::Arc<loom::sync::Mutex<(u64, Vec<u8>)>>;
 
 /// Reads `len` bytes at 0 the kernel's way: the cache, then the server, then a fill.
 fn read_through(file: &CachedFile, server: &Server, len: usize) -> Vec<u8> {

@@ -116,7 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// A data file on the server.
 struct McServerFile {
-    vers: u32,
+    vers: u64,
     data: Vec<u8>,
 }
 
@@ -149,13 +149,13 @@ type McKey = (u64, u64);
 #[derive(Default)]
 struct McEntry {
     /// `(qid.vers, length)` the entry was last validated or relabelled with, if known.
-    label: Option<(u32, u64)>,
+    label: Option<(u64, u64)>,
     /// Bytes read or written since the last wipe the model knows of.
     may_hold: Vec<bool>,
 }
 
 impl McEntry {
-    fn wiped(&mut self, label: Option<(u32, u64)>) {
+    fn wiped(&mut self, label: Option<(u64, u64)>) {
         self.label = label;
         self.may_hold.clear();
     }
@@ -196,7 +196,7 @@ struct Harness {
     world: World,
     config: Config,
     dev: u64,
-    versions: [u32; PATHS],
+    versions: [u64; PATHS],
     files: HashMap<FileIdentity, Program>,
     processes: Vec<ModelProcess>,
     writes: u64,
@@ -558,7 +558,7 @@ impl Harness {
                 let handle = cache.open(identity, data.len() as u64, OpenKind::Existing, false);
                 let key = (identity.dev, identity.qid_path);
                 let entry = self.mc_entries.entry(key).or_default();
-                let label = Some((identity.qid_vers, data.len() as u64));
+                let label = Some((identity.version, data.len() as u64));
                 if handle.is_cached() && entry.label != label {
                     entry.wiped(label);
                 }

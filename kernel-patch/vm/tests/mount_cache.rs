@@ -19,7 +19,7 @@ fn mworld() -> World {
 }
 
 /// A data file (not a program) on mount `dev`.
-fn data_ident(path: u64, vers: u32) -> FileIdentity {
+fn data_ident(path: u64, vers: u64) -> FileIdentity {
     ident(7, 1000 + path, vers)
 }
 
@@ -436,7 +436,7 @@ fn a_file_whose_channel_becomes_an_image_channel_leaves_the_cache() {
     assert_eq!(read_through(&again, &contents, 0, 64).1, 0);
     // ... but another version is.
     let older = FileIdentity {
-        qid_vers: 2,
+        version: 2,
         ..identity
     };
     let changed = cache.open(older, 10, OpenKind::Existing, false);
@@ -600,7 +600,7 @@ fn everything_comes_back_when_the_vm_goes() {
 /// Opens, reads, writes, evicts and execs through the mount cache, checking every byte
 /// read against the server. Each step may cache less when an allocation fails, never
 /// wrongly.
-fn mount_cache_workload(world: &World, program: &Program, round: u32) {
+fn mount_cache_workload(world: &World, program: &Program, round: u64) {
     let cache = world.vm.mount_cache();
     let mut first = patterned_bytes(30, 3 * PAGE as usize);
     let a = open(world, data_ident(30, round), &first);

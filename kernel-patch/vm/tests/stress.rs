@@ -117,7 +117,7 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
         (0..8)
             .map(|n| {
                 program(
-                    ident(1 + n % 2, 100 + n / 2, (n % 3) as u32),
+                    ident(1 + n % 2, 100 + n / 2, n % 3),
                     (2 + n % 3) * PAGE + 33 * n,
                     PAGE + 17 * n,
                     PAGE,

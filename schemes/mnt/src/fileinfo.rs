@@ -15,6 +15,13 @@ pub struct FileInfo {
     pub length: u64,
     /// Seconds since the epoch.
     pub mtime: u64,
+    /// The version of the file's contents, as caches compare it: in 9P2000 the
+    /// `qid.version`; in 9P2000.L a fold ([`fold_version`]) of `qid.version` with the
+    /// mtime's seconds and nanoseconds, the size and `data_version`. 9P2000.L servers fill
+    /// `qid.version` as they please: crosvm's p9 puts the whole-second mtime there and 0 in
+    /// `data_version`, so a same-length rewrite within one second would change none of what
+    /// a 9P2000 client looks at.
+    pub version: u64,
     /// The file's name: from the server in 9P2000; in 9P2000.L (which has no names
     /// in attributes) the name the channel was walked to, "/" for a root.
     pub name: String,
@@ -32,6 +39,7 @@ impl FileInfo {
             mode: st.mode,
             length: st.length,
             mtime: u64::from(st.mtime),
+            version: u64::from(st.qid.version),
             name: st.name,
         }
     }
@@ -42,9 +50,32 @@ impl FileInfo {
             mode: dm_from_linux_mode(a.mode),
             length: a.size,
             mtime: a.mtime_sec,
+            version: fold_version(&[
+                u64::from(a.qid.version),
+                a.mtime_sec,
+                a.mtime_nsec,
+                a.size,
+                a.data_version,
+            ]),
             name,
         }
     }
+}
+
+/// One 64-bit version made of `parts`: a change of any part changes it, but with a chance
+/// of 2^-64 (each part is mixed in with splitmix64's finaliser, so parts that move together,
+/// such as the mtime's seconds and the size, do not cancel out).
+pub fn fold_version(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x243f_6a88_85a3_08d3, |folded, &part| {
+        splitmix64(folded ^ splitmix64(part))
+    })
+}
+
+fn splitmix64(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Linux `st_mode` → Plan 9 mode: permissions plus the type bits Plan 9 has.
@@ -193,5 +224,64 @@ impl Changes {
             name: Some(String::from(name)),
             ..Changes::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(version: u32, mtime: (u64, u64), size: u64) -> Attr {
+        Attr {
+            qid: Qid {
+                ty: 0,
+                version,
+                path: 9,
+            },
+            mtime_sec: mtime.0,
+            mtime_nsec: mtime.1,
+            size,
+            ..Attr::default()
+        }
+    }
+
+    #[test]
+    fn a_9p2000_l_version_moves_with_the_nanoseconds_and_the_size() {
+        let version = |a: Attr| FileInfo::from_attr(&a, String::from("f")).version;
+        // crosvm's p9: qid.version is the whole-second mtime.
+        let first = version(attr(1_600_000_000, (1_600_000_000, 100), 14));
+        assert_eq!(
+            first,
+            version(attr(1_600_000_000, (1_600_000_000, 100), 14))
+        );
+        assert_ne!(
+            first,
+            version(attr(1_600_000_000, (1_600_000_000, 200), 14)),
+            "a rewrite within the second"
+        );
+        assert_ne!(
+            first,
+            version(attr(1_600_000_000, (1_600_000_000, 100), 15))
+        );
+        assert_ne!(
+            first,
+            version(attr(1_600_000_001, (1_600_000_000, 100), 14))
+        );
+        // Parts that move together do not cancel out.
+        assert_ne!(fold_version(&[1, 2]), fold_version(&[2, 1]));
+        assert_ne!(fold_version(&[0, 0]), fold_version(&[1, 1]));
+    }
+
+    #[test]
+    fn a_9p2000_version_is_the_qid_version() {
+        let stat = Stat {
+            qid: Qid {
+                ty: 0,
+                version: 7,
+                path: 9,
+            },
+            ..Stat::dont_touch()
+        };
+        assert_eq!(FileInfo::from_stat(stat).version, 7);
     }
 }

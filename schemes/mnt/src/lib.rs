@@ -58,7 +58,7 @@ pub mod host;
 
 pub use chan::{Chan, DirEntry};
 pub use error::{BadReply, BrokenReason, MntError, TransportError};
-pub use fileinfo::{dm_from_linux_mode, Access, Changes, FileInfo, OpenMode};
+pub use fileinfo::{dm_from_linux_mode, fold_version, Access, Changes, FileInfo, OpenMode};
 pub use id::{FileKey, MountId, DEV_TYPE_MNT};
 pub use mount::{clip_msize, AttachArgs, Mount, MountOptions};
 pub use rendez::{Interrupt, Platform, Rendez};

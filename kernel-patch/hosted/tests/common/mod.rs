@@ -38,6 +38,18 @@ pub fn ramfs() -> PathBuf {
         .clone()
 }
 
+/// The `p9-peer` binary of this target directory (or `$P9_PEER_BIN`), built first if it is
+/// missing.
+pub fn p9_peer() -> PathBuf {
+    static P9_PEER: OnceLock<PathBuf> = OnceLock::new();
+    P9_PEER
+        .get_or_init(|| match std::env::var_os("P9_PEER_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => hosted_testing::p9_peer_in(&profile_dir()).unwrap_or_else(|e| panic!("{e}")),
+        })
+        .clone()
+}
+
 /// A static ELF64 test program ([`hosted_testing::TEST_PROGRAM_SOURCE`]), compiled once per
 /// test run: a page-spanning initialised table (data), a larger zeroed one (bss), and
 /// libc's text.
@@ -196,5 +208,68 @@ pub fn read_to_end(kernel: &Kernel, pid: Pid, fd: usize) -> Vec<u8> {
             return out;
         }
         out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A `p9-peer --listen unix:PATH --root DIR` (crosvm's 9P2000.L server) exporting a
+/// temporary directory the test can also change directly, as another client would. Killed
+/// when dropped.
+pub struct P9Peer {
+    child: std::process::Child,
+    socket: PathBuf,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl P9Peer {
+    pub fn start() -> P9Peer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let socket = dir.path().join("p9.sock");
+        let root = dir.path().join("export");
+        std::fs::create_dir(&root).expect("export directory");
+        let mut command = Command::new(p9_peer());
+        command
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .arg("--root")
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if std::env::var_os("RAMFS_LOG").is_none() {
+            command.stderr(Stdio::null());
+        }
+        let child = command.spawn().expect("start p9-peer");
+        let peer = P9Peer {
+            child,
+            socket,
+            root,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while !peer.socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "p9-peer never made its socket"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peer
+    }
+
+    /// A new connection to the server.
+    pub fn connect(&self) -> Box<dyn Transport> {
+        Box::new(StreamTransport::unix(&self.socket).expect("connect to p9-peer"))
+    }
+
+    /// The host path of the exported file `name`.
+    pub fn host_path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+impl Drop for P9Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -58,7 +58,7 @@ pub fn server_read(data: &[u8], offset: u64, len: usize) -> Vec<u8> {
 /// Writes `bytes` at `offset` as the kernel does: marks the write in flight, applies it to
 /// the server's `data` (one write message), and tells the cache. Returns the channel's new
 /// version.
-pub fn write_through(file: &CachedFile, data: &mut Vec<u8>, offset: u64, bytes: &[u8]) -> u32 {
+pub fn write_through(file: &CachedFile, data: &mut Vec<u8>, offset: u64, bytes: &[u8]) -> u64 {
     let pending = file.begin_write();
     server_write(data, offset, bytes);
     pending.done(offset, bytes)
@@ -98,12 +98,12 @@ pub fn small_config() -> Config {
     }
 }
 
-pub fn ident(dev: u64, path: u64, vers: u32) -> FileIdentity {
+pub fn ident(dev: u64, path: u64, vers: u64) -> FileIdentity {
     FileIdentity {
         dev_type: u32::from(b'M'),
         dev,
         qid_path: path,
-        qid_vers: vers,
+        version: vers,
     }
 }
 

@@ -483,8 +483,8 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
     compare_pages(kernel, pid, &env.program.pages_of(&variant))?;
     ensure!(
         new.identity.dev != old.identity.dev
-            && (new.identity.qid_path, new.identity.qid_vers)
-                == (old.identity.qid_path, old.identity.qid_vers),
+            && (new.identity.qid_path, new.identity.version)
+                == (old.identity.qid_path, old.identity.version),
         "identities {:?} and {:?}: the mount id should differ, the qid not",
         old.identity,
         new.identity
@@ -530,7 +530,7 @@ fn changed_in_place_new_image(env: &Env) -> Result<(), Failure> {
     let (pid, after) = run_program(kernel, init)?;
     ensure!(
         after.identity.qid_path == before.identity.qid_path
-            && after.identity.qid_vers != before.identity.qid_vers,
+            && after.identity.version != before.identity.version,
         "identities {:?} then {:?}: same file, new version expected",
         before.identity,
         after.identity
