@@ -25,7 +25,7 @@ pub enum FixtureError {
     #[error("{command} failed ({status})")]
     Failed {
         /// The command, for the message.
-        command: &'static str,
+        command: String,
         /// How it ended.
         status: ExitStatus,
     },
@@ -43,11 +43,14 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> FixtureError {
 }
 
 /// `Ok` when `command` ended with status 0.
-fn succeeded(command: &'static str, status: ExitStatus) -> Result<(), FixtureError> {
+fn succeeded(command: &str, status: ExitStatus) -> Result<(), FixtureError> {
     if status.success() {
         Ok(())
     } else {
-        Err(FixtureError::Failed { command, status })
+        Err(FixtureError::Failed {
+            command: command.to_string(),
+            status,
+        })
     }
 }
 
@@ -89,7 +92,7 @@ fn workspace_binary_in(profile: &Path, package: &'static str) -> Result<PathBuf,
     let status = build
         .status()
         .map_err(io_error(format!("run cargo to build {package}")))?;
-    succeeded("cargo build", status)?;
+    succeeded(&format!("cargo build -p {package}"), status)?;
     if binary.exists() {
         Ok(binary)
     } else {

@@ -37,9 +37,9 @@
 //! # Locks
 //!
 //! Outermost first: the process table → a process's family lock. A
-//! process's memory lock (Plan 9's segment lock) → vm's locks. A process's file table and
-//! namespace locks, a namespace's mount table, the close queue, the legacy pins and frame
-//! slots are leaves. Only a fault holds a lock (the memory lock) while a server is called.
+//! process's memory lock (Plan 9's segment lock) → vm's locks. A process's file table,
+//! namespace and notes locks, a descriptor's offset, a namespace's mount table, the close
+//! queue, the legacy pins and frame slots are leaves. Only a fault holds a lock (the memory lock) while a server is called.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]

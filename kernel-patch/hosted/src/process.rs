@@ -1,7 +1,8 @@
 //! Processes: an address space, descriptors, a namespace, a family.
 //!
 //! Locks of one process, each a leaf with respect to the others (never two at once):
-//! `mem` (held across faults, which may call a server), `files`, `namespace`, `family`.
+//! `mem` (held across faults, which may call a server), `files`, `namespace`, `family`,
+//! and the lock inside `notes`.
 //! The kernel's process table lock is taken before any of them, never after.
 
 use std::collections::VecDeque;
