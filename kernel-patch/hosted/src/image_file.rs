@@ -8,6 +8,8 @@
 //! text kept its file server busy (the 9fans bug of 2014). See
 //! [`Kernel::wait_closes`](crate::Kernel::wait_closes) for when pins are looked at.
 
+use std::sync::Mutex;
+
 use mnt::{MntError, DEV_TYPE_MNT};
 use vm::{FileError, FileIdentity, ImageFile};
 
@@ -48,14 +50,22 @@ fn file_error(err: &MntError) -> FileError {
 pub(crate) struct ChanFile {
     chan: KChan,
     identity: FileIdentity,
+    /// The length exec's stat gave, with the identity's version, for vm's first
+    /// [`ImageFile::length`] (exec's own layout check): version and length then come from
+    /// one reply, and exec sends one stat. Later calls stat again. A leaf lock.
+    exec_length: Mutex<Option<u64>>,
 }
 
 impl ChanFile {
     /// `chan` must be open for reading (exec opens with `OEXEC`); `info` is a stat of it,
-    /// for the version its image is keyed by.
+    /// for the version its image is keyed by and the length exec checks.
     pub(crate) fn new(chan: KChan, info: &mnt::FileInfo) -> Self {
         let identity = identity_with(chan.get(), info);
-        Self { chan, identity }
+        Self {
+            chan,
+            identity,
+            exec_length: Mutex::new(Some(info.length)),
+        }
     }
 }
 
@@ -82,13 +92,21 @@ impl ImageFile for ChanFile {
     }
 
     fn length(&self) -> Result<u64, FileError> {
+        let exec_length = self
+            .exec_length
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(length) = exec_length {
+            return Ok(length);
+        }
         current::with_interrupt(|intr| self.chan.get().stat(intr))
             .map(|info| info.length)
             .map_err(|err| file_error(&err))
     }
 
     fn close(self: Box<Self>) {
-        let ChanFile { chan, identity } = *self;
+        let ChanFile { chan, identity, .. } = *self;
         let services = chan.services().clone();
         let pins = services.pins();
         match pins {

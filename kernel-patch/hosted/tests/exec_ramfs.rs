@@ -238,3 +238,27 @@ fn exec_works_over_9p2000_l_too() {
     );
     assert_eq!(check(&kernel).live_channels, 0);
 }
+
+#[test]
+fn exec_stats_its_file_once() {
+    let binary = static_binary();
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, init, "/n/ram");
+    copy_in(&kernel, init, PROGRAM, binary);
+    let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+    let mark = server.wire.mark();
+    kernel.exec(pid, PROGRAM, &["prog"]).unwrap();
+    // One stat gives both the version the image is keyed by and the length vm checks the
+    // layout against: one reply, one moment of the file.
+    let stats = server
+        .wire
+        .events_since(mark)
+        .into_iter()
+        .filter(|event| [mtype::TSTAT, mtype::TGETATTR].contains(&event.mtype))
+        .count();
+    assert_eq!(stats, 1);
+    kernel.exit(pid, "").unwrap();
+    check(&kernel);
+}
