@@ -418,3 +418,50 @@ fn a_read_cut_short_by_a_note_keeps_the_note_for_the_next_call() {
     kernel.close(init, fd).unwrap();
     check(&kernel);
 }
+
+/// A kernel whose mount cache has room for one file.
+fn one_file_kernel() -> Kernel {
+    Kernel::new(hosted::KernelConfig {
+        mount_cache: hosted::vm::MountCacheConfig {
+            max_files: 1,
+            ..hosted::vm::MountCacheConfig::default()
+        },
+        ..hosted::KernelConfig::default()
+    })
+    .expect("kernel")
+}
+
+/// The hardening issue's stale read after our own write: a file's entry is evicted while a
+/// descriptor `a` of it stays open, a second open `b` makes and fills a new entry, and a
+/// write through `a` must reach that entry: `b` reads our bytes.
+#[test]
+fn a_write_through_a_descriptor_whose_entry_was_evicted_is_read_by_a_later_open() {
+    let kernel = one_file_kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let mount = kernel
+        .mount(init, server.transport(), "/n/ram", MountFlags::CACHE)
+        .unwrap();
+    let contents = bytes(11, 2 * PAGE_SIZE);
+    copy_in(&kernel, init, "/n/ram/f", &contents);
+    copy_in(&kernel, init, "/n/ram/g", &bytes(12, 100));
+
+    let a = kernel.open(init, "/n/ram/f", OpenMode::RDWR).unwrap();
+    let g = kernel.open(init, "/n/ram/g", OpenMode::READ).unwrap();
+    let b = kernel.open(init, "/n/ram/f", OpenMode::READ).unwrap();
+    assert_eq!(kernel.statistics().vm.mcache_files, 1);
+    let mut old = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut old, 0).unwrap(), 8);
+    assert_eq!(old, contents[..8]);
+    assert_eq!(kernel.pwrite(init, a, b"NEWBYTES", 0).unwrap(), 8);
+    let mut got = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut got, 0).unwrap(), 8);
+    assert_eq!(&got, b"NEWBYTES", "b read the bytes from before our write");
+    for fd in [a, g, b] {
+        kernel.close(init, fd).unwrap();
+    }
+    check(&kernel);
+    drop(mount);
+    kernel.unmount(init, "/n/ram").unwrap();
+    assert!(server.exits_cleanly(DEADLINE));
+}

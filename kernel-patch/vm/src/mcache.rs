@@ -14,6 +14,11 @@
 //!   is bumped by one on both sides (the cache and the caller's channel) per write message,
 //!   as Plan 9's `cwrite` does; a change by another client meanwhile leaves the server's
 //!   version ahead, so the next open wipes.
+//! - **a handle follows its file, not an entry**: a [`CachedFile`] looks the file's current
+//!   entry up by key on every call (as Plan 9's `cache.c` finds its `Mntcache` by qid), so
+//!   our write through a handle whose entry was evicted or forgotten reaches the entry a
+//!   later open made. A handle opened uncached forgets the file's entry with each of its
+//!   changes, and a change that ends on another entry than it began on wipes that entry.
 //! - at most [`MountCacheConfig::max_file_bytes`] a file and
 //!   [`MountCacheConfig::max_bytes`] in all; [`MountCacheConfig::max_files`] files, the least
 //!   recently used going first.
@@ -144,7 +149,7 @@ pub(crate) struct McacheState {
 /// | read `n` bytes at `off` | clip the range to [`CachedFile::length`] (at or past it: end of file, no message; no length: not cached, ask the server); [`CachedFile::read`]; if it answered fewer bytes, read the rest from the server and hand the bytes to [`CachedFile::fill`] with the ticket | `length`, `read` no; `fill` yes (frames) |
 /// | write, for each `Twrite` | [`CachedFile::begin_write`] before sending; after `Rwrite`, [`PendingWrite::done`] with the bytes written, and set the channel's `qid.vers` to what it returns; on an error or a flush, drop the pending write (the cache is wiped) | `done` yes (frames); the rest no |
 /// | `wstat` of the length | after it succeeded, [`CachedFile::set_length`] with the new length and version; if it failed or was flushed, [`CachedFile::wipe`] | no |
-/// | exec of the file | nothing: [`Vm::attach`] (and so [`Vm::exec`]) takes the file out of the mount cache, and its `CachedFile`s become uncached | — |
+/// | exec of the file | nothing: [`Vm::attach`] (and so [`Vm::exec`]) takes the file out of the mount cache, and its `CachedFile`s find no entry | — |
 /// | remove | [`forget`](Self::forget) | no |
 /// | close (clunk) | drop the [`CachedFile`] | no |
 ///
@@ -160,12 +165,19 @@ pub struct MountCache {
 /// The kernel's handle on one open, cached file (Plan 9's `Chan.mcp`), from
 /// [`MountCache::open`]. Keep one per open channel and drop it when the channel is closed.
 ///
-/// A handle that is not cached ([`is_cached`](Self::is_cached) false) answers every read
-/// with nothing and ignores fills and writes, so the kernel's read and write paths need not
-/// tell the two apart.
+/// A handle is bound to its file, not to one entry: every call looks the file's current
+/// entry up by `(type, dev, qid.path)`, so a write through a handle whose entry went
+/// (evicted, forgotten) and came back with a later open updates the entry the other
+/// handles read. A handle opened uncached (append-only, an executable image's version, no
+/// memory) never reads from the cache, and each of its writes and length changes forgets
+/// the file's entry, if another open made one: that entry would not hear of the change.
+/// A handle with no entry ([`is_cached`](Self::is_cached) false) answers every read with
+/// nothing and ignores fills, so the kernel's read and write paths need not tell the cases
+/// apart.
 pub struct CachedFile {
-    image: Option<Arc<Image>>,
     key: CacheKey,
+    /// Opened with an entry: reads, fills and writes use the file's current entry.
+    cacheable: bool,
     /// The version the channel believes the file has (its `qid.vers`).
     vers: AtomicU32,
     vm: Vm,
@@ -195,8 +207,8 @@ pub struct CachedRead {
 #[must_use = "dropping a pending write wipes the file's cache"]
 pub struct PendingWrite<'a> {
     file: &'a CachedFile,
-    /// The write was counted in flight (the file was cached at its start).
-    active: bool,
+    /// The entry the write was counted in flight on (the file's entry at its start).
+    entry: Option<Arc<Image>>,
     finished: bool,
 }
 
@@ -231,8 +243,8 @@ impl MountCache {
             .shared
             .mcache_open(identity, length, kind, append_only);
         CachedFile {
-            image,
             key: CacheKey::of(&identity),
+            cacheable: image.is_some(),
             vers: AtomicU32::new(identity.qid_vers),
             vm: self.vm.clone(),
         }
@@ -243,13 +255,7 @@ impl MountCache {
     /// image's channel; the kernel calls it for other reasons to stop caching a file (a
     /// remove, say). Handles still open on the file become uncached.
     pub fn forget(&self, identity: FileIdentity) -> bool {
-        let shared = &*self.vm.shared;
-        let removed = shared.table.lock().mcache.remove(&CacheKey::of(&identity));
-        let found = removed.is_some();
-        if let Some(image) = removed {
-            shared.mcache_retire(&image);
-        }
-        found
+        self.vm.shared.mcache_forget(CacheKey::of(&identity))
     }
 
     /// Frees up to `pages` mount-cache pages, least recently used file first; returns how
@@ -265,12 +271,37 @@ impl MountCache {
 }
 
 impl CachedFile {
-    /// Whether the file has a live cache entry: false for an uncached open and after the
-    /// entry went (forgotten, evicted, or the file became an image's channel).
+    /// Whether the file has a live cache entry this handle uses: false for an uncached
+    /// open, and while the file has no entry (forgotten, evicted, or the file became an
+    /// image's channel, until another open makes a new one).
     pub fn is_cached(&self) -> bool {
-        self.image
-            .as_ref()
-            .is_some_and(|image| image.state.lock().mcache.linked)
+        self.entry().is_some()
+    }
+
+    /// The file's current entry, for a handle opened cached (see the type's docs).
+    fn entry(&self) -> Option<Arc<Image>> {
+        if !self.cacheable {
+            return None;
+        }
+        self.vm.shared.table.lock().mcache.get(&self.key).cloned()
+    }
+
+    /// After one of our changes (a write, a length change) of the file, made on `entry`
+    /// (`None`: on no entry): an entry that took the file's place meanwhile, made by an open
+    /// while the change was in flight, may hold bytes from before it and is wiped; a handle
+    /// opened uncached changed the file behind the cache, so the file's entry goes.
+    fn settle(&self, entry: Option<&Arc<Image>>) {
+        let shared = &*self.vm.shared;
+        if !self.cacheable {
+            shared.mcache_forget(self.key);
+            return;
+        }
+        let Some(current) = self.entry() else {
+            return;
+        };
+        if entry.is_none_or(|entry| entry.serial != current.serial) {
+            shared.mcache_wipe(&current);
+        }
     }
 
     /// The version the channel believes the file has: the open's `qid.vers`, bumped by
@@ -290,7 +321,7 @@ impl CachedFile {
     /// or past it with end of file, as it answers reads below it from the cache. Never
     /// blocks.
     pub fn length(&self) -> Option<u64> {
-        let image = self.image.as_ref()?;
+        let image = self.entry()?;
         let state = image.state.lock();
         state.mcache.linked.then_some(state.mcache.length)
     }
@@ -300,7 +331,7 @@ impl CachedFile {
     /// from the server and handed to [`fill`](Self::fill) with the returned ticket; it does
     /// not mean end of file.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> CachedRead {
-        let Some(image) = &self.image else {
+        let Some(image) = &self.entry() else {
             return CachedRead {
                 len: 0,
                 ticket: FillTicket {
@@ -321,7 +352,7 @@ impl CachedFile {
     ///
     /// [`FrameAllocator::allocate`]: crate::FrameAllocator::allocate
     pub fn fill(&self, ticket: FillTicket, offset: u64, data: &[u8]) -> usize {
-        match &self.image {
+        match &self.entry() {
             Some(image) if image.serial == ticket.serial => {
                 self.vm
                     .shared
@@ -334,13 +365,12 @@ impl CachedFile {
     /// Marks one of our writes as in flight; call it before sending the write to the server
     /// and end it with [`PendingWrite::done`]. Never blocks.
     pub fn begin_write(&self) -> PendingWrite<'_> {
-        let active = self
-            .image
-            .as_ref()
-            .is_some_and(|image| self.vm.shared.mcache_begin_write(image));
+        let entry = self
+            .entry()
+            .filter(|image| self.vm.shared.mcache_begin_write(image));
         PendingWrite {
             file: self,
-            active,
+            entry,
             finished: false,
         }
     }
@@ -351,15 +381,18 @@ impl CachedFile {
     /// `wstat`, call [`wipe`](Self::wipe). Never blocks.
     pub fn set_length(&self, length: u64, new_vers: u32) {
         self.vers.store(new_vers, Ordering::Release);
-        if let Some(image) = &self.image {
+        let entry = self.entry();
+        if let Some(image) = &entry {
             self.vm.shared.mcache_set_length(image, length, new_vers);
         }
+        self.settle(entry.as_ref());
     }
 
     /// Throws the file's cached data away (its contents are in doubt). Never blocks.
     pub fn wipe(&self) {
-        if let Some(image) = &self.image {
-            self.vm.shared.mcache_wipe(image);
+        match self.entry() {
+            Some(image) => self.vm.shared.mcache_wipe(&image),
+            None => self.settle(None),
         }
     }
 }
@@ -368,7 +401,7 @@ impl fmt::Debug for CachedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedFile")
             .field("identity", &self.identity())
-            .field("cached", &self.image.is_some())
+            .field("cacheable", &self.cacheable)
             .finish()
     }
 }
@@ -395,12 +428,13 @@ impl PendingWrite<'_> {
             .vers
             .fetch_add(1, Ordering::AcqRel)
             .wrapping_add(1);
-        if let (true, Some(image)) = (self.active, &self.file.image) {
+        if let Some(image) = &self.entry {
             self.file
                 .vm
                 .shared
                 .mcache_end_write(image, Some((offset, written)));
         }
+        self.file.settle(self.entry.as_ref());
         vers
     }
 }
@@ -410,9 +444,10 @@ impl Drop for PendingWrite<'_> {
         if self.finished {
             return;
         }
-        if let (true, Some(image)) = (self.active, &self.file.image) {
+        if let Some(image) = &self.entry {
             self.file.vm.shared.mcache_end_write(image, None);
         }
+        self.file.settle(self.entry.as_ref());
     }
 }
 
@@ -617,6 +652,16 @@ impl Shared {
             drop(table);
             return Some((Entry::Made(image), victim));
         }
+    }
+
+    /// Removes the file of `key` from the map and retires its entry; whether it had one.
+    pub(crate) fn mcache_forget(&self, key: CacheKey) -> bool {
+        let removed = self.table.lock().mcache.remove(&key);
+        let found = removed.is_some();
+        if let Some(image) = removed {
+            self.mcache_retire(&image);
+        }
+        found
     }
 
     /// Gives the map's reference to `image` back, after the caller removed it from the map:
