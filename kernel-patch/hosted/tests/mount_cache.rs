@@ -465,3 +465,35 @@ fn a_write_through_a_descriptor_whose_entry_was_evicted_is_read_by_a_later_open(
     kernel.unmount(init, "/n/ram").unwrap();
     assert!(server.exits_cleanly(DEADLINE));
 }
+
+/// `truncate` by path is no open: a file that was never opened through the cached mount
+/// gets no entry from it, while a file with an entry has it relabelled.
+#[test]
+fn truncate_of_a_file_never_opened_cached_makes_no_entry() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let server = ListeningServer::start();
+    let cached = kernel
+        .mount(init, server.connect(), "/n/cached", MountFlags::CACHE)
+        .unwrap();
+    kernel
+        .mount(init, server.connect(), "/n/other", MountFlags::REPLACE)
+        .unwrap();
+    let contents = bytes(13, PAGE_SIZE + 10);
+    copy_in(&kernel, init, "/n/other/file", &contents);
+    assert_eq!(kernel.statistics().vm.mcache_files, 0);
+    kernel.truncate(init, "/n/cached/file", 10).unwrap();
+    assert_eq!(
+        kernel.statistics().vm.mcache_files,
+        0,
+        "truncate made an entry"
+    );
+    // Opened cached, the file has an entry, and a truncate relabels it.
+    let (got, _) = read_file(&kernel, init, &cached, "/n/cached/file");
+    assert_eq!(got, contents[..10]);
+    kernel.truncate(init, "/n/cached/file", 4).unwrap();
+    let (got, treads) = read_file(&kernel, init, &cached, "/n/cached/file");
+    assert_eq!((got.as_slice(), treads), (&contents[..4], 1));
+    assert_eq!(kernel.statistics().vm.mcache_files, 1);
+    check(&kernel);
+}

@@ -148,7 +148,7 @@ pub(crate) struct McacheState {
 /// | open, create (after `Ropen`/`Rcreate`, with the file's length) | [`open`](Self::open) with the channel's `(type, dev, qid)`, the length, [`OpenKind`] (`Truncated` for `OTRUNC`, `Created` for a create) and whether the file is append-only; keep the [`CachedFile`] with the channel | no (heap only) |
 /// | read `n` bytes at `off` | clip the range to [`CachedFile::length`] (at or past it: end of file, no message; no length: not cached, ask the server); [`CachedFile::read`]; if it answered fewer bytes, read the rest from the server and hand the bytes to [`CachedFile::fill`] with the ticket | `length`, `read` no; `fill` yes (frames) |
 /// | write, for each `Twrite` | [`CachedFile::begin_write`] before sending; after `Rwrite`, [`PendingWrite::done`] with the bytes written, and set the channel's `qid.vers` to what it returns; on an error or a flush, drop the pending write (the cache is wiped) | `done` yes (frames); the rest no |
-/// | `wstat` of the length | after it succeeded, [`CachedFile::set_length`] with the new length and version; if it failed or was flushed, [`CachedFile::wipe`] | no |
+/// | `wstat` of the length | after it succeeded, [`CachedFile::set_length`] with the new length and version (by path, with no open handle: [`set_length`](Self::set_length), which makes no entry); if it failed or was flushed, [`CachedFile::wipe`] (by path: [`forget`](Self::forget)) | no |
 /// | exec of the file | nothing: [`Vm::attach`] (and so [`Vm::exec`]) takes the file out of the mount cache, and its `CachedFile`s find no entry | — |
 /// | remove | [`forget`](Self::forget) | no |
 /// | close (clunk) | drop the [`CachedFile`] | no |
@@ -256,6 +256,24 @@ impl MountCache {
     /// remove, say). Handles still open on the file become uncached.
     pub fn forget(&self, identity: FileIdentity) -> bool {
         self.vm.shared.mcache_forget(CacheKey::of(&identity))
+    }
+
+    /// The length of `identity`'s file was changed not through an open handle (a `wstat` by
+    /// path, after it succeeded; `identity.qid_vers` is the server's new version): if the
+    /// file has an entry, it is wiped and relabelled with `length` and that version, as by
+    /// a truncating open, so open handles see the new length. A file with no entry gets
+    /// none: it was not opened cached. Never blocks.
+    pub fn set_length(&self, identity: FileIdentity, length: u64) {
+        let shared = &*self.vm.shared;
+        let entry = shared
+            .table
+            .lock()
+            .mcache
+            .get(&CacheKey::of(&identity))
+            .cloned();
+        if let Some(image) = entry {
+            shared.mcache_set_length(&image, length, identity.qid_vers);
+        }
     }
 
     /// Frees up to `pages` mount-cache pages, least recently used file first; returns how

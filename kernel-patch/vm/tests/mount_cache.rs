@@ -781,3 +781,29 @@ fn a_write_in_flight_while_the_entry_is_replaced_wipes_the_new_entry() {
     assert_eq!(read_through(&c, &server, 0, server.len()).1, 0);
     check(&world, &[]);
 }
+
+/// A length change by path relabels the file's entry and makes none for a file without.
+#[test]
+fn a_length_change_by_path_relabels_and_makes_no_entry() {
+    let world = mworld();
+    let cache = world.vm.mount_cache();
+    cache.set_length(data_ident(45, 3), 10);
+    assert_eq!(world.vm.statistics().mcache_files, 0);
+    let data = patterned_bytes(45, PAGE as usize);
+    let file = open(&world, data_ident(45, 0), &data);
+    read_through(&file, &data, 0, data.len());
+    cache.set_length(data_ident(45, 1), 10);
+    assert_eq!(file.length(), Some(10));
+    assert_eq!(world.vm.statistics().mcache_pages, 0, "wiped");
+    let again = cache.open(data_ident(45, 1), 10, OpenKind::Existing, false);
+    assert_eq!(
+        read_through(&again, &data[..10], 0, 10),
+        (data[..10].to_vec(), 0)
+    );
+    assert_eq!(
+        read_through(&again, &data[..10], 0, 10).1,
+        10,
+        "still valid"
+    );
+    check(&world, &[]);
+}
