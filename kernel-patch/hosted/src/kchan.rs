@@ -9,6 +9,7 @@ use std::sync::Arc;
 use mnt::{Chan, Interrupt, MntError};
 
 use crate::counters::Counters;
+use crate::mount_gone;
 use crate::shared::Shared;
 
 /// One channel the kernel holds.
@@ -65,8 +66,10 @@ impl KChan {
         let Some((chan, shared)) = self.take() else {
             return Ok(());
         };
+        let mount = chan.mount().clone();
         let result = chan.clunk(intr);
         Self::count_close(&shared, result.is_err());
+        mount_gone::channel_released(&shared.vm, &mount);
         result
     }
 
@@ -75,8 +78,10 @@ impl KChan {
         let Some((chan, shared)) = self.take() else {
             return Ok(());
         };
+        let mount = chan.mount().clone();
         let result = chan.remove(intr);
         Self::count_close(&shared, result.is_err());
+        mount_gone::channel_released(&shared.vm, &mount);
         result
     }
 

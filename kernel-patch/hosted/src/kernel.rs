@@ -211,12 +211,13 @@ impl Kernel {
             config.mount_cache,
             Box::new(HostPageWait::default()),
         )?;
+        let shared = Shared::new(config.max_close_workers, config.legacy_image_channel, &vm);
         Ok(Kernel {
             inner: Arc::new(Inner {
                 config,
                 vm,
                 frames,
-                shared: Shared::new(config.max_close_workers, config.legacy_image_channel),
+                shared,
                 procs: Mutex::new(BTreeMap::new()),
                 next_pid: AtomicU32::new(1),
             }),

@@ -60,6 +60,7 @@ mod image_file;
 mod kchan;
 mod kernel;
 mod memory;
+mod mount_gone;
 mod namespace;
 mod page_wait;
 mod process;

@@ -94,8 +94,8 @@ pub enum OpenKind {
 /// A mount-cache file's key: its identity without the version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct CacheKey {
-    dev_type: u32,
-    dev: u64,
+    pub(crate) dev_type: u32,
+    pub(crate) dev: u64,
     qid_path: u64,
 }
 
@@ -682,9 +682,31 @@ impl Shared {
         found
     }
 
+    /// Forgets every mount-cache file of device `(dev_type, dev)` (see
+    /// [`Vm::forget_device`]); returns the pages freed. One file a table-lock hold.
+    pub(crate) fn mcache_forget_device(&self, dev_type: u32, dev: u64) -> usize {
+        let mut freed = 0;
+        loop {
+            let removed = {
+                let mut table = self.table.lock();
+                let key = table
+                    .mcache
+                    .keys()
+                    .find(|key| key.dev_type == dev_type && key.dev == dev)
+                    .copied();
+                key.and_then(|key| table.mcache.remove(&key))
+            };
+            let Some(image) = removed else {
+                break;
+            };
+            freed += self.mcache_retire(&image);
+        }
+        freed
+    }
+
     /// Gives the map's reference to `image` back, after the caller removed it from the map:
-    /// the file is unlinked and its pages freed.
-    pub(crate) fn mcache_retire(&self, image: &Arc<Image>) {
+    /// the file is unlinked and its pages freed (their number is returned).
+    pub(crate) fn mcache_retire(&self, image: &Arc<Image>) -> usize {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let mut taken = 0;
@@ -696,6 +718,7 @@ impl Shared {
         }
         drop(state);
         self.release(list, taken);
+        taken
     }
 
     /// Wipes a linked file's pages onto `list`. Called under its image lock.
