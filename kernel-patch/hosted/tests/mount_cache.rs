@@ -497,3 +497,36 @@ fn truncate_of_a_file_never_opened_cached_makes_no_entry() {
     assert_eq!(kernel.statistics().vm.mcache_files, 1);
     check(&kernel);
 }
+
+/// A descriptor opened to be removed at close is not cached, yet its writes must not leave
+/// stale bytes in the entry a later open of the file makes: they forget it.
+#[test]
+fn a_write_through_a_remove_on_close_descriptor_is_read_by_a_later_open() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    kernel
+        .mount(init, server.transport(), "/n/ram", MountFlags::CACHE)
+        .unwrap();
+    let contents = bytes(14, PAGE_SIZE + 7);
+    copy_in(&kernel, init, "/n/ram/f", &contents);
+    let mode = OpenMode {
+        remove_on_close: true,
+        ..OpenMode::RDWR
+    };
+    let a = kernel.open(init, "/n/ram/f", mode).unwrap();
+    let b = kernel.open(init, "/n/ram/f", OpenMode::READ).unwrap();
+    assert_eq!(kernel.statistics().vm.mcache_files, 1);
+    let mut old = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut old, 0).unwrap(), 8);
+    assert_eq!(old, contents[..8]);
+    assert_eq!(kernel.pwrite(init, a, b"NEWBYTES", 0).unwrap(), 8);
+    let mut got = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut got, 0).unwrap(), 8);
+    assert_eq!(&got, b"NEWBYTES", "b read the bytes from before a's write");
+    assert_eq!(kernel.statistics().vm.mcache_files, 0);
+    kernel.close(init, b).unwrap();
+    kernel.close(init, a).unwrap();
+    assert!(kernel.stat(init, "/n/ram/f").is_err(), "removed at close");
+    check(&kernel);
+}

@@ -807,3 +807,23 @@ fn a_length_change_by_path_relabels_and_makes_no_entry() {
     );
     check(&world, &[]);
 }
+
+/// `MountCache::uncached`: the file's entry goes, the handle reads nothing from the cache,
+/// and its writes forget the entry a later open made.
+#[test]
+fn an_uncached_handle_forgets_the_entry_now_and_with_each_write() {
+    let world = mworld();
+    let cache = world.vm.mount_cache();
+    let mut server = patterned_bytes(46, PAGE as usize);
+    let before = open(&world, data_ident(46, 0), &server);
+    read_through(&before, &server, 0, server.len());
+    let removing = cache.uncached(data_ident(46, 0));
+    assert!(!removing.is_cached() && !before.is_cached());
+    let later = open(&world, data_ident(46, 0), &server);
+    read_through(&later, &server, 0, server.len());
+    assert_eq!(read_through(&removing, &server, 0, 8).1, 0);
+    assert_eq!(write_through(&removing, &mut server, 0, b"gone"), 1);
+    assert!(!later.is_cached());
+    assert_eq!(read_through(&later, &server, 0, server.len()).0, server);
+    check(&world, &[]);
+}

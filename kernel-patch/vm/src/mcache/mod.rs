@@ -216,6 +216,22 @@ impl MountCache {
         }
     }
 
+    /// An uncached handle for `identity`'s file, for a channel whose file must not be cached
+    /// (one opened to be removed at close, say, or whose stat could not be trusted): the
+    /// file's entry, if any, goes now, the handle never reads from the cache, and each of
+    /// its writes and length changes forgets an entry another open made meanwhile, which
+    /// would not hear of them. Never blocks.
+    pub fn uncached(&self, identity: FileIdentity) -> CachedFile {
+        let key = CacheKey::of(&identity);
+        self.vm.shared.mcache_forget(key);
+        CachedFile {
+            key,
+            cacheable: false,
+            vers: AtomicU32::new(identity.qid_vers),
+            vm: self.vm.clone(),
+        }
+    }
+
     /// Drops the file's entry and its pages, whatever version it caches. Returns whether
     /// there was one. [`Vm::attach`] does this itself when a file's channel becomes an
     /// image's channel; the kernel calls it for other reasons to stop caching a file (a
