@@ -87,3 +87,37 @@ fn a_program_still_running_keeps_its_pages_until_it_exits() {
         (0, 0, 0)
     );
 }
+
+/// The same over 9P2000.L, where the attach's own fid counts as a channel of the mount
+/// until the attach's last channel goes.
+#[test]
+fn a_9p2000_l_mount_forgets_its_image_too() {
+    use hosted::mnt::ninep::Dialect;
+    use hosted::MountSpec;
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let mut spec = MountSpec::default();
+    spec.options.dialect = Dialect::L;
+    kernel
+        .mount_with(init, server.transport(), "/n/ram", MountFlags::CACHE, &spec)
+        .unwrap();
+    copy_in(&kernel, init, PROGRAM, static_binary());
+    let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(pid, PROGRAM, &["prog"]).unwrap();
+    let mut got = vec![0u8; PAGE_SIZE];
+    for page in program_pages(static_binary()) {
+        kernel.read_memory(pid, page.addr, &mut got).unwrap();
+    }
+    kernel.exit(pid, "").unwrap();
+    assert!(kernel.wait_closes(DEADLINE));
+    assert_eq!(kernel.statistics().vm.images_idle, 1);
+    kernel.unmount(init, "/n/ram").unwrap();
+    assert!(server.exits_cleanly(DEADLINE));
+    check(&kernel);
+    let after = kernel.statistics().vm;
+    assert_eq!(
+        (after.images_idle, after.cached_pages, after.mcache_files),
+        (0, 0, 0)
+    );
+}
