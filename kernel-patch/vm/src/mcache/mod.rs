@@ -162,6 +162,7 @@ pub(crate) struct McacheState {
 /// | kernel operation | mount cache calls | may block |
 /// |---|---|---|
 /// | open, create (after `Ropen`/`Rcreate`, with the file's length) | [`open`](Self::open) with the channel's `(type, dev, qid)`, the length, [`OpenKind`] (`Truncated` for `OTRUNC`, `Created` for a create) and whether the file is append-only; keep the [`CachedFile`] with the channel | no (heap only) |
+/// | open of a file that must not be cached (to be removed at close) | [`uncached`](Self::uncached); keep the [`CachedFile`] with the channel and use it as any other | no |
 /// | read `n` bytes at `off` | clip the range to [`CachedFile::length`] (at or past it: end of file, no message; no length: not cached, ask the server); [`CachedFile::read`]; if it answered fewer bytes, read the rest from the server and hand the bytes to [`CachedFile::fill`] with the ticket | `length`, `read` no; `fill` yes (frames) |
 /// | write, for each `Twrite` | [`CachedFile::begin_write`] before sending; after `Rwrite`, [`PendingWrite::done`] with the bytes written, and set the channel's `qid.vers` to what it returns; on an error or a flush, drop the pending write (the cache is wiped) | `done` yes (frames); the rest no |
 /// | `wstat` of the length | after it succeeded, [`CachedFile::set_length`] with the new length and version (by path, with no open handle: [`set_length`](Self::set_length), which makes no entry); if it failed or was flushed, [`CachedFile::wipe`] (by path: [`forget`](Self::forget)) | no |
