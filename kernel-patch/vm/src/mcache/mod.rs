@@ -236,7 +236,8 @@ impl MountCache {
     /// Drops the file's entry and its pages, whatever version it caches. Returns whether
     /// there was one. [`Vm::attach`] does this itself when a file's channel becomes an
     /// image's channel; the kernel calls it for other reasons to stop caching a file (a
-    /// remove, say). Handles still open on the file become uncached.
+    /// remove, say). Handles still open on the file find no entry until another open makes
+    /// one.
     pub fn forget(&self, identity: FileIdentity) -> bool {
         self.vm.shared.mcache_forget(CacheKey::of(&identity))
     }
