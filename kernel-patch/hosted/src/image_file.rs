@@ -15,8 +15,8 @@ use crate::counters::Counters;
 use crate::current;
 use crate::kchan::KChan;
 
-/// The identity vm keys an image by, for a channel of a mount: `('M', mount id, qid.path,
-/// qid.vers)`; the mount id is never reused.
+/// The identity vm keys an image by, for a channel of a mount: `('M', attach id, qid.path,
+/// qid.vers)` (mnt's `FileKey`); attach ids, like mount ids, are never reused.
 pub(crate) fn identity_of(chan: &mnt::Chan) -> FileIdentity {
     let key = chan.file_key();
     FileIdentity {

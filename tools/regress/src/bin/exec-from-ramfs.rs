@@ -499,7 +499,7 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
         new.identity.dev != old.identity.dev
             && (new.identity.qid_path, new.identity.qid_vers)
                 == (old.identity.qid_path, old.identity.qid_vers),
-        "identities {:?} and {:?}: the mount id should differ, the qid not",
+        "identities {:?} and {:?}: the attach id (dev) should differ, the qid not",
         old.identity,
         new.identity
     );
