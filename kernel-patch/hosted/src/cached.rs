@@ -190,7 +190,8 @@ pub(crate) fn write(
 /// given) the file's cached data goes as for a truncating open: after a success the
 /// server's new version and length (a stat) relabel the emptied entry; when the outcome or
 /// the new version is unknown the entry is dropped. Open handles share the entry, so they
-/// see the file's new length.
+/// see the file's new length. A file with no entry gets none (it was never opened cached,
+/// or its entry went): the truncate is no open. An append-only file's entry goes.
 pub(crate) fn truncate(
     cache: Option<&MountCache>,
     chan: &mut Chan,
@@ -211,8 +212,11 @@ pub(crate) fn truncate(
                 version: info.version,
                 ..identity_of(chan)
             };
-            let append = append_only(info.qid.ty, info.mode);
-            drop(cache.open(identity, length, OpenKind::Truncated, append));
+            if append_only(info.qid.ty, info.mode) {
+                cache.forget(identity);
+            } else {
+                cache.set_length(identity, length);
+            }
         }
         // Another change came between: what the entry would be labelled with is unknown.
         Ok(_) => {

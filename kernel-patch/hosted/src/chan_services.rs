@@ -1,9 +1,10 @@
-//! What every channel of the kernel reaches: the close queue, the counters and, in legacy
-//! mode, the pins that keep image channels open.
+//! What every channel of the kernel reaches: the close queue, the counters, vm (to forget a
+//! mount's cached files when its last channel goes) and, in legacy mode, the pins that keep
+//! image channels open.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use vm::FileIdentity;
+use vm::{FileIdentity, Vm};
 
 use crate::closeq::CloseQueue;
 use crate::counters::Counters;
@@ -18,16 +19,19 @@ pub(crate) type Pins = Vec<(FileIdentity, KChan)>;
 pub(crate) struct ChanServices {
     pub(crate) closeq: CloseQueue,
     pub(crate) counters: Arc<Counters>,
+    /// The kernel's vm, for [`crate::mount_gone`].
+    pub(crate) vm: Vm,
     /// `Some` in legacy mode.
     pub(crate) legacy_pins: Option<Mutex<Pins>>,
 }
 
 impl ChanServices {
-    pub(crate) fn new(max_close_workers: usize, legacy: bool) -> Arc<Self> {
+    pub(crate) fn new(max_close_workers: usize, legacy: bool, vm: &Vm) -> Arc<Self> {
         let counters = Arc::new(Counters::default());
         Arc::new(Self {
-            closeq: CloseQueue::new(counters.clone(), max_close_workers),
+            closeq: CloseQueue::new(counters.clone(), max_close_workers, vm.clone()),
             counters,
+            vm: vm.clone(),
             legacy_pins: legacy.then(|| Mutex::new(Vec::new())),
         })
     }

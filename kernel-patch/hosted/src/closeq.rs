@@ -15,8 +15,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mnt::{Chan, Interrupt};
+use vm::Vm;
 
 use crate::counters::Counters;
+use crate::mount_gone;
 
 struct State {
     queue: VecDeque<Chan>,
@@ -36,6 +38,8 @@ struct Inner {
     /// Signalled when the queue is empty and no worker is busy.
     settled: Condvar,
     counters: Arc<Counters>,
+    /// For forgetting a mount's cached files after its last channel's clunk.
+    vm: Vm,
     max_workers: usize,
     idle_timeout: Duration,
 }
@@ -54,7 +58,7 @@ pub(crate) struct CloseQueue {
 }
 
 impl CloseQueue {
-    pub(crate) fn new(counters: Arc<Counters>, max_workers: usize) -> Self {
+    pub(crate) fn new(counters: Arc<Counters>, max_workers: usize, vm: Vm) -> Self {
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -67,6 +71,7 @@ impl CloseQueue {
                 work: Condvar::new(),
                 settled: Condvar::new(),
                 counters,
+                vm,
                 max_workers: max_workers.max(1),
                 idle_timeout: Duration::from_secs(2),
             }),
@@ -150,7 +155,10 @@ fn work(inner: &Inner) {
             state.busy += 1;
             drop(state);
             // The worker's own interrupt: nobody posts it; a dead server fails the clunk.
+            let mount = chan.mount().clone();
             let result = chan.clunk(&Interrupt::new());
+            // Before the clunk counts as done, so a settled queue has forgotten too.
+            mount_gone::channel_released(&inner.vm, &mount);
             if let Err(err) = &result {
                 log::debug!("hosted: queued clunk failed: {err}");
                 Counters::bump(&inner.counters.clunk_failures);

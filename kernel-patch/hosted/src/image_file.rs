@@ -17,10 +17,10 @@ use crate::counters::Counters;
 use crate::current;
 use crate::kchan::KChan;
 
-/// The identity of a channel of a mount: `('M', mount id, qid.path, qid.version)`; the
-/// mount id is never reused. The version is the channel's qid's, as its walk or open
-/// returned it; what caches validate by is a stat's [`FileInfo::version`](mnt::FileInfo),
-/// put in its place (see [`identity_with`]).
+/// The identity of a channel of a mount: `('M', attach id, qid.path, qid.version)` (mnt's
+/// `FileKey`); attach ids, like mount ids, are never reused. The version is the channel's
+/// qid's, as its walk or open returned it; what caches validate by is a stat's
+/// [`FileInfo::version`](mnt::FileInfo), put in its place (see [`identity_with`]).
 pub(crate) fn identity_of(chan: &mnt::Chan) -> FileIdentity {
     let key = chan.file_key();
     FileIdentity {

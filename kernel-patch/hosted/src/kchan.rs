@@ -10,6 +10,7 @@ use mnt::{Chan, Interrupt, MntError};
 
 use crate::chan_services::ChanServices;
 use crate::counters::Counters;
+use crate::mount_gone;
 
 /// One channel the kernel holds.
 pub(crate) struct KChan {
@@ -65,8 +66,10 @@ impl KChan {
         let Some((chan, services)) = self.take() else {
             return Ok(());
         };
+        let mount = chan.mount().clone();
         let result = chan.clunk(intr);
         Self::count_close(&services, result.is_err());
+        mount_gone::channel_released(&services.vm, &mount);
         result
     }
 
@@ -75,8 +78,10 @@ impl KChan {
         let Some((chan, services)) = self.take() else {
             return Ok(());
         };
+        let mount = chan.mount().clone();
         let result = chan.remove(intr);
         Self::count_close(&services, result.is_err());
+        mount_gone::channel_released(&services.vm, &mount);
         result
     }
 

@@ -180,12 +180,13 @@ impl Kernel {
             config.mount_cache,
             Box::new(HostPageWait::default()),
         )?;
+        let services = ChanServices::new(config.max_close_workers, config.legacy_image_channel, &vm);
         Ok(Kernel {
             inner: Arc::new(Inner {
                 config,
                 vm,
                 frames,
-                services: ChanServices::new(config.max_close_workers, config.legacy_image_channel),
+                services,
                 procs: Mutex::new(BTreeMap::new()),
                 next_pid: AtomicU32::new(1),
             }),

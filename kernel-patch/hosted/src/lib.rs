@@ -59,6 +59,7 @@ mod image_file;
 mod kchan;
 mod kernel;
 mod memory;
+mod mount_gone;
 mod namespace;
 mod notes;
 mod page_wait;

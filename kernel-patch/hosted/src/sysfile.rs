@@ -43,7 +43,8 @@ impl Kernel {
 
     /// The mount-cache handle of `chan`, just opened or created: `None` unless its mount
     /// was made with [`MountFlags::CACHE`] (and for directories). A file opened to be
-    /// removed at close is not cached, and its entry goes.
+    /// removed at close gets an uncached handle: its entry goes, and its writes forget one
+    /// a later open makes.
     fn cache_open(
         &self,
         flags: MountFlags,
@@ -57,8 +58,8 @@ impl Kernel {
         }
         let cache = self.inner.vm.mount_cache();
         if mode.remove_on_close {
-            cache.forget(identity_of(chan.get()));
-            return Ok(None);
+            // Uncached, yet its writes must reach (forget) an entry a later open makes.
+            return Ok(Some(cache.uncached(identity_of(chan.get()))));
         }
         Ok(cached::open(&cache, chan.get(), how, intr)?)
     }

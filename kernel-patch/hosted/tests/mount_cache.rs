@@ -418,3 +418,115 @@ fn a_read_cut_short_by_a_note_keeps_the_note_for_the_next_call() {
     kernel.close(init, fd).unwrap();
     check(&kernel);
 }
+
+/// A kernel whose mount cache has room for one file.
+fn one_file_kernel() -> Kernel {
+    Kernel::new(hosted::KernelConfig {
+        mount_cache: hosted::vm::MountCacheConfig {
+            max_files: 1,
+            ..hosted::vm::MountCacheConfig::default()
+        },
+        ..hosted::KernelConfig::default()
+    })
+    .expect("kernel")
+}
+
+/// The hardening issue's stale read after our own write: a file's entry is evicted while a
+/// descriptor `a` of it stays open, a second open `b` makes and fills a new entry, and a
+/// write through `a` must reach that entry: `b` reads our bytes.
+#[test]
+fn a_write_through_a_descriptor_whose_entry_was_evicted_is_read_by_a_later_open() {
+    let kernel = one_file_kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let mount = kernel
+        .mount(init, server.transport(), "/n/ram", MountFlags::CACHE)
+        .unwrap();
+    let contents = bytes(11, 2 * PAGE_SIZE);
+    copy_in(&kernel, init, "/n/ram/f", &contents);
+    copy_in(&kernel, init, "/n/ram/g", &bytes(12, 100));
+
+    let a = kernel.open(init, "/n/ram/f", OpenMode::RDWR).unwrap();
+    let g = kernel.open(init, "/n/ram/g", OpenMode::READ).unwrap();
+    let b = kernel.open(init, "/n/ram/f", OpenMode::READ).unwrap();
+    assert_eq!(kernel.statistics().vm.mcache_files, 1);
+    let mut old = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut old, 0).unwrap(), 8);
+    assert_eq!(old, contents[..8]);
+    assert_eq!(kernel.pwrite(init, a, b"NEWBYTES", 0).unwrap(), 8);
+    let mut got = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut got, 0).unwrap(), 8);
+    assert_eq!(&got, b"NEWBYTES", "b read the bytes from before our write");
+    for fd in [a, g, b] {
+        kernel.close(init, fd).unwrap();
+    }
+    check(&kernel);
+    drop(mount);
+    kernel.unmount(init, "/n/ram").unwrap();
+    assert!(server.exits_cleanly(DEADLINE));
+}
+
+/// `truncate` by path is no open: a file that was never opened through the cached mount
+/// gets no entry from it, while a file with an entry has it relabelled.
+#[test]
+fn truncate_of_a_file_never_opened_cached_makes_no_entry() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let server = ListeningServer::start();
+    let cached = kernel
+        .mount(init, server.connect(), "/n/cached", MountFlags::CACHE)
+        .unwrap();
+    kernel
+        .mount(init, server.connect(), "/n/other", MountFlags::REPLACE)
+        .unwrap();
+    let contents = bytes(13, PAGE_SIZE + 10);
+    copy_in(&kernel, init, "/n/other/file", &contents);
+    assert_eq!(kernel.statistics().vm.mcache_files, 0);
+    kernel.truncate(init, "/n/cached/file", 10).unwrap();
+    assert_eq!(
+        kernel.statistics().vm.mcache_files,
+        0,
+        "truncate made an entry"
+    );
+    // Opened cached, the file has an entry, and a truncate relabels it.
+    let (got, _) = read_file(&kernel, init, &cached, "/n/cached/file");
+    assert_eq!(got, contents[..10]);
+    kernel.truncate(init, "/n/cached/file", 4).unwrap();
+    let (got, treads) = read_file(&kernel, init, &cached, "/n/cached/file");
+    assert_eq!((got.as_slice(), treads), (&contents[..4], 1));
+    assert_eq!(kernel.statistics().vm.mcache_files, 1);
+    check(&kernel);
+}
+
+/// A descriptor opened to be removed at close is not cached, yet its writes must not leave
+/// stale bytes in the entry a later open of the file makes: they forget it.
+#[test]
+fn a_write_through_a_remove_on_close_descriptor_is_read_by_a_later_open() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    kernel
+        .mount(init, server.transport(), "/n/ram", MountFlags::CACHE)
+        .unwrap();
+    let contents = bytes(14, PAGE_SIZE + 7);
+    copy_in(&kernel, init, "/n/ram/f", &contents);
+    let mode = OpenMode {
+        remove_on_close: true,
+        ..OpenMode::RDWR
+    };
+    let a = kernel.open(init, "/n/ram/f", mode).unwrap();
+    let b = kernel.open(init, "/n/ram/f", OpenMode::READ).unwrap();
+    assert_eq!(kernel.statistics().vm.mcache_files, 1);
+    let mut old = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut old, 0).unwrap(), 8);
+    assert_eq!(old, contents[..8]);
+    assert_eq!(kernel.pwrite(init, a, b"NEWBYTES", 0).unwrap(), 8);
+    let mut got = vec![0u8; 8];
+    assert_eq!(kernel.pread(init, b, &mut got, 0).unwrap(), 8);
+    assert_eq!(&got, b"NEWBYTES", "b read the bytes from before a's write");
+    assert_eq!(kernel.statistics().vm.mcache_files, 0);
+    kernel.close(init, b).unwrap();
+    kernel.close(init, a).unwrap();
+    assert!(kernel.stat(init, "/n/ram/f").is_err(), "removed at close");
+    check(&kernel);
+}

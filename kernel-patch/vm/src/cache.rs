@@ -165,14 +165,14 @@ pub(crate) struct PutOutcome {
 
 /// What reclaiming one image did.
 #[must_use]
-struct ImageReclaim {
+pub(crate) struct ImageReclaim {
     /// Pages taken from its chains and freed.
-    taken: usize,
+    pub(crate) taken: usize,
     /// The image was unlinked from the table.
-    freed: bool,
+    pub(crate) freed: bool,
     /// The channel reclaim's put dropped, for the caller to close once it has released the
     /// reclaim lock.
-    chan: Option<Arc<OpenFile>>,
+    pub(crate) chan: Option<Arc<OpenFile>>,
 }
 
 impl Shared {
@@ -340,7 +340,7 @@ impl Shared {
     /// released. The caller holds the reclaim lock, so a channel the put dropped (the image's
     /// last segment went away while reclaim held its short reference) is handed back, to be
     /// closed once the reclaim lock is released too (see [`Self::close_outside_reclaim`]).
-    fn reclaim_image(&self, image: Arc<Image>, want: usize) -> ImageReclaim {
+    pub(crate) fn reclaim_image(&self, image: Arc<Image>, want: usize) -> ImageReclaim {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let taken = image.reclaim_pages(&mut state, &self.pool, want, &mut list);
@@ -363,7 +363,7 @@ impl Shared {
     /// in turn) and taken again. The caller keeps its place in its pass in locals, so the
     /// pass goes on where it was; another reclaim may have run meanwhile, which only means
     /// fewer pages are left to find.
-    fn close_outside_reclaim<'a>(
+    pub(crate) fn close_outside_reclaim<'a>(
         &'a self,
         reclaiming: MutexGuard<'a, ()>,
         chan: Option<Arc<OpenFile>>,

@@ -44,6 +44,7 @@ mod cache;
 mod exec;
 mod fault;
 mod file;
+mod forget;
 mod frame;
 mod image;
 mod mcache;

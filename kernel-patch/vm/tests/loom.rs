@@ -313,6 +313,42 @@ fn two_writes_in_flight_at_once() {
     report_explored();
 }
 
+/// Our write through a handle while the file's entry is forgotten, and a second open makes
+/// and fills a new one: whichever way they interleave, the entry the second handle reads
+/// never answers bytes from before the write once it is done (the write reaches the new
+/// entry, or its end wipes it).
+#[test]
+fn a_write_vs_its_entry_forgotten_and_refilled() {
+    builder().check(|| {
+        let (vm, frames) = mcache_setup();
+        let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![0u8; 16])));
+        let cache = vm.mount_cache();
+        let first = cache.open(data_file(0), 16, OpenKind::Existing, false);
+        let writer = {
+            let server = server.clone();
+            thread::spawn(move || {
+                let pending = first.begin_write();
+                {
+                    let mut server = server.lock().unwrap();
+                    server.0 += 1;
+                    server.1[..4].fill(b'A');
+                }
+                pending.done(0, b"AAAA");
+            })
+        };
+        cache.forget(data_file(0));
+        let vers = server.lock().unwrap().0;
+        let second = cache.open(data_file(vers), 16, OpenKind::Existing, false);
+        read_through(&second, &server, 16);
+        writer.join().unwrap();
+        assert_cache_matches(&second, &server);
+        drop((second, cache));
+        mcache_finish(vm, frames);
+        explored();
+    });
+    report_explored();
+}
+
 #[test]
 fn exec_vs_a_cached_open_of_the_same_version() {
     builder().check(|| {

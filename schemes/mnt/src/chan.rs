@@ -9,7 +9,7 @@ use ninep::{dm, getattr, setattr, Dialect, Dirent, Msg, Qid, SetAttr, Stat, MAXW
 
 use crate::error::{BadReply, MntError};
 use crate::fileinfo::{Changes, FileInfo, OpenMode};
-use crate::id::{FileKey, MountId};
+use crate::id::{AttachId, FileKey, MountId};
 use crate::mount::Mount;
 use crate::rendez::Interrupt;
 
@@ -23,6 +23,8 @@ use crate::rendez::Interrupt;
 /// message: drop channels outside your own locks.
 pub struct Chan {
     mount: Mount,
+    /// The attach whose tree the file is in: the `dev` of its [`FileKey`].
+    attach: AttachId,
     fid: u32,
     /// False once clunked or removed: nothing left for `Drop` to do.
     live: bool,
@@ -93,6 +95,7 @@ impl fmt::Debug for Chan {
 impl Chan {
     pub(crate) fn new(
         mount: Mount,
+        attach: AttachId,
         fid: u32,
         qid: Qid,
         n_uname: u32,
@@ -100,6 +103,7 @@ impl Chan {
     ) -> Chan {
         Chan {
             mount,
+            attach,
             fid,
             live: true,
             qid,
@@ -115,9 +119,14 @@ impl Chan {
         &self.mount
     }
 
-    /// The id of the mount (the `dev` of [`FileKey`]).
+    /// The id of the mount.
     pub fn mount_id(&self) -> MountId {
         self.mount.id()
+    }
+
+    /// The id of the attach whose tree the file is in (the `dev` of [`FileKey`]).
+    pub fn attach_id(&self) -> AttachId {
+        self.attach
     }
 
     /// The file's qid as of the last walk, open or create.
@@ -127,7 +136,7 @@ impl Chan {
 
     /// The cache identity of the file's current version.
     pub fn file_key(&self) -> FileKey {
-        FileKey::mounted(self.mount.id(), self.qid)
+        FileKey::mounted(self.attach, self.qid)
     }
 
     /// The fid on the wire (for diagnostics and tests).
@@ -179,6 +188,7 @@ impl Chan {
         }
         Ok(Chan {
             mount: self.mount.clone(),
+            attach: self.attach,
             fid,
             live: true,
             qid,
@@ -614,7 +624,14 @@ impl Chan {
         let mux = self.mount.mux();
         // A channel, so that its fid is clunked when it goes, whatever happens.
         let (pfid, pqid) = walk_fid(&self.mount, root.fid, Qid::default(), &names, intr)?;
-        let parent = Chan::new(self.mount.clone(), pfid, pqid, self.n_uname, None);
+        let parent = Chan::new(
+            self.mount.clone(),
+            self.attach,
+            pfid,
+            pqid,
+            self.n_uname,
+            None,
+        );
         let msg = Msg::Trename {
             fid: self.fid,
             dfid: parent.fid,

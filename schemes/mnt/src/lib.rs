@@ -4,9 +4,10 @@
 //! negotiates the msize (256 ..= 1 MiB) and the dialect (9P2000 or 9P2000.L),
 //! [`Mount::attach`] gives a root [`Chan`]. Channels walk, open, create, read, write,
 //! stat, wstat, clunk and remove, in the same dialect-neutral terms for both
-//! dialects. Every mount has a [`MountId`] from a counter that is never reused, and a
-//! file's cache identity is its [`FileKey`] `(device type, mount id, qid.path,
-//! qid.vers)`.
+//! dialects. Every mount and every attach has an id from a counter that is never reused
+//! ([`MountId`], [`AttachId`]), and a file's cache identity is its [`FileKey`] `(device
+//! type, attach id, qid.path, qid.vers)`: two anames of one session whose qid paths
+//! overlap never share a key.
 //!
 //! The core is `no_std` with `alloc`. It never spawns a thread and never blocks by
 //! itself: it sleeps on a [`Rendez`] made by the embedding kernel's [`Platform`], and
@@ -59,7 +60,7 @@ pub mod host;
 pub use chan::{Chan, DirEntry};
 pub use error::{BadReply, BrokenReason, MntError, TransportError};
 pub use fileinfo::{dm_from_linux_mode, fold_version, Access, Changes, FileInfo, OpenMode};
-pub use id::{FileKey, MountId, DEV_TYPE_MNT};
+pub use id::{AttachId, FileKey, MountId, DEV_TYPE_MNT};
 pub use mount::{clip_msize, AttachArgs, Mount, MountOptions};
 pub use rendez::{Interrupt, Platform, Rendez};
 pub use stats::MountStats;

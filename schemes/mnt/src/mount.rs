@@ -10,7 +10,7 @@ use ninep::{Dialect, Fcall, Msg, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, NOTAG};
 
 use crate::chan::{walk_fid, AttachRoot, Chan};
 use crate::error::{BadReply, BrokenReason, MntError};
-use crate::id::MountId;
+use crate::id::{AttachId, MountId};
 use crate::mux::{check_frame, Mux};
 use crate::rendez::{Interrupt, Platform};
 use crate::stats::{Counters, MountStats};
@@ -56,6 +56,8 @@ pub struct AttachArgs {
 pub struct Mount {
     id: MountId,
     mux: Arc<Mux>,
+    /// Every attach made on the session (see [`Mount::attach_ids`]). A leaf lock.
+    attaches: Arc<spin::Mutex<Vec<AttachId>>>,
 }
 
 impl fmt::Debug for Mount {
@@ -92,6 +94,7 @@ impl Mount {
                 Ok(Mount {
                     id,
                     mux: Arc::new(Mux::new(transport, platform, dialect, msize, counters)),
+                    attaches: Arc::default(),
                 })
             }
             Err(e) => {
@@ -104,6 +107,7 @@ impl Mount {
     /// Attaches to the server's tree `args.aname` as `args.uname`: the root channel.
     pub fn attach(&self, args: &AttachArgs, intr: &Interrupt) -> Result<Chan, MntError> {
         let fid = self.mux.new_chan_fid()?;
+        let attach = AttachId::next();
         let msg = Msg::Tattach {
             fid,
             afid: NOFID,
@@ -113,15 +117,25 @@ impl Mount {
         };
         match self.mux.rpc(msg, intr) {
             Ok(Msg::Rattach { qid }) if self.mux.dialect() == Dialect::P2000 => {
-                Ok(Chan::new(self.clone(), fid, qid, args.n_uname, None))
+                self.attaches.lock().push(attach);
+                Ok(Chan::new(
+                    self.clone(),
+                    attach,
+                    fid,
+                    qid,
+                    args.n_uname,
+                    None,
+                ))
             }
             Ok(Msg::Rattach { qid }) => {
                 // 9P2000.L: keep the attach's fid for walks to a parent (see
                 // `Chan::path`), and give the caller a clone of it.
                 let root = Arc::new(AttachRoot::new(self.clone(), fid));
                 let (cfid, cqid) = walk_fid(self, fid, qid, &[], intr)?;
+                self.attaches.lock().push(attach);
                 Ok(Chan::new(
                     self.clone(),
+                    attach,
                     cfid,
                     cqid,
                     args.n_uname,
@@ -144,6 +158,13 @@ impl Mount {
     /// This mount's id (never reused).
     pub fn id(&self) -> MountId {
         self.id
+    }
+
+    /// The ids of the attaches made on this session so far, oldest first: every `dev` its
+    /// files' [`FileKey`](crate::FileKey)s can have, so a kernel can forget what it cached
+    /// of them when the mount is gone.
+    pub fn attach_ids(&self) -> Vec<AttachId> {
+        self.attaches.lock().clone()
     }
 
     /// The negotiated dialect.

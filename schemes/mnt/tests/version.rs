@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use mnt::host::{pipe, StdPlatform};
 use mnt::ninep::{self, Dialect, Msg};
-use mnt::{BadReply, Interrupt, MntError, Mount, MountOptions};
+use mnt::{AttachArgs, BadReply, Interrupt, MntError, Mount, MountOptions};
 
 /// Starts a session asking for (`dialect`, `want`); the fake server checks the
 /// Tversion it gets with `check` and answers with `answer`. Returns the result and
@@ -148,7 +148,8 @@ fn mount_ids_are_never_reused() {
         let (m, root, fake) = start_p2000();
         ids.push(m.id());
         assert_eq!(root.mount_id(), m.id());
-        assert_eq!(root.file_key().dev, m.id().get());
+        assert_eq!(root.file_key().dev, root.attach_id().get());
+        assert_eq!(m.attach_ids(), vec![root.attach_id()]);
         drop(root);
         fake.until_eof();
     }
@@ -162,6 +163,40 @@ fn same_qid_on_two_mounts_has_two_file_keys() {
     let (_m2, r2, _f2) = start_p2000();
     assert_eq!(r1.qid(), r2.qid());
     assert_ne!(r1.file_key(), r2.file_key());
+}
+
+/// Two anames of one session whose trees number their files alike (the same root qid, the
+/// same qid path of a file): each attach keys its files by its own id.
+#[test]
+fn same_qid_in_two_attaches_of_one_session_has_two_file_keys() {
+    let (m, r1, fake) = start_p2000();
+    let second = thread::spawn(move || {
+        let a = fake.recv();
+        let Msg::Tattach { aname, .. } = &a.msg else {
+            panic!("expected Tattach, got {a:?}");
+        };
+        assert_eq!(aname, "other");
+        fake.reply(a.tag, Msg::Rattach { qid: ROOT });
+        fake
+    });
+    let intr = Interrupt::new();
+    let other = AttachArgs {
+        aname: "other".into(),
+        ..args()
+    };
+    let r2 = m.attach(&other, &intr).expect("second attach");
+    let fake = second.join().expect("server");
+    assert_eq!(r1.qid(), r2.qid());
+    assert_eq!(r1.mount_id(), r2.mount_id());
+    assert_ne!(r1.attach_id(), r2.attach_id());
+    assert_ne!(r1.file_key(), r2.file_key());
+    assert_eq!(m.attach_ids(), vec![r1.attach_id(), r2.attach_id()]);
+    // A file walked to in each, with the same qid: still two keys.
+    let f1 = open_file(&r1, &fake, 0);
+    let f2 = open_file(&r2, &fake, 0);
+    assert_eq!(f1.qid(), f2.qid());
+    assert_ne!(f1.file_key(), f2.file_key());
+    assert_eq!(f1.file_key().dev, r1.file_key().dev);
 }
 
 #[test]

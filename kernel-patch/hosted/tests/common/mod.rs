@@ -185,9 +185,23 @@ impl ListeningServer {
         server
     }
 
-    /// A new connection to the server.
+    /// A new connection to the server. ramfs binds its socket before it listens, so a
+    /// connection right after the socket appeared may be refused: try again until the
+    /// deadline (only a failure waits that long).
     pub fn connect(&self) -> Box<dyn Transport> {
-        Box::new(StreamTransport::unix(&self.socket).expect("connect to ramfs"))
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            match StreamTransport::unix(&self.socket) {
+                Ok(transport) => return Box::new(transport),
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::ConnectionRefused
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(err) => panic!("connect to ramfs: {err}"),
+            }
+        }
     }
 }
 

@@ -376,8 +376,9 @@ fn unmount_while_running(env: &Env) -> Result<(), Failure> {
     Ok(())
 }
 
-/// After the process exits and the mount is gone, ramfs exits 0 (the 2014 bug), and the
-/// image stays cached with no channel.
+/// After the process exits the image stays cached with no channel while the mount lives;
+/// when the mount is gone ramfs exits 0 (the 2014 bug), and the image, which nothing can
+/// hit again, is forgotten with the mount's last channel.
 fn ramfs_exits_after_exit_and_unmount(env: &Env) -> Result<(), Failure> {
     let setup = env.setup()?;
     let (kernel, init, server) = (&setup.kernel, setup.init, &setup.server);
@@ -391,30 +392,43 @@ fn ramfs_exits_after_exit_and_unmount(env: &Env) -> Result<(), Failure> {
         "waited for {} instead of {pid}",
         waited.pid
     );
+    let report = settle_and_check(kernel, env.deadline)?;
+    let cached = kernel.statistics();
+    ensure!(
+        cached.vm.images_idle == 1 && cached.vm.idle_pages >= text.len() as u64,
+        "the image did not stay cached while mounted: {} idle images, {} idle pages (touched {})",
+        cached.vm.images_idle,
+        cached.vm.idle_pages,
+        text.len()
+    );
+    ensure!(
+        report.vm.open_channels == 0,
+        "the idle image still has a channel ({} image channels)",
+        report.vm.open_channels
+    );
     kernel.unmount(init, MOUNT).context("unmount")?;
     server.expect_exit_zero(
         env.deadline,
         "after the program exited and the mount was removed",
         || holders(kernel),
     )?;
-    let stats = kernel.statistics();
-    ensure!(
-        stats.vm.images_idle == 1 && stats.vm.idle_pages >= text.len() as u64,
-        "the image did not stay cached: {} idle images, {} idle pages (touched {})",
-        stats.vm.images_idle,
-        stats.vm.idle_pages,
-        text.len()
-    );
     let report = settle_and_check(kernel, env.deadline)?;
     ensure!(
         report.vm.open_channels == 0 && report.live_channels == 0,
-        "the cached image still has a channel ({} image channels, {} live channels)",
+        "a channel is left ({} image channels, {} live channels)",
         report.vm.open_channels,
         report.live_channels
     );
-    eprintln!(
-        "    ramfs exited 0; {} pages stay cached in an idle image with no channel",
+    let stats = kernel.statistics();
+    ensure!(
+        stats.vm.images_idle == 0 && stats.vm.idle_pages == 0,
+        "the image of the unmounted mount was not forgotten: {} idle images, {} idle pages",
+        stats.vm.images_idle,
         stats.vm.idle_pages
+    );
+    eprintln!(
+        "    ramfs exited 0; the idle image ({} pages, no channel) was forgotten when the mount's last channel went",
+        cached.vm.idle_pages
     );
     Ok(())
 }
@@ -485,7 +499,7 @@ fn remount_same_qid_runs_new_bytes(env: &Env) -> Result<(), Failure> {
         new.identity.dev != old.identity.dev
             && (new.identity.qid_path, new.identity.version)
                 == (old.identity.qid_path, old.identity.version),
-        "identities {:?} and {:?}: the mount id should differ, the qid not",
+        "identities {:?} and {:?}: the attach id (dev) should differ, the qid not",
         old.identity,
         new.identity
     );
@@ -552,7 +566,7 @@ const CASES: &[Case<Env>] = &[
     ("warm-exec: a second exec sends no Tread for text pages already cached", warm_exec_reads_no_cached_text),
     ("concurrent-execs: concurrent execs of one file share one image and its pages", concurrent_execs_share),
     ("busy-unmount: unmount while the program runs leaves ramfs running; its exit lets ramfs exit 0", unmount_while_running),
-    ("2014-bug: after the program exits and the mount is gone, ramfs exits 0; the image stays cached without a channel", ramfs_exits_after_exit_and_unmount),
+    ("2014-bug: after the program exits the image stays cached without a channel; when the mount is gone, ramfs exits 0 and the image is forgotten", ramfs_exits_after_exit_and_unmount),
     ("second-namespace: a namespace still holding the mount keeps ramfs until it lets go", second_namespace_keeps_ramfs),
     ("remount-same-qid: a new ramfs with a different file of the same qid runs the new bytes, never stale pages", remount_same_qid_runs_new_bytes),
     ("changed-in-place: a file changed in place (new qid.vers) gets a new image", changed_in_place_new_image),

@@ -182,6 +182,11 @@ fn open_file_cycles(env: &Env, flags: MountFlags) -> Result<(), Failure> {
             || holders(&kernel),
         )?;
         nothing_left(&kernel, env.deadline)?;
+        let files = kernel.statistics().vm.mcache_files;
+        ensure!(
+            files == 0,
+            "cycle {cycle}: {files} mount-cache files of the mount stayed after its last channel went"
+        );
     }
     let vm = kernel.statistics().vm;
     if cached {
@@ -624,7 +629,7 @@ fn hung_unmount(env: &Env) -> Result<(), Failure> {
 
 const CASES: &[Case<Env>] = &[
     ("open-files: mount/unmount cycles with an open file: the file keeps ramfs, its close lets it exit 0", open_files),
-    ("cached-mounts: the same cycles on MCACHE mounts; second reads and reads after unmount come from the mount cache", cached_mounts),
+    ("cached-mounts: the same cycles on MCACHE mounts; second reads and reads after unmount come from the mount cache, which forgets the mount's files when its last channel goes", cached_mounts),
     ("busy-binary: unmount (and remount) under a running program and its child; ramfs exits 0 after both exit", busy_binary),
     ("many-mounts: many servers mounted at once; each unmount lets just its server exit 0", many_mounts),
     ("server-killed: ramfs killed mid-request: the read and fault in flight fail, nothing leaks, the checker passes", server_killed),

@@ -1,0 +1,33 @@
+//! What happens to vm's caches when a mount is gone: once its last channel is released
+//! (the transport is closed; a server that hung up closes it too), no channel of the
+//! mount can be made again, and its attach ids, the `dev` of its files' identities, are
+//! never reused. So nothing can hit its images or mount-cache files any more, and vm
+//! forgets them at once ([`vm::Vm::forget_device`]) instead of keeping their pages and idle
+//! slots until reclaim. Pages a running program still maps stay until it unmaps them.
+//!
+//! Called after every release of a channel: [`crate::kchan::KChan`]'s clunk and remove,
+//! and the close queue's workers. A closed mount's later releases (a server that hung up
+//! leaves channels to close) forget again, finding less or nothing.
+//!
+//! Lock: called with no lock of the kernel's held; vm takes its own.
+
+use mnt::{Mount, DEV_TYPE_MNT};
+use vm::Vm;
+
+/// After a channel of `mount` was released: if the mount is closed, vm forgets the files of
+/// each of its attaches.
+pub(crate) fn channel_released(vm: &Vm, mount: &Mount) {
+    if !mount.is_closed() {
+        return;
+    }
+    for attach in mount.attach_ids() {
+        let freed = vm.forget_device(u32::from(DEV_TYPE_MNT), attach.get());
+        if freed > 0 {
+            log::debug!(
+                "hosted: {} gone: {freed} cached pages of attach {} freed",
+                mount.id(),
+                attach.get()
+            );
+        }
+    }
+}

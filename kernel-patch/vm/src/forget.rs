@@ -1,0 +1,75 @@
+//! Forgetting a device: dropping at once what is cached of the files of a device that can
+//! never be seen again, such as a mount whose last channel went (mount ids are never
+//! reused, so no later open or exec can hit its images or mount-cache files).
+//!
+//! Without this, such images and files would wait for reclaim, holding pages and idle
+//! slots nobody can use. Executable images go the way reclaim takes them (a short
+//! reference, every page at ref 0 taken, then put, which unlinks an image left with no
+//! reference), so every rule of the image cache holds: a page still mapped by a live
+//! segment stays until it is unmapped, and an image still in use stays in the table until
+//! its last segment goes. Mount-cache files of the device leave the mount cache's map, as
+//! [`MountCache::forget`](crate::MountCache::forget) does.
+//!
+//! Lock order: the reclaim lock → an image lock → the table lock, as in `cache.rs`; the
+//! table lock is taken alone to find each image, and released before its image is locked.
+//! A channel the put drops is closed with every lock released.
+
+use crate::cache::ImageTable;
+use crate::image::Image;
+use crate::sync::{Arc, Ordering};
+use crate::vm::{Shared, Vm};
+
+impl Vm {
+    /// Frees what is cached of the files of device `(dev_type, dev)`, which the kernel
+    /// knows can never be opened again (for a mount: its last channel went): its idle
+    /// executable images with their pages, the unmapped pages of its images still in use,
+    /// and its mount-cache files. Pages mapped by a live segment stay until unmapped; an
+    /// image in use stays until its last segment goes and then waits on the idle list like
+    /// any idle image. Returns how many pages were freed.
+    ///
+    /// Takes vm's locks only briefly. It may block only where vm closes a file: a segment
+    /// that went meanwhile can leave this call the image's channel to close, which it does
+    /// with no vm lock held ([`ImageFile::close`](crate::ImageFile::close)).
+    pub fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
+        self.shared.forget_device(dev_type, dev)
+    }
+}
+
+impl ImageTable {
+    /// The image of device `(dev_type, dev)` with the smallest serial at or after `serial`,
+    /// with a new reference (taken under the table lock, as attach takes its own).
+    fn next_of_device_from(&self, dev_type: u32, dev: u64, serial: u64) -> Option<Arc<Image>> {
+        let image = self
+            .map
+            .values()
+            .filter(|image| {
+                image.identity.dev_type == dev_type
+                    && image.identity.dev == dev
+                    && image.serial >= serial
+            })
+            .min_by_key(|image| image.serial)?;
+        image.refs.fetch_add(1, Ordering::AcqRel);
+        Some(image.clone())
+    }
+}
+
+impl Shared {
+    /// See [`Vm::forget_device`].
+    pub(crate) fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
+        let mut freed = 0;
+        let mut reclaiming = self.reclaim_lock.lock();
+        let mut serial = 0;
+        loop {
+            let next = self.table.lock().next_of_device_from(dev_type, dev, serial);
+            let Some(image) = next else {
+                break;
+            };
+            serial = image.serial + 1;
+            let done = self.reclaim_image(image, usize::MAX);
+            freed += done.taken;
+            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
+        }
+        drop(reclaiming);
+        freed + self.mcache_forget_device(dev_type, dev)
+    }
+}

@@ -1,0 +1,252 @@
+//! The map of cached files (under the table lock): finding or making a file's entry at
+//! open and validating it, forgetting and retiring entries, and relabelling an entry with
+//! a new version (which makes it leave when an executable image holds that version).
+//!
+//! Locks: the table lock is taken alone to find or insert an entry; an entry's image lock
+//! before the table lock when both are needed (relabel). Entries are allocated with no lock
+//! held, and pages freed after every lock is released.
+
+use super::{CacheKey, OpenKind};
+use crate::file::FileIdentity;
+use crate::frame::AllocSite;
+use crate::image::{Image, ImageKind, ImageState};
+use crate::page::NO_PAGE;
+use crate::sync::{Arc, Ordering};
+use crate::vm::Shared;
+
+/// How many times an open tries again when its entry went away under it.
+const OPEN_ATTEMPTS: usize = 3;
+
+/// What the table said about a file being opened.
+enum Entry {
+    /// An entry was there; validate it.
+    Found(Arc<Image>),
+    /// A new entry, already valid.
+    Made(Arc<Image>),
+}
+
+impl Shared {
+    /// Marks `image` as just used.
+    pub(super) fn touch(&self, image: &Image) {
+        let tick = self.use_clock.fetch_add(1, Ordering::Relaxed) + 1;
+        image.last_use.store(tick, Ordering::Relaxed);
+    }
+
+    /// See [`MountCache::open`].
+    pub(super) fn mcache_open(
+        &self,
+        identity: FileIdentity,
+        length: u64,
+        kind: OpenKind,
+        append_only: bool,
+    ) -> Option<Arc<Image>> {
+        let key = CacheKey::of(&identity);
+        if append_only {
+            let removed = self.table.lock().mcache.remove(&key);
+            if let Some(image) = removed {
+                self.mcache_retire(&image);
+            }
+            return None;
+        }
+        if self.file_page_limit() == 0
+            || self.mcache_page_limit() == 0
+            || self.mcache_config.max_files == 0
+        {
+            return None;
+        }
+        for _ in 0..OPEN_ATTEMPTS {
+            let (entry, evicted) = self.mcache_entry(identity, length)?;
+            if let Some(victim) = evicted {
+                self.mcache_retire(&victim);
+            }
+            let image = match entry {
+                Entry::Made(image) => {
+                    self.touch(&image);
+                    return Some(image);
+                }
+                Entry::Found(image) => image,
+            };
+            let mut list = NO_PAGE;
+            let mut state = image.state.lock();
+            if !state.mcache.linked {
+                // Forgotten or evicted between the table and here: look again.
+                continue;
+            }
+            let unchanged = kind == OpenKind::Existing
+                && image.mcache_vers.load(Ordering::Relaxed) == identity.version
+                && state.mcache.length == length;
+            if unchanged {
+                drop(state);
+                self.touch(&image);
+                return Some(image);
+            }
+            let mut taken = self.wipe_locked(&image, &mut state, &mut list);
+            state.mcache.length = length;
+            let kept =
+                self.relabel_locked(&image, &mut state, identity.version, &mut list, &mut taken);
+            drop(state);
+            self.release(list, taken);
+            if kept {
+                self.touch(&image);
+                return Some(image);
+            }
+            return None;
+        }
+        None
+    }
+
+    /// Finds the entry of `identity`'s file or makes one (evicting the least recently used
+    /// file when the map is full; the victim is returned to be retired). `None` when an
+    /// executable image holds these contents or memory is short.
+    fn mcache_entry(
+        &self,
+        identity: FileIdentity,
+        length: u64,
+    ) -> Option<(Entry, Option<Arc<Image>>)> {
+        let key = CacheKey::of(&identity);
+        let mut fresh: Option<Arc<Image>> = None;
+        loop {
+            let mut table = self.table.lock();
+            if table.map.contains_key(&identity) {
+                // An executable image caches these very contents: no double caching.
+                return None;
+            }
+            if let Some(image) = table.mcache.get(&key) {
+                return Some((Entry::Found(image.clone()), None));
+            }
+            let Some(image) = fresh.take() else {
+                // Allocate with no lock held, then look again.
+                drop(table);
+                self.admit(AllocSite::MountCacheFile).ok()?;
+                let image =
+                    Image::with_kind(key.identity(0), self.serial(), ImageKind::MountCache)?;
+                {
+                    let mut state = image.state.lock();
+                    state.mcache.linked = true;
+                    state.mcache.length = length;
+                }
+                image
+                    .mcache_vers
+                    .store(identity.version, Ordering::Relaxed);
+                // The map's own reference.
+                image.refs.store(1, Ordering::Release);
+                fresh = Some(Arc::new(image));
+                continue;
+            };
+            if table.mcache.try_reserve(1).is_err() {
+                return None;
+            }
+            let victim = if table.mcache.len() >= self.mcache_config.max_files as usize {
+                table.evict_lru_file()
+            } else {
+                None
+            };
+            table.mcache.insert(key, image.clone());
+            drop(table);
+            return Some((Entry::Made(image), victim));
+        }
+    }
+
+    /// Removes the file of `key` from the map and retires its entry; whether it had one.
+    pub(crate) fn mcache_forget(&self, key: CacheKey) -> bool {
+        let removed = self.table.lock().mcache.remove(&key);
+        let found = removed.is_some();
+        if let Some(image) = removed {
+            self.mcache_retire(&image);
+        }
+        found
+    }
+
+    /// Forgets every mount-cache file of device `(dev_type, dev)` (see
+    /// [`Vm::forget_device`]); returns the pages freed. One file a table-lock hold.
+    pub(crate) fn mcache_forget_device(&self, dev_type: u32, dev: u64) -> usize {
+        let mut freed = 0;
+        loop {
+            let removed = {
+                let mut table = self.table.lock();
+                let key = table
+                    .mcache
+                    .keys()
+                    .find(|key| key.dev_type == dev_type && key.dev == dev)
+                    .copied();
+                key.and_then(|key| table.mcache.remove(&key))
+            };
+            let Some(image) = removed else {
+                break;
+            };
+            freed += self.mcache_retire(&image);
+        }
+        freed
+    }
+
+    /// Gives the map's reference to `image` back, after the caller removed it from the map:
+    /// the file is unlinked and its pages freed (their number is returned).
+    pub(crate) fn mcache_retire(&self, image: &Arc<Image>) -> usize {
+        let mut list = NO_PAGE;
+        let mut state = image.state.lock();
+        let mut taken = 0;
+        if state.mcache.linked {
+            state.mcache.linked = false;
+            state.mcache.generation += 1;
+            taken = image.take_all_pages(&mut state, &self.pool, &mut list);
+            image.refs.fetch_sub(1, Ordering::AcqRel);
+        }
+        drop(state);
+        self.release(list, taken);
+        taken
+    }
+
+    /// Wipes a linked file's pages onto `list`. Called under its image lock.
+    pub(super) fn wipe_locked(
+        &self,
+        image: &Image,
+        state: &mut ImageState,
+        list: &mut u32,
+    ) -> usize {
+        state.mcache.generation += 1;
+        if state.mcache.writers > 0 {
+            state.mcache.conflict = true;
+        }
+        self.counters.mcache_wipes.fetch_add(1, Ordering::Relaxed);
+        image.take_all_pages(state, &self.pool, list)
+    }
+
+    /// Sets the version a linked file caches to `vers`, under the table lock too. If an
+    /// executable image of that very identity is in the table, the file leaves the mount
+    /// cache instead (its pages onto `list`, counted in `taken`) and `false` is returned.
+    /// Called under the image lock.
+    pub(super) fn relabel_locked(
+        &self,
+        image: &Arc<Image>,
+        state: &mut ImageState,
+        vers: u64,
+        list: &mut u32,
+        taken: &mut usize,
+    ) -> bool {
+        let key = CacheKey::of(&image.identity);
+        let mut table = self.table.lock();
+        if !table.map.contains_key(&key.identity(vers)) {
+            image.mcache_vers.store(vers, Ordering::Relaxed);
+            return true;
+        }
+        let linked_here = table
+            .mcache
+            .get(&key)
+            .is_some_and(|linked| linked.serial == image.serial);
+        let removed = if linked_here {
+            table.mcache.remove(&key)
+        } else {
+            None
+        };
+        drop(table);
+        if removed.is_some() {
+            state.mcache.linked = false;
+            state.mcache.generation += 1;
+            *taken += image.take_all_pages(state, &self.pool, list);
+            image.refs.fetch_sub(1, Ordering::AcqRel);
+        }
+        // Not the last reference (the caller holds one): nothing is freed under the lock.
+        drop(removed);
+        false
+    }
+}

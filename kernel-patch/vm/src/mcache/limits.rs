@@ -1,0 +1,132 @@
+//! The mount cache's limits: pages a file and in all, entries in all. A new page is had
+//! only within them, the least recently used file making room first; reclaim takes the
+//! least recently used files' pages; a new entry past `max_files` evicts the least
+//! recently used one.
+//!
+//! Locks: the table lock alone to choose a file, then that file's image lock alone to take
+//! its pages; frames are allocated, and freed, with no lock held.
+
+use crate::cache::ImageTable;
+use crate::frame::{AllocSite, PAGE_BYTES};
+use crate::image::Image;
+use crate::page::{PageIndex, NO_PAGE};
+use crate::sync::{Arc, Ordering};
+use crate::vm::Shared;
+
+impl ImageTable {
+    /// Removes the least recently used mount-cache file, for a new one.
+    pub(super) fn evict_lru_file(&mut self) -> Option<Arc<Image>> {
+        let key = self
+            .mcache
+            .iter()
+            .min_by_key(|(_, image)| (image.last_use.load(Ordering::Relaxed), image.serial))
+            .map(|(key, _)| *key)?;
+        self.mcache.remove(&key)
+    }
+
+    /// The mount-cache file next in least-recently-used order after `after`, by
+    /// `(last use, serial)`, with that order key.
+    fn next_lru_file(&self, after: Option<(u64, u64)>) -> Option<(Arc<Image>, (u64, u64))> {
+        let mut best: Option<(&Arc<Image>, (u64, u64))> = None;
+        for image in self.mcache.values() {
+            let order = (image.last_use.load(Ordering::Relaxed), image.serial);
+            if after.is_some_and(|after| order <= after) {
+                continue;
+            }
+            if best.is_none_or(|(_, best)| order < best) {
+                best = Some((image, order));
+            }
+        }
+        best.map(|(image, order)| (image.clone(), order))
+    }
+}
+
+impl Shared {
+    pub(super) fn file_page_limit(&self) -> u32 {
+        u32::try_from(self.mcache_config.max_file_bytes / PAGE_BYTES).unwrap_or(u32::MAX)
+    }
+
+    pub(crate) fn mcache_page_limit(&self) -> u32 {
+        u32::try_from(self.mcache_config.max_bytes / PAGE_BYTES).unwrap_or(u32::MAX)
+    }
+
+    /// Frees pages taken from mount-cache chains (a private list) and uncounts them.
+    pub(super) fn release(&self, list: u32, taken: usize) {
+        self.pool.free_list_of(list);
+        if taken > 0 {
+            self.mcache_pages.fetch_sub(taken as u32, Ordering::AcqRel);
+        }
+    }
+
+    /// A page for the mount cache at ref 1, counted in `mcache_pages`; `None` when the cache
+    /// or memory is full even after the mount cache gave up its least recently used pages,
+    /// at most `needed` (the pages the caller still wants) and `reclaim_batch` of them: no
+    /// more, or a fill would evict the pages it just cached. Never reclaims executable
+    /// images' pages: the mount cache makes room in itself only. Called with no lock held
+    /// (it may block in the frame allocator).
+    pub(super) fn mcache_new_page(&self, needed: usize) -> Option<PageIndex> {
+        self.admit(AllocSite::MountCachePage).ok()?;
+        let limit = self.mcache_page_limit();
+        let batch = needed.clamp(1, self.config.reclaim_batch.max(1) as usize);
+        let mut reserved = false;
+        for attempt in 0..2 {
+            reserved = self
+                .mcache_pages
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pages| {
+                    (pages < limit).then_some(pages + 1)
+                })
+                .is_ok();
+            if reserved || attempt == 1 {
+                break;
+            }
+            self.reclaim_mount_cache(batch);
+        }
+        if !reserved {
+            return None;
+        }
+        let page = match self.pool.try_alloc(&*self.frames) {
+            Some(page) => Some(page),
+            None => {
+                self.reclaim_mount_cache(batch);
+                self.pool.try_alloc(&*self.frames)
+            }
+        };
+        match page {
+            Some(page) => {
+                self.counters
+                    .pages_allocated
+                    .fetch_add(1, Ordering::Relaxed);
+                Some(page)
+            }
+            None => {
+                self.mcache_pages.fetch_sub(1, Ordering::AcqRel);
+                None
+            }
+        }
+    }
+
+    /// Frees up to `want` mount-cache pages, the least recently used file's first. Takes
+    /// each image lock alone, and no lock while freeing.
+    pub(crate) fn reclaim_mount_cache(&self, want: usize) -> usize {
+        let mut freed = 0;
+        let mut after = None;
+        while freed < want {
+            let Some((image, order)) = self.table.lock().next_lru_file(after) else {
+                break;
+            };
+            after = Some(order);
+            let mut list = NO_PAGE;
+            let mut state = image.state.lock();
+            // A file being unlinked keeps the map's reference until it is retired, so its
+            // `refs` stays above `pgref` here as `reclaim_pages` needs.
+            let taken = image.reclaim_pages(&mut state, &self.pool, want - freed, &mut list);
+            drop(state);
+            self.release(list, taken);
+            freed += taken;
+        }
+        self.counters
+            .reclaimed_pages
+            .fetch_add(freed as u64, Ordering::Relaxed);
+        freed
+    }
+}
