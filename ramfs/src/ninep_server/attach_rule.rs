@@ -1,31 +1,7 @@
 //! Who a connection's client may attach as: the one check between what a transport
 //! knows of its peer ([`PeerCred`]) and the identity a `Tattach` claims.
 //!
-//! 9P2000 as ramfs serves it has no authentication (`Tauth` is refused), so an attach
-//! name is only a claim. The rule:
-//!
-//! - **unix socket, root peer (uid 0):** believed. Root could read and change the
-//!   server's memory anyway; it is also who mounts for Linux's v9fs.
-//! - **unix socket, any other peer:** may attach only as its own uid. The identity an
-//!   attach claims is resolved to a number through the tree's one registry of names and
-//!   numbers (see `fs::users`), without registering anything: a 9P2000.L attach
-//!   names its `n_uname` directly; a 9P2000 attach (or a 9P2000.L one with no
-//!   `n_uname`) names a user whose number is the registered one, or, for a name not yet
-//!   registered, the number it would get, so a peer of uid 1000 attaches as "1000" (its
-//!   decimal uid, while that number has no other name) or as the name registered for
-//!   1000. Any other name, an unknown one included, is refused ("Operation not
-//!   permitted", `EPERM`) and nothing is registered.
-//! - **unix socket whose credentials could not be read:** every attach is refused
-//!   (fail closed).
-//! - **standard input and output:** believed. The parent that started ramfs chose who
-//!   holds the other ends of the pipes, and it already has everything an attach could
-//!   give: it chose the process's arguments, can stop or kill it, and, as the same
-//!   user, can usually read its memory.
-//! - **TCP:** believed, since nothing is known of the peer: on a loopback address any
-//!   local user can attach as anyone (use a unix socket to tell them apart), and a
-//!   non-loopback address needs `--allow-remote`.
-//!
-//! `--trust-attach-names` believes every unix-socket peer as well.
+//! The rule is documented on [`AttachRule`].
 
 use ninep::Dialect;
 
@@ -39,6 +15,32 @@ const NO_UNAME: u32 = u32::MAX;
 const ROOT_UID: u32 = 0;
 
 /// Who a connection may attach as.
+///
+/// 9P2000 as ramfs serves it has no authentication (`Tauth` is refused), so an attach
+/// name is only a claim. The rule:
+///
+/// - **unix socket, root peer (uid 0):** believed. Root could read and change the
+///   server's memory anyway; it is also who mounts for Linux's v9fs.
+/// - **unix socket, any other peer:** may attach only as its own uid. The identity an
+///   attach claims is resolved to a number through the tree's one registry of names and
+///   numbers (see `fs::users`), without registering anything. A 9P2000.L attach names
+///   its number (`n_uname`). A 9P2000 attach, or a 9P2000.L one whose `n_uname` is ~0,
+///   names a user: a registered name stands for its number, and a name not registered
+///   yet only for the number of its own digits while that number has no name. So a peer
+///   of uid 1000 attaches as "1000", or as the name registered for 1000 if it has one.
+///   Any other name, an unknown one included, is refused ("Operation not permitted",
+///   `EPERM`) and nothing is registered.
+/// - **unix socket whose credentials could not be read:** every attach is refused
+///   (fail closed).
+/// - **standard input and output:** believed. The parent that started ramfs chose who
+///   holds the other ends of the pipes, and it already has everything an attach could
+///   give: it chose the process's arguments, can stop or kill it, and, as the same
+///   user, can usually read its memory.
+/// - **TCP:** believed, since nothing is known of the peer: on a loopback address any
+///   local user can attach as anyone (use a unix socket to tell them apart), and a
+///   non-loopback address needs `--allow-remote`.
+///
+/// `--trust-attach-names` believes every unix-socket peer as well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachRule {
     /// Any identity the attach names.
@@ -63,8 +65,8 @@ impl AttachRule {
         }
     }
 
-    /// May the connection attach as the user numbered `claimed` (`None`: a user with no
-    /// number yet, see [`claimed_uid`])?
+    /// May the connection attach as the user numbered `claimed` (`None`: a name that
+    /// has no number yet)?
     pub fn permits(self, claimed: Option<u32>) -> bool {
         match self {
             AttachRule::BelieveNames => true,
