@@ -231,7 +231,7 @@ fn run(cli: Cli) -> Result<(), RunError> {
     // Off Redox `main` has refused --scheme already.
     #[cfg(target_os = "redox")]
     if let Some(name) = cli.scheme {
-        return serve_scheme(fs, name);
+        return Ok(serve_scheme(fs, name)?);
     }
     let server = Arc::new(Server::new(
         fs,
