@@ -29,6 +29,10 @@ const DEFAULT_MAX_MEMORY: u64 = 768 << 20;
 /// is open or mapped.
 #[derive(Debug, Parser)]
 #[command(name = "ramfs", version)]
+#[command(
+    after_help = "Exit status: 0 after a normal end, 1 for a runtime failure, 2 for a \
+usage error, 3 for a TCP address other machines can reach without --allow-remote."
+)]
 #[command(group(ArgGroup::new("transport").required(true).args(["stdio", "listen", "scheme"])))]
 struct Cli {
     /// Serve one client on standard input and output.
