@@ -20,6 +20,9 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(20);
 const EPERM: u32 = 1;
 
+/// The 9P2000.L client (`tests/attach/attach_client.py`).
+const CLIENT_SCRIPT: &str = include_str!("attach/attach_client.py");
+
 /// The exit status of a refused non-loopback listen, as `ramfs --help` documents.
 const EXIT_REMOTE_REFUSED: i32 = 3;
 
@@ -85,9 +88,14 @@ fn attach_as_root_and_self(extra: &[&str]) -> Option<(Vec<String>, u32)> {
     // The client may be another user: let it connect.
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).expect("chmod");
 
-    let script = common::crate_dir().join("tests/attach/attach_client.py");
+    // The script goes in as -c and the client starts in /, so it needs no access to
+    // the source tree (which may be under a directory only root can enter).
     let mut client = Command::new("python3");
-    client.arg(&script).arg(&sock).args(["0", "self"]);
+    client
+        .args(["-c", CLIENT_SCRIPT])
+        .arg(&sock)
+        .args(["0", "self"])
+        .current_dir("/");
     if as_root {
         client.uid(65534).gid(65534);
     }

@@ -252,6 +252,7 @@ mod tests {
                  s.connect(sys.argv[1]); s.recv(1)",
             ])
             .arg(&path)
+            .current_dir("/")
             .uid(65534)
             .gid(65534)
             .spawn();
