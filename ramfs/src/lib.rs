@@ -7,7 +7,8 @@
 //! - [`redox_scheme`]: the Redox scheme front end over the same tree (`ramfs --scheme
 //!   NAME` on Redox); off Redox only its platform-neutral bookkeeping is built, unless
 //!   the `redox-scheme-tests` feature builds the handler for host tests.
-//! - [`signals`]: SIGINT/SIGTERM handling, the only OS-specific code.
+//! - [`signals`]: SIGINT/SIGTERM handling; with a unix socket's peer credentials in
+//!   [`transport`], the only OS-specific code.
 //!
 //! # Semantics
 //!
@@ -28,6 +29,13 @@
 //! superuser, a user's group is the group of the same name); 9P2000.L uses POSIX rules
 //! with uid 0 privileged. The root directory belongs to `--owner` (default "ramfs") and
 //! has mode 0777, so a Linux 9P2000 mount (which attaches as "nobody") can create files.
+//!
+//! **Who may attach.** An attach name is a claim, checked against what the transport
+//! knows of the peer ([`ninep_server::AttachRule`]): a unix-socket client that is not
+//! root may attach only as its own uid (`SO_PEERCRED`; in 9P2000 as the name the
+//! registry has for that number, its decimal digits unless it has another name), and
+//! anything else is "Operation not permitted" / `EPERM`; root, `--stdio` and TCP
+//! clients are believed, and so is everyone with `--trust-attach-names`.
 //!
 //! **Plan 9 rules (9P2000).** qid.path is unique and never reused; qid.vers changes with
 //! every change. `DMAPPEND` files are written at their end, `DMEXCL` files are open at

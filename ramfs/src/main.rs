@@ -2,8 +2,9 @@
 //!
 //! Exit status: 0 after a normal end (the single client went away, SIGINT/SIGTERM, or
 //! on Redox the scheme's root was closed with nothing left open or mapped), 2 for a
-//! usage error (including `--scheme` anywhere but Redox), 1 for a runtime failure such
-//! as an address that cannot be bound.
+//! usage error (including `--scheme` anywhere but Redox), 3 for a TCP address other
+//! machines can reach without `--allow-remote` (refused before anything is bound), 1
+//! for a runtime failure such as an address that cannot be bound.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,8 +12,11 @@ use std::sync::Arc;
 use clap::{ArgGroup, CommandFactory, Parser};
 
 use ramfs::fs::{Clock, Config, Fs, USER_NAME_MAX};
-use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
+use ramfs::ninep_server::{AttachRule, ConnectionEnd, Server, ServerConfig};
 use ramfs::transport::{self, Connection, ListenAddr, Listener};
+
+/// Exit status of a refused non-loopback TCP listen (see [`RunError::Remote`]).
+const EXIT_REMOTE_REFUSED: u8 = 3;
 
 /// Default memory limit: 768 MiB.
 const DEFAULT_MAX_MEMORY: u64 = 768 << 20;
@@ -25,6 +29,10 @@ const DEFAULT_MAX_MEMORY: u64 = 768 << 20;
 /// is open or mapped.
 #[derive(Debug, Parser)]
 #[command(name = "ramfs", version)]
+#[command(
+    after_help = "Exit status: 0 after a normal end, 1 for a runtime failure, 2 for a \
+usage error, 3 for a TCP address other machines can reach without --allow-remote."
+)]
 #[command(group(ArgGroup::new("transport").required(true).args(["stdio", "listen", "scheme"])))]
 struct Cli {
     /// Serve one client on standard input and output.
@@ -44,6 +52,19 @@ struct Cli {
     /// With --listen: serve exactly one connection, then exit.
     #[arg(long, requires = "listen", conflicts_with_all = ["stdio", "scheme"])]
     single: bool,
+
+    /// Allow --listen tcp: on an address other machines can reach (not 127.0.0.0/8 or
+    /// ::1). 9P here has no authentication: whoever reaches the port can attach as any
+    /// user. Without it such an address is refused with exit status 3.
+    #[arg(long, requires = "listen", conflicts_with_all = ["stdio", "scheme"])]
+    allow_remote: bool,
+
+    /// Believe the user name or number every unix-socket client attaches as. Without
+    /// it a client that is not root may attach only as its own uid (from the socket's
+    /// peer credentials): in 9P2000 as its uid in decimal or the name the server has for
+    /// that number. --stdio and TCP clients are always believed.
+    #[arg(long, requires = "listen", conflicts_with_all = ["stdio", "scheme"])]
+    trust_attach_names: bool,
 
     /// Memory limit for file data, names, symlink targets and xattrs, in bytes (a K, M
     /// or G suffix multiplies by 1024, 1024², 1024³). A write past it fails and changes
@@ -121,17 +142,69 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_status())
         }
     }
 }
 
+/// Why ramfs stopped with an error.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// A TCP address other machines can reach, without `--allow-remote`.
+    #[error(
+        "refusing to listen on {0}: other machines can reach it, and 9P has no \
+         authentication here (anyone who connects can attach as any user); listen on \
+         127.0.0.1 or a unix socket, or pass --allow-remote"
+    )]
+    Remote(ListenAddr),
+    /// Anything that went wrong while serving or setting up.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RunError {
+    fn exit_status(&self) -> u8 {
+        match self {
+            RunError::Remote(_) => EXIT_REMOTE_REFUSED,
+            RunError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<String> for RunError {
+    fn from(s: String) -> RunError {
+        RunError::Failed(s)
+    }
+}
+
+/// Refuses a listen address other machines can reach unless `allow_remote`; with it,
+/// warns that nothing authenticates the clients.
+fn check_exposure(addr: &ListenAddr, allow_remote: bool) -> Result<(), RunError> {
+    if addr.is_local() {
+        return Ok(());
+    }
+    if !allow_remote {
+        return Err(RunError::Remote(addr.clone()));
+    }
+    tracing::warn!(
+        "listening on {addr}, which other machines can reach: 9P has no authentication \
+         here, so anyone who connects can attach as any user and read or change every file"
+    );
+    Ok(())
+}
+
 /// Serves one connection on this thread; the process's status says how it ended.
-fn serve_one(server: &Server, conn: Connection) -> Result<(), String> {
-    match server.serve(conn.reader, conn.writer, &conn.peer) {
+fn serve_one(server: &Server, conn: Connection, trust_attach_names: bool) -> Result<(), String> {
+    match serve_conn(server, conn, trust_attach_names) {
         ConnectionEnd::Eof | ConnectionEnd::Framing(_) => Ok(()),
         ConnectionEnd::Io(e) => Err(format!("connection failed: {e}")),
     }
+}
+
+/// Serves a connection with the attach rule its peer gets.
+fn serve_conn(server: &Server, conn: Connection, trust_attach_names: bool) -> ConnectionEnd {
+    let rule = AttachRule::for_peer(conn.cred, trust_attach_names);
+    server.serve_peer(conn.reader, conn.writer, &conn.peer, rule)
 }
 
 /// Serves the tree as the Redox scheme `name` until the exit rule holds.
@@ -150,7 +223,10 @@ fn serve_scheme(fs: Arc<Fs>, name: String) -> Result<(), String> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), RunError> {
+    if let Some(addr) = &cli.listen {
+        check_exposure(addr, cli.allow_remote)?;
+    }
     let fs = Arc::new(Fs::new(Config {
         memory_limit: cli.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
         owner: cli.owner,
@@ -159,7 +235,7 @@ fn run(cli: Cli) -> Result<(), String> {
     // Off Redox `main` has refused --scheme already.
     #[cfg(target_os = "redox")]
     if let Some(name) = cli.scheme {
-        return serve_scheme(fs, name);
+        return Ok(serve_scheme(fs, name)?);
     }
     let server = Arc::new(Server::new(
         fs,
@@ -172,10 +248,13 @@ fn run(cli: Cli) -> Result<(), String> {
     let Some(addr) = cli.listen else {
         ramfs::signals::exit_on_termination(|| {})
             .map_err(|e| format!("cannot handle signals: {e}"))?;
-        return serve_one(&server, transport::stdio());
+        return Ok(serve_one(&server, transport::stdio(), false)?);
     };
 
     let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if cli.trust_attach_names {
+        tracing::warn!("--trust-attach-names: every client may attach as any user it names");
+    }
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
@@ -194,7 +273,7 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("accept on {bound}: {e}"))?;
         // Nobody else is served: let the address go now.
         drop(listener);
-        return serve_one(&server, conn);
+        return Ok(serve_one(&server, conn, cli.trust_attach_names)?);
     }
     loop {
         let conn = match listener.accept() {
@@ -208,10 +287,11 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         };
         let server = Arc::clone(&server);
+        let trust = cli.trust_attach_names;
         let spawned = std::thread::Builder::new()
             .name(format!("conn {}", conn.peer))
             .spawn(move || {
-                server.serve(conn.reader, conn.writer, &conn.peer);
+                serve_conn(&server, conn, trust);
             });
         if let Err(e) = spawned {
             tracing::warn!("cannot start a connection thread: {e}");
@@ -237,6 +317,35 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn remote_addresses_need_allow_remote() {
+        let remote: ListenAddr = "tcp:0.0.0.0:5640".parse().unwrap();
+        let err = check_exposure(&remote, false).unwrap_err();
+        assert!(matches!(err, RunError::Remote(_)));
+        assert_eq!(err.exit_status(), EXIT_REMOTE_REFUSED);
+        assert!(err.to_string().contains("--allow-remote"), "{err}");
+        assert!(check_exposure(&remote, true).is_ok());
+        for local in ["tcp:127.0.0.1:5640", "tcp:[::1]:0", "unix:/tmp/r.sock"] {
+            assert!(
+                check_exposure(&local.parse().unwrap(), false).is_ok(),
+                "{local}"
+            );
+        }
+        assert_eq!(RunError::Failed("x".into()).exit_status(), 1);
+        // Both flags go with --listen only.
+        assert!(Cli::try_parse_from(["ramfs", "--stdio", "--allow-remote"]).is_err());
+        assert!(Cli::try_parse_from(["ramfs", "--stdio", "--trust-attach-names"]).is_err());
+        let c = Cli::try_parse_from([
+            "ramfs",
+            "--listen",
+            "tcp:0.0.0.0:0",
+            "--allow-remote",
+            "--trust-attach-names",
+        ])
+        .expect("valid");
+        assert!(c.allow_remote && c.trust_attach_names);
     }
 
     #[test]

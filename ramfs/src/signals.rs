@@ -1,7 +1,7 @@
 //! Ending the process on SIGINT or SIGTERM with exit status 0.
 //!
-//! The only OS-specific code of the crate. On Redox (no signal-hook port) and on
-//! non-Unix systems the default signal actions apply.
+//! OS-specific, like the unix peer credentials of `transport`. On Redox (no signal-hook
+//! port) and on non-Unix systems the default signal actions apply.
 
 /// Runs `cleanup` and exits with status 0 when SIGINT or SIGTERM arrives.
 #[cfg(all(unix, not(target_os = "redox")))]

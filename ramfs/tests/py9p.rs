@@ -68,8 +68,14 @@ fn run_script(script: &Path, transport: &Transport) -> Result<String, String> {
         Transport::Tcp => format!("tcp:127.0.0.1:{}", free_port()),
     };
     let log = scratch.path().join("ramfs.log");
-    let server = Command::new(common::ramfs_bin())
-        .args(["--listen", &address, "--owner", "test"])
+    let mut server = Command::new(common::ramfs_bin());
+    server.args(["--listen", &address, "--owner", "test"]);
+    if let Transport::Unix = transport {
+        // The scripts attach as several users (root, test, glenda): let them, whoever
+        // runs the test (tests/attach.rs tests the rule itself).
+        server.arg("--trust-attach-names");
+    }
+    let server = server
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))

@@ -376,6 +376,11 @@ impl Tree {
         self.users.name_of(id)
     }
 
+    /// The number of a registered user or group name (registering nothing).
+    pub fn lookup_user(&self, name: &str) -> Option<u32> {
+        self.users.lookup(name)
+    }
+
     /// The number of a user or group name, registering a new name as
     /// [`Tree::cred_for_name`] does (and failing as it does).
     pub fn user_id(&mut self, name: &str) -> Result<u32> {

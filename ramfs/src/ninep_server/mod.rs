@@ -16,6 +16,7 @@
 //! Locks: the session's own state is unlocked (one thread owns it); each request takes
 //! the tree lock ([`crate::fs::Fs::lock`]) once, and never holds it across I/O.
 
+mod attach_rule;
 mod linux;
 mod p2000;
 mod session;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 use ninep::{peek_size, DecodeError, HEADER_LEN, MAX_MSIZE};
 
 use crate::fs::Fs;
+pub use attach_rule::AttachRule;
 use session::Session;
 
 /// Bytes asked of the transport in one read, at least.
@@ -100,10 +102,25 @@ impl Server {
 
     /// Serves one connection until the client goes, then destroys its fids (removing
     /// ORCLOSE files) and drops its record locks. `peer` names the connection in logs.
+    /// Every attach name is believed: for clients in this process (tests, fuzzing);
+    /// connections from a transport go through [`Server::serve_peer`].
     pub fn serve<R: Read, W: Write>(&self, reader: R, writer: W, peer: &str) -> ConnectionEnd {
+        self.serve_peer(reader, writer, peer, AttachRule::BelieveNames)
+    }
+
+    /// [`Server::serve`] with a rule for who the client may attach as (see
+    /// [`AttachRule::for_peer`]).
+    pub fn serve_peer<R: Read, W: Write>(
+        &self,
+        reader: R,
+        writer: W,
+        peer: &str,
+        rule: AttachRule,
+    ) -> ConnectionEnd {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let mut session = Session::new(&self.fs, id, &self.config);
-        tracing::info!("connection {id} from {peer}: open");
+        session.attach_rule = rule;
+        tracing::info!("connection {id} from {peer}: open ({rule:?})");
         let end = run(&mut session, reader, writer);
         session.shutdown();
         match &end {

@@ -10,6 +10,7 @@ use ninep::{
     Qid, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, VERSION_UNKNOWN,
 };
 
+use super::attach_rule::{claimed_uid, AttachRule};
 use super::trace::{log_message, Direction};
 use super::ServerConfig;
 use crate::error::{Error, Result};
@@ -64,6 +65,8 @@ pub(super) struct Session<'a> {
     pub dialect: Option<Dialect>,
     pub msize: u32,
     pub fids: HashMap<u32, Fid>,
+    /// Who this connection may attach as (set by the server from the transport's peer).
+    pub attach_rule: AttachRule,
 }
 
 /// The qid of a node.
@@ -98,6 +101,7 @@ impl<'a> Session<'a> {
             dialect: None,
             msize: MAX_MSIZE,
             fids: HashMap::new(),
+            attach_rule: AttachRule::BelieveNames,
         }
     }
 
@@ -351,6 +355,7 @@ impl<'a> Session<'a> {
         self.check_new_fid(fid)?;
         let fs = self.fs;
         let mut tree = fs.lock();
+        self.check_attach_rule(&tree, uname, n_uname)?;
         let cred = match (self.dialect, n_uname) {
             (Some(Dialect::L), Some(uid)) if uid != u32::MAX => tree.cred_for_uid(uid, None),
             (Some(Dialect::L), _) => {
@@ -366,6 +371,22 @@ impl<'a> Session<'a> {
         let qid = qid_of(&tree.attr(node)?);
         self.bind(&mut tree, fid, node, Rc::new(cred))?;
         Ok(Msg::Rattach { qid })
+    }
+
+    /// Refuses an attach as someone the connection's peer may not be (before the name
+    /// is registered or the tree is touched).
+    fn check_attach_rule(&self, tree: &Tree, uname: &str, n_uname: Option<u32>) -> Result<()> {
+        let dialect = self.dialect.unwrap_or(Dialect::P2000);
+        let claimed = claimed_uid(tree, dialect, uname, n_uname);
+        if self.attach_rule.permits(claimed) {
+            return Ok(());
+        }
+        tracing::warn!(
+            "connection {}: attach as {uname:?} (n_uname {n_uname:?}, uid {claimed:?}) refused: {:?}",
+            self.id,
+            self.attach_rule
+        );
+        Err(Error::NotPermitted)
     }
 
     fn walk(&mut self, fid: u32, newfid: u32, wnames: &[String]) -> Result<Msg> {

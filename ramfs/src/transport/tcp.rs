@@ -3,7 +3,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 
-use super::Connection;
+use super::{Connection, PeerCred};
 
 /// A bound TCP listener.
 pub struct TcpSocketListener {
@@ -29,6 +29,7 @@ impl TcpSocketListener {
             reader: Box::new(stream.try_clone()?),
             writer: Box::new(stream),
             peer: format!("tcp:{peer}"),
+            cred: PeerCred::Tcp,
         })
     }
 }

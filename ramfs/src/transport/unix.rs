@@ -5,7 +5,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use super::Connection;
+use super::{peer, Connection, PeerCred};
 
 /// A bound unix socket and the file it made.
 pub struct UnixSocketListener {
@@ -35,10 +35,27 @@ impl UnixSocketListener {
 
     pub fn accept(&self) -> io::Result<Connection> {
         let (stream, _) = self.listener.accept()?;
+        let cred = match peer::unix_peer_cred(&stream) {
+            Ok(c) => PeerCred::Unix(c),
+            Err(e) => {
+                tracing::warn!(
+                    "unix:{}: cannot read the peer's credentials: {e}",
+                    self.path.display()
+                );
+                PeerCred::UnixUnknown
+            }
+        };
+        let peer = match cred {
+            PeerCred::Unix(c) => {
+                format!("unix:{} pid {} uid {}", self.path.display(), c.pid, c.uid)
+            }
+            _ => format!("unix:{}", self.path.display()),
+        };
         Ok(Connection {
             reader: Box::new(stream.try_clone()?),
             writer: Box::new(stream),
-            peer: format!("unix:{}", self.path.display()),
+            peer,
+            cred,
         })
     }
 }
