@@ -163,6 +163,9 @@ impl ListeningServer {
         command
             .arg("--listen")
             .arg(format!("unix:{}", socket.display()))
+            // The mounts attach as uid 1000 whoever runs the tests: only root's peer
+            // credentials would allow that without this.
+            .arg("--trust-attach-names")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if std::env::var_os("RAMFS_LOG").is_none() {
