@@ -295,6 +295,7 @@ impl Kernel {
         };
         if let Some(child) = refused {
             release(&child);
+            self.safe_point();
             return Err(KernelError::NoSuchProcess(pid));
         }
         Counters::bump(&self.counters().forks);
@@ -327,7 +328,7 @@ impl Kernel {
         };
         release(&proc);
         Counters::bump(&self.counters().exits);
-        self.sweep_legacy_pins();
+        self.safe_point();
         Ok(())
     }
 
@@ -438,7 +439,7 @@ impl Kernel {
             .remove(&key)
             .ok_or(KernelError::NotMounted(key))?;
         drop(removed);
-        self.sweep_legacy_pins();
+        self.safe_point();
         Ok(())
     }
 
@@ -682,6 +683,8 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
         let result = self.load(&proc, path, argv);
+        // The old image went (or a failed exec let its file go) with no lock held now.
+        self.safe_point();
         match &result {
             Ok(_) => Counters::bump(&self.counters().execs),
             Err(err) => {
@@ -747,7 +750,10 @@ impl Kernel {
     pub fn touch(&self, pid: Pid, addr: u64, access: Access) -> Result<Mapping, KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
-        let pte = lock(&proc.mem).touch(addr, access, self.counters())?;
+        let touched = lock(&proc.mem).touch(addr, access, self.counters());
+        // The memory lock is released: closes a fault's reclaim parked may run.
+        self.safe_point();
+        let pte = touched?;
         Ok(Mapping {
             frame: pte.frame,
             writable: pte.writable,
@@ -758,16 +764,18 @@ impl Kernel {
     pub fn read_memory(&self, pid: Pid, addr: u64, buf: &mut [u8]) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
-        let mut mem = lock(&proc.mem);
-        mem.read(&self.inner.frames, addr, buf, self.counters())
+        let result = lock(&proc.mem).read(&self.inner.frames, addr, buf, self.counters());
+        self.safe_point();
+        result
     }
 
     /// Stores `data` in `pid`'s memory at `addr`.
     pub fn write_memory(&self, pid: Pid, addr: u64, data: &[u8]) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let _current = current::enter(&proc.intr);
-        let mut mem = lock(&proc.mem);
-        mem.write(&self.inner.frames, addr, data, self.counters())
+        let result = lock(&proc.mem).write(&self.inner.frames, addr, data, self.counters());
+        self.safe_point();
+        result
     }
 
     /// `pid`'s segments.
@@ -815,7 +823,7 @@ impl Kernel {
     /// Frees up to `pages` cached pages at ref 0 (idle images first); returns how many.
     pub fn reclaim(&self, pages: usize) -> usize {
         let freed = self.inner.vm.reclaim(pages);
-        self.sweep_legacy_pins();
+        self.safe_point();
         freed
     }
 
@@ -823,7 +831,7 @@ impl Kernel {
     /// queue settled. (Legacy pins are looked at first: one whose image is gone is
     /// released.)
     pub fn wait_closes(&self, timeout: Duration) -> bool {
-        self.sweep_legacy_pins();
+        self.safe_point();
         self.inner.shared.closeq.wait_settled(timeout)
     }
 
@@ -877,6 +885,14 @@ impl Kernel {
     /// In legacy mode: releases the pinned channels of images vm no longer has
     /// ([`Vm::image_status`] of their identities is `None`). The pins' lock is a leaf, so
     /// vm is asked with it released, and the gone identities taken out after.
+    /// Where this kernel holds none of its locks: the channels vm let go of (an image gone
+    /// idle in an exit, a fault's reclaim) are closed here (vm parks them, never closing
+    /// under the memory lock), then legacy pins are looked at.
+    fn safe_point(&self) {
+        self.inner.vm.run_parked_closes();
+        self.sweep_legacy_pins();
+    }
+
     fn sweep_legacy_pins(&self) {
         let inner = &*self.inner;
         let identities: BTreeSet<FileIdentity> = match inner.shared.pins() {
@@ -936,6 +952,7 @@ impl Drop for Inner {
         drop(procs);
         // Every image is idle now: free them, so no channel of an image outlives the kernel.
         self.vm.reclaim(usize::MAX);
+        self.vm.run_parked_closes();
         let pins = self
             .shared
             .pins()

@@ -3,8 +3,11 @@
 //!
 //! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
 //! is a leaf under any of them. The table also holds the mount cache's map (`mcache.rs`). Attach never holds the table lock and an image lock at once.
-//! No lock is held while a file is closed or a frame is allocated: not even the reclaim
-//! lock, so a channel that reclaim's put drops is closed with the reclaim lock released.
+//! No lock is held while a frame is allocated. Files are never closed here at all: a
+//! channel a put lets go of parks its file (`channel.rs`; the park lock is a leaf), and the
+//! kernel closes it later where it holds no lock of its own. That includes a channel
+//! reclaim's put lets go of, on whatever thread reclaims (a fault's, under the kernel's
+//! process segment lock).
 //!
 //! The protocol follows 9front's 2025 image locking:
 //! - attach takes its reference under the table lock (so a concurrent put sees it when it
@@ -20,7 +23,8 @@ use core::hash::{BuildHasherDefault, Hasher};
 
 use hashbrown::HashMap;
 
-use crate::file::{FileIdentity, ImageFile, OpenFile};
+use crate::channel::ImageChannel;
+use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{Image, ImageState};
 use crate::mcache::CacheKey;
@@ -156,7 +160,7 @@ impl ImageTable {
 #[derive(Default)]
 pub(crate) struct PutOutcome {
     /// The dropped channel; dropping it closes the file.
-    chan: Option<Arc<OpenFile>>,
+    chan: Option<Arc<ImageChannel>>,
     /// The idle list grew past its limit.
     trim: bool,
     /// The image was unlinked from the table.
@@ -170,22 +174,27 @@ struct ImageReclaim {
     taken: usize,
     /// The image was unlinked from the table.
     freed: bool,
-    /// The channel reclaim's put dropped, for the caller to close once it has released the
-    /// reclaim lock.
-    chan: Option<Arc<OpenFile>>,
 }
 
 impl Shared {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<Image>, VmError> {
         let identity = file.identity();
-        // Allocate the channel wrapper before any lock. Dropping it (on an error, or when
-        // the image has a channel already) closes the file, always with no lock held.
+        // Make the channel, with its parking slot, before any lock. Dropping it (on an
+        // error, or when the image has a channel already) parks the file for the kernel to
+        // close. Failing here, the file is not handed over yet: close it on the caller's
+        // thread (`ImageFile`'s contract).
         if let Err(err) = self.admit(AllocSite::Channel) {
             file.close();
             return Err(err.into());
         }
-        let chan = Arc::new(OpenFile::new(file));
+        let chan = match ImageChannel::new(file, &self.parked) {
+            Ok(chan) => Arc::new(chan),
+            Err((err, file)) => {
+                file.close();
+                return Err(err.into());
+            }
+        };
         let key = CacheKey::of(&identity);
 
         // The image and, taken from the mount cache in the same critical section, the file's
@@ -225,7 +234,7 @@ impl Shared {
             // Keep room for every image on the idle list, so put never allocates.
             let idle_room = (table.map.len() + 1).saturating_sub(table.idle.len());
             if table.map.try_reserve(1).is_err() || table.idle.try_reserve(idle_room).is_err() {
-                // Unlock before `chan` is dropped (and its file closed) on the way out.
+                // Unlock before `chan` is dropped (and its file parked) on the way out.
                 drop(table);
                 return Err(VmError::NoMemory);
             }
@@ -279,8 +288,9 @@ impl Shared {
         self.table.lock().map.len() >= self.config.max_images as usize
     }
 
-    /// Drops one reference to `image` (Plan 9's `putimage`), then closes a dropped channel
-    /// and trims the idle list, with no lock held.
+    /// Drops one reference to `image` (Plan 9's `putimage`), then parks a dropped channel's
+    /// file for the kernel to close and trims the idle list, with no image or table lock
+    /// held. Never closes a file: the caller may hold the kernel's locks.
     pub(crate) fn put(&self, image: &Arc<Image>) {
         let state = image.state.lock();
         let outcome = self.put_locked(image, state);
@@ -329,6 +339,7 @@ impl Shared {
     }
 
     pub(crate) fn finish_put(&self, outcome: PutOutcome) {
+        // Parks the file if this was the channel's last reference.
         drop(outcome.chan);
         if outcome.trim {
             self.trim_idle();
@@ -337,15 +348,22 @@ impl Shared {
 
     /// Takes up to `want` ref-0 pages from `image` (whose reference the caller took and
     /// hands over), puts that reference, and frees the pages after the image lock is
-    /// released. The caller holds the reclaim lock, so a channel the put dropped (the image's
-    /// last segment went away while reclaim held its short reference) is handed back, to be
-    /// closed once the reclaim lock is released too (see [`Self::close_outside_reclaim`]).
+    /// released. A channel the put dropped (the image's last segment went away while reclaim
+    /// held its short reference) is counted and its file parked: reclaim runs on a fault's
+    /// thread too, under the kernel's process segment lock, where no close may run.
     fn reclaim_image(&self, image: Arc<Image>, want: usize) -> ImageReclaim {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let taken = image.reclaim_pages(&mut state, &self.pool, want, &mut list);
         let outcome = self.put_locked(&image, state);
         drop(image);
+        if outcome.chan.is_some() {
+            self.counters
+                .reclaim_channel_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        // Parks the file if this was the channel's last reference.
+        drop(outcome.chan);
         self.pool.free_list_of(list);
         self.counters
             .reclaimed_pages
@@ -354,27 +372,6 @@ impl Shared {
         ImageReclaim {
             taken,
             freed: outcome.freed,
-            chan: outcome.chan,
-        }
-    }
-
-    /// Closes `chan`, a channel [`reclaim_image`](Self::reclaim_image) handed back, with no
-    /// lock held: the reclaim lock is released for the close (which may block, or reclaim
-    /// in turn) and taken again. The caller keeps its place in its pass in locals, so the
-    /// pass goes on where it was; another reclaim may have run meanwhile, which only means
-    /// fewer pages are left to find.
-    fn close_outside_reclaim<'a>(
-        &'a self,
-        reclaiming: MutexGuard<'a, ()>,
-        chan: Option<Arc<OpenFile>>,
-    ) -> MutexGuard<'a, ()> {
-        match chan {
-            None => reclaiming,
-            Some(chan) => {
-                drop(reclaiming);
-                drop(chan);
-                self.reclaim_lock.lock()
-            }
         }
     }
 
@@ -383,7 +380,7 @@ impl Shared {
         if target == 0 {
             return 0;
         }
-        let mut reclaiming = self.reclaim_lock.lock();
+        let reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut freed = 0;
         let mut seq = 0;
@@ -394,7 +391,6 @@ impl Shared {
             seq = at + 1;
             let done = self.reclaim_image(image, target - freed);
             freed += done.taken;
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
         if freed < target {
             freed += self.reclaim_mount_cache(target - freed);
@@ -407,7 +403,6 @@ impl Shared {
             serial = image.serial + 1;
             let done = self.reclaim_image(image, target - freed);
             freed += done.taken;
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
         drop(reclaiming);
         freed
@@ -416,7 +411,7 @@ impl Shared {
     /// Frees the pages (and so the images) of the least recently used idle images until the
     /// idle list is within its limit.
     fn trim_idle(&self) {
-        let mut reclaiming = self.reclaim_lock.lock();
+        let reclaiming = self.reclaim_lock.lock();
         let mut seq = 0;
         loop {
             let next = {
@@ -431,8 +426,7 @@ impl Shared {
                 break;
             };
             seq = at + 1;
-            let done = self.reclaim_image(image, usize::MAX);
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
+            let _ = self.reclaim_image(image, usize::MAX);
         }
         drop(reclaiming);
     }
@@ -440,7 +434,7 @@ impl Shared {
     /// Frees the least recently used idle image that can be freed, for an attach that found
     /// the table full. Returns whether one went away.
     fn free_one_idle_image(&self) -> bool {
-        let mut reclaiming = self.reclaim_lock.lock();
+        let _reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut seq = 0;
         loop {
@@ -449,7 +443,6 @@ impl Shared {
             };
             seq = at + 1;
             let done = self.reclaim_image(image, usize::MAX);
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
             if done.freed {
                 return true;
             }

@@ -10,7 +10,8 @@
 //! A write never touches a page that belongs to an image: a write fault on an image page,
 //! or on a page shared with another segment, copies it first.
 
-use crate::file::{FileError, OpenFile};
+use crate::channel::ImageChannel;
+use crate::file::FileError;
 use crate::frame::Frame;
 use crate::image::{Image, Lookup};
 use crate::page::{PageIndex, PagePool};
@@ -136,7 +137,7 @@ enum Step<'a> {
     /// lock held and try again.
     NeedLoad {
         offset: u64,
-        file: Arc<OpenFile>,
+        file: Arc<ImageChannel>,
         load: PageLoad<'a>,
     },
     /// Another fault loads the page: sleep until a load finishes after `seen` loads, and
@@ -187,7 +188,8 @@ impl SegmentRef {
                 }
                 Step::NeedLoad { offset, file, load } => {
                     let result = shared.read_page_into(&file, offset, load.page);
-                    // `file` is dropped with no lock held; so is `load` on an error.
+                    // If the image let its channel go meanwhile, this was the last reference:
+                    // dropping it parks the file (the kernel's lock may be held: no close).
                     drop(file);
                     result.map_err(FaultError::Io)?;
                     loaded.page = Some(load.finish());

@@ -17,7 +17,8 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::file::{FileIdentity, OpenFile};
+use crate::channel::ImageChannel;
+use crate::file::FileIdentity;
 use crate::frame::PAGE_BYTES;
 use crate::mcache::McacheState;
 use crate::page::{PageIndex, PagePool, NO_PAGE};
@@ -77,7 +78,7 @@ pub(crate) struct Image {
 /// What the image lock protects.
 pub(crate) struct ImageState {
     /// The channel (`c`): present exactly while `refs > pgref`.
-    pub(crate) chan: Option<Arc<OpenFile>>,
+    pub(crate) chan: Option<Arc<ImageChannel>>,
     /// Heads of the hash chains; most recently used page first in each.
     chains: Box<[u32]>,
     /// Shared text segments of this image (Plan 9's `Image.s`), each at count > 0: a

@@ -27,9 +27,12 @@
 //!
 //! Order, outermost first: process segment lock (the kernel's) → segment lock → image lock
 //! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
-//! locks. vm never holds one of its locks while it calls something of the kernel's that may
-//! block: [`FrameAllocator::allocate`], [`ImageFile::read_at`], [`ImageFile::length`],
-//! [`ImageFile::close`], [`PageWait::sleep`] (and [`PageWait::wakeup`]). The mount cache's map lives under the table lock, and a
+//! locks; the park lock (closes waiting for the kernel) is a leaf. vm never holds one of its
+//! locks while it calls something of the kernel's that may block: [`FrameAllocator::allocate`],
+//! [`ImageFile::read_at`], [`ImageFile::length`], [`PageWait::sleep`] (and
+//! [`PageWait::wakeup`]). It never calls [`ImageFile::close`] on its own paths at all, where
+//! the kernel may hold locks (a fault's reclaim, an exit): it parks the file, and the kernel
+//! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The mount cache's map lives under the table lock, and a
 //! mount-cache image's lock is an image lock.
 //!
 //! Room is left for page loans and reverse mapping; they are not built yet.
@@ -41,6 +44,7 @@
 extern crate alloc;
 
 mod cache;
+mod channel;
 mod exec;
 mod fault;
 mod file;

@@ -4,7 +4,8 @@ use alloc::boxed::Box;
 use core::fmt;
 
 use crate::cache::ImageTable;
-use crate::file::{FileError, FileIdentity, ImageFile, OpenFile};
+use crate::channel::{ImageChannel, ParkedCloses};
+use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, FrameAllocator};
 use crate::image::Image;
 use crate::mcache::MountCacheConfig;
@@ -105,6 +106,7 @@ pub(crate) struct Counters {
     pub(crate) mcache_wipes: AtomicU64,
     pub(crate) page_loads: AtomicU64,
     pub(crate) page_load_waits: AtomicU64,
+    pub(crate) reclaim_channel_drops: AtomicU64,
 }
 
 /// Everything a vm instance shares between its handles.
@@ -126,6 +128,8 @@ pub(crate) struct Shared {
     pub(crate) page_wait: Box<dyn PageWait>,
     /// Page loads finished (read, or failed and taken out): what sleepers wait on.
     pub(crate) loads_finished: AtomicU64,
+    /// Files of channels let go of, for the kernel to close (`channel.rs`).
+    pub(crate) parked: Arc<ParkedCloses>,
     next_serial: AtomicU64,
 }
 
@@ -160,7 +164,7 @@ impl Shared {
     /// with no lock held: the read may block. The page is the caller's (a loading page).
     pub(crate) fn read_page_into(
         &self,
-        file: &OpenFile,
+        file: &ImageChannel,
         offset: u64,
         page: PageIndex,
     ) -> Result<(), FileError> {
@@ -236,6 +240,7 @@ impl Vm {
                 counters: Counters::default(),
                 page_wait,
                 loads_finished: AtomicU64::new(0),
+                parked: Arc::new(ParkedCloses::new()),
                 next_serial: AtomicU64::new(1),
             }),
         })
@@ -277,6 +282,26 @@ impl Vm {
     /// answer may be stale as soon as it is returned.
     pub fn image_status(&self, identity: &FileIdentity) -> Option<ImageStatus> {
         self.shared.image_status(identity)
+    }
+
+    /// Closes the files of the channels vm let go of since the last call (an image that
+    /// became idle, a channel an attach found already held), one at a time, with no vm
+    /// lock held, on the calling thread. Returns how many it closed.
+    ///
+    /// vm never closes a file on its own paths, because the kernel may hold locks there (a
+    /// fault runs under the process segment lock, and its reclaim may let an image go): it
+    /// parks them ([`ImageFile`]'s contract). The kernel calls this where it holds none of
+    /// its locks and a close may block: on the way back from a system call or a fault, in
+    /// a close worker. Parked files wait until then; nothing else closes them while the vm
+    /// lives.
+    pub fn run_parked_closes(&self) -> usize {
+        self.shared.parked.run()
+    }
+
+    /// Files parked for [`run_parked_closes`](Self::run_parked_closes) now: channels no
+    /// image holds any more that are not closed yet. Never blocks.
+    pub fn parked_closes(&self) -> usize {
+        self.shared.parked.len()
     }
 
     /// Frees up to `target` cached pages at ref 0: those of idle images first, least

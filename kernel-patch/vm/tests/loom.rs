@@ -11,8 +11,9 @@
 //! 8. two faults on one uncached page: one reads it, the other waits (one read);
 //! 9. a failed page load wakes the fault waiting for it, which loads (and fails) in turn.
 //! 10. the last segment of a program goes away while reclaim holds its short reference:
-//!     reclaim's put drops the channel, and closes it with no vm lock held (the file's
-//!     close re-enters vm, so a close under a lock is a deadlock loom reports).
+//!     reclaim's put drops the channel and parks it; the kernel's safe points close it with
+//!     no vm lock held (the file's close re-enters vm, so a close under a lock is a
+//!     deadlock loom reports).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -28,9 +29,6 @@ use vm::{
 
 const TEXT: u64 = 0x40_0000;
 
-/// Explored interleavings, printed per model so a run shows it explored more than one.
-static EXPLORED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
@@ -38,8 +36,22 @@ fn builder() -> loom::model::Builder {
     builder
 }
 
-fn explored() -> usize {
-    EXPLORED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+/// Runs `body` under loom as the model `name`, counting the interleavings it explored with
+/// a counter of its own (tests run in parallel, so a shared one would mix models), and
+/// fails when loom explored only one: a model that never interleaves proves nothing.
+fn model(name: &str, body: impl Fn() + Send + Sync + 'static) {
+    let explored = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = explored.clone();
+    builder().check(move || {
+        body();
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let explored = explored.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{name}: explored {explored} interleavings");
+    assert!(
+        explored > 1,
+        "{name}: loom explored {explored} interleaving(s); the model has no race"
+    );
 }
 
 fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
@@ -93,6 +105,8 @@ fn finish(vm: Vm, frames: HeapFrames, file: FakeFile) {
     if let Err(violation) = check_invariants(&vm, Some(&[])) {
         panic!("{violation}");
     }
+    // The kernel's safe point: the files vm let go of are closed here, not before.
+    vm.run_parked_closes();
     let stats = vm.statistics();
     assert_eq!(stats.images_active, 0);
     let counts = file.counts();
@@ -103,7 +117,7 @@ fn finish(vm: Vm, frames: HeapFrames, file: FakeFile) {
 
 #[test]
 fn attach_vs_put_vs_reclaim() {
-    builder().check(|| {
+    model("attach_vs_put_vs_reclaim", || {
         let (vm, frames, file, loads) = setup();
         // An idle image with one cached page.
         drop(exec_and_read(&vm, &frames, &file, &loads));
@@ -121,17 +135,12 @@ fn attach_vs_put_vs_reclaim() {
         runner.join().unwrap();
         reclaimer.join().unwrap();
         finish(vm, frames, file);
-        explored();
     });
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 #[test]
 fn attach_vs_last_put() {
-    builder().check(|| {
+    model("attach_vs_last_put", || {
         let (vm, frames, file, _loads) = setup();
         let first = vm.attach(file.open()).unwrap();
         let attacher = {
@@ -144,20 +153,16 @@ fn attach_vs_last_put() {
         // (`None`: the holders are image references, not segments.)
         let report = check_invariants(&vm, None).unwrap();
         assert_eq!((report.images, report.open_channels), (1, 1));
+        vm.run_parked_closes();
         assert_eq!(file.counts().open_handles(), 1);
         drop(second);
         finish(vm, frames, file);
-        explored();
     });
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 #[test]
 fn putseg_vs_attach_of_the_same_text() {
-    builder().check(|| {
+    model("putseg_vs_attach_of_the_same_text", || {
         let (vm, frames, file, loads) = setup();
         let old = exec_and_read(&vm, &frames, &file, &loads);
         let execer = {
@@ -176,12 +181,7 @@ fn putseg_vs_attach_of_the_same_text() {
         assert!(new[0].resident(TEXT).is_some());
         drop(new);
         finish(vm, frames, file);
-        explored();
     });
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 fn mcache_setup() -> (Vm, HeapFrames) {
@@ -246,16 +246,9 @@ fn mcache_finish(vm: Vm, frames: HeapFrames) {
     assert_eq!(frames.stats().outstanding(), 0);
 }
 
-fn report_explored() {
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
-}
-
 #[test]
 fn fill_vs_a_new_version_at_open() {
-    builder().check(|| {
+    model("fill_vs_a_new_version_at_open", || {
         let (vm, frames) = mcache_setup();
         let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![1u8; 64])));
         let cache = vm.mount_cache();
@@ -273,14 +266,12 @@ fn fill_vs_a_new_version_at_open() {
         assert_cache_matches(&reopened, &server);
         drop((reopened, cache));
         mcache_finish(vm, frames);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn two_writes_in_flight_at_once() {
-    builder().check(|| {
+    model("two_writes_in_flight_at_once", || {
         let (vm, frames) = mcache_setup();
         let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![0u8; 16])));
         let file = loom::sync::Arc::new(vm.mount_cache().open(
@@ -308,14 +299,12 @@ fn two_writes_in_flight_at_once() {
         assert_cache_matches(&file, &server);
         drop(file);
         mcache_finish(vm, frames);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn exec_vs_a_cached_open_of_the_same_version() {
-    builder().check(|| {
+    model("exec_vs_a_cached_open_of_the_same_version", || {
         let (vm, frames, file, loads) = setup();
         let opener = {
             let (vm, file) = (vm.clone(), file.clone());
@@ -346,14 +335,12 @@ fn exec_vs_a_cached_open_of_the_same_version() {
         assert_eq!(vm.statistics().mcache_files, 0);
         drop(segments);
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn fill_vs_reclaim() {
-    builder().check(|| {
+    model("fill_vs_reclaim", || {
         let (vm, frames) = mcache_setup();
         let server: Server =
             loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![3u8; 2 * PAGE_SIZE])));
@@ -375,9 +362,7 @@ fn fill_vs_reclaim() {
         assert_cache_matches(&file, &server);
         drop(file);
         mcache_finish(vm, frames);
-        explored();
     });
-    report_explored();
 }
 
 /// Faults one page of the text, checking its bytes.
@@ -393,7 +378,7 @@ fn fault_text(frames: &HeapFrames, file: &FakeFile, text: &vm::SegmentRef) {
 
 #[test]
 fn two_faults_on_one_uncached_page_read_it_once() {
-    builder().check(|| {
+    model("two_faults_on_one_uncached_page_read_it_once", || {
         let (vm, frames, file, loads) = setup();
         // Two processes of the file: two handles on one shared text segment.
         let first = vm.exec(file.open(), &loads).unwrap();
@@ -416,14 +401,12 @@ fn two_faults_on_one_uncached_page_read_it_once() {
         }
         drop((first, second));
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn a_failed_load_wakes_the_fault_waiting_for_it() {
-    builder().check(|| {
+    model("a_failed_load_wakes_the_fault_waiting_for_it", || {
         let (vm, frames, file, loads) = setup();
         file.fail_reads(true);
         let first = vm.exec(file.open(), &loads).unwrap();
@@ -447,9 +430,7 @@ fn a_failed_load_wakes_the_fault_waiting_for_it() {
         assert_eq!(report.cached_pages, 0);
         drop((first, second));
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }
 
 /// A handle whose close re-enters vm, as a kernel's close that allocates (and so reclaims)
@@ -484,7 +465,7 @@ impl ImageFile for ReenteringFile {
 
 #[test]
 fn last_segment_dropped_while_reclaim_holds_the_image() {
-    builder().check(|| {
+    model("last_segment_dropped_while_reclaim_holds_the_image", || {
         let (vm, frames, file, loads) = setup();
         let handle = ReenteringFile {
             inner: file.open(),
@@ -498,12 +479,13 @@ fn last_segment_dropped_while_reclaim_holds_the_image() {
             let vm = vm.clone();
             thread::spawn(move || {
                 vm.reclaim(1);
+                // A kernel's safe point after reclaiming: the re-entering close may run here.
+                vm.run_parked_closes();
             })
         };
         drop(segments);
+        vm.run_parked_closes();
         reclaimer.join().unwrap();
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }

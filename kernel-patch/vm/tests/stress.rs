@@ -200,6 +200,9 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
                     }
                     drop(children);
                     drop(segments);
+                    // The kernel's safe point after an exit: closes parked by this
+                    // thread's puts and faults, or by others', run here.
+                    world.vm.run_parked_closes();
                 }
             })
         })
@@ -273,6 +276,7 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
          program reads through it {program_reads}",
         refused.load(Ordering::Relaxed)
     );
+    world.vm.run_parked_closes();
     for program in programs.iter() {
         let counts = program.file.counts();
         assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
