@@ -199,38 +199,39 @@ impl Shared {
 
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
-        let (image, forgotten) = 'found: loop {
-            {
-                let mut table = self.table.lock();
-                if let Some(image) = table.find_and_ref(&identity) {
-                    let forgotten = table.mcache.remove(&key);
-                    drop(table);
-                    self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
-                    break 'found (image, forgotten);
-                }
-            }
-            if self.table_full() {
-                if !self.free_one_idle_image() && self.table_full() {
-                    return Err(VmError::ImageTableFull);
-                }
-                // Search again: another attach may have inserted the identity meanwhile.
-                continue;
-            }
-            // A new image, allocated with no lock held.
-            self.admit(AllocSite::Image)?;
-            let fresh = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
-            let fresh = Arc::new(fresh);
+        // A new image, allocated with no lock held on an earlier pass.
+        let mut fresh: Option<Arc<Image>> = None;
+        // The last pass found the table full and its reclaim freed nothing.
+        let mut reclaimed_nothing = false;
+        let (image, forgotten) = loop {
             let mut table = self.table.lock();
+            // Every pass searches first: after a reclaim, or while this attach allocated,
+            // another attach may have inserted the identity (no duplicates, and no
+            // "table full" while the file's image is in it).
             if let Some(image) = table.find_and_ref(&identity) {
-                // Lost a race with another attach of the same file: use its image.
                 let forgotten = table.mcache.remove(&key);
                 drop(table);
                 self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
-                break 'found (image, forgotten);
+                break (image, forgotten);
             }
             if table.map.len() >= self.config.max_images as usize {
+                drop(table);
+                if reclaimed_nothing {
+                    return Err(VmError::ImageTableFull);
+                }
+                // vm-rule(attach-search-after-reclaim): search again after reclaiming, even
+                // when it freed nothing; another attach may have inserted the identity.
+                reclaimed_nothing = !self.free_one_idle_image();
                 continue;
             }
+            reclaimed_nothing = false;
+            let Some(new) = fresh.take() else {
+                drop(table);
+                self.admit(AllocSite::Image)?;
+                let image = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
+                fresh = Some(Arc::new(image));
+                continue;
+            };
             // Keep room for every image on the idle list, so put never allocates.
             let idle_room = (table.map.len() + 1).saturating_sub(table.idle.len());
             if table.map.try_reserve(1).is_err() || table.idle.try_reserve(idle_room).is_err() {
@@ -238,12 +239,12 @@ impl Shared {
                 drop(table);
                 return Err(VmError::NoMemory);
             }
-            fresh.refs.store(1, Ordering::Release);
-            table.map.insert(identity, fresh.clone());
+            new.refs.store(1, Ordering::Release);
+            table.map.insert(identity, new.clone());
             let forgotten = table.mcache.remove(&key);
             drop(table);
             self.counters.attach_misses.fetch_add(1, Ordering::Relaxed);
-            break 'found (fresh, forgotten);
+            break (new, forgotten);
         };
         if let Some(forgotten) = forgotten {
             self.mcache_retire(&forgotten);
@@ -282,10 +283,6 @@ impl Shared {
         };
         drop(state);
         Some(status)
-    }
-
-    fn table_full(&self) -> bool {
-        self.table.lock().map.len() >= self.config.max_images as usize
     }
 
     /// Drops one reference to `image` (Plan 9's `putimage`), then parks a dropped channel's

@@ -265,7 +265,9 @@ impl Vm {
     /// [`MountCache::forget`]: crate::MountCache::forget
     ///
     /// Never holds the table lock and an image lock at once. When the table is full it
-    /// reclaims an idle image and searches again, so no two images share an identity.
+    /// reclaims an idle image and searches again (even when reclaim freed nothing), so no
+    /// two images share an identity and a full table that holds the file's image is no
+    /// error.
     pub fn attach(&self, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
         let image = self.shared.attach(file)?;
         Ok(ImageRef {

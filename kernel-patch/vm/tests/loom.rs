@@ -14,6 +14,10 @@
 //!     reclaim's put drops the channel and parks it; the kernel's safe points close it with
 //!     no vm lock held (the file's close re-enters vm, so a close under a lock is a
 //!     deadlock loom reports).
+//! 11. two attaches of one file while the image table is full of an idle image of another
+//!     file: each reclaims, and searches again after reclaiming, so both get the one image
+//!     (without the second search, the attach whose reclaim found nothing left to free
+//!     reports a full table that holds the very image it wants).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -487,5 +491,53 @@ fn last_segment_dropped_while_reclaim_holds_the_image() {
         vm.run_parked_closes();
         reclaimer.join().unwrap();
         finish(vm, frames, file);
+    });
+}
+
+#[test]
+fn two_attaches_of_one_file_into_a_full_table() {
+    model("two_attaches_of_one_file_into_a_full_table", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 1,
+                max_idle_images: 1,
+                reclaim_batch: 1,
+            },
+        )
+        .unwrap();
+        let (_, _, wanted, loads) = setup();
+        let idle = FakeFile::patterned(
+            FileIdentity {
+                dev_type: 1,
+                dev: 1,
+                qid_path: 8,
+                qid_vers: 0,
+            },
+            PAGE_SIZE,
+        );
+        // The table's one slot: an idle image of another file, with a cached page.
+        drop(exec_and_read(&vm, &frames, &idle, &loads));
+        assert_eq!(vm.statistics().images_idle, 1);
+        let attacher = {
+            let (vm, wanted) = (vm.clone(), wanted.clone());
+            thread::spawn(move || vm.attach(wanted.open()))
+        };
+        let mine = vm.attach(wanted.open());
+        let theirs = attacher.join().unwrap();
+        let (mine, theirs) = match (mine, theirs) {
+            (Ok(mine), Ok(theirs)) => (mine, theirs),
+            (mine, theirs) => panic!("an attach failed: {:?}, {:?}", mine.err(), theirs.err()),
+        };
+        let report = check_invariants(&vm, None).unwrap();
+        assert_eq!((report.images, report.open_channels), (1, 1));
+        assert!(vm.image_status(&idle.identity()).is_none());
+        drop((mine, theirs));
+        vm.run_parked_closes();
+        finish(vm, frames, wanted);
+        let counts = idle.counts();
+        assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
     });
 }
