@@ -189,7 +189,8 @@ impl Shared {
             return Err(err.into());
         }
         let chan = match ImageChannel::new(file, &self.parked) {
-            Ok(chan) => Arc::new(chan),
+            // No memory for the box: dropping the channel parks its file in its slot.
+            Ok(chan) => Arc::try_new(chan).map_err(|_| VmError::NoMemory)?,
             Err((err, file)) => {
                 file.close();
                 return Err(err.into());
@@ -229,7 +230,7 @@ impl Shared {
                 drop(table);
                 self.admit(AllocSite::Image)?;
                 let image = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
-                fresh = Some(Arc::new(image));
+                fresh = Some(Arc::try_new(image).map_err(|_| VmError::NoMemory)?);
                 continue;
             };
             // Keep room for every image on the idle list, so put never allocates.

@@ -191,7 +191,7 @@ impl SegmentRef {
                     // If the image let its channel go meanwhile, this was the last reference:
                     // dropping it parks the file (the kernel's lock may be held: no close).
                     drop(file);
-                    result.map_err(FaultError::Io)?;
+                    result?;
                     loaded.page = Some(load.finish());
                 }
                 Step::WaitLoad { seen } => {

@@ -602,7 +602,8 @@ impl Shared {
                     .store(identity.qid_vers, Ordering::Relaxed);
                 // The map's own reference.
                 image.refs.store(1, Ordering::Release);
-                fresh = Some(Arc::new(image));
+                // No memory for the box: the file goes uncached.
+                fresh = Some(Arc::try_new(image).ok()?);
                 continue;
             };
             if table.mcache.try_reserve(1).is_err() {

@@ -274,6 +274,16 @@ impl SegmentRef {
         }
         let shared = &*self.vm.shared;
         shared.admit(AllocSite::Segment)?;
+        // The child, allocated first with an empty table: until it holds page and image
+        // references, dropping it on an error releases nothing.
+        let seg = Segment::new(
+            shared,
+            self.seg.kind,
+            self.seg.geometry,
+            self.seg.image.clone(),
+            PageTable::empty(),
+        );
+        let seg = Arc::try_new(seg).map_err(|_| VmError::NoMemory)?;
         let table = {
             let parent = self.seg.table.lock();
             let copy = parent.duplicate(shared)?;
@@ -282,19 +292,13 @@ impl SegmentRef {
             copy.for_each(|_, page| shared.pool.incref(page));
             copy
         };
+        *seg.table.lock() = table;
         if let Some(image) = &self.seg.image {
             // Our segment holds a reference, so the image cannot go away meanwhile.
             image.refs.fetch_add(1, Ordering::AcqRel);
         }
-        let seg = Segment::new(
-            shared,
-            self.seg.kind,
-            self.seg.geometry,
-            self.seg.image.clone(),
-            table,
-        );
         Ok(SegmentRef {
-            seg: Arc::new(seg),
+            seg,
             vm: self.vm.clone(),
         })
     }
@@ -356,13 +360,14 @@ impl ImageRef {
         let shared = &*self.vm.shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
-        let fresh = Arc::new(Segment::new(
+        let fresh = Arc::try_new(Segment::new(
             shared,
             SegmentKind::Text,
             geometry,
             Some(image.clone()),
             table,
-        ));
+        ))
+        .map_err(|_| VmError::NoMemory)?;
         let mut state = image.state.lock();
         if let Some(seg) = Self::find_text(&state.texts, geometry) {
             // Another exec made one meanwhile; `fresh` never took an image reference.
@@ -401,8 +406,6 @@ impl ImageRef {
         let shared = &*self.vm.shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
-        // This handle holds a reference, so taking another needs no lock.
-        self.image.refs.fetch_add(1, Ordering::AcqRel);
         let seg = Segment::new(
             shared,
             SegmentKind::Data,
@@ -410,7 +413,10 @@ impl ImageRef {
             Some(self.image.clone()),
             table,
         );
-        Ok(self.wrap(Arc::new(seg)))
+        let seg = Arc::try_new(seg).map_err(|_| VmError::NoMemory)?;
+        // This handle holds a reference, so taking another needs no lock.
+        self.image.refs.fetch_add(1, Ordering::AcqRel);
+        Ok(self.wrap(seg))
     }
 }
 
@@ -445,7 +451,7 @@ impl Vm {
         let table = PageTable::new(geometry.pages)?;
         let seg = Segment::new(shared, kind, geometry, None, table);
         Ok(SegmentRef {
-            seg: Arc::new(seg),
+            seg: Arc::try_new(seg).map_err(|_| VmError::NoMemory)?,
             vm: self.clone(),
         })
     }

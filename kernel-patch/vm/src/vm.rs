@@ -1,12 +1,14 @@
 //! The vm instance: its configuration, its shared state and its errors.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::cache::ImageTable;
 use crate::channel::{ImageChannel, ParkedCloses};
+use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
-use crate::frame::{AllocError, AllocSite, FrameAllocator};
+use crate::frame::{AllocError, AllocSite, FrameAllocator, PAGE_SIZE};
 use crate::image::Image;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
@@ -162,19 +164,31 @@ impl Shared {
 
     /// Reads the file's bytes at `offset` into `page` (zero past the end of file). Called
     /// with no lock held: the read may block. The page is the caller's (a loading page).
+    ///
+    /// The file is read into a bounce buffer of vm's, and only the copy into the frame runs
+    /// inside [`FrameAllocator::with_frame_mut`]: a kernel whose frame mappings are short
+    /// lived (a per-CPU window) cannot keep one across an RPC.
     pub(crate) fn read_page_into(
         &self,
         file: &ImageChannel,
         offset: u64,
         page: PageIndex,
-    ) -> Result<(), FileError> {
+    ) -> Result<(), FaultError> {
+        self.admit(AllocSite::LoadBuffer)
+            .map_err(|_| FaultError::NoMemory)?;
+        let mut buffer = Vec::new();
+        buffer
+            .try_reserve_exact(PAGE_SIZE)
+            .map_err(|_| FaultError::NoMemory)?;
+        buffer.resize(PAGE_SIZE, 0);
         self.counters.page_loads.fetch_add(1, Ordering::Relaxed);
-        let mut result = Ok(());
+        file.read_page(offset, &mut buffer)
+            .map_err(FaultError::Io)?;
         self.frames
             .with_frame_mut(self.pool.frame(page), &mut |bytes| {
-                result = file.read_page(offset, bytes);
+                bytes.copy_from_slice(&buffer);
             });
-        result
+        Ok(())
     }
 
     /// A page load finished (its loading mark is gone): counts it and wakes the faults
@@ -227,23 +241,25 @@ impl Vm {
         page_wait: Box<dyn PageWait>,
     ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                frames,
-                pool,
-                table: Mutex::new(ImageTable::new()),
-                reclaim_lock: Mutex::new(()),
-                config,
-                mcache_config: mount_cache,
-                mcache_pages: AtomicU32::new(0),
-                use_clock: AtomicU64::new(0),
-                counters: Counters::default(),
-                page_wait,
-                loads_finished: AtomicU64::new(0),
-                parked: Arc::new(ParkedCloses::new()),
-                next_serial: AtomicU64::new(1),
-            }),
+        let parked = Arc::try_new(ParkedCloses::new()).map_err(|_| VmError::NoMemory)?;
+        let shared = Arc::try_new(Shared {
+            frames,
+            pool,
+            table: Mutex::new(ImageTable::new()),
+            reclaim_lock: Mutex::new(()),
+            config,
+            mcache_config: mount_cache,
+            mcache_pages: AtomicU32::new(0),
+            use_clock: AtomicU64::new(0),
+            counters: Counters::default(),
+            page_wait,
+            loads_finished: AtomicU64::new(0),
+            parked,
+            next_serial: AtomicU64::new(1),
         })
+        // No memory for the instance: the frames its pool took go back as it drops.
+        .map_err(|_| VmError::NoMemory)?;
+        Ok(Self { shared })
     }
 
     /// The frame allocator, for the embedding kernel to reach the bytes of a mapped frame.
