@@ -307,14 +307,15 @@ impl Shared {
         let refs = before.wrapping_sub(1);
         let mut outcome = PutOutcome::default();
         if refs == pgref {
-            // Only cached pages refer to the image now: the file is not needed.
+            // vm-rule(pgref-drops-channel): only cached pages refer to the image now, so the
+            // file is not needed: the channel goes (`ref > pgref` exactly while it is held).
             outcome.chan = state.chan.take();
         }
         if refs == 0 {
             drop(state);
             let mut table = self.table.lock();
-            // Re-check: an attach may have found the image and taken a reference after we
-            // released the image lock.
+            // vm-rule(put-rechecks-ref): an attach may have found the image and taken a
+            // reference after we released the image lock; unlink only if `ref` is still 0.
             let removed = if image.refs.load(Ordering::Acquire) == 0 {
                 table.unlink(image)
             } else {

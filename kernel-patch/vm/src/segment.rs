@@ -310,6 +310,8 @@ impl Drop for SegmentRef {
         let last = match &seg.image {
             Some(image) => {
                 let mut state = image.state.lock();
+                // vm-rule(putseg-under-image-lock): the count falls under the image lock,
+                // where attach finds shared text (9front's A/B/A race of June 2025).
                 let last = seg.count.fetch_sub(1, Ordering::AcqRel) == 1;
                 let unlinked = if last {
                     state
