@@ -30,7 +30,7 @@ use crate::image::{Image, ImageState};
 use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
-use crate::vm::{ImageStatus, Shared, VmError};
+use crate::vm::{ImageStatus, VmError, VmState};
 
 /// A small multiplicative hasher (hashbrown without default features has none). Identities
 /// come from the kernel's own channels, so hash flooding is not a concern here.
@@ -176,7 +176,7 @@ struct ImageReclaim {
     freed: bool,
 }
 
-impl Shared {
+impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<Image>, VmError> {
         let identity = file.identity();

@@ -17,7 +17,7 @@ use crate::image::{Image, Lookup};
 use crate::page::{PageIndex, PagePool};
 use crate::segment::{Backing, PageTable, SegmentKind, SegmentRef};
 use crate::sync::{Arc, Ordering};
-use crate::vm::Shared;
+use crate::vm::VmState;
 use core::fmt;
 
 /// The kind of access that faulted.
@@ -91,7 +91,7 @@ impl Drop for HeldPage<'_> {
 /// it (the read failed, or the fault ended some other way); either way the faults waiting
 /// for a load are woken.
 struct PageLoad<'a> {
-    shared: &'a Shared,
+    shared: &'a VmState,
     image: Arc<Image>,
     page: PageIndex,
     finished: bool,

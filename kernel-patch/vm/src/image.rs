@@ -63,6 +63,8 @@ pub(crate) struct Image {
     /// The file. For a mount-cache image `qid_vers` is meaningless (0): the cached version
     /// is `mcache_vers`.
     pub(crate) identity: FileIdentity,
+    /// Read by the checker only.
+    #[cfg_attr(not(any(test, feature = "check")), allow(dead_code))]
     pub(crate) kind: ImageKind,
     pub(crate) refs: AtomicU32,
     /// Written only under `state`'s lock; read without it by the statistics.
@@ -324,6 +326,7 @@ impl Image {
 
     /// Calls `visit(chain, page)` for every page in the chains, at most `limit` pages in all
     /// (a corrupted, cyclic chain would otherwise never end). For the checker.
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn walk_chains(
         &self,
         state: &ImageState,

@@ -20,8 +20,9 @@
 //!   ([`MountCacheConfig`]); reclaimed under memory pressure; a file whose channel becomes
 //!   an image's channel leaves it. The kernel asks the cache first and the server for the
 //!   rest; [`MountCache`] has the kernel's side, call by call.
-//! - [`Statistics`] for users; [`check::check_invariants`] for tests and the hosted kernel;
-//!   [`testkit`] fakes of the kernel's frames and files.
+//! - [`Statistics`] for users; behind cargo features, so a kernel links neither unless it
+//!   asks: `check` (`check::check_invariants`, for tests and the hosted kernel) and
+//!   `testkit` (fakes of the kernel's frames and files).
 //!
 //! # Locks
 //!
@@ -61,14 +62,18 @@ mod sync;
 mod vm;
 mod wait;
 
+#[cfg(any(test, feature = "check"))]
 pub mod check;
 pub mod elf;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 pub use exec::LoadSegment;
 pub use fault::{Access, FaultError, Mapping};
 pub use file::{FileError, FileIdentity, ImageFile};
-pub use frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
+pub use frame::{
+    copy_via_buffer, zero_via_with_frame, AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE,
+};
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,
 };

@@ -47,7 +47,7 @@ use crate::frame::{AllocSite, PAGE_BYTES, PAGE_SIZE};
 use crate::image::{Image, ImageKind, ImageState};
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, AtomicU32, Ordering};
-use crate::vm::{Shared, Vm};
+use crate::vm::{Vm, VmState};
 
 /// Limits of the mount cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,7 +489,7 @@ impl ImageTable {
     }
 }
 
-impl Shared {
+impl VmState {
     fn file_page_limit(&self) -> u32 {
         u32::try_from(self.mcache_config.max_file_bytes / PAGE_BYTES).unwrap_or(u32::MAX)
     }

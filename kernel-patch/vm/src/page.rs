@@ -91,7 +91,8 @@ struct Lists {
     bound: u32,
 }
 
-/// What a page looks like to the invariant checker and the statistics.
+/// What a page looks like to the invariant checker.
+#[cfg(any(test, feature = "check"))]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageView {
     pub(crate) bound: bool,
@@ -321,11 +322,13 @@ impl PagePool {
         (lists.free_count, lists.bound)
     }
 
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn double_frees(&self) -> u32 {
         self.double_frees.load(Ordering::Relaxed)
     }
 
     /// A snapshot of one entry, for the checker.
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn view(&self, page: PageIndex) -> PageView {
         let meta = self.meta(page);
         PageView {
@@ -342,6 +345,7 @@ impl PagePool {
 
     /// Walks the free list under its lock: calls `visit` on each page, at most `limit`
     /// pages (a cycle would otherwise never end). Returns the recorded free count.
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn walk_free(&self, limit: u32, mut visit: impl FnMut(PageIndex)) -> u32 {
         let lists = self.lists.lock();
         let mut cursor = lists.free_head;

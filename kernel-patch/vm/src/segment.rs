@@ -16,7 +16,7 @@ use crate::frame::{AllocError, AllocSite, Frame, PAGE_BYTES};
 use crate::image::Image;
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
-use crate::vm::{ImageRef, LayoutError, Shared, Vm, VmError};
+use crate::vm::{ImageRef, LayoutError, Vm, VmError, VmState};
 
 /// Pages in a leaf of a segment's page table.
 const LEAF_PAGES: usize = 512;
@@ -98,7 +98,7 @@ impl PageTable {
         (page / LEAF_PAGES, page % LEAF_PAGES)
     }
 
-    fn new_leaf(shared: &Shared) -> Result<Box<[u32]>, AllocError> {
+    fn new_leaf(shared: &VmState) -> Result<Box<[u32]>, AllocError> {
         shared.admit(AllocSite::PageTable)?;
         let mut leaf = Vec::new();
         leaf.try_reserve_exact(LEAF_PAGES).map_err(|_| AllocError)?;
@@ -114,7 +114,7 @@ impl PageTable {
     }
 
     /// Makes sure the leaf holding `page` exists, so [`set`](Self::set) cannot fail.
-    pub(crate) fn ensure(&mut self, page: u64, shared: &Shared) -> Result<(), AllocError> {
+    pub(crate) fn ensure(&mut self, page: u64, shared: &VmState) -> Result<(), AllocError> {
         let (leaf, _) = Self::split(page);
         match self.leaves.get_mut(leaf) {
             Some(Some(_)) => Ok(()),
@@ -154,7 +154,7 @@ impl PageTable {
     }
 
     /// A copy of the table's structure and entries (taking no page references).
-    fn duplicate(&self, shared: &Shared) -> Result<Self, AllocError> {
+    fn duplicate(&self, shared: &VmState) -> Result<Self, AllocError> {
         let mut copy = Self::new((self.leaves.len() * LEAF_PAGES) as u64)?;
         for (number, leaf) in self.leaves.iter().enumerate() {
             if let Some(leaf) = leaf {
@@ -183,7 +183,7 @@ pub(crate) struct Segment {
 
 impl Segment {
     fn new(
-        shared: &Shared,
+        shared: &VmState,
         kind: SegmentKind,
         geometry: Geometry,
         image: Option<Arc<Image>>,

@@ -8,6 +8,8 @@
 
 #[cfg(not(loom))]
 mod imp {
+    // `AtomicBool` is the test kit's.
+    #[allow(unused_imports)]
     pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// One turn of a retry loop: tells the CPU we are spinning.
@@ -34,6 +36,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
+    #[allow(unused_imports)]
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// One turn of a retry loop: lets loom run another thread.

@@ -112,7 +112,7 @@ pub(crate) struct Counters {
 }
 
 /// Everything a vm instance shares between its handles.
-pub(crate) struct Shared {
+pub(crate) struct VmState {
     pub(crate) frames: Box<dyn FrameAllocator>,
     pub(crate) pool: PagePool,
     pub(crate) table: Mutex<ImageTable>,
@@ -135,7 +135,7 @@ pub(crate) struct Shared {
     next_serial: AtomicU64,
 }
 
-impl Shared {
+impl VmState {
     /// A fresh serial for an image or a segment; never 0, never reused.
     pub(crate) fn serial(&self) -> u64 {
         self.next_serial.fetch_add(1, Ordering::Relaxed)
@@ -199,7 +199,7 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for VmState {
     fn drop(&mut self) {
         // Every handle is gone, so no segment maps a page: give the frames back.
         self.pool.release_all(&*self.frames);
@@ -212,7 +212,7 @@ impl Drop for Shared {
 /// instance alive.
 #[derive(Clone)]
 pub struct Vm {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<VmState>,
 }
 
 impl Vm {
@@ -242,7 +242,7 @@ impl Vm {
     ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
         let parked = Arc::try_new(ParkedCloses::new()).map_err(|_| VmError::NoMemory)?;
-        let shared = Arc::try_new(Shared {
+        let shared = Arc::try_new(VmState {
             frames,
             pool,
             table: Mutex::new(ImageTable::new()),
