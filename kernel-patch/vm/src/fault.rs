@@ -152,6 +152,14 @@ impl SegmentRef {
     /// called with no vm lock held (a process segment lock of the kernel's is fine). May
     /// read from the image's file and allocate frames, each with every vm lock dropped.
     pub fn fault(&self, addr: u64, access: Access) -> Result<Mapping, FaultError> {
+        let result = self.fault_unlocked(addr, access);
+        // Every vm lock is released and the pages this fault did not use are freed: frames
+        // past the free pool's bound go back to the kernel.
+        self.vm.shared.trim_free_pool();
+        result
+    }
+
+    fn fault_unlocked(&self, addr: u64, access: Access) -> Result<Mapping, FaultError> {
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let page = seg.page_number(addr).ok_or(FaultError::BadAddress)?;

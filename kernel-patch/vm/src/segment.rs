@@ -338,6 +338,8 @@ impl Drop for SegmentRef {
         if let Some(image) = &seg.image {
             shared.put(image);
         }
+        // No vm lock is held: frames past the free pool's bound go back to the kernel.
+        shared.trim_free_pool();
     }
 }
 

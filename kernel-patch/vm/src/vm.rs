@@ -27,6 +27,10 @@ pub struct Config {
     pub max_idle_images: u32,
     /// Pages reclaim tries to free when a page allocation finds no free page.
     pub reclaim_batch: u32,
+    /// Free pages vm keeps with their frames; past this, the frames of free pages go back
+    /// to the kernel ([`FrameAllocator::free`]) when segments go away, faults end and
+    /// reclaim runs. [`Vm::shrink`] gives back the rest.
+    pub max_free_pages: u32,
 }
 
 impl Default for Config {
@@ -36,6 +40,7 @@ impl Default for Config {
             max_images: 1024,
             max_idle_images: 64,
             reclaim_batch: 64,
+            max_free_pages: 64,
         }
     }
 }
@@ -109,6 +114,7 @@ pub(crate) struct Counters {
     pub(crate) page_loads: AtomicU64,
     pub(crate) page_load_waits: AtomicU64,
     pub(crate) reclaim_channel_drops: AtomicU64,
+    pub(crate) frames_released: AtomicU64,
 }
 
 /// Everything a vm instance shares between its handles.
@@ -189,6 +195,34 @@ impl VmState {
                 bytes.copy_from_slice(&buffer);
             });
         Ok(())
+    }
+
+    /// Gives the frames of free pages past [`Config::max_free_pages`] back to the kernel.
+    /// Called with no vm lock held (`FrameAllocator::free` runs).
+    pub(crate) fn trim_free_pool(&self) {
+        let released =
+            self.pool
+                .release_free(&*self.frames, usize::MAX, self.config.max_free_pages);
+        self.count_released(released);
+    }
+
+    fn count_released(&self, released: usize) {
+        if released > 0 {
+            self.counters
+                .frames_released
+                .fetch_add(released as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// See [`Vm::shrink`].
+    pub(crate) fn shrink(&self, target: usize) -> usize {
+        let mut released = self.pool.release_free(&*self.frames, target, 0);
+        if released < target {
+            self.reclaim(target - released);
+            released += self.pool.release_free(&*self.frames, target - released, 0);
+        }
+        self.count_released(released);
+        released
     }
 
     /// A page load finished (its loading mark is gone): counts it and wakes the faults
@@ -327,7 +361,19 @@ impl Vm {
     /// then those of active images (never an active image itself). Returns the number
     /// freed.
     pub fn reclaim(&self, target: usize) -> usize {
-        self.shared.reclaim(target)
+        let freed = self.shared.reclaim(target);
+        self.shared.trim_free_pool();
+        freed
+    }
+
+    /// The shrinker: gives up to `target` frames back to the kernel
+    /// ([`FrameAllocator::free`]) and returns how many it gave. Free pages go first; when
+    /// they are not enough, cached pages at ref 0 are reclaimed (as [`reclaim`](Self::reclaim)
+    /// chooses them) and their frames go too. Mapped pages and active images stay. For a
+    /// kernel under memory pressure; takes and releases vm's locks, never blocks but in
+    /// `FrameAllocator::free`.
+    pub fn shrink(&self, target: usize) -> usize {
+        self.shared.shrink(target)
     }
 }
 

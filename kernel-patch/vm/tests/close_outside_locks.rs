@@ -123,6 +123,7 @@ fn channels_are_closed_with_no_vm_lock_held() {
         max_images: 2,
         max_idle_images: 1,
         reclaim_batch: 4,
+        max_free_pages: 1,
     });
     let programs: Vec<Program> = (0..PROGRAMS)
         .map(|path| program(ident(1, 10 + path, 0), 2 * PAGE, PAGE, PAGE))

@@ -187,6 +187,7 @@ fn everything(
         max_images: 4,
         max_idle_images: 2,
         reclaim_batch: 4,
+        max_free_pages: 2,
     };
     let vm = match Vm::new(frames, config) {
         Ok(vm) => vm,

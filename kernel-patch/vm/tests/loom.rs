@@ -67,6 +67,7 @@ fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
             max_images: 2,
             max_idle_images: 2,
             reclaim_batch: 1,
+            max_free_pages: 4,
         },
     )
     .unwrap();
@@ -197,6 +198,7 @@ fn mcache_setup() -> (Vm, HeapFrames) {
             max_images: 2,
             max_idle_images: 2,
             reclaim_batch: 1,
+            max_free_pages: 4,
         },
         MountCacheConfig {
             max_file_bytes: 2 * PAGE_SIZE as u64,
@@ -505,6 +507,7 @@ fn two_attaches_of_one_file_into_a_full_table() {
                 max_images: 1,
                 max_idle_images: 1,
                 reclaim_batch: 1,
+                max_free_pages: 4,
             },
         )
         .unwrap();

@@ -212,6 +212,7 @@ impl Harness {
             max_images: 4,
             max_idle_images: 2,
             reclaim_batch: 4,
+            max_free_pages: u32::MAX,
         };
         Self {
             world: mc_world(

@@ -70,6 +70,7 @@ fn a_fault_that_reclaims_parks_the_channel_it_lets_go_of() {
         max_images: 64,
         max_idle_images: 64,
         reclaim_batch: 4,
+        max_free_pages: 0,
     });
     let programs: Vec<Program> = (0..2)
         .map(|path| program(ident(1, 40 + path, 0), PAGE, PAGE, PAGE))

@@ -104,6 +104,7 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
         max_images: 6,
         max_idle_images: 3,
         reclaim_batch: 8,
+        max_free_pages: 1,
     };
     let world = Arc::new(mc_world(
         config,
