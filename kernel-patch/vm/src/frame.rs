@@ -59,7 +59,7 @@ pub enum AllocSite {
 /// | method | may block | called with vm locks held |
 /// |---|---|---|
 /// | [`allocate`](Self::allocate) | yes (it may wait for memory) | never |
-/// | [`free`](Self::free) | no | never (but it must not block anyway) |
+/// | [`free`](Self::free) | no | never; but on a fault's path or a segment's release, so the kernel's own locks may be held |
 /// | [`zero`](Self::zero), [`copy`](Self::copy) | no | yes (a segment lock) |
 /// | [`with_frame`](Self::with_frame), [`with_frame_mut`](Self::with_frame_mut) | no, but the closure may | only with closures that do not block |
 /// | [`admit_allocation`](Self::admit_allocation) | no | yes |
