@@ -18,6 +18,8 @@
 //!     file: each reclaims, and searches again after reclaiming, so both get the one image
 //!     (without the second search, the attach whose reclaim found nothing left to free
 //!     reports a full table that holds the very image it wants).
+//! 12. frames go back to the kernel (a segment's last drop trims the free pool) while a
+//!     fault on another segment takes a free page or binds a new frame to an unbound entry.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -542,5 +544,46 @@ fn two_attaches_of_one_file_into_a_full_table() {
         finish(vm, frames, wanted);
         let counts = idle.counts();
         assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+    });
+}
+
+#[test]
+fn frames_go_back_while_a_fault_allocates() {
+    model("frames_go_back_while_a_fault_allocates", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                // Keep no free page: every freed frame goes back at once.
+                max_free_pages: 0,
+            },
+        )
+        .unwrap();
+        const STACK: u64 = 0x7000_0000;
+        let page = PAGE_SIZE as u64;
+        let old = vm
+            .zero_segment(vm::SegmentKind::Stack, STACK, 2 * page)
+            .unwrap();
+        old.fault(STACK, Access::Write).unwrap();
+        old.fault(STACK + page, Access::Write).unwrap();
+        let new = vm
+            .zero_segment(vm::SegmentKind::Bss, STACK + 4 * page, page)
+            .unwrap();
+        let dropper = thread::spawn(move || drop(old));
+        let mapping = new.fault(STACK + 4 * page, Access::Write).unwrap();
+        assert!(frames.read(mapping.frame).iter().all(|byte| *byte == 0));
+        dropper.join().unwrap();
+        if let Err(violation) = check_invariants(&vm, Some(&[&new])) {
+            panic!("{violation}");
+        }
+        // Only the new segment's page is still vm's.
+        assert_eq!(frames.stats().outstanding(), 1);
+        drop(new);
+        assert_eq!(frames.stats().outstanding(), 0);
+        drop(vm);
     });
 }
