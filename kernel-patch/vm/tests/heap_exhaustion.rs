@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use vm::check::check_invariants;
 use vm::{
     Access, AllocError, Config, FaultError, FileError, FileIdentity, Frame, FrameAllocator,
     ImageFile, LoadSegment, OpenKind, SegmentKind, Vm, VmError, PAGE_SIZE,
@@ -178,6 +179,7 @@ enum Failed {
 /// lets everything go. Everything it
 /// is given is boxed before, so all heap allocations made in here are vm's.
 fn everything(
+    made: &mut Option<Vm>,
     frames: Box<dyn FrameAllocator>,
     first: Box<dyn ImageFile>,
     second: Box<dyn ImageFile>,
@@ -198,6 +200,8 @@ fn everything(
             return Err(Failed::Vm(err));
         }
     };
+    // A handle for the checker, after the knob is off (cloning allocates nothing).
+    *made = Some(vm.clone());
     let image = match vm.attach(first) {
         Ok(image) => image,
         Err(err) => {
@@ -271,9 +275,17 @@ fn every_heap_allocation_vm_makes_may_fail() {
         let (first, second) = (File::open(&open), File::open(&open));
         REFUSED.with(|refused| refused.set(false));
         ALLOWED.with(|allowed| allowed.set(Some(nth)));
-        let result = everything(handle, first, second);
+        let mut made = None;
+        let result = everything(&mut made, handle, first, second);
         ALLOWED.with(|allowed| allowed.set(None));
         let refused = REFUSED.with(Cell::get);
+        // The failed operation left the vm consistent; then it goes too.
+        if let Some(vm) = made {
+            if let Err(violation) = check_invariants(&vm, Some(&[])) {
+                panic!("allocation {nth}: {violation}");
+            }
+            vm.run_parked_closes();
+        }
         // Whatever happened, everything is let go of: every frame and every handle.
         assert_eq!(
             frames.outstanding.load(Ordering::SeqCst),
