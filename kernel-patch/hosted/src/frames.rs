@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use vm::testkit::{copy_via_buffer, zero_via_with_frame};
+use vm::{copy_via_buffer, zero_via_with_frame};
 use vm::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 
 /// Bytes written over a frame when it is freed, so a page used without being filled shows.

@@ -226,7 +226,7 @@ impl Kernel {
     /// Frees up to `pages` cached pages at ref 0 (idle images first); returns how many.
     pub fn reclaim(&self, pages: usize) -> usize {
         let freed = self.inner.vm.reclaim(pages);
-        self.sweep_legacy_pins();
+        self.safe_point();
         freed
     }
 
@@ -234,7 +234,7 @@ impl Kernel {
     /// queue settled. (Legacy pins are looked at first: one whose image is gone is
     /// released.)
     pub fn wait_closes(&self, timeout: Duration) -> bool {
-        self.sweep_legacy_pins();
+        self.safe_point();
         self.inner.services.closeq.wait_settled(timeout)
     }
 
@@ -285,6 +285,14 @@ impl Kernel {
         crate::check::check(&self.inner.vm, &self.inner.services, &procs)
     }
 
+    /// Where this kernel holds none of its locks: the channels vm let go of (an image gone
+    /// idle in an exit, a fault's reclaim) are closed here (vm parks them, never closing
+    /// under the memory lock), then legacy pins are looked at.
+    pub(crate) fn safe_point(&self) {
+        self.inner.vm.run_parked_closes();
+        self.sweep_legacy_pins();
+    }
+
     /// In legacy mode: releases the pinned channels of images vm no longer has
     /// ([`Vm::image_status`] of their identities is `None`). The pins' lock is a leaf, so
     /// vm is asked with it released, and the gone identities taken out after.
@@ -327,6 +335,7 @@ impl Drop for Inner {
         drop(procs);
         // Every image is idle now: free them, so no channel of an image outlives the kernel.
         self.vm.reclaim(usize::MAX);
+        self.vm.run_parked_closes();
         let pins = self
             .services
             .pins()

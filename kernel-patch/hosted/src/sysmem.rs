@@ -15,7 +15,10 @@ impl Kernel {
         let proc = self.proc(pid)?;
         // A fault may read a page: the call's interrupt is the thread's current one.
         let _call = proc.notes.begin_call();
-        let pte = lock(&proc.mem).touch(addr, access, self.counters())?;
+        let touched = lock(&proc.mem).touch(addr, access, self.counters());
+        // The memory lock is released: closes a fault's reclaim parked may run.
+        self.safe_point();
+        let pte = touched?;
         Ok(Mapping {
             frame: pte.frame,
             writable: pte.writable,
@@ -27,8 +30,9 @@ impl Kernel {
         let proc = self.proc(pid)?;
         // A fault may read a page: the call's interrupt is the thread's current one.
         let _call = proc.notes.begin_call();
-        let mut mem = lock(&proc.mem);
-        mem.read(&self.inner.frames, addr, buf, self.counters())
+        let result = lock(&proc.mem).read(&self.inner.frames, addr, buf, self.counters());
+        self.safe_point();
+        result
     }
 
     /// Stores `data` in `pid`'s memory at `addr`.
@@ -36,8 +40,9 @@ impl Kernel {
         let proc = self.proc(pid)?;
         // A fault may read a page: the call's interrupt is the thread's current one.
         let _call = proc.notes.begin_call();
-        let mut mem = lock(&proc.mem);
-        mem.write(&self.inner.frames, addr, data, self.counters())
+        let result = lock(&proc.mem).write(&self.inner.frames, addr, data, self.counters());
+        self.safe_point();
+        result
     }
 
     /// `pid`'s segments.

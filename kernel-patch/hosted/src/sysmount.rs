@@ -89,7 +89,7 @@ impl Kernel {
             .remove(&key)
             .ok_or(KernelError::NotMounted(key))?;
         drop(removed);
-        self.sweep_legacy_pins();
+        self.safe_point();
         Ok(())
     }
 

@@ -71,6 +71,7 @@ impl Kernel {
         };
         if let Some(child) = refused {
             release(&child);
+            self.safe_point();
             return Err(KernelError::NoSuchProcess(pid));
         }
         Counters::bump(&self.counters().forks);
@@ -103,7 +104,7 @@ impl Kernel {
         };
         release(&proc);
         Counters::bump(&self.counters().exits);
-        self.sweep_legacy_pins();
+        self.safe_point();
         Ok(())
     }
 
@@ -168,6 +169,8 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
         let result = self.load(&proc, path, argv, &intr);
+        // The old image went (or a failed exec let its file go) with no lock held now.
+        self.safe_point();
         match &result {
             Ok(_) => Counters::bump(&self.counters().execs),
             Err(err) => {

@@ -3,8 +3,11 @@
 //!
 //! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
 //! is a leaf under any of them. The table also holds the mount cache's map (`mcache.rs`). Attach never holds the table lock and an image lock at once.
-//! No lock is held while a file is closed or a frame is allocated: not even the reclaim
-//! lock, so a channel that reclaim's put drops is closed with the reclaim lock released.
+//! No lock is held while a frame is allocated. Files are never closed here at all: a
+//! channel a put lets go of parks its file (`channel.rs`; the park lock is a leaf), and the
+//! kernel closes it later where it holds no lock of its own. That includes a channel
+//! reclaim's put lets go of, on whatever thread reclaims (a fault's, under the kernel's
+//! process segment lock).
 //!
 //! The protocol follows 9front's 2025 image locking:
 //! - attach takes its reference under the table lock (so a concurrent put sees it when it
@@ -20,13 +23,14 @@ use core::hash::{BuildHasherDefault, Hasher};
 
 use hashbrown::HashMap;
 
-use crate::file::{FileIdentity, ImageFile, OpenFile};
+use crate::channel::ImageChannel;
+use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{Image, ImageState};
 use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
-use crate::vm::{ImageStatus, Shared, VmError};
+use crate::vm::{ImageStatus, VmError, VmState};
 
 /// A small multiplicative hasher (hashbrown without default features has none). Identities
 /// come from the kernel's own channels, so hash flooding is not a concern here.
@@ -156,7 +160,7 @@ impl ImageTable {
 #[derive(Default)]
 pub(crate) struct PutOutcome {
     /// The dropped channel; dropping it closes the file.
-    chan: Option<Arc<OpenFile>>,
+    chan: Option<Arc<ImageChannel>>,
     /// The idle list grew past its limit.
     trim: bool,
     /// The image was unlinked from the table.
@@ -170,71 +174,78 @@ pub(crate) struct ImageReclaim {
     pub(crate) taken: usize,
     /// The image was unlinked from the table.
     pub(crate) freed: bool,
-    /// The channel reclaim's put dropped, for the caller to close once it has released the
-    /// reclaim lock.
-    pub(crate) chan: Option<Arc<OpenFile>>,
 }
 
-impl Shared {
+impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<Image>, VmError> {
         let identity = file.identity();
-        // Allocate the channel wrapper before any lock. Dropping it (on an error, or when
-        // the image has a channel already) closes the file, always with no lock held.
+        // Make the channel, with its parking slot, before any lock. Dropping it (on an
+        // error, or when the image has a channel already) parks the file for the kernel to
+        // close. Failing here, the file is not handed over yet: close it on the caller's
+        // thread (`ImageFile`'s contract).
         if let Err(err) = self.admit(AllocSite::Channel) {
             file.close();
             return Err(err.into());
         }
-        let chan = Arc::new(OpenFile::new(file));
+        let chan = match ImageChannel::new(file, &self.parked) {
+            // No memory for the box: dropping the channel parks its file in its slot.
+            Ok(chan) => Arc::try_new(chan).map_err(|_| VmError::NoMemory)?,
+            Err((err, file)) => {
+                file.close();
+                return Err(err.into());
+            }
+        };
         let key = CacheKey::of(&identity);
 
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
-        let (image, forgotten) = 'found: loop {
-            {
-                let mut table = self.table.lock();
-                if let Some(image) = table.find_and_ref(&identity) {
-                    let forgotten = table.mcache.remove(&key);
-                    drop(table);
-                    self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
-                    break 'found (image, forgotten);
-                }
-            }
-            if self.table_full() {
-                if !self.free_one_idle_image() && self.table_full() {
-                    return Err(VmError::ImageTableFull);
-                }
-                // Search again: another attach may have inserted the identity meanwhile.
-                continue;
-            }
-            // A new image, allocated with no lock held.
-            self.admit(AllocSite::Image)?;
-            let fresh = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
-            let fresh = Arc::new(fresh);
+        // A new image, allocated with no lock held on an earlier pass.
+        let mut fresh: Option<Arc<Image>> = None;
+        // The last pass found the table full and its reclaim freed nothing.
+        let mut reclaimed_nothing = false;
+        let (image, forgotten) = loop {
             let mut table = self.table.lock();
+            // Every pass searches first: after a reclaim, or while this attach allocated,
+            // another attach may have inserted the identity (no duplicates, and no
+            // "table full" while the file's image is in it).
             if let Some(image) = table.find_and_ref(&identity) {
-                // Lost a race with another attach of the same file: use its image.
                 let forgotten = table.mcache.remove(&key);
                 drop(table);
                 self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
-                break 'found (image, forgotten);
+                break (image, forgotten);
             }
             if table.map.len() >= self.config.max_images as usize {
+                drop(table);
+                if reclaimed_nothing {
+                    return Err(VmError::ImageTableFull);
+                }
+                // vm-rule(attach-search-after-reclaim): search again after reclaiming, even
+                // when it freed nothing; another attach may have inserted the identity.
+                reclaimed_nothing = !self.free_one_idle_image();
                 continue;
             }
+            reclaimed_nothing = false;
+            let Some(new) = fresh.take() else {
+                drop(table);
+                self.admit(AllocSite::Image)?;
+                let image = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
+                fresh = Some(Arc::try_new(image).map_err(|_| VmError::NoMemory)?);
+                continue;
+            };
             // Keep room for every image on the idle list, so put never allocates.
             let idle_room = (table.map.len() + 1).saturating_sub(table.idle.len());
             if table.map.try_reserve(1).is_err() || table.idle.try_reserve(idle_room).is_err() {
-                // Unlock before `chan` is dropped (and its file closed) on the way out.
+                // Unlock before `chan` is dropped (and its file parked) on the way out.
                 drop(table);
                 return Err(VmError::NoMemory);
             }
-            fresh.refs.store(1, Ordering::Release);
-            table.map.insert(identity, fresh.clone());
+            new.refs.store(1, Ordering::Release);
+            table.map.insert(identity, new.clone());
             let forgotten = table.mcache.remove(&key);
             drop(table);
             self.counters.attach_misses.fetch_add(1, Ordering::Relaxed);
-            break 'found (fresh, forgotten);
+            break (new, forgotten);
         };
         if let Some(forgotten) = forgotten {
             self.mcache_retire(&forgotten);
@@ -275,12 +286,9 @@ impl Shared {
         Some(status)
     }
 
-    fn table_full(&self) -> bool {
-        self.table.lock().map.len() >= self.config.max_images as usize
-    }
-
-    /// Drops one reference to `image` (Plan 9's `putimage`), then closes a dropped channel
-    /// and trims the idle list, with no lock held.
+    /// Drops one reference to `image` (Plan 9's `putimage`), then parks a dropped channel's
+    /// file for the kernel to close and trims the idle list, with no image or table lock
+    /// held. Never closes a file: the caller may hold the kernel's locks.
     pub(crate) fn put(&self, image: &Arc<Image>) {
         let state = image.state.lock();
         let outcome = self.put_locked(image, state);
@@ -299,14 +307,15 @@ impl Shared {
         let refs = before.wrapping_sub(1);
         let mut outcome = PutOutcome::default();
         if refs == pgref {
-            // Only cached pages refer to the image now: the file is not needed.
+            // vm-rule(pgref-drops-channel): only cached pages refer to the image now, so the
+            // file is not needed: the channel goes (`ref > pgref` exactly while it is held).
             outcome.chan = state.chan.take();
         }
         if refs == 0 {
             drop(state);
             let mut table = self.table.lock();
-            // Re-check: an attach may have found the image and taken a reference after we
-            // released the image lock.
+            // vm-rule(put-rechecks-ref): an attach may have found the image and taken a
+            // reference after we released the image lock; unlink only if `ref` is still 0.
             let removed = if image.refs.load(Ordering::Acquire) == 0 {
                 table.unlink(image)
             } else {
@@ -329,6 +338,7 @@ impl Shared {
     }
 
     pub(crate) fn finish_put(&self, outcome: PutOutcome) {
+        // Parks the file if this was the channel's last reference.
         drop(outcome.chan);
         if outcome.trim {
             self.trim_idle();
@@ -337,15 +347,22 @@ impl Shared {
 
     /// Takes up to `want` ref-0 pages from `image` (whose reference the caller took and
     /// hands over), puts that reference, and frees the pages after the image lock is
-    /// released. The caller holds the reclaim lock, so a channel the put dropped (the image's
-    /// last segment went away while reclaim held its short reference) is handed back, to be
-    /// closed once the reclaim lock is released too (see [`Self::close_outside_reclaim`]).
+    /// released. A channel the put dropped (the image's last segment went away while reclaim
+    /// held its short reference) is counted and its file parked: reclaim runs on a fault's
+    /// thread too, under the kernel's process segment lock, where no close may run.
     pub(crate) fn reclaim_image(&self, image: Arc<Image>, want: usize) -> ImageReclaim {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let taken = image.reclaim_pages(&mut state, &self.pool, want, &mut list);
         let outcome = self.put_locked(&image, state);
         drop(image);
+        if outcome.chan.is_some() {
+            self.counters
+                .reclaim_channel_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        // Parks the file if this was the channel's last reference.
+        drop(outcome.chan);
         self.pool.free_list_of(list);
         self.counters
             .reclaimed_pages
@@ -354,27 +371,6 @@ impl Shared {
         ImageReclaim {
             taken,
             freed: outcome.freed,
-            chan: outcome.chan,
-        }
-    }
-
-    /// Closes `chan`, a channel [`reclaim_image`](Self::reclaim_image) handed back, with no
-    /// lock held: the reclaim lock is released for the close (which may block, or reclaim
-    /// in turn) and taken again. The caller keeps its place in its pass in locals, so the
-    /// pass goes on where it was; another reclaim may have run meanwhile, which only means
-    /// fewer pages are left to find.
-    pub(crate) fn close_outside_reclaim<'a>(
-        &'a self,
-        reclaiming: MutexGuard<'a, ()>,
-        chan: Option<Arc<OpenFile>>,
-    ) -> MutexGuard<'a, ()> {
-        match chan {
-            None => reclaiming,
-            Some(chan) => {
-                drop(reclaiming);
-                drop(chan);
-                self.reclaim_lock.lock()
-            }
         }
     }
 
@@ -383,7 +379,7 @@ impl Shared {
         if target == 0 {
             return 0;
         }
-        let mut reclaiming = self.reclaim_lock.lock();
+        let reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut freed = 0;
         let mut seq = 0;
@@ -394,7 +390,6 @@ impl Shared {
             seq = at + 1;
             let done = self.reclaim_image(image, target - freed);
             freed += done.taken;
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
         if freed < target {
             freed += self.reclaim_mount_cache(target - freed);
@@ -407,7 +402,6 @@ impl Shared {
             serial = image.serial + 1;
             let done = self.reclaim_image(image, target - freed);
             freed += done.taken;
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
         drop(reclaiming);
         freed
@@ -416,7 +410,7 @@ impl Shared {
     /// Frees the pages (and so the images) of the least recently used idle images until the
     /// idle list is within its limit.
     fn trim_idle(&self) {
-        let mut reclaiming = self.reclaim_lock.lock();
+        let reclaiming = self.reclaim_lock.lock();
         let mut seq = 0;
         loop {
             let next = {
@@ -431,8 +425,7 @@ impl Shared {
                 break;
             };
             seq = at + 1;
-            let done = self.reclaim_image(image, usize::MAX);
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
+            let _ = self.reclaim_image(image, usize::MAX);
         }
         drop(reclaiming);
     }
@@ -440,7 +433,7 @@ impl Shared {
     /// Frees the least recently used idle image that can be freed, for an attach that found
     /// the table full. Returns whether one went away.
     fn free_one_idle_image(&self) -> bool {
-        let mut reclaiming = self.reclaim_lock.lock();
+        let _reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut seq = 0;
         loop {
@@ -449,7 +442,6 @@ impl Shared {
             };
             seq = at + 1;
             let done = self.reclaim_image(image, usize::MAX);
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
             if done.freed {
                 return true;
             }

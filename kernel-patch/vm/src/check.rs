@@ -652,7 +652,9 @@ mod tests {
         let (vm, file, segments) = setup();
         drop(segments);
         let image = image(&vm);
-        image.state.lock().chan = Some(Arc::new(crate::file::OpenFile::new(file.open())));
+        let chan = crate::channel::ImageChannel::new(file.open(), &vm.shared.parked)
+            .unwrap_or_else(|_| panic!("no parking slot"));
+        image.state.lock().chan = Some(Arc::try_new(chan).unwrap_or_else(|_| panic!("no memory")));
         assert!(matches!(
             check_invariants(&vm, None),
             Err(Violation::ChannelPresence {
@@ -803,7 +805,9 @@ mod tests {
     fn catches_a_channel_on_a_mount_cache_image() {
         let (vm, file, _segments) = setup();
         let (_cached, image) = cached_file(&vm);
-        image.state.lock().chan = Some(Arc::new(crate::file::OpenFile::new(file.open())));
+        let chan = crate::channel::ImageChannel::new(file.open(), &vm.shared.parked)
+            .unwrap_or_else(|_| panic!("no parking slot"));
+        image.state.lock().chan = Some(Arc::try_new(chan).unwrap_or_else(|_| panic!("no memory")));
         assert!(matches!(
             check_invariants(&vm, None),
             Err(Violation::McacheChannel { .. })

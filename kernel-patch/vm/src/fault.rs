@@ -10,13 +10,14 @@
 //! A write never touches a page that belongs to an image: a write fault on an image page,
 //! or on a page shared with another segment, copies it first.
 
-use crate::file::{FileError, OpenFile};
+use crate::channel::ImageChannel;
+use crate::file::FileError;
 use crate::frame::Frame;
 use crate::image::{Image, Lookup};
 use crate::page::{PageIndex, PagePool};
 use crate::segment::{Backing, PageTable, SegmentKind, SegmentRef};
 use crate::sync::{Arc, Ordering};
-use crate::vm::Shared;
+use crate::vm::VmState;
 use core::fmt;
 
 /// The kind of access that faulted.
@@ -90,7 +91,7 @@ impl Drop for HeldPage<'_> {
 /// it (the read failed, or the fault ended some other way); either way the faults waiting
 /// for a load are woken.
 struct PageLoad<'a> {
-    shared: &'a Shared,
+    shared: &'a VmState,
     image: Arc<Image>,
     page: PageIndex,
     finished: bool,
@@ -136,7 +137,7 @@ enum Step<'a> {
     /// lock held and try again.
     NeedLoad {
         offset: u64,
-        file: Arc<OpenFile>,
+        file: Arc<ImageChannel>,
         load: PageLoad<'a>,
     },
     /// Another fault loads the page: sleep until a load finishes after `seen` loads, and
@@ -151,6 +152,14 @@ impl SegmentRef {
     /// called with no vm lock held (a process segment lock of the kernel's is fine). May
     /// read from the image's file and allocate frames, each with every vm lock dropped.
     pub fn fault(&self, addr: u64, access: Access) -> Result<Mapping, FaultError> {
+        let result = self.fault_unlocked(addr, access);
+        // Every vm lock is released and the pages this fault did not use are freed: frames
+        // past the free pool's bound go back to the kernel.
+        self.vm.shared.trim_free_pool();
+        result
+    }
+
+    fn fault_unlocked(&self, addr: u64, access: Access) -> Result<Mapping, FaultError> {
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let page = seg.page_number(addr).ok_or(FaultError::BadAddress)?;
@@ -187,9 +196,10 @@ impl SegmentRef {
                 }
                 Step::NeedLoad { offset, file, load } => {
                     let result = shared.read_page_into(&file, offset, load.page);
-                    // `file` is dropped with no lock held; so is `load` on an error.
+                    // If the image let its channel go meanwhile, this was the last reference:
+                    // dropping it parks the file (the kernel's lock may be held: no close).
                     drop(file);
-                    result.map_err(FaultError::Io)?;
+                    result?;
                     loaded.page = Some(load.finish());
                 }
                 Step::WaitLoad { seen } => {

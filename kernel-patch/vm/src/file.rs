@@ -51,13 +51,28 @@ impl core::error::Error for FileError {}
 ///
 /// A `Box<dyn ImageFile>` is one reference to an open file. Giving it to
 /// [`Vm::attach`](crate::Vm::attach) hands that reference to the image cache, which either
-/// keeps it as the image's channel or closes it at once (after releasing its locks) when the
-/// image already has one. The cache closes its channel when only cached pages still refer
-/// to the image (`ref == pgref`), so an exited program never keeps its file server busy.
+/// keeps it as the image's channel or lets it go at once when the image already has one.
+/// The cache lets its channel go when only cached pages still refer to the image
+/// (`ref == pgref`), so an exited program never keeps its file server busy.
 ///
-/// Blocking: [`identity`](Self::identity) must not block; [`read_at`](Self::read_at),
-/// [`length`](Self::length) and [`close`](Self::close) may, and vm calls them with no lock
-/// held.
+/// # Where `close` runs
+///
+/// vm lets go of channels on paths where the kernel may hold locks of its own: a fault that
+/// reclaims (under the kernel's process segment lock), an exit, an exec. It never calls
+/// [`close`](Self::close) there. A file vm lets go of is *parked*, and its `close` runs
+/// only
+/// - in [`Vm::run_parked_closes`](crate::Vm::run_parked_closes), on the thread and at the
+///   point the kernel chooses (one where it holds no lock);
+/// - in [`Vm::attach`](crate::Vm::attach) and [`Vm::exec`](crate::Vm::exec), on the
+///   caller's thread, when they fail before the image took the file (they could not
+///   reserve its parking slot, or the file's length or layout was refused): the caller
+///   calls them where a close of the file it hands over may run;
+/// - when the last handle of the [`Vm`](crate::Vm) goes, for files still parked.
+///
+/// So `close` may block. [`identity`](Self::identity) must not block;
+/// [`read_at`](Self::read_at) and [`length`](Self::length) may, and vm calls them with no
+/// lock of its own held (a fault's read runs under the kernel's process segment lock, as
+/// in Plan 9).
 pub trait ImageFile: Send + Sync {
     /// The identity of the file's contents. Must not block (a channel knows its qid).
     fn identity(&self) -> FileIdentity;
@@ -68,45 +83,8 @@ pub trait ImageFile: Send + Sync {
     /// The file's length in bytes. May block.
     fn length(&self) -> Result<u64, FileError>;
 
-    /// Releases this reference to the file. May block.
+    /// Releases this reference to the file. May block: vm calls it only where the kernel
+    /// said it may ([`Vm::run_parked_closes`](crate::Vm::run_parked_closes)), or on an
+    /// error of the call the kernel handed the file to (see above).
     fn close(self: Box<Self>);
-}
-
-/// A file handle held by an image as its channel. It closes the handle when the last
-/// clone is dropped; vm arranges that this happens with no vm lock held.
-pub(crate) struct OpenFile {
-    file: Option<Box<dyn ImageFile>>,
-}
-
-impl OpenFile {
-    pub(crate) fn new(file: Box<dyn ImageFile>) -> Self {
-        Self { file: Some(file) }
-    }
-
-    /// Reads a whole page at `offset` into `buf`, zero-filling past the end of file.
-    pub(crate) fn read_page(&self, offset: u64, buf: &mut [u8]) -> Result<(), FileError> {
-        let file = self.file.as_ref().ok_or(FileError::Gone)?;
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = file.read_at(offset + filled as u64, &mut buf[filled..])?;
-            if n == 0 {
-                break;
-            }
-            if n > buf.len() - filled {
-                // A file claiming more bytes than asked for is broken; do not trust it.
-                return Err(FileError::Io);
-            }
-            filled += n;
-        }
-        buf[filled..].fill(0);
-        Ok(())
-    }
-}
-
-impl Drop for OpenFile {
-    fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
-            file.close();
-        }
-    }
 }

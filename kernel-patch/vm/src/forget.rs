@@ -12,12 +12,12 @@
 //!
 //! Lock order: the reclaim lock → an image lock → the table lock, as in `cache.rs`; the
 //! table lock is taken alone to find each image, and released before its image is locked.
-//! A channel the put drops is closed with every lock released.
+//! A channel the put drops is parked, never closed here.
 
 use crate::cache::ImageTable;
 use crate::image::Image;
 use crate::sync::{Arc, Ordering};
-use crate::vm::{Shared, Vm};
+use crate::vm::{Vm, VmState};
 
 impl Vm {
     /// Frees what is cached of the files of device `(dev_type, dev)`, which the kernel
@@ -27,9 +27,9 @@ impl Vm {
     /// image in use stays until its last segment goes and then waits on the idle list like
     /// any idle image. Returns how many pages were freed.
     ///
-    /// Takes vm's locks only briefly. It may block only where vm closes a file: a segment
-    /// that went meanwhile can leave this call the image's channel to close, which it does
-    /// with no vm lock held ([`ImageFile::close`](crate::ImageFile::close)).
+    /// Takes vm's locks only briefly and never blocks: a channel a put drops here (a segment
+    /// went meanwhile) is parked, as every channel vm lets go, for
+    /// [`Vm::run_parked_closes`](crate::Vm::run_parked_closes).
     pub fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
         self.shared.forget_device(dev_type, dev)
     }
@@ -53,11 +53,11 @@ impl ImageTable {
     }
 }
 
-impl Shared {
+impl VmState {
     /// See [`Vm::forget_device`].
     pub(crate) fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
         let mut freed = 0;
-        let mut reclaiming = self.reclaim_lock.lock();
+        let reclaiming = self.reclaim_lock.lock();
         let mut serial = 0;
         loop {
             let next = self.table.lock().next_of_device_from(dev_type, dev, serial);
@@ -67,7 +67,6 @@ impl Shared {
             serial = image.serial + 1;
             let done = self.reclaim_image(image, usize::MAX);
             freed += done.taken;
-            reclaiming = self.close_outside_reclaim(reclaiming, done.chan);
         }
         drop(reclaiming);
         freed + self.mcache_forget_device(dev_type, dev)

@@ -2,8 +2,6 @@
 
 use core::fmt;
 
-use alloc::boxed::Box;
-
 /// Bytes in a page (and in a frame).
 pub const PAGE_SIZE: usize = 4096;
 
@@ -49,6 +47,9 @@ pub enum AllocSite {
     MountCacheFile,
     /// A page for the mount cache (a fill, or the missing pages of a write).
     MountCachePage,
+    /// The bounce buffer a page load reads the file into, before it is copied into the
+    /// frame (so the read, which may block, never runs inside a frame borrow).
+    LoadBuffer,
 }
 
 /// Physical memory, as the embedding kernel provides it.
@@ -58,7 +59,7 @@ pub enum AllocSite {
 /// | method | may block | called with vm locks held |
 /// |---|---|---|
 /// | [`allocate`](Self::allocate) | yes (it may wait for memory) | never |
-/// | [`free`](Self::free) | no | never (but it must not block anyway) |
+/// | [`free`](Self::free) | no | never; but on a fault's path or a segment's release, so the kernel's own locks may be held |
 /// | [`zero`](Self::zero), [`copy`](Self::copy) | no | yes (a segment lock) |
 /// | [`with_frame`](Self::with_frame), [`with_frame_mut`](Self::with_frame_mut) | no, but the closure may | only with closures that do not block |
 /// | [`admit_allocation`](Self::admit_allocation) | no | yes |
@@ -70,21 +71,23 @@ pub trait FrameAllocator: Send + Sync {
     fn free(&self, frame: Frame);
 
     /// Fills a frame with zeros. Must not block. The default is
-    /// [`zero_via_with_frame`](crate::testkit::zero_via_with_frame).
+    /// [`zero_via_with_frame`].
     fn zero(&self, frame: Frame) {
         zero_via_with_frame(self, frame);
     }
 
-    /// Copies the contents of `from` into `to` (different frames). Must not block. The
-    /// default is [`copy_via_buffer`](crate::testkit::copy_via_buffer), through a heap
-    /// buffer; a kernel that reaches both frames at once (a direct map of physical memory)
-    /// copies without one.
+    /// Copies the contents of `from` into `to` (different frames). Must not block; vm calls
+    /// it under a segment lock. The default is [`copy_via_buffer`], a chunk at a time
+    /// through a small buffer on the stack (it allocates nothing, so it cannot fail); a
+    /// kernel that reaches both frames at once (a direct map of physical memory) copies
+    /// without one.
     fn copy(&self, from: Frame, to: Frame) {
         copy_via_buffer(self, from, to);
     }
 
-    /// Runs `f` on the bytes of `frame`. Must not block itself. vm passes a closure that
-    /// reads a file (and so may block) only when it holds no lock.
+    /// Runs `f` on the bytes of `frame`. Must not block itself, and `f` never blocks
+    /// either: vm reads files into a buffer of its own and copies it in, so a kernel may
+    /// map the frame only for the length of the call.
     fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE]));
 
     /// Runs `f` on the bytes of `frame`, read only. Must not block itself.
@@ -105,14 +108,26 @@ pub fn zero_via_with_frame<A: FrameAllocator + ?Sized>(frames: &A, frame: Frame)
     frames.with_frame_mut(frame, &mut |bytes| bytes.fill(0));
 }
 
-/// Copies `from` into `to` through a heap buffer, borrowing one frame at a time (with
-/// [`FrameAllocator::with_frame`], then [`FrameAllocator::with_frame_mut`]), so that an
-/// allocator that locks each frame never holds two locks at once: the default
-/// [`FrameAllocator::copy`], and the part of an override that only adds to it (a count).
+/// Bytes [`copy_via_buffer`] moves a round: small enough for a kernel stack.
+const COPY_CHUNK: usize = 256;
+
+/// Copies `from` into `to` a chunk at a time through a buffer on the stack, borrowing one
+/// frame at a time (with [`FrameAllocator::with_frame`], then
+/// [`FrameAllocator::with_frame_mut`]), so that an allocator that locks each frame never
+/// holds two locks at once, and nothing is allocated (vm copies under a segment lock): the
+/// default [`FrameAllocator::copy`], and the part of an override that only adds to it (a
+/// count).
 pub fn copy_via_buffer<A: FrameAllocator + ?Sized>(frames: &A, from: Frame, to: Frame) {
-    let mut buffer = Box::new([0u8; PAGE_SIZE]);
-    frames.with_frame(from, &mut |bytes| buffer.copy_from_slice(bytes));
-    frames.with_frame_mut(to, &mut |bytes| bytes.copy_from_slice(&buffer[..]));
+    let mut buffer = [0u8; COPY_CHUNK];
+    for start in (0..PAGE_SIZE).step_by(COPY_CHUNK) {
+        let range = start..start + COPY_CHUNK;
+        frames.with_frame(from, &mut |bytes| {
+            buffer.copy_from_slice(&bytes[range.clone()])
+        });
+        frames.with_frame_mut(to, &mut |bytes| {
+            bytes[range.clone()].copy_from_slice(&buffer)
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]

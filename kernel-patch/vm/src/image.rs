@@ -17,7 +17,8 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use crate::file::{FileIdentity, OpenFile};
+use crate::channel::ImageChannel;
+use crate::file::FileIdentity;
 use crate::frame::PAGE_BYTES;
 use crate::mcache::McacheState;
 use crate::page::{PageIndex, PagePool, NO_PAGE};
@@ -62,6 +63,8 @@ pub(crate) struct Image {
     /// The file. For a mount-cache image `version` is meaningless (0): the cached version
     /// is `mcache_vers`.
     pub(crate) identity: FileIdentity,
+    /// Read by the checker only.
+    #[cfg_attr(not(any(test, feature = "check")), allow(dead_code))]
     pub(crate) kind: ImageKind,
     pub(crate) refs: AtomicU32,
     /// Written only under `state`'s lock; read without it by the statistics.
@@ -77,7 +80,7 @@ pub(crate) struct Image {
 /// What the image lock protects.
 pub(crate) struct ImageState {
     /// The channel (`c`): present exactly while `refs > pgref`.
-    pub(crate) chan: Option<Arc<OpenFile>>,
+    pub(crate) chan: Option<Arc<ImageChannel>>,
     /// Heads of the hash chains; most recently used page first in each.
     chains: Box<[u32]>,
     /// Shared text segments of this image (Plan 9's `Image.s`), each at count > 0: a
@@ -323,6 +326,7 @@ impl Image {
 
     /// Calls `visit(chain, page)` for every page in the chains, at most `limit` pages in all
     /// (a corrupted, cyclic chain would otherwise never end). For the checker.
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn walk_chains(
         &self,
         state: &ImageState,

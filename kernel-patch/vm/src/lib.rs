@@ -20,27 +20,35 @@
 //!   ([`MountCacheConfig`]); reclaimed under memory pressure; a file whose channel becomes
 //!   an image's channel leaves it. The kernel asks the cache first and the server for the
 //!   rest; [`MountCache`] has the kernel's side, call by call.
-//! - [`Statistics`] for users; [`check::check_invariants`] for tests and the hosted kernel;
-//!   [`testkit`] fakes of the kernel's frames and files.
+//! - [`Statistics`] for users; behind cargo features, so a kernel links neither unless it
+//!   asks: `check` (`check::check_invariants`, for tests and the hosted kernel) and
+//!   `testkit` (fakes of the kernel's frames and files).
 //!
 //! # Locks
 //!
 //! Order, outermost first: process segment lock (the kernel's) → segment lock → image lock
 //! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
-//! locks. vm never holds one of its locks while it calls something of the kernel's that may
-//! block: [`FrameAllocator::allocate`], [`ImageFile::read_at`], [`ImageFile::length`],
-//! [`ImageFile::close`], [`PageWait::sleep`] (and [`PageWait::wakeup`]). The mount cache's map lives under the table lock, and a
+//! locks; the park lock (closes waiting for the kernel) is a leaf. vm never holds one of its
+//! locks while it calls something of the kernel's that may block: [`FrameAllocator::allocate`],
+//! [`ImageFile::read_at`], [`ImageFile::length`], [`PageWait::sleep`] (and
+//! [`PageWait::wakeup`]). It never calls [`ImageFile::close`] on its own paths at all, where
+//! the kernel may hold locks (a fault's reclaim, an exit): it parks the file, and the kernel
+//! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The mount cache's map lives under the table lock, and a
 //! mount-cache image's lock is an image lock.
 //!
 //! Room is left for page loans and reverse mapping; they are not built yet.
 
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+// Unsafe code only in `arc.rs` (a fallible `Arc`), each block with its `SAFETY:` argument.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+mod arc;
 mod cache;
+mod channel;
 mod exec;
 mod fault;
 mod file;
@@ -55,14 +63,18 @@ mod sync;
 mod vm;
 mod wait;
 
+#[cfg(any(test, feature = "check"))]
 pub mod check;
 pub mod elf;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 pub use exec::LoadSegment;
 pub use fault::{Access, FaultError, Mapping};
 pub use file::{FileError, FileIdentity, ImageFile};
-pub use frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
+pub use frame::{
+    copy_via_buffer, zero_via_with_frame, AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE,
+};
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,
 };

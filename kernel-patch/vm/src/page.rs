@@ -1,8 +1,10 @@
 //! Pages: per-frame metadata and the free list.
 //!
 //! A page is an index into one array of [`PageMeta`], one entry per frame vm may use.
-//! Frames are bound to entries lazily, the first time an entry is needed, and stay bound;
-//! a freed page goes to the free list with its frame. The free list holds only pages that
+//! Frames are bound to entries lazily, the first time an entry is needed; a freed page goes
+//! to the free list with its frame, and frames of free pages go back to the kernel when the
+//! free list grows past its bound or the kernel asks (`release_free`), leaving their entries
+//! unbound for the next allocation. The free list holds only pages that
 //! belong to no image: a cached page at ref 0 waits in its image's hash chain until reclaim
 //! unlinks it (see `image.rs`).
 //!
@@ -35,7 +37,9 @@ pub(crate) struct PageIndex(pub(crate) u32);
 /// Which lock protects what: `owner`, `offset`, `valid`, the loading flag and, for a cached
 /// page, `link` change only under the owning image's lock; `link` of a free page and the
 /// free flag only under the free-list lock (the flags are atomic bits, each under its own
-/// lock); `frame` is written once, before the page is first handed out. `refs` is atomic
+/// lock); `frame` is written only while the entry is unbound (by the one thread binding it)
+/// or when a free page is unbound again (under the free-list lock), never while the page is
+/// held. `refs` is atomic
 /// and goes 0→1 for a cached page only under its image's lock (lookpage).
 #[repr(C)]
 pub(crate) struct PageMeta {
@@ -91,7 +95,8 @@ struct Lists {
     bound: u32,
 }
 
-/// What a page looks like to the invariant checker and the statistics.
+/// What a page looks like to the invariant checker.
+#[cfg(any(test, feature = "check"))]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageView {
     pub(crate) bound: bool,
@@ -321,11 +326,13 @@ impl PagePool {
         (lists.free_count, lists.bound)
     }
 
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn double_frees(&self) -> u32 {
         self.double_frees.load(Ordering::Relaxed)
     }
 
     /// A snapshot of one entry, for the checker.
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn view(&self, page: PageIndex) -> PageView {
         let meta = self.meta(page);
         PageView {
@@ -342,6 +349,7 @@ impl PagePool {
 
     /// Walks the free list under its lock: calls `visit` on each page, at most `limit`
     /// pages (a cycle would otherwise never end). Returns the recorded free count.
+    #[cfg(any(test, feature = "check"))]
     pub(crate) fn walk_free(&self, limit: u32, mut visit: impl FnMut(PageIndex)) -> u32 {
         let lists = self.lists.lock();
         let mut cursor = lists.free_head;
@@ -352,6 +360,51 @@ impl PagePool {
             steps += 1;
         }
         lists.free_count
+    }
+
+    /// Gives the frames of free pages back to `frames`, at most `target` of them and only
+    /// while more than `keep` pages are free: each page leaves the free list and becomes an
+    /// unbound entry again (its next use binds a new frame). The frames are freed a batch
+    /// at a time with no lock held, and nothing is allocated. Returns how many went back.
+    pub(crate) fn release_free(
+        &self,
+        frames: &dyn FrameAllocator,
+        target: usize,
+        keep: u32,
+    ) -> usize {
+        const BATCH: usize = 32;
+        let mut released = 0;
+        loop {
+            let mut batch = [NO_FRAME; BATCH];
+            let mut taken = 0;
+            {
+                let mut lists = self.lists.lock();
+                while taken < BATCH
+                    && released + taken < target
+                    && lists.free_count > keep
+                    && lists.free_head != NO_PAGE
+                {
+                    let page = PageIndex(lists.free_head);
+                    let meta = self.meta(page);
+                    lists.free_head = meta.link.load(Ordering::Relaxed);
+                    lists.free_count -= 1;
+                    meta.flags.fetch_and(!FLAG_FREE, Ordering::Relaxed);
+                    // A free page has no holder: nobody reads its frame any more.
+                    batch[taken] = meta.frame.swap(NO_FRAME, Ordering::AcqRel);
+                    meta.link.store(lists.unbound_head, Ordering::Relaxed);
+                    lists.unbound_head = page.0;
+                    lists.bound -= 1;
+                    taken += 1;
+                }
+            }
+            for frame in &batch[..taken] {
+                frames.free(Frame(*frame));
+            }
+            released += taken;
+            if taken < BATCH {
+                return released;
+            }
+        }
     }
 
     /// Returns every bound frame to `frames`. Only for when the pool itself goes away.

@@ -16,7 +16,7 @@ use crate::frame::{AllocError, AllocSite, Frame, PAGE_BYTES};
 use crate::image::Image;
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
-use crate::vm::{ImageRef, LayoutError, Shared, Vm, VmError};
+use crate::vm::{ImageRef, LayoutError, Vm, VmError, VmState};
 
 /// Pages in a leaf of a segment's page table.
 const LEAF_PAGES: usize = 512;
@@ -98,7 +98,7 @@ impl PageTable {
         (page / LEAF_PAGES, page % LEAF_PAGES)
     }
 
-    fn new_leaf(shared: &Shared) -> Result<Box<[u32]>, AllocError> {
+    fn new_leaf(shared: &VmState) -> Result<Box<[u32]>, AllocError> {
         shared.admit(AllocSite::PageTable)?;
         let mut leaf = Vec::new();
         leaf.try_reserve_exact(LEAF_PAGES).map_err(|_| AllocError)?;
@@ -114,7 +114,7 @@ impl PageTable {
     }
 
     /// Makes sure the leaf holding `page` exists, so [`set`](Self::set) cannot fail.
-    pub(crate) fn ensure(&mut self, page: u64, shared: &Shared) -> Result<(), AllocError> {
+    pub(crate) fn ensure(&mut self, page: u64, shared: &VmState) -> Result<(), AllocError> {
         let (leaf, _) = Self::split(page);
         match self.leaves.get_mut(leaf) {
             Some(Some(_)) => Ok(()),
@@ -154,7 +154,7 @@ impl PageTable {
     }
 
     /// A copy of the table's structure and entries (taking no page references).
-    fn duplicate(&self, shared: &Shared) -> Result<Self, AllocError> {
+    fn duplicate(&self, shared: &VmState) -> Result<Self, AllocError> {
         let mut copy = Self::new((self.leaves.len() * LEAF_PAGES) as u64)?;
         for (number, leaf) in self.leaves.iter().enumerate() {
             if let Some(leaf) = leaf {
@@ -183,7 +183,7 @@ pub(crate) struct Segment {
 
 impl Segment {
     fn new(
-        shared: &Shared,
+        shared: &VmState,
         kind: SegmentKind,
         geometry: Geometry,
         image: Option<Arc<Image>>,
@@ -274,6 +274,16 @@ impl SegmentRef {
         }
         let shared = &*self.vm.shared;
         shared.admit(AllocSite::Segment)?;
+        // The child, allocated first with an empty table: until it holds page and image
+        // references, dropping it on an error releases nothing.
+        let seg = Segment::new(
+            shared,
+            self.seg.kind,
+            self.seg.geometry,
+            self.seg.image.clone(),
+            PageTable::empty(),
+        );
+        let seg = Arc::try_new(seg).map_err(|_| VmError::NoMemory)?;
         let table = {
             let parent = self.seg.table.lock();
             let copy = parent.duplicate(shared)?;
@@ -282,19 +292,13 @@ impl SegmentRef {
             copy.for_each(|_, page| shared.pool.incref(page));
             copy
         };
+        *seg.table.lock() = table;
         if let Some(image) = &self.seg.image {
             // Our segment holds a reference, so the image cannot go away meanwhile.
             image.refs.fetch_add(1, Ordering::AcqRel);
         }
-        let seg = Segment::new(
-            shared,
-            self.seg.kind,
-            self.seg.geometry,
-            self.seg.image.clone(),
-            table,
-        );
         Ok(SegmentRef {
-            seg: Arc::new(seg),
+            seg,
             vm: self.vm.clone(),
         })
     }
@@ -306,6 +310,8 @@ impl Drop for SegmentRef {
         let last = match &seg.image {
             Some(image) => {
                 let mut state = image.state.lock();
+                // vm-rule(putseg-under-image-lock): the count falls under the image lock,
+                // where attach finds shared text (9front's A/B/A race of June 2025).
                 let last = seg.count.fetch_sub(1, Ordering::AcqRel) == 1;
                 let unlinked = if last {
                     state
@@ -332,6 +338,8 @@ impl Drop for SegmentRef {
         if let Some(image) = &seg.image {
             shared.put(image);
         }
+        // No vm lock is held: frames past the free pool's bound go back to the kernel.
+        shared.trim_free_pool();
     }
 }
 
@@ -356,13 +364,14 @@ impl ImageRef {
         let shared = &*self.vm.shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
-        let fresh = Arc::new(Segment::new(
+        let fresh = Arc::try_new(Segment::new(
             shared,
             SegmentKind::Text,
             geometry,
             Some(image.clone()),
             table,
-        ));
+        ))
+        .map_err(|_| VmError::NoMemory)?;
         let mut state = image.state.lock();
         if let Some(seg) = Self::find_text(&state.texts, geometry) {
             // Another exec made one meanwhile; `fresh` never took an image reference.
@@ -401,8 +410,6 @@ impl ImageRef {
         let shared = &*self.vm.shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
-        // This handle holds a reference, so taking another needs no lock.
-        self.image.refs.fetch_add(1, Ordering::AcqRel);
         let seg = Segment::new(
             shared,
             SegmentKind::Data,
@@ -410,7 +417,10 @@ impl ImageRef {
             Some(self.image.clone()),
             table,
         );
-        Ok(self.wrap(Arc::new(seg)))
+        let seg = Arc::try_new(seg).map_err(|_| VmError::NoMemory)?;
+        // This handle holds a reference, so taking another needs no lock.
+        self.image.refs.fetch_add(1, Ordering::AcqRel);
+        Ok(self.wrap(seg))
     }
 }
 
@@ -445,7 +455,7 @@ impl Vm {
         let table = PageTable::new(geometry.pages)?;
         let seg = Segment::new(shared, kind, geometry, None, table);
         Ok(SegmentRef {
-            seg: Arc::new(seg),
+            seg: Arc::try_new(seg).map_err(|_| VmError::NoMemory)?,
             vm: self.clone(),
         })
     }

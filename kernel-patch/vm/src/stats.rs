@@ -27,6 +27,15 @@ pub struct Statistics {
     pub reclaim_runs: u64,
     /// Cached pages reclaimed.
     pub reclaimed_pages: u64,
+    /// Channels a reclaim pass let go of: the image's last user went away while reclaim
+    /// held its short reference, so reclaim's put (on a fault's thread, perhaps) was the
+    /// one that found `ref == pgref`. The files were parked, not closed.
+    pub reclaim_channel_drops: u64,
+    /// Frames given back to the kernel: free pages past `Config::max_free_pages`, and
+    /// [`Vm::shrink`].
+    pub frames_released: u64,
+    /// Files parked for [`Vm::run_parked_closes`] at the moment of the snapshot.
+    pub parked_closes: u64,
     /// Attaches that found their image in the cache.
     pub attach_hits: u64,
     /// Attaches that made a new image.
@@ -86,6 +95,9 @@ impl Vm {
         let counters = &shared.counters;
         stats.reclaim_runs = counters.reclaim_runs.load(Ordering::Relaxed);
         stats.reclaimed_pages = counters.reclaimed_pages.load(Ordering::Relaxed);
+        stats.reclaim_channel_drops = counters.reclaim_channel_drops.load(Ordering::Relaxed);
+        stats.parked_closes = shared.parked.len() as u64;
+        stats.frames_released = counters.frames_released.load(Ordering::Relaxed);
         stats.attach_hits = counters.attach_hits.load(Ordering::Relaxed);
         stats.attach_misses = counters.attach_misses.load(Ordering::Relaxed);
         stats.pages_allocated = counters.pages_allocated.load(Ordering::Relaxed);
@@ -110,6 +122,9 @@ impl fmt::Display for Statistics {
         writeln!(f, "max_pages {}", self.max_pages)?;
         writeln!(f, "reclaim_runs {}", self.reclaim_runs)?;
         writeln!(f, "reclaimed_pages {}", self.reclaimed_pages)?;
+        writeln!(f, "reclaim_channel_drops {}", self.reclaim_channel_drops)?;
+        writeln!(f, "parked_closes {}", self.parked_closes)?;
+        writeln!(f, "frames_released {}", self.frames_released)?;
         writeln!(f, "attach_hits {}", self.attach_hits)?;
         writeln!(f, "attach_misses {}", self.attach_misses)?;
         writeln!(f, "pages_allocated {}", self.pages_allocated)?;

@@ -1,4 +1,5 @@
-//! Every lock, atomic and `Arc` the crate uses, in one place.
+//! Every lock, atomic and `Arc` the crate uses, in one place (the `Arc` is vm's own,
+//! `arc.rs`, built on these atomics).
 //!
 //! Normally these are `spin` 0.9 and `core`/`alloc` types, the ones the Redox kernel links.
 //! Under `--cfg loom` they are loom's models, so `tests/loom.rs` can explore every
@@ -7,8 +8,9 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use alloc::sync::Arc;
-    pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    // `AtomicBool` is the test kit's.
+    #[allow(unused_imports)]
+    pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// One turn of a retry loop: tells the CPU we are spinning.
     pub(crate) fn spin_hint() {
@@ -34,8 +36,8 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-    pub(crate) use loom::sync::Arc;
+    #[allow(unused_imports)]
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
     /// One turn of a retry loop: lets loom run another thread.
     pub(crate) fn spin_hint() {
@@ -64,3 +66,7 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// vm's own counted box, fallible to allocate (`arc.rs`); its count is an atomic of this
+/// module, so loom's under `--cfg loom`.
+pub(crate) use crate::arc::Arc;

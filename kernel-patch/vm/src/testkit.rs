@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+// Test fakes, not vm: the heap's own `Arc`, which may abort on exhaustion.
+use alloc::sync::Arc;
 
 /// How [`HeapFrames`] zeroes and copies, for other allocators that reach their frames only
 /// through [`FrameAllocator::with_frame`] and [`FrameAllocator::with_frame_mut`] (the hosted
@@ -28,6 +30,8 @@ struct HeapInner {
     zeroes: AtomicU64,
     admitted: AtomicU64,
     fail_at: AtomicU64,
+    /// A site whose next allocation is refused ([`HeapFrames::fail_site`]).
+    fail_site: Mutex<Option<AllocSite>>,
 }
 
 /// Counters of a [`HeapFrames`].
@@ -74,6 +78,7 @@ impl HeapFrames {
                 zeroes: AtomicU64::new(0),
                 admitted: AtomicU64::new(0),
                 fail_at: AtomicU64::new(u64::MAX),
+                fail_site: Mutex::new(None),
             }),
         }
     }
@@ -89,9 +94,15 @@ impl HeapFrames {
         self.inner.fail_at.store(now + nth, Ordering::SeqCst);
     }
 
-    /// Clears [`fail_allocation`](Self::fail_allocation).
+    /// Refuses the next allocation vm asks for at `site`, once.
+    pub fn fail_site(&self, site: AllocSite) {
+        *self.inner.fail_site.lock() = Some(site);
+    }
+
+    /// Clears [`fail_allocation`](Self::fail_allocation) and [`fail_site`](Self::fail_site).
     pub fn never_fail(&self) {
         self.inner.fail_at.store(u64::MAX, Ordering::SeqCst);
+        *self.inner.fail_site.lock() = None;
     }
 
     /// The counters so far.
@@ -179,8 +190,14 @@ impl FrameAllocator for HeapFrames {
         }
     }
 
-    fn admit_allocation(&self, _site: AllocSite) -> Result<(), AllocError> {
+    fn admit_allocation(&self, site: AllocSite) -> Result<(), AllocError> {
         let n = self.inner.admitted.fetch_add(1, Ordering::SeqCst);
+        let mut fail_site = self.inner.fail_site.lock();
+        if *fail_site == Some(site) {
+            *fail_site = None;
+            return Err(AllocError);
+        }
+        drop(fail_site);
         if n == self.inner.fail_at.load(Ordering::SeqCst) {
             Err(AllocError)
         } else {

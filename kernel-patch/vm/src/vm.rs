@@ -1,11 +1,14 @@
 //! The vm instance: its configuration, its shared state and its errors.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::cache::ImageTable;
-use crate::file::{FileError, FileIdentity, ImageFile, OpenFile};
-use crate::frame::{AllocError, AllocSite, FrameAllocator};
+use crate::channel::{ImageChannel, ParkedCloses};
+use crate::fault::FaultError;
+use crate::file::{FileError, FileIdentity, ImageFile};
+use crate::frame::{AllocError, AllocSite, FrameAllocator, PAGE_SIZE};
 use crate::image::Image;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
@@ -24,6 +27,10 @@ pub struct Config {
     pub max_idle_images: u32,
     /// Pages reclaim tries to free when a page allocation finds no free page.
     pub reclaim_batch: u32,
+    /// Free pages vm keeps with their frames; past this, the frames of free pages go back
+    /// to the kernel ([`FrameAllocator::free`]) when segments go away, faults end and
+    /// reclaim runs. [`Vm::shrink`] gives back the rest.
+    pub max_free_pages: u32,
 }
 
 impl Default for Config {
@@ -33,6 +40,7 @@ impl Default for Config {
             max_images: 1024,
             max_idle_images: 64,
             reclaim_batch: 64,
+            max_free_pages: 64,
         }
     }
 }
@@ -105,10 +113,12 @@ pub(crate) struct Counters {
     pub(crate) mcache_wipes: AtomicU64,
     pub(crate) page_loads: AtomicU64,
     pub(crate) page_load_waits: AtomicU64,
+    pub(crate) reclaim_channel_drops: AtomicU64,
+    pub(crate) frames_released: AtomicU64,
 }
 
 /// Everything a vm instance shares between its handles.
-pub(crate) struct Shared {
+pub(crate) struct VmState {
     pub(crate) frames: Box<dyn FrameAllocator>,
     pub(crate) pool: PagePool,
     pub(crate) table: Mutex<ImageTable>,
@@ -126,10 +136,12 @@ pub(crate) struct Shared {
     pub(crate) page_wait: Box<dyn PageWait>,
     /// Page loads finished (read, or failed and taken out): what sleepers wait on.
     pub(crate) loads_finished: AtomicU64,
+    /// Files of channels let go of, for the kernel to close (`channel.rs`).
+    pub(crate) parked: Arc<ParkedCloses>,
     next_serial: AtomicU64,
 }
 
-impl Shared {
+impl VmState {
     /// A fresh serial for an image or a segment; never 0, never reused.
     pub(crate) fn serial(&self) -> u64 {
         self.next_serial.fetch_add(1, Ordering::Relaxed)
@@ -158,19 +170,59 @@ impl Shared {
 
     /// Reads the file's bytes at `offset` into `page` (zero past the end of file). Called
     /// with no lock held: the read may block. The page is the caller's (a loading page).
+    ///
+    /// The file is read into a bounce buffer of vm's, and only the copy into the frame runs
+    /// inside [`FrameAllocator::with_frame_mut`]: a kernel whose frame mappings are short
+    /// lived (a per-CPU window) cannot keep one across an RPC.
     pub(crate) fn read_page_into(
         &self,
-        file: &OpenFile,
+        file: &ImageChannel,
         offset: u64,
         page: PageIndex,
-    ) -> Result<(), FileError> {
+    ) -> Result<(), FaultError> {
+        self.admit(AllocSite::LoadBuffer)
+            .map_err(|_| FaultError::NoMemory)?;
+        let mut buffer = Vec::new();
+        buffer
+            .try_reserve_exact(PAGE_SIZE)
+            .map_err(|_| FaultError::NoMemory)?;
+        buffer.resize(PAGE_SIZE, 0);
         self.counters.page_loads.fetch_add(1, Ordering::Relaxed);
-        let mut result = Ok(());
+        file.read_page(offset, &mut buffer)
+            .map_err(FaultError::Io)?;
         self.frames
             .with_frame_mut(self.pool.frame(page), &mut |bytes| {
-                result = file.read_page(offset, bytes);
+                bytes.copy_from_slice(&buffer);
             });
-        result
+        Ok(())
+    }
+
+    /// Gives the frames of free pages past [`Config::max_free_pages`] back to the kernel.
+    /// Called with no vm lock held (`FrameAllocator::free` runs).
+    pub(crate) fn trim_free_pool(&self) {
+        let released =
+            self.pool
+                .release_free(&*self.frames, usize::MAX, self.config.max_free_pages);
+        self.count_released(released);
+    }
+
+    fn count_released(&self, released: usize) {
+        if released > 0 {
+            self.counters
+                .frames_released
+                .fetch_add(released as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// See [`Vm::shrink`].
+    pub(crate) fn shrink(&self, target: usize) -> usize {
+        let mut released = self.pool.release_free(&*self.frames, target, 0);
+        if released < target {
+            self.reclaim(target - released);
+            released += self.pool.release_free(&*self.frames, target - released, 0);
+        }
+        self.count_released(released);
+        released
     }
 
     /// A page load finished (its loading mark is gone): counts it and wakes the faults
@@ -181,7 +233,7 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for VmState {
     fn drop(&mut self) {
         // Every handle is gone, so no segment maps a page: give the frames back.
         self.pool.release_all(&*self.frames);
@@ -194,7 +246,7 @@ impl Drop for Shared {
 /// instance alive.
 #[derive(Clone)]
 pub struct Vm {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<VmState>,
 }
 
 impl Vm {
@@ -223,22 +275,25 @@ impl Vm {
         page_wait: Box<dyn PageWait>,
     ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                frames,
-                pool,
-                table: Mutex::new(ImageTable::new()),
-                reclaim_lock: Mutex::new(()),
-                config,
-                mcache_config: mount_cache,
-                mcache_pages: AtomicU32::new(0),
-                use_clock: AtomicU64::new(0),
-                counters: Counters::default(),
-                page_wait,
-                loads_finished: AtomicU64::new(0),
-                next_serial: AtomicU64::new(1),
-            }),
+        let parked = Arc::try_new(ParkedCloses::new()).map_err(|_| VmError::NoMemory)?;
+        let shared = Arc::try_new(VmState {
+            frames,
+            pool,
+            table: Mutex::new(ImageTable::new()),
+            reclaim_lock: Mutex::new(()),
+            config,
+            mcache_config: mount_cache,
+            mcache_pages: AtomicU32::new(0),
+            use_clock: AtomicU64::new(0),
+            counters: Counters::default(),
+            page_wait,
+            loads_finished: AtomicU64::new(0),
+            parked,
+            next_serial: AtomicU64::new(1),
         })
+        // No memory for the instance: the frames its pool took go back as it drops.
+        .map_err(|_| VmError::NoMemory)?;
+        Ok(Self { shared })
     }
 
     /// The frame allocator, for the embedding kernel to reach the bytes of a mapped frame.
@@ -260,7 +315,9 @@ impl Vm {
     /// [`MountCache::forget`]: crate::MountCache::forget
     ///
     /// Never holds the table lock and an image lock at once. When the table is full it
-    /// reclaims an idle image and searches again, so no two images share an identity.
+    /// reclaims an idle image and searches again (even when reclaim freed nothing), so no
+    /// two images share an identity and a full table that holds the file's image is no
+    /// error.
     pub fn attach(&self, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
         let image = self.shared.attach(file)?;
         Ok(ImageRef {
@@ -279,12 +336,44 @@ impl Vm {
         self.shared.image_status(identity)
     }
 
+    /// Closes the files of the channels vm let go of since the last call (an image that
+    /// became idle, a channel an attach found already held), one at a time, with no vm
+    /// lock held, on the calling thread. Returns how many it closed.
+    ///
+    /// vm never closes a file on its own paths, because the kernel may hold locks there (a
+    /// fault runs under the process segment lock, and its reclaim may let an image go): it
+    /// parks them ([`ImageFile`]'s contract). The kernel calls this where it holds none of
+    /// its locks and a close may block: on the way back from a system call or a fault, in
+    /// a close worker. Parked files wait until then; nothing else closes them while the vm
+    /// lives.
+    pub fn run_parked_closes(&self) -> usize {
+        self.shared.parked.run()
+    }
+
+    /// Files parked for [`run_parked_closes`](Self::run_parked_closes) now: channels no
+    /// image holds any more that are not closed yet. Never blocks.
+    pub fn parked_closes(&self) -> usize {
+        self.shared.parked.len()
+    }
+
     /// Frees up to `target` cached pages at ref 0: those of idle images first, least
     /// recently used image first, then the mount cache's, least recently used file first,
     /// then those of active images (never an active image itself). Returns the number
     /// freed.
     pub fn reclaim(&self, target: usize) -> usize {
-        self.shared.reclaim(target)
+        let freed = self.shared.reclaim(target);
+        self.shared.trim_free_pool();
+        freed
+    }
+
+    /// The shrinker: gives up to `target` frames back to the kernel
+    /// ([`FrameAllocator::free`]) and returns how many it gave. Free pages go first; when
+    /// they are not enough, cached pages at ref 0 are reclaimed (as [`reclaim`](Self::reclaim)
+    /// chooses them) and their frames go too. Mapped pages and active images stay. For a
+    /// kernel under memory pressure; takes and releases vm's locks, never blocks but in
+    /// `FrameAllocator::free`.
+    pub fn shrink(&self, target: usize) -> usize {
+        self.shared.shrink(target)
     }
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use vm::{Access, Config, FaultError, SegmentKind, SegmentRef, VmError};
+use vm::{Access, AllocSite, Config, FaultError, SegmentKind, SegmentRef, VmError};
 
 #[derive(Debug, PartialEq)]
 enum Failed {
@@ -284,4 +284,27 @@ fn faults_under_memory_pressure() {
         },
     );
     assert!(sites >= 6, "{sites}");
+}
+
+#[test]
+fn a_refused_load_buffer_fails_the_fault_and_reads_nothing() {
+    let world = world(small_config());
+    let program = program(ident(1, 60, 0), PAGE, PAGE, 0);
+    let process = exec(&world, &program);
+    // The bounce buffer a page load reads the file into, before it borrows the frame.
+    world.frames.fail_site(AllocSite::LoadBuffer);
+    assert_eq!(
+        process.text().fault(TEXT_VA, Access::Read),
+        Err(FaultError::NoMemory)
+    );
+    assert_eq!(program.file.counts().reads, 0, "read with no buffer");
+    let report = check(&world, &process.refs());
+    assert_eq!(report.cached_pages, 0, "the loading page stayed");
+    // The next fault loads the page.
+    process.text().fault(TEXT_VA, Access::Read).expect("retry");
+    verify_process(&world, &process);
+    drop(process);
+    world.vm.run_parked_closes();
+    let counts = program.file.counts();
+    assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
 }

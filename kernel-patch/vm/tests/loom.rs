@@ -11,8 +11,15 @@
 //! 8. two faults on one uncached page: one reads it, the other waits (one read);
 //! 9. a failed page load wakes the fault waiting for it, which loads (and fails) in turn.
 //! 10. the last segment of a program goes away while reclaim holds its short reference:
-//!     reclaim's put drops the channel, and closes it with no vm lock held (the file's
-//!     close re-enters vm, so a close under a lock is a deadlock loom reports).
+//!     reclaim's put drops the channel and parks it; the kernel's safe points close it with
+//!     no vm lock held (the file's close re-enters vm, so a close under a lock is a
+//!     deadlock loom reports).
+//! 11. two attaches of one file while the image table is full of an idle image of another
+//!     file: each reclaims, and searches again after reclaiming, so both get the one image
+//!     (without the second search, the attach whose reclaim found nothing left to free
+//!     reports a full table that holds the very image it wants).
+//! 12. frames go back to the kernel (a segment's last drop trims the free pool) while a
+//!     fault on another segment takes a free page or binds a new frame to an unbound entry.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -28,9 +35,6 @@ use vm::{
 
 const TEXT: u64 = 0x40_0000;
 
-/// Explored interleavings, printed per model so a run shows it explored more than one.
-static EXPLORED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(3);
@@ -38,8 +42,22 @@ fn builder() -> loom::model::Builder {
     builder
 }
 
-fn explored() -> usize {
-    EXPLORED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+/// Runs `body` under loom as the model `name`, counting the interleavings it explored with
+/// a counter of its own (tests run in parallel, so a shared one would mix models), and
+/// fails when loom explored only one: a model that never interleaves proves nothing.
+fn model(name: &str, body: impl Fn() + Send + Sync + 'static) {
+    let explored = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = explored.clone();
+    builder().check(move || {
+        body();
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let explored = explored.load(std::sync::atomic::Ordering::Relaxed);
+    println!("{name}: explored {explored} interleavings");
+    assert!(
+        explored > 1,
+        "{name}: loom explored {explored} interleaving(s); the model has no race"
+    );
 }
 
 fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
@@ -51,6 +69,7 @@ fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
             max_images: 2,
             max_idle_images: 2,
             reclaim_batch: 1,
+            max_free_pages: 4,
         },
     )
     .unwrap();
@@ -93,6 +112,8 @@ fn finish(vm: Vm, frames: HeapFrames, file: FakeFile) {
     if let Err(violation) = check_invariants(&vm, Some(&[])) {
         panic!("{violation}");
     }
+    // The kernel's safe point: the files vm let go of are closed here, not before.
+    vm.run_parked_closes();
     let stats = vm.statistics();
     assert_eq!(stats.images_active, 0);
     let counts = file.counts();
@@ -103,7 +124,7 @@ fn finish(vm: Vm, frames: HeapFrames, file: FakeFile) {
 
 #[test]
 fn attach_vs_put_vs_reclaim() {
-    builder().check(|| {
+    model("attach_vs_put_vs_reclaim", || {
         let (vm, frames, file, loads) = setup();
         // An idle image with one cached page.
         drop(exec_and_read(&vm, &frames, &file, &loads));
@@ -121,17 +142,12 @@ fn attach_vs_put_vs_reclaim() {
         runner.join().unwrap();
         reclaimer.join().unwrap();
         finish(vm, frames, file);
-        explored();
     });
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 #[test]
 fn attach_vs_last_put() {
-    builder().check(|| {
+    model("attach_vs_last_put", || {
         let (vm, frames, file, _loads) = setup();
         let first = vm.attach(file.open()).unwrap();
         let attacher = {
@@ -144,20 +160,16 @@ fn attach_vs_last_put() {
         // (`None`: the holders are image references, not segments.)
         let report = check_invariants(&vm, None).unwrap();
         assert_eq!((report.images, report.open_channels), (1, 1));
+        vm.run_parked_closes();
         assert_eq!(file.counts().open_handles(), 1);
         drop(second);
         finish(vm, frames, file);
-        explored();
     });
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 #[test]
 fn putseg_vs_attach_of_the_same_text() {
-    builder().check(|| {
+    model("putseg_vs_attach_of_the_same_text", || {
         let (vm, frames, file, loads) = setup();
         let old = exec_and_read(&vm, &frames, &file, &loads);
         let execer = {
@@ -176,12 +188,7 @@ fn putseg_vs_attach_of_the_same_text() {
         assert!(new[0].resident(TEXT).is_some());
         drop(new);
         finish(vm, frames, file);
-        explored();
     });
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 fn mcache_setup() -> (Vm, HeapFrames) {
@@ -193,6 +200,7 @@ fn mcache_setup() -> (Vm, HeapFrames) {
             max_images: 2,
             max_idle_images: 2,
             reclaim_batch: 1,
+            max_free_pages: 4,
         },
         MountCacheConfig {
             max_file_bytes: 2 * PAGE_SIZE as u64,
@@ -246,16 +254,9 @@ fn mcache_finish(vm: Vm, frames: HeapFrames) {
     assert_eq!(frames.stats().outstanding(), 0);
 }
 
-fn report_explored() {
-    println!(
-        "explored {} interleavings",
-        EXPLORED.swap(0, std::sync::atomic::Ordering::Relaxed)
-    );
-}
-
 #[test]
 fn fill_vs_a_new_version_at_open() {
-    builder().check(|| {
+    model("fill_vs_a_new_version_at_open", || {
         let (vm, frames) = mcache_setup();
         let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![1u8; 64])));
         let cache = vm.mount_cache();
@@ -273,14 +274,12 @@ fn fill_vs_a_new_version_at_open() {
         assert_cache_matches(&reopened, &server);
         drop((reopened, cache));
         mcache_finish(vm, frames);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn two_writes_in_flight_at_once() {
-    builder().check(|| {
+    model("two_writes_in_flight_at_once", || {
         let (vm, frames) = mcache_setup();
         let server: Server = loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![0u8; 16])));
         let file = loom::sync::Arc::new(vm.mount_cache().open(
@@ -308,9 +307,7 @@ fn two_writes_in_flight_at_once() {
         assert_cache_matches(&file, &server);
         drop(file);
         mcache_finish(vm, frames);
-        explored();
     });
-    report_explored();
 }
 
 /// Our write through a handle while the file's entry is forgotten, and a second open makes
@@ -351,7 +348,7 @@ fn a_write_vs_its_entry_forgotten_and_refilled() {
 
 #[test]
 fn exec_vs_a_cached_open_of_the_same_version() {
-    builder().check(|| {
+    model("exec_vs_a_cached_open_of_the_same_version", || {
         let (vm, frames, file, loads) = setup();
         let opener = {
             let (vm, file) = (vm.clone(), file.clone());
@@ -382,14 +379,12 @@ fn exec_vs_a_cached_open_of_the_same_version() {
         assert_eq!(vm.statistics().mcache_files, 0);
         drop(segments);
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn fill_vs_reclaim() {
-    builder().check(|| {
+    model("fill_vs_reclaim", || {
         let (vm, frames) = mcache_setup();
         let server: Server =
             loom::sync::Arc::new(loom::sync::Mutex::new((0, vec![3u8; 2 * PAGE_SIZE])));
@@ -411,9 +406,7 @@ fn fill_vs_reclaim() {
         assert_cache_matches(&file, &server);
         drop(file);
         mcache_finish(vm, frames);
-        explored();
     });
-    report_explored();
 }
 
 /// Faults one page of the text, checking its bytes.
@@ -429,7 +422,7 @@ fn fault_text(frames: &HeapFrames, file: &FakeFile, text: &vm::SegmentRef) {
 
 #[test]
 fn two_faults_on_one_uncached_page_read_it_once() {
-    builder().check(|| {
+    model("two_faults_on_one_uncached_page_read_it_once", || {
         let (vm, frames, file, loads) = setup();
         // Two processes of the file: two handles on one shared text segment.
         let first = vm.exec(file.open(), &loads).unwrap();
@@ -452,14 +445,12 @@ fn two_faults_on_one_uncached_page_read_it_once() {
         }
         drop((first, second));
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }
 
 #[test]
 fn a_failed_load_wakes_the_fault_waiting_for_it() {
-    builder().check(|| {
+    model("a_failed_load_wakes_the_fault_waiting_for_it", || {
         let (vm, frames, file, loads) = setup();
         file.fail_reads(true);
         let first = vm.exec(file.open(), &loads).unwrap();
@@ -483,9 +474,7 @@ fn a_failed_load_wakes_the_fault_waiting_for_it() {
         assert_eq!(report.cached_pages, 0);
         drop((first, second));
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
 }
 
 /// A handle whose close re-enters vm, as a kernel's close that allocates (and so reclaims)
@@ -520,7 +509,7 @@ impl ImageFile for ReenteringFile {
 
 #[test]
 fn last_segment_dropped_while_reclaim_holds_the_image() {
-    builder().check(|| {
+    model("last_segment_dropped_while_reclaim_holds_the_image", || {
         let (vm, frames, file, loads) = setup();
         let handle = ReenteringFile {
             inner: file.open(),
@@ -534,12 +523,103 @@ fn last_segment_dropped_while_reclaim_holds_the_image() {
             let vm = vm.clone();
             thread::spawn(move || {
                 vm.reclaim(1);
+                // A kernel's safe point after reclaiming: the re-entering close may run here.
+                vm.run_parked_closes();
             })
         };
         drop(segments);
+        vm.run_parked_closes();
         reclaimer.join().unwrap();
         finish(vm, frames, file);
-        explored();
     });
-    report_explored();
+}
+
+#[test]
+fn two_attaches_of_one_file_into_a_full_table() {
+    model("two_attaches_of_one_file_into_a_full_table", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 1,
+                max_idle_images: 1,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let (_, _, wanted, loads) = setup();
+        let idle = FakeFile::patterned(
+            FileIdentity {
+                dev_type: 1,
+                dev: 1,
+                qid_path: 8,
+                version: 0,
+            },
+            PAGE_SIZE,
+        );
+        // The table's one slot: an idle image of another file, with a cached page.
+        drop(exec_and_read(&vm, &frames, &idle, &loads));
+        assert_eq!(vm.statistics().images_idle, 1);
+        let attacher = {
+            let (vm, wanted) = (vm.clone(), wanted.clone());
+            thread::spawn(move || vm.attach(wanted.open()))
+        };
+        let mine = vm.attach(wanted.open());
+        let theirs = attacher.join().unwrap();
+        let (mine, theirs) = match (mine, theirs) {
+            (Ok(mine), Ok(theirs)) => (mine, theirs),
+            (mine, theirs) => panic!("an attach failed: {:?}, {:?}", mine.err(), theirs.err()),
+        };
+        let report = check_invariants(&vm, None).unwrap();
+        assert_eq!((report.images, report.open_channels), (1, 1));
+        assert!(vm.image_status(&idle.identity()).is_none());
+        drop((mine, theirs));
+        vm.run_parked_closes();
+        finish(vm, frames, wanted);
+        let counts = idle.counts();
+        assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+    });
+}
+
+#[test]
+fn frames_go_back_while_a_fault_allocates() {
+    model("frames_go_back_while_a_fault_allocates", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                // Keep no free page: every freed frame goes back at once.
+                max_free_pages: 0,
+            },
+        )
+        .unwrap();
+        const STACK: u64 = 0x7000_0000;
+        let page = PAGE_SIZE as u64;
+        let old = vm
+            .zero_segment(vm::SegmentKind::Stack, STACK, 2 * page)
+            .unwrap();
+        old.fault(STACK, Access::Write).unwrap();
+        old.fault(STACK + page, Access::Write).unwrap();
+        let new = vm
+            .zero_segment(vm::SegmentKind::Bss, STACK + 4 * page, page)
+            .unwrap();
+        let dropper = thread::spawn(move || drop(old));
+        let mapping = new.fault(STACK + 4 * page, Access::Write).unwrap();
+        assert!(frames.read(mapping.frame).iter().all(|byte| *byte == 0));
+        dropper.join().unwrap();
+        if let Err(violation) = check_invariants(&vm, Some(&[&new])) {
+            panic!("{violation}");
+        }
+        // Only the new segment's page is still vm's.
+        assert_eq!(frames.stats().outstanding(), 1);
+        drop(new);
+        assert_eq!(frames.stats().outstanding(), 0);
+        drop(vm);
+    });
 }

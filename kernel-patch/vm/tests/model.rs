@@ -251,6 +251,7 @@ impl Harness {
             max_images: 4,
             max_idle_images: 2,
             reclaim_batch: 4,
+            max_free_pages: u32::MAX,
         };
         Self {
             world: mc_world(config, mount_cache),
@@ -656,6 +657,8 @@ impl Harness {
         let stats = self.world.vm.statistics();
         prop_assert_eq!(stats.images_active as usize, active.len());
         prop_assert!(stats.images_idle <= self.config.max_idle_images);
+        // The kernel's safe point: files vm let go of are closed here.
+        self.world.vm.run_parked_closes();
         for (identity, program) in &self.files {
             let counts = program.file.counts();
             let expected = u64::from(active.contains(identity));

@@ -104,6 +104,7 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
         max_images: 6,
         max_idle_images: 3,
         reclaim_batch: 8,
+        max_free_pages: 1,
     };
     let world = Arc::new(mc_world(
         config,
@@ -200,6 +201,9 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
                     }
                     drop(children);
                     drop(segments);
+                    // The kernel's safe point after an exit: closes parked by this
+                    // thread's puts and faults, or by others', run here.
+                    world.vm.run_parked_closes();
                 }
             })
         })
@@ -273,6 +277,7 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
          program reads through it {program_reads}",
         refused.load(Ordering::Relaxed)
     );
+    world.vm.run_parked_closes();
     for program in programs.iter() {
         let counts = program.file.counts();
         assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));

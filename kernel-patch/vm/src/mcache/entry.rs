@@ -12,7 +12,7 @@ use crate::frame::AllocSite;
 use crate::image::{Image, ImageKind, ImageState};
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, Ordering};
-use crate::vm::Shared;
+use crate::vm::VmState;
 
 /// How many times an open tries again when its entry went away under it.
 const OPEN_ATTEMPTS: usize = 3;
@@ -25,7 +25,7 @@ enum Entry {
     Made(Arc<Image>),
 }
 
-impl Shared {
+impl VmState {
     /// Marks `image` as just used.
     pub(super) fn touch(&self, image: &Image) {
         let tick = self.use_clock.fetch_add(1, Ordering::Relaxed) + 1;
@@ -130,7 +130,8 @@ impl Shared {
                     .store(identity.version, Ordering::Relaxed);
                 // The map's own reference.
                 image.refs.store(1, Ordering::Release);
-                fresh = Some(Arc::new(image));
+                // No memory for the box: the file goes uncached.
+                fresh = Some(Arc::try_new(image).ok()?);
                 continue;
             };
             if table.mcache.try_reserve(1).is_err() {

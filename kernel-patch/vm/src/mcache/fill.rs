@@ -10,7 +10,7 @@ use crate::frame::{PAGE_BYTES, PAGE_SIZE};
 use crate::image::{Image, ImageState};
 use crate::page::PageIndex;
 use crate::sync::{Arc, Ordering};
-use crate::vm::Shared;
+use crate::vm::VmState;
 
 /// One page's part of a byte range: the page's file offset, where the part starts in the
 /// page, and where it lies in the range.
@@ -46,7 +46,7 @@ pub(super) fn clip(offset: u64, len: usize) -> usize {
     usize::try_from(u64::MAX - offset).map_or(len, |room| len.min(room))
 }
 
-impl Shared {
+impl VmState {
     /// See [`CachedFile::read`].
     pub(super) fn mcache_read(
         &self,

@@ -11,7 +11,7 @@ use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::image::Image;
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, Ordering};
-use crate::vm::Shared;
+use crate::vm::VmState;
 
 impl ImageTable {
     /// Removes the least recently used mount-cache file, for a new one.
@@ -41,7 +41,7 @@ impl ImageTable {
     }
 }
 
-impl Shared {
+impl VmState {
     pub(super) fn file_page_limit(&self) -> u32 {
         u32::try_from(self.mcache_config.max_file_bytes / PAGE_BYTES).unwrap_or(u32::MAX)
     }

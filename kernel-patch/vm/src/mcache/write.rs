@@ -10,9 +10,9 @@ use super::fill::{clip, pieces};
 use crate::image::Image;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, Ordering};
-use crate::vm::Shared;
+use crate::vm::VmState;
 
-impl Shared {
+impl VmState {
     /// See [`CachedFile::begin_write`]. Returns whether the write counts as in flight.
     pub(super) fn mcache_begin_write(&self, image: &Image) -> bool {
         let mut state = image.state.lock();

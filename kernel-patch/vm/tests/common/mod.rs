@@ -95,6 +95,7 @@ pub fn small_config() -> Config {
         max_images: 16,
         max_idle_images: 8,
         reclaim_batch: 16,
+        max_free_pages: 2,
     }
 }
 

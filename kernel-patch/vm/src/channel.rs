@@ -1,0 +1,149 @@
+//! An image's channel, and the closes vm parks for the kernel to run.
+//!
+//! vm lets go of a channel on paths where the kernel may hold locks of its own: a put from
+//! a fault's reclaim runs under the kernel's process segment lock, and so may a put from
+//! an exit or an exec. [`ImageFile::close`] may block (a clunk is an RPC), so vm never calls
+//! it there. The last reference to an [`ImageChannel`] parks its file instead, and the
+//! kernel runs the parked closes where it knows it holds no lock
+//! ([`Vm::run_parked_closes`](crate::Vm::run_parked_closes)).
+//!
+//! Parking never allocates: a slot is reserved in the queue when the channel is made (in
+//! attach, which may fail), so a put, which may not fail, only fills it.
+//!
+//! Lock order: the park lock is a leaf; nothing is called under it.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::file::{FileError, ImageFile};
+use crate::frame::AllocError;
+use crate::sync::{Arc, Mutex};
+
+/// The files whose last channel reference went, waiting for the kernel to close them.
+pub(crate) struct ParkedCloses {
+    state: Mutex<ParkState>,
+}
+
+struct ParkState {
+    files: Vec<Box<dyn ImageFile>>,
+    /// Channels alive plus files parked: `files.capacity()` is kept at least this, so a
+    /// park never allocates.
+    reserved: usize,
+}
+
+impl ParkedCloses {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(ParkState {
+                files: Vec::new(),
+                reserved: 0,
+            }),
+        }
+    }
+
+    /// Reserves the slot a channel about to be made parks its file in.
+    fn reserve(&self) -> Result<(), AllocError> {
+        let mut state = self.state.lock();
+        let wanted = state.reserved + 1;
+        let additional = wanted - state.files.len();
+        state
+            .files
+            .try_reserve(additional)
+            .map_err(|_| AllocError)?;
+        state.reserved = wanted;
+        Ok(())
+    }
+
+    /// Parks `file` in the slot its channel reserved.
+    fn park(&self, file: Box<dyn ImageFile>) {
+        let mut state = self.state.lock();
+        debug_assert!(state.files.len() < state.files.capacity());
+        // Within the reserved capacity: no allocation.
+        state.files.push(file);
+    }
+
+    /// Closes every parked file, one at a time with no lock held. Returns how many.
+    pub(crate) fn run(&self) -> usize {
+        let mut closed = 0;
+        loop {
+            let file = {
+                let mut state = self.state.lock();
+                let file = state.files.pop();
+                if file.is_some() {
+                    state.reserved -= 1;
+                }
+                file
+            };
+            let Some(file) = file else {
+                return closed;
+            };
+            file.close();
+            closed += 1;
+        }
+    }
+
+    /// Files parked now.
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().files.len()
+    }
+}
+
+impl Drop for ParkedCloses {
+    fn drop(&mut self) {
+        // The vm and every channel are gone: nothing can park any more, and no vm lock is
+        // held by anyone. Close what is left.
+        self.run();
+    }
+}
+
+/// An image's channel (Plan 9's `Image.c`): the file handle an image reads its pages
+/// through, shared by the faults reading with it. When the last clone is dropped its file
+/// is parked for the kernel to close ([`ParkedCloses`]), never closed on the spot.
+pub(crate) struct ImageChannel {
+    file: Option<Box<dyn ImageFile>>,
+    parked: Arc<ParkedCloses>,
+}
+
+impl ImageChannel {
+    /// A channel for `file`, with its slot in `parked` reserved. On an error `file` is given
+    /// back, unclosed.
+    pub(crate) fn new(
+        file: Box<dyn ImageFile>,
+        parked: &Arc<ParkedCloses>,
+    ) -> Result<Self, (AllocError, Box<dyn ImageFile>)> {
+        match parked.reserve() {
+            Ok(()) => Ok(Self {
+                file: Some(file),
+                parked: parked.clone(),
+            }),
+            Err(err) => Err((err, file)),
+        }
+    }
+
+    /// Reads a whole page at `offset` into `buf`, zero-filling past the end of file.
+    pub(crate) fn read_page(&self, offset: u64, buf: &mut [u8]) -> Result<(), FileError> {
+        let file = self.file.as_ref().ok_or(FileError::Gone)?;
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = file.read_at(offset + filled as u64, &mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            if n > buf.len() - filled {
+                // A file claiming more bytes than asked for is broken; do not trust it.
+                return Err(FileError::Io);
+            }
+            filled += n;
+        }
+        buf[filled..].fill(0);
+        Ok(())
+    }
+}
+
+impl Drop for ImageChannel {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            self.parked.park(file);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! vm gives frames back to the kernel: free pages past `Config::max_free_pages` when
+//! segments go away, and anything free or reclaimable on `Vm::shrink`; running out of its
+//! pool is an error, never a panic. The test kit's frame allocator counts the frames vm
+//! holds (`outstanding`).
+
+mod common;
+
+use common::*;
+use vm::{Access, Config, FaultError, SegmentKind};
+
+fn config(max_free_pages: u32) -> Config {
+    Config {
+        max_pages: 16,
+        max_images: 4,
+        max_idle_images: 4,
+        reclaim_batch: 4,
+        max_free_pages,
+    }
+}
+
+#[test]
+fn free_pages_past_the_bound_go_back_when_a_segment_goes() {
+    let world = world(config(2));
+    let stack = world
+        .vm
+        .zero_segment(SegmentKind::Stack, STACK_VA, 10 * PAGE)
+        .expect("stack");
+    fault_all(&stack, Access::Write);
+    assert_eq!(world.frames.stats().outstanding(), 10);
+    drop(stack);
+    // Ten pages freed; two stay for the next faults, eight went back.
+    assert_eq!(world.frames.stats().outstanding(), 2);
+    let stats = world.vm.statistics();
+    assert_eq!((stats.free_pages, stats.pool_pages), (2, 2));
+    assert_eq!(stats.frames_released, 8);
+    check(&world, &[]);
+}
+
+#[test]
+fn shrink_gives_back_free_and_reclaimable_frames_and_faults_bind_new_ones() {
+    let world = world(config(16));
+    let program = program(ident(1, 70, 0), 3 * PAGE, PAGE, 0);
+    let process = exec(&world, &program);
+    verify_process(&world, &process);
+    let stack = world
+        .vm
+        .zero_segment(SegmentKind::Stack, STACK_VA, 4 * PAGE)
+        .expect("stack");
+    fault_all(&stack, Access::Write);
+    drop(stack);
+    drop(process);
+    // Four free pages (the stack's) and the idle image's cached pages, all still bound.
+    let held = world.frames.stats().outstanding();
+    assert!(held >= 4 + 3, "{held}");
+    assert_eq!(world.vm.shrink(2), 2, "free pages first");
+    assert_eq!(world.frames.stats().outstanding(), held - 2);
+    assert_eq!(world.vm.shrink(usize::MAX) as u64, held - 2);
+    assert_eq!(
+        world.frames.stats().outstanding(),
+        0,
+        "every frame went back"
+    );
+    assert_eq!(world.vm.statistics().cached_pages, 0);
+    check(&world, &[]);
+
+    // The entries are unbound again: the next exec faults in new frames, the right bytes.
+    let again = exec(&world, &program);
+    verify_process(&world, &again);
+    assert!(world.frames.stats().outstanding() > 0);
+    check(&world, &again.refs());
+}
+
+#[test]
+fn an_exhausted_pool_fails_the_fault_and_recovers() {
+    let world = world(config(0));
+    let pages = u64::from(world.vm.config().max_pages);
+    let stack = world
+        .vm
+        .zero_segment(SegmentKind::Stack, STACK_VA, (pages + 1) * PAGE)
+        .expect("stack");
+    for page in 0..pages {
+        stack
+            .fault(STACK_VA + page * PAGE, Access::Write)
+            .expect("a page of the pool");
+    }
+    // Every page is mapped and nothing can be reclaimed: an error the kernel turns into a
+    // segmentation fault.
+    assert_eq!(
+        stack.fault(STACK_VA + pages * PAGE, Access::Write),
+        Err(FaultError::NoMemory)
+    );
+    check(&world, &[&stack]);
+    drop(stack);
+    assert_eq!(
+        world.frames.stats().outstanding(),
+        0,
+        "max_free_pages 0 keeps none"
+    );
+    let stack = world
+        .vm
+        .zero_segment(SegmentKind::Stack, STACK_VA, PAGE)
+        .expect("stack");
+    stack
+        .fault(STACK_VA, Access::Write)
+        .expect("after the exhaustion");
+    check(&world, &[&stack]);
+}
