@@ -180,7 +180,8 @@ impl Kernel {
             config.mount_cache,
             Box::new(HostPageWait::default()),
         )?;
-        let services = ChanServices::new(config.max_close_workers, config.legacy_image_channel, &vm);
+        let services =
+            ChanServices::new(config.max_close_workers, config.legacy_image_channel, &vm);
         Ok(Kernel {
             inner: Arc::new(Inner {
                 config,

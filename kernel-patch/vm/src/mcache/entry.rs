@@ -125,9 +125,7 @@ impl VmState {
                     state.mcache.linked = true;
                     state.mcache.length = length;
                 }
-                image
-                    .mcache_vers
-                    .store(identity.version, Ordering::Relaxed);
+                image.mcache_vers.store(identity.version, Ordering::Relaxed);
                 // The map's own reference.
                 image.refs.store(1, Ordering::Release);
                 // No memory for the box: the file goes uncached.
