@@ -27,6 +27,7 @@ pub mod client;
 pub mod fsops;
 pub mod matrix;
 pub mod pipeline;
+pub mod raw;
 pub mod report;
 pub mod runner;
 pub mod servers;

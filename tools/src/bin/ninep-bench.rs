@@ -19,6 +19,7 @@ use ninep::Dialect;
 use tools::bench::addr::Addr;
 use tools::bench::matrix;
 use tools::bench::pipeline::Limit;
+use tools::bench::raw::Listener;
 use tools::bench::report::{Report, Skipped};
 use tools::bench::servers::{self, Scratch, ServerCommand, Servers};
 use tools::bench::session::{Settings, Target};
@@ -71,6 +72,18 @@ enum Cmd {
         start_timeout: f64,
         #[command(flatten)]
         common: Common,
+    },
+    /// Serve 9P as the raw baseline that `compare` measures as `raw`: every request is
+    /// answered at once with a well-formed reply of a file server's size, and no file
+    /// system work is done. Runs until killed.
+    RawServer {
+        /// Where to listen: unix:PATH or tcp:HOST:PORT.
+        #[arg(long, value_name = "ADDR")]
+        listen: Addr,
+        /// The largest msize agreed to.
+        #[arg(long, value_name = "BYTES", default_value_t = ninep::MAX_MSIZE,
+              value_parser = clap::value_parser!(u32).range(i64::from(ninep::MIN_MSIZE)..=i64::from(ninep::MAX_MSIZE)))]
+        max_msize: u32,
     },
 }
 
@@ -179,7 +192,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if cfg!(debug_assertions) {
+    // The raw server is measured, not measuring: a debug build of it is the bench's
+    // business, and the bench warns.
+    if cfg!(debug_assertions) && !matches!(cli.command, Cmd::RawServer { .. }) {
         eprintln!(
             "ninep-bench: this is a debug build; for figures worth comparing build the bench \
              and the servers with --release"
@@ -197,6 +212,7 @@ fn main() -> ExitCode {
             let report = measure(&servers, &common, Vec::new());
             finish(&report, &common.out)
         }
+        Cmd::RawServer { listen, max_msize } => return raw_server(&listen, max_msize),
         Cmd::Compare {
             ramfs,
             diod,
@@ -231,6 +247,21 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Serves as the raw baseline until accepting fails (it is killed, normally).
+fn raw_server(listen: &Addr, max_msize: u32) -> ExitCode {
+    let listener = match Listener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ninep-bench raw-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("ninep-bench raw-server: listening on {listen}");
+    let e = listener.serve(max_msize);
+    eprintln!("ninep-bench raw-server: {e}");
+    ExitCode::FAILURE
 }
 
 /// Exits with status 2 and clap's usage message.
