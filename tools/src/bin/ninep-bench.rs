@@ -1,9 +1,10 @@
 //! `ninep-bench`: measure 9P servers side by side and print the ratios.
 //!
 //! ```text
-//! ninep-bench compare                      # start ramfs, diod, p9-peer, unpfs; measure all
+//! ninep-bench compare                      # start ramfs, raw, diod, p9-peer, unpfs; measure all
 //! ninep-bench compare --quick              # a smoke run of a few seconds
 //! ninep-bench run --server a=unix:/tmp/a.sock --server b=tcp:127.0.0.1:564
+//! ninep-bench raw-server --listen unix:/tmp/raw.sock   # the raw baseline, alone
 //! ```
 //!
 //! Exit status: 0 when every server was measured in every cell, 1 when a server could
@@ -39,15 +40,16 @@ struct Cli {
 enum Cmd {
     /// Measure servers that are already running; the first is the baseline.
     Run {
-        /// A server: NAME=ADDR[,aname=A][,dialect=9P2000|9P2000.L][,uid=N][,uname=U],
-        /// ADDR being unix:PATH or tcp:HOST:PORT. Give it once per server.
+        /// A server: NAME=ADDR[,aname=A][,dialect=9P2000|9P2000.L][,uid=N][,uname=U][,baseline],
+        /// ADDR being unix:PATH or tcp:HOST:PORT; `baseline` marks a raw-server. Give it
+        /// once per server.
         #[arg(long = "server", value_name = "SPEC", required = true, value_parser = parse_server)]
         servers: Vec<Target>,
         #[command(flatten)]
         common: Common,
     },
-    /// Start ramfs, diod, the p9-peer and unpfs, each on its own socket, and measure
-    /// them all (ramfs is the baseline).
+    /// Start ramfs, the raw baseline (this program's raw-server), diod, the p9-peer and
+    /// unpfs, each on its own socket, and measure them all (ratios are ramfs/server).
     Compare {
         /// The ramfs binary [default: `ramfs` next to this program].
         #[arg(long, value_name = "PATH")]
@@ -91,6 +93,8 @@ enum Cmd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 enum ServerKind {
     Ramfs,
+    /// The raw baseline: `ninep-bench raw-server`, no file system work.
+    Raw,
     /// ramfs again, measured in 9P2000 instead of 9P2000.L (an extra column).
     #[value(name = "ramfs-9p2000")]
     Ramfs9p2000,
@@ -127,10 +131,15 @@ struct Common {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_size,
           default_values = ["8K", "64K", "1M"])]
     msizes: Vec<u32>,
-    /// Requests in flight.
+    /// Requests in flight on each connection.
     #[arg(long, value_name = "LIST", value_delimiter = ',',
           value_parser = clap::value_parser!(u16).range(1..=4096), default_values = ["1", "16"])]
     depths: Vec<u16>,
+    /// Connections at once: 1 runs every depth; a larger number runs every workload
+    /// on that many connections at once (each on its own files) at the deepest depth.
+    #[arg(long, value_name = "LIST", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=64), default_values = ["1", "8"])]
+    connections: Vec<u16>,
     /// Where to write results.json, results.csv, results.md and chart.svg.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
@@ -164,6 +173,7 @@ impl Common {
             limit,
             file_len,
             stall: Duration::from_secs_f64(self.stall),
+            connections: self.connections.iter().copied().max().unwrap_or(1),
         }
     }
 
@@ -177,8 +187,8 @@ impl Common {
                 usage_error(&format!("{name} {v} is not a sensible number of seconds"));
             }
         }
-        if self.msizes.is_empty() || self.depths.is_empty() {
-            usage_error("--msizes and --depths need at least one value each");
+        if self.msizes.is_empty() || self.depths.is_empty() || self.connections.is_empty() {
+            usage_error("--msizes, --depths and --connections need at least one value each");
         }
     }
 }
@@ -332,6 +342,20 @@ fn compare(
             }
         }
     }
+    if wanted(ServerKind::Raw) {
+        // The raw baseline is this very program, so it is always there.
+        match std::env::current_exe() {
+            Ok(me) => commands.push(servers::raw(&me, &scratch)),
+            Err(e) => {
+                let reason = format!("cannot find this program to start it: {e}");
+                eprintln!("ninep-bench: raw: {reason}; measuring without it");
+                skipped.push(Skipped {
+                    name: "raw".into(),
+                    reason,
+                });
+            }
+        }
+    }
     let peers = [
         PeerSpec {
             kind: ServerKind::Diod,
@@ -460,7 +484,7 @@ fn stop_on_signals(servers: &Servers, scratch: &Scratch) {
 
 fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report {
     let settings = common.settings();
-    let cells = matrix::cells(&common.msizes, &common.depths);
+    let cells = matrix::cells(&common.msizes, &common.depths, &common.connections);
     eprintln!(
         "measuring {} figures on {} servers: {}",
         cells.len(),
@@ -527,7 +551,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
     Ok(bytes as u32)
 }
 
-/// NAME=ADDR[,aname=A][,dialect=D][,uid=N][,uname=U]
+/// NAME=ADDR[,aname=A][,dialect=D][,uid=N][,uname=U][,baseline]
 fn parse_server(s: &str) -> Result<Target, String> {
     let (name, rest) = s
         .split_once('=')
@@ -555,8 +579,13 @@ fn parse_server(s: &str) -> Result<Target, String> {
         aname: String::new(),
         uname,
         n_uname,
+        baseline: false,
     };
     for opt in parts {
+        if opt == "baseline" {
+            target.baseline = true;
+            continue;
+        }
         let (key, value) = opt
             .split_once('=')
             .ok_or_else(|| format!("{opt:?} is not KEY=VALUE"))?;
@@ -603,6 +632,12 @@ mod tests {
         assert_eq!(t.aname, "/srv");
         assert_eq!(t.dialect, Dialect::P2000);
         assert_eq!(t.n_uname, 7);
+        assert!(!t.baseline);
+        assert!(
+            parse_server("raw=unix:/tmp/r.sock,baseline")
+                .unwrap()
+                .baseline
+        );
         assert!(parse_server("no-address").is_err());
         assert!(parse_server("a b=unix:/x").is_err());
         assert!(parse_server("a=unix:/x,color=red").is_err());
