@@ -64,7 +64,10 @@ fn every_workload_gets_answers_the_client_accepts_in_both_dialects_and_on_8_conn
     let cells = matrix::cells(&DEFAULT_MSIZES, &DEFAULT_DEPTHS, &DEFAULT_CONNECTIONS);
     assert!(cells.iter().any(|c| c.connections == 8));
     let report = runner::run(&targets, &cells, &settings, 1, &mut |_| {});
-    assert!(report.servers.iter().all(|s| s.error.is_none()), "{report:#?}");
+    assert!(
+        report.servers.iter().all(|s| s.error.is_none()),
+        "{report:#?}"
+    );
     for (row, cell) in report.figures.iter().zip(&cells) {
         assert_eq!(row.connections, cell.connections);
         for r in &row.results {
@@ -164,7 +167,11 @@ fn the_raw_server_process_is_measured_like_any_server() {
     assert_eq!(status, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
     let header = stdout.lines().next().unwrap_or_default();
     assert!(header.contains("ref/raw"), "{stdout}");
-    for figure in ["stat q16 x8", "read 64K q16 x8", "create+write+remove q16 x8"] {
+    for figure in [
+        "stat q16 x8",
+        "read 64K q16 x8",
+        "create+write+remove q16 x8",
+    ] {
         let row = stdout
             .lines()
             .find(|l| l.starts_with(figure) && l[figure.len()..].starts_with("  "))

@@ -78,7 +78,7 @@ pub fn run(
                     Err(e) => format!("failed: {e}"),
                 };
                 progress(&format!(
-                    "[{done}/{total}] round {} {figure:<24} {:<14} {shown}",
+                    "[{done}/{total}] round {} {figure:<26} {:<14} {shown}",
                     round + 1,
                     t.name
                 ));

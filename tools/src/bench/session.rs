@@ -320,14 +320,23 @@ pub fn run_cell(
     let mut ready = Vec::with_capacity(usize::from(n));
     for c in 0..n {
         let files = Files::of_connection(c);
-        ready.push(prepare(
+        match prepare(
             target,
             fixture,
             cell,
             settings,
             &files,
             settings.connection_file_len(),
-        )?);
+        ) {
+            Ok(r) => ready.push(r),
+            Err(e) => {
+                // The connections already made leave no write stream behind.
+                for r in ready {
+                    let _ = r.finish(fixture);
+                }
+                return Err(e);
+            }
+        }
     }
     let msize = ready[0].conn.msize();
     let limits = pipeline::split_limit(settings.limit, n);

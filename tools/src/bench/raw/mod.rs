@@ -25,6 +25,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::thread;
 
 use ninep::{encode, mtype, peek_size, Fcall, Msg, HEADER_LEN, MAX_MSIZE, NOTAG};
@@ -269,8 +270,16 @@ struct Replies {
     /// `(end of a header in bytes, data bytes that follow it)`, in order.
     reads: Vec<(usize, usize)>,
     data_len: usize,
-    /// What every `Rread` carries: pattern bytes, so no one reads zeros more cheaply.
-    data: Vec<u8>,
+    /// What every `Rread` carries ([`read_data`]).
+    data: &'static [u8],
+}
+
+/// The data of every `Rread`: pattern bytes (no client can take them more cheaply than
+/// real data), made once for all connections, as a file server's pages are there
+/// before a connection asks for them.
+fn read_data() -> &'static [u8] {
+    static DATA: OnceLock<Vec<u8>> = OnceLock::new();
+    DATA.get_or_init(|| pattern(MAX_MSIZE as usize))
 }
 
 impl Replies {
@@ -279,7 +288,7 @@ impl Replies {
             bytes: Vec::with_capacity(READ_CHUNK),
             reads: Vec::new(),
             data_len: 0,
-            data: pattern(MAX_MSIZE as usize),
+            data: read_data(),
         }
     }
 
