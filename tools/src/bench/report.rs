@@ -369,9 +369,18 @@ fn value_text(f: &FigureRow, r: &CellResult) -> String {
 }
 
 fn ratio_text(ratio: Option<f64>) -> String {
-    ratio
-        .map(|r| format!("{r:.2}"))
-        .unwrap_or_else(|| "-".to_owned())
+    ratio.map(format_ratio).unwrap_or_else(|| "-".to_owned())
+}
+
+/// A ratio with two decimals, or two significant digits when it is smaller than 0.1:
+/// a server at a few thousandths of the raw baseline must not read as 0.00.
+pub fn format_ratio(r: f64) -> String {
+    if !(r.is_finite() && r > 0.0 && r < 0.1) {
+        return format!("{r:.2}");
+    }
+    // 0.05 -> 3 decimals, 0.0045 -> 4: two significant digits, at most 8 decimals.
+    let decimals = (1.0 - r.log10().floor()).clamp(2.0, 8.0) as usize;
+    format!("{r:.decimals$}")
 }
 
 fn csv_field(s: &str) -> String {
@@ -507,6 +516,17 @@ mod tests {
         let back: Report = serde_json::from_value(json).unwrap();
         assert!(!back.servers[1].baseline);
         assert_eq!(back.figures[0].connections, 1);
+    }
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(format_ratio(2.0), "2.00");
+        assert_eq!(format_ratio(0.5), "0.50");
+        assert_eq!(format_ratio(0.1), "0.10");
+        assert_eq!(format_ratio(0.05), "0.050");
+        assert_eq!(format_ratio(0.0045), "0.0045");
+        assert_eq!(format_ratio(0.0), "0.00");
+        assert_eq!(format_ratio(1e-12), "0.00000000");
     }
 
     #[test]
