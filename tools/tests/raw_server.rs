@@ -85,6 +85,32 @@ fn every_workload_gets_answers_the_client_accepts_in_both_dialects_and_on_8_conn
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn the_raw_server_serves_over_tcp_too() {
+    let listener = Listener::bind(&Addr::Tcp("127.0.0.1:0".into())).unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert!(
+        matches!(&addr, Addr::Tcp(a) if !a.ends_with(":0")),
+        "{addr}"
+    );
+    thread::spawn(move || listener.serve(MAX_MSIZE));
+    let settings = Settings {
+        limit: Limit::Ops(32),
+        file_len: 1 << 20,
+        stall: Duration::from_secs(30),
+        connections: 2,
+    };
+    let cells = matrix::cells(&[64 << 10], &[4], &[1, 2]);
+    let report = runner::run(
+        &[target("raw", &addr, Dialect::L)],
+        &cells,
+        &settings,
+        1,
+        &mut |_| {},
+    );
+    assert!(report.all_ok(), "{report:#?}");
+}
+
 fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ninep-bench"))
 }

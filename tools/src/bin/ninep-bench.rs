@@ -38,7 +38,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Measure servers that are already running; the first is the baseline.
+    /// Measure servers that are already running; ratios are the first server over each
+    /// of the others.
     Run {
         /// A server: NAME=ADDR[,aname=A][,dialect=9P2000|9P2000.L][,uid=N][,uname=U][,baseline],
         /// ADDR being unix:PATH or tcp:HOST:PORT; `baseline` marks a raw-server. Give it

@@ -91,6 +91,20 @@ impl Listener {
         }
     }
 
+    /// Where it listens (for `tcp:HOST:0`, the port the system chose).
+    pub fn local_addr(&self) -> io::Result<Addr> {
+        match self {
+            Listener::Unix(l) => {
+                let addr = l.local_addr()?;
+                let path = addr
+                    .as_pathname()
+                    .ok_or_else(|| io::Error::other("an unnamed unix socket"))?;
+                Ok(Addr::Unix(path.to_path_buf()))
+            }
+            Listener::Tcp(l) => Ok(Addr::Tcp(l.local_addr()?.to_string())),
+        }
+    }
+
     /// Serves every connection on a thread of its own, until accepting fails.
     pub fn serve(self, max_msize: u32) -> ServeError {
         let mut next = 0u64;
