@@ -1,20 +1,26 @@
 //! The raw baseline answers every request the bench's workloads send, in both dialects
-//! and with 8 connections at once, with replies the bench's client accepts; and
-//! `ninep-bench raw-server` serves it as a process the bench can start.
+//! and with 8 connections at once, with replies the bench's client accepts; the 8
+//! connections of a cell each work on files of their own; and `ninep-bench raw-server`
+//! serves it as a process the bench can start.
 
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ninep::{Dialect, MAX_MSIZE};
+use ninep::{mtype, Dialect, Msg, MAX_MSIZE};
 use tools::bench::addr::Addr;
 use tools::bench::matrix::{self, DEFAULT_CONNECTIONS, DEFAULT_DEPTHS, DEFAULT_MSIZES};
 use tools::bench::pipeline::Limit;
-use tools::bench::raw::Listener;
+use tools::bench::raw::{serve_conn, Listener};
 use tools::bench::runner;
-use tools::bench::session::{Settings, Target};
+use tools::bench::session::{self, Settings, Target};
+use tools::bench::workload::Workload;
 
 /// Longest a bench run in these tests may take.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -109,6 +115,154 @@ fn the_raw_server_serves_over_tcp_too() {
         &mut |_| {},
     );
     assert!(report.all_ok(), "{report:#?}");
+}
+
+/// What a server read from one connection, and when: each read's moment and the
+/// length of `bytes` after it.
+#[derive(Default)]
+struct Tapped {
+    bytes: Vec<u8>,
+    reads: Vec<(Instant, usize)>,
+}
+
+impl Tapped {
+    /// When the first request of type `mtype` had been read whole.
+    fn first_read_of(&self, mtype: u8) -> Option<Instant> {
+        let mut at = 0;
+        while let Some(size) = ninep::peek_size(&self.bytes[at..]) {
+            let end = at + size as usize;
+            if self.bytes[at + 4] == mtype {
+                return self.reads.iter().find(|r| r.1 >= end).map(|r| r.0);
+            }
+            at = end;
+        }
+        None
+    }
+
+    fn last_read(&self) -> Option<Instant> {
+        self.reads.last().map(|r| r.0)
+    }
+}
+
+/// A request of `workload` that only its measurement sends, not its preparation.
+fn measured_request(workload: Workload) -> u8 {
+    match workload {
+        Workload::WalkOpenClunk => mtype::TLOPEN,
+        Workload::Stat => mtype::TGETATTR,
+        Workload::CreateWriteRemove => mtype::TUNLINKAT,
+        Workload::Read => mtype::TREAD,
+        Workload::Write => mtype::TWRITE,
+    }
+}
+
+/// A reader that keeps a copy of every byte it reads.
+struct Tap<R> {
+    inner: R,
+    log: Arc<Mutex<Tapped>>,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let mut log = self.log.lock().unwrap();
+            log.bytes.extend_from_slice(&buf[..n]);
+            let len = log.bytes.len();
+            log.reads.push((Instant::now(), len));
+        }
+        Ok(n)
+    }
+}
+
+/// The file names a connection's requests named: walked to, created, unlinked.
+fn names_used(mut bytes: &[u8], dir: &str) -> HashSet<String> {
+    let mut names = HashSet::new();
+    while let Some(size) = ninep::peek_size(bytes) {
+        let (msg, rest) = bytes.split_at(size as usize);
+        bytes = rest;
+        match ninep::decode(msg, Dialect::L).unwrap().msg {
+            Msg::Twalk { wnames, .. } => names.extend(wnames),
+            Msg::Tlcreate { name, .. } | Msg::Tunlinkat { name, .. } => {
+                names.insert(name);
+            }
+            _ => {}
+        }
+    }
+    names.remove(dir);
+    names
+}
+
+#[test]
+fn the_8_connections_of_a_cell_run_at_once_each_on_files_of_its_own() {
+    let dir = tempdir("own");
+    let path = dir.join("raw.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let logs: Arc<Mutex<Vec<Arc<Mutex<Tapped>>>>> = Arc::default();
+    let accepted = logs.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let log = Arc::new(Mutex::new(Tapped::default()));
+            accepted.lock().unwrap().push(log.clone());
+            thread::spawn(move || {
+                let tap = Tap {
+                    inner: &stream,
+                    log,
+                };
+                serve_conn(tap, &stream, MAX_MSIZE)
+            });
+        }
+    });
+    let t = target("raw", &Addr::Unix(path), Dialect::L);
+    let settings = Settings {
+        // Long enough that, run one after another, the connections could not overlap.
+        limit: Limit::Time {
+            warmup: Duration::ZERO,
+            measure: Duration::from_millis(200),
+        },
+        file_len: 1 << 20,
+        stall: Duration::from_secs(30),
+        connections: 8,
+    };
+    let fixture = session::setup(&t, &settings).unwrap();
+    assert_eq!(fixture.connections, 8);
+    for cell in matrix::cells(&[64 << 10], &[16], &[8]) {
+        let before = logs.lock().unwrap().len();
+        session::run_cell(&t, &fixture, &cell, &settings).unwrap();
+        // Every request was read before its reply went out, so the logs are whole.
+        let logs = logs.lock().unwrap();
+        assert_eq!(logs.len() - before, 8, "{}", cell.figure());
+        let logs: Vec<_> = logs[before..].iter().map(|l| l.lock().unwrap()).collect();
+        // At once: every connection was still sending after the last one began to
+        // measure.
+        let measured = measured_request(cell.workload);
+        let began: Vec<Instant> = logs
+            .iter()
+            .map(|l| l.first_read_of(measured).expect("a measured request"))
+            .collect();
+        let last_to_begin = began.iter().max().unwrap();
+        let first_to_end = logs.iter().filter_map(|l| l.last_read()).min().unwrap();
+        assert!(
+            *last_to_begin < first_to_end,
+            "{}: one after another",
+            cell.figure()
+        );
+        let used: Vec<HashSet<String>> = logs
+            .iter()
+            .map(|l| names_used(&l.bytes, &fixture.dir))
+            .collect();
+        for (i, a) in used.iter().enumerate() {
+            assert!(
+                !a.is_empty(),
+                "{}: connection {i} named no file",
+                cell.figure()
+            );
+            for b in &used[i + 1..] {
+                assert!(a.is_disjoint(b), "{}: {a:?} and {b:?}", cell.figure());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn bench() -> Command {
