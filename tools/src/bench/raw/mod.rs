@@ -105,9 +105,12 @@ impl Listener {
         }
     }
 
-    /// Serves every connection on a thread of its own, until accepting fails.
+    /// Serves every connection on a thread of its own, until accepting fails 100
+    /// times in a row (one failure, out of descriptors for a moment, is waited out).
     pub fn serve(self, max_msize: u32) -> ServeError {
+        const FAILURES_IN_A_ROW: u32 = 100;
         let mut next = 0u64;
+        let mut failures = 0;
         loop {
             let accepted = match &self {
                 Listener::Unix(l) => l.accept().map(|(s, _)| Conn::Unix(s)),
@@ -119,8 +122,17 @@ impl Listener {
             let conn = match accepted {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return ServeError::Accept(e),
+                Err(e) => {
+                    failures += 1;
+                    if failures >= FAILURES_IN_A_ROW {
+                        return ServeError::Accept(e);
+                    }
+                    info!("accept: {e}");
+                    thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
             };
+            failures = 0;
             next += 1;
             let id = next;
             let spawned = thread::Builder::new()
@@ -251,29 +263,51 @@ fn answer_bytes(
     // goes to the decoder, which says what is wrong.
     if ty == mtype::TREAD && msg.len() == TREAD_LEN {
         let answer = session.read(u32_at(TREAD_LEN - 4));
-        out.push(tag, answer);
+        reply(session, out, tag, answer);
         return Ok(());
     }
     if ty == mtype::TWRITE
         && msg.len() >= TWRITE_HEADER_LEN
         && u32_at(TWRITE_HEADER_LEN - 4) as usize == msg.len() - TWRITE_HEADER_LEN
     {
-        let reply = session.write(u32_at(TWRITE_HEADER_LEN - 4));
-        out.push(tag, Answer::Msg(reply));
+        let answer = Answer::Msg(session.write(u32_at(TWRITE_HEADER_LEN - 4)));
+        reply(session, out, tag, answer);
         return Ok(());
     }
     match ninep::decode(msg, session.decode_dialect()) {
         Ok(fc) => {
             let answer = session.answer(fc.msg);
-            out.push(fc.tag, answer);
+            reply(session, out, fc.tag, answer);
             Ok(())
         }
         Err(e) if e.is_framing() => Err(e),
         Err(e) => {
-            let reply = session.error(ninep::errno::EINVAL, "bad message");
-            out.push(e.tag.unwrap_or(NOTAG), Answer::Msg(reply));
+            let answer = Answer::Msg(session.error(ninep::errno::EINVAL, "bad message"));
+            reply(session, out, e.tag.unwrap_or(NOTAG), answer);
             Ok(())
         }
+    }
+}
+
+/// Queues `answer` on `tag`. A reply past the msize (a 9P2000 stat naming a long user
+/// name) or one that does not encode becomes an error, as in ramfs: never a reply the
+/// client must refuse, never none.
+fn reply(session: &Session, out: &mut Replies, tag: u16, answer: Answer) {
+    let msg = match answer {
+        Answer::Read(count) => return out.push_read(tag, count),
+        Answer::Msg(msg) => msg,
+    };
+    let fc = Fcall { tag, msg };
+    if ninep::encoded_len(&fc) <= session.msize() as usize && out.push_msg(&fc).is_ok() {
+        return;
+    }
+    let error = Fcall {
+        tag,
+        msg: session.error(ninep::errno::EINVAL, "reply too long"),
+    };
+    // An error reply is a few bytes and always encodes.
+    if let Err(e) = out.push_msg(&error) {
+        debug!("error reply on tag {tag} does not encode: {e}");
     }
 }
 
@@ -311,24 +345,17 @@ impl Replies {
         self.bytes.len() + self.data_len
     }
 
-    /// Queues the reply `answer` on `tag`.
-    fn push(&mut self, tag: u16, answer: Answer) {
-        match answer {
-            Answer::Msg(msg) => {
-                // Every reply fits the msize; one that would not encode (it cannot
-                // happen: the session bounds every count) gets no bytes rather than a
-                // half message.
-                if let Err(e) = encode(&Fcall { tag, msg }, &mut self.bytes) {
-                    debug!("reply on tag {tag} does not encode: {e}");
-                }
-            }
-            Answer::Read(count) => {
-                let count = (count as usize).min(self.data.len());
-                push_rread_header(&mut self.bytes, tag, count);
-                self.reads.push((self.bytes.len(), count));
-                self.data_len += count;
-            }
-        }
+    /// Queues a reply; one that does not encode leaves nothing behind.
+    fn push_msg(&mut self, fc: &Fcall) -> Result<(), ninep::EncodeError> {
+        encode(fc, &mut self.bytes)
+    }
+
+    /// Queues an `Rread` of `count` bytes on `tag`.
+    fn push_read(&mut self, tag: u16, count: u32) {
+        let count = (count as usize).min(self.data.len());
+        push_rread_header(&mut self.bytes, tag, count);
+        self.reads.push((self.bytes.len(), count));
+        self.data_len += count;
     }
 
     /// Writes and forgets everything queued.

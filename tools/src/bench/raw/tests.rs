@@ -342,3 +342,38 @@ fn a_live_socket_is_not_replaced_and_a_stale_one_is() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reply_past_the_msize_becomes_an_error() {
+    // A 9P2000 stat names the attaching user thrice: 3000 bytes of name do not fit 8 KiB.
+    let requests = [
+        version(8192, "9P2000"),
+        fc(
+            1,
+            Msg::Tattach {
+                fid: 0,
+                afid: ninep::NOFID,
+                uname: "u".repeat(3000),
+                aname: String::new(),
+                n_uname: None,
+            },
+        ),
+        fc(2, Msg::Tstat { fid: 0 }),
+        fc(3, Msg::Tclunk { fid: 0 }),
+    ];
+    let (out, end) = serve(&encode_all(&requests), 1 << 20, 1 << 20);
+    assert!(matches!(end, ConnEnd::Eof), "{end}");
+    let got: Vec<(u16, &str)> = decode_all(&out, Dialect::P2000)
+        .iter()
+        .map(|r| (r.tag, r.msg.name()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (NOTAG, "Rversion"),
+            (1, "Rattach"),
+            (2, "Rerror"),
+            (3, "Rclunk")
+        ]
+    );
+}
