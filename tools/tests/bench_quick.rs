@@ -1,6 +1,7 @@
-//! `ninep-bench compare --quick` against a ramfs it starts (and diod, when installed):
-//! every figure must come out with a positive number on every server, the exit status
-//! must be 0, and the results must parse. No timing is judged. And SIGTERM sent to the
+//! `ninep-bench compare --quick` against a ramfs it starts, the raw baseline (and diod,
+//! when installed): every figure, those of 8 connections at once among them, must come
+//! out with a positive number on every server, the exit status must be 0, and the
+//! results must parse. No timing is judged. And SIGTERM sent to the
 //! bench alone in the middle of a `compare` ends the servers it started.
 
 use std::io::{BufRead, BufReader};
@@ -12,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tools::bench::matrix::{self, DEFAULT_DEPTHS, DEFAULT_MSIZES};
+use tools::bench::matrix::{self, DEFAULT_CONNECTIONS, DEFAULT_DEPTHS, DEFAULT_MSIZES};
 use tools::bench::report::Report;
 use tools::bench::servers;
 
@@ -160,7 +161,7 @@ fn quick_compare_reports_every_figure_on_every_server() {
     let (status, stdout, stderr) = run_bounded(&mut cmd, RUN_LIMIT);
     assert_eq!(status, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
 
-    let mut expect_servers = vec!["ramfs"];
+    let mut expect_servers = vec!["ramfs", "raw"];
     if diod.is_some() {
         expect_servers.push("diod");
     }
@@ -175,7 +176,8 @@ fn quick_compare_reports_every_figure_on_every_server() {
     for peer in &expect_servers[1..] {
         assert!(header.contains(&format!("ramfs/{peer}")), "{header}");
     }
-    let cells = matrix::cells(&DEFAULT_MSIZES, &DEFAULT_DEPTHS);
+    let cells = matrix::cells(&DEFAULT_MSIZES, &DEFAULT_DEPTHS, &DEFAULT_CONNECTIONS);
+    assert!(cells.iter().any(|c| c.connections == 8));
     for cell in &cells {
         let figure = cell.figure();
         let row = row_cells(&stdout, &figure);
@@ -203,9 +205,18 @@ fn quick_compare_reports_every_figure_on_every_server() {
     assert!(report.all_ok(), "{json}");
     let names: Vec<&str> = report.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, expect_servers);
+    let baselines: Vec<&str> = report
+        .servers
+        .iter()
+        .filter(|s| s.baseline)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(baselines, ["raw"]);
+    assert!(stdout.contains("ramfs/raw is the fraction"), "{stdout}");
     assert_eq!(report.figures.len(), cells.len());
     for (row, cell) in report.figures.iter().zip(&cells) {
         assert_eq!(row.figure, cell.figure());
+        assert_eq!(row.connections, cell.connections);
         for r in &row.results {
             assert!(r.value.is_some_and(|v| v > 0.0), "{}: {r:?}", row.figure);
             assert!(r.ops > 0, "{}: {r:?}", row.figure);

@@ -149,7 +149,7 @@ fn writes_in_flight_are_matched_by_tag_and_counted_once() {
 #[test]
 fn multi_step_operations_complete_in_every_slot() {
     let (mut conn, _) = session();
-    let mut op = WalkOpenClunk::new(Dialect::L, 7);
+    let mut op = WalkOpenClunk::new(Dialect::L, "target", 7);
     let m = pipeline::run(&mut conn, &mut op, 7, Limit::Ops(100)).unwrap();
     assert_eq!((m.ops, m.bytes), (100, 0));
     let mut op = Stat::new(Dialect::L);

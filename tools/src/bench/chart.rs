@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
+use super::report::{format_ratio, Report};
 use super::workload::Unit;
 
 const WIDTH: f64 = 960.0;
@@ -60,7 +60,7 @@ pub fn svg(report: &Report) -> String {
                     .map(|(i, r)| Bar {
                         series: i + 1,
                         value: r.ratio,
-                        text: r.ratio.map(|v| format!("{v:.2}")).unwrap_or("-".into()),
+                        text: r.ratio.map(format_ratio).unwrap_or("-".into()),
                     })
                     .collect(),
             })

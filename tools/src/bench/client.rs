@@ -85,6 +85,8 @@ pub enum ClientError {
         got: u32,
         wanted: u32,
     },
+    #[error("a cell of {connections} connections, but the benchmark made files for {made}")]
+    NoFiles { connections: u16, made: u16 },
     #[error("walk to {name:?} stopped after {walked} of {wanted} names")]
     WalkStopped {
         name: String,

@@ -1,4 +1,10 @@
-//! The cells of a run: which workload, at which msize, with how many requests in flight.
+//! The cells of a run: which workload, at which msize, with how many requests in flight
+//! on how many connections.
+//!
+//! A cell of several connections (`x8`) runs the same workload on that many connections
+//! at once, each on files of its own, at the deepest of the depths; its figure is their
+//! aggregate. It shows what one connection cannot: whether a server serves connections
+//! in parallel or behind one server-wide lock.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +16,8 @@ pub const DEFAULT_MSIZES: [u32; 3] = [8 << 10, 64 << 10, 1 << 20];
 pub const DEFAULT_DEPTHS: [u16; 2] = [1, 16];
 /// The msize of the metadata workloads, whose messages are small whatever it is.
 pub const METADATA_MSIZE: u32 = 8 << 10;
+/// One connection, and eight at once.
+pub const DEFAULT_CONNECTIONS: [u16; 2] = [1, 8];
 
 /// One measurement to take on every server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,14 +25,16 @@ pub struct Cell {
     pub workload: Workload,
     /// The msize asked for in `Tversion`; a server may agree to less.
     pub msize: u32,
-    /// Requests (operations) in flight at once.
+    /// Requests (operations) in flight at once, on each connection.
     pub depth: u16,
+    /// Connections running the workload at once, each on its own files.
+    pub connections: u16,
 }
 
 impl Cell {
-    /// The figure's name: "stat q16", "read 64K q1".
+    /// The figure's name: "stat q16", "read 64K q1", "stat q16 x8".
     pub fn figure(&self) -> String {
-        if self.workload.is_stream() {
+        let mut name = if self.workload.is_stream() {
             format!(
                 "{} {} q{}",
                 self.workload.label(),
@@ -33,31 +43,46 @@ impl Cell {
             )
         } else {
             format!("{} q{}", self.workload.label(), self.depth)
+        };
+        if self.connections > 1 {
+            name.push_str(&format!(" x{}", self.connections));
         }
+        name
     }
 }
 
-/// Every metadata workload at each depth, then both streams at each msize and depth.
-pub fn cells(msizes: &[u32], depths: &[u16]) -> Vec<Cell> {
+/// Every metadata workload, then both streams at each msize: on one connection at
+/// each depth (when `connections` has 1), then on each larger number of connections
+/// at the deepest depth.
+pub fn cells(msizes: &[u32], depths: &[u16], connections: &[u16]) -> Vec<Cell> {
+    let deepest = depths.iter().copied().max().unwrap_or(1);
     let mut out = Vec::new();
-    for workload in Workload::ALL.into_iter().filter(|w| !w.is_stream()) {
-        for &depth in depths {
-            out.push(Cell {
-                workload,
-                msize: METADATA_MSIZE,
-                depth,
-            });
-        }
-    }
-    for workload in Workload::ALL.into_iter().filter(|w| w.is_stream()) {
-        for &msize in msizes {
+    let mut add = |workload: Workload, msize: u32| {
+        if connections.contains(&1) {
             for &depth in depths {
                 out.push(Cell {
                     workload,
                     msize,
                     depth,
+                    connections: 1,
                 });
             }
+        }
+        for &n in connections.iter().filter(|&&n| n > 1) {
+            out.push(Cell {
+                workload,
+                msize,
+                depth: deepest,
+                connections: n,
+            });
+        }
+    };
+    for workload in Workload::ALL.into_iter().filter(|w| !w.is_stream()) {
+        add(workload, METADATA_MSIZE);
+    }
+    for workload in Workload::ALL.into_iter().filter(|w| w.is_stream()) {
+        for &msize in msizes {
+            add(workload, msize);
         }
     }
     out
@@ -86,15 +111,29 @@ mod tests {
 
     #[test]
     fn default_matrix_has_every_figure_once() {
-        let cells = cells(&DEFAULT_MSIZES, &DEFAULT_DEPTHS);
-        // 3 metadata workloads x 2 depths + 2 streams x 3 msizes x 2 depths.
-        assert_eq!(cells.len(), 6 + 12);
+        let cells = cells(&DEFAULT_MSIZES, &DEFAULT_DEPTHS, &DEFAULT_CONNECTIONS);
+        // (3 metadata workloads + 2 streams x 3 msizes) x (2 depths + 8 connections).
+        assert_eq!(cells.len(), (3 + 6) * 3);
         let mut names: Vec<String> = cells.iter().map(Cell::figure).collect();
         assert!(names.contains(&"walk+open+clunk q16".to_owned()));
         assert!(names.contains(&"write 1M q1".to_owned()));
+        assert!(names.contains(&"stat q16 x8".to_owned()));
+        assert!(names.contains(&"read 64K q16 x8".to_owned()));
         names.sort();
         names.dedup();
         assert_eq!(names.len(), cells.len());
+    }
+
+    #[test]
+    fn several_connections_run_at_the_deepest_depth_only() {
+        let cells = cells(&[8192], &[4, 1], &[8, 2]);
+        // No 1 in the list: no single-connection cells.
+        assert!(cells.iter().all(|c| c.connections > 1 && c.depth == 4));
+        assert_eq!(cells.len(), (3 + 2) * 2);
+        assert_eq!(cells[0].figure(), "walk+open+clunk q4 x8");
+        let single = super::cells(&[8192], &[1, 16], &[1]);
+        assert!(single.iter().all(|c| c.connections == 1));
+        assert_eq!(single.len(), (3 + 2) * 2);
     }
 
     #[test]

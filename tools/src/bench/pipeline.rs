@@ -61,6 +61,34 @@ impl Measurement {
     }
 }
 
+/// A [`Measurement`] with the moments its window opened and closed, so the windows of
+/// connections measured at once can be put together ([`Counted::aggregate`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Counted {
+    pub measurement: Measurement,
+    pub from: Instant,
+    pub to: Instant,
+}
+
+impl Counted {
+    /// Connections measured at once as one: every operation and byte of them all,
+    /// over the time from the first window's opening to the last one's closing (a
+    /// connection the server starves stretches the time, it does not vanish from it).
+    /// No connections: nothing in no time.
+    pub fn aggregate(parts: &[Counted]) -> Measurement {
+        let from = parts.iter().map(|c| c.from).min();
+        let to = parts.iter().map(|c| c.to).max();
+        Measurement {
+            ops: parts.iter().map(|c| c.measurement.ops).sum(),
+            bytes: parts.iter().map(|c| c.measurement.bytes).sum(),
+            elapsed: match (from, to) {
+                (Some(from), Some(to)) => to.duration_since(from),
+                _ => Duration::ZERO,
+            },
+        }
+    }
+}
+
 /// Runs `op` with `depth` (at least 1) slots until `limit`, then lets every slot finish
 /// its operation, so the connection is quiet when this returns `Ok`.
 pub fn run(
@@ -69,6 +97,16 @@ pub fn run(
     depth: u16,
     limit: Limit,
 ) -> Result<Measurement, ClientError> {
+    run_counted(conn, op, depth, limit).map(|c| c.measurement)
+}
+
+/// [`run`], with the moments the measured window opened and closed.
+pub fn run_counted(
+    conn: &mut Conn,
+    op: &mut dyn Operation,
+    depth: u16,
+    limit: Limit,
+) -> Result<Counted, ClientError> {
     let depth = depth.max(1);
     let mut window = Window::new(limit);
     let mut in_flight = vec![false; usize::from(depth)];
@@ -99,7 +137,7 @@ pub fn run(
             }
         }
     }
-    Ok(window.measurement())
+    Ok(window.counted())
 }
 
 /// The measured window and the decision to keep starting operations.
@@ -166,13 +204,34 @@ impl Window {
         }
     }
 
+    #[cfg(test)]
     fn measurement(&self) -> Measurement {
+        self.counted().measurement
+    }
+
+    fn counted(&self) -> Counted {
         let since = self.counting_since.unwrap_or(self.start);
-        Measurement {
-            ops: self.ops,
-            bytes: self.bytes,
-            elapsed: self.last_counted.duration_since(since),
+        Counted {
+            measurement: Measurement {
+                ops: self.ops,
+                bytes: self.bytes,
+                elapsed: self.last_counted.duration_since(since),
+            },
+            from: since,
+            to: self.last_counted,
         }
+    }
+}
+
+/// `limit` shared among `n` connections run at once: a time applies to each; a number
+/// of operations is split, so that all of them together do that many.
+pub fn split_limit(limit: Limit, n: u16) -> Vec<Limit> {
+    let n = u64::from(n.max(1));
+    match limit {
+        Limit::Time { .. } => vec![limit; n as usize],
+        Limit::Ops(ops) => (0..n)
+            .map(|i| Limit::Ops(ops / n + u64::from(i < ops % n)))
+            .collect(),
     }
 }
 
@@ -213,6 +272,43 @@ mod tests {
         let m = w.measurement();
         assert_eq!((m.ops, m.bytes), (2, 2));
         assert_eq!(m.elapsed, ms(20));
+    }
+
+    #[test]
+    fn connections_at_once_add_up_over_the_span_of_their_windows() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let part = |ops, from, to| Counted {
+            measurement: Measurement {
+                ops,
+                bytes: ops * 10,
+                elapsed: ms(to - from),
+            },
+            from: t + ms(from),
+            to: t + ms(to),
+        };
+        let m = Counted::aggregate(&[part(100, 0, 1000), part(50, 10, 1010), part(0, 5, 5)]);
+        assert_eq!((m.ops, m.bytes, m.elapsed), (150, 1500, ms(1010)));
+        assert_eq!(Counted::aggregate(&[]).ops, 0);
+    }
+
+    #[test]
+    fn an_operation_count_is_split_and_a_time_is_not() {
+        let ops = |v: Vec<Limit>| -> Vec<u64> {
+            v.into_iter()
+                .map(|l| match l {
+                    Limit::Ops(n) => n,
+                    Limit::Time { .. } => panic!("a time"),
+                })
+                .collect()
+        };
+        assert_eq!(ops(split_limit(Limit::Ops(10), 4)), [3, 3, 2, 2]);
+        assert_eq!(ops(split_limit(Limit::Ops(2), 3)), [1, 1, 0]);
+        let time = Limit::Time {
+            warmup: Duration::ZERO,
+            measure: Duration::from_secs(1),
+        };
+        assert_eq!(split_limit(time, 8), vec![time; 8]);
     }
 
     #[test]

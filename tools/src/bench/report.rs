@@ -1,8 +1,11 @@
 //! A run's results: the record written to `results.json`, and the tables printed and
 //! written from it (plain text, Markdown, CSV).
 //!
-//! The first server of a run is the baseline: every other server's column is followed
-//! by the ratio baseline/server, so a ratio above 1 means the baseline is faster.
+//! The first server of a run is the reference: every other server's column is followed
+//! by the ratio reference/server, so a ratio above 1 means the reference is faster. A
+//! raw baseline among them (`ninep-bench raw-server`, [`ServerEntry::baseline`]) is the
+//! limit: its ratio column, `ramfs/raw` in `compare`, is the fraction of it the
+//! reference reaches.
 
 use std::fmt::Write as _;
 
@@ -46,6 +49,9 @@ pub struct RunSettings {
     pub rounds: u32,
     /// Bytes of the file that the streams read and write.
     pub file_bytes: u64,
+    /// Bytes of each connection's stream file in a cell of several connections.
+    #[serde(default)]
+    pub connection_file_bytes: u64,
 }
 
 /// One server of the run.
@@ -61,6 +67,9 @@ pub struct ServerEntry {
     pub remove_by: Option<String>,
     /// Why the server could not be measured at all, if it could not.
     pub error: Option<String>,
+    /// True for the raw baseline, which answers without doing file system work.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 /// One figure on every server.
@@ -71,8 +80,12 @@ pub struct FigureRow {
     pub unit: Unit,
     /// The msize asked for.
     pub msize: u32,
-    /// Requests in flight.
+    /// Requests in flight on each connection.
     pub depth: u16,
+    /// Connections measured at once (each on its own files); the figure is their
+    /// aggregate.
+    #[serde(default = "one")]
+    pub connections: u16,
     /// One per server, in the order of [`Report::servers`].
     pub results: Vec<CellResult>,
     /// Baseline/server for every server after the first, in order.
@@ -113,6 +126,7 @@ impl FigureRow {
             unit: cell.workload.unit(),
             msize: cell.msize,
             depth: cell.depth,
+            connections: cell.connections,
             results: Vec::new(),
             ratios: Vec::new(),
         }
@@ -150,6 +164,10 @@ impl FigureRow {
             })
             .collect();
     }
+}
+
+fn one() -> u16 {
+    1
 }
 
 /// The middle value (the lower of the two middle ones for an even count).
@@ -248,7 +266,7 @@ impl Report {
     /// One line per server and figure.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "figure,workload,depth,requested_msize,server,msize,unit,value,ratio,ops,bytes,seconds,error\n",
+            "figure,workload,depth,connections,requested_msize,server,msize,unit,value,ratio,ops,bytes,seconds,error\n",
         );
         for f in &self.figures {
             for (i, r) in f.results.iter().enumerate() {
@@ -259,10 +277,11 @@ impl Report {
                 };
                 let _ = writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{},{},{},{},{:.6},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{}",
                     csv_field(&f.figure),
                     f.workload.label(),
                     f.depth,
+                    f.connections,
                     f.msize,
                     csv_field(&r.server),
                     r.msize.map(|m| m.to_string()).unwrap_or_default(),
@@ -284,7 +303,8 @@ impl Report {
         let mut out = String::new();
         let _ = write!(
             out,
-            "MB = 10^6 bytes; qN = N requests in flight; each figure is the median of {} round(s)",
+            "MB = 10^6 bytes; qN = N requests in flight; xN = N connections at once, each on \
+             its own files, the figure their aggregate; each figure is the median of {} round(s)",
             self.settings.rounds
         );
         if let (Some(base), true) = (self.servers.first(), self.servers.len() > 1) {
@@ -295,6 +315,17 @@ impl Report {
             );
         }
         let _ = writeln!(out, "; \"@X\": the server agreed to msize X only.");
+        if let (Some(reference), true) = (self.servers.first(), self.servers.len() > 1) {
+            for s in self.servers.iter().skip(1).filter(|s| s.baseline) {
+                let _ = writeln!(
+                    out,
+                    "{}: the raw baseline, answering every request at once with a reply of \
+                     the right size and no file system work: the limit of this transport \
+                     and client; {}/{} is the fraction of it {} reaches.",
+                    s.name, reference.name, s.name, reference.name
+                );
+            }
+        }
         for s in &self.skipped {
             let _ = writeln!(out, "{}: skipped: {}", s.name, s.reason);
         }
@@ -338,9 +369,18 @@ fn value_text(f: &FigureRow, r: &CellResult) -> String {
 }
 
 fn ratio_text(ratio: Option<f64>) -> String {
-    ratio
-        .map(|r| format!("{r:.2}"))
-        .unwrap_or_else(|| "-".to_owned())
+    ratio.map(format_ratio).unwrap_or_else(|| "-".to_owned())
+}
+
+/// A ratio with two decimals, or two significant digits when it is smaller than 0.1:
+/// a server at a few thousandths of the raw baseline must not read as 0.00.
+pub fn format_ratio(r: f64) -> String {
+    if !(r.is_finite() && r > 0.0 && r < 0.1) {
+        return format!("{r:.2}");
+    }
+    // 0.05 -> 3 decimals, 0.0045 -> 4: two significant digits, at most 8 decimals.
+    let decimals = (1.0 - r.log10().floor()).clamp(2.0, 8.0) as usize;
+    format!("{r:.decimals$}")
 }
 
 fn csv_field(s: &str) -> String {
@@ -374,6 +414,7 @@ mod tests {
             workload: Workload::Read,
             msize: 1 << 20,
             depth: 16,
+            connections: 1,
         });
         row.results = vec![
             result("ramfs", Some(300.0), 1 << 20),
@@ -389,6 +430,7 @@ mod tests {
                 ops: None,
                 rounds: 1,
                 file_bytes: 1 << 20,
+                connection_file_bytes: 1 << 20,
             },
             servers: ["ramfs", "diod", "p9"]
                 .iter()
@@ -398,6 +440,7 @@ mod tests {
                     dialect: "9P2000.L".into(),
                     remove_by: Some("Tunlinkat".into()),
                     error: None,
+                    baseline: false,
                 })
                 .collect(),
             figures: vec![row],
@@ -437,6 +480,53 @@ mod tests {
             md.starts_with("| figure | unit | ramfs | diod | ramfs/diod |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_raw_baseline_gets_its_column_a_ratio_column_and_a_note() {
+        let mut r = report();
+        r.servers[1].name = "raw".into();
+        r.servers[1].baseline = true;
+        r.figures[0].results[1].server = "raw".into();
+        r.figures[0].connections = 8;
+        r.figures[0].figure = "read 1M q16 x8".into();
+        r.figures[0].compute_ratios();
+        let text = r.text_table();
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.contains("  raw  ") && header.contains("ramfs/raw"),
+            "{text}"
+        );
+        assert!(
+            text.contains("raw: the raw baseline") && text.contains("ramfs/raw is the fraction"),
+            "{text}"
+        );
+        assert!(text.lines().nth(1).unwrap().starts_with("read 1M q16 x8 "));
+        assert!(r.csv().contains("read 1M q16 x8,read,16,8,"), "{}", r.csv());
+        // Results written before these fields existed still parse.
+        let mut json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        json["servers"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("baseline");
+        json["figures"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("connections");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert!(!back.servers[1].baseline);
+        assert_eq!(back.figures[0].connections, 1);
+    }
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(format_ratio(2.0), "2.00");
+        assert_eq!(format_ratio(0.5), "0.50");
+        assert_eq!(format_ratio(0.1), "0.10");
+        assert_eq!(format_ratio(0.05), "0.050");
+        assert_eq!(format_ratio(0.0045), "0.0045");
+        assert_eq!(format_ratio(0.0), "0.00");
+        assert_eq!(format_ratio(1e-12), "0.00000000");
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub fn run(
             dialect: t.dialect.version_str().to_owned(),
             remove_by: fixture.as_ref().map(|f| f.remove_by.request().to_owned()),
             error,
+            baseline: t.baseline,
         });
         fixtures.push(fixture);
     }
@@ -77,7 +78,7 @@ pub fn run(
                     Err(e) => format!("failed: {e}"),
                 };
                 progress(&format!(
-                    "[{done}/{total}] round {} {figure:<24} {:<14} {shown}",
+                    "[{done}/{total}] round {} {figure:<26} {:<14} {shown}",
                     round + 1,
                     t.name
                 ));
@@ -176,6 +177,7 @@ fn run_settings(settings: &Settings, rounds: u32) -> RunSettings {
         ops,
         rounds,
         file_bytes: settings.file_len,
+        connection_file_bytes: settings.connection_file_len(),
     }
 }
 
@@ -201,6 +203,7 @@ mod tests {
         workload: Workload::Stat,
         msize: 8192,
         depth: 1,
+        connections: 1,
     };
 
     #[test]

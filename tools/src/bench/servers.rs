@@ -368,6 +368,26 @@ fn target(name: &str, socket: &Path, dialect: Dialect, aname: String) -> Target 
         aname,
         uname,
         n_uname,
+        baseline: false,
+    }
+}
+
+/// The raw baseline on `<scratch>/raw.sock`: `program` (this bench) as `raw-server`.
+pub fn raw(program: &Path, scratch: &Scratch) -> ServerCommand {
+    let socket = scratch.path().join("raw.sock");
+    ServerCommand {
+        name: "raw".into(),
+        program: program.to_path_buf(),
+        args: vec![
+            "raw-server".into(),
+            "--listen".into(),
+            format!("unix:{}", socket.display()).into(),
+        ],
+        target: Target {
+            baseline: true,
+            ..target("raw", &socket, Dialect::L, String::new())
+        },
+        socket,
     }
 }
 

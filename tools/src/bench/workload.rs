@@ -45,6 +45,8 @@ pub mod names {
     pub const WRITE_FILE: &str = "write-stream";
     /// Made and removed once to learn how the server removes files.
     pub const REMOVE_PROBE: &str = "remove-probe";
+    /// Starts the names of the files create+write+remove makes.
+    pub const CWR_PREFIX: &str = "cwr-";
 }
 
 /// Bytes written into each file by create+write+remove.
@@ -128,6 +130,8 @@ fn slot_index(slot: u16) -> usize {
 /// Walk to the target file, open it for reading, clunk it.
 pub struct WalkOpenClunk {
     dialect: Dialect,
+    /// The file walked to, in the benchmark's directory.
+    target: String,
     steps: Vec<WocStep>,
 }
 
@@ -139,9 +143,11 @@ enum WocStep {
 }
 
 impl WalkOpenClunk {
-    pub fn new(dialect: Dialect, depth: u16) -> Self {
+    /// Walks from [`fids::DIR`] to `target`.
+    pub fn new(dialect: Dialect, target: &str, depth: u16) -> Self {
         WalkOpenClunk {
             dialect,
+            target: target.to_owned(),
             steps: vec![WocStep::Walk; usize::from(depth)],
         }
     }
@@ -155,7 +161,7 @@ impl Operation for WalkOpenClunk {
             Msg::Twalk {
                 fid: fids::DIR,
                 newfid: slot_fid(slot),
-                wnames: vec![names::TARGET.to_owned()],
+                wnames: vec![self.target.clone()],
             },
         )
     }
@@ -173,7 +179,7 @@ impl Operation for WalkOpenClunk {
                     Msg::Rwalk { wqids } if wqids.len() == 1 => {}
                     Msg::Rwalk { wqids } => {
                         return Err(ClientError::WalkStopped {
-                            name: names::TARGET.into(),
+                            name: self.target.clone(),
                             walked: wqids.len(),
                             wanted: 1,
                         })
@@ -249,6 +255,8 @@ impl Operation for Stat {
 pub struct CreateWriteRemove {
     dialect: Dialect,
     remove_by: RemoveBy,
+    /// Starts the name of every file made, so connections at once never share one.
+    prefix: String,
     payload: Vec<u8>,
     slots: Vec<CwrSlot>,
     next_id: u64,
@@ -271,10 +279,12 @@ enum CwrStep {
 }
 
 impl CreateWriteRemove {
-    pub fn new(dialect: Dialect, remove_by: RemoveBy, depth: u16) -> Self {
+    /// Files are named `<prefix><slot>-<n>`.
+    pub fn new(dialect: Dialect, remove_by: RemoveBy, prefix: &str, depth: u16) -> Self {
         CreateWriteRemove {
             dialect,
             remove_by,
+            prefix: prefix.to_owned(),
             payload: pattern(SMALL_WRITE),
             slots: vec![
                 CwrSlot {
@@ -292,7 +302,7 @@ impl Operation for CreateWriteRemove {
     fn begin(&mut self, conn: &mut Conn, slot: u16) -> Result<(), ClientError> {
         let s = &mut self.slots[slot_index(slot)];
         s.step = CwrStep::Clone;
-        s.name = format!("cwr-{slot}-{}", self.next_id);
+        s.name = format!("{}{slot}-{}", self.prefix, self.next_id);
         self.next_id += 1;
         conn.queue(
             slot,

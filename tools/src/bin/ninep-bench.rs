@@ -1,9 +1,10 @@
 //! `ninep-bench`: measure 9P servers side by side and print the ratios.
 //!
 //! ```text
-//! ninep-bench compare                      # start ramfs, diod, p9-peer, unpfs; measure all
+//! ninep-bench compare                      # start ramfs, raw, diod, p9-peer, unpfs; measure all
 //! ninep-bench compare --quick              # a smoke run of a few seconds
 //! ninep-bench run --server a=unix:/tmp/a.sock --server b=tcp:127.0.0.1:564
+//! ninep-bench raw-server --listen unix:/tmp/raw.sock   # the raw baseline, alone
 //! ```
 //!
 //! Exit status: 0 when every server was measured in every cell, 1 when a server could
@@ -19,6 +20,7 @@ use ninep::Dialect;
 use tools::bench::addr::Addr;
 use tools::bench::matrix;
 use tools::bench::pipeline::Limit;
+use tools::bench::raw::Listener;
 use tools::bench::report::{Report, Skipped};
 use tools::bench::servers::{self, Scratch, ServerCommand, Servers};
 use tools::bench::session::{Settings, Target};
@@ -36,17 +38,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Measure servers that are already running; the first is the baseline.
+    /// Measure servers that are already running; ratios are the first server over each
+    /// of the others.
     Run {
-        /// A server: NAME=ADDR[,aname=A][,dialect=9P2000|9P2000.L][,uid=N][,uname=U],
-        /// ADDR being unix:PATH or tcp:HOST:PORT. Give it once per server.
+        /// A server: NAME=ADDR[,aname=A][,dialect=9P2000|9P2000.L][,uid=N][,uname=U][,baseline],
+        /// ADDR being unix:PATH or tcp:HOST:PORT; `baseline` marks a raw-server. Give it
+        /// once per server.
         #[arg(long = "server", value_name = "SPEC", required = true, value_parser = parse_server)]
         servers: Vec<Target>,
         #[command(flatten)]
         common: Common,
     },
-    /// Start ramfs, diod, the p9-peer and unpfs, each on its own socket, and measure
-    /// them all (ramfs is the baseline).
+    /// Start ramfs, the raw baseline (this program's raw-server), diod, the p9-peer and
+    /// unpfs, each on its own socket, and measure them all (ratios are ramfs/server).
     Compare {
         /// The ramfs binary [default: `ramfs` next to this program].
         #[arg(long, value_name = "PATH")]
@@ -72,12 +76,26 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Serve 9P as the raw baseline that `compare` measures as `raw`: every request is
+    /// answered at once with a well-formed reply of a file server's size, and no file
+    /// system work is done. Runs until killed.
+    RawServer {
+        /// Where to listen: unix:PATH or tcp:HOST:PORT.
+        #[arg(long, value_name = "ADDR")]
+        listen: Addr,
+        /// The largest msize agreed to.
+        #[arg(long, value_name = "BYTES", default_value_t = ninep::MAX_MSIZE,
+              value_parser = clap::value_parser!(u32).range(i64::from(ninep::MIN_MSIZE)..=i64::from(ninep::MAX_MSIZE)))]
+        max_msize: u32,
+    },
 }
 
 /// The servers `compare` knows how to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 enum ServerKind {
     Ramfs,
+    /// The raw baseline: `ninep-bench raw-server`, no file system work.
+    Raw,
     /// ramfs again, measured in 9P2000 instead of 9P2000.L (an extra column).
     #[value(name = "ramfs-9p2000")]
     Ramfs9p2000,
@@ -114,10 +132,15 @@ struct Common {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_size,
           default_values = ["8K", "64K", "1M"])]
     msizes: Vec<u32>,
-    /// Requests in flight.
+    /// Requests in flight on each connection.
     #[arg(long, value_name = "LIST", value_delimiter = ',',
           value_parser = clap::value_parser!(u16).range(1..=4096), default_values = ["1", "16"])]
     depths: Vec<u16>,
+    /// Connections at once: 1 runs every depth; a larger number runs every workload
+    /// on that many connections at once (each on its own files) at the deepest depth.
+    #[arg(long, value_name = "LIST", value_delimiter = ',',
+          value_parser = clap::value_parser!(u16).range(1..=64), default_values = ["1", "8"])]
+    connections: Vec<u16>,
     /// Where to write results.json, results.csv, results.md and chart.svg.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
@@ -151,6 +174,7 @@ impl Common {
             limit,
             file_len,
             stall: Duration::from_secs_f64(self.stall),
+            connections: self.connections.iter().copied().max().unwrap_or(1),
         }
     }
 
@@ -164,8 +188,8 @@ impl Common {
                 usage_error(&format!("{name} {v} is not a sensible number of seconds"));
             }
         }
-        if self.msizes.is_empty() || self.depths.is_empty() {
-            usage_error("--msizes and --depths need at least one value each");
+        if self.msizes.is_empty() || self.depths.is_empty() || self.connections.is_empty() {
+            usage_error("--msizes, --depths and --connections need at least one value each");
         }
     }
 }
@@ -179,7 +203,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if cfg!(debug_assertions) {
+    // The raw server is measured, not measuring: a debug build of it is the bench's
+    // business, and the bench warns.
+    if cfg!(debug_assertions) && !matches!(cli.command, Cmd::RawServer { .. }) {
         eprintln!(
             "ninep-bench: this is a debug build; for figures worth comparing build the bench \
              and the servers with --release"
@@ -197,6 +223,7 @@ fn main() -> ExitCode {
             let report = measure(&servers, &common, Vec::new());
             finish(&report, &common.out)
         }
+        Cmd::RawServer { listen, max_msize } => return raw_server(&listen, max_msize),
         Cmd::Compare {
             ramfs,
             diod,
@@ -231,6 +258,21 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Serves as the raw baseline until accepting fails (it is killed, normally).
+fn raw_server(listen: &Addr, max_msize: u32) -> ExitCode {
+    let listener = match Listener::bind(listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ninep-bench raw-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("ninep-bench raw-server: listening on {listen}");
+    let e = listener.serve(max_msize);
+    eprintln!("ninep-bench raw-server: {e}");
+    ExitCode::FAILURE
 }
 
 /// Exits with status 2 and clap's usage message.
@@ -298,6 +340,20 @@ fn compare(
                      (cargo build -p ramfs), pass --ramfs PATH, or --without ramfs"
                 );
                 ok = false;
+            }
+        }
+    }
+    if wanted(ServerKind::Raw) {
+        // The raw baseline is this very program, so it is always there.
+        match std::env::current_exe() {
+            Ok(me) => commands.push(servers::raw(&me, &scratch)),
+            Err(e) => {
+                let reason = format!("cannot find this program to start it: {e}");
+                eprintln!("ninep-bench: raw: {reason}; measuring without it");
+                skipped.push(Skipped {
+                    name: "raw".into(),
+                    reason,
+                });
             }
         }
     }
@@ -429,7 +485,7 @@ fn stop_on_signals(servers: &Servers, scratch: &Scratch) {
 
 fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report {
     let settings = common.settings();
-    let cells = matrix::cells(&common.msizes, &common.depths);
+    let cells = matrix::cells(&common.msizes, &common.depths, &common.connections);
     eprintln!(
         "measuring {} figures on {} servers: {}",
         cells.len(),
@@ -496,7 +552,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
     Ok(bytes as u32)
 }
 
-/// NAME=ADDR[,aname=A][,dialect=D][,uid=N][,uname=U]
+/// NAME=ADDR[,aname=A][,dialect=D][,uid=N][,uname=U][,baseline]
 fn parse_server(s: &str) -> Result<Target, String> {
     let (name, rest) = s
         .split_once('=')
@@ -524,8 +580,13 @@ fn parse_server(s: &str) -> Result<Target, String> {
         aname: String::new(),
         uname,
         n_uname,
+        baseline: false,
     };
     for opt in parts {
+        if opt == "baseline" {
+            target.baseline = true;
+            continue;
+        }
         let (key, value) = opt
             .split_once('=')
             .ok_or_else(|| format!("{opt:?} is not KEY=VALUE"))?;
@@ -572,6 +633,12 @@ mod tests {
         assert_eq!(t.aname, "/srv");
         assert_eq!(t.dialect, Dialect::P2000);
         assert_eq!(t.n_uname, 7);
+        assert!(!t.baseline);
+        assert!(
+            parse_server("raw=unix:/tmp/r.sock,baseline")
+                .unwrap()
+                .baseline
+        );
         assert!(parse_server("no-address").is_err());
         assert!(parse_server("a b=unix:/x").is_err());
         assert!(parse_server("a=unix:/x,color=red").is_err());
