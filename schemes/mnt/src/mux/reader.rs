@@ -1,0 +1,153 @@
+//! The reader role and its hand-off (Plan 9's `mntgate`/`mntqrm` dance).
+//!
+//! There is no reader thread: one of the callers waiting in [`Mux::rpc`] receives
+//! for all until what it waits for has happened, then gives the role up and wakes
+//! another waiter to take it. A waiter woken to take the role that leaves instead
+//! (its reply came meanwhile) passes it on as it goes, so the others never sleep
+//! with nobody reading.
+//!
+//! Lock rules: `Mux::state` (bookkeeping of the waiters) is never held across
+//! `Transport::recv`; a waiter's sleep condition reads only atomics (`reader_free`,
+//! the rpc's `done`, the tag epoch), so `Rendez::wakeup` may be called with the
+//! state lock held (order: state → rendez).
+
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+use super::{Mux, State, Woke};
+use crate::error::TransportError;
+use crate::rendez::{Interrupt, Rendez};
+
+/// A caller inside [`Mux::rpc`]: someone [`Mux::gate`] may hand the reader role to.
+pub(super) struct Waiter {
+    pub(super) rendez: Arc<dyn Rendez>,
+    /// It waits for a free tag (not yet for a reply).
+    pub(super) wants_tag: bool,
+    /// `gate` woke it to take the reader role (cleared when it takes it): if it
+    /// leaves without, it passes the role on.
+    pub(super) offered: bool,
+}
+
+/// A caller's registration as a [`Waiter`], from entering `rpc` to leaving it.
+pub(super) struct Registered<'a> {
+    pub(super) mux: &'a Mux,
+    pub(super) id: u64,
+    pub(super) rendez: Arc<dyn Rendez>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut st = self.mux.state.lock();
+        let Some(me) = st.waiters.remove(&self.id) else {
+            return;
+        };
+        if me.wants_tag {
+            st.tag_waiters -= 1;
+        }
+        // Woken to be the reader, but leaving (its reply came first, or it gave up):
+        // someone else must read, or the others sleep with nobody reading.
+        if me.offered && self.mux.reader_free.load(Ordering::Acquire) {
+            Mux::offer_reader_role(&mut st);
+        }
+    }
+}
+
+impl Mux {
+    /// Registers the calling thread as a waiter, sleeping on `rendez`.
+    pub(super) fn register(&self, rendez: Arc<dyn Rendez>) -> Registered<'_> {
+        let mut st = self.state.lock();
+        let id = st.next_waiter;
+        st.next_waiter += 1;
+        st.waiters.insert(
+            id,
+            Waiter {
+                rendez: rendez.clone(),
+                wants_tag: false,
+                offered: false,
+            },
+        );
+        Registered {
+            mux: self,
+            id,
+            rendez,
+        }
+    }
+
+    /// Waits until `done()` holds or `intr` is posted, reading for everyone while no
+    /// one else does.
+    pub(super) fn wait(
+        &self,
+        me: &Registered<'_>,
+        done: &dyn Fn() -> bool,
+        intr: &Interrupt,
+    ) -> Woke {
+        loop {
+            if done() {
+                return Woke::Done;
+            }
+            if intr.take() {
+                return Woke::Interrupted;
+            }
+            if self
+                .reader_free
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                if let Some(w) = self.state.lock().waiters.get_mut(&me.id) {
+                    w.offered = false;
+                }
+                let woke = self.read_until(done, intr);
+                self.gate();
+                match woke {
+                    Woke::Done => return Woke::Done,
+                    Woke::Interrupted => {
+                        intr.take();
+                        return Woke::Interrupted;
+                    }
+                }
+            }
+            intr.sleep_on(&me.rendez, &|| {
+                done() || self.reader_free.load(Ordering::Acquire)
+            });
+        }
+    }
+
+    /// As the reader: receives and dispatches messages until `done()` holds.
+    pub(super) fn read_until(&self, done: &dyn Fn() -> bool, intr: &Interrupt) -> Woke {
+        loop {
+            if done() {
+                return Woke::Done;
+            }
+            if intr.is_pending() {
+                return Woke::Interrupted;
+            }
+            match self.transport.recv(intr) {
+                Ok(bytes) => self.dispatch(&bytes),
+                Err(TransportError::Interrupted) => return Woke::Interrupted,
+                Err(e) => {
+                    // Breaks (or has closed) the mount: every wait is over.
+                    self.fail_transport(e);
+                    return Woke::Done;
+                }
+            }
+        }
+    }
+
+    /// Gives up the reader role and wakes one waiter to take it (Plan 9's `mntgate`).
+    pub(super) fn gate(&self) {
+        let mut st = self.state.lock();
+        self.reader_free.store(true, Ordering::Release);
+        Self::offer_reader_role(&mut st);
+    }
+
+    /// Wakes the first sleeping waiter, to take the free reader role. A waiter that
+    /// leaves instead passes it on (see [`Registered`]'s drop).
+    pub(super) fn offer_reader_role(st: &mut State) {
+        for w in st.waiters.values_mut() {
+            if w.rendez.wakeup() {
+                w.offered = true;
+                break;
+            }
+        }
+    }
+}
