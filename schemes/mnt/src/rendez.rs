@@ -38,12 +38,13 @@ pub trait Platform: Send + Sync {
 /// A per-caller cancellation token: "this process has a note pending".
 ///
 /// The kernel owns one per thread (or per call) and calls [`post`](Self::post) when
-/// the thread must stop waiting. A call in the mount driver consumes each post: a post
-/// before the request is sent aborts it unsent; a post while its reply is awaited
-/// sends a `Tflush`; a further post while the `Rflush` is awaited sends another
-/// `Tflush` carrying the original tag. A read or write of several messages that a
-/// post cuts short returns its partial count and leaves the post pending, for the
-/// next call to report. One `Interrupt` serves one call at a time.
+/// the thread must stop waiting. A post before the request is sent aborts it unsent; a
+/// post while its reply is awaited sends a `Tflush`; a further post while the `Rflush`
+/// is awaited sends another `Tflush` carrying the original tag. A call consumes the
+/// post only when it fails with `Interrupted`: if the reply beat the flush, the call
+/// returns it and the post stays pending (as a Plan 9 note does), so a read or write
+/// of several messages stops there with its partial count, and the next call
+/// reports the post. One `Interrupt` serves one call at a time.
 pub struct Interrupt {
     pending: AtomicBool,
     /// The rendezvous the owning thread sleeps on now, woken by `post`.

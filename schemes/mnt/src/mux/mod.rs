@@ -270,6 +270,8 @@ impl Mux {
 
     /// Sends `msg` and waits for its reply, flushing it if `intr` is posted.
     /// An error reply comes back as [`MntError::Server`] or [`MntError::Errno`].
+    /// A post is consumed only when this returns [`MntError::Interrupted`]; one taken
+    /// for a flush that the reply beat is posted again.
     pub(crate) fn rpc(&self, msg: Msg, intr: &Interrupt) -> Result<Msg, MntError> {
         if intr.take() {
             return Err(MntError::Interrupted);
@@ -278,6 +280,8 @@ impl Mux {
         let me = self.register(self.platform.rendez());
         let orig = self.start_request(msg, &me, intr)?;
         let mut chain: Vec<Arc<Rpc>> = Vec::from([orig.clone()]);
+        // Whether this call took a post it has not reported yet.
+        let mut noted = false;
         loop {
             let Some(last) = chain.last().cloned() else {
                 break;
@@ -285,6 +289,7 @@ impl Mux {
             match self.wait(&me, &|| last.is_done(), intr) {
                 Woke::Done => break,
                 Woke::Interrupted => {
+                    noted = true;
                     // Nothing to flush if the reply is already here and no flush is
                     // on the wire yet: the reply wins outright.
                     if chain.len() == 1 && orig.is_done() {
@@ -304,7 +309,15 @@ impl Mux {
         self.settle(&chain);
         drop(me);
         let outcome = orig.outcome.lock().take();
-        outcome.unwrap_or(Err(MntError::Interrupted))
+        let outcome = outcome.unwrap_or(Err(MntError::Interrupted));
+        // The reply beat the flush (or the mount failed first): the caller gets that,
+        // not the note, so the note stays posted, as a Plan 9 note stays pending
+        // whatever the rpc did. The next call (or the next message of a transfer)
+        // reports it.
+        if noted && outcome != Err(MntError::Interrupted) {
+            intr.post();
+        }
+        outcome
     }
 
     /// `Ok` while requests may be sent.
