@@ -49,6 +49,9 @@ pub struct Interrupt {
     pending: AtomicBool,
     /// The rendezvous the owning thread sleeps on now, woken by `post`.
     sleeper: spin::Mutex<Option<Arc<dyn Rendez>>>,
+    /// An interrupt that `post` also posts, while set: the mount's wake-up of its
+    /// reader, while this caller reads for the mount (see [`Self::relay_to`]).
+    relay: spin::Mutex<Option<Arc<Interrupt>>>,
 }
 
 impl Default for Interrupt {
@@ -71,17 +74,35 @@ impl Interrupt {
         Interrupt {
             pending: AtomicBool::new(false),
             sleeper: spin::Mutex::new(None),
+            relay: spin::Mutex::new(None),
         }
     }
 
     /// Marks the interrupt pending and wakes the owner if it sleeps.
     pub fn post(&self) {
         self.pending.store(true, Ordering::SeqCst);
-        // Lock order: interrupt sleeper slot → rendez lock.
-        let sleeper = self.sleeper.lock();
-        if let Some(r) = sleeper.as_ref() {
-            r.wakeup();
+        {
+            // Lock order: interrupt sleeper slot → rendez lock.
+            let sleeper = self.sleeper.lock();
+            if let Some(r) = sleeper.as_ref() {
+                r.wakeup();
+            }
         }
+        // Posted outside the slot's lock: a post that races with the end of a relay
+        // at worst wakes the mount's reader once for nothing.
+        let relay = self.relay.lock().clone();
+        if let Some(r) = relay {
+            r.post();
+        }
+    }
+
+    /// From now on (until `None`) every post of this interrupt also posts `to`. The
+    /// mount's reader sleeps in `Transport::recv` on an interrupt of the mount's own,
+    /// which the mount posts when the reader must look again (a tag was freed for
+    /// it); the caller's note reaches it through this relay. A post already pending
+    /// is not relayed: the reader checks this interrupt after setting the relay.
+    pub(crate) fn relay_to(&self, to: Option<Arc<Interrupt>>) {
+        *self.relay.lock() = to;
     }
 
     /// Whether a post has not been consumed yet.

@@ -14,6 +14,8 @@
 //! - A `Rendez::wakeup` may be called with it held (order: state → rendez), which is
 //!   why a sleeper's condition reads only atomics.
 //! - `Rpc::outcome` is a leaf lock, taken under the state lock or alone.
+//! - The reader's wake-up (`Mux::reader_wake`) may be posted with the state lock held
+//!   (order: state → interrupt slot → the transport's rendez).
 
 mod clunks;
 mod dispatch;
@@ -141,6 +143,10 @@ pub(crate) struct Mux {
     state: spin::Mutex<State>,
     /// No caller is the reader now (Plan 9's `m->rip == nil`).
     reader_free: AtomicBool,
+    /// What the reader passes to `Transport::recv`: posted by the caller's own
+    /// interrupt (relayed) and by the mux when the reader must look again without a
+    /// message from the server (see `reader`).
+    reader_wake: Arc<Interrupt>,
     /// Moves whenever a tag is freed while a caller waits for one, and when the mount
     /// breaks or closes: what a caller waiting for a tag sleeps on.
     tag_epoch: AtomicU64,
@@ -182,6 +188,7 @@ impl Mux {
                 deferred_clunks: VecDeque::new(),
             }),
             reader_free: AtomicBool::new(true),
+            reader_wake: Arc::new(Interrupt::new()),
             tag_epoch: AtomicU64::new(0),
             counters,
         }

@@ -6,6 +6,12 @@
 //! (its reply came meanwhile) passes it on as it goes, so the others never sleep
 //! with nobody reading.
 //!
+//! The reader sleeps in `Transport::recv` on the mux's own wake-up interrupt
+//! (`Mux::reader_wake`), which the caller's note is relayed to and which the mux
+//! posts when a tag is freed while callers wait for one: a tag waiter that reads must
+//! not sleep in `recv` for a message that may never come when another caller has
+//! freed tags by settling its chain.
+//!
 //! Lock rules: `Mux::state` (bookkeeping of the waiters) is never held across
 //! `Transport::recv`; a waiter's sleep condition reads only atomics (`reader_free`,
 //! the rpc's `done`, the tag epoch), so `Rendez::wakeup` may be called with the
@@ -113,24 +119,37 @@ impl Mux {
     }
 
     /// As the reader: receives and dispatches messages until `done()` holds.
+    ///
+    /// It sleeps in `recv` on the mux's `reader_wake`, not on `intr` (which is
+    /// relayed to it meanwhile), because what it waits for may come about without a
+    /// message: a caller waiting for a tag reads, and another caller's settling of
+    /// its chain frees tags (`tags_changed` posts the wake-up).
     pub(super) fn read_until(&self, done: &dyn Fn() -> bool, intr: &Interrupt) -> Woke {
-        loop {
+        intr.relay_to(Some(self.reader_wake.clone()));
+        let woke = loop {
+            // Taken before `done()` is looked at: a wake-up posted after the state
+            // change `done()` misses makes `recv` return at once; one posted before
+            // is taken here, and the swap orders the change before `done()`.
+            self.reader_wake.take();
             if done() {
-                return Woke::Done;
+                break Woke::Done;
             }
             if intr.is_pending() {
-                return Woke::Interrupted;
+                break Woke::Interrupted;
             }
-            match self.transport.recv(intr) {
+            match self.transport.recv(&self.reader_wake) {
                 Ok(bytes) => self.dispatch(&bytes),
-                Err(TransportError::Interrupted) => return Woke::Interrupted,
+                // A wake-up or the caller's note: look again.
+                Err(TransportError::Interrupted) => {}
                 Err(e) => {
                     // Breaks (or has closed) the mount: every wait is over.
                     self.fail_transport(e);
-                    return Woke::Done;
+                    break Woke::Done;
                 }
             }
-        }
+        };
+        intr.relay_to(None);
+        woke
     }
 
     /// Gives up the reader role and wakes one waiter to take it (Plan 9's `mntgate`).

@@ -62,7 +62,9 @@ impl Mux {
         }
     }
 
-    /// A tag was freed or the mount failed: wake the callers waiting for a tag.
+    /// A tag was freed or the mount failed: wake the callers waiting for a tag, and
+    /// the reader, which may be one of them, asleep in `recv` for a message that may
+    /// never come (the free may be a caller's settling of its chain, not a reply).
     pub(super) fn tags_changed(&self, st: &mut State) {
         self.tag_epoch.fetch_add(1, Ordering::AcqRel);
         for w in st.waiters.values() {
@@ -70,6 +72,7 @@ impl Mux {
                 w.rendez.wakeup();
             }
         }
+        self.reader_wake.post();
     }
 
     pub(super) fn tags_changed_if_wanted(&self, st: &mut State) {
