@@ -1,6 +1,6 @@
 //! The stream transports themselves: closing never waits behind a blocked send (one
-//! proved blocked, not assumed), and
-//! a server cannot make the client queue unbounded input.
+//! proved blocked, not assumed), and a server cannot make the client queue unbounded
+//! input.
 
 mod common;
 
