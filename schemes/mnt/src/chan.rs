@@ -1,7 +1,7 @@
 //! A channel: one fid on a mount, with the dialect-neutral file operations.
 
+use crate::sync::Arc;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 

@@ -50,6 +50,7 @@ mod mount;
 mod mux;
 mod rendez;
 mod stats;
+mod sync;
 mod tags;
 mod transport;
 

@@ -9,7 +9,7 @@
 //! happens under it, and `Rpc::outcome` (a leaf) is taken inside it. The transport
 //! is closed after the state lock is released.
 
-use core::sync::atomic::Ordering;
+use crate::sync::Ordering;
 
 use ninep::{Dialect, Msg, HEADER_LEN};
 

@@ -14,9 +14,9 @@
 //! `Mux::state`, so the reader never sees half a chain; an rpc's `done` flag is set
 //! under it too.
 
-use alloc::sync::Arc;
+use crate::sync::Arc;
+use crate::sync::Ordering;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 use super::{Mux, Owner, Rpc, State};
 

@@ -14,7 +14,7 @@
 //! - A `Rendez::wakeup` may be called with it held (order: state → rendez), which is
 //!   why a sleeper's condition reads only atomics.
 //! - `Rpc::outcome` is a leaf lock, taken under the state lock or alone.
-//! - The reader's wake-up (`Mux::reader_wake`) may be posted with the state lock held
+//! - The reader's wake-up (`State::reader_wake`) is posted with the state lock held
 //!   (order: state → interrupt slot → the transport's rendez).
 
 mod clunks;
@@ -23,11 +23,11 @@ mod flush;
 mod reader;
 mod tagwait;
 
+use crate::sync::Arc;
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ninep::{Dialect, Fcall, Msg};
 
@@ -43,7 +43,12 @@ use reader::Waiter;
 
 /// Tags only a `Tflush` may take, so that an interrupted caller can tell the server
 /// even when requests have taken every other tag.
+#[cfg(not(loom))]
 pub(crate) const FLUSH_RESERVE: usize = 64;
+
+/// Under loom (four tags in all), one: three requests, or a request and its flushes.
+#[cfg(loom)]
+pub(crate) const FLUSH_RESERVE: usize = 1;
 
 /// One request on the wire, from send until settled.
 pub(crate) struct Rpc {
@@ -52,7 +57,7 @@ pub(crate) struct Rpc {
     mtype: u8,
     done: AtomicBool,
     /// The reply (an error reply already turned into `Err`) or why there is none.
-    outcome: spin::Mutex<Option<Result<Msg, MntError>>>,
+    outcome: Mutex<Option<Result<Msg, MntError>>>,
     owner: Owner,
 }
 
@@ -111,6 +116,10 @@ struct State {
     next_waiter: u64,
     /// How many waiters want a tag.
     tag_waiters: usize,
+    /// What the reader passes to `Transport::recv`, while there is one: posted by
+    /// the reader's own interrupt (relayed) and by the mux when the reader must look
+    /// again without a message from the server (see `reader`).
+    reader_wake: Option<Arc<Interrupt>>,
     /// Queued clunks sent and not yet answered.
     queued_clunks: usize,
     /// Fids of dropped channels whose `Tclunk` is not sent yet (see
@@ -140,13 +149,9 @@ pub(crate) struct Mux {
     platform: Arc<dyn Platform>,
     dialect: Dialect,
     msize: u32,
-    state: spin::Mutex<State>,
+    state: Mutex<State>,
     /// No caller is the reader now (Plan 9's `m->rip == nil`).
     reader_free: AtomicBool,
-    /// What the reader passes to `Transport::recv`: posted by the caller's own
-    /// interrupt (relayed) and by the mux when the reader must look again without a
-    /// message from the server (see `reader`).
-    reader_wake: Arc<Interrupt>,
     /// Moves whenever a tag is freed while a caller waits for one, and when the mount
     /// breaks or closes: what a caller waiting for a tag sleeps on.
     tag_epoch: AtomicU64,
@@ -174,7 +179,7 @@ impl Mux {
             platform,
             dialect,
             msize,
-            state: spin::Mutex::new(State {
+            state: Mutex::new(State {
                 in_flight: BTreeMap::new(),
                 tags: TagPool::new(),
                 fids: FidPool::new(),
@@ -184,11 +189,11 @@ impl Mux {
                 waiters: BTreeMap::new(),
                 next_waiter: 0,
                 tag_waiters: 0,
+                reader_wake: None,
                 queued_clunks: 0,
                 deferred_clunks: VecDeque::new(),
             }),
             reader_free: AtomicBool::new(true),
-            reader_wake: Arc::new(Interrupt::new()),
             tag_epoch: AtomicU64::new(0),
             counters,
         }
@@ -343,7 +348,7 @@ impl Mux {
             tag,
             mtype,
             done: AtomicBool::new(false),
-            outcome: spin::Mutex::new(None),
+            outcome: Mutex::new(None),
             owner,
         })
     }

@@ -6,8 +6,8 @@
 //! (its reply came meanwhile) passes it on as it goes, so the others never sleep
 //! with nobody reading.
 //!
-//! The reader sleeps in `Transport::recv` on the mux's own wake-up interrupt
-//! (`Mux::reader_wake`), which the caller's note is relayed to and which the mux
+//! The reader sleeps in `Transport::recv` on a wake-up interrupt of the mux's
+//! (`State::reader_wake`), which the caller's note is relayed to and which the mux
 //! posts when a tag is freed while callers wait for one: a tag waiter that reads must
 //! not sleep in `recv` for a message that may never come when another caller has
 //! freed tags by settling its chain.
@@ -17,8 +17,8 @@
 //! the rpc's `done`, the tag epoch), so `Rendez::wakeup` may be called with the
 //! state lock held (order: state → rendez).
 
-use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
+use crate::sync::Arc;
+use crate::sync::Ordering;
 
 use super::{Mux, State, Woke};
 use crate::error::TransportError;
@@ -120,36 +120,63 @@ impl Mux {
 
     /// As the reader: receives and dispatches messages until `done()` holds.
     ///
-    /// It sleeps in `recv` on the mux's `reader_wake`, not on `intr` (which is
-    /// relayed to it meanwhile), because what it waits for may come about without a
-    /// message: a caller waiting for a tag reads, and another caller's settling of
-    /// its chain frees tags (`tags_changed` posts the wake-up).
+    /// It sleeps in `recv` on a wake-up of the mux's (`State::reader_wake`), not on
+    /// `intr` (which is relayed to it meanwhile), because what it waits for may come
+    /// about without a message: a caller waiting for a tag reads, and another caller's
+    /// settling of its chain frees tags (`tags_changed` posts the wake-up). A posted
+    /// wake-up is never cleared but replaced by a fresh one, so a post is never lost
+    /// to a clear that raced with it.
     pub(super) fn read_until(&self, done: &dyn Fn() -> bool, intr: &Interrupt) -> Woke {
-        intr.relay_to(Some(self.reader_wake.clone()));
         let woke = loop {
-            // Taken before `done()` is looked at: a wake-up posted after the state
-            // change `done()` misses makes `recv` return at once; one posted before
-            // is taken here, and the swap orders the change before `done()`.
-            self.reader_wake.take();
+            let wake = self.fresh_reader_wake(intr);
+            if let Some(woke) = self.read_until_woken(done, intr, &wake) {
+                break woke;
+            }
+        };
+        self.state.lock().reader_wake = None;
+        intr.relay_to(None);
+        woke
+    }
+
+    /// Makes a new wake-up the reader's, and relays `intr` to it. The state change a
+    /// wake-up announces is made under the state lock before the post, so one made
+    /// before this registration is seen by the `done()` that follows it.
+    fn fresh_reader_wake(&self, intr: &Interrupt) -> Arc<Interrupt> {
+        let wake = Arc::new(Interrupt::new());
+        self.state.lock().reader_wake = Some(wake.clone());
+        intr.relay_to(Some(wake.clone()));
+        wake
+    }
+
+    /// Reads until `done()` holds (`Some(Done)`), `intr` is posted
+    /// (`Some(Interrupted)`) or the mux posts `wake` (`None`: look again).
+    fn read_until_woken(
+        &self,
+        done: &dyn Fn() -> bool,
+        intr: &Interrupt,
+        wake: &Interrupt,
+    ) -> Option<Woke> {
+        loop {
             if done() {
-                break Woke::Done;
+                return Some(Woke::Done);
             }
             if intr.is_pending() {
-                break Woke::Interrupted;
+                return Some(Woke::Interrupted);
             }
-            match self.transport.recv(&self.reader_wake) {
+            if wake.is_pending() {
+                return None;
+            }
+            match self.transport.recv(wake) {
                 Ok(bytes) => self.dispatch(&bytes),
-                // A wake-up or the caller's note: look again.
+                // A wake-up or the caller's note: the checks above tell which.
                 Err(TransportError::Interrupted) => {}
                 Err(e) => {
                     // Breaks (or has closed) the mount: every wait is over.
                     self.fail_transport(e);
-                    break Woke::Done;
+                    return Some(Woke::Done);
                 }
             }
-        };
-        intr.relay_to(None);
-        woke
+        }
     }
 
     /// Gives up the reader role and wakes one waiter to take it (Plan 9's `mntgate`).

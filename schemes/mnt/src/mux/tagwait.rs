@@ -11,13 +11,13 @@
 //! critical section of `Mux::state`, and every free of a tag happens under it, so a
 //! free after the verdict always moves the epoch the waiter sleeps on.
 
-use core::sync::atomic::Ordering;
+use crate::sync::Ordering;
 
 use super::reader::Registered;
 use super::{Enroll, Mux, Owner, Rpc, State, TagClass, Woke};
 use crate::error::MntError;
 use crate::rendez::Interrupt;
-use alloc::sync::Arc;
+use crate::sync::Arc;
 use ninep::Msg;
 
 impl Mux {
@@ -72,7 +72,9 @@ impl Mux {
                 w.rendez.wakeup();
             }
         }
-        self.reader_wake.post();
+        if let Some(wake) = &st.reader_wake {
+            wake.post();
+        }
     }
 
     pub(super) fn tags_changed_if_wanted(&self, st: &mut State) {
