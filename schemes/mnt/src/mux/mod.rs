@@ -12,7 +12,7 @@
 //! - `Mux::state` is a spin lock held only for bookkeeping, never across a transport
 //!   call, never while decoding or encoding.
 //! - A `Rendez::wakeup` may be called with it held (order: state → rendez), which is
-//!   why a sleeper's condition reads only atomics.
+//!   why a sleeper's condition reads only atomics and interrupts' leaf locks.
 //! - `Rpc::outcome` is a leaf lock, taken under the state lock or alone.
 //! - The reader's wake-up (`State::reader_wake`) is posted with the state lock held
 //!   (order: state → interrupt slot → the transport's rendez).

@@ -14,8 +14,9 @@
 //!
 //! Lock rules: `Mux::state` (bookkeeping of the waiters) is never held across
 //! `Transport::recv`; a waiter's sleep condition reads only atomics (`reader_free`,
-//! the rpc's `done`, the tag epoch), so `Rendez::wakeup` may be called with the
-//! state lock held (order: state → rendez).
+//! the rpc's `done`, the tag epoch) and its interrupt's leaf lock, never the state
+//! lock, so `Rendez::wakeup` may be called with the state lock held (order: state →
+//! rendez → interrupt leaf).
 
 use crate::sync::Arc;
 use crate::sync::Ordering;
