@@ -226,7 +226,7 @@ fn data_of(fid: u32) -> Vec<u8> {
     vec![u8::try_from(fid).unwrap_or(0xff); 3]
 }
 
-/// 1. Three callers read at once; the server answers in arrival order. Whoever reads
+/// Model 1. Three callers read at once; the server answers in arrival order. Whoever reads
 /// hands the role on when its own reply comes; every caller gets its own data.
 #[test]
 fn reader_hand_off() {
@@ -264,7 +264,7 @@ fn reader_hand_off() {
     assert!(n > 1, "one interleaving explored");
 }
 
-/// 2. X's read is interrupted twice; its chain (request and two flushes) holds every
+/// Model 2. X's read is interrupted twice; its chain (request and two flushes) holds every
 /// tag a request may take. Y's read waits for a tag, reading meanwhile. Only X's
 /// second `Rflush` is answered: X settles its chain, and Y, wherever it waits, gets a
 /// tag, with no further message from the server before Y's request.
@@ -320,7 +320,7 @@ fn tag_exhaustion() {
     assert!(n > 1, "one interleaving explored");
 }
 
-/// 3. X's read is interrupted; the server answers the read, then the `Rflush`. The
+/// Model 3. X's read is interrupted; the server answers the read, then the `Rflush`. The
 /// reply wins, the note stays posted for X's next call, and every tag comes back
 /// (Y's read, alongside, may be the one reading X's replies).
 #[test]
