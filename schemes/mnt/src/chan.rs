@@ -1,7 +1,7 @@
 //! A channel: one fid on a mount, with the dialect-neutral file operations.
 
+use crate::sync::Arc;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -323,18 +323,20 @@ impl Chan {
     /// If a later message fails, the bytes already read are returned; the next call
     /// reports the error. An interrupt that cuts the read short stays posted, so the
     /// next call fails with [`MntError::Interrupted`] at once (Plan 9 returns the
-    /// partial count and the note is still delivered).
+    /// partial count and the note is still delivered). A read whose end would pass
+    /// offset `u64::MAX` fails with [`MntError::OffsetOverflow`], unsent.
     pub fn read(&self, offset: u64, buf: &mut [u8], intr: &Interrupt) -> Result<usize, MntError> {
         if !self.opened.is_some_and(|o| o.mode.can_read()) {
             return Err(MntError::NotOpen);
         }
+        transfer_end(offset, buf.len())?;
         let iounit = self.iounit() as usize;
         let mut done = 0;
         while done < buf.len() {
             let want = (buf.len() - done).min(iounit);
             let msg = Msg::Tread {
                 fid: self.fid,
-                offset: offset + done as u64,
+                offset: transfer_end(offset, done)?,
                 // want ≤ iounit < msize ≤ 1 MiB.
                 count: want as u32,
             };
@@ -366,11 +368,14 @@ impl Chan {
     /// bytes written.
     ///
     /// If a later message fails, the bytes already written are returned; an interrupt
-    /// that cuts the write short stays posted, as for [`read`](Self::read).
+    /// that cuts the write short stays posted, as for [`read`](Self::read). A write
+    /// whose end would pass offset `u64::MAX` fails with
+    /// [`MntError::OffsetOverflow`], unsent.
     pub fn write(&self, offset: u64, data: &[u8], intr: &Interrupt) -> Result<usize, MntError> {
         if !self.opened.is_some_and(|o| o.mode.can_write()) {
             return Err(MntError::NotOpen);
         }
+        transfer_end(offset, data.len())?;
         let iounit = self.iounit() as usize;
         let mut done = 0;
         // A zero-length write is still a message (it may mean something to the server).
@@ -378,7 +383,7 @@ impl Chan {
             let n = (data.len() - done).min(iounit);
             let msg = Msg::Twrite {
                 fid: self.fid,
-                offset: offset + done as u64,
+                offset: transfer_end(offset, done)?,
                 data: Vec::from(&data[done..done + n]),
             };
             let count = match self.mount.mux().rpc(msg, intr) {
@@ -437,6 +442,9 @@ impl Chan {
                     count,
                 };
                 let data = match mux.rpc(msg, intr)? {
+                    Msg::Rread { data } if data.len() > count as usize => {
+                        return Err(self.overlong(count as usize, data.len()));
+                    }
                     Msg::Rread { data } => data,
                     other => return Err(self.mount.wrong_reply(ninep::mtype::TREAD, &other)),
                 };
@@ -451,7 +459,7 @@ impl Chan {
                         info: Some(FileInfo::from_stat(st)),
                     });
                 }
-                Ok((entries, offset + data.len() as u64))
+                Ok((entries, transfer_end(offset, data.len())?))
             }
             Dialect::L => {
                 let mut next = offset;
@@ -684,6 +692,14 @@ impl Drop for Chan {
         }
         mux.chan_gone();
     }
+}
+
+/// The offset `len` bytes after `offset`; an error past the largest offset.
+fn transfer_end(offset: u64, len: usize) -> Result<u64, MntError> {
+    u64::try_from(len)
+        .ok()
+        .and_then(|len| offset.checked_add(len))
+        .ok_or(MntError::OffsetOverflow { offset, len })
 }
 
 /// After a read or write returned a partial count instead of `e`: if `e` was an

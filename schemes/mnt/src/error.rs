@@ -135,6 +135,8 @@ pub enum MntError {
     NotOpen,
     /// The channel is already open.
     AlreadyOpen,
+    /// A transfer of `len` bytes at `offset` would pass the largest file offset.
+    OffsetOverflow { offset: u64, len: usize },
 }
 
 /// Why a mount broke: the first failure, kept for every later request to report.
@@ -178,6 +180,9 @@ impl fmt::Display for MntError {
             MntError::Unsupported => f.write_str("operation not supported by this dialect"),
             MntError::NotOpen => f.write_str("channel not open"),
             MntError::AlreadyOpen => f.write_str("channel already open"),
+            MntError::OffsetOverflow { offset, len } => {
+                write!(f, "{len} bytes at offset {offset} pass the largest offset")
+            }
         }
     }
 }

@@ -2,15 +2,17 @@
 //! file.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use ninep::Qid;
+
+use crate::sync::StaticCounter;
 
 /// The device type of mounted files in a [`FileKey`] (Plan 9's `'M'`).
 pub const DEV_TYPE_MNT: u16 = b'M' as u16;
 
 /// Next id to hand out, to a mount or an attach. Starts at 1 so that 0 never names one.
-static NEXT_MOUNT_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_MOUNT_ID: StaticCounter = StaticCounter::new(1);
 
 /// The identity of one mount, from a global counter that is never reused, so a cache
 /// keyed by it never confuses a remounted server (whose qid paths may restart) with

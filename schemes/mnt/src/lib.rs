@@ -51,6 +51,7 @@ mod mount;
 mod mux;
 mod rendez;
 mod stats;
+mod sync;
 mod tags;
 mod transport;
 

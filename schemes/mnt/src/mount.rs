@@ -1,8 +1,8 @@
 //! A mount: one 9P session over one transport, its version negotiation and attaches.
 
+use crate::sync::Arc;
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 

@@ -6,8 +6,7 @@
 //! must be able to give up (a process that got a note) passes an [`Interrupt`];
 //! posting it wakes the sleeper, and the mount driver flushes the request.
 
-use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Arc, Mutex};
 
 /// A rendezvous point one thread sleeps on and others wake.
 ///
@@ -16,9 +15,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// so a `wakeup` that follows a state change `ready` observes is never lost. Spurious
 /// returns from the inner wait are the implementation's business: `sleep` re-checks.
 ///
-/// `ready` only reads atomics; it never takes a lock of the mount driver. `wakeup`
-/// may be called with the mount's state lock held (lock order: mount state lock →
-/// rendez lock), so it must not block on anything but its own short lock.
+/// `ready` reads only atomics and leaf locks (an [`Interrupt`]'s); it never takes a
+/// lock that is held while waking a rendezvous, such as the mount's state lock.
+/// `wakeup` may be called with the mount's state lock held (lock order: mount state
+/// lock → rendez lock → interrupt's leaf lock), so it must not block on anything but
+/// its own short lock.
 pub trait Rendez: Send + Sync {
     /// Blocks until `ready()` returns true.
     fn sleep(&self, ready: &dyn Fn() -> bool);
@@ -38,16 +39,24 @@ pub trait Platform: Send + Sync {
 /// A per-caller cancellation token: "this process has a note pending".
 ///
 /// The kernel owns one per thread (or per call) and calls [`post`](Self::post) when
-/// the thread must stop waiting. A call in the mount driver consumes each post: a post
-/// before the request is sent aborts it unsent; a post while its reply is awaited
-/// sends a `Tflush`; a further post while the `Rflush` is awaited sends another
-/// `Tflush` carrying the original tag. A read or write of several messages that a
-/// post cuts short returns its partial count and leaves the post pending, for the
-/// next call to report. One `Interrupt` serves one call at a time.
+/// the thread must stop waiting. A post before the request is sent aborts it unsent; a
+/// post while its reply is awaited sends a `Tflush`; a further post while the `Rflush`
+/// is awaited sends another `Tflush` carrying the original tag. A call consumes the
+/// post only when it fails with `Interrupted`: if the reply beat the flush, the call
+/// returns it and the post stays pending (as a Plan 9 note does), so a read or write
+/// of several messages stops there with its partial count, and the next call
+/// reports the post. One `Interrupt` serves one call at a time.
 pub struct Interrupt {
-    pending: AtomicBool,
+    /// A post not consumed yet. A leaf lock, not an atomic: taking a post races with
+    /// new posts, and a lock makes the two plainly ordered (loom, which approximates
+    /// an atomic's modification order, loses a post between a swap and a concurrent
+    /// store that a lock keeps).
+    pending: Mutex<bool>,
     /// The rendezvous the owning thread sleeps on now, woken by `post`.
-    sleeper: spin::Mutex<Option<Arc<dyn Rendez>>>,
+    sleeper: Mutex<Option<Arc<dyn Rendez>>>,
+    /// An interrupt that `post` also posts, while set: the mount's wake-up of its
+    /// reader, while this caller reads for the mount (see [`Self::relay_to`]).
+    relay: Mutex<Option<Arc<Interrupt>>>,
 }
 
 impl Default for Interrupt {
@@ -66,36 +75,66 @@ impl core::fmt::Debug for Interrupt {
 
 impl Interrupt {
     /// A token with nothing pending.
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
         Interrupt {
-            pending: AtomicBool::new(false),
-            sleeper: spin::Mutex::new(None),
+            pending: Mutex::new(false),
+            sleeper: Mutex::new(None),
+            relay: Mutex::new(None),
+        }
+    }
+
+    /// A token with nothing pending (not `const` under loom, whose atomics and locks
+    /// are not).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Interrupt {
+            pending: Mutex::new(false),
+            sleeper: Mutex::new(None),
+            relay: Mutex::new(None),
         }
     }
 
     /// Marks the interrupt pending and wakes the owner if it sleeps.
     pub fn post(&self) {
-        self.pending.store(true, Ordering::SeqCst);
-        // Lock order: interrupt sleeper slot → rendez lock.
-        let sleeper = self.sleeper.lock();
-        if let Some(r) = sleeper.as_ref() {
-            r.wakeup();
+        *self.pending.lock() = true;
+        {
+            // Lock order: interrupt sleeper slot → rendez lock.
+            let sleeper = self.sleeper.lock();
+            if let Some(r) = sleeper.as_ref() {
+                r.wakeup();
+            }
         }
+        // Posted outside the slot's lock: a post that races with the end of a relay
+        // at worst wakes the mount's reader once for nothing.
+        let relay = self.relay.lock().clone();
+        if let Some(r) = relay {
+            r.post();
+        }
+    }
+
+    /// From now on (until `None`) every post of this interrupt also posts `to`. The
+    /// mount's reader sleeps in `Transport::recv` on an interrupt of the mount's own,
+    /// which the mount posts when the reader must look again (a tag was freed for
+    /// it); the caller's note reaches it through this relay. A post already pending
+    /// is not relayed: the reader checks this interrupt after setting the relay.
+    pub(crate) fn relay_to(&self, to: Option<Arc<Interrupt>>) {
+        *self.relay.lock() = to;
     }
 
     /// Whether a post has not been consumed yet.
     pub fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::SeqCst)
+        *self.pending.lock()
     }
 
     /// Consumes a pending post; returns whether there was one.
     pub fn take(&self) -> bool {
-        self.pending.swap(false, Ordering::SeqCst)
+        core::mem::replace(&mut *self.pending.lock(), false)
     }
 
     /// Forgets a pending post.
     pub fn clear(&self) {
-        self.pending.store(false, Ordering::SeqCst);
+        *self.pending.lock() = false;
     }
 
     /// Sleeps on `rendez` until `ready()` holds or a post is pending. The post is not

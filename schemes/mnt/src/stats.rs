@@ -1,28 +1,30 @@
 //! Per-mount statistics a user can read.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
+
+use crate::sync::StatCounter;
 
 /// Live counters of one mount; updated with relaxed atomics, read by [`Self::snapshot`].
 pub(crate) struct Counters {
-    sent_by_type: [AtomicU64; 256],
-    replies: AtomicU64,
-    bytes_read: AtomicU64,
-    bytes_written: AtomicU64,
-    flushes: AtomicU64,
-    fids_abandoned: AtomicU64,
-    clunks_queued: AtomicU64,
+    sent_by_type: [StatCounter; 256],
+    replies: StatCounter,
+    bytes_read: StatCounter,
+    bytes_written: StatCounter,
+    flushes: StatCounter,
+    fids_abandoned: StatCounter,
+    clunks_queued: StatCounter,
 }
 
 impl Counters {
     pub(crate) fn new() -> Self {
         Counters {
-            sent_by_type: [const { AtomicU64::new(0) }; 256],
-            replies: AtomicU64::new(0),
-            bytes_read: AtomicU64::new(0),
-            bytes_written: AtomicU64::new(0),
-            flushes: AtomicU64::new(0),
-            fids_abandoned: AtomicU64::new(0),
-            clunks_queued: AtomicU64::new(0),
+            sent_by_type: [const { StatCounter::new(0) }; 256],
+            replies: StatCounter::new(0),
+            bytes_read: StatCounter::new(0),
+            bytes_written: StatCounter::new(0),
+            flushes: StatCounter::new(0),
+            fids_abandoned: StatCounter::new(0),
+            clunks_queued: StatCounter::new(0),
         }
     }
 

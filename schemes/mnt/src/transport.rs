@@ -24,7 +24,11 @@ use crate::rendez::Interrupt;
 ///   reader). It blocks until a message arrives, and must return
 ///   [`TransportError::Interrupted`] promptly once `intr` is pending (without
 ///   consuming it and without losing bytes: the next call returns the next whole
-///   message).
+///   message). `intr` is the mount's own: it is posted for the caller's note and
+///   also when the mount wants its reader to look again (a tag was freed), so such
+///   returns are routine. Sleep through [`Interrupt::sleep_on`]: the post that
+///   wakes the transport's rendezvous may come with the mount's state lock held, so
+///   that rendezvous's `wakeup` must not block.
 /// - [`close`](Self::close) may be called at any time, from any thread, more than once.
 ///   It makes the server see end of file, and makes blocked `send`/`recv` calls return
 ///   promptly (`recv` with [`TransportError::Closed`] or [`TransportError::Eof`]).

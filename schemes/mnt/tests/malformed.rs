@@ -217,3 +217,30 @@ fn a_broken_mount_sends_nothing_more() {
     );
     assert_eq!(m.stats().sent_by_type.iter().sum::<u64>(), sent);
 }
+
+/// A 9P2000 directory read answered with more bytes than its count breaks the
+/// mount, as a file read's does (it was decoded and listed before).
+#[test]
+fn directory_read_reply_longer_than_asked() {
+    let _w = watchdog(Duration::from_secs(60));
+    let (m, root, fake) = start(Dialect::P2000, 8192, 8192);
+    let dir = open_file(&root, &fake, 16);
+    let r = thread::scope(|s| {
+        let h = s.spawn(|| dir.read_dir(0, &Interrupt::new()));
+        let req = fake.recv();
+        assert!(matches!(req.msg, Msg::Tread { count: 16, .. }), "{req:?}");
+        let mut data = Vec::new();
+        file_stat("a-name-longer-than-sixteen-bytes", 1)
+            .encode(&mut data)
+            .unwrap();
+        let got = data.len();
+        fake.reply(req.tag, Msg::Rread { data });
+        (h.join().unwrap(), got)
+    });
+    let (r, got) = r;
+    assert_eq!(
+        r.map(|(entries, _)| entries.len()),
+        Err(MntError::BadReply(BadReply::Overlong { asked: 16, got }))
+    );
+    assert!(m.broken().is_some());
+}

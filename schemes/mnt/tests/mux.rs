@@ -411,3 +411,87 @@ fn an_interrupt_that_cuts_a_transfer_short_stays_posted() {
         assert!(!intr.is_pending(), "reported once");
     }
 }
+
+/// A note during a message whose reply beats its `Rflush` stays posted even though
+/// that message succeeded: a read or write of several messages stops after it, and
+/// the next call is interrupted (in Plan 9 the note is pending whatever the rpc
+/// did). Without it the transfer went on to its second message.
+#[test]
+fn a_note_whose_reply_beats_its_rflush_stays_posted() {
+    let _w = watchdog(Duration::from_secs(60));
+    for write in [false, true] {
+        let (m, root, fake) = start_p2000();
+        let file = open_file(&root, &fake, 4);
+        let intr = Interrupt::new();
+        let transfer = || {
+            if write {
+                file.write(0, b"abcdefgh", &intr)
+            } else {
+                file.read(0, &mut [0u8; 8], &intr)
+            }
+        };
+        thread::scope(|s| {
+            let h = s.spawn(transfer);
+            let first = fake.recv();
+            intr.post();
+            let f = fake.recv();
+            assert_eq!(f.msg, Msg::Tflush { oldtag: first.tag });
+            match first.msg {
+                Msg::Tread { count: 4, .. } => fake.reply(
+                    first.tag,
+                    Msg::Rread {
+                        data: b"abcd".to_vec(),
+                    },
+                ),
+                Msg::Twrite { .. } => fake.reply(first.tag, Msg::Rwrite { count: 4 }),
+                m => panic!("unexpected {m:?}"),
+            }
+            fake.reply(f.tag, Msg::Rflush);
+            // The transfer must end here, not send its second message (which this
+            // server would never answer: the watchdog guards the wait).
+            while !h.is_finished() {
+                if let Got::Msg(f) = fake.try_recv(Duration::from_millis(5)) {
+                    // Let the transfer end, so the failure is reported, not a hang.
+                    m.hangup();
+                    panic!("sent after the note (write: {write}): {f:?}");
+                }
+            }
+            assert_eq!(h.join().unwrap(), Ok(4), "the first message's part");
+        });
+        assert!(intr.is_pending(), "the note was lost (write: {write})");
+        let sent = m.stats().sent_by_type;
+        assert_eq!(transfer(), Err(MntError::Interrupted));
+        assert_eq!(m.stats().sent_by_type, sent, "nothing sent after the note");
+        assert!(!intr.is_pending(), "reported once");
+        assert!(m.broken().is_none());
+    }
+}
+
+/// The same for a call of one message: its reply beat the `Rflush`, so it succeeds,
+/// and the note is still there for the next call.
+#[test]
+fn a_single_rpc_whose_reply_beats_its_rflush_keeps_the_note() {
+    let _w = watchdog(Duration::from_secs(60));
+    let (m, root, fake) = start_p2000();
+    let file = open_file(&root, &fake, 0);
+    let intr = Interrupt::new();
+    thread::scope(|s| {
+        let h = s.spawn(|| file.stat(&intr));
+        let t = fake.recv();
+        assert!(matches!(t.msg, Msg::Tstat { .. }), "{t:?}");
+        intr.post();
+        let f = fake.recv();
+        assert_eq!(f.msg, Msg::Tflush { oldtag: t.tag });
+        fake.reply(
+            t.tag,
+            Msg::Rstat {
+                stat: file_stat("f", 3),
+            },
+        );
+        fake.reply(f.tag, Msg::Rflush);
+        assert!(h.join().unwrap().is_ok(), "the reply won");
+    });
+    assert!(intr.is_pending(), "the note was lost");
+    assert_eq!(file.stat(&intr).map(|_| ()), Err(MntError::Interrupted));
+    assert!(m.broken().is_none());
+}

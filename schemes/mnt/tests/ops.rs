@@ -580,3 +580,66 @@ fn dotl_read_dir_listing_dot_again_breaks_the_mount() {
     assert_eq!(r, Err(MntError::BadReply(want.clone())));
     assert_eq!(m.broken(), Some(BrokenReason::BadReply(want)));
 }
+
+/// A read or write whose end would pass the largest offset fails, unsent, instead
+/// of computing a later message's offset with an overflow (which panicked, in a
+/// debug build, once the first message was answered). One that ends at it is sent.
+#[test]
+fn a_transfer_past_the_largest_offset_is_refused() {
+    let _w = watchdog(Duration::from_secs(60));
+    let (m, root, fake) = start_p2000();
+    let file = open_file(&root, &fake, 4);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let intr = Interrupt::new();
+    let asked = thread::scope(|s| {
+        // Answers every read and write in full, and counts them.
+        let server = s.spawn(|| {
+            let mut asked = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let Got::Msg(f) = fake.try_recv(Duration::from_millis(5)) else {
+                    continue;
+                };
+                match f.msg {
+                    Msg::Tread { offset, count, .. } => {
+                        asked.push(offset);
+                        let data = vec![7; count as usize];
+                        fake.reply(f.tag, Msg::Rread { data });
+                    }
+                    Msg::Twrite { offset, data, .. } => {
+                        asked.push(offset);
+                        let count = data.len() as u32;
+                        fake.reply(f.tag, Msg::Rwrite { count });
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            asked
+        });
+        let near = u64::MAX - 3;
+        let (file, intr) = (&file, &intr);
+        let read = s.spawn(move || file.read(near, &mut [0u8; 8], intr)).join();
+        let write = s.spawn(move || file.write(near, b"abcdefgh", intr)).join();
+        let edge = s
+            .spawn(|| file.read(u64::MAX - 4, &mut [0u8; 4], intr))
+            .join();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let overflow = MntError::OffsetOverflow {
+            offset: near,
+            len: 8,
+        };
+        assert_eq!(read.expect("read panicked"), Err(overflow.clone()));
+        assert_eq!(write.expect("write panicked"), Err(overflow));
+        assert_eq!(
+            edge.expect("read panicked"),
+            Ok(4),
+            "a read ending at the end"
+        );
+        server.join().unwrap()
+    });
+    assert_eq!(
+        asked,
+        [u64::MAX - 4],
+        "only the read that ends at the end is sent"
+    );
+    assert!(m.broken().is_none());
+}

@@ -3,15 +3,16 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
-use std::thread;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use common::*;
-use mnt::ninep::{Fcall, Msg};
-use mnt::{Chan, Interrupt, MntError, Mount};
+use mnt::host::{pipe, PipeTransport, StdRendez};
+use mnt::ninep::{Dialect, Fcall, Msg};
+use mnt::{Chan, Interrupt, MntError, Mount, Platform, Rendez, Transport, TransportError};
 
 /// Every tag there is (0 ..= 0xfffe; 0xffff is `NOTAG`).
 const NTAGS: usize = 0xffff;
@@ -241,4 +242,207 @@ fn queued_clunks_cannot_wedge_the_mount() {
     }
     assert_eq!(clunked, fids, "every dropped channel's fid is clunked");
     assert!(m.broken().is_none());
+}
+
+/// What the threads of a mount do, as a staged transport and platform see it, and
+/// the holds the test puts on them.
+#[derive(Default)]
+struct Stage {
+    state: Mutex<Scene>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Scene {
+    /// How often each thread has entered `recv`.
+    recv_entries: HashMap<ThreadId, usize>,
+    /// Who is inside `recv` now.
+    in_recv: Option<ThreadId>,
+    /// Sends wait while this is set; `sends_held` of them wait now.
+    hold_sends: bool,
+    sends_held: usize,
+    /// This thread, woken from a sleep, waits while this is set; `wakes_held` of its
+    /// wake-ups wait now.
+    hold_wakes_of: Option<ThreadId>,
+    wakes_held: usize,
+}
+
+impl Stage {
+    fn lock(&self) -> MutexGuard<'_, Scene> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Scene)) {
+        f(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    /// Waits (within the deadline) until `cond` holds.
+    fn wait_for(&self, what: &str, cond: impl Fn(&Scene) -> bool) {
+        let end = Instant::now() + DEADLINE;
+        let mut g = self.lock();
+        while !cond(&g) {
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "never happened: {what}");
+            g = self.changed.wait_timeout(g, left).unwrap().0;
+        }
+    }
+
+    /// Waits while `held(scene)`, counted in the scene by `count`.
+    fn hold(&self, held: impl Fn(&Scene) -> bool, count: impl Fn(&mut Scene) -> &mut usize) {
+        let mut g = self.lock();
+        if !held(&g) {
+            return;
+        }
+        *count(&mut g) += 1;
+        self.changed.notify_all();
+        while held(&g) {
+            g = self.changed.wait(g).unwrap();
+        }
+        *count(&mut g) -= 1;
+        self.changed.notify_all();
+    }
+}
+
+/// The pipe's client end, watched and held by a [`Stage`].
+struct StagedTransport {
+    inner: PipeTransport,
+    stage: Arc<Stage>,
+}
+
+impl Transport for StagedTransport {
+    fn send(&self, msg: &[u8]) -> Result<(), TransportError> {
+        self.stage.hold(|s| s.hold_sends, |s| &mut s.sends_held);
+        self.inner.send(msg)
+    }
+
+    fn recv(&self, intr: &Interrupt) -> Result<Vec<u8>, TransportError> {
+        let me = thread::current().id();
+        self.stage.set(|s| {
+            *s.recv_entries.entry(me).or_default() += 1;
+            s.in_recv = Some(me);
+        });
+        let got = self.inner.recv(intr);
+        self.stage.set(|s| s.in_recv = None);
+        got
+    }
+
+    fn close(&self) {
+        self.inner.close();
+    }
+}
+
+/// Rendezvous points that know which thread made them (the one that sleeps there).
+struct StagedPlatform(Arc<Stage>);
+
+impl Platform for StagedPlatform {
+    fn rendez(&self) -> Arc<dyn Rendez> {
+        Arc::new(StagedRendez {
+            inner: StdRendez::new(),
+            owner: thread::current().id(),
+            stage: self.0.clone(),
+        })
+    }
+}
+
+struct StagedRendez {
+    inner: StdRendez,
+    owner: ThreadId,
+    stage: Arc<Stage>,
+}
+
+impl Rendez for StagedRendez {
+    fn sleep(&self, ready: &dyn Fn() -> bool) {
+        self.inner.sleep(ready);
+        let me = self.owner;
+        self.stage
+            .hold(|s| s.hold_wakes_of == Some(me), |s| &mut s.wakes_held);
+    }
+
+    fn wakeup(&self) -> bool {
+        self.inner.wakeup()
+    }
+}
+
+/// The reviewer's case: a long flush chain of X has left no tag for requests; Y,
+/// waiting for a tag, holds the reader role and reads X's last `Rflush`; X then
+/// settles its chain (freeing 65,000 tags) after Y went back into `recv`, and the
+/// server sends nothing more. Y must still get a tag: the mux wakes its reader out of
+/// `recv`. (Before, Y slept in `recv` for ever.)
+#[test]
+fn a_tag_waiter_reading_is_woken_when_a_settle_frees_tags() {
+    let _w = watchdog(Duration::from_secs(600));
+    let stage = Arc::new(Stage::default());
+    let (t, srv) = pipe();
+    let transport = StagedTransport {
+        inner: t,
+        stage: stage.clone(),
+    };
+    let platform = Arc::new(StagedPlatform(stage.clone()));
+    let (m, root, fake) = start_over(
+        Box::new(transport),
+        platform,
+        srv,
+        Dialect::P2000,
+        8192 + mnt::ninep::IOHDRSZ,
+        1 << 20,
+    );
+    let file = open_file(&root, &fake, 0);
+    let fake = Arc::new(fake);
+    let (rx, _clunks) = serve(fake.clone(), true);
+    let intr = Interrupt::new();
+    thread::scope(|s| {
+        let x = s.spawn(|| read(&file, &intr));
+        let xr = next(&rx);
+        // Flush X until requests have no tag left (the rest are flushes' only).
+        let chain = NTAGS - 64;
+        for _ in 1..chain {
+            intr.post();
+            let f = next(&rx);
+            assert_eq!(f.msg, Msg::Tflush { oldtag: xr.tag });
+        }
+        assert_eq!(m.stats().in_flight, chain);
+        // Y finds no tag and waits, while X reads.
+        let y = s.spawn(|| read(&file, &Interrupt::new()));
+        let y_id = y.thread().id();
+        // X's next flush is held on its way out: X gave the reader role up, and Y,
+        // waiting for a tag, takes it.
+        stage.set(|s| s.hold_sends = true);
+        intr.post();
+        stage.wait_for("X's flush held and Y reading", |s| {
+            s.sends_held == 1 && s.in_recv == Some(y_id)
+        });
+        assert_eq!(m.stats().in_flight, chain + 1, "Y's request has no tag");
+        // X will be held when its last Rflush wakes it, until Y is back in recv.
+        let x_id = x.thread().id();
+        stage.set(|s| {
+            s.hold_wakes_of = Some(x_id);
+            s.hold_sends = false;
+        });
+        let last = next(&rx);
+        assert_eq!(last.msg, Msg::Tflush { oldtag: xr.tag });
+        let entries = stage.lock().recv_entries[&y_id];
+        fake.reply(last.tag, Msg::Rflush);
+        stage.wait_for("X woken and held, Y back in recv", |s| {
+            s.wakes_held == 1 && s.recv_entries[&y_id] > entries && s.in_recv == Some(y_id)
+        });
+        // Now X settles its chain; the server sends nothing more.
+        stage.set(|s| s.hold_wakes_of = None);
+        assert_eq!(x.join().unwrap(), Err(MntError::Interrupted));
+        let Ok(yr) = rx.recv_timeout(DEADLINE) else {
+            // Let Y out of recv so the failure is reported, not a hang.
+            m.hangup();
+            panic!("Y still waits for a tag: {:?}", m.stats());
+        };
+        assert!(matches!(yr.msg, Msg::Tread { .. }), "{yr:?}");
+        fake.reply(
+            yr.tag,
+            Msg::Rread {
+                data: b"fresh".to_vec(),
+            },
+        );
+        assert_eq!(y.join().unwrap(), Ok(b"fresh".to_vec()));
+    });
+    assert!(m.broken().is_none(), "{:?}", m.broken());
+    assert_eq!(m.stats().in_flight, 0);
 }

@@ -1,5 +1,6 @@
-//! The stream transports themselves: closing never waits behind a blocked send, and
-//! a server cannot make the client queue unbounded input.
+//! The stream transports themselves: closing never waits behind a blocked send (one
+//! proved blocked, not assumed), and a server cannot make the client queue unbounded
+//! input.
 
 mod common;
 
@@ -23,22 +24,105 @@ fn frame(len: usize, fill: u8) -> Vec<u8> {
     b
 }
 
+/// The write half of a stream transport, telling the test when a write is under way.
+struct WatchedWriter {
+    inner: UnixStream,
+    /// Writes entered and not returned.
+    inside: Arc<AtomicUsize>,
+}
+
+impl Write for WatchedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inside.fetch_add(1, Ordering::SeqCst);
+        let r = self.inner.write(buf);
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Fills the socket's send buffer (the peer never reads) until the kernel refuses
+/// more; returns the bytes it took. Any later blocking write must wait.
+fn fill(socket: &UnixStream) -> usize {
+    let filler = socket.try_clone().expect("clone");
+    filler.set_nonblocking(true).expect("non-blocking");
+    let mut took = 0;
+    loop {
+        match (&filler).write(&[0u8; 64 * 1024]) {
+            Ok(n) => took += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the socket: {e}"),
+        }
+    }
+    // The flag belongs to the socket, which the transport shares: put it back.
+    filler.set_nonblocking(false).expect("blocking");
+    took
+}
+
+/// Whether thread `tid` of this process is asleep (in the kernel), per /proc.
+fn asleep(tid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    // "tid (comm) S ...": the state follows the command's closing parenthesis.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+}
+
 /// The transport contract: `close` returns promptly even while a `send` is blocked
-/// (here on a server that never reads), and makes that send return.
+/// (here on a server that never reads), and makes that send return. The send is
+/// known to be blocked when close runs: the socket's buffer was full (the kernel
+/// refused a non-blocking write) before it began, the writer is inside its write,
+/// and its thread is asleep there.
 #[test]
-fn closing_a_child_transport_does_not_wait_for_a_blocked_send() {
+fn closing_a_stream_transport_does_not_wait_for_a_blocked_send() {
     let _w = watchdog(Duration::from_secs(120));
-    let (t, child) = StreamTransport::child(Command::new("sleep").arg("600")).expect("start sleep");
+    // `theirs` is the server, which never reads.
+    let (ours, theirs) = UnixStream::pair().expect("socket pair");
+    assert!(fill(&ours) > 0, "nothing fitted in the socket buffer");
+    let inside = Arc::new(AtomicUsize::new(0));
+    let shut = ours.try_clone().expect("clone");
+    let t = StreamTransport::new(
+        ours.try_clone().expect("clone"),
+        WatchedWriter {
+            inner: ours,
+            inside: inside.clone(),
+        },
+        Some(Box::new(move || {
+            let _ = shut.shutdown(Shutdown::Both);
+        })),
+    )
+    .expect("transport");
     let t = Arc::new(t);
     let (sent_tx, sent_rx) = mpsc::channel();
+    let (tid_tx, tid_rx) = mpsc::channel();
     let sender = {
         let t = t.clone();
-        // Far more than a pipe or socket buffer holds: blocks while nobody reads.
-        thread::spawn(move || sent_tx.send(t.send(&frame(1 << 20, 0xab))))
+        thread::spawn(move || {
+            let me = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+            let tid = me
+                .file_name()
+                .expect("a tid")
+                .to_string_lossy()
+                .into_owned();
+            tid_tx.send(tid).expect("test alive");
+            sent_tx.send(t.send(&frame(64, 0xab)))
+        })
     };
-    // Give the send time to block. (If it has not yet, close comes first and the send
-    // fails at once; the test still holds.)
-    thread::sleep(Duration::from_millis(300));
+    let tid = tid_rx.recv_timeout(DEADLINE).expect("the sender's tid");
+    // A hang guard, not a timing: wait until the sender is asleep inside its write.
+    let end = std::time::Instant::now() + DEADLINE;
+    while !(inside.load(Ordering::SeqCst) == 1 && asleep(&tid)) {
+        assert!(
+            std::time::Instant::now() < end,
+            "the send never blocked: inside {}, sent {:?}",
+            inside.load(Ordering::SeqCst),
+            sent_rx.try_recv()
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(sent_rx.try_recv().is_err(), "the send returned");
     let (closed_tx, closed_rx) = mpsc::channel();
     let closer = {
         let t = t.clone();
@@ -48,11 +132,10 @@ fn closing_a_child_transport_does_not_wait_for_a_blocked_send() {
         })
     };
     let closed = closed_rx.recv_timeout(DEADLINE);
-    let still_running = matches!(child.wait_timeout(Duration::ZERO), Ok(None));
-    // Killing the server frees a close stuck behind the send, so nothing is left over.
-    drop(child);
+    // Dropping the server's end frees a close stuck behind the send, so nothing is
+    // left over.
+    drop(theirs);
     assert!(closed.is_ok(), "close waited for the blocked send");
-    assert!(still_running, "close returned only because the server died");
     let sent = sent_rx
         .recv_timeout(DEADLINE)
         .expect("the blocked send returned");
@@ -60,6 +143,7 @@ fn closing_a_child_transport_does_not_wait_for_a_blocked_send() {
         sent.is_err(),
         "a send cut short by close must fail: {sent:?}"
     );
+    assert_eq!(inside.load(Ordering::SeqCst), 0);
     sender.join().expect("sender").ok();
     closer.join().expect("closer").ok();
 }

@@ -1,13 +1,13 @@
 //! A scriptable fake 9P server on the in-memory pipe, and test helpers.
 #![allow(dead_code)]
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
 use mnt::host::{pipe, PipeServer, ServerRecv, StdPlatform};
 use mnt::ninep::{self, Dialect, Fcall, Msg, Qid};
-use mnt::{AttachArgs, Chan, Interrupt, Mount, MountOptions};
+use mnt::{AttachArgs, Chan, Interrupt, Mount, MountOptions, Platform, Transport};
 
 /// How long a test waits for anything before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -149,6 +149,26 @@ pub fn args() -> AttachArgs {
 /// mount, its root channel and the server.
 pub fn start(dialect: Dialect, want_msize: u32, server_msize: u32) -> (Mount, Chan, Fake) {
     let (t, srv) = pipe();
+    start_over(
+        Box::new(t),
+        StdPlatform::shared(),
+        srv,
+        dialect,
+        want_msize,
+        server_msize,
+    )
+}
+
+/// [`start`] over a transport (made from the pipe's client end) and a platform of
+/// the test's own.
+pub fn start_over(
+    t: Box<dyn Transport>,
+    platform: Arc<dyn Platform>,
+    srv: PipeServer,
+    dialect: Dialect,
+    want_msize: u32,
+    server_msize: u32,
+) -> (Mount, Chan, Fake) {
     let fake = Fake { srv, dialect };
     let server = thread::spawn(move || {
         let v = fake.recv();
@@ -187,7 +207,7 @@ pub fn start(dialect: Dialect, want_msize: u32, server_msize: u32) -> (Mount, Ch
         dialect,
     };
     let intr = Interrupt::new();
-    let m = Mount::version(Box::new(t), StdPlatform::shared(), &opts, &intr).expect("version");
+    let m = Mount::version(t, platform, &opts, &intr).expect("version");
     let root = m.attach(&args(), &intr).expect("attach");
     let fake = server.join().expect("handshake");
     (m, root, fake)
