@@ -16,6 +16,7 @@
 //! Locks: the session's own state is unlocked (one thread owns it); each request takes
 //! the tree lock ([`crate::fs::Fs::lock`]) once, and never holds it across I/O.
 
+mod input;
 mod linux;
 mod p2000;
 mod session;
@@ -28,10 +29,8 @@ use std::sync::Arc;
 use ninep::{peek_size, DecodeError, HEADER_LEN, MAX_MSIZE};
 
 use crate::fs::Fs;
+use input::Input;
 use session::Session;
-
-/// Bytes asked of the transport in one read, at least.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Limits and switches of the 9P server.
 #[derive(Debug, Clone)]
@@ -120,11 +119,11 @@ fn run<R: Read, W: Write>(
     mut reader: R,
     mut writer: W,
 ) -> ConnectionEnd {
-    let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut input = Input::default();
     let mut output: Vec<u8> = Vec::new();
     loop {
-        let batch = answer_whole_messages(session, &input, &mut output);
-        input.drain(..batch.consumed);
+        let batch = answer_whole_messages(session, input.pending(), &mut output);
+        input.consume(batch.consumed);
         if !output.is_empty() {
             if let Err(e) = writer.write_all(&output).and_then(|()| writer.flush()) {
                 return client_gone_or(e);
@@ -138,14 +137,10 @@ fn run<R: Read, W: Write>(
             // Whole requests are still waiting: answer them before reading more.
             continue;
         }
-        let old = input.len();
-        let wanted = peek_size(&input).map_or(0, |s| s as usize);
-        let room = READ_CHUNK.max(wanted.saturating_sub(old));
-        input.resize(old + room, 0);
-        match reader.read(&mut input[old..]) {
+        match input.read_from(&mut reader) {
             Ok(0) => return ConnectionEnd::Eof,
-            Ok(n) => input.truncate(old + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => input.truncate(old),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return client_gone_or(e),
         }
     }
