@@ -469,20 +469,19 @@ impl<'a> Session<'a> {
         let node = f.node;
         let fs = self.fs;
         let mut tree = fs.lock();
-        if tree.attr(node)?.file_type == FileType::Directory {
-            return match self.dialect {
-                Some(Dialect::P2000) => {
-                    let data = self.read_dir_p2000(&tree, fid, offset, count)?;
-                    let mut reply = RreadInPlace::begin(out, tag, data.len());
-                    reply.push(&data);
-                    reply.finish().map_err(|_| Error::CountTooLarge)
-                }
-                _ => Err(Error::IsDir),
-            };
-        }
         let mut reply = RreadInPlace::begin(out, tag, count);
-        tree.read_with(node, offset, count, |bytes| reply.push(bytes))?;
-        reply.finish().map_err(|_| Error::CountTooLarge)
+        match tree.read_with(node, offset, count, |bytes| reply.push(bytes)) {
+            Ok(_) => reply.finish().map_err(|_| Error::CountTooLarge),
+            // 9P2000 reads a directory as its stat records (9P2000.L has Treaddir).
+            Err(Error::IsDir) if self.dialect == Some(Dialect::P2000) => {
+                drop(reply);
+                let data = self.read_dir_p2000(&tree, fid, offset, count)?;
+                let mut reply = RreadInPlace::begin(out, tag, data.len());
+                reply.push(&data);
+                reply.finish().map_err(|_| Error::CountTooLarge)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn write(&mut self, fid: u32, offset: u64, data: &[u8]) -> Result<Msg> {
