@@ -162,7 +162,8 @@ impl<'a> Session<'a> {
                 }
                 if let Msg::Tread { fid, offset, count } = msg {
                     if self.dialect.is_some() {
-                        return Ok(self.read(tag, fid, offset, count, out));
+                        self.read(tag, fid, offset, count, out);
+                        return Ok(());
                     }
                 }
                 let result = self.dispatch(msg);
