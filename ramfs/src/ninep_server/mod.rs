@@ -7,6 +7,12 @@
 //! answered in order, so a Tflush always finds the request it names already answered,
 //! and its Rflush goes out after that reply.
 //!
+//! File data is copied once each way. A Twrite is decoded borrowed
+//! ([`ninep::decode_view`]) and its data copied from the input buffer, where the
+//! transport put it (`input`), into the file's pages; a Tread's Rread is built in the
+//! output buffer ([`ninep::RreadInPlace`]) and the pages copied straight after its
+//! header. `tests/data_copies.rs` counts the allocations of both.
+//!
 //! A framing error (a size below 7 or above msize, a field that overruns, an unknown
 //! type) ends the connection with one log line; the tree and the other connections are
 //! not affected. Every other bad request gets an error reply, a well-framed message
