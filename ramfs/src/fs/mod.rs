@@ -631,25 +631,35 @@ impl Tree {
 
     // ---- data -------------------------------------------------------------------
 
-    /// Reads up to `count` bytes of a file (or a symlink's target) from `offset`.
-    pub fn read(&mut self, id: NodeId, offset: u64, count: usize) -> Result<Vec<u8>> {
+    /// Reads up to `count` bytes of a file (or a symlink's target) from `offset`: hands
+    /// them to `put` in order, straight from where the tree keeps them (a front end
+    /// copies them once, into its reply), and returns how many it handed. Nothing is
+    /// handed on error.
+    pub fn read_with(
+        &mut self,
+        id: NodeId,
+        offset: u64,
+        count: usize,
+        mut put: impl FnMut(&[u8]),
+    ) -> Result<usize> {
         let now = self.now();
         let n = self.node_mut(id)?;
-        let out = match &n.content {
-            Content::File(f) => f.read(offset, count),
+        let len = match &n.content {
+            Content::File(f) => f.read_with(offset, count, put),
             Content::Symlink(t) => {
                 let bytes = t.as_bytes();
                 let start = usize::try_from(offset)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
                 let end = start.saturating_add(count).min(bytes.len());
-                bytes[start..end].to_vec()
+                put(&bytes[start..end]);
+                end - start
             }
             Content::Dir(_) => return Err(Error::IsDir),
             Content::Special { .. } => return Err(Error::Invalid),
         };
         n.atime = now;
-        Ok(out)
+        Ok(len)
     }
 
     /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`),

@@ -17,6 +17,15 @@ fn tree() -> Tree {
     tree_with_limit(64 * MIB)
 }
 
+impl Tree {
+    /// [`Tree::read_with`] into a vector, for tests that look at the bytes.
+    fn read(&mut self, id: NodeId, offset: u64, count: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_with(id, offset, count, |b| out.extend_from_slice(b))?;
+        Ok(out)
+    }
+}
+
 fn file(t: &mut Tree, who: &Cred, dir: NodeId, name: &str, perm: u32) -> NodeId {
     t.create(who, dir, name, NewNode::new(NewKind::File, perm))
         .expect("create file")

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ninep::{
-    decode, encode, encoded_len, mtype, om, qt, DecodeError, DecodeErrorKind, Dialect, Fcall, Msg,
-    Qid, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, VERSION_UNKNOWN,
+    decode_view, encode, encoded_len, mtype, om, qt, DecodeError, DecodeErrorKind, Dialect, Fcall,
+    Msg, MsgView, Qid, RreadInPlace, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, VERSION_UNKNOWN,
 };
 
 use super::attach_rule::{claimed_uid, AttachRule};
-use super::trace::{log_message, Direction};
+use super::trace::{log_message, log_rread, log_write, Direction};
 use super::ServerConfig;
 use crate::error::{Error, Result};
 use crate::fs::{Attr, Cred, FileType, Fs, NodeId, OpenMode, Tree, XattrSetMode};
@@ -117,13 +117,16 @@ impl<'a> Session<'a> {
 
     /// Decodes one whole, size-checked message and appends its reply to `out`. A
     /// framing error is returned; every other problem is answered.
+    ///
+    /// File data is copied once each way: a Twrite's data goes from `msg` into the
+    /// tree, an Rread's from the tree into `out`.
     pub fn handle_bytes(
         &mut self,
         msg: &[u8],
         out: &mut Vec<u8>,
     ) -> core::result::Result<(), DecodeError> {
         let dialect = self.dialect.unwrap_or(Dialect::P2000);
-        let fc = match decode(msg, dialect) {
+        let fc = match decode_view(msg, dialect) {
             Ok(fc) => fc,
             Err(e) if e.is_framing() => return Err(e),
             Err(e) => {
@@ -145,11 +148,32 @@ impl<'a> Session<'a> {
                 return Ok(());
             }
         };
-        if self.config.trace {
-            log_message(self.id, Direction::In, &fc);
+        let tag = fc.tag;
+        match fc.msg {
+            MsgView::Twrite { fid, offset, data } => {
+                if self.config.trace {
+                    log_write(self.id, tag, fid, offset, data.len());
+                }
+                let result = match self.dialect {
+                    Some(_) => self.write(fid, offset, data),
+                    None => Err(Error::Botch),
+                };
+                self.reply(tag, result, out);
+            }
+            MsgView::Owned(msg) => {
+                if self.config.trace {
+                    log_message(self.id, Direction::In, tag, &msg);
+                }
+                if let Msg::Tread { fid, offset, count } = msg {
+                    if self.dialect.is_some() {
+                        self.read(tag, fid, offset, count, out);
+                        return Ok(());
+                    }
+                }
+                let result = self.dispatch(msg);
+                self.reply(tag, result, out);
+            }
         }
-        let result = self.dispatch(fc.msg);
-        self.reply(fc.tag, result, out);
         Ok(())
     }
 
@@ -164,7 +188,7 @@ impl<'a> Session<'a> {
             fc.msg = self.error_msg(Error::CountTooLarge);
         }
         if self.config.trace {
-            log_message(self.id, Direction::Out, &fc);
+            log_message(self.id, Direction::Out, tag, &fc.msg);
         }
         if encode(&fc, out).is_err() {
             let fc = Fcall {
@@ -210,7 +234,8 @@ impl<'a> Session<'a> {
                 newfid,
                 wnames,
             } => self.walk(fid, newfid, &wnames),
-            Msg::Tread { fid, offset, count } => self.read(fid, offset, count),
+            // `handle_bytes` answers Tread in place and decodes Twrite borrowed; a
+            // Twrite decoded owned is answered all the same.
             Msg::Twrite { fid, offset, data } => self.write(fid, offset, &data),
             Msg::Tclunk { fid } => self.clunk(fid).map(|()| Msg::Rclunk),
             Msg::Tremove { fid } => self.remove(fid).map(|()| Msg::Rremove),
@@ -427,7 +452,27 @@ impl<'a> Session<'a> {
         Ok(Msg::Rwalk { wqids })
     }
 
-    fn read(&mut self, fid: u32, offset: u64, count: u32) -> Result<Msg> {
+    /// Answers a Tread, building the Rread in `out` in place: the data goes from the
+    /// file's pages (or the fid's xattr value, or the directory's records) straight
+    /// after the reply's header, which `RreadInPlace` then completes; an error takes the
+    /// header back off and is answered instead.
+    fn read(&mut self, tag: u16, fid: u32, offset: u64, count: u32, out: &mut Vec<u8>) {
+        match self.read_in_place(tag, fid, offset, count, out) {
+            Ok(count) if self.config.trace => log_rread(self.id, tag, count),
+            Ok(_) => {}
+            Err(e) => self.reply(tag, Err(e), out),
+        }
+    }
+
+    fn read_in_place(
+        &mut self,
+        tag: u16,
+        fid: u32,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<u32> {
+        // An Rread's header is smaller than IOHDRSZ, so the reply fits msize.
         let count = count.min(self.iounit()) as usize;
         let f = self.fid(fid)?;
         if let Some(XattrFid::Read(value)) = &f.xattr {
@@ -435,9 +480,9 @@ impl<'a> Session<'a> {
                 .unwrap_or(usize::MAX)
                 .min(value.len());
             let end = start.saturating_add(count).min(value.len());
-            return Ok(Msg::Rread {
-                data: value[start..end].to_vec(),
-            });
+            let mut reply = RreadInPlace::begin(out, tag, end - start);
+            reply.push(&value[start..end]);
+            return reply.finish().map_err(|_| Error::CountTooLarge);
         }
         let open = f.open.as_ref().ok_or(Error::BadFidUse)?;
         if !(open.mode.read || open.mode.exec) {
@@ -446,17 +491,19 @@ impl<'a> Session<'a> {
         let node = f.node;
         let fs = self.fs;
         let mut tree = fs.lock();
-        if tree.attr(node)?.file_type == FileType::Directory {
-            return match self.dialect {
-                Some(Dialect::P2000) => {
-                    let data = self.read_dir_p2000(&tree, fid, offset, count)?;
-                    Ok(Msg::Rread { data })
-                }
-                _ => Err(Error::IsDir),
-            };
+        let mut reply = RreadInPlace::begin(out, tag, count);
+        match tree.read_with(node, offset, count, |bytes| reply.push(bytes)) {
+            Ok(_) => reply.finish().map_err(|_| Error::CountTooLarge),
+            // 9P2000 reads a directory as its stat records (9P2000.L has Treaddir).
+            Err(Error::IsDir) if self.dialect == Some(Dialect::P2000) => {
+                drop(reply);
+                let data = self.read_dir_p2000(&tree, fid, offset, count)?;
+                let mut reply = RreadInPlace::begin(out, tag, data.len());
+                reply.push(&data);
+                reply.finish().map_err(|_| Error::CountTooLarge)
+            }
+            Err(e) => Err(e),
         }
-        let data = tree.read(node, offset, count)?;
-        Ok(Msg::Rread { data })
     }
 
     fn write(&mut self, fid: u32, offset: u64, data: &[u8]) -> Result<Msg> {

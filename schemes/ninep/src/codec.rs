@@ -4,7 +4,10 @@
 //! this module frames them (`size[4] type[1] tag[2]`) and defines the errors.
 
 mod body;
+mod data;
 mod wire;
+
+pub use data::{decode_view, FcallView, MsgView, RreadInPlace, RREAD_HEADER_LEN};
 
 use alloc::vec::Vec;
 
@@ -140,8 +143,19 @@ impl wire::Encode for Fcall {
 /// Decodes exactly one whole message (size field included) of the given dialect.
 ///
 /// `dialect` only decides whether `Tauth`/`Tattach` carry `n_uname`; messages of the
-/// other dialect's type numbers decode in both.
+/// other dialect's type numbers decode in both. [`decode_view`] decodes the same
+/// messages without copying a `Twrite`'s data.
 pub fn decode(buf: &[u8], dialect: Dialect) -> Result<Fcall, DecodeError> {
+    let (t, tag, mut r) = frame(buf)?;
+    let fail = fail_in(t, tag);
+    let msg = body::get(t, &mut r, dialect).map_err(&fail)?;
+    r.finish().map_err(&fail)?;
+    Ok(Fcall { tag, msg })
+}
+
+/// Checks the header and the size of one whole message; returns its type, its tag and
+/// a reader over its body.
+fn frame(buf: &[u8]) -> Result<(u8, u16, Reader<'_>), DecodeError> {
     let (mtype, tag) = match buf.get(..HEADER_LEN) {
         Some(&[_, _, _, _, t, tag0, tag1]) => (Some(t), Some(u16::from_le_bytes([tag0, tag1]))),
         _ => (None, None),
@@ -159,10 +173,20 @@ pub fn decode(buf: &[u8], dialect: Dialect) -> Result<Fcall, DecodeError> {
             actual: buf.len(),
         }));
     }
-    let mut r = Reader::new(buf.get(HEADER_LEN..).unwrap_or_default());
-    let msg = body::get(t, &mut r, dialect).map_err(fail)?;
-    r.finish().map_err(fail)?;
-    Ok(Fcall { tag, msg })
+    Ok((
+        t,
+        tag,
+        Reader::new(buf.get(HEADER_LEN..).unwrap_or_default()),
+    ))
+}
+
+/// The error of a message whose header (type `t`, tag `tag`) was read.
+fn fail_in(t: u8, tag: u16) -> impl Fn(DecodeErrorKind) -> DecodeError + Copy {
+    move |kind| DecodeError {
+        kind,
+        mtype: Some(t),
+        tag: Some(tag),
+    }
 }
 
 /// "Twalk", "Rlerror", … for a type number; "T?"/"R?" for unknown ones.

@@ -2,7 +2,9 @@
 //!
 //! This crate is `no_std` with `alloc` and does no I/O. A message on the wire is
 //! `size[4] type[1] tag[2] body`, little-endian; [`decode`] takes exactly one whole
-//! message (size field included) and [`encode`] appends one to a buffer.
+//! message (size field included) and [`encode`] appends one to a buffer. A server's data
+//! path copies no file bytes of its own: [`decode_view`] lends a `Twrite`'s data from the
+//! received bytes, and [`RreadInPlace`] builds an `Rread` in the outgoing buffer.
 //!
 //! Decoding never panics and never allocates more than the message's own size allows:
 //! every count read from the wire is checked against the bytes that remain before
@@ -34,7 +36,8 @@ pub mod errno;
 mod msg;
 
 pub use codec::{
-    decode, encode, encoded_len, mtype_name, peek_size, DecodeError, DecodeErrorKind, EncodeError,
+    decode, decode_view, encode, encoded_len, mtype_name, peek_size, DecodeError, DecodeErrorKind,
+    EncodeError, FcallView, MsgView, RreadInPlace, RREAD_HEADER_LEN,
 };
 pub use consts::*;
 pub use msg::*;

@@ -1,12 +1,15 @@
 //! Decodes arbitrary bytes in both dialects; whatever decodes must re-encode to
-//! exactly the same bytes, with `encoded_len` agreeing.
+//! exactly the same bytes, with `encoded_len` agreeing, and `decode_view` must agree
+//! with `decode` on every input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ninep::{decode, encode, encoded_len, Dialect, Dirent, Stat};
+use ninep::{decode, decode_view, encode, encoded_len, Dialect, Dirent, FcallView, Stat};
 
 fuzz_target!(|data: &[u8]| {
     for dialect in [Dialect::P2000, Dialect::L] {
+        let view = decode_view(data, dialect).map(FcallView::into_owned);
+        assert_eq!(view, decode(data, dialect), "decode_view disagrees");
         if let Ok(fc) = decode(data, dialect) {
             let mut out = Vec::new();
             encode(&fc, &mut out).expect("a decoded message encodes");

@@ -79,9 +79,15 @@ impl<'a> Reader<'a> {
 
     /// `count[4]` and that many raw bytes (`Rread`, `Twrite`, `Rreaddir`).
     pub(crate) fn counted_bytes(&mut self) -> Result<Vec<u8>, DecodeErrorKind> {
+        // `counted_slice` checks the count against what remains before anything is
+        // allocated.
+        Ok(self.counted_slice()?.to_vec())
+    }
+
+    /// `count[4]` and that many raw bytes, borrowed from the message.
+    pub(crate) fn counted_slice(&mut self) -> Result<&'a [u8], DecodeErrorKind> {
         let count = usize::try_from(self.u32()?).map_err(|_| DecodeErrorKind::Overrun)?;
-        // `take` checks the count against what remains before anything is allocated.
-        Ok(self.take(count)?.to_vec())
+        self.take(count)
     }
 
     /// One stat record with its own `size[2]`.
