@@ -99,7 +99,9 @@ struct State {
     end: Option<TransportError>,
 }
 
-struct Shared {
+/// What the injecting transport and its pump thread share: the record, the holds, and the
+/// messages let through to the kernel.
+struct Interposer {
     state: Mutex<State>,
     /// The kernel's receive sleeps here.
     rendez: Arc<StdRendez>,
@@ -107,7 +109,7 @@ struct Shared {
     changed: Condvar,
 }
 
-impl Shared {
+impl Interposer {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -123,13 +125,13 @@ impl Shared {
 /// The transport to mount: the server's transport behind the rules of its [`Wire`].
 pub struct Interposer {
     inner: Arc<dyn Transport>,
-    shared: Arc<Shared>,
+    shared: Arc<Interposer>,
 }
 
 /// The test's handle on an [`Interposer`]: rules and the record. Cheap to clone.
 #[derive(Clone)]
 pub struct Wire {
-    shared: Arc<Shared>,
+    shared: Arc<Interposer>,
     inner: Arc<dyn Transport>,
 }
 
@@ -137,7 +139,7 @@ pub struct Wire {
 /// messages; it ends when the connection does.
 pub fn interpose(inner: Box<dyn Transport>) -> std::io::Result<(Interposer, Wire)> {
     let inner: Arc<dyn Transport> = Arc::from(inner);
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Interposer {
         state: Mutex::new(State::default()),
         rendez: Arc::new(StdRendez::new()),
         changed: Condvar::new(),
@@ -156,7 +158,7 @@ pub fn interpose(inner: Box<dyn Transport>) -> std::io::Result<(Interposer, Wire
 }
 
 /// Moves the server's messages into the queue until the connection ends.
-fn pump(inner: &dyn Transport, shared: &Shared) {
+fn pump(inner: &dyn Transport, shared: &Interposer) {
     let intr = Interrupt::new();
     loop {
         let result = inner.recv(&intr);
