@@ -99,9 +99,9 @@ struct State {
     end: Option<TransportError>,
 }
 
-/// What the injecting transport and its pump thread share: the record, the holds, and the
-/// messages let through to the kernel.
-struct Interposer {
+/// What the interposer and its pump thread share: the record, the holds, and the messages
+/// let through to the kernel.
+struct Recording {
     state: Mutex<State>,
     /// The kernel's receive sleeps here.
     rendez: Arc<StdRendez>,
@@ -109,7 +109,7 @@ struct Interposer {
     changed: Condvar,
 }
 
-impl Interposer {
+impl Recording {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -125,13 +125,13 @@ impl Interposer {
 /// The transport to mount: the server's transport behind the rules of its [`Wire`].
 pub struct Interposer {
     inner: Arc<dyn Transport>,
-    shared: Arc<Interposer>,
+    shared: Arc<Recording>,
 }
 
 /// The test's handle on an [`Interposer`]: rules and the record. Cheap to clone.
 #[derive(Clone)]
 pub struct Wire {
-    shared: Arc<Interposer>,
+    shared: Arc<Recording>,
     inner: Arc<dyn Transport>,
 }
 
@@ -139,7 +139,7 @@ pub struct Wire {
 /// messages; it ends when the connection does.
 pub fn interpose(inner: Box<dyn Transport>) -> std::io::Result<(Interposer, Wire)> {
     let inner: Arc<dyn Transport> = Arc::from(inner);
-    let shared = Arc::new(Interposer {
+    let shared = Arc::new(Recording {
         state: Mutex::new(State::default()),
         rendez: Arc::new(StdRendez::new()),
         changed: Condvar::new(),
@@ -158,7 +158,7 @@ pub fn interpose(inner: Box<dyn Transport>) -> std::io::Result<(Interposer, Wire
 }
 
 /// Moves the server's messages into the queue until the connection ends.
-fn pump(inner: &dyn Transport, shared: &Interposer) {
+fn pump(inner: &dyn Transport, shared: &Recording) {
     let intr = Interrupt::new();
     loop {
         let result = inner.recv(&intr);
