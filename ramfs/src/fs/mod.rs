@@ -26,6 +26,7 @@ mod locks;
 mod memory;
 mod node;
 mod perm;
+mod setid;
 mod users;
 
 #[cfg(test)]
@@ -44,6 +45,7 @@ pub use locks::{
 pub use memory::NODE_COST;
 pub use node::{FileType, NodeId, SpecialKind, FIRST_SEQ};
 pub use perm::{access, plan9_create_perm, Cred, PermStyle};
+pub use setid::{S_ISGID, S_ISUID};
 
 use crate::error::{Error, Result};
 use memory::Memory;
@@ -189,6 +191,10 @@ pub struct SetAttrs {
     pub size: Option<u64>,
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
+    /// The request came through a descriptor opened for writing (`ftruncate(2)`): a
+    /// size change needs no write permission now, the open was granted it. (A file
+    /// created with mode 0 and opened read-write can be truncated.)
+    pub opened_for_write: bool,
 }
 
 /// The mode part of a Plan 9 wstat.
@@ -433,7 +439,7 @@ impl Tree {
     fn dir_write_access(cred: &Cred) -> u32 {
         match cred.style {
             PermStyle::Plan9 => access::WRITE,
-            PermStyle::Posix => access::WRITE | access::EXEC,
+            PermStyle::Posix | PermStyle::ClientChecked => access::WRITE | access::EXEC,
         }
     }
 
@@ -679,6 +685,7 @@ impl Tree {
         let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
         self.memory.reserve(bytes)?;
         f.write(offset, data);
+        n.perm = setid::after_write(n.perm, cred);
         n.touch_modify(now);
         n.muid = cred.uid;
         Ok(count)
@@ -1063,16 +1070,22 @@ impl Tree {
     /// Changes attributes by POSIX rules (9P2000.L Tsetattr): all or nothing.
     pub fn setattr(&mut self, cred: &Cred, id: NodeId, set: SetAttrs) -> Result<()> {
         let n = self.node(id)?;
-        if set.perm.is_some() && !cred.owns(n.uid) {
-            return Err(Error::NotPermitted);
+        if let Some(p) = set.perm {
+            // Clearing set-id bits is what Linux's client asks itself before someone
+            // else's write: a writer may do that much.
+            let clears = setid::only_clears_setid(n.perm, p & 0o7777)
+                && (set.opened_for_write || self.may(cred, n, access::WRITE));
+            if !cred.owns(n.uid) && !clears {
+                return Err(Error::NotPermitted);
+            }
         }
         if let Some(uid) = set.uid {
-            if uid != n.uid && !cred.is_privileged() {
+            if uid != n.uid && !cred.skips_checks() {
                 return Err(Error::NotPermitted);
             }
         }
         if let Some(gid) = set.gid {
-            let allowed = cred.is_privileged() || (cred.uid == n.uid && gid == cred.gid);
+            let allowed = cred.skips_checks() || (cred.uid == n.uid && gid == cred.gid);
             if gid != n.gid && !allowed {
                 return Err(Error::NotPermitted);
             }
@@ -1086,7 +1099,7 @@ impl Tree {
             if size > MAX_FILE_SIZE {
                 return Err(Error::FileTooBig);
             }
-            if !self.may(cred, n, access::WRITE) {
+            if !set.opened_for_write && !self.may(cred, n, access::WRITE) {
                 return Err(Error::PermissionDenied);
             }
         }
@@ -1117,6 +1130,12 @@ impl Tree {
         }
         if let Some(gid) = set.gid {
             n.gid = gid;
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            n.perm = setid::after_chown(n.perm, n.is_dir(), cred);
+        }
+        if set.size.is_some() {
+            n.perm = setid::after_write(n.perm, cred);
         }
         let at = |t: TimeSet| match t {
             TimeSet::Now => now,

@@ -16,6 +16,7 @@
 //! Locks: the session's own state is unlocked (one thread owns it); each request takes
 //! the tree lock ([`crate::fs::Fs::lock`]) once, and never holds it across I/O.
 
+mod client_checks;
 mod linux;
 mod p2000;
 mod session;

@@ -10,6 +10,7 @@ use ninep::{
     Qid, IOHDRSZ, MAX_MSIZE, MIN_MSIZE, NOFID, VERSION_UNKNOWN,
 };
 
+use super::client_checks::ClientChecks;
 use super::trace::{log_message, Direction};
 use super::ServerConfig;
 use crate::error::{Error, Result};
@@ -64,6 +65,8 @@ pub(super) struct Session<'a> {
     pub dialect: Option<Dialect>,
     pub msize: u32,
     pub fids: HashMap<u32, Fid>,
+    /// Whether the client's own permission checks are trusted (diod's rule).
+    pub client_checks: ClientChecks,
 }
 
 /// The qid of a node.
@@ -98,6 +101,7 @@ impl<'a> Session<'a> {
             dialect: None,
             msize: MAX_MSIZE,
             fids: HashMap::new(),
+            client_checks: ClientChecks::default(),
         }
     }
 
@@ -320,6 +324,7 @@ impl<'a> Session<'a> {
     fn version(&mut self, msize: u32, version: &str) -> Msg {
         self.clunk_all();
         self.fs.lock().release_session_locks(self.id);
+        self.client_checks = ClientChecks::default();
         let dialect = if version == ninep::VERSION_9P2000L {
             Some(Dialect::L)
         } else if version.starts_with("9P") {
@@ -359,12 +364,14 @@ impl<'a> Session<'a> {
             }
             _ => tree.cred_for_name(uname)?,
         };
+        let cred = self.client_checks.cred_for_attach(cred);
         let mut node = tree.root();
         for name in aname.split('/').filter(|n| !n.is_empty()) {
             node = tree.lookup(&cred, node, name)?;
         }
         let qid = qid_of(&tree.attr(node)?);
-        self.bind(&mut tree, fid, node, Rc::new(cred))?;
+        self.bind(&mut tree, fid, node, Rc::new(cred.clone()))?;
+        self.client_checks.attached(&cred);
         Ok(Msg::Rattach { qid })
     }
 
