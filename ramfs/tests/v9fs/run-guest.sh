@@ -133,10 +133,13 @@ for applet in $(/bin/busybox --list); do
 done
 install -m 755 "$HERE/init" "$R/init"
 cp "$HERE/workload.sh" "$R/workload.sh"
+cp "$HERE/posix.sh" "$R/posix.sh"
 gcc -static -O2 -o "$R/bin/fsx" "$HERE/fsx.c"
 gcc -static -O2 -o "$R/bin/locktest" "$HERE/locktest.c"
-printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$R/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
+# posix.sh runs steps as alice (also in staff) and bob.
+printf '%s\n' root:x:0:0:root:/:/bin/sh nobody:x:65534:65534:nobody:/:/bin/false \
+  alice:x:1001:1001:alice:/:/bin/sh bob:x:1003:1003:bob:/:/bin/sh > "$R/etc/passwd"
+printf '%s\n' root:x:0: nogroup:x:65534: alice:x:1001: staff:x:1002:alice bob:x:1003: > "$R/etc/group"
 cp "$KDIR"/modules/* "$R/lib/modules/"
 (cd "$R" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -1 > "$W/initrd")
 

@@ -62,6 +62,7 @@ else
   step fsync          sh -c "dd if=/dev/zero of=$D/synced bs=4k count=4 conv=fsync 2>/dev/null"
   step locks          /bin/locktest $D/b.txt
   step statfs         df $M
+  . /posix.sh
 fi
 step fsx              sh -c "/bin/fsx -s '$FSX_SEED' -n '$FSX_OPS' -c /tmp/fsx.copy $D/fsx.dat > /tmp/fsx.out 2>&1; r=\$?; cat /tmp/fsx.out; exit \$r"
 grep '^fsx: ' /tmp/fsx.out | sed 's/^/    /'
