@@ -170,3 +170,51 @@ fn ftruncate_on_a_fid_opened_for_writing_is_not_checked_again() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The create mask, per dialect: 9P2000 applies Plan 9's rule (open(5)) against the
+/// directory's bits, because a Plan 9 client has no umask and sends 0666 or 0777
+/// expecting the directory to limit it; 9P2000.L takes the mode as sent, because the
+/// client has applied its umask (and default ACL) already and POSIX wants that mode.
+#[test]
+fn the_create_mask_is_plan9s_in_9p2000_and_the_clients_in_9p2000l() {
+    let s = server();
+    let p2000 = vec![
+        tversion("9P2000"),
+        tattach(0, "glenda", None),
+        twalk(0, 1, &[]),
+        Msg::Tcreate {
+            fid: 1,
+            name: "d9".into(),
+            perm: dm::DIR | 0o750,
+            mode: om::READ,
+        },
+        twalk(0, 2, &["d9"]),
+        Msg::Tcreate {
+            fid: 2,
+            name: "f".into(),
+            perm: 0o666,
+            mode: om::WRITE,
+        },
+        Msg::Tstat { fid: 2 },
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(p2000)));
+    match &r[6].msg {
+        Msg::Rstat { stat } => assert_eq!(stat.mode & 0o777, 0o640),
+        other => panic!("{other:?}"),
+    }
+    let linux = vec![
+        tversion("9P2000.L"),
+        tattach(0, "", Some(1000)),
+        Msg::Tmkdir {
+            dfid: 0,
+            name: "dl".into(),
+            mode: 0o700,
+            gid: 1000,
+        },
+        twalk(0, 1, &["dl"]),
+        tlcreate(1, "f", lflags::RDWR, 0o666, 1000),
+        tgetattr(1),
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(linux)));
+    assert_eq!(mode_gid(&r[5].msg).0, 0o666);
+}
