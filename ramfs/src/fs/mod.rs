@@ -28,6 +28,7 @@ mod node;
 mod perm;
 mod setid;
 mod users;
+mod users_file;
 
 #[cfg(test)]
 mod tests;
@@ -52,6 +53,7 @@ use memory::Memory;
 use node::{Content, Directory, Node};
 use users::Users;
 pub use users::USER_NAME_MAX;
+pub use users_file::{UserEntry, UsersFile, UsersFileError};
 
 /// Longest name of a directory entry, in bytes (Linux's `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -83,8 +85,13 @@ pub struct Fs {
 impl Fs {
     /// A tree with an empty root directory, mode 0777, owned by `config.owner`.
     pub fn new(config: Config) -> Fs {
+        Fs::with_users(config, &UsersFile::default())
+    }
+
+    /// A tree whose users and groups start as a users file says.
+    pub fn with_users(config: Config, users: &UsersFile) -> Fs {
         Fs {
-            tree: Mutex::new(Tree::new(config)),
+            tree: Mutex::new(Tree::with_users(config, users)),
         }
     }
 
@@ -306,8 +313,14 @@ fn content_cost(content: &Content) -> u64 {
 }
 
 impl Tree {
+    #[cfg(test)]
     fn new(config: Config) -> Tree {
+        Tree::with_users(config, &UsersFile::default())
+    }
+
+    fn with_users(config: Config, file: &UsersFile) -> Tree {
         let mut users = Users::default();
+        users.load(file);
         let owner = users.id_of(&config.owner);
         let now = config.clock.now();
         let root = 1;
@@ -431,7 +444,12 @@ impl Tree {
     }
 
     fn may(&self, cred: &Cred, n: &Node, want: u32) -> bool {
-        cred.may(n.uid, n.gid, n.perm, want, n.is_dir())
+        cred.may_as(n.uid, self.in_group(cred, n.gid), n.perm, want, n.is_dir())
+    }
+
+    /// True if the caller is in group `gid`: its own, or one the users file lists it in.
+    fn in_group(&self, cred: &Cred, gid: u32) -> bool {
+        cred.gid == gid || self.users.is_member(cred.uid, gid)
     }
 
     /// The access a caller needs in a directory to change its entries: Plan 9 asks for
@@ -1085,7 +1103,7 @@ impl Tree {
             }
         }
         if let Some(gid) = set.gid {
-            let allowed = cred.skips_checks() || (cred.uid == n.uid && gid == cred.gid);
+            let allowed = cred.skips_checks() || (cred.uid == n.uid && self.in_group(cred, gid));
             if gid != n.gid && !allowed {
                 return Err(Error::NotPermitted);
             }
@@ -1216,7 +1234,7 @@ impl Tree {
                     Some(gid) => (gid, None),
                     None => (self.users.number_for_new(gname), Some(gname.as_str())),
                 };
-                if gid != cred.gid && !cred.is_privileged() {
+                if !self.in_group(cred, gid) && !cred.is_privileged() {
                     return Err(Error::NotInGroup);
                 }
                 if register.is_some() {

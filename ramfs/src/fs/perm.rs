@@ -79,13 +79,19 @@ impl Cred {
     /// True if the caller may use `want` (`access::*` bits) on a file with this owner,
     /// group and permission bits (`0o777` part).
     pub fn may(&self, uid: u32, gid: u32, perm: u32, want: u32, is_dir: bool) -> bool {
+        self.may_as(uid, self.gid == gid, perm, want, is_dir)
+    }
+
+    /// [`Cred::may`] for a caller that is (`in_group`) or is not in the file's group,
+    /// as the tree knows from its users file.
+    pub fn may_as(&self, uid: u32, in_group: bool, perm: u32, want: u32, is_dir: bool) -> bool {
         let owner = (perm >> 6) & 7;
         let group = (perm >> 3) & 7;
         let other = perm & 7;
         match self.style {
             PermStyle::Plan9 => {
                 let mut have = other;
-                if self.gid == gid {
+                if in_group {
                     have |= group;
                 }
                 if self.uid == uid {
@@ -102,7 +108,7 @@ impl Cred {
                 }
                 let have = if self.uid == uid {
                     owner
-                } else if self.gid == gid {
+                } else if in_group {
                     group
                 } else {
                     other

@@ -150,3 +150,55 @@ fn a_client_checked_caller_passes_group_and_owner_checks() {
     t.setattr(&checked, f, chgrp).unwrap();
     assert_eq!(perm(&t, f), 0o755);
 }
+
+const USERS: &str = "1001:alice::\n1002:staff:alice:\n1003:bob::\n100:glenda::\n101:sys::glenda\n";
+
+fn tree_with_users() -> Tree {
+    Tree::with_users(
+        Config {
+            memory_limit: 64 << 20,
+            owner: "adm".into(),
+            clock: Clock::Fixed(1_000_000),
+        },
+        &UsersFile::parse(USERS).unwrap(),
+    )
+}
+
+#[test]
+fn a_users_file_makes_group_members_posix() {
+    let mut t = tree_with_users();
+    let root = t.root();
+    let su = posix(&mut t, 0);
+    let (alice, bob) = (posix(&mut t, 1001), posix(&mut t, 1003));
+    let g = file(&mut t, &su, root, "g", 0o640);
+    let to_staff = SetAttrs {
+        gid: Some(1002),
+        ..Default::default()
+    };
+    t.setattr(&su, g, to_staff).unwrap();
+    assert_eq!(t.check_access(&alice, g, access::READ), Ok(true));
+    assert_eq!(t.check_access(&bob, g, access::READ), Ok(false));
+    let a = file(&mut t, &alice, root, "a", 0o644);
+    t.setattr(&alice, a, to_staff).unwrap();
+    assert_eq!(t.attr(a).unwrap().gid, 1002);
+    let b = file(&mut t, &bob, root, "b", 0o644);
+    assert_eq!(t.setattr(&bob, b, to_staff), Err(Error::NotPermitted));
+}
+
+#[test]
+fn a_users_file_makes_group_members_plan9() {
+    let mut t = tree_with_users();
+    let root = t.root();
+    let glenda = t.cred_for_name("glenda").unwrap();
+    assert_eq!(glenda.uid, 100, "the file's number");
+    let other = t.cred_for_name("other").unwrap();
+    let to_sys = || Wstat {
+        gid: Some("sys".into()),
+        ..Default::default()
+    };
+    let f = file(&mut t, &glenda, root, "f", 0o640);
+    t.wstat(&glenda, f, to_sys()).unwrap();
+    assert_eq!(t.user_name(t.attr(f).unwrap().gid), "sys");
+    let o = file(&mut t, &other, root, "o", 0o640);
+    assert_eq!(t.wstat(&other, o, to_sys()), Err(Error::NotInGroup));
+}

@@ -218,3 +218,32 @@ fn the_create_mask_is_plan9s_in_9p2000_and_the_clients_in_9p2000l() {
     let (r, _) = serve_bytes(&s, &bytes_of(&tagged(linux)));
     assert_eq!(mode_gid(&r[5].msg).0, 0o666);
 }
+
+/// `--users`: without a root attach the server judges groups, and a users file tells
+/// it who is in which.
+#[test]
+fn a_users_file_lets_the_server_judge_group_members() {
+    let fs = Arc::new(Fs::with_users(
+        Config {
+            memory_limit: 64 << 20,
+            owner: "adm".into(),
+            clock: Clock::Fixed(1_700_000_000),
+        },
+        &crate::fs::UsersFile::parse("1001:alice::\n1002:staff:alice:\n1003:bob::").unwrap(),
+    ));
+    let s = Server::new(fs, ServerConfig::default());
+    let msgs = vec![
+        tversion("9P2000.L"),
+        tattach(0, "", Some(1001)),
+        tattach(1, "", Some(1003)),
+        twalk(0, 2, &[]),
+        tlcreate(2, "a", lflags::RDWR, 0o640, 1001),
+        tsetattr(2, setattr::GID, 0, 1002, 0),
+        twalk(1, 3, &[]),
+        tlcreate(3, "b", lflags::RDWR, 0o640, 1003),
+        tsetattr(3, setattr::GID, 0, 1002, 0),
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(msgs)));
+    assert_eq!(r[5].msg, Msg::Rsetattr, "alice is in staff");
+    assert_eq!(rlerror(&r[8].msg), errno::EPERM, "bob is not");
+}
