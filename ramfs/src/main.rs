@@ -256,7 +256,7 @@ mod tests {
         std::fs::write(&path, "1001:alice::\n1002:staff:alice:bob\n").expect("write");
         let e = read_users(&path).expect_err("unknown member");
         assert!(e.ends_with("line 2: \"bob\" is not a listed user"), "{e}");
-        std::fs::write(&path, "1001:alice::\n1002:staff:alice:\n").expect("write");
+        std::fs::write(&path, "1001:alice::\n1002:staff::alice\n").expect("write");
         assert_eq!(read_users(&path).expect("good file").entries.len(), 2);
         let c = Cli::try_parse_from(["ramfs", "--stdio", "--users", "/x"]).expect("valid");
         assert_eq!(c.users.as_deref(), Some(std::path::Path::new("/x")));

@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn a_users_file_gives_numbers_and_groups() {
         let mut u = Users::default();
-        u.load(&UsersFile::parse("1001:alice::\n1002:staff:alice:\n7:bob::").unwrap());
+        u.load(&UsersFile::parse("1001:alice::\n1002:staff::alice\n7:bob::").unwrap());
         assert_eq!(u.id_of("alice"), 1001);
         assert_eq!(u.name_of(7), "bob");
         assert_eq!(u.id_of("root"), 0);

@@ -4,8 +4,10 @@
 //! One line a user, `id:name:leader:members`: `id` is the number 9P2000.L clients use
 //! for the name (as uid and as gid: Plan 9 users and groups share one namespace, so the
 //! user alice is also the group alice), `leader` is empty or a listed name, `members`
-//! a comma-separated list of listed names. The leader counts as a member. Blank lines
-//! and lines starting with `#` are ignored.
+//! a comma-separated list of listed names. A user is in its own group and in those that
+//! list it as a member; the leader is checked but has no other meaning here (in Plan 9
+//! it administers the group, which ramfs has no requests for). Blank lines and lines
+//! starting with `#` are ignored.
 //!
 //! Neither 9P dialect carries a caller's groups, so without a users file a caller is in
 //! no group but its own; with one, a file's group bits apply to the group's members in
@@ -130,7 +132,7 @@ impl UsersFile {
         let mut groups: HashMap<u32, HashSet<u32>> = HashMap::new();
         for e in &self.entries {
             let set = groups.entry(e.id).or_default();
-            for m in e.leader.iter().chain(&e.members) {
+            for m in &e.members {
                 if let Some(&uid) = id.get(m.as_str()) {
                     set.insert(uid);
                 }
@@ -149,20 +151,20 @@ mod tests {
 1001:alice:alice:
 1003:bob::
 1002:staff:alice:bob, alice
+1004:ops:alice:
 0:root::
 ";
 
     #[test]
     fn parses_users_and_groups() {
         let f = UsersFile::parse(FILE).unwrap();
-        assert_eq!(f.entries.len(), 4);
+        assert_eq!(f.entries.len(), 5);
         assert_eq!(f.entries[2].name, "staff");
         assert_eq!(f.entries[2].leader.as_deref(), Some("alice"));
         assert_eq!(f.entries[2].members, ["bob", "alice"]);
         let g = f.memberships();
         assert_eq!(g[&1002], HashSet::from([1001, 1003]));
-        assert_eq!(g[&1001], HashSet::from([1001]), "a leader is a member");
-        assert!(g[&1003].is_empty());
+        assert!(g[&1001].is_empty(), "leading a group is not being in it");
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn a_client_checked_caller_passes_group_and_owner_checks() {
     assert_eq!(perm(&t, f), 0o755);
 }
 
-const USERS: &str = "1001:alice::\n1002:staff:alice:\n1003:bob::\n100:glenda::\n101:sys::glenda\n";
+const USERS: &str = "1001:alice::\n1002:staff::alice\n1003:bob::\n100:glenda::\n101:sys::glenda\n";
 
 fn tree_with_users() -> Tree {
     Tree::with_users(

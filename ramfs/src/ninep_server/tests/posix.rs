@@ -229,7 +229,7 @@ fn a_users_file_lets_the_server_judge_group_members() {
             owner: "adm".into(),
             clock: Clock::Fixed(1_700_000_000),
         },
-        &crate::fs::UsersFile::parse("1001:alice::\n1002:staff:alice:\n1003:bob::").unwrap(),
+        &crate::fs::UsersFile::parse("1001:alice::\n1002:staff:bob:alice\n1003:bob::").unwrap(),
     ));
     let s = Server::new(fs, ServerConfig::default());
     let msgs = vec![
