@@ -46,7 +46,6 @@ pub use locks::{
 pub use memory::NODE_COST;
 pub use node::{FileType, NodeId, SpecialKind, FIRST_SEQ};
 pub use perm::{access, plan9_create_perm, Cred, PermStyle};
-pub use setid::{S_ISGID, S_ISUID};
 
 use crate::error::{Error, Result};
 use memory::Memory;
