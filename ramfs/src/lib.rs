@@ -25,8 +25,12 @@
 //! from a client is at most 255 bytes (longer: "File name too long" / `ENAMETOOLONG`
 //! at attach) and its registration counts against the memory limit; a refused wstat
 //! registers no group. 9P2000 uses Plan 9's permission rules (no
-//! superuser, a user's group is the group of the same name); 9P2000.L uses POSIX rules
-//! with uid 0 privileged. The root directory belongs to `--owner` (default "ramfs") and
+//! superuser, a user is in the group of the same name and in those a `--users` file
+//! lists it in); 9P2000.L uses POSIX rules with uid 0 privileged and the same groups,
+//! except that after a root attach the connection's other users are judged by the
+//! client, which knows their groups (diod's rule, `ninep_server::client_checks`).
+//! Writes, truncations and chowns by anyone but uid 0 clear set-id bits; a
+//! `Tsetattr` size through a fid opened for writing is not checked again. The root directory belongs to `--owner` (default "ramfs") and
 //! has mode 0777, so a Linux 9P2000 mount (which attaches as "nobody") can create files.
 //!
 //! **Plan 9 rules (9P2000).** qid.path is unique and never reused; qid.vers changes with
