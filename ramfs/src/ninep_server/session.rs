@@ -376,7 +376,15 @@ impl<'a> Session<'a> {
     }
 
     fn walk(&mut self, fid: u32, newfid: u32, wnames: &[String]) -> Result<Msg> {
-        let f = self.unopened_fid(fid)?;
+        let f = self.fid(fid)?;
+        // Plan 9 walks no open fid (walk(5)). Linux's 9P2000.L client clones fids it has
+        // opened (under cache=loose, to open a hard link's other name), as diod and
+        // QEMU allow; the new fid starts unopened. A walk onto itself would drop the
+        // open, so that stays refused.
+        let may_walk_open = self.dialect == Some(Dialect::L) && newfid != fid;
+        if f.xattr.is_some() || (f.open.is_some() && !may_walk_open) {
+            return Err(Error::BadFidUse);
+        }
         let (start, cred) = (f.node, f.cred.clone());
         if newfid != fid {
             self.check_new_fid(newfid)?;

@@ -247,3 +247,44 @@ fn a_users_file_lets_the_server_judge_group_members() {
     assert_eq!(r[5].msg, Msg::Rsetattr, "alice is in staff");
     assert_eq!(rlerror(&r[8].msg), errno::EPERM, "bob is not");
 }
+
+/// Linux's client under cache=loose clones an open fid (opening a hard link's other
+/// name did `Twalk` from the fid it had just opened, and got EBADF): 9P2000.L allows
+/// it, 9P2000 does not (walk(5)), and neither lets an open fid walk onto itself.
+#[test]
+fn an_open_fid_may_be_cloned_in_9p2000l_only() {
+    let s = server();
+    let linux = vec![
+        tversion("9P2000.L"),
+        tattach(0, "", Some(1000)),
+        twalk(0, 1, &[]),
+        tlcreate(1, "f", lflags::RDWR, 0o644, 1000),
+        twalk(1, 2, &[]),
+        Msg::Tlopen {
+            fid: 2,
+            flags: lflags::RDONLY,
+        },
+        twalk(1, 1, &[]),
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(linux)));
+    assert_eq!(r[4].msg, Msg::Rwalk { wqids: vec![] });
+    assert!(
+        matches!(r[5].msg, Msg::Rlopen { .. }),
+        "the clone is unopened"
+    );
+    assert_eq!(rlerror(&r[6].msg), errno::EBADF);
+    let p2000 = vec![
+        tversion("9P2000"),
+        tattach(0, "glenda", None),
+        twalk(0, 1, &[]),
+        Msg::Tcreate {
+            fid: 1,
+            name: "g".into(),
+            perm: 0o644,
+            mode: om::RDWR,
+        },
+        twalk(1, 2, &[]),
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&tagged(p2000)));
+    assert!(matches!(r[4].msg, Msg::Rerror { .. }), "{:?}", r[4]);
+}
