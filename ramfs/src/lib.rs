@@ -46,7 +46,8 @@
 //! getdents says for a buffer too small) rather than return the empty reply that means
 //! the end. Records are at most 1069 bytes, since names are at most 255.
 //!
-//! **Linux rules (9P2000.L).** getattr/setattr with the valid masks; readdir returns
+//! **Linux rules (9P2000.L).** An open fid may be walked to a new fid (Linux's client
+//! clones open fids under cache=loose; the clone is not open); getattr/setattr with the valid masks; readdir returns
 //! "." and ".." and then the entries, each with a per-directory sequence number as its
 //! offset cookie, so a listing continues correctly while the directory changes (a
 //! count too small for the next entry is `EINVAL`, not an empty reply);
