@@ -47,8 +47,8 @@
 //! the end. Records are at most 1069 bytes, since names are at most 255.
 //!
 //! **Linux rules (9P2000.L).** An open fid may be walked to a new fid (Linux's client
-//! clones open fids under cache=loose; the clone is not open); getattr/setattr with the valid masks; readdir returns
-//! "." and ".." and then the entries, each with a per-directory sequence number as its
+//! clones open fids under cache=loose; the clone is not open); getattr/setattr with the
+//! valid masks; readdir returns "." and ".." and then the entries, each with a per-directory sequence number as its
 //! offset cookie, so a listing continues correctly while the directory changes (a
 //! count too small for the next entry is `EINVAL`, not an empty reply);
 //! symlinks, hard links, rename/renameat/unlinkat, mknod (fifos, sockets, devices);
