@@ -48,9 +48,10 @@
 //!
 //! **Linux rules (9P2000.L).** An open fid may be walked to a new fid (Linux's client
 //! clones open fids under cache=loose; the clone is not open); getattr/setattr with the
-//! valid masks; readdir returns "." and ".." and then the entries, each with a per-directory sequence number as its
-//! offset cookie, so a listing continues correctly while the directory changes (a
-//! count too small for the next entry is `EINVAL`, not an empty reply);
+//! valid masks; readdir returns "." and ".." and then the entries, each with a
+//! per-directory sequence number as its offset cookie, so a listing continues correctly
+//! while the directory changes (a count too small for the next entry is `EINVAL`, not
+//! an empty reply);
 //! symlinks, hard links, rename/renameat/unlinkat, mknod (fifos, sockets, devices);
 //! statfs reports the memory limit in 4 KiB blocks; POSIX record locks per file, owned
 //! by (connection, client_id, proc_id), never blocking (a conflict answers
