@@ -26,8 +26,12 @@
 //! from a client is at most 255 bytes (longer: "File name too long" / `ENAMETOOLONG`
 //! at attach) and its registration counts against the memory limit; a refused wstat
 //! registers no group. 9P2000 uses Plan 9's permission rules (no
-//! superuser, a user's group is the group of the same name); 9P2000.L uses POSIX rules
-//! with uid 0 privileged. The root directory belongs to `--owner` (default "ramfs") and
+//! superuser, a user is in the group of the same name and in those a `--users` file
+//! lists it in); 9P2000.L uses POSIX rules with uid 0 privileged and the same groups,
+//! except that after a root attach the connection's other users are judged by the
+//! client, which knows their groups (diod's rule, `ninep_server::client_checks`).
+//! Writes, truncations and chowns by anyone but uid 0 clear set-id bits; a
+//! `Tsetattr` size through a fid opened for writing is not checked again. The root directory belongs to `--owner` (default "ramfs") and
 //! has mode 0777, so a Linux 9P2000 mount (which attaches as "nobody") can create files.
 //!
 //! **Who may attach.** An attach name is a claim, checked against what the transport
@@ -50,10 +54,12 @@
 //! getdents says for a buffer too small) rather than return the empty reply that means
 //! the end. Records are at most 1069 bytes, since names are at most 255.
 //!
-//! **Linux rules (9P2000.L).** getattr/setattr with the valid masks; readdir returns
-//! "." and ".." and then the entries, each with a per-directory sequence number as its
-//! offset cookie, so a listing continues correctly while the directory changes (a
-//! count too small for the next entry is `EINVAL`, not an empty reply);
+//! **Linux rules (9P2000.L).** An open fid may be walked to a new fid (Linux's client
+//! clones open fids under cache=loose; the clone is not open); getattr/setattr with the
+//! valid masks; readdir returns "." and ".." and then the entries, each with a
+//! per-directory sequence number as its offset cookie, so a listing continues correctly
+//! while the directory changes (a count too small for the next entry is `EINVAL`, not
+//! an empty reply);
 //! symlinks, hard links, rename/renameat/unlinkat, mknod (fifos, sockets, devices);
 //! statfs reports the memory limit in 4 KiB blocks; POSIX record locks per file, owned
 //! by (connection, client_id, proc_id), never blocking (a conflict answers

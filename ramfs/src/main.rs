@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{ArgGroup, CommandFactory, Parser};
 
-use ramfs::fs::{Clock, Config, Fs, USER_NAME_MAX};
+use ramfs::fs::{Clock, Config, Fs, UsersFile, USER_NAME_MAX};
 use ramfs::ninep_server::{AttachRule, ConnectionEnd, Server, ServerConfig};
 use ramfs::transport::{self, Connection, ListenAddr, Listener};
 
@@ -79,6 +79,11 @@ struct Cli {
     /// Owner and group of the root directory (mode 0777, so any user can create).
     #[arg(long, value_name = "NAME", default_value = "ramfs", value_parser = parse_owner)]
     owner: String,
+
+    /// Users, their numbers and their groups, in Plan 9's /adm/users form: lines of
+    /// id:name:leader:members. Without it a caller is in no group but its own.
+    #[arg(long, value_name = "FILE")]
+    users: Option<std::path::PathBuf>,
 
     /// Log one line per 9P message to standard error (like Plan 9's chatty9p).
     #[arg(long)]
@@ -223,15 +228,29 @@ fn serve_scheme(fs: Arc<Fs>, name: String) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads and checks a users file.
+fn read_users(path: &std::path::Path) -> Result<UsersFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    UsersFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn run(cli: Cli) -> Result<(), RunError> {
     if let Some(addr) = &cli.listen {
         check_exposure(addr, cli.allow_remote)?;
     }
-    let fs = Arc::new(Fs::new(Config {
-        memory_limit: cli.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
-        owner: cli.owner,
-        clock: cli.epoch.map_or(Clock::System, Clock::Fixed),
-    }));
+    let users = match &cli.users {
+        Some(path) => read_users(path)?,
+        None => UsersFile::default(),
+    };
+    let fs = Arc::new(Fs::with_users(
+        Config {
+            memory_limit: cli.max_memory.unwrap_or(DEFAULT_MAX_MEMORY),
+            owner: cli.owner,
+            clock: cli.epoch.map_or(Clock::System, Clock::Fixed),
+        },
+        &users,
+    ));
     // Off Redox `main` has refused --scheme already.
     #[cfg(target_os = "redox")]
     if let Some(name) = cli.scheme {
@@ -306,6 +325,21 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn users_files_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("users");
+        let e = read_users(&path).expect_err("missing file");
+        assert!(e.starts_with("cannot read"), "{e}");
+        std::fs::write(&path, "1001:alice::\n1002:staff:alice:bob\n").expect("write");
+        let e = read_users(&path).expect_err("unknown member");
+        assert!(e.ends_with("line 2: \"bob\" is not a listed user"), "{e}");
+        std::fs::write(&path, "1001:alice::\n1002:staff::alice\n").expect("write");
+        assert_eq!(read_users(&path).expect("good file").entries.len(), 2);
+        let c = Cli::try_parse_from(["ramfs", "--stdio", "--users", "/x"]).expect("valid");
+        assert_eq!(c.users.as_deref(), Some(std::path::Path::new("/x")));
     }
 
     #[test]

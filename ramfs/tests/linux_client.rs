@@ -7,8 +7,11 @@
 //! `tests/v9fs/workload.sh` (mkdir, create, write and read back, ls -l, rename, rm,
 //! truncate, chmod, symlinks, a static binary copied onto the mount and run from it,
 //! locks, and `fsx.c`, a seeded random read/write/truncate run checked against a model
-//! and a local copy) and unmounts. Each step prints one OK/FAIL line. Then ramfs, which
-//! serves that single connection, must exit 0 within a deadline.
+//! and a local copy; in 9P2000.L also `tests/v9fs/posix.sh`, the POSIX cases pjdfstest
+//! found, by root and by two users through `su`) and unmounts. Each step prints one
+//! OK/FAIL line. Then ramfs, which serves that single connection, must exit 0 within a
+//! deadline. A third run mounts 9P2000.L with `cache=loose` and runs only posix.sh:
+//! there the kernel itself asks to clear set-id bits before another user's write.
 //!
 //! The first run installs qemu-system-x86, busybox-static, cpio and gcc if missing and
 //! keeps the kernel under `$RAMFS_V9FS_CACHE` (default /tmp/ramfs-v9fs-cache). When the
@@ -73,7 +76,28 @@ fn fsx_seed() -> u64 {
     }
 }
 
+/// How the guest mounts and what it runs.
+struct Guest<'a> {
+    version: &'a str,
+    /// Extra mount options (`-o`).
+    options: Option<&'a str>,
+    /// Only posix.sh's steps (`-p`).
+    posix_only: bool,
+}
+
 fn run_dialect(version: &str) {
+    run_guest(Guest {
+        version,
+        options: None,
+        posix_only: false,
+    });
+}
+
+fn run_guest(g: Guest<'_>) {
+    let version = &match g.options {
+        Some(o) => format!("{} -o {o}", g.version),
+        None => g.version.to_owned(),
+    };
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = common::ScratchDir::new("v9fs");
     let sock = scratch.path().join("9p.sock");
@@ -99,13 +123,17 @@ fn run_dialect(version: &str) {
 
     let seed = fsx_seed();
     let ops = std::env::var("RAMFS_FSX_OPS").unwrap_or_else(|_| "300".into());
-    eprintln!("{version}: fsx seed {seed} ops {ops} (RAMFS_FSX_SEED={seed} repeats it)");
+    if !g.posix_only {
+        eprintln!("{version}: fsx seed {seed} ops {ops} (RAMFS_FSX_SEED={seed} repeats it)");
+    }
     let script = common::crate_dir().join("tests/v9fs/run-guest.sh");
     let console_path = scratch.path().join("console.log");
     let console = std::fs::File::create(&console_path).expect("console file");
     let mut guest = Command::new("bash")
         .arg(&script)
-        .args(["-v", version, "-s", &seed.to_string(), "-n", &ops])
+        .args(["-v", g.version, "-s", &seed.to_string(), "-n", &ops])
+        .args(g.options.map(|o| ["-o", o]).into_iter().flatten())
+        .args(g.posix_only.then_some("-p"))
         .args(["-T", &(GUEST_LIMIT.as_secs() - 30).to_string()])
         .arg(format!("unix:{}", sock.display()))
         .stdin(Stdio::null())
@@ -184,6 +212,15 @@ fn linux_v9fs_9p2000() {
 #[test]
 fn linux_v9fs_9p2000_l() {
     run_dialect("9p2000.L");
+}
+
+#[test]
+fn linux_v9fs_9p2000_l_cache_loose_posix() {
+    run_guest(Guest {
+        version: "9p2000.L",
+        options: Some("cache=loose"),
+        posix_only: true,
+    });
 }
 
 #[test]

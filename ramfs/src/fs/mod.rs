@@ -26,7 +26,9 @@ mod locks;
 mod memory;
 mod node;
 mod perm;
+mod setid;
 mod users;
+mod users_file;
 
 #[cfg(test)]
 mod tests;
@@ -50,6 +52,7 @@ use memory::Memory;
 use node::{Content, Directory, Node};
 use users::Users;
 pub use users::USER_NAME_MAX;
+pub use users_file::{UserEntry, UsersFile, UsersFileError};
 
 /// Longest name of a directory entry, in bytes (Linux's `NAME_MAX`).
 pub const NAME_MAX: usize = 255;
@@ -81,8 +84,13 @@ pub struct Fs {
 impl Fs {
     /// A tree with an empty root directory, mode 0777, owned by `config.owner`.
     pub fn new(config: Config) -> Fs {
+        Fs::with_users(config, &UsersFile::default())
+    }
+
+    /// A tree whose users and groups start as a users file says.
+    pub fn with_users(config: Config, users: &UsersFile) -> Fs {
         Fs {
-            tree: Mutex::new(Tree::new(config)),
+            tree: Mutex::new(Tree::with_users(config, users)),
         }
     }
 
@@ -189,6 +197,10 @@ pub struct SetAttrs {
     pub size: Option<u64>,
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
+    /// The request came through a descriptor opened for writing (`ftruncate(2)`): a
+    /// size change needs no write permission now, the open was granted it. (A file
+    /// created with mode 0 and opened read-write can be truncated.)
+    pub opened_for_write: bool,
 }
 
 /// The mode part of a Plan 9 wstat.
@@ -300,8 +312,14 @@ fn content_cost(content: &Content) -> u64 {
 }
 
 impl Tree {
+    #[cfg(test)]
     fn new(config: Config) -> Tree {
+        Tree::with_users(config, &UsersFile::default())
+    }
+
+    fn with_users(config: Config, file: &UsersFile) -> Tree {
         let mut users = Users::default();
+        users.load(file);
         let owner = users.id_of(&config.owner);
         let now = config.clock.now();
         let root = 1;
@@ -430,7 +448,12 @@ impl Tree {
     }
 
     fn may(&self, cred: &Cred, n: &Node, want: u32) -> bool {
-        cred.may(n.uid, n.gid, n.perm, want, n.is_dir())
+        cred.may_as(n.uid, self.in_group(cred, n.gid), n.perm, want, n.is_dir())
+    }
+
+    /// True if the caller is in group `gid`: its own, or one the users file lists it in.
+    fn in_group(&self, cred: &Cred, gid: u32) -> bool {
+        cred.gid == gid || self.users.is_member(cred.uid, gid)
     }
 
     /// The access a caller needs in a directory to change its entries: Plan 9 asks for
@@ -438,7 +461,7 @@ impl Tree {
     fn dir_write_access(cred: &Cred) -> u32 {
         match cred.style {
             PermStyle::Plan9 => access::WRITE,
-            PermStyle::Posix => access::WRITE | access::EXEC,
+            PermStyle::Posix | PermStyle::ClientChecked => access::WRITE | access::EXEC,
         }
     }
 
@@ -694,6 +717,7 @@ impl Tree {
         let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
         self.memory.reserve(bytes)?;
         f.write(offset, data);
+        n.perm = setid::after_write(n.perm, cred);
         n.touch_modify(now);
         n.muid = cred.uid;
         Ok(count)
@@ -1078,16 +1102,22 @@ impl Tree {
     /// Changes attributes by POSIX rules (9P2000.L Tsetattr): all or nothing.
     pub fn setattr(&mut self, cred: &Cred, id: NodeId, set: SetAttrs) -> Result<()> {
         let n = self.node(id)?;
-        if set.perm.is_some() && !cred.owns(n.uid) {
-            return Err(Error::NotPermitted);
+        if let Some(p) = set.perm {
+            // Clearing set-id bits is what Linux's client asks itself before someone
+            // else's write: a writer may do that much.
+            let clears = setid::only_clears_setid(n.perm, p & 0o7777)
+                && (set.opened_for_write || self.may(cred, n, access::WRITE));
+            if !cred.owns(n.uid) && !clears {
+                return Err(Error::NotPermitted);
+            }
         }
         if let Some(uid) = set.uid {
-            if uid != n.uid && !cred.is_privileged() {
+            if uid != n.uid && !cred.skips_checks() {
                 return Err(Error::NotPermitted);
             }
         }
         if let Some(gid) = set.gid {
-            let allowed = cred.is_privileged() || (cred.uid == n.uid && gid == cred.gid);
+            let allowed = cred.skips_checks() || (cred.uid == n.uid && self.in_group(cred, gid));
             if gid != n.gid && !allowed {
                 return Err(Error::NotPermitted);
             }
@@ -1101,7 +1131,7 @@ impl Tree {
             if size > MAX_FILE_SIZE {
                 return Err(Error::FileTooBig);
             }
-            if !self.may(cred, n, access::WRITE) {
+            if !set.opened_for_write && !self.may(cred, n, access::WRITE) {
                 return Err(Error::PermissionDenied);
             }
         }
@@ -1132,6 +1162,12 @@ impl Tree {
         }
         if let Some(gid) = set.gid {
             n.gid = gid;
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            n.perm = setid::after_chown(n.perm, n.is_dir(), cred);
+        }
+        if set.size.is_some() {
+            n.perm = setid::after_write(n.perm, cred);
         }
         let at = |t: TimeSet| match t {
             TimeSet::Now => now,
@@ -1212,7 +1248,7 @@ impl Tree {
                     Some(gid) => (gid, None),
                     None => (self.users.number_for_new(gname), Some(gname.as_str())),
                 };
-                if gid != cred.gid && !cred.is_privileged() {
+                if !self.in_group(cred, gid) && !cred.is_privileged() {
                     return Err(Error::NotInGroup);
                 }
                 if register.is_some() {

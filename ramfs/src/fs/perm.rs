@@ -5,6 +5,17 @@
 //! add up (other, then group, then owner bits are OR-ed, as lib9p's `hasperm` does).
 //! POSIX (9P2000.L sessions) numbers users: only the first matching class counts, and
 //! uid 0 may do anything except execute a file that has no execute bit at all.
+//!
+//! A third style is POSIX with the checks left to the client ([`PermStyle::ClientChecked`]):
+//! 9P2000.L carries a caller's uid but not its groups, so the server cannot judge a group
+//! member; a kernel client that root mounted has judged it already (Linux's v9fs runs
+//! the VFS permission checks, `in_group_p` included, before it sends a request). Such a
+//! caller passes every access and ownership check here, as diod's callers do on a
+//! connection root attached (diod raises `CAP_DAC_OVERRIDE`, `CAP_CHOWN` and
+//! `CAP_FOWNER` for them). It is not privileged otherwise: its writes and chowns still
+//! clear set-id bits (see [`super::setid`]), as diod's host kernel does without
+//! `CAP_FSETID`. Which callers get it is the 9P server's decision
+//! (`ninep_server::client_checks`).
 
 /// Access wanted from a file, as permission bits of one class.
 pub mod access {
@@ -23,6 +34,9 @@ pub enum PermStyle {
     Plan9,
     /// POSIX: the first matching class decides; uid 0 is privileged.
     Posix,
+    /// POSIX numbers and set-id rules, but the client has made the access and ownership
+    /// checks: the tree makes none (see the module's documentation).
+    ClientChecked,
 }
 
 /// A caller's identity. Build one with [`crate::fs::Tree::cred_for_name`] or
@@ -40,26 +54,44 @@ pub struct Cred {
 }
 
 impl Cred {
-    /// True for a POSIX caller with uid 0.
+    /// True for a caller judged by POSIX rules (numbers, set-id bits, a superuser).
+    pub fn is_posix(&self) -> bool {
+        matches!(self.style, PermStyle::Posix | PermStyle::ClientChecked)
+    }
+
+    /// True for a POSIX caller with uid 0: besides passing every check, it keeps
+    /// set-id bits where others clear them (Linux's `CAP_FSETID`).
     pub fn is_privileged(&self) -> bool {
-        self.style == PermStyle::Posix && self.uid == 0
+        self.is_posix() && self.uid == 0
+    }
+
+    /// True if the tree makes no access or ownership checks for this caller: uid 0, or a
+    /// caller whose client checked ([`PermStyle::ClientChecked`]).
+    pub fn skips_checks(&self) -> bool {
+        self.is_privileged() || self.style == PermStyle::ClientChecked
     }
 
     /// True if the caller owns a file with owner `uid`, or may act as its owner.
     pub fn owns(&self, uid: u32) -> bool {
-        self.uid == uid || self.is_privileged()
+        self.uid == uid || self.skips_checks()
     }
 
     /// True if the caller may use `want` (`access::*` bits) on a file with this owner,
     /// group and permission bits (`0o777` part).
     pub fn may(&self, uid: u32, gid: u32, perm: u32, want: u32, is_dir: bool) -> bool {
+        self.may_as(uid, self.gid == gid, perm, want, is_dir)
+    }
+
+    /// [`Cred::may`] for a caller that is (`in_group`) or is not in the file's group,
+    /// as the tree knows from its users file.
+    pub fn may_as(&self, uid: u32, in_group: bool, perm: u32, want: u32, is_dir: bool) -> bool {
         let owner = (perm >> 6) & 7;
         let group = (perm >> 3) & 7;
         let other = perm & 7;
         match self.style {
             PermStyle::Plan9 => {
                 let mut have = other;
-                if self.gid == gid {
+                if in_group {
                     have |= group;
                 }
                 if self.uid == uid {
@@ -67,15 +99,16 @@ impl Cred {
                 }
                 have & want == want
             }
-            PermStyle::Posix => {
-                if self.uid == 0 {
-                    // Root searches every directory and executes a file if anyone may.
+            PermStyle::Posix | PermStyle::ClientChecked => {
+                if self.skips_checks() {
+                    // Root searches every directory and executes a file if anyone may
+                    // (and a client that checked was asked only what it allowed).
                     let x_ok = is_dir || perm & 0o111 != 0;
                     return want & access::EXEC == 0 || x_ok;
                 }
                 let have = if self.uid == uid {
                     owner
-                } else if self.gid == gid {
+                } else if in_group {
                     group
                 } else {
                     other
@@ -145,6 +178,23 @@ mod tests {
         assert!(root.may(10, 20, 0o100, access::EXEC, false));
         assert!(root.may(10, 20, 0, access::EXEC, true));
         assert!(root.is_privileged() && !plan9(0).is_privileged());
+    }
+
+    #[test]
+    fn client_checked_passes_access_and_ownership_checks_but_is_not_privileged() {
+        let c = Cred {
+            style: PermStyle::ClientChecked,
+            ..posix(65534, 65534)
+        };
+        // Mode 0 file of someone else, in a group the caller is not in (as we know).
+        assert!(c.may(10, 20, 0, access::READ | access::WRITE, false));
+        assert!(c.may(10, 20, 0, access::EXEC, true));
+        assert!(!c.may(10, 20, 0o644, access::EXEC, false));
+        assert!(c.owns(10) && c.skips_checks());
+        assert!(!c.is_privileged() && c.is_posix());
+        // The same caller judged by the server.
+        assert!(!posix(65534, 65534).may(10, 20, 0, access::READ, false));
+        assert!(!posix(65534, 65534).owns(10));
     }
 
     #[test]

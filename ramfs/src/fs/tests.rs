@@ -1053,3 +1053,5 @@ fn record_locks_are_charged_and_client_ids_limited() {
     t.unlink(&u, root, "f", UnlinkKind::NonDir).unwrap();
     assert_eq!(t.statfs().used, 0);
 }
+
+mod posix;

@@ -12,7 +12,9 @@
 //! introduce ([`USER_NAME_MAX`]) and charges each registration against the memory limit
 //! ([`Users::registration_cost`]); names the operator gives (the owner) are free.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use super::users_file::UsersFile;
 
 /// The first number given to a new name.
 const FIRST_ASSIGNED_ID: u32 = 100_000;
@@ -31,6 +33,8 @@ pub struct Users {
     by_name: HashMap<String, u32>,
     by_id: HashMap<u32, String>,
     next_id: u32,
+    /// Group number → the numbers of its members besides itself (from a users file).
+    groups: HashMap<u32, HashSet<u32>>,
 }
 
 impl Default for Users {
@@ -39,6 +43,7 @@ impl Default for Users {
             by_name: HashMap::new(),
             by_id: HashMap::new(),
             next_id: FIRST_ASSIGNED_ID,
+            groups: HashMap::new(),
         };
         u.insert("root", 0);
         u.insert("nobody", 65534);
@@ -50,6 +55,20 @@ impl Users {
     fn insert(&mut self, name: &str, id: u32) {
         self.by_name.insert(name.to_owned(), id);
         self.by_id.insert(id, name.to_owned());
+    }
+
+    /// Registers the names and groups of a users file (its checks keep the built-in
+    /// names at their numbers); call before any other name is registered.
+    pub fn load(&mut self, file: &UsersFile) {
+        for e in &file.entries {
+            self.insert(&e.name, e.id);
+        }
+        self.groups = file.memberships();
+    }
+
+    /// True if `uid` is in group `gid`: its own, or one a users file lists it in.
+    pub fn is_member(&self, uid: u32, gid: u32) -> bool {
+        uid == gid || self.groups.get(&gid).is_some_and(|m| m.contains(&uid))
     }
 
     /// The number of a registered name.
@@ -135,5 +154,16 @@ mod tests {
         // A digit name whose number is taken gets a fresh number.
         assert_eq!(u.id_of("0"), FIRST_ASSIGNED_ID + 1);
         assert_eq!(u.id_of("007"), FIRST_ASSIGNED_ID + 2);
+    }
+
+    #[test]
+    fn a_users_file_gives_numbers_and_groups() {
+        let mut u = Users::default();
+        u.load(&UsersFile::parse("1001:alice::\n1002:staff::alice\n7:bob::").unwrap());
+        assert_eq!(u.id_of("alice"), 1001);
+        assert_eq!(u.name_of(7), "bob");
+        assert_eq!(u.id_of("root"), 0);
+        assert!(u.is_member(1001, 1002) && u.is_member(7, 7));
+        assert!(!u.is_member(7, 1002) && !u.is_member(1002, 1001));
     }
 }

@@ -246,6 +246,8 @@ impl Session<'_> {
             Msg::Tsetattr { fid, attr } => {
                 let f = self.fid(fid)?;
                 let (node, cred) = (f.node, f.cred.clone());
+                // Linux's ftruncate sends Tsetattr on the open fid.
+                let opened_for_write = f.open.as_ref().is_some_and(|o| o.mode.write);
                 let v = attr.valid;
                 let set = SetAttrs {
                     perm: (v & setattr::MODE != 0).then_some(attr.mode & 0o7777),
@@ -266,6 +268,7 @@ impl Session<'_> {
                         attr.mtime_sec,
                         attr.mtime_nsec,
                     ),
+                    opened_for_write,
                 };
                 self.fs.lock().setattr(&cred, node, set)?;
                 Ok(Msg::Rsetattr)

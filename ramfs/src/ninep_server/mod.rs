@@ -23,6 +23,7 @@
 //! the tree lock ([`crate::fs::Fs::lock`]) once, and never holds it across I/O.
 
 mod attach_rule;
+mod client_checks;
 mod input;
 mod linux;
 mod p2000;

@@ -11,6 +11,7 @@ use ninep::{
 };
 
 use super::attach_rule::{claimed_uid, AttachRule};
+use super::client_checks::ClientChecks;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use super::ServerConfig;
 use crate::error::{Error, Result};
@@ -67,6 +68,8 @@ pub(super) struct Session<'a> {
     pub fids: HashMap<u32, Fid>,
     /// Who this connection may attach as (set by the server from the transport's peer).
     pub attach_rule: AttachRule,
+    /// Whether the client's own permission checks are trusted (diod's rule).
+    pub client_checks: ClientChecks,
 }
 
 /// The qid of a node.
@@ -102,6 +105,7 @@ impl<'a> Session<'a> {
             msize: MAX_MSIZE,
             fids: HashMap::new(),
             attach_rule: AttachRule::BelieveNames,
+            client_checks: ClientChecks::default(),
         }
     }
 
@@ -349,6 +353,7 @@ impl<'a> Session<'a> {
     fn version(&mut self, msize: u32, version: &str) -> Msg {
         self.clunk_all();
         self.fs.lock().release_session_locks(self.id);
+        self.client_checks = ClientChecks::default();
         let dialect = if version == ninep::VERSION_9P2000L {
             Some(Dialect::L)
         } else if version.starts_with("9P") {
@@ -389,12 +394,14 @@ impl<'a> Session<'a> {
             }
             _ => tree.cred_for_name(uname)?,
         };
+        let cred = self.client_checks.cred_for_attach(cred);
         let mut node = tree.root();
         for name in aname.split('/').filter(|n| !n.is_empty()) {
             node = tree.lookup(&cred, node, name)?;
         }
         let qid = qid_of(&tree.attr(node)?);
-        self.bind(&mut tree, fid, node, Rc::new(cred))?;
+        self.bind(&mut tree, fid, node, Rc::new(cred.clone()))?;
+        self.client_checks.attached(&cred);
         Ok(Msg::Rattach { qid })
     }
 
@@ -415,7 +422,15 @@ impl<'a> Session<'a> {
     }
 
     fn walk(&mut self, fid: u32, newfid: u32, wnames: &[String]) -> Result<Msg> {
-        let f = self.unopened_fid(fid)?;
+        let f = self.fid(fid)?;
+        // Plan 9 walks no open fid (walk(5)). Linux's 9P2000.L client clones fids it has
+        // opened (under cache=loose, to open a hard link's other name), as diod and
+        // QEMU allow; the new fid starts unopened. A walk onto itself would drop the
+        // open, so that stays refused.
+        let may_walk_open = self.dialect == Some(Dialect::L) && newfid != fid;
+        if f.xattr.is_some() || (f.open.is_some() && !may_walk_open) {
+            return Err(Error::BadFidUse);
+        }
         let (start, cred) = (f.node, f.cred.clone());
         if newfid != fid {
             self.check_new_fid(newfid)?;

@@ -1771,3 +1771,5 @@ fn truncating_pages_mapped_elsewhere_is_refused_in_both_dialects() {
     assert!(matches!(p9.close(), ConnectionEnd::Eof));
     assert!(matches!(l.close(), ConnectionEnd::Eof));
 }
+
+mod posix;

@@ -547,9 +547,11 @@ impl SchemeSync for SchemeHandler {
             // Linux's answer for a descriptor not open for writing.
             return Err(SysError::new(EINVAL));
         }
-        // The tree refuses (ETXTBSY) to drop pages a running program has mapped.
+        // The tree refuses (ETXTBSY) to drop pages a running program has mapped. The
+        // open granted writing, so the mode does not decide again.
         let set = SetAttrs {
             size: Some(len),
+            opened_for_write: true,
             ..SetAttrs::default()
         };
         self.fs.lock().setattr(&h.cred, h.node, set).map_err(sys)

@@ -503,6 +503,15 @@ fn ftruncate_grows_and_shrinks_files_only() {
 }
 
 #[test]
+fn ftruncate_of_a_file_created_read_write_with_mode_0() {
+    // The open granted writing; the mode does not decide again (pjdfstest ftruncate/00).
+    let mut rig = Rig::new();
+    let id = rig.open(ALICE, "z", O_CREAT | O_RDWR).unwrap();
+    assert_eq!(rig.call(rig.req.ftruncate(ALICE, id, 7)), Ok(0));
+    assert_eq!(rig.read(ALICE, id, 0, 100).unwrap(), [0; 7]);
+}
+
+#[test]
 fn futimens_sets_omits_and_takes_now() {
     let mut rig = Rig::new();
     rig.file(ALICE, "f", 0o666, b"");

@@ -5,8 +5,9 @@
 # 10.0.2.100:564 to a chardev connected to the server's socket, so nothing leaves QEMU.
 #
 # usage: run-guest.sh [-v 9p2000|9p2000.L] [-o MOUNTOPTS] [-s FSX_SEED] [-n FSX_OPS]
-#                     [-T TIMEOUT_SECS] SERVER
+#                     [-T TIMEOUT_SECS] [-p] SERVER
 #   SERVER   unix:PATH or tcp:HOST:PORT, where the 9P server listens
+#   -p       run only the POSIX steps (posix.sh), e.g. under another cache mode
 # env: RAMFS_V9FS_CACHE  where the kernel and its modules are kept
 #                        (default /tmp/ramfs-v9fs-cache)
 #      RAMFS_V9FS_KERNEL_DEB  use this linux-image .deb instead of downloading one
@@ -17,12 +18,12 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${RAMFS_V9FS_CACHE:-/tmp/ramfs-v9fs-cache}
-VERSION=9p2000.L OPTS= SEED=1 OPS=300 TIMEOUT=240
-usage() { sed -n '7,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while getopts "v:o:s:n:T:h" o; do
+VERSION=9p2000.L OPTS= SEED=1 OPS=300 TIMEOUT=240 ONLY=
+usage() { sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while getopts "v:o:s:n:T:ph" o; do
   case $o in
     v) VERSION=$OPTARG ;; o) OPTS=$OPTARG ;; s) SEED=$OPTARG ;; n) OPS=$OPTARG ;;
-    T) TIMEOUT=$OPTARG ;; *) usage ;;
+    T) TIMEOUT=$OPTARG ;; p) ONLY=posix ;; *) usage ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -133,10 +134,13 @@ for applet in $(/bin/busybox --list); do
 done
 install -m 755 "$HERE/init" "$R/init"
 cp "$HERE/workload.sh" "$R/workload.sh"
+cp "$HERE/posix.sh" "$R/posix.sh"
 gcc -static -O2 -o "$R/bin/fsx" "$HERE/fsx.c"
 gcc -static -O2 -o "$R/bin/locktest" "$HERE/locktest.c"
-printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$R/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$R/etc/group"
+# posix.sh runs steps as alice (also in staff) and bob.
+printf '%s\n' root:x:0:0:root:/:/bin/sh nobody:x:65534:65534:nobody:/:/bin/false \
+  alice:x:1001:1001:alice:/:/bin/sh bob:x:1003:1003:bob:/:/bin/sh > "$R/etc/passwd"
+printf '%s\n' root:x:0: nogroup:x:65534: alice:x:1001: staff:x:1002:alice bob:x:1003: > "$R/etc/group"
 cp "$KDIR"/modules/* "$R/lib/modules/"
 (cd "$R" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 | gzip -1 > "$W/initrd")
 
@@ -146,6 +150,7 @@ KERNEL=$KDIR/vmlinuz
 APPEND="console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init ramfs_version=$VERSION"
 APPEND+=" ramfs_fsx_seed=$SEED ramfs_fsx_ops=$OPS"
 [ -n "$OPTS" ] && APPEND+=" ramfs_opts=$OPTS"
+[ -n "$ONLY" ] && APPEND+=" ramfs_only=$ONLY"
 BIOS=()
 [ -f /usr/share/qemu/qboot.rom ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
 Q=(qemu-system-x86_64 -accel tcg -machine q35 -cpu max "${BIOS[@]}" -m 256 -smp 1

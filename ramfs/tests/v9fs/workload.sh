@@ -1,7 +1,8 @@
 # File operations on the 9P mount, run by the guest's /init (busybox sh).
-# Arguments: MOUNTPOINT VERSION FSX_SEED FSX_OPS.  Prints one "RAMFS-STEP OK|FAIL name"
-# line per step and "RAMFS-STEPS ok=N fail=M" at the end; exits with the failure count.
-M=$1 VERSION=$2 FSX_SEED=$3 FSX_OPS=$4
+# Arguments: MOUNTPOINT VERSION FSX_SEED FSX_OPS [posix].  Prints one "RAMFS-STEP OK|FAIL
+# name" line per step and "RAMFS-STEPS ok=N fail=M" at the end; exits with the failure
+# count.  With "posix", only the steps of posix.sh run.
+M=$1 VERSION=$2 FSX_SEED=$3 FSX_OPS=$4 ONLY=${5:-}
 ok=0 fails=0
 step() {
   name=$1; shift
@@ -18,6 +19,15 @@ step() {
 expect() { want=$1; shift; got=$("$@" 2>&1); [ "$got" = "$want" ] || { echo "got [$got] want [$want]"; return 1; }; }
 
 D=$M/work
+if [ "$ONLY" = posix ]; then
+  step mkdir mkdir $D
+  . /posix.sh
+  step rm-r rmdir $D
+  cd /
+  step umount umount $M
+  echo "RAMFS-STEPS ok=$ok fail=$fails"
+  exit $fails
+fi
 step mkdir            mkdir $D
 step mkdir-nested     mkdir -p $D/sub/deeper
 step create           touch $D/a.txt
@@ -62,6 +72,7 @@ else
   step fsync          sh -c "dd if=/dev/zero of=$D/synced bs=4k count=4 conv=fsync 2>/dev/null"
   step locks          /bin/locktest $D/b.txt
   step statfs         df $M
+  . /posix.sh
 fi
 step fsx              sh -c "/bin/fsx -s '$FSX_SEED' -n '$FSX_OPS' -c /tmp/fsx.copy $D/fsx.dat > /tmp/fsx.out 2>&1; r=\$?; cat /tmp/fsx.out; exit \$r"
 grep '^fsx: ' /tmp/fsx.out | sed 's/^/    /'
