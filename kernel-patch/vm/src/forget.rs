@@ -31,7 +31,11 @@ impl Vm {
     /// went meanwhile) is parked, as every channel vm lets go, for
     /// [`Vm::run_parked_closes`](crate::Vm::run_parked_closes).
     pub fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
-        self.shared.forget_device(dev_type, dev)
+        let freed = self.shared.forget_device(dev_type, dev);
+        // With no lock held: frames past `Config::max_free_pages` go back now, the
+        // executable images' as well as the mount cache's.
+        self.shared.trim_free_pool();
+        freed
     }
 }
 

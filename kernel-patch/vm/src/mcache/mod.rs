@@ -263,7 +263,11 @@ impl MountCache {
     /// Frees up to `pages` mount-cache pages, least recently used file first; returns how
     /// many. ([`Vm::reclaim`] takes them too, after idle images' pages.)
     pub fn reclaim(&self, pages: usize) -> usize {
-        self.vm.shared.reclaim_mount_cache(pages)
+        let shared = &*self.vm.shared;
+        let freed = shared.reclaim_mount_cache(pages);
+        // As `Vm::reclaim` does: frames past `Config::max_free_pages` go back now.
+        shared.trim_free_pool();
+        freed
     }
 
     /// The limits the cache was built with.
