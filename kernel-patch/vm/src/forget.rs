@@ -15,7 +15,7 @@
 //! A channel the put drops is parked, never closed here.
 
 use crate::cache::ImageTable;
-use crate::image::Image;
+use crate::image::ExecImage;
 use crate::sync::{Arc, Ordering};
 use crate::vm::{Vm, VmState};
 
@@ -42,7 +42,7 @@ impl Vm {
 impl ImageTable {
     /// The image of device `(dev_type, dev)` with the smallest serial at or after `serial`,
     /// with a new reference (taken under the table lock, as attach takes its own).
-    fn next_of_device_from(&self, dev_type: u32, dev: u64, serial: u64) -> Option<Arc<Image>> {
+    fn next_of_device_from(&self, dev_type: u32, dev: u64, serial: u64) -> Option<Arc<ExecImage>> {
         let image = self
             .map
             .values()

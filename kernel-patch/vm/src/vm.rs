@@ -9,7 +9,7 @@ use crate::channel::{ImageChannel, ParkedCloses};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, FrameAllocator, PAGE_SIZE};
-use crate::image::Image;
+use crate::image::ExecImage;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
@@ -392,7 +392,7 @@ pub struct ImageStatus {
 
 /// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
 pub struct ImageRef {
-    pub(crate) image: Arc<Image>,
+    pub(crate) image: Arc<ExecImage>,
     pub(crate) vm: Vm,
 }
 

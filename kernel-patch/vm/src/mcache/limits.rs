@@ -6,30 +6,30 @@
 //! Locks: the table lock alone to choose a file, then that file's image lock alone to take
 //! its pages; frames are allocated, and freed, with no lock held.
 
+use super::McacheImage;
 use crate::cache::ImageTable;
 use crate::frame::{AllocSite, PAGE_BYTES};
-use crate::image::Image;
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, Ordering};
 use crate::vm::VmState;
 
 impl ImageTable {
     /// Removes the least recently used mount-cache file, for a new one.
-    pub(super) fn evict_lru_file(&mut self) -> Option<Arc<Image>> {
+    pub(super) fn evict_lru_file(&mut self) -> Option<Arc<McacheImage>> {
         let key = self
             .mcache
             .iter()
-            .min_by_key(|(_, image)| (image.last_use.load(Ordering::Relaxed), image.serial))
+            .min_by_key(|(_, image)| (image.kind.last_use.load(Ordering::Relaxed), image.serial))
             .map(|(key, _)| *key)?;
         self.mcache.remove(&key)
     }
 
     /// The mount-cache file next in least-recently-used order after `after`, by
     /// `(last use, serial)`, with that order key.
-    fn next_lru_file(&self, after: Option<(u64, u64)>) -> Option<(Arc<Image>, (u64, u64))> {
-        let mut best: Option<(&Arc<Image>, (u64, u64))> = None;
+    fn next_lru_file(&self, after: Option<(u64, u64)>) -> Option<(Arc<McacheImage>, (u64, u64))> {
+        let mut best: Option<(&Arc<McacheImage>, (u64, u64))> = None;
         for image in self.mcache.values() {
-            let order = (image.last_use.load(Ordering::Relaxed), image.serial);
+            let order = (image.kind.last_use.load(Ordering::Relaxed), image.serial);
             if after.is_some_and(|after| order <= after) {
                 continue;
             }
