@@ -183,17 +183,20 @@ pub struct CheckReport {
 /// - the free list holds only uncached, unreferenced pages and its count is right; no page
 ///   was freed twice; no page is loaned, nor marked as being loaded (the checker runs when
 ///   no fault does);
-/// - each image: `pgref` equals its chain population, `pgref <= refs`, the channel is present
+/// - each executable image: `pgref` equals its chain population, `pgref <= refs`, the channel is present
 ///   exactly while `refs > pgref`, it is idle exactly while `refs == pgref`, no two of its
 ///   pages share an offset, its text segments are alive;
 /// - table keys are identities and no two images share one;
-/// - each mount-cache image: in the mount cache's map under its key and marked linked, no
-///   channel, `pgref` equals its chain population and is within the per-file limit,
+/// - each mount-cache image: in the mount cache's map under its key and marked linked,
+///   `pgref` equals its chain population and is within the per-file limit,
 ///   `refs == pgref + 1`, every page at ref 0 with a page-aligned offset and a valid range
 ///   `start < end <= PAGE_SIZE`; the pages in all are within the total limit and equal the
 ///   mount cache's count; no more files than the limit; and no mount-cache file's identity
 ///   (with the version it caches) is an executable image's in the table (no double
 ///   caching; in particular a file whose channel became an image's channel is gone).
+///
+/// That a mount-cache image holds no channel, and that each map holds images of its own
+/// kind, are not checked: the types say so (see the module docs).
 ///
 /// With `segments` = every live segment (each shared segment at least once), it also checks
 /// that every page's count equals its mappings, that every image's `refs` is `pgref` plus
@@ -791,6 +794,24 @@ mod tests {
         let report = check_invariants(&vm, Some(&refs)).unwrap();
         assert_eq!((report.mcache_files, report.mcache_pages), (1, 2));
         assert_eq!(report.cached_pages, 3, "the executable image's pages apart");
+    }
+
+    #[test]
+    fn catches_a_mount_cache_image_in_the_map_marked_unlinked() {
+        let (vm, _file, _segments) = setup();
+        let (_cached, image) = cached_file(&vm);
+        // What is still checkable of a mount-cache image's own state: the map and the
+        // image's `linked` must agree.
+        image.state.lock().kind.linked = false;
+        assert_eq!(
+            check_invariants(&vm, None),
+            Err(Violation::McacheUnlinked {
+                identity: FileIdentity {
+                    version: 4,
+                    ..image.identity
+                }
+            })
+        );
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub struct Config {
     /// Pages reclaim tries to free when a page allocation finds no free page.
     pub reclaim_batch: u32,
     /// Free pages vm keeps with their frames; past this, the frames of free pages go back
-    /// to the kernel ([`FrameAllocator::free`]) when segments go away, faults end and
-    /// reclaim runs. [`Vm::shrink`] gives back the rest.
+    /// to the kernel ([`FrameAllocator::free`]) when segments go away, faults end, reclaim
+    /// runs, a device is forgotten and the mount cache frees pages (a wipe, forget,
+    /// relabel or eviction). [`Vm::shrink`] gives back the rest.
     pub max_free_pages: u32,
 }
 
