@@ -6,9 +6,7 @@
 //! before the table lock when both are needed (relabel). Entries are allocated with no lock
 //! held, and pages freed after every lock is released.
 
-use super::{CacheKey, OpenKind};
-
-use super::{McacheFile, McacheImage, McacheState};
+use super::{CacheKey, McacheFile, McacheImage, McacheState, OpenKind};
 use crate::file::FileIdentity;
 use crate::frame::AllocSite;
 use crate::image::{Image, ImageState};
