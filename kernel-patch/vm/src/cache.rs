@@ -2,7 +2,8 @@
 //! reclaim.
 //!
 //! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
-//! is a leaf under any of them. The table also holds the mount cache's map (`mcache.rs`). Attach never holds the table lock and an image lock at once.
+//! is a leaf under any of them. The table also holds the mount cache's map (`mcache/`).
+//! Attach never holds the table lock and an image lock at once.
 //! No lock is held while a frame is allocated. Files are never closed here at all: a
 //! channel a put lets go of parks its file (`channel.rs`; the park lock is a leaf), and the
 //! kernel closes it later where it holds no lock of its own. That includes a channel
@@ -26,8 +27,8 @@ use hashbrown::HashMap;
 use crate::channel::ImageChannel;
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
-use crate::image::{Image, ImageState};
-use crate::mcache::CacheKey;
+use crate::image::{ExecImage, ExecState, ImageState};
+use crate::mcache::{CacheKey, McacheImage};
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::vm::{ImageStatus, VmError, VmState};
@@ -66,20 +67,20 @@ impl Hasher for IdentityHasher {
 /// An image on the idle list, stamped with when it became idle.
 pub(crate) struct IdleEntry {
     pub(crate) seq: u64,
-    pub(crate) image: Arc<Image>,
+    pub(crate) image: Arc<ExecImage>,
 }
 
 /// What the table lock protects.
 pub(crate) struct ImageTable {
     /// Every image, by identity: at most one per identity.
-    pub(crate) map: HashMap<FileIdentity, Arc<Image>, BuildHasherDefault<IdentityHasher>>,
+    pub(crate) map: HashMap<FileIdentity, Arc<ExecImage>, BuildHasherDefault<IdentityHasher>>,
     /// Images with `refs == pgref > 0`, least recently used first (sorted by `seq`). Its
     /// capacity is kept at least `map.len()`, so making an image idle never allocates.
     pub(crate) idle: VecDeque<IdleEntry>,
     next_idle_seq: u64,
-    /// The mount cache's files, by identity without the version (`mcache.rs`). Never an
+    /// The mount cache's files, by identity without the version (`mcache/`). Never an
     /// image of `map`'s.
-    pub(crate) mcache: HashMap<CacheKey, Arc<Image>, BuildHasherDefault<IdentityHasher>>,
+    pub(crate) mcache: HashMap<CacheKey, Arc<McacheImage>, BuildHasherDefault<IdentityHasher>>,
 }
 
 impl ImageTable {
@@ -99,7 +100,7 @@ impl ImageTable {
     }
 
     /// Finds the image of `identity` and takes a reference to it; it is no longer idle.
-    fn find_and_ref(&mut self, identity: &FileIdentity) -> Option<Arc<Image>> {
+    fn find_and_ref(&mut self, identity: &FileIdentity) -> Option<Arc<ExecImage>> {
         let image = self.map.get(identity)?.clone();
         image.refs.fetch_add(1, Ordering::AcqRel);
         if let Some(position) = self.idle_position(image.serial) {
@@ -110,7 +111,7 @@ impl ImageTable {
 
     /// Puts an image at the back of the idle list unless it is already on it (a reclaim's
     /// short reference does not make an image more recently used).
-    fn make_idle(&mut self, image: &Arc<Image>) {
+    fn make_idle(&mut self, image: &Arc<ExecImage>) {
         if self.idle_position(image.serial).is_some() {
             return;
         }
@@ -124,7 +125,7 @@ impl ImageTable {
 
     /// Removes `image` (this very one, by serial) from the table and the idle list. The
     /// removed references are returned so the caller drops them after the lock.
-    fn unlink(&mut self, image: &Image) -> Option<(Arc<Image>, Option<IdleEntry>)> {
+    fn unlink(&mut self, image: &ExecImage) -> Option<(Arc<ExecImage>, Option<IdleEntry>)> {
         let linked = self.map.get(&image.identity)?;
         if linked.serial != image.serial {
             return None;
@@ -137,14 +138,14 @@ impl ImageTable {
     }
 
     /// The first idle image stamped at or after `seq`, with a new reference.
-    fn next_idle_from(&self, seq: u64) -> Option<(Arc<Image>, u64)> {
+    fn next_idle_from(&self, seq: u64) -> Option<(Arc<ExecImage>, u64)> {
         let entry = self.idle.iter().find(|entry| entry.seq >= seq)?;
         entry.image.refs.fetch_add(1, Ordering::AcqRel);
         Some((entry.image.clone(), entry.seq))
     }
 
     /// The image with the smallest serial at or after `serial`, with a new reference.
-    fn next_by_serial_from(&self, serial: u64) -> Option<Arc<Image>> {
+    fn next_by_serial_from(&self, serial: u64) -> Option<Arc<ExecImage>> {
         let image = self
             .map
             .values()
@@ -178,7 +179,7 @@ pub(crate) struct ImageReclaim {
 
 impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
-    pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<Image>, VmError> {
+    pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<ExecImage>, VmError> {
         let identity = file.identity();
         // Make the channel, with its parking slot, before any lock. Dropping it (on an
         // error, or when the image has a channel already) parks the file for the kernel to
@@ -201,7 +202,7 @@ impl VmState {
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
         // A new image, allocated with no lock held on an earlier pass.
-        let mut fresh: Option<Arc<Image>> = None;
+        let mut fresh: Option<Arc<ExecImage>> = None;
         // The last pass found the table full and its reclaim freed nothing.
         let mut reclaimed_nothing = false;
         let (image, forgotten) = loop {
@@ -229,7 +230,7 @@ impl VmState {
             let Some(new) = fresh.take() else {
                 drop(table);
                 self.admit(AllocSite::Image)?;
-                let image = Image::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
+                let image = ExecImage::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
                 fresh = Some(Arc::try_new(image).map_err(|_| VmError::NoMemory)?);
                 continue;
             };
@@ -253,8 +254,8 @@ impl VmState {
 
         // Re-attach the channel under the image lock alone.
         let mut state = image.state.lock();
-        let unused = if state.chan.is_none() {
-            state.chan = Some(chan);
+        let unused = if state.kind.chan.is_none() {
+            state.kind.chan = Some(chan);
             None
         } else {
             Some(chan)
@@ -279,7 +280,7 @@ impl VmState {
         let status = ImageStatus {
             refs: image.refs.load(Ordering::Acquire),
             pgref: image.pgref.load(Ordering::Relaxed),
-            has_channel: state.chan.is_some(),
+            has_channel: state.kind.chan.is_some(),
             idle,
         };
         drop(state);
@@ -289,7 +290,7 @@ impl VmState {
     /// Drops one reference to `image` (Plan 9's `putimage`), then parks a dropped channel's
     /// file for the kernel to close and trims the idle list, with no image or table lock
     /// held. Never closes a file: the caller may hold the kernel's locks.
-    pub(crate) fn put(&self, image: &Arc<Image>) {
+    pub(crate) fn put(&self, image: &Arc<ExecImage>) {
         let state = image.state.lock();
         let outcome = self.put_locked(image, state);
         self.finish_put(outcome);
@@ -298,8 +299,8 @@ impl VmState {
     /// The locked part of put: called with the image locked; unlocks it.
     pub(crate) fn put_locked(
         &self,
-        image: &Arc<Image>,
-        mut state: MutexGuard<'_, ImageState>,
+        image: &Arc<ExecImage>,
+        mut state: MutexGuard<'_, ImageState<ExecState>>,
     ) -> PutOutcome {
         let pgref = image.pgref.load(Ordering::Relaxed);
         let before = image.refs.fetch_sub(1, Ordering::AcqRel);
@@ -309,7 +310,7 @@ impl VmState {
         if refs == pgref {
             // vm-rule(pgref-drops-channel): only cached pages refer to the image now, so the
             // file is not needed: the channel goes (`ref > pgref` exactly while it is held).
-            outcome.chan = state.chan.take();
+            outcome.chan = state.kind.chan.take();
         }
         if refs == 0 {
             drop(state);
@@ -350,7 +351,7 @@ impl VmState {
     /// released. A channel the put dropped (the image's last segment went away while reclaim
     /// held its short reference) is counted and its file parked: reclaim runs on a fault's
     /// thread too, under the kernel's process segment lock, where no close may run.
-    pub(crate) fn reclaim_image(&self, image: Arc<Image>, want: usize) -> ImageReclaim {
+    pub(crate) fn reclaim_image(&self, image: Arc<ExecImage>, want: usize) -> ImageReclaim {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let taken = image.reclaim_pages(&mut state, &self.pool, want, &mut list);

@@ -13,7 +13,7 @@
 use crate::channel::ImageChannel;
 use crate::file::FileError;
 use crate::frame::Frame;
-use crate::image::{Image, Lookup};
+use crate::image::{ExecImage, Lookup};
 use crate::page::{PageIndex, PagePool};
 use crate::segment::{Backing, PageTable, SegmentKind, SegmentRef};
 use crate::sync::{Arc, Ordering};
@@ -92,7 +92,7 @@ impl Drop for HeldPage<'_> {
 /// for a load are woken.
 struct PageLoad<'a> {
     shared: &'a VmState,
-    image: Arc<Image>,
+    image: Arc<ExecImage>,
     page: PageIndex,
     finished: bool,
 }
@@ -271,7 +271,7 @@ impl SegmentRef {
                             return Step::WaitLoad { seen };
                         }
                         Lookup::Missing => {
-                            let Some(file) = state.chan.clone() else {
+                            let Some(file) = state.kind.chan.clone() else {
                                 // Impossible while the segment holds its image reference.
                                 return Step::Fail(FaultError::Io(FileError::Gone));
                             };

@@ -15,7 +15,7 @@
 //! A channel the put drops is parked, never closed here.
 
 use crate::cache::ImageTable;
-use crate::image::Image;
+use crate::image::ExecImage;
 use crate::sync::{Arc, Ordering};
 use crate::vm::{Vm, VmState};
 
@@ -31,14 +31,18 @@ impl Vm {
     /// went meanwhile) is parked, as every channel vm lets go, for
     /// [`Vm::run_parked_closes`](crate::Vm::run_parked_closes).
     pub fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
-        self.shared.forget_device(dev_type, dev)
+        let freed = self.shared.forget_device(dev_type, dev);
+        // With no lock held: frames past `Config::max_free_pages` go back now, the
+        // executable images' as well as the mount cache's.
+        self.shared.trim_free_pool();
+        freed
     }
 }
 
 impl ImageTable {
     /// The image of device `(dev_type, dev)` with the smallest serial at or after `serial`,
     /// with a new reference (taken under the table lock, as attach takes its own).
-    fn next_of_device_from(&self, dev_type: u32, dev: u64, serial: u64) -> Option<Arc<Image>> {
+    fn next_of_device_from(&self, dev_type: u32, dev: u64, serial: u64) -> Option<Arc<ExecImage>> {
         let image = self
             .map
             .values()

@@ -6,9 +6,14 @@
 //! exactly while `refs > pgref`. The table side of these rules (attach, put, the idle list)
 //! is in `cache.rs`.
 //!
-//! A mount-cache image (`mcache.rs`) is the same structure put to another use: one cached
-//! file's data, never a channel, `refs == pgref + 1` (the mount cache's own reference) while
-//! it is linked, and every page at ref 0 (reads copy under the image lock).
+//! A mount-cache image (`mcache/`) is the same structure put to another use: one cached
+//! file's data, `refs == pgref + 1` (the mount cache's own reference) while it is linked,
+//! and every page at ref 0 (reads copy under the image lock). The two uses are the two
+//! kinds of [`Image<K>`](Image): [`ExecImage`] and `McacheImage` share the chains, the
+//! counts, lookup and reclaim, and only an executable image's locked state
+//! ([`ExecState`]) has a channel and text segments, only a mount-cache image's its
+//! version, last use and `McacheState`. "A mount-cache image never holds a channel" is a
+//! type fact, not a rule to check.
 //!
 //! `refs` is atomic because attach takes its reference under the table lock, without the
 //! image lock; every other change of `refs` and every change of `pgref`, the chains and the
@@ -20,29 +25,43 @@ use alloc::vec::Vec;
 use crate::channel::ImageChannel;
 use crate::file::FileIdentity;
 use crate::frame::PAGE_BYTES;
-use crate::mcache::McacheState;
 use crate::page::{PageIndex, PagePool, NO_PAGE};
 use crate::segment::Segment;
-use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
 
-/// What an image caches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ImageKind {
-    /// An executable's pages, mapped by segments; in the image table.
-    Exec,
-    /// A cached mount's file data; in the mount cache's map, never holds a channel.
-    MountCache,
+/// What one kind of image keeps besides what every image has (the identity, the counts
+/// and the chains). The two kinds are types, not a tag: an image's kind-specific fields
+/// exist only in the kind that has them, so a mount-cache image has no channel to hold
+/// and an executable image no mount-cache bookkeeping, and the table's map and the mount
+/// cache's map each hold images of their own kind only.
+pub(crate) trait ImageKind {
+    /// Hash chains of an image of this kind (a power of two).
+    const CHAINS: usize;
+    /// What this kind keeps under the image lock, with the chains.
+    type Locked;
 }
 
-impl ImageKind {
-    /// Hash chains of an image of this kind (a power of two). A mount-cache file holds at
-    /// most a few thousand pages, and there are many files, so it gets fewer chains.
-    fn chains(self) -> usize {
-        match self {
-            Self::Exec => 256,
-            Self::MountCache => 64,
-        }
-    }
+/// The kind of an executable's image: its pages are mapped by segments, it is in the image
+/// table, and it holds its file's channel while `refs > pgref`. Nothing outside the lock.
+pub(crate) struct Exec;
+
+impl ImageKind for Exec {
+    const CHAINS: usize = 256;
+    type Locked = ExecState;
+}
+
+/// An executable's image.
+pub(crate) type ExecImage = Image<Exec>;
+
+/// What an executable image's lock protects besides its chains.
+#[derive(Default)]
+pub(crate) struct ExecState {
+    /// The channel (`c`): present exactly while `refs > pgref`.
+    pub(crate) chan: Option<Arc<ImageChannel>>,
+    /// Shared text segments of this image (Plan 9's `Image.s`), each at count > 0: a
+    /// segment's count is decremented under this lock and the segment is removed here in
+    /// the same critical section when it reaches 0.
+    pub(crate) texts: Vec<Arc<Segment>>,
 }
 
 /// What [`Image::lookpage`] found at an offset.
@@ -56,42 +75,31 @@ pub(crate) enum Lookup {
     Missing,
 }
 
-/// One image.
-pub(crate) struct Image {
+/// One image of kind `K`.
+pub(crate) struct Image<K: ImageKind> {
     /// Never reused; pages name their image by it.
     pub(crate) serial: u64,
     /// The file. For a mount-cache image `version` is meaningless (0): the cached version
-    /// is `mcache_vers`.
+    /// is its kind's `vers`.
     pub(crate) identity: FileIdentity,
-    /// Read by the checker only.
-    #[cfg_attr(not(any(test, feature = "check")), allow(dead_code))]
-    pub(crate) kind: ImageKind,
     pub(crate) refs: AtomicU32,
     /// Written only under `state`'s lock; read without it by the statistics.
     pub(crate) pgref: AtomicU32,
-    /// Mount cache: the `qid.vers` whose contents the pages hold. Written with both the
-    /// image lock and the table lock held, so either lock is enough to read it.
-    pub(crate) mcache_vers: AtomicU64,
-    /// Mount cache: a tick of the last read, fill or write, for least-recently-used order.
-    pub(crate) last_use: AtomicU64,
-    pub(crate) state: Mutex<ImageState>,
+    /// What this kind keeps outside the lock.
+    pub(crate) kind: K,
+    pub(crate) state: Mutex<ImageState<K::Locked>>,
 }
 
-/// What the image lock protects.
-pub(crate) struct ImageState {
-    /// The channel (`c`): present exactly while `refs > pgref`.
-    pub(crate) chan: Option<Arc<ImageChannel>>,
+/// What the image lock protects: the chains, shared by both kinds, and what the image's
+/// kind keeps under the lock (`L`, its [`ImageKind::Locked`]).
+pub(crate) struct ImageState<L> {
     /// Heads of the hash chains; most recently used page first in each.
     chains: Box<[u32]>,
-    /// Shared text segments of this image (Plan 9's `Image.s`), each at count > 0: a
-    /// segment's count is decremented under this lock and the segment is removed here in
-    /// the same critical section when it reaches 0.
-    pub(crate) texts: Vec<Arc<Segment>>,
-    /// The mount cache's bookkeeping of a mount-cache image (unused by an executable's).
-    pub(crate) mcache: McacheState,
+    /// The kind's own state.
+    pub(crate) kind: L,
 }
 
-impl ImageState {
+impl<L> ImageState<L> {
     /// The chain a page at `offset` belongs in.
     pub(crate) fn chain_of(&self, offset: u64) -> usize {
         ((offset / PAGE_BYTES) as usize) & (self.chains.len() - 1)
@@ -99,40 +107,42 @@ impl ImageState {
 }
 
 #[cfg(test)]
-impl ImageState {
+impl<L> ImageState<L> {
     /// The chain heads, for tests that corrupt them on purpose.
     pub(crate) fn chains_mut(&mut self) -> &mut [u32] {
         &mut self.chains
     }
 }
 
-impl Image {
-    /// A new executable image at refs 0 with empty chains. Allocates; called with no lock
-    /// held.
+impl ExecImage {
+    /// A new executable image at refs 0 with empty chains and no channel. Allocates; called
+    /// with no lock held.
     pub(crate) fn new(identity: FileIdentity, serial: u64) -> Option<Self> {
-        Self::with_kind(identity, serial, ImageKind::Exec)
+        Self::with_kind(identity, serial, Exec, ExecState::default())
     }
+}
 
-    /// A new image of `kind` at refs 0 with empty chains. Allocates; called with no lock
-    /// held.
-    pub(crate) fn with_kind(identity: FileIdentity, serial: u64, kind: ImageKind) -> Option<Self> {
-        let count = kind.chains();
+impl<K: ImageKind> Image<K> {
+    /// A new image of kind `kind` at refs 0 with empty chains, its locked state `locked`.
+    /// Allocates; called with no lock held.
+    pub(crate) fn with_kind(
+        identity: FileIdentity,
+        serial: u64,
+        kind: K,
+        locked: K::Locked,
+    ) -> Option<Self> {
         let mut chains = Vec::new();
-        chains.try_reserve_exact(count).ok()?;
-        chains.resize(count, NO_PAGE);
+        chains.try_reserve_exact(K::CHAINS).ok()?;
+        chains.resize(K::CHAINS, NO_PAGE);
         Some(Self {
             serial,
             identity,
-            kind,
             refs: AtomicU32::new(0),
             pgref: AtomicU32::new(0),
-            mcache_vers: AtomicU64::new(0),
-            last_use: AtomicU64::new(0),
+            kind,
             state: Mutex::new(ImageState {
-                chan: None,
                 chains: chains.into_boxed_slice(),
-                texts: Vec::new(),
-                mcache: McacheState::default(),
+                kind: locked,
             }),
         })
     }
@@ -140,7 +150,12 @@ impl Image {
     /// Finds the cached page at `offset` and takes a reference to it (Plan 9's `lookpage`):
     /// the only way a cached page at ref 0 comes back. A page still being loaded is not
     /// taken: the fault that loads it has it, the others wait (`wait.rs`).
-    pub(crate) fn lookpage(&self, state: &mut ImageState, pool: &PagePool, offset: u64) -> Lookup {
+    pub(crate) fn lookpage(
+        &self,
+        state: &mut ImageState<K::Locked>,
+        pool: &PagePool,
+        offset: u64,
+    ) -> Lookup {
         match self.find(state, pool, offset) {
             None => Lookup::Missing,
             Some(page) if pool.is_loading(page) => Lookup::Loading,
@@ -154,7 +169,12 @@ impl Image {
     /// Takes `page` (a loading page its loader holds at ref 1) out of the chains after its
     /// read failed: `pgref` and `refs` drop by one and the page is uncached, still held by
     /// the caller, who frees it with no lock held.
-    pub(crate) fn unlink_loading(&self, state: &mut ImageState, pool: &PagePool, page: PageIndex) {
+    pub(crate) fn unlink_loading(
+        &self,
+        state: &mut ImageState<K::Locked>,
+        pool: &PagePool,
+        page: PageIndex,
+    ) {
         let chain = state.chain_of(pool.offset(page));
         let mut prev = NO_PAGE;
         let mut cursor = state.chains[chain];
@@ -183,7 +203,7 @@ impl Image {
     /// the back of a chain is its least recently used page.
     pub(crate) fn find(
         &self,
-        state: &mut ImageState,
+        state: &mut ImageState<K::Locked>,
         pool: &PagePool,
         offset: u64,
     ) -> Option<PageIndex> {
@@ -211,7 +231,7 @@ impl Image {
     /// page is cached yet. `pgref` and `refs` grow by one.
     pub(crate) fn insert(
         &self,
-        state: &mut ImageState,
+        state: &mut ImageState<K::Locked>,
         pool: &PagePool,
         offset: u64,
         fresh: PageIndex,
@@ -230,7 +250,7 @@ impl Image {
     /// The caller must hold a reference of its own, so `refs` stays above 0.
     pub(crate) fn reclaim_pages(
         &self,
-        state: &mut ImageState,
+        state: &mut ImageState<K::Locked>,
         pool: &PagePool,
         want: usize,
         out: &mut u32,
@@ -284,7 +304,7 @@ impl Image {
     /// [`reclaim_pages`](Self::reclaim_pages).
     pub(crate) fn take_all_pages(
         &self,
-        state: &mut ImageState,
+        state: &mut ImageState<K::Locked>,
         pool: &PagePool,
         out: &mut u32,
     ) -> usize {
@@ -329,7 +349,7 @@ impl Image {
     #[cfg(any(test, feature = "check"))]
     pub(crate) fn walk_chains(
         &self,
-        state: &ImageState,
+        state: &ImageState<K::Locked>,
         pool: &PagePool,
         limit: u32,
         mut visit: impl FnMut(usize, PageIndex),

@@ -13,7 +13,7 @@ use core::fmt;
 
 use crate::file::FileIdentity;
 use crate::frame::{AllocError, AllocSite, Frame, PAGE_BYTES};
-use crate::image::Image;
+use crate::image::ExecImage;
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
 use crate::vm::{ImageRef, LayoutError, Vm, VmError, VmState};
@@ -174,7 +174,7 @@ pub(crate) struct Segment {
     pub(crate) kind: SegmentKind,
     pub(crate) geometry: Geometry,
     /// The image a text or data segment reads from; it holds one image reference.
-    pub(crate) image: Option<Arc<Image>>,
+    pub(crate) image: Option<Arc<ExecImage>>,
     /// Holders of the segment ([`SegmentRef`]s).
     pub(crate) count: AtomicU32,
     /// The segment lock.
@@ -186,7 +186,7 @@ impl Segment {
         shared: &VmState,
         kind: SegmentKind,
         geometry: Geometry,
-        image: Option<Arc<Image>>,
+        image: Option<Arc<ExecImage>>,
         table: PageTable,
     ) -> Self {
         Self {
@@ -315,10 +315,11 @@ impl Drop for SegmentRef {
                 let last = seg.count.fetch_sub(1, Ordering::AcqRel) == 1;
                 let unlinked = if last {
                     state
+                        .kind
                         .texts
                         .iter()
                         .position(|text| text.serial == seg.serial)
-                        .map(|position| state.texts.swap_remove(position))
+                        .map(|position| state.kind.texts.swap_remove(position))
                 } else {
                     None
                 };
@@ -358,7 +359,7 @@ impl ImageRef {
     /// (address, file range and so text length) matches, else a new one.
     pub(crate) fn text_segment(&self, geometry: Geometry) -> Result<SegmentRef, VmError> {
         let image = &self.image;
-        if let Some(seg) = Self::find_text(&image.state.lock().texts, geometry) {
+        if let Some(seg) = Self::find_text(&image.state.lock().kind.texts, geometry) {
             return Ok(self.wrap(seg));
         }
         let shared = &*self.vm.shared;
@@ -373,16 +374,16 @@ impl ImageRef {
         ))
         .map_err(|_| VmError::NoMemory)?;
         let mut state = image.state.lock();
-        if let Some(seg) = Self::find_text(&state.texts, geometry) {
+        if let Some(seg) = Self::find_text(&state.kind.texts, geometry) {
             // Another exec made one meanwhile; `fresh` never took an image reference.
             drop(state);
             return Ok(self.wrap(seg));
         }
-        if shared.admit(AllocSite::TextList).is_err() || state.texts.try_reserve(1).is_err() {
+        if shared.admit(AllocSite::TextList).is_err() || state.kind.texts.try_reserve(1).is_err() {
             return Err(VmError::NoMemory);
         }
         image.refs.fetch_add(1, Ordering::AcqRel);
-        state.texts.push(fresh.clone());
+        state.kind.texts.push(fresh.clone());
         drop(state);
         Ok(SegmentRef {
             seg: fresh,

@@ -31,8 +31,9 @@ pub struct Statistics {
     /// held its short reference, so reclaim's put (on a fault's thread, perhaps) was the
     /// one that found `ref == pgref`. The files were parked, not closed.
     pub reclaim_channel_drops: u64,
-    /// Frames given back to the kernel: free pages past `Config::max_free_pages`, and
-    /// [`Vm::shrink`].
+    /// Frames given back to the kernel: free pages past `Config::max_free_pages` (after
+    /// segment drops, fault ends, reclaims, forgets and the mount cache's wipes, forgets,
+    /// relabels and evictions), and [`Vm::shrink`].
     pub frames_released: u64,
     /// Files parked for [`Vm::run_parked_closes`] at the moment of the snapshot.
     pub parked_closes: u64,

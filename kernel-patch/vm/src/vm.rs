@@ -9,7 +9,7 @@ use crate::channel::{ImageChannel, ParkedCloses};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, FrameAllocator, PAGE_SIZE};
-use crate::image::Image;
+use crate::image::ExecImage;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
@@ -28,8 +28,9 @@ pub struct Config {
     /// Pages reclaim tries to free when a page allocation finds no free page.
     pub reclaim_batch: u32,
     /// Free pages vm keeps with their frames; past this, the frames of free pages go back
-    /// to the kernel ([`FrameAllocator::free`]) when segments go away, faults end and
-    /// reclaim runs. [`Vm::shrink`] gives back the rest.
+    /// to the kernel ([`FrameAllocator::free`]) when segments go away, faults end, reclaim
+    /// runs, a device is forgotten and the mount cache frees pages (a wipe, forget,
+    /// relabel or eviction). [`Vm::shrink`] gives back the rest.
     pub max_free_pages: u32,
 }
 
@@ -392,7 +393,7 @@ pub struct ImageStatus {
 
 /// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
 pub struct ImageRef {
-    pub(crate) image: Arc<Image>,
+    pub(crate) image: Arc<ExecImage>,
     pub(crate) vm: Vm,
 }
 

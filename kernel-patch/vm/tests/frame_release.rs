@@ -1,12 +1,15 @@
 //! vm gives frames back to the kernel: free pages past `Config::max_free_pages` when
 //! segments go away, and anything free or reclaimable on `Vm::shrink`; running out of its
 //! pool is an error, never a panic. The test kit's frame allocator counts the frames vm
-//! holds (`outstanding`).
+//! holds (`outstanding`). The mount cache's wipes, forgets, relabels and evictions give
+//! the frames of the pages they free back at once too.
 
 mod common;
 
 use common::*;
-use vm::{Access, Config, FaultError, SegmentKind};
+use vm::{
+    Access, CachedFile, Config, FaultError, FileIdentity, MountCacheConfig, OpenKind, SegmentKind,
+};
 
 fn config(max_free_pages: u32) -> Config {
     Config {
@@ -104,4 +107,107 @@ fn an_exhausted_pool_fails_the_fault_and_recovers() {
         .fault(STACK_VA, Access::Write)
         .expect("after the exhaustion");
     check(&world, &[&stack]);
+}
+
+/// Pages of the mount-cache file the next test fills.
+const CACHED_PAGES: u64 = 10;
+
+/// Each way the mount cache frees a file's pages without a fault, a segment drop or a
+/// reclaim of vm's: the frames past `max_free_pages` must go back before it returns.
+#[test]
+fn mount_cache_operations_give_the_frames_they_free_back_at_once() {
+    type Operation = fn(&World, &CachedFile, FileIdentity);
+    let operations: [(&str, Operation); 8] = [
+        ("a wipe", |_, file, _| file.wipe()),
+        ("a forget", |world, _, identity| {
+            assert!(world.vm.mount_cache().forget(identity));
+        }),
+        ("a new version at open", |world, _, identity| {
+            let newer = FileIdentity {
+                version: identity.version + 1,
+                ..identity
+            };
+            let reopened =
+                world
+                    .vm
+                    .mount_cache()
+                    .open(newer, CACHED_PAGES * PAGE, OpenKind::Existing, false);
+            assert!(reopened.is_cached());
+        }),
+        ("a length change", |_, file, identity| {
+            file.set_length(PAGE, identity.version + 1);
+        }),
+        ("a length change by path", |world, _, identity| {
+            world.vm.mount_cache().set_length(identity, 0);
+        }),
+        ("an unknown write outcome", |_, file, _| {
+            drop(file.begin_write());
+        }),
+        (
+            "the eviction of the least recently used file",
+            |world, _, _| {
+                let other =
+                    world
+                        .vm
+                        .mount_cache()
+                        .open(ident(9, 2, 0), PAGE, OpenKind::Existing, false);
+                assert!(other.is_cached());
+            },
+        ),
+        ("a mount cache reclaim", |world, _, _| {
+            assert_eq!(
+                world.vm.mount_cache().reclaim(usize::MAX),
+                CACHED_PAGES as usize
+            );
+        }),
+    ];
+    for (what, operation) in operations {
+        let world = mc_world(
+            config(2),
+            MountCacheConfig {
+                max_file_bytes: 16 * PAGE,
+                max_bytes: 16 * PAGE,
+                max_files: 1,
+            },
+        );
+        let identity = ident(9, 1, 3);
+        let data = patterned_bytes(1, (CACHED_PAGES * PAGE) as usize);
+        let file =
+            world
+                .vm
+                .mount_cache()
+                .open(identity, data.len() as u64, OpenKind::Existing, false);
+        assert_eq!(read_through(&file, &data, 0, data.len()).0, data);
+        assert_eq!(world.vm.statistics().mcache_pages, CACHED_PAGES);
+        assert_eq!(world.frames.stats().outstanding(), CACHED_PAGES, "{what}");
+        operation(&world, &file, identity);
+        assert_eq!(world.vm.statistics().mcache_pages, 0, "{what}");
+        assert_eq!(
+            world.frames.stats().outstanding(),
+            2,
+            "{what}: the frames past max_free_pages went back"
+        );
+        check(&world, &[]);
+    }
+}
+
+#[test]
+fn forgetting_a_device_gives_the_frames_back_at_once() {
+    let world = mc_world(config(2), MountCacheConfig::default());
+    let data = patterned_bytes(2, (CACHED_PAGES * PAGE) as usize);
+    let file =
+        world
+            .vm
+            .mount_cache()
+            .open(ident(9, 1, 0), data.len() as u64, OpenKind::Existing, false);
+    read_through(&file, &data, 0, data.len());
+    let program = program(ident(9, 70, 0), 3 * PAGE, PAGE, 0);
+    let process = exec(&world, &program);
+    verify_process(&world, &process);
+    drop(process);
+    let held = world.frames.stats().outstanding();
+    assert!(held >= CACHED_PAGES + 3, "{held}");
+    assert!(world.vm.forget_device(u32::from(b'M'), 9) as u64 >= CACHED_PAGES + 3);
+    assert_eq!(world.frames.stats().outstanding(), 2);
+    check(&world, &[]);
 }

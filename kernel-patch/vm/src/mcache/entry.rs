@@ -6,12 +6,12 @@
 //! before the table lock when both are needed (relabel). Entries are allocated with no lock
 //! held, and pages freed after every lock is released.
 
-use super::{CacheKey, OpenKind};
+use super::{CacheKey, McacheFile, McacheImage, McacheState, OpenKind};
 use crate::file::FileIdentity;
 use crate::frame::AllocSite;
-use crate::image::{Image, ImageKind, ImageState};
+use crate::image::{Image, ImageState};
 use crate::page::NO_PAGE;
-use crate::sync::{Arc, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::vm::VmState;
 
 /// How many times an open tries again when its entry went away under it.
@@ -20,16 +20,16 @@ const OPEN_ATTEMPTS: usize = 3;
 /// What the table said about a file being opened.
 enum Entry {
     /// An entry was there; validate it.
-    Found(Arc<Image>),
+    Found(Arc<McacheImage>),
     /// A new entry, already valid.
-    Made(Arc<Image>),
+    Made(Arc<McacheImage>),
 }
 
 impl VmState {
     /// Marks `image` as just used.
-    pub(super) fn touch(&self, image: &Image) {
+    pub(super) fn touch(&self, image: &McacheImage) {
         let tick = self.use_clock.fetch_add(1, Ordering::Relaxed) + 1;
-        image.last_use.store(tick, Ordering::Relaxed);
+        image.kind.last_use.store(tick, Ordering::Relaxed);
     }
 
     /// See [`MountCache::open`].
@@ -39,7 +39,7 @@ impl VmState {
         length: u64,
         kind: OpenKind,
         append_only: bool,
-    ) -> Option<Arc<Image>> {
+    ) -> Option<Arc<McacheImage>> {
         let key = CacheKey::of(&identity);
         if append_only {
             let removed = self.table.lock().mcache.remove(&key);
@@ -68,20 +68,20 @@ impl VmState {
             };
             let mut list = NO_PAGE;
             let mut state = image.state.lock();
-            if !state.mcache.linked {
+            if !state.kind.linked {
                 // Forgotten or evicted between the table and here: look again.
                 continue;
             }
             let unchanged = kind == OpenKind::Existing
-                && image.mcache_vers.load(Ordering::Relaxed) == identity.version
-                && state.mcache.length == length;
+                && image.kind.vers.load(Ordering::Relaxed) == identity.version
+                && state.kind.length == length;
             if unchanged {
                 drop(state);
                 self.touch(&image);
                 return Some(image);
             }
             let mut taken = self.wipe_locked(&image, &mut state, &mut list);
-            state.mcache.length = length;
+            state.kind.length = length;
             let kept =
                 self.relabel_locked(&image, &mut state, identity.version, &mut list, &mut taken);
             drop(state);
@@ -102,9 +102,9 @@ impl VmState {
         &self,
         identity: FileIdentity,
         length: u64,
-    ) -> Option<(Entry, Option<Arc<Image>>)> {
+    ) -> Option<(Entry, Option<Arc<McacheImage>>)> {
         let key = CacheKey::of(&identity);
-        let mut fresh: Option<Arc<Image>> = None;
+        let mut fresh: Option<Arc<McacheImage>> = None;
         loop {
             let mut table = self.table.lock();
             if table.map.contains_key(&identity) {
@@ -118,14 +118,19 @@ impl VmState {
                 // Allocate with no lock held, then look again.
                 drop(table);
                 self.admit(AllocSite::MountCacheFile).ok()?;
-                let image =
-                    Image::with_kind(key.identity(0), self.serial(), ImageKind::MountCache)?;
-                {
-                    let mut state = image.state.lock();
-                    state.mcache.linked = true;
-                    state.mcache.length = length;
-                }
-                image.mcache_vers.store(identity.version, Ordering::Relaxed);
+                let image = Image::with_kind(
+                    key.identity(0),
+                    self.serial(),
+                    McacheFile {
+                        vers: AtomicU64::new(identity.version),
+                        last_use: AtomicU64::new(0),
+                    },
+                    McacheState {
+                        linked: true,
+                        length,
+                        ..McacheState::default()
+                    },
+                )?;
                 // The map's own reference.
                 image.refs.store(1, Ordering::Release);
                 // No memory for the box: the file goes uncached.
@@ -180,13 +185,13 @@ impl VmState {
 
     /// Gives the map's reference to `image` back, after the caller removed it from the map:
     /// the file is unlinked and its pages freed (their number is returned).
-    pub(crate) fn mcache_retire(&self, image: &Arc<Image>) -> usize {
+    pub(crate) fn mcache_retire(&self, image: &Arc<McacheImage>) -> usize {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let mut taken = 0;
-        if state.mcache.linked {
-            state.mcache.linked = false;
-            state.mcache.generation += 1;
+        if state.kind.linked {
+            state.kind.linked = false;
+            state.kind.generation += 1;
             taken = image.take_all_pages(&mut state, &self.pool, &mut list);
             image.refs.fetch_sub(1, Ordering::AcqRel);
         }
@@ -198,13 +203,13 @@ impl VmState {
     /// Wipes a linked file's pages onto `list`. Called under its image lock.
     pub(super) fn wipe_locked(
         &self,
-        image: &Image,
-        state: &mut ImageState,
+        image: &McacheImage,
+        state: &mut ImageState<McacheState>,
         list: &mut u32,
     ) -> usize {
-        state.mcache.generation += 1;
-        if state.mcache.writers > 0 {
-            state.mcache.conflict = true;
+        state.kind.generation += 1;
+        if state.kind.writers > 0 {
+            state.kind.conflict = true;
         }
         self.counters.mcache_wipes.fetch_add(1, Ordering::Relaxed);
         image.take_all_pages(state, &self.pool, list)
@@ -216,8 +221,8 @@ impl VmState {
     /// Called under the image lock.
     pub(super) fn relabel_locked(
         &self,
-        image: &Arc<Image>,
-        state: &mut ImageState,
+        image: &Arc<McacheImage>,
+        state: &mut ImageState<McacheState>,
         vers: u64,
         list: &mut u32,
         taken: &mut usize,
@@ -225,7 +230,7 @@ impl VmState {
         let key = CacheKey::of(&image.identity);
         let mut table = self.table.lock();
         if !table.map.contains_key(&key.identity(vers)) {
-            image.mcache_vers.store(vers, Ordering::Relaxed);
+            image.kind.vers.store(vers, Ordering::Relaxed);
             return true;
         }
         let linked_here = table
@@ -239,8 +244,8 @@ impl VmState {
         };
         drop(table);
         if removed.is_some() {
-            state.mcache.linked = false;
-            state.mcache.generation += 1;
+            state.kind.linked = false;
+            state.kind.generation += 1;
             *taken += image.take_all_pages(state, &self.pool, list);
             image.refs.fetch_sub(1, Ordering::AcqRel);
         }

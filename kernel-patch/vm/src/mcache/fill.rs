@@ -6,8 +6,9 @@
 //! allocated and written with no lock held, then inserted if the file is still storable.
 
 use super::handle::{CachedRead, FillTicket};
+use super::{McacheImage, McacheState};
 use crate::frame::{PAGE_BYTES, PAGE_SIZE};
-use crate::image::{Image, ImageState};
+use crate::image::ImageState;
 use crate::page::PageIndex;
 use crate::sync::{Arc, Ordering};
 use crate::vm::VmState;
@@ -50,7 +51,7 @@ impl VmState {
     /// See [`CachedFile::read`].
     pub(super) fn mcache_read(
         &self,
-        image: &Arc<Image>,
+        image: &Arc<McacheImage>,
         offset: u64,
         buf: &mut [u8],
     ) -> CachedRead {
@@ -63,10 +64,10 @@ impl VmState {
         for piece in pieces(offset, buf.len()) {
             let mut state = image.state.lock();
             if first {
-                ticket.generation = state.mcache.generation;
+                ticket.generation = state.kind.generation;
                 first = false;
             }
-            if !state.mcache.linked {
+            if !state.kind.linked {
                 break;
             }
             let Some(page) = image.find(&mut state, &self.pool, piece.page_offset) else {
@@ -89,7 +90,7 @@ impl VmState {
             }
         }
         if first {
-            ticket.generation = image.state.lock().mcache.generation;
+            ticket.generation = image.state.lock().kind.generation;
         }
         if !buf.is_empty() {
             let counter = if copied == buf.len() {
@@ -130,15 +131,15 @@ impl VmState {
     }
 
     /// Whether bytes read at `generation` may be stored now. Under the image lock.
-    fn storable(state: &ImageState, generation: u64) -> bool {
-        state.mcache.linked && state.mcache.generation == generation && state.mcache.writers == 0
+    fn storable(state: &ImageState<McacheState>, generation: u64) -> bool {
+        state.kind.linked && state.kind.generation == generation && state.kind.writers == 0
     }
 
     /// Caches `data` at `offset` while the file stays at `generation` (a fill, or the
     /// missing pages of our own write). Returns the bytes cached.
     pub(super) fn mcache_store(
         &self,
-        image: &Arc<Image>,
+        image: &Arc<McacheImage>,
         generation: u64,
         offset: u64,
         data: &[u8],

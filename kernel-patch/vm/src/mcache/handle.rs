@@ -6,8 +6,8 @@
 use core::fmt;
 
 use super::CacheKey;
+use super::McacheImage;
 use crate::file::FileIdentity;
-use crate::image::Image;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::vm::Vm;
 
@@ -57,7 +57,7 @@ pub struct CachedRead {
 pub struct PendingWrite<'a> {
     file: &'a CachedFile,
     /// The entry the write was counted in flight on (the file's entry at its start).
-    entry: Option<Arc<Image>>,
+    entry: Option<Arc<McacheImage>>,
     finished: bool,
 }
 
@@ -70,7 +70,7 @@ impl CachedFile {
     }
 
     /// The file's current entry, for a handle opened cached (see the type's docs).
-    fn entry(&self) -> Option<Arc<Image>> {
+    fn entry(&self) -> Option<Arc<McacheImage>> {
         if !self.cacheable {
             return None;
         }
@@ -81,7 +81,7 @@ impl CachedFile {
     /// (`None`: on no entry): an entry that took the file's place meanwhile, made by an open
     /// while the change was in flight, may hold bytes from before it and is wiped; a handle
     /// opened uncached changed the file behind the cache, so the file's entry goes.
-    fn settle(&self, entry: Option<&Arc<Image>>) {
+    fn settle(&self, entry: Option<&Arc<McacheImage>>) {
         let shared = &*self.vm.shared;
         if !self.cacheable {
             shared.mcache_forget(self.key);
@@ -114,7 +114,7 @@ impl CachedFile {
     pub fn length(&self) -> Option<u64> {
         let image = self.entry()?;
         let state = image.state.lock();
-        state.mcache.linked.then_some(state.mcache.length)
+        state.kind.linked.then_some(state.kind.length)
     }
 
     /// Copies the cached prefix of `offset..offset + buf.len()` into `buf`. Never blocks

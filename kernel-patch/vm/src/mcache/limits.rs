@@ -6,30 +6,30 @@
 //! Locks: the table lock alone to choose a file, then that file's image lock alone to take
 //! its pages; frames are allocated, and freed, with no lock held.
 
+use super::McacheImage;
 use crate::cache::ImageTable;
 use crate::frame::{AllocSite, PAGE_BYTES};
-use crate::image::Image;
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, Ordering};
 use crate::vm::VmState;
 
 impl ImageTable {
     /// Removes the least recently used mount-cache file, for a new one.
-    pub(super) fn evict_lru_file(&mut self) -> Option<Arc<Image>> {
+    pub(super) fn evict_lru_file(&mut self) -> Option<Arc<McacheImage>> {
         let key = self
             .mcache
             .iter()
-            .min_by_key(|(_, image)| (image.last_use.load(Ordering::Relaxed), image.serial))
+            .min_by_key(|(_, image)| (image.kind.last_use.load(Ordering::Relaxed), image.serial))
             .map(|(key, _)| *key)?;
         self.mcache.remove(&key)
     }
 
     /// The mount-cache file next in least-recently-used order after `after`, by
     /// `(last use, serial)`, with that order key.
-    fn next_lru_file(&self, after: Option<(u64, u64)>) -> Option<(Arc<Image>, (u64, u64))> {
-        let mut best: Option<(&Arc<Image>, (u64, u64))> = None;
+    fn next_lru_file(&self, after: Option<(u64, u64)>) -> Option<(Arc<McacheImage>, (u64, u64))> {
+        let mut best: Option<(&Arc<McacheImage>, (u64, u64))> = None;
         for image in self.mcache.values() {
-            let order = (image.last_use.load(Ordering::Relaxed), image.serial);
+            let order = (image.kind.last_use.load(Ordering::Relaxed), image.serial);
             if after.is_some_and(|after| order <= after) {
                 continue;
             }
@@ -50,8 +50,22 @@ impl VmState {
         u32::try_from(self.mcache_config.max_bytes / PAGE_BYTES).unwrap_or(u32::MAX)
     }
 
-    /// Frees pages taken from mount-cache chains (a private list) and uncounts them.
+    /// Frees pages taken from mount-cache chains (a private list), uncounts them, and gives
+    /// the frames of free pages past `Config::max_free_pages` back to the kernel at once (a
+    /// wipe, forget, relabel or eviction may free a whole file's pages, which would
+    /// otherwise stay bound until the next fault end, segment drop or reclaim). Called with
+    /// no vm lock held, the reclaim lock included: `FrameAllocator::free` runs.
     pub(super) fn release(&self, list: u32, taken: usize) {
+        self.free_taken(list, taken);
+        if taken > 0 {
+            self.trim_free_pool();
+        }
+    }
+
+    /// [`release`](Self::release) without giving frames back, for reclaim: its callers
+    /// hold the reclaim lock and trim after releasing it (`Vm::reclaim`,
+    /// `MountCache::reclaim`), or take the freed pages at once (`mcache_new_page`).
+    fn free_taken(&self, list: u32, taken: usize) {
         self.pool.free_list_of(list);
         if taken > 0 {
             self.mcache_pages.fetch_sub(taken as u32, Ordering::AcqRel);
@@ -121,7 +135,7 @@ impl VmState {
             // `refs` stays above `pgref` here as `reclaim_pages` needs.
             let taken = image.reclaim_pages(&mut state, &self.pool, want - freed, &mut list);
             drop(state);
-            self.release(list, taken);
+            self.free_taken(list, taken);
             freed += taken;
         }
         self.counters

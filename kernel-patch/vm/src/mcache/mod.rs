@@ -52,7 +52,7 @@
 //! # Locks
 //!
 //! Lock order: image lock → table lock, as everywhere; the free-list lock is a leaf. The
-//! table lock protects the map of files and each file's `mcache_vers` (also written under
+//! table lock protects the map of files and each file's `McacheFile::vers` (also written under
 //! its image lock), so "an executable image and a mount-cache file of the same identity"
 //! never exists at an instant the checker can see. A handle looks its entry up under the
 //! table lock alone and locks the entry's image after releasing it. Frames are allocated,
@@ -65,6 +65,7 @@ mod limits;
 mod write;
 
 use crate::file::FileIdentity;
+use crate::image::{Image, ImageKind};
 use crate::sync::AtomicU64;
 use crate::vm::Vm;
 
@@ -133,6 +134,28 @@ impl CacheKey {
         }
     }
 }
+
+/// The kind of a mount-cache image: one cached file's data, in the mount cache's map.
+/// It has no channel (the kind has no field for one): its pages come from fills and our
+/// own writes, never from reading a file of its own.
+pub(crate) struct McacheFile {
+    /// The `qid.vers` whose contents the pages hold. Written with both the image lock and
+    /// the table lock held, so either lock is enough to read it.
+    pub(crate) vers: AtomicU64,
+    /// A tick of the last read, fill or write, for least-recently-used order (read under
+    /// the table lock alone, so outside the image lock).
+    pub(crate) last_use: AtomicU64,
+}
+
+impl ImageKind for McacheFile {
+    /// A file holds at most a few thousand pages, and there are many files, so fewer
+    /// chains than an executable's image.
+    const CHAINS: usize = 64;
+    type Locked = McacheState;
+}
+
+/// A mount-cache image.
+pub(crate) type McacheImage = Image<McacheFile>;
 
 /// What a mount-cache image's lock protects besides its chains.
 #[derive(Debug, Default)]
@@ -263,7 +286,11 @@ impl MountCache {
     /// Frees up to `pages` mount-cache pages, least recently used file first; returns how
     /// many. ([`Vm::reclaim`] takes them too, after idle images' pages.)
     pub fn reclaim(&self, pages: usize) -> usize {
-        self.vm.shared.reclaim_mount_cache(pages)
+        let shared = &*self.vm.shared;
+        let freed = shared.reclaim_mount_cache(pages);
+        // As `Vm::reclaim` does: frames past `Config::max_free_pages` go back now.
+        shared.trim_free_pool();
+        freed
     }
 
     /// The limits the cache was built with.

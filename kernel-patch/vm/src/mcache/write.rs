@@ -7,38 +7,38 @@
 //! pages are stored after the image lock is released.
 
 use super::fill::{clip, pieces};
-use crate::image::Image;
+use super::McacheImage;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, Ordering};
 use crate::vm::VmState;
 
 impl VmState {
     /// See [`CachedFile::begin_write`]. Returns whether the write counts as in flight.
-    pub(super) fn mcache_begin_write(&self, image: &Image) -> bool {
+    pub(super) fn mcache_begin_write(&self, image: &McacheImage) -> bool {
         let mut state = image.state.lock();
-        if !state.mcache.linked {
+        if !state.kind.linked {
             return false;
         }
-        state.mcache.writers += 1;
-        if state.mcache.writers > 1 {
-            state.mcache.conflict = true;
+        state.kind.writers += 1;
+        if state.kind.writers > 1 {
+            state.kind.conflict = true;
         }
-        state.mcache.generation += 1;
+        state.kind.generation += 1;
         true
     }
 
     /// Ends a write in flight: with `(offset, written)` when the server wrote, `None` when
     /// the outcome is unknown. A write that happened bumps the cached version by one.
-    pub(super) fn mcache_end_write(&self, image: &Arc<Image>, outcome: Option<(u64, &[u8])>) {
+    pub(super) fn mcache_end_write(&self, image: &Arc<McacheImage>, outcome: Option<(u64, &[u8])>) {
         let mut list = NO_PAGE;
         let mut taken = 0;
         let mut state = image.state.lock();
-        state.mcache.writers = state.mcache.writers.saturating_sub(1);
-        state.mcache.generation += 1;
+        state.kind.writers = state.kind.writers.saturating_sub(1);
+        state.kind.generation += 1;
         let mut write_through = None;
-        if state.mcache.linked {
+        if state.kind.linked {
             match outcome {
-                Some((offset, written)) if !state.mcache.conflict => {
+                Some((offset, written)) if !state.kind.conflict => {
                     let mut missing = false;
                     for piece in pieces(offset, written.len()) {
                         match image.find(&mut state, &self.pool, piece.page_offset) {
@@ -51,9 +51,9 @@ impl VmState {
                     if !written.is_empty() {
                         // Past the end the server grew the file (a hole reads as zeros).
                         let end = offset.saturating_add(clip(offset, written.len()) as u64);
-                        state.mcache.length = state.mcache.length.max(end);
+                        state.kind.length = state.kind.length.max(end);
                     }
-                    let vers = image.mcache_vers.load(Ordering::Relaxed).wrapping_add(1);
+                    let vers = image.kind.vers.load(Ordering::Relaxed).wrapping_add(1);
                     let kept = self.relabel_locked(image, &mut state, vers, &mut list, &mut taken);
                     if kept && missing {
                         write_through = Some((offset, written));
@@ -61,16 +61,16 @@ impl VmState {
                 }
                 Some(_) => {
                     taken = self.wipe_locked(image, &mut state, &mut list);
-                    let vers = image.mcache_vers.load(Ordering::Relaxed).wrapping_add(1);
+                    let vers = image.kind.vers.load(Ordering::Relaxed).wrapping_add(1);
                     self.relabel_locked(image, &mut state, vers, &mut list, &mut taken);
                 }
                 None => taken = self.wipe_locked(image, &mut state, &mut list),
             }
         }
-        if state.mcache.writers == 0 {
-            state.mcache.conflict = false;
+        if state.kind.writers == 0 {
+            state.kind.conflict = false;
         }
-        let generation = state.mcache.generation;
+        let generation = state.kind.generation;
         drop(state);
         self.release(list, taken);
         if let Some((offset, written)) = write_through {
@@ -79,13 +79,13 @@ impl VmState {
     }
 
     /// See [`CachedFile::set_length`].
-    pub(super) fn mcache_set_length(&self, image: &Arc<Image>, length: u64, new_vers: u64) {
+    pub(super) fn mcache_set_length(&self, image: &Arc<McacheImage>, length: u64, new_vers: u64) {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
         let mut taken = 0;
-        if state.mcache.linked {
+        if state.kind.linked {
             taken = self.wipe_locked(image, &mut state, &mut list);
-            state.mcache.length = length;
+            state.kind.length = length;
             self.relabel_locked(image, &mut state, new_vers, &mut list, &mut taken);
         }
         drop(state);
@@ -93,10 +93,10 @@ impl VmState {
     }
 
     /// See [`CachedFile::wipe`].
-    pub(super) fn mcache_wipe(&self, image: &Image) {
+    pub(super) fn mcache_wipe(&self, image: &McacheImage) {
         let mut list = NO_PAGE;
         let mut state = image.state.lock();
-        let taken = if state.mcache.linked {
+        let taken = if state.kind.linked {
             self.wipe_locked(image, &mut state, &mut list)
         } else {
             0
