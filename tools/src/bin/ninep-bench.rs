@@ -253,6 +253,7 @@ fn main() -> ExitCode {
             )
         }
     };
+    signals::let_termination_finish();
     if ok {
         ExitCode::SUCCESS
     } else {
