@@ -29,6 +29,10 @@ const PROGRAM: &str = "/n/ram/bin/prog";
 /// Executes a static binary from ramfs in the hosted kernel and checks the image cache and
 /// the server's lifetime. Prints one line per case, then `N passed, M failed`; exits 1 if
 /// any case failed.
+///
+/// Built for x86_64-unknown-redox the tool runs its cases against the real Redox kernel
+/// and `ramfs-9p --scheme NAME` instead; that build is only type-checked (this host
+/// cannot build relibc), it has not run on Redox.
 #[derive(Debug, Parser)]
 #[command(name = "exec-from-ramfs", version)]
 struct Cli {

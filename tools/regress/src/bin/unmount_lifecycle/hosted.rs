@@ -23,6 +23,10 @@ use regress::{
 /// Mount/unmount lifecycles, dead and silent servers, and interrupted requests in the
 /// hosted kernel. Prints one line per case, then `N passed, M failed`; exits 1 if any case
 /// failed.
+///
+/// Built for x86_64-unknown-redox the tool runs the cases that can exist there against
+/// the real Redox kernel and `ramfs-9p --scheme NAME` (and names the others); that build
+/// is only type-checked (this host cannot build relibc), it has not run on Redox.
 #[derive(Debug, Parser)]
 #[command(name = "unmount-lifecycle", version)]
 struct Cli {
