@@ -14,6 +14,7 @@
 #[cfg(not(target_os = "redox"))]
 pub mod binary;
 pub mod cases;
+pub mod catalogue;
 pub mod failure;
 #[cfg(not(target_os = "redox"))]
 pub mod files;

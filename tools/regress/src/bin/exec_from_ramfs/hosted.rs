@@ -618,4 +618,13 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn cases_are_the_catalogue() {
+        let names: Vec<&str> = CASES
+            .iter()
+            .map(|(name, _)| regress::catalogue::short_name(name))
+            .collect();
+        assert_eq!(names, regress::catalogue::EXEC_FROM_RAMFS);
+    }
 }
