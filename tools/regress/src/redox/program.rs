@@ -1,5 +1,5 @@
 //! The program the Redox cases run from the scheme: this tool's own executable (a static
-//! Redox binary, the one program known to be there), started with [`AS_PROGRAM`] so that
+//! Redox binary as the recipe builds it, the one program known to be there), started with [`AS_PROGRAM`] so that
 //! it either exits at once or holds until the tool lets it go.
 //!
 //! It runs from an fd of the scheme's file (`openat(root, "prog")`), not from a path: the

@@ -51,7 +51,7 @@ struct Env {
     server_log: bool,
 }
 
-/// A scheme names used by no other case of this run.
+/// A scheme name used by no other case of this run.
 fn scheme_name(base: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
