@@ -1,6 +1,6 @@
 //! The program the Redox cases run from the scheme: this tool's own executable (a static
-//! Redox binary as the recipe builds it, the one program known to be there), started with [`AS_PROGRAM`] so that
-//! it either exits at once or holds until the tool lets it go.
+//! Redox binary as the recipe builds it, the one program known to be there), started
+//! with [`AS_PROGRAM`] so that it either exits at once or holds until the tool lets it go.
 //!
 //! It runs from an fd of the scheme's file (`openat(root, "prog")`), not from a path: the
 //! scheme is in no namespace (the tool holds its root), so fork and relibc's `fexecve` are
