@@ -90,7 +90,7 @@ impl Running {
         };
         let argv = [prog.as_ptr(), flag.as_ptr(), arg.as_ptr(), std::ptr::null()];
         let envp = [std::ptr::null::<c_char>()];
-        let mut fds = [0 as c_int; 2];
+        let mut fds: [c_int; 2] = [0; 2];
         if mode == Mode::Hold {
             // SAFETY: `fds` has room for the two descriptors.
             if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {

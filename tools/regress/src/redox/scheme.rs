@@ -38,7 +38,7 @@ pub struct SchemeRamfs {
 
 /// A pipe whose ends close on exec (the write end is opened up for the daemon only).
 fn pipe() -> Result<(usize, usize), Failure> {
-    let mut fds = [0 as libc::c_int; 2];
+    let mut fds: [libc::c_int; 2] = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return Err(io::Error::last_os_error()).context("make the INIT_NOTIFY pipe");
