@@ -13,6 +13,10 @@ use crate::options::CommonArgs;
 /// tool's environment `E` (what every case needs: the binaries, deadlines, options).
 pub type Case<E> = (&'static str, fn(&E) -> Result<(), Failure>);
 
+/// A case that cannot exist on this target: its name and why. The tool prints it as
+/// `n/a  NAME: why` (neither passed nor failed) so that nothing is skipped silently.
+pub type Absent = (&'static str, &'static str);
+
 /// The outcome of one case.
 #[derive(Debug)]
 pub struct Outcome {
@@ -46,6 +50,17 @@ impl Runner {
         env: E,
         cases: &[Case<E>],
     ) -> ExitCode {
+        Self::run_selected_with_absent(common, env, cases, &[])
+    }
+
+    /// [`run_selected`](Self::run_selected), and before the summary an `n/a` line for each
+    /// selected case of `absent` (cases of the tool that cannot exist on this target).
+    pub fn run_selected_with_absent<E: Send + Sync + 'static>(
+        common: &CommonArgs,
+        env: E,
+        cases: &[Case<E>],
+        absent: &[Absent],
+    ) -> ExitCode {
         let env = Arc::new(env);
         let mut runner = Runner::new(common.case_timeout());
         for &(name, case) in cases {
@@ -54,6 +69,11 @@ impl Runner {
             }
             let env = env.clone();
             runner.run(name, move || case(&env));
+        }
+        for &(name, why) in absent {
+            if common.selected(name) {
+                runner.not_applicable(name, why);
+            }
         }
         runner.finish()
     }
@@ -98,6 +118,13 @@ impl Runner {
             name: name.to_string(),
             result,
         });
+    }
+
+    /// Prints that the case `name` cannot exist on this target, and why; it counts as
+    /// neither passed nor failed.
+    pub fn not_applicable(&mut self, name: &str, why: &str) {
+        println!("n/a  {name}: {why}");
+        let _ = std::io::stdout().flush();
     }
 
     /// The outcomes so far.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+#[cfg(not(target_os = "redox"))]
 use hosted::{Kernel, KernelError, KernelViolation};
 
 /// A case's failure, printed after its name.
@@ -11,6 +12,7 @@ pub enum Failure {
     #[error("{0}")]
     Expectation(String),
     /// A system call failed that should have worked.
+    #[cfg(not(target_os = "redox"))]
     #[error("{what}: {error}")]
     Kernel {
         /// What the case was doing.
@@ -19,6 +21,7 @@ pub enum Failure {
         error: KernelError,
     },
     /// The kernel's invariant checker found a broken rule.
+    #[cfg(not(target_os = "redox"))]
     #[error("invariant checker: {0}")]
     Invariant(KernelViolation),
     /// Starting or waiting for a server, building the program, a thread.
@@ -53,6 +56,7 @@ pub trait Context<T> {
     fn context(self, what: impl Into<String>) -> Result<T, Failure>;
 }
 
+#[cfg(not(target_os = "redox"))]
 impl<T> Context<T> for Result<T, KernelError> {
     fn context(self, what: impl Into<String>) -> Result<T, Failure> {
         self.map_err(|error| Failure::Kernel {
@@ -71,7 +75,19 @@ impl<T> Context<T> for std::io::Result<T> {
     }
 }
 
+/// A Redox system call's error, as the `io::Error` of its errno.
+#[cfg(target_os = "redox")]
+impl<T> Context<T> for Result<T, libredox::error::Error> {
+    fn context(self, what: impl Into<String>) -> Result<T, Failure> {
+        self.map_err(|error| Failure::Io {
+            what: what.into(),
+            error: std::io::Error::from_raw_os_error(error.errno()),
+        })
+    }
+}
+
 /// Waits for queued closes (at most `deadline`), then runs the whole-kernel checker.
+#[cfg(not(target_os = "redox"))]
 pub fn settle_and_check(
     kernel: &Kernel,
     deadline: Duration,

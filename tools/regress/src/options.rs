@@ -1,14 +1,26 @@
 //! Options every tool takes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
+/// The server's file name: on Redox our ramfs is installed as `ramfs-9p`, so that no
+/// `ramfs NAME` of Redox's own services starts it (NOTES-redox-scheme.md §9).
+const RAMFS_NAME: &str = if cfg!(target_os = "redox") {
+    "ramfs-9p"
+} else {
+    "ramfs"
+};
+
+/// Where the recipe installs it on Redox.
+const REDOX_INSTALLED: &str = "/usr/bin/ramfs-9p";
+
 /// Where the server is, how long to wait.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// The ramfs binary [default: `ramfs` next to this tool's executable].
+    /// The ramfs binary [default: `ramfs` next to this tool's executable; on Redox
+    /// `ramfs-9p` next to it, else /usr/bin/ramfs-9p].
     #[arg(long, value_name = "PATH")]
     pub ramfs: Option<PathBuf>,
 
@@ -34,9 +46,11 @@ impl CommonArgs {
         }
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-        let next_to = exe.with_file_name("ramfs");
+        let next_to = exe.with_file_name(RAMFS_NAME);
         if next_to.exists() {
             Ok(next_to)
+        } else if cfg!(target_os = "redox") && Path::new(REDOX_INSTALLED).exists() {
+            Ok(PathBuf::from(REDOX_INSTALLED))
         } else {
             Err(format!(
                 "no ramfs at {} (build it with `cargo build -p ramfs`, or give --ramfs PATH)",

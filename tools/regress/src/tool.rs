@@ -1,10 +1,14 @@
 //! What every tool's `main` does around its own part: the logger, then the ramfs binary and
 //! the test program it runs, a usage error (exit status 2) when either is missing.
 
+#[cfg(not(target_os = "redox"))]
 use std::path::{Path, PathBuf};
+#[cfg(not(target_os = "redox"))]
 use std::process::ExitCode;
 
+#[cfg(not(target_os = "redox"))]
 use crate::binary::Program;
+#[cfg(not(target_os = "redox"))]
 use crate::options::CommonArgs;
 
 /// Exit status of a tool that could not start: no ramfs, no test program.
@@ -19,6 +23,7 @@ pub fn init_logging(default_level: &str) {
 }
 
 /// What a tool runs against: the ramfs binary and the static program.
+#[cfg(not(target_os = "redox"))]
 pub struct Inputs {
     /// The ramfs binary ([`CommonArgs::ramfs_path`]).
     pub ramfs: PathBuf,
@@ -26,6 +31,7 @@ pub struct Inputs {
     pub program: Program,
 }
 
+#[cfg(not(target_os = "redox"))]
 impl Inputs {
     /// The ramfs binary `common` names and the program at `binary` (or the default one).
     /// When either cannot be had, prints `TOOL: why` on standard error and gives the exit
