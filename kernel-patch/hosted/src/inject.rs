@@ -87,6 +87,8 @@ pub struct Hold {
 struct Held {
     tag: u16,
     flush: FlushPolicy,
+    /// The request itself, for [`Wire::release_held`].
+    msg: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -276,6 +278,7 @@ impl Transport for Interposer {
                 state.held.push(Held {
                     tag: event.tag,
                     flush,
+                    msg: msg.to_vec(),
                 });
                 state.log.push(event);
             }
@@ -324,6 +327,23 @@ impl Drop for Interposer {
 }
 
 impl Wire {
+    /// Sends every request held so far on to the server, in the order they came, as if
+    /// they had never been held: a test can stop a call at a request, act meanwhile, and
+    /// let the call go on. Returns how many went.
+    pub fn release_held(&self) -> Result<usize, TransportError> {
+        let held = std::mem::take(&mut self.shared.lock().held);
+        for request in &held {
+            {
+                let mut state = self.shared.lock();
+                let event = parse(&request.msg, Direction::ToServer, Fate::Forwarded);
+                state.log.push(event);
+            }
+            self.inner.send(&request.msg)?;
+        }
+        self.shared.notify();
+        Ok(held.len())
+    }
+
     /// Adds a rule.
     pub fn hold(&self, hold: Hold) {
         self.shared.lock().holds.push(hold);

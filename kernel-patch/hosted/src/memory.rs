@@ -39,6 +39,9 @@ pub(crate) struct Pte {
 pub(crate) struct Memory {
     pub(crate) regions: Vec<Region>,
     mmu: HashMap<u64, Pte>,
+    /// Set by [`take`](Self::take): the process exited, and an exec that was loading
+    /// meanwhile must not install a program in it.
+    released: bool,
 }
 
 /// What a segment of a process is, for callers of the kernel.
@@ -61,6 +64,7 @@ impl Memory {
         Self {
             regions,
             mmu: HashMap::new(),
+            released: false,
         }
     }
 
@@ -201,7 +205,16 @@ impl Memory {
     }
 
     /// Takes the segments and clears the MMU (exec replacing them, or exit).
+    /// Takes everything out for a process that is going away; the memory left behind
+    /// refuses a new program ([`released`](Self::released)).
     pub(crate) fn take(&mut self) -> Memory {
-        std::mem::take(self)
+        let memory = std::mem::take(self);
+        self.released = true;
+        memory
+    }
+
+    /// Whether [`take`](Self::take) emptied this memory: its process exited.
+    pub(crate) fn released(&self) -> bool {
+        self.released
     }
 }

@@ -82,6 +82,10 @@ impl Kernel {
             .regions
             .iter()
             .any(|region| region.seg.same_segment(&seg));
+        // `a` may have exited meanwhile: then this count was its segment's last, and the
+        // image's channel parked as it went.
+        drop(seg);
+        self.safe_point();
         Ok(same)
     }
 }

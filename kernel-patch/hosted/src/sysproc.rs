@@ -234,8 +234,19 @@ impl Kernel {
             identity,
             segments: mem.describe(),
         };
-        // The point of no return.
-        let old = std::mem::replace(&mut *lock(&proc.mem), mem);
+        // The point of no return, unless the process exited while the program was loading:
+        // then the new segments go here (their image's channel parks), before the exec's
+        // safe point, instead of living on in a dead process until its last reference
+        // drops after every safe point.
+        let old = {
+            let mut current = lock(&proc.mem);
+            if current.released() {
+                drop(current);
+                drop(mem);
+                return Err(KernelError::NoSuchProcess(proc.pid));
+            }
+            std::mem::replace(&mut *current, mem)
+        };
         drop(old);
         Ok(info)
     }

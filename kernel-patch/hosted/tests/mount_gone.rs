@@ -121,3 +121,42 @@ fn a_9p2000_l_mount_forgets_its_image_too() {
         (0, 0, 0)
     );
 }
+
+/// A mount hung up by force (its server given up) is closed while channels of it live: a
+/// later channel release must not forget what a program still running from it has cached,
+/// since no page of it can be read again.
+#[test]
+fn a_hung_up_mount_with_live_channels_keeps_its_cached_pages() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    let info = server.mount(&kernel, init, "/n/ram");
+    copy_in(&kernel, init, PROGRAM, static_binary());
+    // A first run caches every page of the program and exits.
+    let first = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(first, PROGRAM, &["prog"]).unwrap();
+    let pages = program_pages(static_binary());
+    let mut got = vec![0u8; PAGE_SIZE];
+    for page in &pages {
+        kernel.read_memory(first, page.addr, &mut got).unwrap();
+    }
+    kernel.exit(first, "").unwrap();
+    // A second run maps nothing yet: every page it will touch is cached at ref 0.
+    let second = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(second, PROGRAM, &["prog"]).unwrap();
+    let fd = kernel
+        .open(init, "/n/ram/prog", hosted::mnt::OpenMode::READ)
+        .unwrap();
+    info.mount.hangup();
+    // A channel of the hung-up mount goes while the program's image still holds its own.
+    let _ = kernel.close(init, fd);
+    assert!(kernel.wait_closes(DEADLINE));
+    for page in &pages {
+        kernel
+            .read_memory(second, page.addr, &mut got)
+            .expect("a cached page of a running program was forgotten");
+        assert!(got == page.bytes, "page at {:#x}", page.addr);
+    }
+    kernel.exit(second, "").unwrap();
+    check(&kernel);
+}

@@ -192,6 +192,12 @@ impl Mount {
         self.mux.broken()
     }
 
+    /// How many channels of this mount live (the last one's release closes the transport).
+    /// A mount hung up by force can be closed with channels still live.
+    pub fn channels(&self) -> usize {
+        self.mux.channels()
+    }
+
     /// Whether the transport has been closed.
     pub fn is_closed(&self) -> bool {
         self.mux.is_closed()

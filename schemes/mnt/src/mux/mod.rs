@@ -249,6 +249,11 @@ impl Mux {
         self.counters.fid_abandoned();
     }
 
+    /// How many channels live.
+    pub(crate) fn channels(&self) -> usize {
+        self.state.lock().chans
+    }
+
     /// A channel is gone. The last one closes the transport (after every request
     /// sent before, so the server reads them, then end of file).
     pub(crate) fn chan_gone(&self) {
