@@ -12,7 +12,10 @@
 //! - stays with the process when a call ends still interrupted, that is without having
 //!   consumed it (it never waited for anything) or having posted it again (a read or
 //!   write cut short by it returns its partial count, as Plan 9's does): the next call
-//!   sees it, as Plan 9 delivers a note that arrived while the process ran.
+//!   sees it, as Plan 9 delivers a note that arrived while the process ran;
+//! - is delivered once: notes are numbered, and once one call has consumed a note, what
+//!   another call left of that same note is dropped, so one post never interrupts both a
+//!   call in progress and a later one.
 //!
 //! Lock order: the notes lock → an interrupt's sleeper lock (taken by
 //! [`Interrupt::post`]) → the rendezvous it wakes. Nothing else is taken under the notes
@@ -36,22 +39,35 @@ pub(crate) struct Notes {
 
 #[derive(Default)]
 struct NoteState {
-    /// A note no call has taken yet.
-    pending: bool,
-    /// The interrupts of the calls in progress.
-    calls: Vec<Arc<Interrupt>>,
+    /// The number of the newest note posted (the first is 1).
+    posted: u64,
+    /// A note no call has taken yet, by number.
+    pending: Option<u64>,
+    /// The newest note some call consumed.
+    consumed: u64,
+    /// The calls in progress.
+    calls: Vec<CallNote>,
+}
+
+/// A call in progress and the newest note posted to it (0: none).
+struct CallNote {
+    intr: Arc<Interrupt>,
+    note: u64,
 }
 
 impl Notes {
     /// Posts a note: to every call in progress, or, with none, to the next call.
     pub(crate) fn post(&self) {
         let mut state = lock(&self.state);
+        state.posted += 1;
+        let note = state.posted;
         if state.calls.is_empty() {
-            state.pending = true;
+            state.pending = Some(note);
             return;
         }
-        for call in &state.calls {
-            call.post();
+        for call in &mut state.calls {
+            call.intr.post();
+            call.note = note;
         }
     }
 
@@ -62,10 +78,14 @@ impl Notes {
         let intr = Arc::new(Interrupt::new());
         {
             let mut state = lock(&self.state);
-            if std::mem::take(&mut state.pending) {
+            let note = state.pending.take().unwrap_or(0);
+            if note > 0 {
                 intr.post();
             }
-            state.calls.push(intr.clone());
+            state.calls.push(CallNote {
+                intr: intr.clone(),
+                note,
+            });
         }
         let current = current::enter(&intr);
         Call {
@@ -78,7 +98,7 @@ impl Notes {
     /// Whether a note waits for the next call (for tests of this module).
     #[cfg(test)]
     fn pending(&self) -> bool {
-        lock(&self.state).pending
+        lock(&self.state).pending.is_some()
     }
 }
 
@@ -100,9 +120,28 @@ impl Deref for Call<'_> {
 impl Drop for Call<'_> {
     fn drop(&mut self) {
         let mut state = lock(&self.notes.state);
-        state.calls.retain(|call| !Arc::ptr_eq(call, &self.intr));
+        let Some(at) = state
+            .calls
+            .iter()
+            .position(|call| Arc::ptr_eq(&call.intr, &self.intr))
+        else {
+            return;
+        };
+        let note = state.calls.swap_remove(at).note;
+        if note == 0 {
+            return;
+        }
         if self.intr.is_pending() {
-            state.pending = true;
+            // Left for the next call, unless another call has consumed this note.
+            if state.consumed < note {
+                state.pending = state.pending.max(Some(note));
+            }
+        } else {
+            // This call consumed it: what other calls leave of it, or left, is void.
+            state.consumed = state.consumed.max(note);
+            if state.pending.is_some_and(|pending| pending <= note) {
+                state.pending = None;
+            }
         }
     }
 }
@@ -123,6 +162,47 @@ mod tests {
         drop((first, second));
         assert!(!notes.pending());
         assert!(!notes.begin_call().is_pending());
+    }
+
+    #[test]
+    fn a_note_one_call_consumed_is_not_left_over_by_another() {
+        let notes = Notes::default();
+        // The other call ends first, still interrupted, then the first consumes the note.
+        let first = notes.begin_call();
+        let second = notes.begin_call();
+        notes.post();
+        drop(second);
+        assert!(first.take());
+        drop(first);
+        assert!(
+            !notes.begin_call().is_pending(),
+            "one note interrupted two calls"
+        );
+        // The first consumes and ends before the other ends still interrupted.
+        let first = notes.begin_call();
+        let second = notes.begin_call();
+        notes.post();
+        assert!(first.take());
+        drop(first);
+        drop(second);
+        assert!(
+            !notes.begin_call().is_pending(),
+            "one note interrupted two calls"
+        );
+        // A note the only call posted again (a read cut short) still waits.
+        let call = notes.begin_call();
+        notes.post();
+        assert!(call.take());
+        call.post();
+        drop(call);
+        assert!(notes.begin_call().is_pending());
+        // And a later note after a consumed one is delivered.
+        let call = notes.begin_call();
+        notes.post();
+        assert!(call.take());
+        drop(call);
+        notes.post();
+        assert!(notes.begin_call().is_pending());
     }
 
     #[test]
