@@ -412,41 +412,14 @@ fn write_both(w: &mut impl Write, mut head: &[u8], mut tail: &[u8]) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A writer that takes at most `step` bytes a call, to exercise partial writes.
-    struct Trickle {
-        got: Vec<u8>,
-        step: usize,
-    }
-    impl Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let n = buf.len().min(self.step);
-            self.got.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            let mut left = self.step;
-            for b in bufs {
-                let n = b.len().min(left);
-                self.got.extend_from_slice(&b[..n]);
-                left -= n;
-            }
-            Ok(self.step - left)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::bench::test_io::NarrowWriter;
 
     #[test]
     fn write_both_sends_every_byte_in_order_whatever_the_split() {
         let head: Vec<u8> = (0..23).collect();
         let tail: Vec<u8> = (100..=255).collect();
         for step in [1, 5, 22, 23, 24, 100, 1000] {
-            let mut w = Trickle {
-                got: Vec::new(),
-                step,
-            };
+            let mut w = NarrowWriter::new(step);
             write_both(&mut w, &head, &tail).unwrap();
             let mut want = head.clone();
             want.extend_from_slice(&tail);

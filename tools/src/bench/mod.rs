@@ -38,4 +38,6 @@ pub mod runner;
 pub mod servers;
 pub mod session;
 pub mod signals;
+#[cfg(test)]
+mod test_io;
 pub mod workload;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bench::test_io::NarrowWriter;
 use ninep::{getattr, Dialect, Fcall, Msg, IOHDRSZ};
 
 /// A reader that hands out at most `step` bytes a call, so messages arrive in pieces.
@@ -13,32 +14,6 @@ impl Read for Trickle<'_> {
         buf[..n].copy_from_slice(&self.data[..n]);
         self.data = &self.data[n..];
         Ok(n)
-    }
-}
-
-/// A writer that takes at most `step` bytes a call.
-struct Narrow {
-    got: Vec<u8>,
-    step: usize,
-}
-
-impl Write for Narrow {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.step);
-        self.got.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let mut left = self.step;
-        for b in bufs {
-            let n = b.len().min(left);
-            self.got.extend_from_slice(&b[..n]);
-            left -= n;
-        }
-        Ok(self.step - left)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -66,10 +41,7 @@ fn serve(input: &[u8], read_step: usize, write_step: usize) -> (Vec<u8>, ConnEnd
         data: input,
         step: read_step,
     };
-    let mut writer = Narrow {
-        got: Vec::new(),
-        step: write_step,
-    };
+    let mut writer = NarrowWriter::new(write_step);
     let end = serve_conn(reader, &mut writer, MAX_MSIZE);
     (writer.got, end)
 }
