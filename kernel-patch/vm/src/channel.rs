@@ -17,11 +17,15 @@ use alloc::vec::Vec;
 
 use crate::file::{FileError, ImageFile};
 use crate::frame::AllocError;
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 
 /// The files whose last channel reference went, waiting for the kernel to close them.
 pub(crate) struct ParkedCloses {
     state: Mutex<ParkState>,
+    /// `state.files.len()`, changed under the lock, read without it: a kernel asks on every
+    /// way out of a fault whether anything is parked, and must not take a shared lock to
+    /// find out there is nothing.
+    count: AtomicUsize,
 }
 
 struct ParkState {
@@ -38,6 +42,7 @@ impl ParkedCloses {
                 files: Vec::new(),
                 reserved: 0,
             }),
+            count: AtomicUsize::new(0),
         }
     }
 
@@ -60,6 +65,7 @@ impl ParkedCloses {
         debug_assert!(state.files.len() < state.files.capacity());
         // Within the reserved capacity: no allocation.
         state.files.push(file);
+        self.count.fetch_add(1, Ordering::Release);
     }
 
     /// Closes every parked file, one at a time with no lock held. Returns how many.
@@ -71,6 +77,7 @@ impl ParkedCloses {
                 let file = state.files.pop();
                 if file.is_some() {
                     state.reserved -= 1;
+                    self.count.fetch_sub(1, Ordering::Release);
                 }
                 file
             };
@@ -82,9 +89,10 @@ impl ParkedCloses {
         }
     }
 
-    /// Files parked now.
+    /// Files parked now. Takes no lock; a park or close on another CPU may be a moment
+    /// away from showing.
     pub(crate) fn len(&self) -> usize {
-        self.state.lock().files.len()
+        self.count.load(Ordering::Acquire)
     }
 }
 

@@ -63,12 +63,32 @@ pub enum AllocSite {
 /// | [`zero`](Self::zero), [`copy`](Self::copy) | no | yes (a segment lock) |
 /// | [`with_frame`](Self::with_frame), [`with_frame_mut`](Self::with_frame_mut) | no, but the closure may | only with closures that do not block |
 /// | [`admit_allocation`](Self::admit_allocation) | no | yes |
+/// | [`in_use_elsewhere`](Self::in_use_elsewhere) | no | never; but on a fault's path, so the kernel's own locks may be held |
 pub trait FrameAllocator: Send + Sync {
     /// Allocates a frame. May block; vm never holds one of its locks across this call.
     fn allocate(&self) -> Result<Frame, AllocError>;
 
-    /// Returns a frame allocated by [`allocate`](Self::allocate). Must not block.
+    /// Returns a frame allocated by [`allocate`](Self::allocate): vm lets go of it. Must
+    /// not block. A kernel that counts references to frames (page table entries, borrows,
+    /// frees deferred to after a TLB shootdown) drops vm's reference here and frees the
+    /// frame only when it was the last.
     fn free(&self, frame: Frame);
+
+    /// Whether something other than vm still holds `frame` (a page table entry whose
+    /// shootdown is still queued, a borrow): asked before vm reuses a frame from its free
+    /// list for other contents. When it says yes, vm does not reuse the frame: it lets go
+    /// of it with [`free`](Self::free) (so the kernel frees it when its other holders let
+    /// go) and binds a fresh one from [`allocate`](Self::allocate) instead.
+    ///
+    /// Must not block and must not call into vm. vm calls it with none of its locks held,
+    /// on a page it has just taken off its free list (nobody else can reach it), on a
+    /// fault's path and the mount cache's, so the kernel's own locks may be held. The
+    /// default, `false`, is for kernels that keep no such count (the frame is vm's alone
+    /// once vm's mappings are gone).
+    fn in_use_elsewhere(&self, frame: Frame) -> bool {
+        let _ = frame;
+        false
+    }
 
     /// Fills a frame with zeros. Must not block. The default is
     /// [`zero_via_with_frame`].

@@ -46,6 +46,12 @@
 
 extern crate alloc;
 
+// `--cfg loom` swaps the locks for loom's (`sync.rs`), which is an optional dependency.
+#[cfg(all(loom, not(feature = "loom")))]
+compile_error!(
+    "--cfg loom needs vm's `loom` feature: `cargo test -p vm --features loom` (.ci/loom)"
+);
+
 mod arc;
 mod cache;
 mod channel;

@@ -9,7 +9,8 @@
 //! unlinks it (see `image.rs`).
 //!
 //! Lock order: the free-list lock is a leaf. Nothing is locked while it is held and it may be
-//! taken under any other vm lock. [`FrameAllocator::allocate`] is called without it.
+//! taken under any other vm lock. [`FrameAllocator::allocate`], [`FrameAllocator::free`] and
+//! [`FrameAllocator::in_use_elsewhere`] are called without it.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -117,6 +118,8 @@ pub(crate) struct PagePool {
     lists: Mutex<Lists>,
     /// Pages found on the free list twice (a vm bug); reported by the checker.
     double_frees: AtomicU32,
+    /// Free pages whose frames were let go instead of reused (`try_alloc`).
+    frames_in_use_elsewhere: AtomicU64,
 }
 
 impl PagePool {
@@ -142,6 +145,7 @@ impl PagePool {
                 bound: 0,
             }),
             double_frees: AtomicU32::new(0),
+            frames_in_use_elsewhere: AtomicU64::new(0),
         })
     }
 
@@ -157,41 +161,76 @@ impl PagePool {
     /// Takes a page at ref 1 from the free list, or binds a new frame to an unused entry.
     /// `None` when neither is possible. Calls [`FrameAllocator::allocate`] (which may
     /// block) with no lock held.
+    ///
+    /// Before a free page's frame is reused, the kernel is asked whether something else
+    /// still holds it ([`FrameAllocator::in_use_elsewhere`], with no lock held: the page is
+    /// off the free list and nobody else can reach it). If so, the frame is let go
+    /// ([`FrameAllocator::free`]: the kernel drops vm's reference and frees the frame when
+    /// its other holders let go), the entry becomes unbound, and the next free page, or a
+    /// fresh frame, is taken instead.
     pub(crate) fn try_alloc(&self, frames: &dyn FrameAllocator) -> Option<PageIndex> {
-        let mut lists = self.lists.lock();
-        if lists.free_head != NO_PAGE {
-            let page = PageIndex(lists.free_head);
-            let meta = self.meta(page);
-            lists.free_head = meta.link.load(Ordering::Relaxed);
-            lists.free_count -= 1;
-            meta.flags.fetch_and(!FLAG_FREE, Ordering::Relaxed);
-            drop(lists);
-            meta.link.store(NO_PAGE, Ordering::Relaxed);
-            meta.refs.store(1, Ordering::Release);
-            return Some(page);
-        }
-        if lists.unbound_head == NO_PAGE {
-            return None;
-        }
-        let page = PageIndex(lists.unbound_head);
-        let meta = self.meta(page);
-        lists.unbound_head = meta.link.load(Ordering::Relaxed);
-        drop(lists);
-        match frames.allocate() {
-            Ok(frame) => {
-                meta.frame.store(frame.0, Ordering::Release);
+        loop {
+            let mut lists = self.lists.lock();
+            if lists.free_head != NO_PAGE {
+                let page = PageIndex(lists.free_head);
+                let meta = self.meta(page);
+                lists.free_head = meta.link.load(Ordering::Relaxed);
+                lists.free_count -= 1;
+                meta.flags.fetch_and(!FLAG_FREE, Ordering::Relaxed);
+                drop(lists);
+                if frames.in_use_elsewhere(self.frame(page)) {
+                    self.let_go(frames, page);
+                    continue;
+                }
                 meta.link.store(NO_PAGE, Ordering::Relaxed);
                 meta.refs.store(1, Ordering::Release);
-                self.lists.lock().bound += 1;
-                Some(page)
+                return Some(page);
             }
-            Err(AllocError) => {
-                let mut lists = self.lists.lock();
-                meta.link.store(lists.unbound_head, Ordering::Relaxed);
-                lists.unbound_head = page.0;
-                None
+            if lists.unbound_head == NO_PAGE {
+                return None;
             }
+            let page = PageIndex(lists.unbound_head);
+            let meta = self.meta(page);
+            lists.unbound_head = meta.link.load(Ordering::Relaxed);
+            drop(lists);
+            return match frames.allocate() {
+                Ok(frame) => {
+                    meta.frame.store(frame.0, Ordering::Release);
+                    meta.link.store(NO_PAGE, Ordering::Relaxed);
+                    meta.refs.store(1, Ordering::Release);
+                    self.lists.lock().bound += 1;
+                    Some(page)
+                }
+                Err(AllocError) => {
+                    let mut lists = self.lists.lock();
+                    meta.link.store(lists.unbound_head, Ordering::Relaxed);
+                    lists.unbound_head = page.0;
+                    None
+                }
+            };
         }
+    }
+
+    /// Unbinds `page`, just taken off the free list by [`try_alloc`](Self::try_alloc),
+    /// whose frame the kernel says is still in use elsewhere, and lets go of the frame
+    /// ([`FrameAllocator::free`], no lock held). The entry goes back to the unbound list.
+    fn let_go(&self, frames: &dyn FrameAllocator, page: PageIndex) {
+        let meta = self.meta(page);
+        let frame = {
+            let mut lists = self.lists.lock();
+            let frame = meta.frame.swap(NO_FRAME, Ordering::AcqRel);
+            meta.link.store(lists.unbound_head, Ordering::Relaxed);
+            lists.unbound_head = page.0;
+            lists.bound -= 1;
+            frame
+        };
+        frames.free(Frame(frame));
+        self.frames_in_use_elsewhere.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames not reused because the kernel said they were still in use elsewhere.
+    pub(crate) fn frames_in_use_elsewhere(&self) -> u64 {
+        self.frames_in_use_elsewhere.load(Ordering::Relaxed)
     }
 
     /// The frame of a bound page.

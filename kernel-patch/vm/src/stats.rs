@@ -35,6 +35,13 @@ pub struct Statistics {
     /// segment drops, fault ends, reclaims, forgets and the mount cache's wipes, forgets,
     /// relabels and evictions), and [`Vm::shrink`].
     pub frames_released: u64,
+    /// Free pages whose frames were not reused because the kernel said something else
+    /// still held them ([`FrameAllocator::in_use_elsewhere`]); vm let go of each
+    /// ([`FrameAllocator::free`]) and bound a fresh frame instead.
+    ///
+    /// [`FrameAllocator::in_use_elsewhere`]: crate::FrameAllocator::in_use_elsewhere
+    /// [`FrameAllocator::free`]: crate::FrameAllocator::free
+    pub frames_in_use_elsewhere: u64,
     /// Files parked for [`Vm::run_parked_closes`] at the moment of the snapshot.
     pub parked_closes: u64,
     /// Attaches that found their image in the cache.
@@ -99,6 +106,7 @@ impl Vm {
         stats.reclaim_channel_drops = counters.reclaim_channel_drops.load(Ordering::Relaxed);
         stats.parked_closes = shared.parked.len() as u64;
         stats.frames_released = counters.frames_released.load(Ordering::Relaxed);
+        stats.frames_in_use_elsewhere = shared.pool.frames_in_use_elsewhere();
         stats.attach_hits = counters.attach_hits.load(Ordering::Relaxed);
         stats.attach_misses = counters.attach_misses.load(Ordering::Relaxed);
         stats.pages_allocated = counters.pages_allocated.load(Ordering::Relaxed);
@@ -126,6 +134,11 @@ impl fmt::Display for Statistics {
         writeln!(f, "reclaim_channel_drops {}", self.reclaim_channel_drops)?;
         writeln!(f, "parked_closes {}", self.parked_closes)?;
         writeln!(f, "frames_released {}", self.frames_released)?;
+        writeln!(
+            f,
+            "frames_in_use_elsewhere {}",
+            self.frames_in_use_elsewhere
+        )?;
         writeln!(f, "attach_hits {}", self.attach_hits)?;
         writeln!(f, "attach_misses {}", self.attach_misses)?;
         writeln!(f, "pages_allocated {}", self.pages_allocated)?;

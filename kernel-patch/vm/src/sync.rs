@@ -2,9 +2,9 @@
 //! `arc.rs`, built on these atomics).
 //!
 //! Normally these are `spin` 0.9 and `core`/`alloc` types, the ones the Redox kernel links.
-//! Under `--cfg loom` they are loom's models, so `tests/loom.rs` can explore every
-//! interleaving of the lock protocols. Nothing else in the crate names `spin` or
-//! `core::sync` directly.
+//! Under `--cfg loom` (with vm's `loom` feature) they are loom's models, so `tests/loom.rs`
+//! can explore every interleaving of the lock protocols. Nothing else in the crate names
+//! `spin` or `core::sync` directly.
 
 #[cfg(not(loom))]
 mod imp {

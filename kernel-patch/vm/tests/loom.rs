@@ -1,5 +1,6 @@
 //! loom models of the lock protocols. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p vm --test loom --release`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p vm --features loom --test loom --release`
+//! (`.ci/loom`).
 //!
 //! 1. attach vs put vs reclaim of an idle image (9front's 2025 image locking);
 //! 2. attach vs the last put of an image (put's re-check under the table lock);
