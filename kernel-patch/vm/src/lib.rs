@@ -62,6 +62,7 @@ mod stats;
 mod sync;
 mod vm;
 mod wait;
+mod zero;
 
 #[cfg(any(test, feature = "check"))]
 pub mod check;
