@@ -168,10 +168,7 @@ mod tests {
                 writable: true,
             }]);
             let pte = mem.touch(BSS, Access::Read, kernel.counters()).unwrap();
-            assert_eq!(
-                (pte.frame, pte.writable),
-                (kernel.vm().zero_frame(), false)
-            );
+            assert_eq!((pte.frame, pte.writable), (kernel.vm().zero_frame(), false));
         }
         kernel.check_invariants().unwrap();
         // The entry made writable behind vm's back: the next store would write the zeros.

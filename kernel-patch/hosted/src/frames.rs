@@ -287,7 +287,11 @@ mod tests {
         assert_ne!(only, zero);
         assert_eq!(frames.allocate(), Err(AllocError), "the limit");
         frames.free(zero);
-        assert_eq!(frames.allocate(), Err(AllocError), "not freed, so not handed out");
+        assert_eq!(
+            frames.allocate(),
+            Err(AllocError),
+            "not freed, so not handed out"
+        );
         frames.with_frame(zero, &mut |bytes| assert!(bytes.iter().all(|&x| x == 0)));
         assert_eq!((frames.stats().limit, frames.stats().freed), (1, 0));
     }

@@ -8,8 +8,8 @@
 mod common;
 
 use common::*;
-use hosted::SegmentInfo;
 use hosted::vm::{Access, FaultError, SegmentKind, PAGE_SIZE};
+use hosted::SegmentInfo;
 use hosted::{ForkFlags, Kernel, KernelConfig, KernelError, Pid};
 
 const PROGRAM: &str = "/n/ram/prog";
@@ -72,10 +72,7 @@ fn a_programs_bss_read_before_it_is_written_maps_the_zero_frame() {
     assert_eq!(&page[8..15], b"written");
     assert!(page[..8].iter().chain(&page[15..]).all(|&byte| byte == 0));
     // The rest still reads the zero page, whose bytes the write did not reach.
-    assert_eq!(
-        kernel.resident(pid, bss.base + PAGE).unwrap(),
-        Some(zero)
-    );
+    assert_eq!(kernel.resident(pid, bss.base + PAGE).unwrap(), Some(zero));
     kernel.vm().frames().with_frame(zero, &mut |bytes| {
         assert!(bytes.iter().all(|&byte| byte == 0));
     });

@@ -2,8 +2,9 @@
 //! segments go away, and anything free or reclaimable on `Vm::shrink`; running out of its
 //! pool is an error, never a panic. The test kit's frame allocator counts the frames vm
 //! holds (`outstanding`), the zero page's among them: vm allocates it as it is created and
-//! keeps it till the instance goes (`ZERO_FRAME`), whatever it gives back. The mount cache's wipes, forgets, relabels and evictions give
-//! the frames of the pages they free back at once too.
+//! keeps it till the instance goes (`ZERO_FRAME`), whatever it gives back. The mount
+//! cache's wipes, forgets, relabels and evictions give the frames of the pages they free
+//! back at once too.
 
 mod common;
 

@@ -96,7 +96,10 @@ fn a_write_after_a_read_allocates_one_page_in_its_place() {
     assert_ne!(write.frame, zero, "a private page replaces the zero page");
     assert!(write.writable);
     assert_eq!(bss.resident(BSS_VA), Some(write.frame), "the entry changed");
-    assert!(all_zero(&world, write.frame), "the private page starts as zeros");
+    assert!(
+        all_zero(&world, write.frame),
+        "the private page starts as zeros"
+    );
     assert_eq!(allocated(&world) - before, 1, "one frame");
     assert_eq!(world.vm.statistics().pages_allocated - pages_before, 1);
     world.frames.write(write.frame, 8, b"written");
@@ -148,11 +151,19 @@ fn fork_shares_the_zero_page_mapping() {
     let (before, copies) = (allocated(&world), world.frames.stats().copies);
     let pages_before = world.vm.statistics().pages_allocated;
     let child = parent.fork().unwrap();
-    assert_eq!(child.resident(BSS_VA), Some(zero), "the entry is copied as it is");
+    assert_eq!(
+        child.resident(BSS_VA),
+        Some(zero),
+        "the entry is copied as it is"
+    );
     assert_eq!(world.vm.statistics().zero_page_entries, 2);
     let read = child.fault(BSS_VA, Access::Read).unwrap();
     assert_eq!((read.frame, read.writable), (zero, false));
-    assert_eq!(allocated(&world), before, "fork and the child's read: no frame");
+    assert_eq!(
+        allocated(&world),
+        before,
+        "fork and the child's read: no frame"
+    );
     assert_eq!(world.frames.stats().copies, copies, "no copy");
     assert_eq!(world.vm.statistics().pages_allocated, pages_before);
     check(&world, &[&parent, &child]);
@@ -185,7 +196,11 @@ fn a_gibibyte_of_untouched_bss_reads_without_a_frame() {
         let mapping = bss.fault(addr, Access::Read).unwrap();
         assert_eq!(mapping.frame, zero);
     }
-    assert_eq!(allocated(&world), before, "no frame for a gibibyte of reads");
+    assert_eq!(
+        allocated(&world),
+        before,
+        "no frame for a gibibyte of reads"
+    );
     assert!(all_zero(&world, zero));
     let stats = world.vm.statistics();
     assert_eq!(stats.zero_page_entries, GIB / PAGE);
@@ -207,7 +222,11 @@ fn a_read_needs_no_memory_and_a_refused_first_write_is_an_error() {
     // Every page of the pool is taken: a read of zero fill still works.
     let hog = world
         .vm
-        .zero_segment(SegmentKind::Stack, STACK_VA, u64::from(config().max_pages) * PAGE)
+        .zero_segment(
+            SegmentKind::Stack,
+            STACK_VA,
+            u64::from(config().max_pages) * PAGE,
+        )
         .unwrap();
     fault_all(&hog, Access::Write);
     assert_eq!(bss.fault(BSS_VA, Access::Read).unwrap().frame, zero);
@@ -221,10 +240,7 @@ fn a_read_needs_no_memory_and_a_refused_first_write_is_an_error() {
     drop(hog);
     // A refused page allocation fails the write the same way.
     world.frames.fail_site(AllocSite::Page);
-    assert_eq!(
-        bss.fault(BSS_VA, Access::Write),
-        Err(FaultError::NoMemory)
-    );
+    assert_eq!(bss.fault(BSS_VA, Access::Write), Err(FaultError::NoMemory));
     assert_eq!(bss.resident(BSS_VA), Some(zero));
     check(&world, &[&bss]);
     let write = bss.fault(BSS_VA, Access::Write).expect("the retry");
@@ -262,7 +278,11 @@ fn vm_allocates_its_zero_frame_at_creation_and_frees_it_at_the_end() {
 fn a_kernel_zero_frame_is_used_and_never_freed() {
     let frames = HeapFrames::with_zero_frame(4);
     let vm = Vm::new(frames.allocator(), config()).unwrap();
-    assert_eq!(vm.zero_frame(), Frame(4), "the kernel's, past its four frames");
+    assert_eq!(
+        vm.zero_frame(),
+        Frame(4),
+        "the kernel's, past its four frames"
+    );
     assert_eq!(frames.stats().allocated, 0, "vm allocated none");
     let bss = vm
         .zero_segment(SegmentKind::Bss, BSS_VA, 64 * PAGE)

@@ -81,7 +81,9 @@ mod tests {
 
     /// A bss of two pages whose first page a read mapped to the zero page.
     fn read_bss(vm: &Vm) -> SegmentRef {
-        let bss = vm.zero_segment(SegmentKind::Bss, BSS, 2 * PAGE_BYTES).unwrap();
+        let bss = vm
+            .zero_segment(SegmentKind::Bss, BSS, 2 * PAGE_BYTES)
+            .unwrap();
         let mapping = bss.fault(BSS, Access::Read).unwrap();
         assert_eq!(mapping.frame, vm.zero_frame());
         bss
