@@ -1,6 +1,6 @@
 //! The whole-kernel invariant checker: vm's checker with every live segment, plus the
-//! kernel's own rules (MMU entries agree with their segments; every live channel is
-//! accounted for).
+//! kernel's own rules (MMU entries agree with their segments, and none maps vm's zero page
+//! writable; every live channel is accounted for).
 //!
 //! Locks: each process's `mem` lock in pid order (only the checker holds more than one,
 //! so the order cannot deadlock), then vm's checker takes its own locks one at a time.
@@ -41,6 +41,15 @@ pub enum KernelViolation {
         /// The page.
         addr: u64,
     },
+    /// A process's MMU maps vm's zero page writable: a store would write the zeros every
+    /// untouched zero-fill page reads.
+    #[error("pid {pid}: MMU entry at {addr:#x} maps the zero page writable")]
+    ZeroFrameWritable {
+        /// The process.
+        pid: Pid,
+        /// The page.
+        addr: u64,
+    },
     /// Channels were made and never clunked, or clunked twice: `live` by the counters,
     /// `accounted` by what holds one.
     #[error("channel leak: {live} live, {accounted} accounted for")]
@@ -61,12 +70,16 @@ pub(crate) fn check(
         .iter()
         .map(|proc| (proc.pid, lock(&proc.mem)))
         .collect();
+    let zero = vm.zero_frame();
     for (pid, mem) in &mems {
         if let Some(addr) = mem.stale_entries().first() {
             return Err(KernelViolation::StaleMapping {
                 pid: *pid,
                 addr: *addr,
             });
+        }
+        if let Some(addr) = mem.writable_zero_entry(zero) {
+            return Err(KernelViolation::ZeroFrameWritable { pid: *pid, addr });
         }
     }
     let segments: Vec<&SegmentRef> = mems
@@ -124,4 +137,47 @@ pub(crate) fn check(
         processes: procs.len(),
         live_channels: live,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Memory, Region};
+    use crate::{Kernel, KernelConfig};
+    use vm::{Access, SegmentKind};
+
+    const BSS: u64 = 0x100_0000;
+
+    #[test]
+    fn catches_the_zero_page_mapped_writable() {
+        let kernel = Kernel::new(KernelConfig {
+            memory_frames: 64,
+            ..KernelConfig::default()
+        })
+        .unwrap();
+        let pid = kernel.spawn();
+        let proc = kernel.proc(pid).unwrap();
+        let seg = kernel
+            .vm()
+            .zero_segment(SegmentKind::Bss, BSS, vm::PAGE_SIZE as u64)
+            .unwrap();
+        {
+            let mut mem = lock(&proc.mem);
+            *mem = Memory::new(vec![Region {
+                seg,
+                writable: true,
+            }]);
+            let pte = mem.touch(BSS, Access::Read, kernel.counters()).unwrap();
+            assert_eq!((pte.frame, pte.writable), (kernel.vm().zero_frame(), false));
+        }
+        kernel.check_invariants().unwrap();
+        // The entry made writable behind vm's back: the next store would write the zeros.
+        if let Some(pte) = lock(&proc.mem).mmu_mut().get_mut(&BSS) {
+            pte.writable = true;
+        }
+        assert_eq!(
+            kernel.check_invariants(),
+            Err(KernelViolation::ZeroFrameWritable { pid, addr: BSS })
+        );
+    }
 }

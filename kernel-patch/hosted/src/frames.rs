@@ -6,6 +6,11 @@
 //! (of any [`AllocSite`], counted from the moment it is armed), or every frame allocation,
 //! so tests can prove that each operation fails cleanly.
 //!
+//! Besides the limit's frames there is one frame of zeros the kernel keeps for vm's zero
+//! page ([`FrameAllocator::zero_frame`], as Redox keeps `THE_ZEROED_FRAME`): never handed
+//! out, never freed, outside the limit and the counters, so that `frames_in_use` is what
+//! vm's pool holds.
+//!
 //! Locks: each frame slot has its own mutex (a leaf), the free-slot list another (a leaf);
 //! no method holds two at once.
 
@@ -49,6 +54,7 @@ impl FrameStats {
 }
 
 struct Inner {
+    /// The limit's frames, then the zero frame.
     slots: Box<[Mutex<Option<FrameBytes>>]>,
     free: Mutex<Vec<u32>>,
     allocated: AtomicU64,
@@ -79,9 +85,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HostFrames {
-    /// At most `limit` frames; their memory is taken from the heap on first use.
+    /// At most `limit` frames; their memory is taken from the heap on first use. The zero
+    /// frame is the one numbered `limit`.
     pub fn new(limit: u32) -> Self {
-        let slots: Vec<Mutex<Option<FrameBytes>>> = (0..limit).map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<FrameBytes>>> = (0..limit)
+            .map(|_| Mutex::new(None))
+            .chain([Mutex::new(Some(Box::new([0; PAGE_SIZE])))])
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 slots: slots.into_boxed_slice(),
@@ -128,7 +138,7 @@ impl HostFrames {
     pub fn stats(&self) -> FrameStats {
         let inner = &*self.inner;
         FrameStats {
-            limit: inner.slots.len() as u32,
+            limit: self.limit(),
             allocated: inner.allocated.load(Ordering::SeqCst),
             freed: inner.freed.load(Ordering::SeqCst),
             peak: inner.peak.load(Ordering::SeqCst),
@@ -137,6 +147,14 @@ impl HostFrames {
             copies: inner.copies.load(Ordering::SeqCst),
             zeroes: inner.zeroes.load(Ordering::SeqCst),
         }
+    }
+
+    fn limit(&self) -> u32 {
+        (self.inner.slots.len() - 1) as u32
+    }
+
+    fn zero_frame_number(&self) -> Frame {
+        Frame(u64::from(self.limit()))
     }
 
     fn slot(&self, frame: Frame) -> Option<&Mutex<Option<FrameBytes>>> {
@@ -170,6 +188,10 @@ impl FrameAllocator for HostFrames {
     }
 
     fn free(&self, frame: Frame) {
+        if frame == self.zero_frame_number() {
+            log::error!("hosted: free of the zero frame");
+            return;
+        }
         let Some(slot) = self.slot(frame) else {
             log::error!("hosted: free of unknown frame {}", frame.0);
             return;
@@ -205,6 +227,10 @@ impl FrameAllocator for HostFrames {
                 None => f(&[POISON; PAGE_SIZE]),
             }
         }
+    }
+
+    fn zero_frame(&self) -> Option<Frame> {
+        Some(self.zero_frame_number())
     }
 
     fn admit_allocation(&self, _site: AllocSite) -> Result<(), AllocError> {
@@ -250,6 +276,24 @@ mod tests {
         assert!(frames.allocate().is_err());
         frames.never_fail();
         assert!(frames.allocate().is_ok());
+    }
+
+    #[test]
+    fn the_zero_frame_is_outside_the_limit_and_never_freed() {
+        let frames = HostFrames::new(1);
+        let zero = frames.zero_frame().unwrap();
+        assert_eq!(zero, Frame(1));
+        let only = frames.allocate().unwrap();
+        assert_ne!(only, zero);
+        assert_eq!(frames.allocate(), Err(AllocError), "the limit");
+        frames.free(zero);
+        assert_eq!(
+            frames.allocate(),
+            Err(AllocError),
+            "not freed, so not handed out"
+        );
+        frames.with_frame(zero, &mut |bytes| assert!(bytes.iter().all(|&x| x == 0)));
+        assert_eq!((frames.stats().limit, frames.stats().freed), (1, 0));
     }
 
     #[test]

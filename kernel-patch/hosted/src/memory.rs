@@ -204,6 +204,23 @@ impl Memory {
         stale
     }
 
+    /// The first MMU entry (lowest address) that maps `zero`, vm's zero page, writable;
+    /// vm maps it read only, so a write faults and gets a page of its own (for the
+    /// checker).
+    pub(crate) fn writable_zero_entry(&self, zero: Frame) -> Option<u64> {
+        self.mmu
+            .iter()
+            .filter(|(_, pte)| pte.frame == zero && pte.writable)
+            .map(|(page, _)| *page)
+            .min()
+    }
+
+    /// The MMU, for the checker's tests to break.
+    #[cfg(test)]
+    pub(crate) fn mmu_mut(&mut self) -> &mut HashMap<u64, Pte> {
+        &mut self.mmu
+    }
+
     /// Takes the segments and clears the MMU (exec replacing them, or exit).
     /// Takes everything out for a process that is going away; the memory left behind
     /// refuses a new program ([`released`](Self::released)).

@@ -10,6 +10,8 @@
 //! and total limits, and no identity (with its version) cached both by an executable image
 //! and by the mount cache.
 //!
+//! The zero page's rules are in `check/zero_page.rs`.
+//!
 //! Some rules are type facts and have no check: a mount-cache image never holds a channel
 //! (its kind, `McacheFile`, has no field for one, and the channel rules are written for
 //! `ExecImage` alone), and each map holds images of its own kind only (the table's map
@@ -28,9 +30,11 @@ use crate::image::{ExecImage, Image, ImageKind, ImageState};
 use crate::mcache::CacheKey;
 use crate::mcache::McacheImage;
 use crate::page::{PageIndex, PagePool};
-use crate::segment::SegmentRef;
+use crate::segment::{Entry, SegmentRef};
 use crate::sync::{Arc, Ordering};
 use crate::vm::Vm;
+
+mod zero_page;
 
 /// A broken rule, with the page index or image identity it was found at.
 ///
@@ -143,6 +147,15 @@ pub enum Violation {
     /// The same identity (with its version) is cached by an executable image and by the
     /// mount cache.
     DoubleCached { identity: FileIdentity },
+    /// The zero page's frame holds a byte other than zero at `offset`.
+    ZeroFrameWritten { offset: usize },
+    /// A page of the pool has the zero page's frame (so it may be free, cached or written).
+    ZeroFrameInPool { page: u32 },
+    /// A segment maps the zero page at `addr`, a page that holds file bytes.
+    ZeroPageOverFile { addr: u64 },
+    /// The count of entries mapping the zero page is not what the segments hold (only
+    /// checked when every live segment is given).
+    ZeroEntryMismatch { counted: u64, recorded: u64 },
 }
 
 impl fmt::Display for Violation {
@@ -183,6 +196,8 @@ pub struct CheckReport {
 /// - the free list holds only uncached, unreferenced pages and its count is right; no page
 ///   was freed twice; no page is loaned, nor marked as being loaded (the checker runs when
 ///   no fault does);
+/// - the zero page's frame holds zeros and is no page's of the pool (so never free nor in a
+///   chain);
 /// - each executable image: `pgref` equals its chain population, `pgref <= refs`, the channel is present
 ///   exactly while `refs > pgref`, it is idle exactly while `refs == pgref`, no two of its
 ///   pages share an offset, its text segments are alive;
@@ -200,8 +215,9 @@ pub struct CheckReport {
 ///
 /// With `segments` = every live segment (each shared segment at least once), it also checks
 /// that every page's count equals its mappings, that every image's `refs` is `pgref` plus
-/// the segments using it, and that each segment's image is the table's image of its
-/// identity.
+/// the segments using it, that each segment's image is the table's image of its
+/// identity, that the zero page is mapped only where no file byte is and that the count
+/// of its entries is theirs.
 pub fn check_invariants(
     vm: &Vm,
     segments: Option<&[&SegmentRef]>,
@@ -361,6 +377,7 @@ pub fn check_invariants(
         }
     }
 
+    zero_page::check_frame(vm)?;
     if let Some(segments) = segments {
         check_segments(vm, segments, &images)?;
     }
@@ -513,6 +530,7 @@ fn check_segments(
     let mut seen: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> = HashSet::default();
     // (image serial, segments using it)
     let mut users: Vec<(u64, u32)> = Vec::new();
+    let mut zero_entries = 0u64;
     for segment in segments {
         let seg = &*segment.seg;
         if !seen.insert(seg.serial) {
@@ -534,7 +552,17 @@ fn check_segments(
         }
         let table = seg.table.lock();
         let mut problem = None;
-        table.for_each(|_, page| {
+        table.for_each(|number, entry| {
+            let page = match entry {
+                Entry::Page(page) => page,
+                Entry::Zero => {
+                    zero_entries += 1;
+                    if let Some(found) = zero_page::check_entry(seg, number) {
+                        problem.get_or_insert(found);
+                    }
+                    return;
+                }
+            };
             let view = pool.view(page);
             if !view.bound || view.free {
                 problem.get_or_insert(Violation::MappedPageFree { page: page.0 });
@@ -545,6 +573,7 @@ fn check_segments(
             return Err(problem);
         }
     }
+    zero_page::check_entry_count(vm, zero_entries)?;
     for index in 0..capacity {
         let view = pool.view(PageIndex(index));
         if view.bound && view.refs != mapped[index as usize] {
@@ -703,7 +732,9 @@ mod tests {
     fn private_page(vm: &Vm) -> (SegmentRef, PageIndex) {
         let zero = vm.zero_segment(SegmentKind::Bss, 0x100_0000, 4096).unwrap();
         zero.fault(0x100_0000, Access::Write).unwrap();
-        let page = zero.seg.table.lock().get(0).unwrap();
+        let Some(Entry::Page(page)) = zero.seg.table.lock().get(0) else {
+            panic!("a write maps a page");
+        };
         (zero, page)
     }
 

@@ -9,13 +9,17 @@
 //!
 //! A write never touches a page that belongs to an image: a write fault on an image page,
 //! or on a page shared with another segment, copies it first.
+//!
+//! A read of zero-fill memory nobody wrote maps the zero page read only and allocates
+//! nothing; a write there, first or after such a read, allocates a private zeroed page
+//! (`zero.rs`).
 
 use crate::channel::ImageChannel;
 use crate::file::FileError;
 use crate::frame::Frame;
 use crate::image::{ExecImage, Lookup};
 use crate::page::{PageIndex, PagePool};
-use crate::segment::{Backing, PageTable, SegmentKind, SegmentRef};
+use crate::segment::{Backing, Entry, PageTable, SegmentKind, SegmentRef};
 use crate::sync::{Arc, Ordering};
 use crate::vm::VmState;
 use core::fmt;
@@ -230,21 +234,15 @@ impl SegmentRef {
         if table.ensure(page, shared).is_err() {
             return Step::Fail(FaultError::NoMemory);
         }
-        if let Some(resident) = table.get(page) {
-            return self.fault_resident(table, page, resident, access, spare);
+        match table.get(page) {
+            Some(Entry::Page(resident)) => {
+                return self.fault_resident(table, page, resident, access, spare);
+            }
+            Some(Entry::Zero) => return self.fault_zero(table, page, true, access, spare),
+            None => {}
         }
         match seg.geometry.backing(page) {
-            Backing::Zero => {
-                let Some(fresh) = spare.page.take() else {
-                    return Step::NeedPage;
-                };
-                frames.zero(pool.frame(fresh));
-                table.set(page, fresh);
-                Step::Done(Mapping {
-                    frame: pool.frame(fresh),
-                    writable: true,
-                })
-            }
+            Backing::Zero => self.fault_zero(table, page, false, access, spare),
             Backing::File { offset, keep } => {
                 // Data copies its partial last page (zeroing past the file range) and any
                 // page it writes; text maps image pages as they are.
@@ -297,7 +295,7 @@ impl SegmentRef {
                 };
                 drop(state);
                 if !copy {
-                    table.set(page, cached);
+                    table.set(page, Entry::Page(cached));
                     return Step::Done(Mapping {
                         frame: pool.frame(cached),
                         writable: false,
@@ -314,13 +312,51 @@ impl SegmentRef {
                     });
                 }
                 pool.put(cached);
-                table.set(page, fresh);
+                table.set(page, Entry::Page(fresh));
                 Step::Done(Mapping {
                     frame: pool.frame(fresh),
                     writable: true,
                 })
             }
         }
+    }
+
+    /// A fault on zero-fill memory nobody wrote: at an empty entry, or at one that maps the
+    /// zero page (`mapped`). A read maps the zero page, read only; a write allocates a
+    /// private zeroed page and maps it writable, replacing the zero page if it was there.
+    fn fault_zero(
+        &self,
+        table: &mut PageTable,
+        page: u64,
+        mapped: bool,
+        access: Access,
+        spare: &mut HeldPage<'_>,
+    ) -> Step<'_> {
+        let shared = &*self.vm.shared;
+        let zero = &shared.zero;
+        if access == Access::Read {
+            if !mapped {
+                table.set(page, Entry::Zero);
+                zero.mapped_on_read();
+            }
+            return Step::Done(Mapping {
+                frame: zero.frame(),
+                writable: false,
+            });
+        }
+        let Some(fresh) = spare.page.take() else {
+            return Step::NeedPage;
+        };
+        let pool = &shared.pool;
+        shared.frames.zero(pool.frame(fresh));
+        table.set(page, Entry::Page(fresh));
+        if mapped {
+            zero.replaced_on_write();
+        }
+        Step::Done(Mapping {
+            frame: pool.frame(fresh),
+            writable: true,
+        })
     }
 
     /// A fault on a page that is already mapped: a protection fault, or a refault.
@@ -349,7 +385,7 @@ impl SegmentRef {
             return Step::NeedPage;
         };
         shared.frames.copy(pool.frame(resident), pool.frame(fresh));
-        table.set(page, fresh);
+        table.set(page, Entry::Page(fresh));
         pool.put(resident);
         Step::Done(Mapping {
             frame: pool.frame(fresh),

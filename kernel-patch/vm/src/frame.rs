@@ -50,6 +50,9 @@ pub enum AllocSite {
     /// The bounce buffer a page load reads the file into, before it is copied into the
     /// frame (so the read, which may block, never runs inside a frame borrow).
     LoadBuffer,
+    /// The zero page's frame, when the kernel keeps none ([`FrameAllocator::zero_frame`]):
+    /// once, as the vm is created.
+    ZeroPage,
 }
 
 /// Physical memory, as the embedding kernel provides it.
@@ -64,6 +67,7 @@ pub enum AllocSite {
 /// | [`with_frame`](Self::with_frame), [`with_frame_mut`](Self::with_frame_mut) | no, but the closure may | only with closures that do not block |
 /// | [`admit_allocation`](Self::admit_allocation) | no | yes |
 /// | [`in_use_elsewhere`](Self::in_use_elsewhere) | no | never; but on a fault's path, so the kernel's own locks may be held |
+/// | [`zero_frame`](Self::zero_frame) | no | never (once, as the vm is created) |
 pub trait FrameAllocator: Send + Sync {
     /// Allocates a frame. May block; vm never holds one of its locks across this call.
     fn allocate(&self) -> Result<Frame, AllocError>;
@@ -119,6 +123,15 @@ pub trait FrameAllocator: Send + Sync {
     fn admit_allocation(&self, site: AllocSite) -> Result<(), AllocError> {
         let _ = site;
         Ok(())
+    }
+
+    /// A frame of zeros the kernel keeps for itself (Redox's `THE_ZEROED_FRAME`), for vm's
+    /// zero page: vm maps it read only wherever untouched zero-fill memory is read, and
+    /// never writes it, frees it nor hands it to [`free`](Self::free). `None`, the default,
+    /// makes vm allocate one (at [`AllocSite::ZeroPage`]) and zero it as it is created, and
+    /// free it when the vm goes away. Must not block.
+    fn zero_frame(&self) -> Option<Frame> {
+        None
     }
 }
 

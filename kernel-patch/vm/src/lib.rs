@@ -8,9 +8,11 @@
 //!   program's cached text does not keep its file server busy. Idle images (`ref == pgref`)
 //!   keep their pages for the next exec until reclaim or the idle limit frees them.
 //! - **Segments** ([`SegmentRef`]): shared read-only text, private copy-on-write data, zero
-//!   filled bss and stack; [`SegmentRef::fault`] loads pages from the file with every lock
-//!   dropped, one fault a page: others faulting on a page being loaded wait for it with
-//!   the kernel's sleep ([`PageWait`], [`Vm::with_page_wait`]).
+//!   filled bss and stack (a read of untouched zero fill maps the one read-only zero page,
+//!   [`Vm::zero_frame`]; the first write allocates); [`SegmentRef::fault`] loads pages
+//!   from the file with every lock dropped, one fault a page: others faulting on a page
+//!   being loaded wait for it with the kernel's sleep ([`PageWait`],
+//!   [`Vm::with_page_wait`]).
 //! - [`Vm::exec`] attaches and builds a program's segments before exec's point of no return.
 //! - **The mount cache** ([`Vm::mount_cache`], [`MountCache`], [`CachedFile`]): data of files
 //!   on cached mounts (Plan 9's `cache.c`), one mount-cache image a file that never holds a
@@ -68,6 +70,7 @@ mod stats;
 mod sync;
 mod vm;
 mod wait;
+mod zero;
 
 #[cfg(any(test, feature = "check"))]
 pub mod check;

@@ -20,6 +20,9 @@ use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
 /// "No page": the end of a chain or of a list.
 pub(crate) const NO_PAGE: u32 = u32::MAX;
+/// What a segment's page table holds where it maps the zero page (`zero.rs`): no page
+/// index is ever this (the pool is smaller).
+pub(crate) const ZERO_ENTRY: u32 = u32::MAX - 1;
 const NO_FRAME: u64 = u64::MAX;
 
 /// The page is on the free list. Changed under the free-list lock.
@@ -125,6 +128,10 @@ pub(crate) struct PagePool {
 impl PagePool {
     /// A pool for at most `max_pages` pages, none bound yet.
     pub(crate) fn new(max_pages: u32) -> Result<Self, AllocError> {
+        // Indices stop below `ZERO_ENTRY` and `NO_PAGE`.
+        if max_pages > ZERO_ENTRY {
+            return Err(AllocError);
+        }
         let count = max_pages as usize;
         let mut meta = Vec::new();
         meta.try_reserve_exact(count).map_err(|_| AllocError)?;

@@ -1,5 +1,7 @@
 //! Segments: text (shared, read only), data (private, copy on write over the image's
-//! pages), bss and stack (zero fill on demand); their page tables; fork; putseg.
+//! pages), bss and stack (zero fill on demand); their page tables; fork; putseg. A page
+//! table entry is a page of the pool (holding one reference of it) or the zero page
+//! (holding nothing: `zero.rs`).
 //!
 //! Lock order: process segment lock (the kernel's) → segment lock → image lock → table
 //! lock; the free-list lock is a leaf. A segment that has an image has its count
@@ -14,7 +16,7 @@ use core::fmt;
 use crate::file::FileIdentity;
 use crate::frame::{AllocError, AllocSite, Frame, PAGE_BYTES};
 use crate::image::ExecImage;
-use crate::page::{PageIndex, NO_PAGE};
+use crate::page::{PageIndex, NO_PAGE, ZERO_ENTRY};
 use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
 use crate::vm::{ImageRef, LayoutError, Vm, VmError, VmState};
 
@@ -74,7 +76,33 @@ impl Geometry {
     }
 }
 
-/// A segment's page table: leaves of page indices, allocated on first use.
+/// What a page table maps at one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A page of the pool; the entry holds one reference of it.
+    Page(PageIndex),
+    /// The zero page, read only; the entry holds no reference (nothing counts them).
+    Zero,
+}
+
+impl Entry {
+    fn encode(self) -> u32 {
+        match self {
+            Self::Page(page) => page.0,
+            Self::Zero => ZERO_ENTRY,
+        }
+    }
+
+    fn decode(raw: u32) -> Option<Self> {
+        match raw {
+            NO_PAGE => None,
+            ZERO_ENTRY => Some(Self::Zero),
+            index => Some(Self::Page(PageIndex(index))),
+        }
+    }
+}
+
+/// A segment's page table: leaves of entries ([`Entry`], encoded), allocated on first use.
 pub(crate) struct PageTable {
     leaves: Vec<Option<Box<[u32]>>>,
 }
@@ -106,11 +134,10 @@ impl PageTable {
         Ok(leaf.into_boxed_slice())
     }
 
-    /// The page mapped at `page`, if any.
-    pub(crate) fn get(&self, page: u64) -> Option<PageIndex> {
+    /// What is mapped at `page`, if anything.
+    pub(crate) fn get(&self, page: u64) -> Option<Entry> {
         let (leaf, slot) = Self::split(page);
-        let index = *self.leaves.get(leaf)?.as_ref()?.get(slot)?;
-        (index != NO_PAGE).then_some(PageIndex(index))
+        Entry::decode(*self.leaves.get(leaf)?.as_ref()?.get(slot)?)
     }
 
     /// Makes sure the leaf holding `page` exists, so [`set`](Self::set) cannot fail.
@@ -126,31 +153,42 @@ impl PageTable {
         }
     }
 
-    /// Maps `index` at `page`; the leaf must exist ([`ensure`](Self::ensure) under the same
+    /// Maps `entry` at `page`; the leaf must exist ([`ensure`](Self::ensure) under the same
     /// lock hold).
-    pub(crate) fn set(&mut self, page: u64, index: PageIndex) {
+    pub(crate) fn set(&mut self, page: u64, entry: Entry) {
         let (leaf, slot) = Self::split(page);
-        let entry = self
+        let raw = self
             .leaves
             .get_mut(leaf)
             .and_then(|leaf| leaf.as_mut())
             .and_then(|leaf| leaf.get_mut(slot));
-        debug_assert!(entry.is_some(), "page table leaf missing");
-        if let Some(entry) = entry {
-            *entry = index.0;
+        debug_assert!(raw.is_some(), "page table leaf missing");
+        if let Some(raw) = raw {
+            *raw = entry.encode();
         }
     }
 
-    /// Calls `visit(page number, page)` for every mapped page.
-    pub(crate) fn for_each(&self, mut visit: impl FnMut(u64, PageIndex)) {
+    /// Calls `visit(page number, entry)` for every mapped page.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(u64, Entry)) {
         for (leaf_number, leaf) in self.leaves.iter().enumerate() {
             let Some(leaf) = leaf else { continue };
-            for (slot, index) in leaf.iter().enumerate() {
-                if *index != NO_PAGE {
-                    visit((leaf_number * LEAF_PAGES + slot) as u64, PageIndex(*index));
+            for (slot, raw) in leaf.iter().enumerate() {
+                if let Some(entry) = Entry::decode(*raw) {
+                    visit((leaf_number * LEAF_PAGES + slot) as u64, entry);
                 }
             }
         }
+    }
+
+    /// Drops the reference of every entry that holds one and empties the table. Returns
+    /// how many entries mapped the zero page.
+    fn release(self, shared: &VmState) -> u64 {
+        let mut zeros = 0;
+        self.for_each(|_, entry| match entry {
+            Entry::Page(page) => shared.pool.put(page),
+            Entry::Zero => zeros += 1,
+        });
+        zeros
     }
 
     /// A copy of the table's structure and entries (taking no page references).
@@ -245,11 +283,16 @@ impl SegmentRef {
         self.seg.serial == other.seg.serial
     }
 
-    /// The frame mapped at `addr`, if a fault has put one there.
+    /// The frame mapped at `addr`, if a fault has put one there: the zero page's
+    /// ([`Vm::zero_frame`]) where a read of untouched zero-fill memory mapped it.
     pub fn resident(&self, addr: u64) -> Option<Frame> {
         let page = self.seg.page_number(addr)?;
-        let index = self.seg.table.lock().get(page)?;
-        Some(self.vm.shared.pool.frame(index))
+        let entry = self.seg.table.lock().get(page)?;
+        let shared = &*self.vm.shared;
+        Some(match entry {
+            Entry::Page(page) => shared.pool.frame(page),
+            Entry::Zero => shared.zero.frame(),
+        })
     }
 
     /// Another count of the same segment (for a process sharing it).
@@ -263,7 +306,8 @@ impl SegmentRef {
     }
 
     /// The segment as a child of fork gets it (Plan 9's `dupseg`): text is shared; data, bss
-    /// and stack are copied, sharing every page copy-on-write.
+    /// and stack are copied, sharing every page copy-on-write; an entry of the zero page is
+    /// copied as it is (no page, no count).
     ///
     /// Afterwards both segments' pages are shared: the kernel must write-protect the
     /// parent's existing writable mappings of this segment, so the next write faults and
@@ -289,7 +333,12 @@ impl SegmentRef {
             let copy = parent.duplicate(shared)?;
             // The parent's lock is held: no fault of the parent can replace a page while
             // we take the child's references.
-            copy.for_each(|_, page| shared.pool.incref(page));
+            let mut zeros = 0;
+            copy.for_each(|_, entry| match entry {
+                Entry::Page(page) => shared.pool.incref(page),
+                Entry::Zero => zeros += 1,
+            });
+            shared.zero.entries_copied(zeros);
             copy
         };
         *seg.table.lock() = table;
@@ -334,8 +383,8 @@ impl Drop for SegmentRef {
         }
         let shared = &*self.vm.shared;
         let table = core::mem::replace(&mut *seg.table.lock(), PageTable::empty());
-        table.for_each(|_, page| shared.pool.put(page));
-        drop(table);
+        let zeros = table.release(shared);
+        shared.zero.entries_released(zeros);
         if let Some(image) = &seg.image {
             shared.put(image);
         }

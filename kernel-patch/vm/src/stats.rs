@@ -67,6 +67,15 @@ pub struct Statistics {
     pub page_loads: u64,
     /// Times a fault waited for a page another fault was loading, instead of reading it too.
     pub page_load_waits: u64,
+    /// Read faults on untouched zero-fill memory that mapped the zero page: each one a
+    /// page (and a frame) not allocated at that fault.
+    pub zero_page_maps: u64,
+    /// Writes that replaced a mapping of the zero page with a private zeroed page.
+    pub zero_page_breaks: u64,
+    /// Page-table entries that map the zero page now, none of which holds a frame: the
+    /// frames it saves at this moment against a zeroed page for each (an entry a fork
+    /// copied included, where without the zero page parent and child would share one).
+    pub zero_page_entries: u64,
 }
 
 impl Vm {
@@ -115,6 +124,11 @@ impl Vm {
         stats.mcache_wipes = counters.mcache_wipes.load(Ordering::Relaxed);
         stats.page_loads = counters.page_loads.load(Ordering::Relaxed);
         stats.page_load_waits = counters.page_load_waits.load(Ordering::Relaxed);
+        (
+            stats.zero_page_entries,
+            stats.zero_page_maps,
+            stats.zero_page_breaks,
+        ) = shared.zero.counts();
         stats
     }
 }
@@ -148,6 +162,9 @@ impl fmt::Display for Statistics {
         writeln!(f, "mcache_misses {}", self.mcache_misses)?;
         writeln!(f, "mcache_wipes {}", self.mcache_wipes)?;
         writeln!(f, "page_loads {}", self.page_loads)?;
-        writeln!(f, "page_load_waits {}", self.page_load_waits)
+        writeln!(f, "page_load_waits {}", self.page_load_waits)?;
+        writeln!(f, "zero_page_maps {}", self.zero_page_maps)?;
+        writeln!(f, "zero_page_breaks {}", self.zero_page_breaks)?;
+        writeln!(f, "zero_page_entries {}", self.zero_page_entries)
     }
 }

@@ -32,6 +32,11 @@ struct HeapInner {
     fail_at: AtomicU64,
     /// A site whose next allocation is refused ([`HeapFrames::fail_site`]).
     fail_site: Mutex<Option<AllocSite>>,
+    /// The frame of zeros kept for vm's zero page ([`HeapFrames::with_zero_frame`]): the
+    /// slot past the capacity, never handed out.
+    zero_frame: Option<Frame>,
+    /// Frees of that frame (a vm bug: it is never vm's to free).
+    zero_frame_frees: AtomicU64,
 }
 
 /// Counters of a [`HeapFrames`].
@@ -47,6 +52,9 @@ pub struct FrameStats {
     pub zeroes: u64,
     /// Allocations vm asked to make ([`FrameAllocator::admit_allocation`] calls).
     pub admitted: u64,
+    /// Frees of the zero frame of [`HeapFrames::with_zero_frame`], which were refused
+    /// (it is the kernel's, never vm's to free).
+    pub zero_frame_frees: u64,
 }
 
 impl FrameStats {
@@ -64,10 +72,22 @@ pub struct HeapFrames {
 }
 
 impl HeapFrames {
-    /// At most `capacity` frames; their memory is allocated on first use.
+    /// At most `capacity` frames; their memory is allocated on first use. vm allocates
+    /// its zero page from them ([`FrameAllocator::zero_frame`] is `None`).
     pub fn new(capacity: u32) -> Self {
-        let slots: Vec<Mutex<Option<FrameBytes>>> =
-            (0..capacity).map(|_| Mutex::new(None)).collect();
+        Self::build(capacity, false)
+    }
+
+    /// At most `capacity` frames, and besides them a frame of zeros that the allocator
+    /// keeps for vm's zero page, as Redox keeps `THE_ZEROED_FRAME`: vm allocates none.
+    pub fn with_zero_frame(capacity: u32) -> Self {
+        Self::build(capacity, true)
+    }
+
+    fn build(capacity: u32, zero_frame: bool) -> Self {
+        let slots: Vec<Mutex<Option<FrameBytes>>> = (0..capacity + u32::from(zero_frame))
+            .map(|_| Mutex::new(None))
+            .collect();
         Self {
             inner: Arc::new(HeapInner {
                 slots: slots.into_boxed_slice(),
@@ -79,6 +99,8 @@ impl HeapFrames {
                 admitted: AtomicU64::new(0),
                 fail_at: AtomicU64::new(u64::MAX),
                 fail_site: Mutex::new(None),
+                zero_frame: zero_frame.then_some(Frame(u64::from(capacity))),
+                zero_frame_frees: AtomicU64::new(0),
             }),
         }
     }
@@ -114,6 +136,7 @@ impl HeapFrames {
             copies: inner.copies.load(Ordering::SeqCst),
             zeroes: inner.zeroes.load(Ordering::SeqCst),
             admitted: inner.admitted.load(Ordering::SeqCst),
+            zero_frame_frees: inner.zero_frame_frees.load(Ordering::SeqCst),
         }
     }
 
@@ -153,6 +176,10 @@ impl FrameAllocator for HeapFrames {
     }
 
     fn free(&self, frame: Frame) {
+        if Some(frame) == self.inner.zero_frame {
+            self.inner.zero_frame_frees.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         let Some(slot) = self.slot(frame) else {
             return;
         };
@@ -188,6 +215,11 @@ impl FrameAllocator for HeapFrames {
                 None => f(&[0; PAGE_SIZE]),
             }
         }
+    }
+
+    fn zero_frame(&self) -> Option<Frame> {
+        // Never written, so it reads as zeros (`with_frame` of an untouched slot).
+        self.inner.zero_frame
     }
 
     fn admit_allocation(&self, site: AllocSite) -> Result<(), AllocError> {

@@ -8,12 +8,13 @@ use crate::cache::ImageTable;
 use crate::channel::{ImageChannel, ParkedCloses};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
-use crate::frame::{AllocError, AllocSite, FrameAllocator, PAGE_SIZE};
+use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 use crate::image::ExecImage;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::wait::{PageWait, SpinWait};
+use crate::zero::ZeroPage;
 
 /// Limits of a [`Vm`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +140,8 @@ pub(crate) struct VmState {
     pub(crate) loads_finished: AtomicU64,
     /// Files of channels let go of, for the kernel to close (`channel.rs`).
     pub(crate) parked: Arc<ParkedCloses>,
+    /// The frame of zeros read faults on zero-fill memory map (`zero.rs`).
+    pub(crate) zero: ZeroPage,
     next_serial: AtomicU64,
 }
 
@@ -238,6 +241,7 @@ impl Drop for VmState {
     fn drop(&mut self) {
         // Every handle is gone, so no segment maps a page: give the frames back.
         self.pool.release_all(&*self.frames);
+        self.zero.release(&*self.frames);
     }
 }
 
@@ -277,6 +281,8 @@ impl Vm {
     ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
         let parked = Arc::try_new(ParkedCloses::new()).map_err(|_| VmError::NoMemory)?;
+        // Last before the instance: from here a failure drops a `VmState`, which frees it.
+        let zero = ZeroPage::new(&*frames)?;
         let shared = Arc::try_new(VmState {
             frames,
             pool,
@@ -290,9 +296,11 @@ impl Vm {
             page_wait,
             loads_finished: AtomicU64::new(0),
             parked,
+            zero,
             next_serial: AtomicU64::new(1),
         })
-        // No memory for the instance: the frames its pool took go back as it drops.
+        // No memory for the instance: the frames its pool and zero page took go back as it
+        // drops.
         .map_err(|_| VmError::NoMemory)?;
         Ok(Self { shared })
     }
@@ -300,6 +308,13 @@ impl Vm {
     /// The frame allocator, for the embedding kernel to reach the bytes of a mapped frame.
     pub fn frames(&self) -> &dyn FrameAllocator {
         &*self.shared.frames
+    }
+
+    /// The zero page's frame: every mapping of it vm returns is read only (a write fault
+    /// replaces it with a private page), so a kernel never maps it writable. The kernel's
+    /// own ([`FrameAllocator::zero_frame`]) or one vm allocated as it was created.
+    pub fn zero_frame(&self) -> Frame {
+        self.shared.zero.frame()
     }
 
     /// The limits this vm was built with.

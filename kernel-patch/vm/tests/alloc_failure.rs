@@ -208,6 +208,23 @@ fn zero_fill_segments() {
 }
 
 #[test]
+fn zero_fill_writes_after_reads_of_the_zero_page() {
+    let sites = fail_each_allocation(
+        small_config(),
+        |world, state| {
+            let stack = world
+                .vm
+                .zero_segment(SegmentKind::Stack, STACK_VA, 3 * PAGE)
+                .unwrap();
+            state.segments.push(stack);
+            fault_every_page(state, SegmentKind::Stack, Access::Read).unwrap();
+        },
+        |_, state| fault_every_page(state, SegmentKind::Stack, Access::Write),
+    );
+    assert!(sites >= 3, "a page for each write: {sites}");
+}
+
+#[test]
 fn fork_of_every_segment() {
     let sites = fail_each_allocation(
         small_config(),
@@ -223,6 +240,14 @@ fn fork_of_every_segment() {
                     .unwrap(),
             );
             fault_every_page(state, SegmentKind::Bss, Access::Write).unwrap();
+            // Entries of the zero page, which a failed fork must not count.
+            state.segments.push(
+                world
+                    .vm
+                    .zero_segment(SegmentKind::Stack, STACK_VA, 2 * PAGE)
+                    .unwrap(),
+            );
+            fault_every_page(state, SegmentKind::Stack, Access::Read).unwrap();
         },
         |_, state| {
             let mut children = Vec::new();

@@ -36,7 +36,9 @@ struct CountedFrames {
 impl CountedFrames {
     fn new(capacity: u32, answers: bool) -> Self {
         Self {
-            heap: HeapFrames::new(capacity),
+            // The zero page's frame is the allocator's (as Redox's is), so the counts
+            // below are the pool's frames alone.
+            heap: HeapFrames::with_zero_frame(capacity),
             holds: Arc::default(),
             answers,
         }
@@ -78,6 +80,10 @@ impl FrameAllocator for CountedFrames {
             drop(holds);
             self.heap.free(frame);
         }
+    }
+
+    fn zero_frame(&self) -> Option<Frame> {
+        self.heap.zero_frame()
     }
 
     fn in_use_elsewhere(&self, frame: Frame) -> bool {
