@@ -2,52 +2,26 @@
 //! counting allocator measures every decode of hostile and valid input.
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting;
 
 use common::*;
+use counting::allocated_by;
 use ninep::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-/// Counts the bytes each thread asks for, so parallel tests do not disturb each other.
-struct Counting;
-
-thread_local! {
-    static REQUESTED: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the counter is a
-// const-initialised thread-local, which does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        REQUESTED.with(|r| r.set(r.get().saturating_add(layout.size())));
-        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        REQUESTED.with(|r| r.set(r.get().saturating_add(new_size)));
-        // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 /// Bytes requested while decoding `buf` in both dialects.
 fn allocated_by_decode(buf: &[u8]) -> usize {
-    let before = REQUESTED.with(Cell::get);
-    for d in [Dialect::P2000, Dialect::L] {
-        // Dropped inside the measurement: only requests count, not what is kept.
-        let _ = decode(buf, d);
-    }
-    REQUESTED.with(Cell::get) - before
+    let (requested, ()) = allocated_by(|| {
+        for d in [Dialect::P2000, Dialect::L] {
+            // Dropped inside the measurement: only requests count, not what is kept.
+            let _ = decode(buf, d);
+        }
+    });
+    requested
 }
 
 /// The most decoding in both dialects may ask for. The worst ratio of any message is a

@@ -3,50 +3,16 @@
 //! A counting allocator shows that neither makes a buffer of the data's size.
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod counting;
 
 use common::*;
+use counting::allocated_by;
 use ninep::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-/// Counts the bytes each thread asks for, so parallel tests do not disturb each other.
-struct Counting;
-
-thread_local! {
-    static REQUESTED: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the counter is a
-// const-initialised thread-local, which does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        REQUESTED.with(|r| r.set(r.get().saturating_add(layout.size())));
-        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        REQUESTED.with(|r| r.set(r.get().saturating_add(new_size)));
-        // SAFETY: the caller upholds `realloc`'s contract, which we pass on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Bytes requested while `f` runs on this thread, and its result.
-fn allocated_by<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let before = REQUESTED.with(Cell::get);
-    let v = f();
-    (REQUESTED.with(Cell::get) - before, v)
-}
+static ALLOC: counting::Counting = counting::Counting;
 
 fn twrite(data: Vec<u8>) -> Vec<u8> {
     bytes_of(&Fcall {
