@@ -34,6 +34,11 @@ pub fn short_name(name: &str) -> &str {
     name.split_once(": ").map_or(name, |(short, _)| short)
 }
 
+/// The short names of `cases`, in order: what a platform's case list is compared with.
+pub fn short_names<E>(cases: &[Case<E>]) -> Vec<&str> {
+    cases.iter().map(|(name, _)| short_name(name)).collect()
+}
+
 /// Checks that each of `catalogue`'s cases is run (`cases`) or named as absent (`absent`),
 /// exactly once, and that nothing is named absent that the catalogue does not have; cases
 /// of a platform's own beyond the catalogue are allowed. `Err` says what is wrong.
