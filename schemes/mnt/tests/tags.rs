@@ -265,6 +265,8 @@ struct Scene {
     /// wake-ups wait now.
     hold_wakes_of: Option<ThreadId>,
     wakes_held: usize,
+    /// The threads inside a rendezvous sleep now (entered, not yet woken).
+    asleep: HashMap<ThreadId, usize>,
 }
 
 impl Stage {
@@ -353,14 +355,27 @@ struct StagedRendez {
 
 impl Rendez for StagedRendez {
     fn sleep(&self, ready: &dyn Fn() -> bool) {
-        self.inner.sleep(ready);
         let me = self.owner;
+        self.stage.set(|s| *s.asleep.entry(me).or_default() += 1);
+        self.inner.sleep(ready);
+        self.stage.set(|s| *s.asleep.entry(me).or_default() -= 1);
         self.stage
             .hold(|s| s.hold_wakes_of == Some(me), |s| &mut s.wakes_held);
     }
 
     fn wakeup(&self) -> bool {
         self.inner.wakeup()
+    }
+}
+
+/// Hangs the mount up when dropped by a panic, so that threads waiting on it return.
+struct HangupOnPanic<'a>(&'a Mount);
+
+impl Drop for HangupOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.hangup();
+        }
     }
 }
 
@@ -392,6 +407,8 @@ fn a_tag_waiter_reading_is_woken_when_a_settle_frees_tags() {
     let (rx, _clunks) = serve(fake.clone(), true);
     let intr = Interrupt::new();
     thread::scope(|s| {
+        // A failed step must not leave the readers waiting for ever (the scope joins them).
+        let _hangup = HangupOnPanic(&m);
         let x = s.spawn(|| read(&file, &intr));
         let xr = next(&rx);
         // Flush X until requests have no tag left (the rest are flushes' only).
@@ -421,6 +438,11 @@ fn a_tag_waiter_reading_is_woken_when_a_settle_frees_tags() {
         });
         let last = next(&rx);
         assert_eq!(last.msg, Msg::Tflush { oldtag: xr.tag });
+        // The Rflush must find X asleep: one that came before X went to wait would be
+        // seen by X with no sleep, and no wake-up would be held.
+        stage.wait_for("X asleep for its last Rflush", |s| {
+            s.asleep.get(&x_id).copied().unwrap_or(0) > 0
+        });
         let entries = stage.lock().recv_entries[&y_id];
         fake.reply(last.tag, Msg::Rflush);
         stage.wait_for("X woken and held, Y back in recv", |s| {
