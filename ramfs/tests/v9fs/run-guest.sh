@@ -5,9 +5,10 @@
 # 10.0.2.100:564 to a chardev connected to the server's socket, so nothing leaves QEMU.
 #
 # usage: run-guest.sh [-v 9p2000|9p2000.L] [-o MOUNTOPTS] [-s FSX_SEED] [-n FSX_OPS]
-#                     [-T TIMEOUT_SECS] [-p] SERVER
+#                     [-T TIMEOUT_SECS] [-p | -r MIB] SERVER
 #   SERVER   unix:PATH or tcp:HOST:PORT, where the 9P server listens
 #   -p       run only the POSIX steps (posix.sh), e.g. under another cache mode
+#   -r MIB   run throughput.sh instead (RAMFS-RATE lines; MIB MiB written and read)
 # env: RAMFS_V9FS_CACHE  where the kernel and its modules are kept
 #                        (default /tmp/ramfs-v9fs-cache)
 #      RAMFS_V9FS_KERNEL_DEB  use this linux-image .deb instead of downloading one
@@ -18,12 +19,12 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${RAMFS_V9FS_CACHE:-/tmp/ramfs-v9fs-cache}
-VERSION=9p2000.L OPTS= SEED=1 OPS=300 TIMEOUT=240 ONLY=
-usage() { sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while getopts "v:o:s:n:T:ph" o; do
+VERSION=9p2000.L OPTS= SEED=1 OPS=300 TIMEOUT=240 ONLY= MIB=16
+usage() { sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+while getopts "v:o:s:n:T:pr:h" o; do
   case $o in
     v) VERSION=$OPTARG ;; o) OPTS=$OPTARG ;; s) SEED=$OPTARG ;; n) OPS=$OPTARG ;;
-    T) TIMEOUT=$OPTARG ;; p) ONLY=posix ;; *) usage ;;
+    T) TIMEOUT=$OPTARG ;; p) ONLY=posix ;; r) ONLY=throughput MIB=$OPTARG ;; *) usage ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -135,6 +136,7 @@ done
 install -m 755 "$HERE/init" "$R/init"
 cp "$HERE/workload.sh" "$R/workload.sh"
 cp "$HERE/posix.sh" "$R/posix.sh"
+cp "$HERE/throughput.sh" "$R/throughput.sh"
 gcc -static -O2 -o "$R/bin/fsx" "$HERE/fsx.c"
 gcc -static -O2 -o "$R/bin/locktest" "$HERE/locktest.c"
 # posix.sh runs steps as alice (also in staff) and bob.
@@ -150,7 +152,7 @@ KERNEL=$KDIR/vmlinuz
 APPEND="console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init ramfs_version=$VERSION"
 APPEND+=" ramfs_fsx_seed=$SEED ramfs_fsx_ops=$OPS"
 [ -n "$OPTS" ] && APPEND+=" ramfs_opts=$OPTS"
-[ -n "$ONLY" ] && APPEND+=" ramfs_only=$ONLY"
+[ -n "$ONLY" ] && APPEND+=" ramfs_only=$ONLY ramfs_mib=$MIB"
 BIOS=()
 [ -f /usr/share/qemu/qboot.rom ] && BIOS=(-bios /usr/share/qemu/qboot.rom)
 Q=(qemu-system-x86_64 -accel tcg -machine q35 -cpu max "${BIOS[@]}" -m 256 -smp 1

@@ -21,7 +21,8 @@
 //! [`session`] (one cell on one server, on one connection or several), [`runner`]
 //! (every cell on every server), [`report`] and [`chart`] (the results), [`servers`]
 //! (starting the servers that `compare` measures), [`signals`] (stopping them when the
-//! bench is told to stop) and [`raw`] (the raw baseline server).
+//! bench is told to stop), [`raw`] (the raw baseline server) and [`linux_guest`] (Linux's
+//! v9fs in a QEMU guest, to rank mount options).
 
 // One exception, on Linux: `servers` asks the kernel to end each server with the bench.
 #![deny(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod addr;
 pub mod chart;
 pub mod client;
 pub mod fsops;
+pub mod linux_guest;
 pub mod matrix;
 pub mod pipeline;
 pub mod raw;

@@ -5,6 +5,7 @@
 //! ninep-bench compare --quick              # a smoke run of a few seconds
 //! ninep-bench run --server a=unix:/tmp/a.sock --server b=tcp:127.0.0.1:564
 //! ninep-bench raw-server --listen unix:/tmp/raw.sock   # the raw baseline, alone
+//! ninep-bench linux                        # Linux's v9fs in QEMU: rank mount options
 //! ```
 //!
 //! Exit status: 0 when every server was measured in every cell, 1 when a server could
@@ -24,7 +25,7 @@ use tools::bench::raw::Listener;
 use tools::bench::report::{Report, Skipped};
 use tools::bench::servers::{self, Scratch, ServerCommand, Servers};
 use tools::bench::session::{Settings, Target};
-use tools::bench::{chart, runner, signals};
+use tools::bench::{chart, linux_guest, runner, signals};
 use tracing::{info, warn};
 
 /// A 9P client load generator: operations per second and MB/s of 9P servers, measured
@@ -87,6 +88,34 @@ enum Cmd {
         #[arg(long, value_name = "BYTES", default_value_t = ninep::MAX_MSIZE,
               value_parser = clap::value_parser!(u32).range(i64::from(ninep::MIN_MSIZE)..=i64::from(ninep::MAX_MSIZE)))]
         max_msize: u32,
+    },
+    /// Linux's v9fs client in a QEMU guest (software emulation) against ramfs, once per
+    /// set of mount options: a figure that ranks mount options, not servers.
+    Linux {
+        /// The ramfs binary [default: `ramfs` next to this program].
+        #[arg(long, value_name = "PATH")]
+        ramfs: Option<PathBuf>,
+        /// ramfs's guest runner [default: this source tree's ramfs/tests/v9fs/run-guest.sh].
+        #[arg(long, value_name = "PATH")]
+        guest_script: Option<PathBuf>,
+        /// A set of mount options, e.g. `msize=1048576,cache=loose` (repeat for each set;
+        /// the first is the reference of the scores) [default: five msize and cache sets].
+        #[arg(long = "options", value_name = "OPTS")]
+        option_sets: Vec<String>,
+        /// MiB the guest writes and reads.
+        #[arg(long, value_name = "MIB", default_value_t = 16,
+              value_parser = clap::value_parser!(u32).range(1..=1024))]
+        mib: u32,
+        /// The 9P version the guest mounts.
+        #[arg(long, default_value = "9p2000.L", value_parser = ["9p2000", "9p2000.L"])]
+        version: String,
+        /// Bound on each guest run, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300,
+              value_parser = clap::value_parser!(u64).range(10..=3600))]
+        timeout: u64,
+        /// Where to write linux-guest.md.
+        #[arg(long, value_name = "DIR", default_value = "bench-results")]
+        out: PathBuf,
     },
 }
 
@@ -224,6 +253,38 @@ fn main() -> ExitCode {
             finish(&report, &common.out)
         }
         Cmd::RawServer { listen, max_msize } => return raw_server(&listen, max_msize),
+        Cmd::Linux {
+            ramfs,
+            guest_script,
+            option_sets,
+            mib,
+            version,
+            timeout,
+            out,
+        } => {
+            let Some(ramfs) = ramfs.or_else(|| servers::sibling_binary("ramfs")) else {
+                usage_error("no ramfs next to this program: build it or give --ramfs");
+            };
+            let script = guest_script.unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../ramfs/tests/v9fs/run-guest.sh")
+            });
+            if !script.is_file() {
+                usage_error(&format!("no guest runner at {}", script.display()));
+            }
+            let sets: Vec<String> = if option_sets.is_empty() {
+                linux_guest::DEFAULT_OPTION_SETS.map(String::from).to_vec()
+            } else {
+                option_sets
+            };
+            let plan = linux_guest::Plan {
+                ramfs: &ramfs,
+                script: &script,
+                version: &version,
+                mib,
+                timeout: Duration::from_secs(timeout),
+            };
+            linux_guest::rank_options(&plan, &sets, &out)
+        }
         Cmd::Compare {
             ramfs,
             diod,
