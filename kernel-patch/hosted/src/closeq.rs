@@ -6,6 +6,9 @@
 //! A pushed channel is clunked by a worker thread, which waits for the `Rclunk`. When no
 //! worker is idle a new one starts (up to a bound), so one server that never answers
 //! wedges only the workers stuck on it, never the callers. Idle workers exit after a while.
+//! With no worker at all (a bound of 0, or no thread could be started) a pushed channel
+//! is dropped at once, and mnt queues its clunk on the wire; the mount's caches are
+//! forgotten on that path too, as a worker would after its clunk.
 //! Tests wait for the queue to settle with a deadline ([`CloseQueue::wait_settled`]).
 //!
 //! Lock: one mutex over the queue and the worker counts; never held across a clunk.
@@ -72,7 +75,7 @@ impl CloseQueue {
                 settled: Condvar::new(),
                 counters,
                 vm,
-                max_workers: max_workers.max(1),
+                max_workers,
                 idle_timeout: Duration::from_secs(2),
             }),
         }
@@ -88,7 +91,11 @@ impl CloseQueue {
             return;
         }
         if state.workers >= self.inner.max_workers {
-            // Every worker is busy; the first one free takes it.
+            if state.workers == 0 {
+                // No close procs: nobody would take it.
+                self.release_without_worker(state);
+            }
+            // Otherwise every worker is busy; the first one free takes it.
             return;
         }
         state.workers += 1;
@@ -102,15 +109,25 @@ impl CloseQueue {
             let mut state = self.inner.lock();
             state.workers -= 1;
             if state.workers == 0 {
-                // Nobody will take it: let the driver queue the clunk itself.
-                let orphans: Vec<Chan> = state.queue.drain(..).collect();
-                drop(state);
-                let n = orphans.len() as u64;
-                drop(orphans);
-                Counters::add(&self.inner.counters.chans_closed, n);
-                self.inner.settled.notify_all();
+                self.release_without_worker(state);
             }
         }
+    }
+
+    /// With no worker to take them, drops the queued channels (the driver queues their
+    /// clunks itself) and forgets each mount whose last channel that was, as a worker
+    /// does after its clunk.
+    fn release_without_worker(&self, mut state: MutexGuard<'_, State>) {
+        let orphans: Vec<Chan> = state.queue.drain(..).collect();
+        drop(state);
+        let n = orphans.len() as u64;
+        for chan in orphans {
+            let mount = chan.mount().clone();
+            drop(chan);
+            mount_gone::channel_released(&self.inner.vm, &mount);
+        }
+        Counters::add(&self.inner.counters.chans_closed, n);
+        self.inner.settled.notify_all();
     }
 
     /// Channels queued or being clunked, and what `read` returns, read at one moment with

@@ -48,7 +48,9 @@ pub struct KernelConfig {
     /// connected after every process running it exited and the mount is gone. For showing
     /// that the regression tools catch the bug; never for real use.
     pub legacy_image_channel: bool,
-    /// Most threads clunking queued channels at once.
+    /// Most threads clunking queued channels at once. 0: none (a kernel without close
+    /// procs): a channel whose last holder must not wait is dropped at once and its clunk
+    /// goes out with the mount's next message.
     pub max_close_workers: usize,
     /// Bytes of stack a process gets at exec (page aligned).
     pub stack_size: u64,

@@ -13,7 +13,21 @@ const PROGRAM: &str = "/n/ram/prog";
 
 #[test]
 fn the_last_channel_of_a_mount_takes_its_idle_image_and_cached_files() {
-    let kernel = kernel();
+    the_last_channel_takes_the_mounts_caches(kernel());
+}
+
+/// The same with no close procs: the channels the close queue is given are dropped at
+/// once (mnt queues their clunks), and that path forgets the mount's caches too.
+#[test]
+fn without_close_workers_the_last_channel_still_takes_the_mounts_caches() {
+    let config = hosted::KernelConfig {
+        max_close_workers: 0,
+        ..hosted::KernelConfig::default()
+    };
+    the_last_channel_takes_the_mounts_caches(hosted::Kernel::new(config).expect("kernel"));
+}
+
+fn the_last_channel_takes_the_mounts_caches(kernel: hosted::Kernel) {
     let init = kernel.spawn();
     let mut server = Server::start();
     kernel
