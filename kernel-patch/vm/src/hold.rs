@@ -64,6 +64,13 @@ impl HeldMapping<'_> {
     }
 }
 
+/// Takes the hold's reference of `held`, if it is a page (the zero page has no count).
+fn take_hold(pool: &PagePool, held: Option<PageIndex>) {
+    if let Some(page) = held {
+        pool.incref(page);
+    }
+}
+
 /// `mapping` of the page `held` (which the caller holds, besides the entry's reference,
 /// under the segment lock): writable only while the page is private and mapped by this
 /// segment alone, the entry's reference and the hold's.
@@ -108,21 +115,18 @@ impl SegmentRef {
         let page = self.seg.page_number(addr)?;
         let shared = &*self.vm.shared;
         let table = self.seg.table.lock();
-        let (held, mapping) = match table.get(page)? {
-            Entry::Zero if mapping.frame == shared.zero.frame() => (None, mapping),
-            // The entry holds a reference and cannot drop it while the segment lock is
-            // held, so the page cannot reach the free list before ours is taken. (Its
-            // frame may be the fault's although the page is another, bound to the frame
-            // since: what is mapped is then that page, as it is now.)
-            Entry::Page(resident) if shared.pool.frame(resident) == mapping.frame => {
-                shared.pool.incref(resident);
-                (
-                    Some(resident),
-                    held_mapping(&shared.pool, resident, mapping),
-                )
-            }
+        let held = match table.get(page)? {
+            Entry::Zero if mapping.frame == shared.zero.frame() => None,
+            // Its frame may be the fault's although the page is another, bound to the frame
+            // since: what is mapped is then that page, as it is now.
+            Entry::Page(resident) if shared.pool.frame(resident) == mapping.frame => Some(resident),
             _ => return None,
         };
+        // vm-rule(hold-under-segment-lock): the reference is taken while the entry still
+        // holds its own, which it cannot drop while the segment lock is held: so the page
+        // cannot reach the free list (and its frame be reused) before the hold.
+        take_hold(&shared.pool, held);
+        let mapping = held.map_or(mapping, |page| held_mapping(&shared.pool, page, mapping));
         drop(table);
         Some(HeldMapping {
             seg: self,
