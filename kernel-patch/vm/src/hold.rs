@@ -22,9 +22,9 @@ use crate::segment::{Entry, SegmentRef};
 /// its frame while the guard lives, whatever other faults do to the segment meanwhile.
 ///
 /// The entry may still be replaced meanwhile (the held frame is then no longer the page at
-/// that address): a kernel that maps the frame later must check, with
-/// [`SegmentRef::resident`] under the lock that orders its own mappings, that the address
-/// still maps it. Dropping it never blocks.
+/// that address), and a fork may share the page: a kernel that maps the frame later asks
+/// [`current`](Self::current), under the lock that orders its own mappings, what to map.
+/// Dropping it never blocks.
 #[must_use = "the page is held only while the guard lives"]
 pub struct HeldMapping<'a> {
     seg: &'a SegmentRef,
