@@ -10,7 +10,8 @@
 //! - **Segments** ([`SegmentRef`]): shared read-only text, private copy-on-write data, zero
 //!   filled bss and stack (a read of untouched zero fill maps the one read-only zero page,
 //!   [`Vm::zero_frame`]; the first write allocates); [`SegmentRef::fault`] loads pages
-//!   from the file with every lock dropped, one fault a page: others faulting on a page
+//!   from the file with every lock dropped, one fault a page ([`SegmentRef::fault_held`]
+//!   keeps the page held until the kernel has taken its own reference): others faulting on a page
 //!   being loaded wait for it with the kernel's sleep ([`PageWait`],
 //!   [`Vm::with_page_wait`]).
 //! - [`Vm::exec`] attaches and builds a program's segments before exec's point of no return.
@@ -62,6 +63,7 @@ mod fault;
 mod file;
 mod forget;
 mod frame;
+mod hold;
 mod image;
 mod mcache;
 mod page;
@@ -84,6 +86,7 @@ pub use file::{FileError, FileIdentity, ImageFile};
 pub use frame::{
     copy_via_buffer, zero_via_with_frame, AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE,
 };
+pub use hold::HeldMapping;
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,
 };

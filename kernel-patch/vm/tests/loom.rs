@@ -21,6 +21,9 @@
 //!     reports a full table that holds the very image it wants).
 //! 12. frames go back to the kernel (a segment's last drop trims the free pool) while a
 //!     fault on another segment takes a free page or binds a new frame to an unbound entry.
+//! 13. the kernel's held fault (`fault_held`) vs another thread's copy on write of the same
+//!     page and the page's last other mapper going: the page held is never free (without
+//!     the hold under the segment lock, it reaches the free list while held).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -622,4 +625,55 @@ fn frames_go_back_while_a_fault_allocates() {
         assert_eq!(frames.stats().outstanding(), 0);
         drop(vm);
     });
+}
+
+#[test]
+fn a_held_fault_vs_a_copy_on_write_and_the_last_mapper_going() {
+    model(
+        "a_held_fault_vs_a_copy_on_write_and_the_last_mapper_going",
+        || {
+            let frames = HeapFrames::new(8);
+            let vm = Vm::new(
+                frames.allocator(),
+                Config {
+                    max_pages: 4,
+                    max_images: 1,
+                    max_idle_images: 1,
+                    reclaim_batch: 1,
+                    max_free_pages: 4,
+                },
+            )
+            .unwrap();
+            const STACK: u64 = 0x7000_0000;
+            let parent = std::sync::Arc::new(
+                vm.zero_segment(vm::SegmentKind::Stack, STACK, PAGE_SIZE as u64)
+                    .unwrap(),
+            );
+            parent.fault(STACK, Access::Write).unwrap();
+            // The page is shared with a child: a write copies it, and the child is then its
+            // last mapper.
+            let child = parent.fork().unwrap();
+            let writer = {
+                let parent = parent.clone();
+                thread::spawn(move || {
+                    parent.fault(STACK, Access::Write).unwrap();
+                    drop(child);
+                })
+            };
+            // The kernel's fault: the page it holds must stay off the free list until the guard
+            // goes, whatever the writer did meanwhile.
+            let held = parent.fault_held(STACK, Access::Read).unwrap();
+            writer.join().unwrap();
+            if let Err(violation) = check_invariants(&vm, None) {
+                panic!("{violation}");
+            }
+            drop(held);
+            if let Err(violation) = check_invariants(&vm, Some(&[&*parent])) {
+                panic!("{violation}");
+            }
+            drop(parent);
+            drop(vm);
+            assert_eq!(frames.stats().outstanding(), 0);
+        },
+    );
 }
