@@ -19,6 +19,7 @@ use crate::file::FileError;
 use crate::frame::Frame;
 use crate::image::{ExecImage, Lookup};
 use crate::page::{PageIndex, PagePool};
+use crate::resident::PageIn;
 use crate::segment::{Backing, Entry, PageTable, SegmentKind, SegmentRef};
 use crate::sync::{Arc, Ordering};
 use crate::vm::VmState;
@@ -55,6 +56,10 @@ pub enum FaultError {
     NoMemory,
     /// Reading the page from the file failed.
     Io(FileError),
+    /// The page is neither cached nor mapped (or is still being loaded by another fault),
+    /// and the fault was not allowed to read it or wait for it
+    /// ([`SegmentRef::fault_resident_only`]). Nothing was changed.
+    WouldBlock,
 }
 
 impl fmt::Display for FaultError {
@@ -64,6 +69,7 @@ impl fmt::Display for FaultError {
             Self::ReadOnly => f.write_str("write to read-only segment"),
             Self::NoMemory => f.write_str("out of memory"),
             Self::Io(err) => write!(f, "i/o error loading page: {err}"),
+            Self::WouldBlock => f.write_str("page not resident and the fault may not block"),
         }
     }
 }
@@ -88,6 +94,14 @@ impl Drop for HeldPage<'_> {
             self.pool.put(page);
         }
     }
+}
+
+/// The pages a fault holds across its rounds: a page for copies and zero fill; a page to
+/// load into; a page this fault loaded (cached, held at ref 1 until it is mapped or copied).
+struct FaultPages<'a> {
+    spare: HeldPage<'a>,
+    fresh: HeldPage<'a>,
+    loaded: HeldPage<'a>,
 }
 
 /// A loading page this fault cached and is reading (held at ref 1). Unless
@@ -156,47 +170,56 @@ impl SegmentRef {
     /// called with no vm lock held (a process segment lock of the kernel's is fine). May
     /// read from the image's file and allocate frames, each with every vm lock dropped.
     pub fn fault(&self, addr: u64, access: Access) -> Result<Mapping, FaultError> {
-        let result = self.fault_unlocked(addr, access);
+        self.fault_with(addr, access, PageIn::MayBlock)
+    }
+
+    /// [`fault`](Self::fault), or with `PageIn::ResidentOnly` its form that never reads
+    /// and never sleeps (`resident.rs`).
+    pub(crate) fn fault_with(
+        &self,
+        addr: u64,
+        access: Access,
+        page_in: PageIn,
+    ) -> Result<Mapping, FaultError> {
+        let result = self.fault_unlocked(addr, access, page_in);
         // Every vm lock is released and the pages this fault did not use are freed: frames
         // past the free pool's bound go back to the kernel.
         self.vm.shared.trim_free_pool();
         result
     }
 
-    fn fault_unlocked(&self, addr: u64, access: Access) -> Result<Mapping, FaultError> {
+    fn fault_unlocked(
+        &self,
+        addr: u64,
+        access: Access,
+        page_in: PageIn,
+    ) -> Result<Mapping, FaultError> {
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let page = seg.page_number(addr).ok_or(FaultError::BadAddress)?;
         if access == Access::Write && seg.kind == SegmentKind::Text {
             return Err(FaultError::ReadOnly);
         }
-        // A page for copies and zero fill; a page to load into; a page this fault loaded
-        // (cached, held at ref 1 until it is mapped or copied).
-        let mut spare = HeldPage::new(&shared.pool);
-        let mut fresh = HeldPage::new(&shared.pool);
-        let mut loaded = HeldPage::new(&shared.pool);
+        let mut pages = FaultPages {
+            spare: HeldPage::new(&shared.pool),
+            fresh: HeldPage::new(&shared.pool),
+            loaded: HeldPage::new(&shared.pool),
+        };
         loop {
             let step = {
                 let mut table = seg.table.lock();
-                self.fault_locked(
-                    &mut table,
-                    page,
-                    access,
-                    &mut spare,
-                    &mut fresh,
-                    &mut loaded,
-                )
+                self.fault_locked(&mut table, page, access, page_in, &mut pages)
             };
             match step {
                 Step::Done(mapping) => return Ok(mapping),
                 Step::Fail(err) => return Err(err),
                 Step::NeedPage => {
                     let page = shared.new_page().map_err(|_| FaultError::NoMemory)?;
-                    spare.page = Some(page);
+                    pages.spare.page = Some(page);
                 }
                 Step::NeedLoadPage => {
                     let page = shared.new_page().map_err(|_| FaultError::NoMemory)?;
-                    fresh.page = Some(page);
+                    pages.fresh.page = Some(page);
                 }
                 Step::NeedLoad { offset, file, load } => {
                     let result = shared.read_page_into(&file, offset, load.page);
@@ -204,7 +227,7 @@ impl SegmentRef {
                     // dropping it parks the file (the kernel's lock may be held: no close).
                     drop(file);
                     result?;
-                    loaded.page = Some(load.finish());
+                    pages.loaded.page = Some(load.finish());
                 }
                 Step::WaitLoad { seen } => {
                     shared
@@ -223,10 +246,14 @@ impl SegmentRef {
         table: &mut PageTable,
         page: u64,
         access: Access,
-        spare: &mut HeldPage<'_>,
-        fresh: &mut HeldPage<'_>,
-        loaded: &mut HeldPage<'_>,
+        page_in: PageIn,
+        pages: &mut FaultPages<'_>,
     ) -> Step<'_> {
+        let FaultPages {
+            spare,
+            fresh,
+            loaded,
+        } = pages;
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let pool = &shared.pool;
@@ -261,6 +288,16 @@ impl SegmentRef {
                     Some(ours) => ours,
                     None => match image.lookpage(&mut state, pool, offset) {
                         Lookup::Cached(cached) => cached,
+                        // Reading it, or waiting for its loader, is what the caller may not
+                        // do: refused before anything is cached or marked.
+                        Lookup::Loading | Lookup::Missing if page_in == PageIn::ResidentOnly => {
+                            drop(state);
+                            shared
+                                .counters
+                                .faults_would_block
+                                .fetch_add(1, Ordering::Relaxed);
+                            return Step::Fail(FaultError::WouldBlock);
+                        }
                         Lookup::Loading => {
                             // Read while the page is marked: its loader counts after it
                             // clears the mark under this lock.

@@ -111,7 +111,7 @@ impl SegmentRef {
     }
 
     /// Holds the page `mapping` names if the entry at `addr` still maps it.
-    fn hold(&self, addr: u64, mapping: Mapping) -> Option<HeldMapping<'_>> {
+    pub(crate) fn hold(&self, addr: u64, mapping: Mapping) -> Option<HeldMapping<'_>> {
         let page = self.seg.page_number(addr)?;
         let shared = &*self.vm.shared;
         let table = self.seg.table.lock();

@@ -67,6 +67,7 @@ mod hold;
 mod image;
 mod mcache;
 mod page;
+mod resident;
 mod segment;
 mod stats;
 mod sync;

@@ -67,6 +67,13 @@ pub struct Statistics {
     pub page_loads: u64,
     /// Times a fault waited for a page another fault was loading, instead of reading it too.
     pub page_load_waits: u64,
+    /// Faults that never block ([`SegmentRef::fault_resident_only`]) refused with
+    /// [`FaultError::WouldBlock`]: the page had to be read or was being read. On a kernel
+    /// that uses them for usercopies under its locks, each is an `EFAULT` a prefault missed.
+    ///
+    /// [`SegmentRef::fault_resident_only`]: crate::SegmentRef::fault_resident_only
+    /// [`FaultError::WouldBlock`]: crate::FaultError::WouldBlock
+    pub faults_would_block: u64,
     /// Read faults on untouched zero-fill memory that mapped the zero page: each one a
     /// page (and a frame) not allocated at that fault.
     pub zero_page_maps: u64,
@@ -124,6 +131,7 @@ impl Vm {
         stats.mcache_wipes = counters.mcache_wipes.load(Ordering::Relaxed);
         stats.page_loads = counters.page_loads.load(Ordering::Relaxed);
         stats.page_load_waits = counters.page_load_waits.load(Ordering::Relaxed);
+        stats.faults_would_block = counters.faults_would_block.load(Ordering::Relaxed);
         (
             stats.zero_page_entries,
             stats.zero_page_maps,
@@ -163,6 +171,7 @@ impl fmt::Display for Statistics {
         writeln!(f, "mcache_wipes {}", self.mcache_wipes)?;
         writeln!(f, "page_loads {}", self.page_loads)?;
         writeln!(f, "page_load_waits {}", self.page_load_waits)?;
+        writeln!(f, "faults_would_block {}", self.faults_would_block)?;
         writeln!(f, "zero_page_maps {}", self.zero_page_maps)?;
         writeln!(f, "zero_page_breaks {}", self.zero_page_breaks)?;
         writeln!(f, "zero_page_entries {}", self.zero_page_entries)

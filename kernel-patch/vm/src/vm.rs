@@ -115,6 +115,7 @@ pub(crate) struct Counters {
     pub(crate) mcache_wipes: AtomicU64,
     pub(crate) page_loads: AtomicU64,
     pub(crate) page_load_waits: AtomicU64,
+    pub(crate) faults_would_block: AtomicU64,
     pub(crate) reclaim_channel_drops: AtomicU64,
     pub(crate) frames_released: AtomicU64,
 }
