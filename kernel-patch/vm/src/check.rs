@@ -36,6 +36,8 @@ use crate::vm::Vm;
 
 mod zero_page;
 
+pub use crate::mapping::check::{check_translations, MapViolation, Translation};
+
 /// A broken rule, with the page index or image identity it was found at.
 ///
 /// Fields: `page` is a page's index in the metadata array, `identity` the image's file,
@@ -44,6 +46,8 @@ mod zero_page;
 #[non_exhaustive]
 #[allow(missing_docs)] // the fields are described above, once for all variants
 pub enum Violation {
+    /// A rule of the mappings (`mapping/check.rs`).
+    Mapping(MapViolation),
     /// A table entry's key is not its image's identity.
     TableKeyMismatch { identity: FileIdentity },
     /// An image reachable from a segment is not the table's image of its identity: two
@@ -317,6 +321,7 @@ pub fn check_invariants(
         report.open_channels += u32::from(has_channel);
     }
     check_mount_cache(vm, &mcache, &mut chained, &mut report)?;
+    crate::mapping::check::check_objects(vm, &mut chained).map_err(Violation::Mapping)?;
 
     let mut on_free_list = vec![false; capacity as usize];
     let mut counted = 0u32;

@@ -55,6 +55,9 @@ pub enum FaultError {
     NoMemory,
     /// Reading the page from the file failed.
     Io(FileError),
+    /// The page is wholly past the end of the mapped file (the kernel's bus error, not a
+    /// segmentation fault: the address is mapped).
+    PastEnd,
 }
 
 impl fmt::Display for FaultError {
@@ -64,6 +67,7 @@ impl fmt::Display for FaultError {
             Self::ReadOnly => f.write_str("write to read-only segment"),
             Self::NoMemory => f.write_str("out of memory"),
             Self::Io(err) => write!(f, "i/o error loading page: {err}"),
+            Self::PastEnd => f.write_str("access past the end of the mapped file"),
         }
     }
 }

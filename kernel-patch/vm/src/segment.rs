@@ -192,7 +192,7 @@ impl PageTable {
     }
 
     /// A copy of the table's structure and entries (taking no page references).
-    fn duplicate(&self, shared: &VmState) -> Result<Self, AllocError> {
+    pub(crate) fn duplicate(&self, shared: &VmState) -> Result<Self, AllocError> {
         let mut copy = Self::new((self.leaves.len() * LEAF_PAGES) as u64)?;
         for (number, leaf) in self.leaves.iter().enumerate() {
             if let Some(leaf) = leaf {

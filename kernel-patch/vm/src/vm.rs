@@ -10,6 +10,7 @@ use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 use crate::image::ExecImage;
+use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
@@ -142,6 +143,8 @@ pub(crate) struct VmState {
     pub(crate) parked: Arc<ParkedCloses>,
     /// The frame of zeros read faults on zero-fill memory map (`zero.rs`).
     pub(crate) zero: ZeroPage,
+    /// Mapped objects, lineages and their counters (`mapping/`).
+    pub(crate) maps: Mappings,
     next_serial: AtomicU64,
 }
 
@@ -297,6 +300,7 @@ impl Vm {
             loads_finished: AtomicU64::new(0),
             parked,
             zero,
+            maps: Mappings::default(),
             next_serial: AtomicU64::new(1),
         })
         // No memory for the instance: the frames its pool and zero page took go back as it

@@ -1,0 +1,528 @@
+//! File and anonymous mappings: shared stores seen by every shared mapping and written
+//! back, private copies, fork, bus errors, the reverse map and the checker's rules.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use vm::check::{check_invariants, check_translations, MapViolation, Translation};
+use vm::testkit::HeapFrames;
+use vm::{
+    Access, AddressSpace, AllocSite, Config, FaultError, FileError, FileIdentity, Frame, ImageFile,
+    MapSpec, Mapper, SpaceRef, Vm, VmError, PAGE_SIZE,
+};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// A software MMU: the translations vm installed and has not invalidated.
+struct Mmu {
+    id: u64,
+    entries: Mutex<BTreeMap<u64, (Frame, bool)>>,
+}
+
+impl AddressSpace for Mmu {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn map(&self, addr: u64, frame: Frame, writable: bool) {
+        self.entries.lock().unwrap().insert(addr, (frame, writable));
+    }
+    fn invalidate(&self, addr: u64, len: u64) {
+        let mut entries = self.entries.lock().unwrap();
+        let gone: Vec<u64> = entries.range(addr..addr + len).map(|(a, _)| *a).collect();
+        for addr in gone {
+            entries.remove(&addr);
+        }
+    }
+}
+
+fn mmu(id: u64) -> Arc<Mmu> {
+    Arc::new(Mmu {
+        id,
+        entries: Mutex::new(BTreeMap::new()),
+    })
+}
+
+/// A file on a fake server that takes writes.
+#[derive(Clone)]
+struct ServerFile {
+    identity: FileIdentity,
+    data: Arc<Mutex<Vec<u8>>>,
+    fail_writes: Arc<Mutex<bool>>,
+}
+
+impl ServerFile {
+    /// `pages` pages, each stamped with its index in every 8-byte word.
+    fn stamped(qid_path: u64, len: usize) -> Self {
+        let data = (0..len).map(|at| stamp(at as u64 / PAGE, 0)).collect();
+        Self {
+            identity: FileIdentity {
+                dev_type: 7,
+                dev: 1,
+                qid_path,
+                version: 1,
+            },
+            data: Arc::new(Mutex::new(data)),
+            fail_writes: Arc::new(Mutex::new(false)),
+        }
+    }
+    fn open(&self) -> Box<dyn ImageFile> {
+        Box::new(self.clone())
+    }
+    fn bytes(&self, offset: u64, len: usize) -> Vec<u8> {
+        self.data.lock().unwrap()[offset as usize..offset as usize + len].to_vec()
+    }
+}
+
+/// The byte of page `index` as written by generation `generation`.
+fn stamp(index: u64, generation: u8) -> u8 {
+    (index as u8)
+        .wrapping_mul(31)
+        .wrapping_add(generation.wrapping_mul(101))
+        | 1
+}
+
+impl ImageFile for ServerFile {
+    fn identity(&self) -> FileIdentity {
+        self.identity
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        let data = self.data.lock().unwrap();
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+    fn length(&self) -> Result<u64, FileError> {
+        Ok(self.data.lock().unwrap().len() as u64)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
+        if *self.fail_writes.lock().unwrap() {
+            return Err(FileError::Io);
+        }
+        let mut data = self.data.lock().unwrap();
+        let end = offset as usize + buf.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset as usize..end].copy_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn close(self: Box<Self>) {}
+}
+
+struct World {
+    vm: Vm,
+    frames: HeapFrames,
+}
+
+fn world() -> World {
+    let frames = HeapFrames::new(256);
+    let vm = Vm::new(
+        frames.allocator(),
+        Config {
+            max_pages: 200,
+            ..Config::default()
+        },
+    )
+    .expect("vm");
+    World { vm, frames }
+}
+
+fn spec(base: u64, pages: u64, first: u64, shared: bool) -> MapSpec {
+    MapSpec {
+        base,
+        len: pages * PAGE,
+        offset: first * PAGE,
+        shared,
+        writable: true,
+    }
+}
+
+fn translations(mmus: &[&Arc<Mmu>]) -> Vec<Translation> {
+    let mut out = Vec::new();
+    for mmu in mmus {
+        for (&addr, &(frame, writable)) in mmu.entries.lock().unwrap().iter() {
+            out.push(Translation {
+                space: mmu.id,
+                addr,
+                frame,
+                writable,
+            });
+        }
+    }
+    out
+}
+
+fn check(world: &World, mmus: &[&Arc<Mmu>]) {
+    check_invariants(&world.vm, None).expect("invariants");
+    check_translations(&world.vm, &translations(mmus)).expect("translations");
+}
+
+/// A store through a mapping, as the program does it: fault, then write the frame.
+fn store(world: &World, map: &vm::MappingRef, addr: u64, byte: u8) -> Result<(), FaultError> {
+    let mapping = map.fault(addr, Access::Write)?;
+    assert!(mapping.writable);
+    world
+        .frames
+        .write(mapping.frame, (addr % PAGE) as usize, &[byte; 8]);
+    Ok(())
+}
+
+fn load(world: &World, map: &vm::MappingRef, addr: u64) -> Result<u8, FaultError> {
+    let mapping = map.fault(addr, Access::Read)?;
+    Ok(world.frames.read(mapping.frame)[(addr % PAGE) as usize])
+}
+
+#[test]
+fn a_shared_store_is_seen_by_every_shared_mapping_and_written_back_at_sync() {
+    let world = world();
+    let file = ServerFile::stamped(1, 4 * PAGE_SIZE);
+    let (a, b) = (mmu(1), mmu(2));
+    let object = world.vm.file_object(file.open()).unwrap();
+    // The same file opened again is the same object (no version in the key).
+    let again = world.vm.file_object(file.open()).unwrap();
+    let map_a = object
+        .map(a.clone() as SpaceRef, spec(0x10000, 4, 0, true))
+        .unwrap();
+    let map_b = again
+        .map(b.clone() as SpaceRef, spec(0x90000, 4, 0, true))
+        .unwrap();
+    for page in 0..4 {
+        assert_eq!(
+            load(&world, &map_b, 0x90000 + page * PAGE).unwrap(),
+            stamp(page, 0)
+        );
+    }
+    // A read maps a clean shared page read only: the first store must fault.
+    assert!(!b.entries.lock().unwrap()[&0x90000].1);
+    store(&world, &map_a, 0x10000 + 2 * PAGE + 16, stamp(2, 1)).unwrap();
+    assert_eq!(
+        load(&world, &map_b, 0x90000 + 2 * PAGE + 16).unwrap(),
+        stamp(2, 1)
+    );
+    assert_eq!(object.dirty_pages(), 1);
+    assert_eq!(world.vm.statistics().dirty_pages, 1);
+    check(&world, &[&a, &b]);
+    assert_eq!(
+        file.bytes(2 * PAGE + 16, 1)[0],
+        stamp(2, 0),
+        "not written before sync"
+    );
+    assert_eq!(map_b.sync(0x90000, 4 * PAGE).unwrap(), 1);
+    assert_eq!(file.bytes(2 * PAGE + 16, 8), vec![stamp(2, 1); 8]);
+    // Only the page it wrote changed at the server.
+    assert_eq!(file.bytes(PAGE, 1)[0], stamp(1, 0));
+    // Written back: clean, and the writable translation is gone so the next store faults.
+    assert_eq!(object.dirty_pages(), 0);
+    assert!(!a
+        .entries
+        .lock()
+        .unwrap()
+        .contains_key(&(0x10000 + 2 * PAGE)));
+    check(&world, &[&a, &b]);
+    let stats = world.vm.statistics();
+    assert_eq!(
+        (stats.writebacks, stats.mappings, stats.rmap_records),
+        (1, 2, 2)
+    );
+    drop((map_a, map_b, object, again));
+    check(&world, &[&a, &b]);
+    assert_eq!(world.vm.statistics().rmap_records, 0);
+}
+
+#[test]
+fn unmap_and_exit_write_dirty_pages_back_and_a_private_mapping_never_does() {
+    let world = world();
+    let file = ServerFile::stamped(2, 3 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let shared = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 3, 0, true))
+        .unwrap();
+    let private = object
+        .map(space.clone() as SpaceRef, spec(0x50000, 3, 0, false))
+        .unwrap();
+    store(&world, &private, 0x50000, 0xEE).unwrap();
+    // The private copy is its own: the shared mapping still sees the file's bytes.
+    assert_eq!(load(&world, &shared, 0x10000).unwrap(), stamp(0, 0));
+    store(&world, &shared, 0x10000 + PAGE, stamp(1, 2)).unwrap();
+    check(&world, &[&space]);
+    assert_eq!(shared.unmap().unwrap(), 1);
+    assert_eq!(file.bytes(PAGE, 8), vec![stamp(1, 2); 8]);
+    drop(private);
+    assert_eq!(
+        file.bytes(0, 1)[0],
+        stamp(0, 0),
+        "a private store never goes back"
+    );
+    // Exit: the drop writes back.
+    let shared = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 3, 0, true))
+        .unwrap();
+    store(&world, &shared, 0x10000 + 2 * PAGE, stamp(2, 3)).unwrap();
+    drop(shared);
+    assert_eq!(file.bytes(2 * PAGE, 8), vec![stamp(2, 3); 8]);
+    assert!(
+        space.entries.lock().unwrap().is_empty(),
+        "unmap invalidates"
+    );
+    check(&world, &[&space]);
+}
+
+#[test]
+fn a_failed_write_back_keeps_the_page_dirty_and_the_next_sync_writes_it() {
+    let world = world();
+    let file = ServerFile::stamped(3, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    store(&world, &map, 0x10000, 0x55).unwrap();
+    *file.fail_writes.lock().unwrap() = true;
+    assert_eq!(map.sync(0x10000, 2 * PAGE), Err(VmError::Io(FileError::Io)));
+    assert_eq!(object.dirty_pages(), 1);
+    check(&world, &[&space]);
+    *file.fail_writes.lock().unwrap() = false;
+    assert_eq!(map.sync(0x10000, 2 * PAGE).unwrap(), 1);
+    assert_eq!(file.bytes(0, 8), vec![0x55; 8]);
+    assert_eq!(world.vm.statistics().writeback_errors, 1);
+}
+
+#[test]
+fn a_page_past_the_end_of_the_file_is_a_bus_error_and_outside_the_mapping_a_bad_address() {
+    let world = world();
+    // One page and a half: the second page holds the end and reads zeros past it.
+    let file = ServerFile::stamped(4, PAGE_SIZE + PAGE_SIZE / 2);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 4, 0, true))
+        .unwrap();
+    assert_eq!(load(&world, &map, 0x10000 + PAGE + 8).unwrap(), stamp(1, 0));
+    assert_eq!(
+        load(&world, &map, 0x10000 + PAGE + PAGE / 2 + 8).unwrap(),
+        0
+    );
+    assert_eq!(
+        map.fault(0x10000 + 2 * PAGE, Access::Read),
+        Err(FaultError::PastEnd)
+    );
+    assert_eq!(
+        map.fault(0x10000 + 4 * PAGE, Access::Read),
+        Err(FaultError::BadAddress)
+    );
+    assert_eq!(world.vm.statistics().bus_errors, 1);
+    // A store into the last page writes back no byte past the end.
+    store(&world, &map, 0x10000 + PAGE, 0x77).unwrap();
+    drop(map);
+    assert_eq!(file.data.lock().unwrap().len(), PAGE_SIZE + PAGE_SIZE / 2);
+    check(&world, &[&space]);
+}
+
+#[test]
+fn fork_shares_shared_mappings_and_makes_private_ones_copy_on_write() {
+    let world = world();
+    let (parent, child) = (mmu(1), mmu(2));
+    let anon = world.vm.anon_object(2 * PAGE).unwrap();
+    let shared = anon
+        .map(parent.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    let private = world
+        .vm
+        .map_private_anon(parent.clone() as SpaceRef, spec(0x40000, 2, 0, false))
+        .unwrap();
+    store(&world, &shared, 0x10000, 0x11).unwrap();
+    store(&world, &private, 0x40000, 0x22).unwrap();
+    let child_shared = shared.fork(child.clone() as SpaceRef).unwrap();
+    let child_private = private.fork(child.clone() as SpaceRef).unwrap();
+    // Fork write-protected the parent's private translations.
+    assert!(!parent.entries.lock().unwrap().contains_key(&0x40000));
+    check(&world, &[&parent, &child]);
+    assert_eq!(load(&world, &child_private, 0x40000).unwrap(), 0x22);
+    // Before anyone copies, both spaces map the private page: the lineage finds them.
+    let both = vec![
+        Mapper {
+            space: 1,
+            addr: 0x40000,
+        },
+        Mapper {
+            space: 2,
+            addr: 0x40000,
+        },
+    ];
+    let mut found = private.mappers_at(0x40000).unwrap();
+    found.sort();
+    assert_eq!(found, both);
+    store(&world, &child_private, 0x40000, 0x33).unwrap();
+    assert_eq!(load(&world, &private, 0x40000).unwrap(), 0x22);
+    assert_eq!(private.mappers_at(0x40000).unwrap(), vec![both[0]]);
+    assert_eq!(child_private.mappers_at(0x40000).unwrap(), vec![both[1]]);
+    // Shared anonymous memory is shared: the child's store is the parent's.
+    store(&world, &child_shared, 0x10000 + 8, 0x44).unwrap();
+    assert_eq!(load(&world, &shared, 0x10000 + 8).unwrap(), 0x44);
+    check(&world, &[&parent, &child]);
+    drop((child_shared, child_private));
+    check(&world, &[&parent, &child]);
+    drop((shared, private, anon));
+    check(&world, &[&parent, &child]);
+    assert_eq!(world.vm.statistics().rmap_records, 0);
+}
+
+#[test]
+fn two_spaces_mapping_overlapping_ranges_lose_exactly_the_overlapping_pages() {
+    let world = world();
+    let file = ServerFile::stamped(5, 8 * PAGE_SIZE);
+    let (a, b) = (mmu(1), mmu(2));
+    let object = world.vm.file_object(file.open()).unwrap();
+    // a maps file pages 0..6, b maps pages 3..8: they overlap in pages 3..6.
+    let map_a = object
+        .map(a.clone() as SpaceRef, spec(0x10000, 6, 0, true))
+        .unwrap();
+    let map_b = object
+        .map(b.clone() as SpaceRef, spec(0x80000, 5, 3, true))
+        .unwrap();
+    for page in 0..6 {
+        store(&world, &map_a, 0x10000 + page * PAGE, stamp(page, 4)).unwrap();
+    }
+    for page in 0..5 {
+        let at = 0x80000 + page * PAGE;
+        // File pages 3..6 are a's stores, 6..8 the file's own bytes.
+        let generation = if page + 3 < 6 { 4 } else { 0 };
+        assert_eq!(
+            load(&world, &map_b, at).unwrap(),
+            stamp(page + 3, generation),
+            "b's page {page}"
+        );
+        store(&world, &map_b, at + 8, stamp(page + 3, 4)).unwrap();
+    }
+    assert_eq!(
+        map_a.mappers_at(0x10000 + 4 * PAGE).unwrap(),
+        vec![
+            Mapper {
+                space: 1,
+                addr: 0x10000 + 4 * PAGE
+            },
+            Mapper {
+                space: 2,
+                addr: 0x80000 + PAGE
+            }
+        ]
+    );
+    assert_eq!(map_a.mappers_at(0x10000 + PAGE).unwrap().len(), 1);
+    check(&world, &[&a, &b]);
+    // Write back (and so write-protect) a's pages 2..5: file pages 2..5.
+    assert_eq!(map_a.sync(0x10000 + 2 * PAGE, 3 * PAGE).unwrap(), 3);
+    let a_left: Vec<u64> = a
+        .entries
+        .lock()
+        .unwrap()
+        .keys()
+        .map(|at| (at - 0x10000) / PAGE)
+        .collect();
+    let b_left: Vec<u64> = b
+        .entries
+        .lock()
+        .unwrap()
+        .keys()
+        .map(|at| (at - 0x80000) / PAGE + 3)
+        .collect();
+    assert_eq!(a_left, vec![0, 1, 5]);
+    assert_eq!(b_left, vec![5, 6, 7]);
+    for page in 2..5 {
+        assert_eq!(
+            file.bytes(page * PAGE, 1)[0],
+            stamp(page, 4),
+            "file page {page}"
+        );
+    }
+    check(&world, &[&a, &b]);
+}
+
+#[test]
+fn the_checker_refuses_a_translation_the_reverse_map_does_not_list() {
+    let world = world();
+    let file = ServerFile::stamped(6, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    let frame = map.fault(0x10000, Access::Read).unwrap().frame;
+    check(&world, &[&space]);
+    // The same frame at an address no mapping maps it at.
+    let stray = Translation {
+        space: 1,
+        addr: 0x10000 + PAGE,
+        frame,
+        writable: false,
+    };
+    assert_eq!(
+        check_translations(&world.vm, &[stray]),
+        Err(MapViolation::Unlisted {
+            space: 1,
+            addr: 0x10000 + PAGE
+        })
+    );
+    // Writable, though the page is clean.
+    let writable = Translation {
+        space: 1,
+        addr: 0x10000,
+        frame,
+        writable: true,
+    };
+    assert_eq!(
+        check_translations(&world.vm, &[writable]),
+        Err(MapViolation::WritableNotAllowed {
+            space: 1,
+            addr: 0x10000
+        })
+    );
+    drop(map);
+    check_invariants(&world.vm, None).expect("invariants after unmap");
+}
+
+#[test]
+fn allocation_failure_at_every_mapping_site_leaves_the_invariants_intact() {
+    let sites = [
+        AllocSite::MemObject,
+        AllocSite::Mapping,
+        AllocSite::Channel,
+        AllocSite::Page,
+        AllocSite::PageTable,
+        AllocSite::WriteBackBuffer,
+    ];
+    for site in sites {
+        let world = world();
+        let file = ServerFile::stamped(7, 2 * PAGE_SIZE);
+        let (a, b) = (mmu(1), mmu(2));
+        world.frames.fail_site(site);
+        let result = (|| -> Result<(), String> {
+            let object = world
+                .vm
+                .file_object(file.open())
+                .map_err(|e| e.to_string())?;
+            let map = object
+                .map(a.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+                .map_err(|e| e.to_string())?;
+            let private = world
+                .vm
+                .map_private_anon(a.clone() as SpaceRef, spec(0x40000, 1, 0, false))
+                .map_err(|e| e.to_string())?;
+            store(&world, &map, 0x10000, 0x99).map_err(|e| e.to_string())?;
+            store(&world, &private, 0x40000, 0x98).map_err(|e| e.to_string())?;
+            let child = private
+                .fork(b.clone() as SpaceRef)
+                .map_err(|e| e.to_string())?;
+            check(&world, &[&a, &b]);
+            map.sync(0x10000, 2 * PAGE).map_err(|e| e.to_string())?;
+            drop(child);
+            Ok(())
+        })();
+        assert!(result.is_err(), "{site:?} was never reached");
+        check(&world, &[&a, &b]);
+        let stats = world.vm.statistics();
+        assert_eq!((stats.mappings, stats.rmap_records), (0, 0), "{site:?}");
+        world.frames.never_fail();
+    }
+}
