@@ -168,6 +168,19 @@ impl PageTable {
         }
     }
 
+    /// Removes the entry at `page`, if its leaf exists; the caller drops its reference.
+    pub(crate) fn clear(&mut self, page: u64) {
+        let (leaf, slot) = Self::split(page);
+        if let Some(raw) = self
+            .leaves
+            .get_mut(leaf)
+            .and_then(|leaf| leaf.as_mut())
+            .and_then(|leaf| leaf.get_mut(slot))
+        {
+            *raw = NO_PAGE;
+        }
+    }
+
     /// Calls `visit(page number, entry)` for every mapped page.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(u64, Entry)) {
         for (leaf_number, leaf) in self.leaves.iter().enumerate() {

@@ -526,3 +526,76 @@ fn allocation_failure_at_every_mapping_site_leaves_the_invariants_intact() {
         world.frames.never_fail();
     }
 }
+
+#[test]
+fn discard_gives_private_pages_back_to_the_file_and_keeps_shared_ones() {
+    let world = world();
+    let file = ServerFile::stamped(8, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let private = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, false))
+        .unwrap();
+    let shared = object
+        .map(space.clone() as SpaceRef, spec(0x50000, 2, 0, true))
+        .unwrap();
+    let anon = world
+        .vm
+        .map_private_anon(space.clone() as SpaceRef, spec(0x90000, 1, 0, false))
+        .unwrap();
+    store(&world, &private, 0x10000, 0x12).unwrap();
+    store(&world, &shared, 0x50000 + PAGE, 0x34).unwrap();
+    store(&world, &anon, 0x90000, 0x56).unwrap();
+    assert_eq!(private.discard(0x10000, 2 * PAGE), 1);
+    assert_eq!(anon.discard(0x90000, PAGE), 1);
+    assert_eq!(shared.discard(0x50000, 2 * PAGE), 1);
+    assert!(space.entries.lock().unwrap().is_empty());
+    assert_eq!(
+        load(&world, &private, 0x10000).unwrap(),
+        stamp(0, 0),
+        "the file's bytes again"
+    );
+    assert_eq!(load(&world, &anon, 0x90000).unwrap(), 0, "zero fill again");
+    assert_eq!(
+        load(&world, &shared, 0x50000 + PAGE).unwrap(),
+        0x34,
+        "the object keeps it"
+    );
+    assert_eq!(object.dirty_pages(), 1);
+    check(&world, &[&space]);
+}
+
+#[test]
+fn reads_see_unwritten_shared_stores_and_writes_are_seen_through_the_mappings() {
+    let world = world();
+    let file = ServerFile::stamped(9, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 3, 0, true))
+        .unwrap();
+    store(&world, &map, 0x10000 + 8, 0x61).unwrap();
+    // What the server returns, overlaid with the resident page.
+    let mut buf = file.bytes(0, 32);
+    assert_eq!(world.vm.read_mapped(&file.identity, 0, &mut buf), 1);
+    assert_eq!(&buf[8..16], &[0x61; 8]);
+    // A write to the server, told to vm, is seen by the mapping (and grows the size: the
+    // third page was past the end, now it is not).
+    assert_eq!(
+        map.fault(0x10000 + 2 * PAGE, Access::Read),
+        Err(FaultError::PastEnd)
+    );
+    // Resident before the write, so only vm's copy can make the mapping see it.
+    assert_eq!(load(&world, &map, 0x10000 + PAGE + 4).unwrap(), stamp(1, 0));
+    file.write_at(PAGE + 4, &[0x62; 4]).unwrap();
+    assert_eq!(
+        world.vm.wrote_mapped(&file.identity, PAGE + 4, &[0x62; 4]),
+        1
+    );
+    file.write_at(2 * PAGE, &[0x63; 4]).unwrap();
+    world.vm.wrote_mapped(&file.identity, 2 * PAGE, &[0x63; 4]);
+    assert_eq!(load(&world, &map, 0x10000 + PAGE + 4).unwrap(), 0x62);
+    assert_eq!(load(&world, &map, 0x10000 + 2 * PAGE).unwrap(), 0x63);
+    assert_eq!(object.size(), 2 * PAGE + 4);
+    check(&world, &[&space]);
+}

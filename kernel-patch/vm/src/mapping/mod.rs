@@ -40,6 +40,7 @@
 //! [`ImageFile::read_at`]: crate::ImageFile::read_at
 //! [`ImageFile::write_at`]: crate::ImageFile::write_at
 
+mod coherence;
 mod fault;
 mod lineage;
 mod object;

@@ -38,7 +38,7 @@ pub(crate) struct ObjectKey {
 }
 
 impl ObjectKey {
-    fn of(identity: &FileIdentity) -> Self {
+    pub(crate) fn of(identity: &FileIdentity) -> Self {
         Self {
             dev_type: identity.dev_type,
             dev: identity.dev,

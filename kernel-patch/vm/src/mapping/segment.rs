@@ -452,3 +452,33 @@ impl core::fmt::Debug for MappingRef {
             .finish()
     }
 }
+
+impl MappingRef {
+    /// Drops the mapping's pages in `[addr, addr + len)` (MADV_DONTNEED): their
+    /// translations go, a private page is freed (the next access reads the file's bytes
+    /// again, or zeros), a shared mapping's object page stays in the object (dirty pages
+    /// are still written back). Returns the pages dropped.
+    pub fn discard(&self, addr: u64, len: u64) -> u64 {
+        let seg = &*self.seg;
+        let shared = &*self.vm.shared;
+        let start = addr.max(seg.base) & !(PAGE_BYTES - 1);
+        let end = addr.saturating_add(len).min(self.end());
+        if start >= end {
+            return 0;
+        }
+        let mut dropped = 0;
+        {
+            let mut table = seg.table.lock();
+            seg.space.invalidate(start, end - start);
+            for number in (start - seg.base) / PAGE_BYTES..(end - seg.base).div_ceil(PAGE_BYTES) {
+                if let Some(Entry::Page(page)) = table.get(number) {
+                    table.clear(number);
+                    shared.pool.put(page);
+                    dropped += 1;
+                }
+            }
+        }
+        shared.trim_free_pool();
+        dropped
+    }
+}
