@@ -191,6 +191,8 @@ pub struct CheckReport {
     pub mcache_files: u32,
     /// Pages in mount-cache images' chains.
     pub mcache_pages: u32,
+    /// Mapped file objects, each holding its file's channel.
+    pub object_channels: u32,
 }
 
 /// Checks every rule of the page and image caches:
@@ -321,7 +323,8 @@ pub fn check_invariants(
         report.open_channels += u32::from(has_channel);
     }
     check_mount_cache(vm, &mcache, &mut chained, &mut report)?;
-    crate::mapping::check::check_objects(vm, &mut chained).map_err(Violation::Mapping)?;
+    report.object_channels =
+        crate::mapping::check::check_objects(vm, &mut chained).map_err(Violation::Mapping)?;
 
     let mut on_free_list = vec![false; capacity as usize];
     let mut counted = 0u32;
@@ -579,6 +582,8 @@ fn check_segments(
         }
     }
     zero_page::check_entry_count(vm, zero_entries)?;
+    // Mappings hold page references too.
+    crate::mapping::check::count_mapped(vm, &mut mapped);
     for index in 0..capacity {
         let view = pool.view(PageIndex(index));
         if view.bound && view.refs != mapped[index as usize] {

@@ -154,7 +154,7 @@ fn translations(mmus: &[&Arc<Mmu>]) -> Vec<Translation> {
 }
 
 fn check(world: &World, mmus: &[&Arc<Mmu>]) {
-    check_invariants(&world.vm, None).expect("invariants");
+    check_invariants(&world.vm, Some(&[])).expect("invariants");
     check_translations(&world.vm, &translations(mmus)).expect("translations");
 }
 

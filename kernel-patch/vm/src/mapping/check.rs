@@ -72,7 +72,8 @@ pub struct Translation {
 
 /// Counts each object page in `chained` (so the page rules see it as cached) and checks
 /// the objects' and reverse maps' rules.
-pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<(), MapViolation> {
+/// Returns the file objects (each holds a channel).
+pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<u32, MapViolation> {
     let shared = &*vm.shared;
     let pool = &shared.pool;
     let (objects, lineages) = {
@@ -84,6 +85,7 @@ pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<(), MapViolat
     };
     let mut records = 0u64;
     let mut private_mappings = 0u64;
+    let file_objects = objects.iter().filter(|object| object.key.is_some()).count() as u32;
     let mut all_mappings: Vec<Arc<MapSegment>> = Vec::new();
     for object in &objects {
         let state = object.state.lock();
@@ -173,7 +175,42 @@ pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<(), MapViolat
             }
         }
     }
-    Ok(())
+    Ok(file_objects)
+}
+
+/// Adds the page references every live mapping's entries hold to `mapped` (by page).
+pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) {
+    let shared = &*vm.shared;
+    let (objects, lineages) = {
+        let table = shared.maps.table.lock();
+        (
+            table.objects.values().cloned().collect::<Vec<_>>(),
+            table.lineages.values().cloned().collect::<Vec<_>>(),
+        )
+    };
+    let mut segs: Vec<Arc<MapSegment>> = Vec::new();
+    let mut add = |seg: &Arc<MapSegment>| {
+        if !segs.iter().any(|seen| seen.serial == seg.serial) {
+            segs.push(seg.clone());
+        }
+    };
+    for object in &objects {
+        for entry in object.state.lock().rmap.entries() {
+            add(&entry.seg);
+        }
+    }
+    for lineage in &lineages {
+        for entry in lineage.members.lock().entries() {
+            add(&entry.seg);
+        }
+    }
+    for seg in segs {
+        seg.table.lock().for_each(|_, entry| {
+            if let Entry::Page(page) = entry {
+                mapped[page.0 as usize] += 1;
+            }
+        });
+    }
 }
 
 fn check_records(rmap: &Rmap, out: &mut Vec<Arc<MapSegment>>) -> Result<(), MapViolation> {
