@@ -321,3 +321,28 @@ fn write_protecting_one_range_removes_exactly_the_overlapping_pages_in_each_proc
     }
     check(kernel);
 }
+
+#[test]
+fn a_write_back_is_seen_by_a_later_read_through_the_mount_cache() {
+    let kernel = kernel();
+    let pid = kernel.spawn();
+    let mut server = Server::start();
+    kernel
+        .mount(pid, server.transport(), "/n/c", MountFlags::CACHE)
+        .expect("mount");
+    copy_in(&kernel, pid, "/n/c/file", &stamped(2, 0));
+    let fd = kernel.open(pid, "/n/c/file", OpenMode::RDWR).unwrap();
+    // The cache holds the file's pages (a read fills it).
+    let mut buf = vec![0; 2 * PAGE_SIZE];
+    kernel.pread(pid, fd, &mut buf, 0).unwrap();
+    assert!(kernel.statistics().vm.mcache_pages > 0);
+    let base = map_file(&kernel, pid, fd, 2, 0, true);
+    kernel.write_memory(pid, base + PAGE, &[0x71; 8]).unwrap();
+    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    // The mapping is gone; the cache's older page must not answer.
+    let mut after = [0; 8];
+    kernel.pread(pid, fd, &mut after, PAGE).unwrap();
+    assert_eq!(after, [0x71; 8]);
+    kernel.close(pid, fd).unwrap();
+    check(&kernel);
+}

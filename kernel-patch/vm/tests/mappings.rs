@@ -48,7 +48,11 @@ struct ServerFile {
     identity: FileIdentity,
     data: Arc<Mutex<Vec<u8>>>,
     fail_writes: Arc<Mutex<bool>>,
+    /// Run once, after a read took its bytes (to stage a write racing with a load).
+    after_read: Arc<Mutex<Option<Hook>>>,
 }
+
+type Hook = Box<dyn FnOnce() + Send>;
 
 impl ServerFile {
     /// `pages` pages, each stamped with its index in every 8-byte word.
@@ -63,6 +67,7 @@ impl ServerFile {
             },
             data: Arc::new(Mutex::new(data)),
             fail_writes: Arc::new(Mutex::new(false)),
+            after_read: Arc::new(Mutex::new(None)),
         }
     }
     fn open(&self) -> Box<dyn ImageFile> {
@@ -86,10 +91,17 @@ impl ImageFile for ServerFile {
         self.identity
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
-        let data = self.data.lock().unwrap();
-        let start = (offset as usize).min(data.len());
-        let n = buf.len().min(data.len() - start);
-        buf[..n].copy_from_slice(&data[start..start + n]);
+        let n = {
+            let data = self.data.lock().unwrap();
+            let start = (offset as usize).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            n
+        };
+        let hook = self.after_read.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         Ok(n)
     }
     fn length(&self) -> Result<u64, FileError> {
@@ -597,5 +609,39 @@ fn reads_see_unwritten_shared_stores_and_writes_are_seen_through_the_mappings() 
     assert_eq!(load(&world, &map, 0x10000 + PAGE + 4).unwrap(), 0x62);
     assert_eq!(load(&world, &map, 0x10000 + 2 * PAGE).unwrap(), 0x63);
     assert_eq!(object.size(), 2 * PAGE + 4);
+    check(&world, &[&space]);
+}
+
+#[test]
+fn a_write_told_while_a_fault_reads_the_page_makes_the_fault_read_it_again() {
+    let world = world();
+    let file = ServerFile::stamped(10, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    // The kernel's write lands after the fault's read took the old bytes and before the
+    // fault caches them.
+    let ran = Arc::new(Mutex::new(false));
+    let (vm, server, identity, flag) = (world.vm.clone(), file.clone(), file.identity, ran.clone());
+    *file.after_read.lock().unwrap() = Some(Box::new(move || {
+        server.write_at(8, &[0x7e; 8]).unwrap();
+        assert_eq!(
+            vm.wrote_mapped(&identity, 8, &[0x7e; 8]),
+            0,
+            "not resident yet"
+        );
+        *flag.lock().unwrap() = true;
+    }));
+    let loads = world.vm.statistics().page_loads;
+    assert_eq!(load(&world, &map, 0x10000 + 8).unwrap(), 0x7e);
+    assert!(*ran.lock().unwrap(), "the write was staged inside the load");
+    assert_eq!(world.vm.statistics().page_loads - loads, 2, "read again");
+    // With a writable shared mapping, a told write marks a resident page dirty (a
+    // write-back in flight may be sending an older copy).
+    assert_eq!(object.dirty_pages(), 0);
+    world.vm.wrote_mapped(&identity, 16, &[0x7f; 8]);
+    assert_eq!(object.dirty_pages(), 1);
     check(&world, &[&space]);
 }

@@ -5,7 +5,9 @@
 //! a `read` copies resident object pages over what the server (or the mount cache)
 //! returned ([`Vm::read_mapped`]); a `write` that reached the server is copied into the
 //! resident pages ([`Vm::wrote_mapped`]), so every mapping sees it, and moves the size
-//! the object knows. Both hold the object lock only while they copy (no call of the
+//! the object knows (a fault that read a page from the file meanwhile reads it again; with
+//! a writable shared mapping the page is marked dirty, since a write-back in flight may
+//! be sending an older copy of it). Both hold the object lock only while they copy (no call of the
 //! kernel's but the frame copy, which does not block).
 
 use crate::file::FileIdentity;
@@ -73,7 +75,16 @@ impl Vm {
         let mut state = object.state.lock();
         let end = offset.saturating_add(data.len() as u64);
         state.size = state.size.max(end);
+        // A fault reading a page from the file meanwhile reads it again.
+        state.writes += 1;
+        // With a writable shared mapping, a write-back may be copying an older state of
+        // the page to the server right now: marked dirty, the page goes again.
+        let mut writer = false;
+        state.rmap.overlapping(0, u64::MAX, |entry| {
+            writer |= entry.seg.shared && entry.seg.writable;
+        });
         let mut updated = 0;
+        let mut dirtied = 0;
         pieces(offset, data.len(), |number, within, at, n| {
             if let Some(&page) = state.pages.get(&number) {
                 shared
@@ -81,9 +92,18 @@ impl Vm {
                     .with_frame_mut(pool.frame(page), &mut |bytes| {
                         bytes[within..within + n].copy_from_slice(&data[at..at + n]);
                     });
+                if writer && !pool.set_dirty(page, true) {
+                    dirtied += 1;
+                }
                 updated += 1;
             }
         });
+        state.dirty += dirtied;
+        shared
+            .maps
+            .counters
+            .dirty_pages
+            .fetch_add(u64::from(dirtied), crate::sync::Ordering::Relaxed);
         updated
     }
 }

@@ -40,10 +40,11 @@ enum Step {
     /// Allocate a page for a copy or zero fill with no lock held, and try again.
     NeedPage,
     /// Read the object's page `number` through `chan` into a fresh page with no lock
-    /// held, and try again.
+    /// held, and try again; `writes` is the object's write count as the read starts.
     NeedLoad {
         number: u64,
         chan: Arc<ImageChannel>,
+        writes: u64,
     },
 }
 
@@ -82,10 +83,18 @@ impl MappingRef {
             pool: &shared.pool,
             page: None,
         };
+        // The object's write count when `loaded` was read.
+        let mut loaded_writes = 0;
         loop {
             let step = {
                 let mut table = seg.table.lock();
-                self.fault_locked(&mut table, page, access, &mut spare, &mut loaded)
+                self.fault_locked(
+                    &mut table,
+                    page,
+                    access,
+                    &mut spare,
+                    (&mut loaded, loaded_writes),
+                )
             };
             match step {
                 Step::Done(mapping) => return Ok(mapping),
@@ -93,7 +102,11 @@ impl MappingRef {
                 Step::NeedPage => {
                     spare.page = Some(shared.new_page().map_err(|_| FaultError::NoMemory)?);
                 }
-                Step::NeedLoad { number, chan } => {
+                Step::NeedLoad {
+                    number,
+                    chan,
+                    writes,
+                } => {
                     let fresh = Held {
                         pool: &shared.pool,
                         page: Some(shared.new_page().map_err(|_| FaultError::NoMemory)?),
@@ -104,6 +117,7 @@ impl MappingRef {
                     result?;
                     drop(loaded);
                     loaded = fresh;
+                    loaded_writes = writes;
                 }
             }
         }
@@ -115,7 +129,7 @@ impl MappingRef {
         page: u64,
         access: Access,
         spare: &mut Held<'_>,
-        loaded: &mut Held<'_>,
+        (loaded, loaded_writes): (&mut Held<'_>, u64),
     ) -> Step {
         let seg = &*self.seg;
         let pool = &self.vm.shared.pool;
@@ -153,13 +167,22 @@ impl MappingRef {
             }
             None => {
                 let fresh = if object.key.is_some() {
-                    match loaded.page.take() {
-                        Some(ours) => ours,
+                    // A page read before a write of the kernel's was told may miss it.
+                    let current = loaded.page.filter(|_| loaded_writes == state.writes);
+                    match current {
+                        Some(ours) => {
+                            loaded.page = None;
+                            ours
+                        }
                         None => {
                             let Some(chan) = state.chan.clone() else {
                                 return Step::Fail(FaultError::Io(FileError::Gone));
                             };
-                            return Step::NeedLoad { number, chan };
+                            return Step::NeedLoad {
+                                number,
+                                chan,
+                                writes: state.writes,
+                            };
                         }
                     }
                 } else {

@@ -75,6 +75,9 @@ pub(crate) struct ObjectState {
     pub(crate) chan: Option<Arc<ImageChannel>>,
     /// The mappings of this object, by page range.
     pub(crate) rmap: Rmap,
+    /// Writes of the kernel's told to the object (`Vm::wrote_mapped`): a page a fault read
+    /// from the file while this moved may predate one, and is read again.
+    pub(crate) writes: u64,
 }
 
 /// The object-table lock's contents: file objects by file, every object and lineage by
@@ -182,6 +185,7 @@ fn new_object(
             dirty: 0,
             chan,
             rmap: Rmap::default(),
+            writes: 0,
         }),
     };
     Arc::try_new(object).map_err(|_| VmError::NoMemory)

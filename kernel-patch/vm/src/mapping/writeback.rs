@@ -5,10 +5,12 @@
 //! its reverse map), so the next store faults and marks it again. Then, with no lock held,
 //! copy the page into a bounce buffer and write it (the part before the file's end only:
 //! a write-back never grows the file). A store during the write marks the page again and
-//! it is written again by the next write-back; a failed write marks it again.
+//! it is written again by the next write-back; a failed write marks it again. A file the
+//! mount cache holds leaves it after a write-back (its pages there are older).
 
 use alloc::vec::Vec;
 
+use crate::file::FileIdentity;
 use crate::frame::{AllocSite, PAGE_BYTES, PAGE_SIZE};
 use crate::sync::Ordering;
 use crate::vm::VmError;
@@ -100,6 +102,17 @@ impl MappingRef {
             pool.put(page);
             counters.writebacks.fetch_add(1, Ordering::Relaxed);
             written += 1;
+        }
+        if written > 0 {
+            // The server's bytes moved behind the mount cache's back: one copy a page.
+            if let Some(key) = &object.key {
+                self.vm.mount_cache().forget(FileIdentity {
+                    dev_type: key.dev_type,
+                    dev: key.dev,
+                    qid_path: key.qid_path,
+                    version: 0,
+                });
+            }
         }
         Ok(written)
     }
