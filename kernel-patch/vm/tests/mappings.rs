@@ -1,126 +1,19 @@
 //! File and anonymous mappings: shared stores seen by every shared mapping and written
 //! back, private copies, fork, bus errors, the reverse map and the checker's rules.
 
-use std::collections::BTreeMap;
+mod map_common;
+
 use std::sync::{Arc, Mutex};
 
+use map_common::{mmu, stamp, Mmu, ServerFile};
+
+use map_common::PAGE;
 use vm::check::{check_invariants, check_translations, MapViolation, Translation};
 use vm::testkit::HeapFrames;
 use vm::{
-    Access, AddressSpace, AllocSite, Config, FaultError, FileError, FileIdentity, Frame, ImageFile,
-    MapSpec, Mapper, SpaceRef, Vm, VmError, PAGE_SIZE,
+    Access, AllocSite, Config, FaultError, FileError, ImageFile, MapSpec, Mapper, SpaceRef, Vm,
+    VmError, PAGE_SIZE,
 };
-
-const PAGE: u64 = PAGE_SIZE as u64;
-
-/// A software MMU: the translations vm installed and has not invalidated.
-struct Mmu {
-    id: u64,
-    entries: Mutex<BTreeMap<u64, (Frame, bool)>>,
-}
-
-impl AddressSpace for Mmu {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn map(&self, addr: u64, frame: Frame, writable: bool) {
-        self.entries.lock().unwrap().insert(addr, (frame, writable));
-    }
-    fn invalidate(&self, addr: u64, len: u64) {
-        let mut entries = self.entries.lock().unwrap();
-        let gone: Vec<u64> = entries.range(addr..addr + len).map(|(a, _)| *a).collect();
-        for addr in gone {
-            entries.remove(&addr);
-        }
-    }
-}
-
-fn mmu(id: u64) -> Arc<Mmu> {
-    Arc::new(Mmu {
-        id,
-        entries: Mutex::new(BTreeMap::new()),
-    })
-}
-
-/// A file on a fake server that takes writes.
-#[derive(Clone)]
-struct ServerFile {
-    identity: FileIdentity,
-    data: Arc<Mutex<Vec<u8>>>,
-    fail_writes: Arc<Mutex<bool>>,
-    /// Run once, after a read took its bytes (to stage a write racing with a load).
-    after_read: Arc<Mutex<Option<Hook>>>,
-}
-
-type Hook = Box<dyn FnOnce() + Send>;
-
-impl ServerFile {
-    /// `pages` pages, each stamped with its index in every 8-byte word.
-    fn stamped(qid_path: u64, len: usize) -> Self {
-        let data = (0..len).map(|at| stamp(at as u64 / PAGE, 0)).collect();
-        Self {
-            identity: FileIdentity {
-                dev_type: 7,
-                dev: 1,
-                qid_path,
-                version: 1,
-            },
-            data: Arc::new(Mutex::new(data)),
-            fail_writes: Arc::new(Mutex::new(false)),
-            after_read: Arc::new(Mutex::new(None)),
-        }
-    }
-    fn open(&self) -> Box<dyn ImageFile> {
-        Box::new(self.clone())
-    }
-    fn bytes(&self, offset: u64, len: usize) -> Vec<u8> {
-        self.data.lock().unwrap()[offset as usize..offset as usize + len].to_vec()
-    }
-}
-
-/// The byte of page `index` as written by generation `generation`.
-fn stamp(index: u64, generation: u8) -> u8 {
-    (index as u8)
-        .wrapping_mul(31)
-        .wrapping_add(generation.wrapping_mul(101))
-        | 1
-}
-
-impl ImageFile for ServerFile {
-    fn identity(&self) -> FileIdentity {
-        self.identity
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
-        let n = {
-            let data = self.data.lock().unwrap();
-            let start = (offset as usize).min(data.len());
-            let n = buf.len().min(data.len() - start);
-            buf[..n].copy_from_slice(&data[start..start + n]);
-            n
-        };
-        let hook = self.after_read.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-        Ok(n)
-    }
-    fn length(&self) -> Result<u64, FileError> {
-        Ok(self.data.lock().unwrap().len() as u64)
-    }
-    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
-        if *self.fail_writes.lock().unwrap() {
-            return Err(FileError::Io);
-        }
-        let mut data = self.data.lock().unwrap();
-        let end = offset as usize + buf.len();
-        if data.len() < end {
-            data.resize(end, 0);
-        }
-        data[offset as usize..end].copy_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn close(self: Box<Self>) {}
-}
 
 struct World {
     vm: Vm,
