@@ -249,12 +249,28 @@ impl Memory {
                 addr,
                 error: FaultError::BadAddress,
             })?;
-            let pte = self.touch(at, Access::Write, counters)?;
+            let page = at & !(PAGE - 1);
             let within = (at % PAGE) as usize;
             let n = (PAGE_SIZE - within).min(data.len() - done);
-            frames.with_frame_mut(pte.frame, &mut |bytes| {
-                bytes[within..within + n].copy_from_slice(&data[done..done + n]);
-            });
+            // The store runs under the MMU's lock, through a writable translation only
+            // (`SoftMmu::store_if_writable`): a write-back on another thread that
+            // write-protects the page cannot slip between the check and the store.
+            let mut first = true;
+            loop {
+                let stored = self.mmu.store_if_writable(page, |frame| {
+                    frames.with_frame_mut(frame, &mut |bytes| {
+                        bytes[within..within + n].copy_from_slice(&data[done..done + n]);
+                    });
+                });
+                if stored {
+                    if first {
+                        Counters::bump(&counters.mmu_hits);
+                    }
+                    break;
+                }
+                first = false;
+                self.touch(at, Access::Write, counters)?;
+            }
             done += n;
         }
         Ok(())

@@ -47,6 +47,24 @@ impl SoftMmu {
     }
 }
 
+impl SoftMmu {
+    /// Runs `store` on the frame of `page`'s translation if it is writable, under the
+    /// table's lock, and says whether it did. An invalidation therefore never falls
+    /// between the check and the store (as a TLB shootdown waits for a store in flight):
+    /// a write-back that write-protected the page and then copied it has the store, or
+    /// the store faults and marks the page dirty again.
+    pub(crate) fn store_if_writable(&self, page: u64, store: impl FnOnce(Frame)) -> bool {
+        let entries = self.entries();
+        match entries.get(&page) {
+            Some(pte) if pte.writable => {
+                store(pte.frame);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 impl AddressSpace for SoftMmu {
     fn id(&self) -> u64 {
         self.id

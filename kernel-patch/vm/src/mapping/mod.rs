@@ -79,7 +79,10 @@ pub trait AddressSpace: Send + Sync {
     fn map(&self, addr: u64, frame: Frame, writable: bool);
 
     /// Removes every translation of `[addr, addr + len)` (page aligned), so the next
-    /// access faults (gVisor's `MappingSpace.Invalidate`).
+    /// access faults (gVisor's `MappingSpace.Invalidate`). When it returns, no store
+    /// through a removed writable translation may still land (a TLB shootdown waits for
+    /// stores in flight; a software MMU stores under the lock this takes): a write-back
+    /// copies the page after write-protecting it, and counts on that.
     fn invalidate(&self, addr: u64, len: u64);
 }
 

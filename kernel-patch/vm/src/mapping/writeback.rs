@@ -76,6 +76,8 @@ impl MappingRef {
                     if let (true, true, Some(at)) =
                         (other.shared, other.writable, other.address_of(number))
                     {
+                        // vm-rule(writeback-write-protects): a store after the copy must
+                        // fault and mark the page dirty again (loom model 13).
                         other.space.invalidate(at, PAGE_BYTES);
                     }
                 });
