@@ -270,8 +270,29 @@ impl Kernel {
             .contains(MountFlags::CACHE)
             .then(|| self.inner.vm.mount_cache());
         let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
+        let identity = identity_of(chan.get());
         let clunked = chan.clunk(&intr);
         result?;
+        // Mappings of the file lose their pages past the end (a bus error there now).
+        self.vm().truncate_mapped(&identity, length)?;
+        Ok(clunked?)
+    }
+
+    /// Truncates (or extends) the file `fd` has open to `length` bytes, as
+    /// [`truncate`](Self::truncate) does by path: the server first, then the mount cache
+    /// and the file's mappings (every page past the end unmapped, private copies too; the
+    /// last page's bytes past it read as zeros).
+    pub fn ftruncate(&self, pid: Pid, fd: usize, length: u64) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let intr = proc.notes.begin_call();
+        let file = self.file(&proc, fd)?;
+        let mut chan = self.walk_again(&proc, &file, &intr)?;
+        let cache = (file.cache.is_some()).then(|| self.inner.vm.mount_cache());
+        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
+        let identity = identity_of(chan.get());
+        let clunked = chan.clunk(&intr);
+        result?;
+        self.vm().truncate_mapped(&identity, length)?;
         Ok(clunked?)
     }
 }

@@ -16,6 +16,7 @@ use vm::{FileError, FileIdentity, ImageFile, MapSpec, MappingRef, ObjectRef, Spa
 
 use crate::current;
 use crate::error::KernelError;
+use crate::fd::FileDescription;
 use crate::image_file::identity_of;
 use crate::kchan::KChan;
 use crate::kernel::Kernel;
@@ -216,20 +217,7 @@ impl Kernel {
                 "shared writable mapping of a file not open for writing",
             ));
         }
-        // An open fid cannot be walked (9P): walk the file's names again from the root of
-        // its attach in the process's namespace.
-        let attach = file.chan.get().attach_id();
-        let point = proc
-            .namespace()?
-            .points()
-            .into_iter()
-            .find(|point| point.root.get().attach_id() == attach)
-            .ok_or(KernelError::BadMapping("the file's mount is gone"))?;
-        let names: Vec<&str> = file.chan.get().path().iter().map(String::as_str).collect();
-        let mut chan = point.root.walk(&names, intr)?;
-        if chan.get().qid().path != file.chan.get().qid().path {
-            return Err(KernelError::BadMapping("the file was renamed or removed"));
-        }
+        let mut chan = self.walk_again(proc, &file, intr)?;
         let access = if writable {
             OpenAccess::ReadWrite
         } else {
@@ -240,6 +228,30 @@ impl Kernel {
         Ok(self
             .vm()
             .file_object(Box::new(MapFile { chan, identity }))?)
+    }
+
+    /// A new channel (not open) to the file `file` has open: an open fid cannot be walked
+    /// (9P), so its names are walked again from the root of its attach in `proc`'s
+    /// namespace, and the file found must be the same (by `qid.path`).
+    pub(crate) fn walk_again(
+        &self,
+        proc: &Proc,
+        file: &FileDescription,
+        intr: &mnt::Interrupt,
+    ) -> Result<KChan, KernelError> {
+        let attach = file.chan.get().attach_id();
+        let point = proc
+            .namespace()?
+            .points()
+            .into_iter()
+            .find(|point| point.root.get().attach_id() == attach)
+            .ok_or(KernelError::BadMapping("the file's mount is gone"))?;
+        let names: Vec<&str> = file.chan.get().path().iter().map(String::as_str).collect();
+        let chan = point.root.walk(&names, intr)?;
+        if chan.get().qid().path != file.chan.get().qid().path {
+            return Err(KernelError::BadMapping("the file was renamed or removed"));
+        }
+        Ok(chan)
     }
 
     /// Unmaps the mappings in `[addr, addr + len)` (each wholly inside it), writing their

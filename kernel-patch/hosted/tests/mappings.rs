@@ -346,3 +346,48 @@ fn a_write_back_is_seen_by_a_later_read_through_the_mount_cache() {
     kernel.close(pid, fd).unwrap();
     check(&kernel);
 }
+
+#[test]
+fn ftruncate_makes_every_mapping_past_the_end_a_bus_error_and_zeroes_the_tail() {
+    let setup = setup(4);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let shared = map_file(kernel, pid, fd, 4, 0, true);
+    let child = kernel.fork(pid, share()).unwrap();
+    let private = map_file(kernel, child, fd, 4, 0, false);
+    for page in 0..4 {
+        assert_eq!(peek(kernel, pid, shared + page * PAGE), stamp(page, 0));
+    }
+    // A private copy of page 3 in the child, and page 2 mapped as the file's.
+    kernel
+        .write_memory(child, private + 3 * PAGE, &[0x3c])
+        .unwrap();
+    assert_eq!(peek(kernel, child, private + 2 * PAGE), stamp(2, 0));
+    let size = PAGE + PAGE / 2;
+    kernel.ftruncate(pid, fd, size).unwrap();
+    for (who, base) in [(pid, shared), (child, private)] {
+        for page in 2..4 {
+            let addr = base + page * PAGE;
+            let mut byte = [0];
+            assert_eq!(
+                kernel.read_memory(who, addr, &mut byte),
+                Err(KernelError::BusError { addr }),
+                "pid {who} page {page}"
+            );
+        }
+        assert_eq!(peek(kernel, who, base + PAGE + PAGE / 2), 0, "the tail");
+        assert_eq!(peek(kernel, who, base + PAGE), stamp(1, 0));
+    }
+    assert_eq!(kernel.stat(pid, "/n/b/file").unwrap().length, size);
+    check(kernel);
+    // Truncating by path is the same: the mapping loses page 1 too.
+    kernel.truncate(pid, "/n/a/file", PAGE).unwrap();
+    let mut byte = [0];
+    assert_eq!(
+        kernel.read_memory(pid, shared + PAGE, &mut byte),
+        Err(KernelError::BusError {
+            addr: shared + PAGE
+        })
+    );
+    check(kernel);
+}

@@ -538,3 +538,54 @@ fn a_write_told_while_a_fault_reads_the_page_makes_the_fault_read_it_again() {
     assert_eq!(object.dirty_pages(), 1);
     check(&world, &[&space]);
 }
+
+#[test]
+fn truncate_unmaps_every_page_past_the_size_private_copies_too_and_zeroes_the_tail() {
+    let world = world();
+    let file = ServerFile::stamped(11, 4 * PAGE_SIZE);
+    let (a, b) = (mmu(1), mmu(2));
+    let object = world.vm.file_object(file.open()).unwrap();
+    let shared = object
+        .map(a.clone() as SpaceRef, spec(0x10000, 4, 0, true))
+        .unwrap();
+    // b maps file pages 1..4 privately.
+    let private = object
+        .map(b.clone() as SpaceRef, spec(0x80000, 3, 1, false))
+        .unwrap();
+    for page in 0..4 {
+        store(&world, &shared, 0x10000 + page * PAGE, stamp(page, 6)).unwrap();
+    }
+    // A private copy of file page 2, and file page 3 mapped as the object's.
+    store(&world, &private, 0x80000 + PAGE, 0x77).unwrap();
+    assert_eq!(
+        load(&world, &private, 0x80000 + 2 * PAGE).unwrap(),
+        stamp(3, 6)
+    );
+    assert_eq!(object.dirty_pages(), 4);
+    // The server truncates to a page and a half; then vm is told.
+    let size = PAGE + PAGE / 2;
+    file.data.lock().unwrap().truncate(size as usize);
+    assert_eq!(world.vm.truncate_mapped(&file.identity, size).unwrap(), 2);
+    assert_eq!(object.size(), size);
+    assert_eq!(object.dirty_pages(), 2);
+    // Pages 2 and 3 are gone from both spaces, the private copy of page 2 too.
+    let a_left: Vec<u64> = a.entries.lock().unwrap().keys().copied().collect();
+    let b_left: Vec<u64> = b.entries.lock().unwrap().keys().copied().collect();
+    assert!(
+        a_left.iter().all(|at| *at < 0x10000 + 2 * PAGE),
+        "{a_left:x?}"
+    );
+    assert!(b_left.iter().all(|at| *at < 0x80000 + PAGE), "{b_left:x?}");
+    for (map, at) in [(&shared, 0x10000 + 2 * PAGE), (&private, 0x80000 + PAGE)] {
+        assert_eq!(map.fault(at, Access::Read), Err(FaultError::PastEnd));
+    }
+    // The last page reads zeros past the size; before it, our store stays.
+    assert_eq!(load(&world, &shared, 0x10000 + PAGE).unwrap(), stamp(1, 6));
+    assert_eq!(load(&world, &shared, 0x10000 + PAGE + PAGE / 2).unwrap(), 0);
+    assert_eq!(load(&world, &private, 0x80000 + PAGE / 2).unwrap(), 0);
+    check(&world, &[&a, &b]);
+    // Write-back sends nothing past the size.
+    drop((shared, private));
+    assert_eq!(file.data.lock().unwrap().len(), size as usize);
+    check(&world, &[&a, &b]);
+}

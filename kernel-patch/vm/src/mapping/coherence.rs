@@ -18,7 +18,7 @@ use crate::vm::{Vm, VmState};
 use super::object::{MemObject, ObjectKey};
 
 impl VmState {
-    fn mapped_object(&self, identity: &FileIdentity) -> Option<Arc<MemObject>> {
+    pub(crate) fn mapped_object(&self, identity: &FileIdentity) -> Option<Arc<MemObject>> {
         self.maps
             .table
             .lock()

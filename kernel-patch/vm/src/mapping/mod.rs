@@ -46,6 +46,7 @@ mod lineage;
 mod object;
 mod rmap;
 mod segment;
+mod truncate;
 mod writeback;
 
 #[cfg(any(test, feature = "check"))]
