@@ -89,7 +89,7 @@ impl Vm {
             false
         });
         state.dirty -= dirty;
-        if size % PAGE_BYTES != 0 {
+        if !size.is_multiple_of(PAGE_BYTES) {
             if let Some(&last) = state.pages.get(&(size / PAGE_BYTES)) {
                 let tail = (size % PAGE_BYTES) as usize;
                 shared
