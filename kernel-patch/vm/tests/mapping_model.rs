@@ -1,5 +1,6 @@
 //! A model test of mappings: random sequences of map (shared or private, any page range of
-//! the file), unmap, store, load, fork, exit, msync and the kernel's own `write` run
+//! the file), unmap, store, load, fork, exit, msync, the kernel's own `write` and truncate
+//! (shrinking or growing, to whole pages) run
 //! against the real vm and a plain reference model: the kernel's view of the file (what
 //! `read` returns), the server's bytes, the pages dirtied and not written back, and each
 //! private mapping's own copies. After every step the checker runs (every MMU entry
@@ -15,7 +16,7 @@ use map_common::{mmu, Mmu, ServerFile, PAGE};
 use proptest::prelude::*;
 use vm::check::{check_invariants, check_translations, Translation};
 use vm::testkit::HeapFrames;
-use vm::{Access, Config, ImageFile, MapSpec, MappingRef, ObjectRef, SpaceRef, Vm};
+use vm::{Access, Config, FaultError, ImageFile, MapSpec, MappingRef, ObjectRef, SpaceRef, Vm};
 
 const FILE_PAGES: u64 = 4;
 const SLOTS: usize = 2;
@@ -64,6 +65,9 @@ enum Op {
         at: usize,
         byte: u8,
     },
+    Truncate {
+        pages: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,6 +114,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => proc.clone().prop_map(|proc| Op::Fork { proc }),
         1 => proc.clone().prop_map(|proc| Op::Exit { proc }),
         1 => (proc, slot).prop_map(|(proc, slot)| Op::Sync { proc, slot }),
+        1 => (0..=FILE_PAGES).prop_map(|pages| Op::Truncate { pages }),
         1 => (0..FILE_PAGES, 0..OFFSETS.len(), any::<u8>()).prop_map(|(page, at, byte)| Op::Write {
             page,
             at: OFFSETS[at],
@@ -193,12 +198,18 @@ impl Harness {
         }
     }
 
-    /// The byte object page `number` shows at `at` through `map`.
-    fn view(&self, map: &ModelMap, number: u64, at: usize) -> u8 {
+    /// The byte object page `number` shows at `at` through `map`; `None` past the end of
+    /// the file (a bus error).
+    fn view(&self, map: &ModelMap, number: u64, at: usize) -> Option<u8> {
         match map.copies.get(&number) {
-            Some(copy) => copy[at],
-            None => self.kernel[(number * PAGE) as usize + at],
+            Some(copy) => Some(copy[at]),
+            None => self.kernel.get((number * PAGE) as usize + at).copied(),
         }
+    }
+
+    /// Whether object page `number` is wholly past the end of the file.
+    fn past_end(&self, number: u64) -> bool {
+        number * PAGE >= self.kernel.len() as u64
     }
 
     /// A shared mapping's range goes back to the server (msync, unmap, exit).
@@ -281,7 +292,12 @@ impl Harness {
                     return Ok(());
                 }
                 let number = model.first + page;
-                let mapping = map.fault(base(slot) + page * PAGE, Access::Write).unwrap();
+                let fault = map.fault(base(slot) + page * PAGE, Access::Write);
+                if self.past_end(number) {
+                    prop_assert_eq!(fault, Err(FaultError::PastEnd), "{:?}", op);
+                    return Ok(());
+                }
+                let mapping = fault.unwrap();
                 prop_assert!(mapping.writable);
                 self.frames.write(mapping.frame, at, &[byte]);
                 let offset = (number * PAGE) as usize;
@@ -306,9 +322,14 @@ impl Harness {
                 if page >= model.pages {
                     return Ok(());
                 }
-                let mapping = map.fault(base(slot) + page * PAGE, Access::Read).unwrap();
-                let got = self.frames.read(mapping.frame)[at];
-                prop_assert_eq!(got, self.view(model, model.first + page, at), "{:?}", op);
+                let number = model.first + page;
+                let fault = map.fault(base(slot) + page * PAGE, Access::Read);
+                if self.past_end(number) && !model.copies.contains_key(&number) {
+                    prop_assert_eq!(fault, Err(FaultError::PastEnd), "{:?}", op);
+                    return Ok(());
+                }
+                let got = self.frames.read(fault.unwrap().frame)[at];
+                prop_assert_eq!(Some(got), self.view(model, number, at), "{:?}", op);
             }
             Op::Fork { proc } => {
                 if self.procs.get(proc).and_then(Option::as_ref).is_none() {
@@ -354,8 +375,25 @@ impl Harness {
                 map.sync(base(slot), model.pages * PAGE).unwrap();
                 self.write_back(&model);
             }
+            Op::Truncate { pages } => {
+                let size = pages * PAGE;
+                self.file.data.lock().unwrap().resize(size as usize, 0);
+                self.vm.truncate_mapped(&self.file.identity, size).unwrap();
+                self.server.resize(size as usize, 0);
+                self.kernel.resize(size as usize, 0);
+                self.dirty.retain(|number| *number < pages);
+                for process in self.procs.iter_mut().flatten() {
+                    for (_, model) in process.maps.iter_mut().flatten() {
+                        model.copies.retain(|number, _| *number < pages);
+                    }
+                }
+            }
             Op::Write { page, at, byte } => {
                 let offset = page * PAGE + at as u64;
+                if offset >= self.kernel.len() as u64 {
+                    // Within the file only: sizes change by truncate, to whole pages.
+                    return Ok(());
+                }
                 self.file.write_at(offset, &[byte]).unwrap();
                 self.vm.wrote_mapped(&self.file.identity, offset, &[byte]);
                 self.server[offset as usize] = byte;
@@ -412,8 +450,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     }
     harness.check()?;
     prop_assert!(harness.dirty.is_empty());
-    let server = harness.file.bytes(0, (FILE_PAGES * PAGE) as usize);
-    for page in 0..FILE_PAGES {
+    let len = harness.file.data.lock().unwrap().len();
+    prop_assert_eq!(len, harness.server.len());
+    let server = harness.file.bytes(0, len);
+    for page in 0..len as u64 / PAGE {
         let range = (page * PAGE) as usize..((page + 1) * PAGE) as usize;
         prop_assert!(
             server[range.clone()] == harness.server[range.clone()],
