@@ -24,6 +24,9 @@
 //! 13. a store racing a write-back of its page: the write-back write-protects the page
 //!     (`AddressSpace::invalidate`) as it cleans it, so the store either is in the copy it
 //!     sends or faults and marks the page dirty again; the last store reaches the server.
+//! 14. a fault racing a truncate of its file: the fault checks the size under the object
+//!     lock truncate publishes it under, and truncate cleans each mapping under its lock
+//!     after publishing, so no translation past the new end survives.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -701,6 +704,88 @@ fn a_store_vs_a_write_back_of_its_page() {
         // The last store is at the server, or its page is dirty again and goes now.
         map.sync(0x10000, PAGE_SIZE as u64).unwrap();
         assert_eq!(file.bytes(0, 1), vec![0x22]);
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        drop(map);
+        drop(object);
+        vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0);
+    });
+}
+
+/// Model 14's MMU: a few pages' translations under a loom lock.
+#[derive(Default)]
+struct SmallMmu {
+    entries: loom::sync::Mutex<std::collections::BTreeMap<u64, (vm::Frame, bool)>>,
+}
+
+impl vm::AddressSpace for SmallMmu {
+    fn id(&self) -> u64 {
+        1
+    }
+    fn map(&self, addr: u64, frame: vm::Frame, writable: bool) {
+        self.entries.lock().unwrap().insert(addr, (frame, writable));
+    }
+    fn invalidate(&self, addr: u64, len: u64) {
+        self.entries
+            .lock()
+            .unwrap()
+            .retain(|at, _| *at < addr || *at >= addr + len);
+    }
+}
+
+#[test]
+fn a_fault_vs_a_truncate_of_its_file() {
+    model("a_fault_vs_a_truncate_of_its_file", || {
+        let page = PAGE_SIZE as u64;
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let file = map_common::ServerFile::stamped(4, 2 * PAGE_SIZE);
+        let space = std::sync::Arc::new(SmallMmu::default());
+        let object = vm.file_object(file.open()).unwrap();
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: 2 * page,
+            offset: 0,
+            shared: true,
+            writable: true,
+        };
+        let map = loom::sync::Arc::new(object.map(space.clone(), spec).unwrap());
+        let truncater = {
+            let (vm, file) = (vm.clone(), file.clone());
+            thread::spawn(move || {
+                file.data.lock().unwrap().truncate(PAGE_SIZE);
+                vm.truncate_mapped(&file.identity, page).unwrap();
+            })
+        };
+        let fault = map.fault(0x10000 + page, Access::Read);
+        truncater.join().unwrap();
+        assert!(
+            matches!(fault, Ok(_) | Err(FaultError::PastEnd)),
+            "{fault:?}"
+        );
+        // Whichever came first, nothing maps the second page now, and it is a bus error.
+        assert!(!space
+            .entries
+            .lock()
+            .unwrap()
+            .contains_key(&(0x10000 + page)));
+        assert_eq!(
+            map.fault(0x10000 + page, Access::Read),
+            Err(FaultError::PastEnd)
+        );
         if let Err(violation) = check_invariants(&vm, Some(&[])) {
             panic!("{violation}");
         }

@@ -156,6 +156,8 @@ impl MappingRef {
             return self.install_private(table, page, fresh, seg.writable);
         };
         let mut state = object.state.lock();
+        // vm-rule(fault-checks-size-under-object-lock): truncate publishes the size under
+        // this lock and then cleans the mappings (loom model 14).
         if number * PAGE_BYTES >= state.size {
             return Step::Fail(FaultError::PastEnd);
         }
