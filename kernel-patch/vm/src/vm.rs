@@ -165,7 +165,12 @@ impl VmState {
         let page = match self.pool.try_alloc(&*self.frames) {
             Some(page) => page,
             None => {
-                self.reclaim(self.config.reclaim_batch.max(1) as usize);
+                let batch = self.config.reclaim_batch.max(1) as usize;
+                if self.reclaim(batch) == 0 {
+                    // Nothing cached at ref 0: clean mapped file pages, unmapped through
+                    // the reverse map (`mapping/reclaim.rs`).
+                    self.reclaim_mapped(batch);
+                }
                 self.pool.try_alloc(&*self.frames).ok_or(AllocError)?
             }
         };
@@ -226,6 +231,10 @@ impl VmState {
         let mut released = self.pool.release_free(&*self.frames, target, 0);
         if released < target {
             self.reclaim(target - released);
+            released += self.pool.release_free(&*self.frames, target - released, 0);
+        }
+        if released < target {
+            self.reclaim_mapped(target - released);
             released += self.pool.release_free(&*self.frames, target - released, 0);
         }
         self.count_released(released);
@@ -391,7 +400,8 @@ impl Vm {
     /// The shrinker: gives up to `target` frames back to the kernel
     /// ([`FrameAllocator::free`]) and returns how many it gave. Free pages go first; when
     /// they are not enough, cached pages at ref 0 are reclaimed (as [`reclaim`](Self::reclaim)
-    /// chooses them) and their frames go too. Mapped pages and active images stay. For a
+    /// chooses them) and their frames go too; then clean pages of mapped files, unmapped
+    /// through the reverse map. Dirty pages, other mapped pages and active images stay. For a
     /// kernel under memory pressure; takes and releases vm's locks, never blocks but in
     /// `FrameAllocator::free`.
     pub fn shrink(&self, target: usize) -> usize {

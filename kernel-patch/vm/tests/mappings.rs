@@ -589,3 +589,61 @@ fn truncate_unmaps_every_page_past_the_size_private_copies_too_and_zeroes_the_ta
     assert_eq!(file.data.lock().unwrap().len(), size as usize);
     check(&world, &[&a, &b]);
 }
+
+#[test]
+fn reclaim_unmaps_clean_mapped_pages_through_the_reverse_map_and_never_takes_dirty_ones() {
+    // Room for 8 pages, and a file of 12 mapped by two spaces.
+    let frames = HeapFrames::new(16);
+    let vm = Vm::new(
+        frames.allocator(),
+        Config {
+            max_pages: 8,
+            reclaim_batch: 2,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let world = World { vm, frames };
+    let file = ServerFile::stamped(12, 12 * PAGE_SIZE);
+    let (a, b) = (mmu(1), mmu(2));
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map_a = object
+        .map(a.clone() as SpaceRef, spec(0x10000, 12, 0, true))
+        .unwrap();
+    let map_b = object
+        .map(b.clone() as SpaceRef, spec(0x90000, 12, 0, false))
+        .unwrap();
+    // Three dirty pages.
+    for page in 0..3 {
+        store(&world, &map_a, 0x10000 + page * PAGE, stamp(page, 7)).unwrap();
+    }
+    // Every other page read through both mappings, twice: more than fit.
+    for _ in 0..2 {
+        for page in 3..12 {
+            assert_eq!(
+                load(&world, &map_a, 0x10000 + page * PAGE).unwrap(),
+                stamp(page, 0)
+            );
+            assert_eq!(
+                load(&world, &map_b, 0x90000 + page * PAGE).unwrap(),
+                stamp(page, 0)
+            );
+            check(&world, &[&a, &b]);
+        }
+    }
+    assert!(world.vm.statistics().reclaimed_pages > 0);
+    assert!(object.resident_pages() <= 8);
+    // The dirty pages stayed (and so did their stores).
+    assert_eq!(object.dirty_pages(), 3);
+    for page in 0..3 {
+        assert_eq!(
+            load(&world, &map_b, 0x90000 + page * PAGE).unwrap(),
+            stamp(page, 7)
+        );
+    }
+    assert_eq!(map_a.sync(0x10000, 12 * PAGE).unwrap(), 3);
+    for page in 0..3 {
+        assert_eq!(file.bytes(page * PAGE, 1), vec![stamp(page, 7)]);
+    }
+    check(&world, &[&a, &b]);
+}

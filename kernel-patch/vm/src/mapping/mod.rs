@@ -44,6 +44,7 @@ mod coherence;
 mod fault;
 mod lineage;
 mod object;
+mod reclaim;
 mod rmap;
 mod segment;
 mod truncate;
