@@ -224,12 +224,28 @@ impl Memory {
                 addr,
                 error: FaultError::BadAddress,
             })?;
-            let pte = self.touch(at, Access::Read, counters)?;
+            let page = at & !(PAGE - 1);
             let within = (at % PAGE) as usize;
             let n = (PAGE_SIZE - within).min(buf.len() - done);
-            frames.with_frame(pte.frame, &mut |bytes| {
-                buf[done..done + n].copy_from_slice(&bytes[within..within + n]);
-            });
+            // The load runs under the MMU's lock (`SoftMmu::load_if_mapped`): another
+            // thread's reclaim or truncate that unmaps the page and frees its frame cannot
+            // slip between the lookup and the copy.
+            let mut first = true;
+            loop {
+                let loaded = self.mmu.load_if_mapped(page, |frame| {
+                    frames.with_frame(frame, &mut |bytes| {
+                        buf[done..done + n].copy_from_slice(&bytes[within..within + n]);
+                    });
+                });
+                if loaded {
+                    if first {
+                        Counters::bump(&counters.mmu_hits);
+                    }
+                    break;
+                }
+                first = false;
+                self.touch(at, Access::Read, counters)?;
+            }
             done += n;
         }
         Ok(())

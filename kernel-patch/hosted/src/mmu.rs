@@ -65,6 +65,23 @@ impl SoftMmu {
     }
 }
 
+impl SoftMmu {
+    /// Runs `load` on the frame of `page`'s translation, if there is one, under the
+    /// table's lock, and says whether it did: vm frees a page only after invalidating its
+    /// translations (reclaim, truncate), so the frame cannot be freed and reused while
+    /// it is read.
+    pub(crate) fn load_if_mapped(&self, page: u64, load: impl FnOnce(Frame)) -> bool {
+        let entries = self.entries();
+        match entries.get(&page) {
+            Some(pte) => {
+                load(pte.frame);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 impl AddressSpace for SoftMmu {
     fn id(&self) -> u64 {
         self.id
