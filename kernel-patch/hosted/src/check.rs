@@ -87,6 +87,13 @@ pub(crate) fn check(
         .flat_map(|(_, mem)| mem.regions.iter().map(|region| &region.seg))
         .collect();
     let report = vm::check::check_invariants(vm, Some(&segments)).map_err(KernelViolation::Vm)?;
+    // Every MMU entry of a mapping is listed by its page's reverse map.
+    let translations: Vec<_> = mems
+        .iter()
+        .flat_map(|(_, mem)| mem.mapping_translations())
+        .collect();
+    vm::check::check_translations(vm, &translations)
+        .map_err(|broken| KernelViolation::Vm(Violation::Mapping(broken)))?;
     drop(segments);
     drop(mems);
 
@@ -128,7 +135,8 @@ pub(crate) fn check(
     // Channels vm let go of and parked, not closed yet: still live, accounted by vm.
     let parked = vm.parked_closes();
     let accounted = (files.len() + points.len() + pins + pending + parked) as u64
-        + u64::from(report.open_channels);
+        + u64::from(report.open_channels)
+        + u64::from(report.object_channels);
     if live != accounted {
         return Err(KernelViolation::ChannelLeak { live, accounted });
     }

@@ -59,6 +59,17 @@ pub enum KernelError {
         /// Why.
         error: FaultError,
     },
+    /// An access to a mapped page wholly past the end of its file (SIGBUS); an access
+    /// outside every mapping is a [`Fault`](Self::Fault) with a bad address instead.
+    #[error("bus error at {addr:#x}: past the end of the mapped file")]
+    BusError {
+        /// The faulting address.
+        addr: u64,
+    },
+    /// A mapping request the kernel refuses (EINVAL, EACCES, ENOMEM of `mmap` and its
+    /// kin).
+    #[error("bad mapping request: {0}")]
+    BadMapping(&'static str),
     /// The write is to memory the program maps read only.
     #[error("write to read-only memory at {0:#x}")]
     ReadOnly(u64),

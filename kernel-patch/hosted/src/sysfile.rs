@@ -105,7 +105,7 @@ impl Kernel {
         Ok(fd)
     }
 
-    fn file(&self, proc: &Proc, fd: usize) -> Result<Arc<FileDescription>, KernelError> {
+    pub(crate) fn file(&self, proc: &Proc, fd: usize) -> Result<Arc<FileDescription>, KernelError> {
         lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))
     }
 
@@ -118,7 +118,7 @@ impl Kernel {
         let file = self.file(&proc, fd)?;
         let offset = file.offset();
         io_end(offset, buf.len())?;
-        let n = file.read(offset, buf, &intr)?;
+        let n = self.read_at(&file, offset, buf, &intr)?;
         file.advance(n);
         Ok(n)
     }
@@ -136,7 +136,7 @@ impl Kernel {
         let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         io_end(offset, buf.len())?;
-        Ok(file.read(offset, buf, &intr)?)
+        self.read_at(&file, offset, buf, &intr)
     }
 
     /// Writes at the descriptor's offset and advances it by what was written, with the
@@ -148,7 +148,7 @@ impl Kernel {
         let file = self.file(&proc, fd)?;
         let offset = file.offset();
         io_end(offset, data.len())?;
-        let n = file.write(offset, data, &intr)?;
+        let n = self.write_at(&file, offset, data, &intr)?;
         file.advance(n);
         Ok(n)
     }
@@ -166,7 +166,38 @@ impl Kernel {
         let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         io_end(offset, data.len())?;
-        Ok(file.write(offset, data, &intr)?)
+        self.write_at(&file, offset, data, &intr)
+    }
+
+    /// A read of `file` at `offset`, with the pages mappings of it hold in this kernel
+    /// copied over what the server returned: a store through a shared mapping is seen
+    /// before it is written back (one copy of each page within the kernel).
+    fn read_at(
+        &self,
+        file: &FileDescription,
+        offset: u64,
+        buf: &mut [u8],
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let n = file.read(offset, buf, intr)?;
+        let identity = identity_of(file.chan.get());
+        self.vm().read_mapped(&identity, offset, &mut buf[..n]);
+        Ok(n)
+    }
+
+    /// A write of `file` at `offset`; what reached the server is copied into the pages
+    /// mappings of the file hold, so every mapping sees it.
+    fn write_at(
+        &self,
+        file: &FileDescription,
+        offset: u64,
+        data: &[u8],
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let n = file.write(offset, data, intr)?;
+        let identity = identity_of(file.chan.get());
+        self.vm().wrote_mapped(&identity, offset, &data[..n]);
+        Ok(n)
     }
 
     /// Sets the descriptor's offset.
@@ -239,8 +270,29 @@ impl Kernel {
             .contains(MountFlags::CACHE)
             .then(|| self.inner.vm.mount_cache());
         let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
+        let identity = identity_of(chan.get());
         let clunked = chan.clunk(&intr);
         result?;
+        // Mappings of the file lose their pages past the end (a bus error there now).
+        self.vm().truncate_mapped(&identity, length)?;
+        Ok(clunked?)
+    }
+
+    /// Truncates (or extends) the file `fd` has open to `length` bytes, as
+    /// [`truncate`](Self::truncate) does by path: the server first, then the mount cache
+    /// and the file's mappings (every page past the end unmapped, private copies too; the
+    /// last page's bytes past it read as zeros).
+    pub fn ftruncate(&self, pid: Pid, fd: usize, length: u64) -> Result<(), KernelError> {
+        let proc = self.proc(pid)?;
+        let intr = proc.notes.begin_call();
+        let file = self.file(&proc, fd)?;
+        let mut chan = self.walk_again(&proc, &file, &intr)?;
+        let cache = (file.cache.is_some()).then(|| self.inner.vm.mount_cache());
+        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
+        let identity = identity_of(chan.get());
+        let clunked = chan.clunk(&intr);
+        result?;
+        self.vm().truncate_mapped(&identity, length)?;
         Ok(clunked?)
     }
 }

@@ -101,3 +101,74 @@ fn exec_fails_cleanly_when_host_memory_is_exhausted() {
     kernel.exec(pid, "/n/ram/prog", &["prog"]).unwrap();
     check(&kernel);
 }
+
+/// One process's mappings: a shared file mapping and private anonymous memory, a store in
+/// each, a fork (the child stores too), an msync; the process exits.
+fn map_and_store(kernel: &hosted::Kernel, pid: hosted::Pid) -> Result<(), KernelError> {
+    use hosted::mnt::OpenMode;
+    use hosted::{MapRequest, Prot};
+    let fd = kernel.open(pid, "/n/ram/data", OpenMode::RDWR)?;
+    let request = |fd, shared| MapRequest {
+        fd,
+        offset: 0,
+        len: 2 * hosted::vm::PAGE_SIZE as u64,
+        shared,
+        prot: Prot::READ_WRITE,
+        addr: None,
+    };
+    let file = kernel.mmap(pid, request(Some(fd), true))?;
+    kernel.write_memory(pid, file, &[1])?;
+    let anon = kernel.mmap(pid, request(None, false))?;
+    kernel.write_memory(pid, anon, &[2])?;
+    let child = kernel.fork(pid, ForkFlags::default())?;
+    let stored = kernel
+        .write_memory(child, anon, &[3])
+        .and_then(|()| kernel.write_memory(child, file, &[4]));
+    kernel.exit(child, "")?;
+    stored?;
+    kernel.msync(pid, file, 2 * hosted::vm::PAGE_SIZE as u64)
+}
+
+#[test]
+fn mappings_fail_cleanly_at_every_allocation() {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, init, "/n/ram");
+    copy_in(
+        &kernel,
+        init,
+        "/n/ram/data",
+        &[9; 2 * hosted::vm::PAGE_SIZE],
+    );
+    let frames = kernel.frames();
+    let mut failures = 0;
+    for nth in 0..10_000 {
+        let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+        frames.fail_nth_allocation(nth);
+        let result = map_and_store(&kernel, pid);
+        let fired = !frames.failure_pending();
+        frames.never_fail();
+        kernel.exit(pid, "").unwrap();
+        check(&kernel);
+        match result {
+            Ok(()) if !fired => break,
+            // A refused allocation vm could do without.
+            Ok(()) => {}
+            Err(err) => {
+                assert!(fired, "failed without a refused allocation: {err}");
+                assert!(out_of_memory(&err), "allocation {nth}: {err}");
+                failures += 1;
+            }
+        }
+    }
+    eprintln!("mappings failed cleanly at each of {failures} allocations");
+    assert!(failures >= 5, "only {failures} allocations");
+    assert_eq!(kernel.statistics().vm.mappings, 0);
+    kernel.unmount(init, "/n/ram").unwrap();
+    assert!(
+        server.exits_cleanly(DEADLINE),
+        "a failed mapping leaked a channel"
+    );
+    assert_eq!(check(&kernel).live_channels, 0);
+}

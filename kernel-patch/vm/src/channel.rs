@@ -155,6 +155,24 @@ impl ImageChannel {
     }
 }
 
+impl ImageChannel {
+    /// Writes all of `buf` at `offset` (several writes if the file takes less at once).
+    /// May block: called with no vm lock held.
+    pub(crate) fn write_all(&self, offset: u64, buf: &[u8]) -> Result<(), FileError> {
+        let file = self.file.as_ref().ok_or(FileError::Gone)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = file.write_at(offset + done as u64, &buf[done..])?;
+            if n == 0 || n > buf.len() - done {
+                // A file that takes nothing, or claims more than it was given, is broken.
+                return Err(FileError::Io);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for ImageChannel {
     fn drop(&mut self) {
         if let Some(file) = self.file.take() {

@@ -36,6 +36,8 @@ use crate::vm::Vm;
 
 mod zero_page;
 
+pub use crate::mapping::check::{check_translations, MapViolation, Translation};
+
 /// A broken rule, with the page index or image identity it was found at.
 ///
 /// Fields: `page` is a page's index in the metadata array, `identity` the image's file,
@@ -44,6 +46,8 @@ mod zero_page;
 #[non_exhaustive]
 #[allow(missing_docs)] // the fields are described above, once for all variants
 pub enum Violation {
+    /// A rule of the mappings (`mapping/check.rs`).
+    Mapping(MapViolation),
     /// A table entry's key is not its image's identity.
     TableKeyMismatch { identity: FileIdentity },
     /// An image reachable from a segment is not the table's image of its identity: two
@@ -187,6 +191,8 @@ pub struct CheckReport {
     pub mcache_files: u32,
     /// Pages in mount-cache images' chains.
     pub mcache_pages: u32,
+    /// Mapped file objects, each holding its file's channel.
+    pub object_channels: u32,
 }
 
 /// Checks every rule of the page and image caches:
@@ -317,6 +323,8 @@ pub fn check_invariants(
         report.open_channels += u32::from(has_channel);
     }
     check_mount_cache(vm, &mcache, &mut chained, &mut report)?;
+    report.object_channels =
+        crate::mapping::check::check_objects(vm, &mut chained).map_err(Violation::Mapping)?;
 
     let mut on_free_list = vec![false; capacity as usize];
     let mut counted = 0u32;
@@ -574,6 +582,8 @@ fn check_segments(
         }
     }
     zero_page::check_entry_count(vm, zero_entries)?;
+    // Mappings hold page references too.
+    crate::mapping::check::count_mapped(vm, &mut mapped);
     for index in 0..capacity {
         let view = pool.view(PageIndex(index));
         if view.bound && view.refs != mapped[index as usize] {

@@ -60,6 +60,9 @@ pub enum FaultError {
     /// and the fault was not allowed to read it or wait for it
     /// ([`SegmentRef::fault_resident_only`]). Nothing was changed.
     WouldBlock,
+    /// The page is wholly past the end of the mapped file (the kernel's bus error, not a
+    /// segmentation fault: the address is mapped).
+    PastEnd,
 }
 
 impl fmt::Display for FaultError {
@@ -70,6 +73,7 @@ impl fmt::Display for FaultError {
             Self::NoMemory => f.write_str("out of memory"),
             Self::Io(err) => write!(f, "i/o error loading page: {err}"),
             Self::WouldBlock => f.write_str("page not resident and the fault may not block"),
+            Self::PastEnd => f.write_str("access past the end of the mapped file"),
         }
     }
 }

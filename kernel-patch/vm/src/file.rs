@@ -33,6 +33,8 @@ pub enum FileError {
     Interrupted,
     /// The file is not reachable any more (its image holds no channel).
     Gone,
+    /// The file cannot be written through this handle ([`ImageFile::write_at`]'s default).
+    NotWritable,
 }
 
 impl fmt::Display for FileError {
@@ -41,6 +43,7 @@ impl fmt::Display for FileError {
             Self::Io => "i/o error",
             Self::Interrupted => "interrupted",
             Self::Gone => "file gone",
+            Self::NotWritable => "file not writable",
         })
     }
 }
@@ -82,6 +85,15 @@ pub trait ImageFile: Send + Sync {
 
     /// The file's length in bytes. May block.
     fn length(&self) -> Result<u64, FileError>;
+
+    /// Writes `buf` at `offset` and returns how many bytes the server took: the write-back
+    /// of a shared mapping's dirty pages (`mapping/writeback.rs`). May block; vm calls it
+    /// with no lock of its own held. The default refuses ([`FileError::NotWritable`]), for
+    /// files that are only read (executables, a file opened read only).
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
+        let _ = (offset, buf);
+        Err(FileError::NotWritable)
+    }
 
     /// Releases this reference to the file. May block: vm calls it only where the kernel
     /// said it may ([`Vm::run_parked_closes`](crate::Vm::run_parked_closes)), or on an

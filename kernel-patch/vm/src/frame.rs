@@ -50,6 +50,13 @@ pub enum AllocSite {
     /// The bounce buffer a page load reads the file into, before it is copied into the
     /// frame (so the read, which may block, never runs inside a frame borrow).
     LoadBuffer,
+    /// A mapped object (a file's or shared anonymous memory's), its slot in the object
+    /// table, or a private mapping's lineage (`mapping/`).
+    MemObject,
+    /// A mapping: its segment, page directory and reverse-map record.
+    Mapping,
+    /// The bounce buffer a write-back copies a dirty page into before it writes it.
+    WriteBackBuffer,
     /// The zero page's frame, when the kernel keeps none ([`FrameAllocator::zero_frame`]):
     /// once, as the vm is created.
     ZeroPage,

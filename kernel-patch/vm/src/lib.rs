@@ -23,6 +23,13 @@
 //!   ([`MountCacheConfig`]); reclaimed under memory pressure; a file whose channel becomes
 //!   an image's channel leaves it. The kernel asks the cache first and the server for the
 //!   rest; [`MountCache`] has the kernel's side, call by call.
+//! - **Mappings** ([`Vm::file_object`], [`Vm::anon_object`], [`ObjectRef::map`],
+//!   [`Vm::map_private_anon`], [`MappingRef`]): file mappings, shared or private, and
+//!   anonymous ones; shared stores write the object's page in place and keep it dirty until
+//!   [`MappingRef::sync`] or the unmap writes it back; private stores copy. Each object and
+//!   each lineage of private mappings keeps its mappings by page range (the reverse map,
+//!   [`MappingRef::mappers_at`]), and vm reaches the kernel's page tables only through
+//!   [`AddressSpace`].
 //! - [`Statistics`] for users; behind cargo features, so a kernel links neither unless it
 //!   asks: `check` (`check::check_invariants`, for tests and the hosted kernel) and
 //!   `testkit` (fakes of the kernel's frames and files).
@@ -39,7 +46,9 @@
 //! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The mount cache's map lives under the table lock, and a
 //! mount-cache image's lock is an image lock.
 //!
-//! Room is left for page loans and reverse mapping; they are not built yet.
+//! Room is left for page loans; they are not built yet. The mappings' locks are in
+//! `mapping/mod.rs`: mapping lock → object lock → lineage lock → object-table lock, none
+//! of them taken with an image or table lock.
 
 #![cfg_attr(not(test), no_std)]
 // Unsafe code only in `arc.rs` (a fallible `Arc`), each block with its `SAFETY:` argument.
@@ -65,6 +74,7 @@ mod forget;
 mod frame;
 mod hold;
 mod image;
+mod mapping;
 mod mcache;
 mod page;
 mod resident;
@@ -88,6 +98,7 @@ pub use frame::{
     copy_via_buffer, zero_via_with_frame, AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE,
 };
 pub use hold::HeldMapping;
+pub use mapping::{AddressSpace, MapSpec, Mapper, MappingRef, ObjectRef, SpaceRef};
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,
 };
@@ -104,4 +115,6 @@ const _: fn() = || {
     shareable::<SegmentRef>();
     shareable::<MountCache>();
     shareable::<CachedFile>();
+    shareable::<ObjectRef>();
+    shareable::<MappingRef>();
 };

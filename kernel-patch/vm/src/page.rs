@@ -30,13 +30,15 @@ const FLAG_FREE: u32 = 1 << 0;
 /// The page is in an image's chain but its bytes are still being read from the file (see
 /// `wait.rs`); nobody but its loader may take it. Changed under the owning image's lock.
 const FLAG_LOADING: u32 = 1 << 1;
+/// A mapped object's page written through a shared mapping and not written back yet
+/// (`mapping/`). Changed under the owning object's lock.
+const FLAG_DIRTY: u32 = 1 << 2;
 
 /// An index into the page metadata array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct PageIndex(pub(crate) u32);
 
-/// Metadata of one frame. At most 64 bytes (asserted below); 16 bytes are left for the
-/// reverse mapping of a later issue.
+/// Metadata of one frame. At most 64 bytes (asserted below); 8 bytes are left.
 ///
 /// Which lock protects what: `owner`, `offset`, `valid`, the loading flag and, for a cached
 /// page, `link` change only under the owning image's lock; `link` of a free page and the
@@ -66,6 +68,11 @@ pub(crate) struct PageMeta {
     /// a file read or written a piece at a time fills a page a piece at a time. 0 for every
     /// other page (an executable image's page is always whole).
     valid: AtomicU32,
+    /// The reverse map of a private page of a mapping (`mapping/lineage.rs`): the serial
+    /// of the lineage whose mappings may map it, 0 for every other page; its page number
+    /// in the mapped object is then in `offset`. Set by the fault that made the page,
+    /// while only it holds the page; cleared as the page is freed.
+    lineage: AtomicU64,
 }
 
 // The per-frame metadata budget of the design (loom's atomics are larger, so the check is
@@ -84,6 +91,7 @@ impl PageMeta {
             flags: AtomicU32::new(0),
             link: AtomicU32::new(link),
             valid: AtomicU32::new(0),
+            lineage: AtomicU64::new(0),
         }
     }
 }
@@ -317,6 +325,42 @@ impl PagePool {
         self.meta(page).valid.store(packed, Ordering::Relaxed);
     }
 
+    /// Marks a private page of a mapping (held by the caller alone, uncached) as made by
+    /// lineage `lineage` for page `number` of the mapped object: the reverse map finds its
+    /// mappings through the lineage.
+    pub(crate) fn set_private_origin(&self, page: PageIndex, lineage: u64, number: u64) {
+        let meta = self.meta(page);
+        meta.offset.store(number, Ordering::Relaxed);
+        meta.lineage.store(lineage, Ordering::Release);
+    }
+
+    /// `(lineage serial, object page number)` of a private page of a mapping; serial 0
+    /// for every other page.
+    pub(crate) fn private_origin(&self, page: PageIndex) -> (u64, u64) {
+        let meta = self.meta(page);
+        (
+            meta.lineage.load(Ordering::Acquire),
+            meta.offset.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether a mapped object's page is dirty. Called under the owning object's lock.
+    pub(crate) fn is_dirty(&self, page: PageIndex) -> bool {
+        self.meta(page).flags.load(Ordering::Relaxed) & FLAG_DIRTY != 0
+    }
+
+    /// Sets or clears a mapped object's page's dirty mark; returns the old one. Called
+    /// under the owning object's lock.
+    pub(crate) fn set_dirty(&self, page: PageIndex, dirty: bool) -> bool {
+        let flags = &self.meta(page).flags;
+        let old = if dirty {
+            flags.fetch_or(FLAG_DIRTY, Ordering::Relaxed)
+        } else {
+            flags.fetch_and(!FLAG_DIRTY, Ordering::Relaxed)
+        };
+        old & FLAG_DIRTY != 0
+    }
+
     /// Takes another reference to a page the caller already holds, or, under the owning
     /// image's lock, to a cached page (lookpage: the only 0→1 for a cached page).
     pub(crate) fn incref(&self, page: PageIndex) {
@@ -355,6 +399,10 @@ impl PagePool {
 
     fn push_free(&self, lists: &mut Lists, page: PageIndex) {
         let meta = self.meta(page);
+        // A private page of a mapping leaves its lineage as it is freed (nobody holds it).
+        if meta.lineage.swap(0, Ordering::Relaxed) != 0 {
+            meta.offset.store(0, Ordering::Relaxed);
+        }
         if meta.flags.fetch_or(FLAG_FREE, Ordering::Relaxed) & FLAG_FREE != 0 {
             // Already free: a double free. Keep the list intact and let the checker say so.
             self.double_frees.fetch_add(1, Ordering::Relaxed);

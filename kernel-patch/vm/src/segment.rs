@@ -168,6 +168,19 @@ impl PageTable {
         }
     }
 
+    /// Removes the entry at `page`, if its leaf exists; the caller drops its reference.
+    pub(crate) fn clear(&mut self, page: u64) {
+        let (leaf, slot) = Self::split(page);
+        if let Some(raw) = self
+            .leaves
+            .get_mut(leaf)
+            .and_then(|leaf| leaf.as_mut())
+            .and_then(|leaf| leaf.get_mut(slot))
+        {
+            *raw = NO_PAGE;
+        }
+    }
+
     /// Calls `visit(page number, entry)` for every mapped page.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(u64, Entry)) {
         for (leaf_number, leaf) in self.leaves.iter().enumerate() {
@@ -192,7 +205,7 @@ impl PageTable {
     }
 
     /// A copy of the table's structure and entries (taking no page references).
-    fn duplicate(&self, shared: &VmState) -> Result<Self, AllocError> {
+    pub(crate) fn duplicate(&self, shared: &VmState) -> Result<Self, AllocError> {
         let mut copy = Self::new((self.leaves.len() * LEAF_PAGES) as u64)?;
         for (number, leaf) in self.leaves.iter().enumerate() {
             if let Some(leaf) = leaf {

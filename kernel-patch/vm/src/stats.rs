@@ -83,6 +83,23 @@ pub struct Statistics {
     /// frames it saves at this moment against a zeroed page for each (an entry a fork
     /// copied included, where without the zero page parent and child would share one).
     pub zero_page_entries: u64,
+    /// Mappings alive ([`MappingRef`](crate::MappingRef)s).
+    pub mappings: u64,
+    /// Reverse-map records: one per mapping in its object's interval set, one per private
+    /// mapping in its lineage's; never one per page.
+    pub rmap_records: u64,
+    /// The memory those records take (their vectors' slots), in bytes.
+    pub rmap_bytes: u64,
+    /// Pages of mapped objects written through a shared mapping and not written back yet.
+    pub dirty_pages: u64,
+    /// Dirty pages written back to their files.
+    pub writebacks: u64,
+    /// Write-backs the file refused (the page stayed dirty).
+    pub writeback_errors: u64,
+    /// Dirty pages thrown away unwritten as their object went (a write-back had failed).
+    pub dirty_pages_dropped: u64,
+    /// Faults on pages wholly past the end of a mapped file (bus errors).
+    pub bus_errors: u64,
 }
 
 impl Vm {
@@ -137,6 +154,15 @@ impl Vm {
             stats.zero_page_maps,
             stats.zero_page_breaks,
         ) = shared.zero.counts();
+        let maps = &shared.maps.counters;
+        stats.mappings = maps.mappings.load(Ordering::Relaxed);
+        stats.rmap_records = maps.rmap_records.load(Ordering::Relaxed);
+        stats.rmap_bytes = stats.rmap_records * crate::mapping::RMAP_RECORD_BYTES;
+        stats.dirty_pages = maps.dirty_pages.load(Ordering::Relaxed);
+        stats.writebacks = maps.writebacks.load(Ordering::Relaxed);
+        stats.writeback_errors = maps.writeback_errors.load(Ordering::Relaxed);
+        stats.dirty_pages_dropped = maps.dirty_pages_dropped.load(Ordering::Relaxed);
+        stats.bus_errors = maps.bus_errors.load(Ordering::Relaxed);
         stats
     }
 }
@@ -174,6 +200,14 @@ impl fmt::Display for Statistics {
         writeln!(f, "faults_would_block {}", self.faults_would_block)?;
         writeln!(f, "zero_page_maps {}", self.zero_page_maps)?;
         writeln!(f, "zero_page_breaks {}", self.zero_page_breaks)?;
-        writeln!(f, "zero_page_entries {}", self.zero_page_entries)
+        writeln!(f, "zero_page_entries {}", self.zero_page_entries)?;
+        writeln!(f, "mappings {}", self.mappings)?;
+        writeln!(f, "rmap_records {}", self.rmap_records)?;
+        writeln!(f, "rmap_bytes {}", self.rmap_bytes)?;
+        writeln!(f, "dirty_pages {}", self.dirty_pages)?;
+        writeln!(f, "writebacks {}", self.writebacks)?;
+        writeln!(f, "writeback_errors {}", self.writeback_errors)?;
+        writeln!(f, "dirty_pages_dropped {}", self.dirty_pages_dropped)?;
+        writeln!(f, "bus_errors {}", self.bus_errors)
     }
 }

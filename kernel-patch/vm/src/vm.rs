@@ -10,6 +10,7 @@ use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 use crate::image::ExecImage;
+use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
@@ -143,6 +144,8 @@ pub(crate) struct VmState {
     pub(crate) parked: Arc<ParkedCloses>,
     /// The frame of zeros read faults on zero-fill memory map (`zero.rs`).
     pub(crate) zero: ZeroPage,
+    /// Mapped objects, lineages and their counters (`mapping/`).
+    pub(crate) maps: Mappings,
     next_serial: AtomicU64,
 }
 
@@ -163,7 +166,12 @@ impl VmState {
         let page = match self.pool.try_alloc(&*self.frames) {
             Some(page) => page,
             None => {
-                self.reclaim(self.config.reclaim_batch.max(1) as usize);
+                let batch = self.config.reclaim_batch.max(1) as usize;
+                if self.reclaim(batch) == 0 {
+                    // Nothing cached at ref 0: clean mapped file pages, unmapped through
+                    // the reverse map (`mapping/reclaim.rs`).
+                    self.reclaim_mapped(batch);
+                }
                 self.pool.try_alloc(&*self.frames).ok_or(AllocError)?
             }
         };
@@ -224,6 +232,10 @@ impl VmState {
         let mut released = self.pool.release_free(&*self.frames, target, 0);
         if released < target {
             self.reclaim(target - released);
+            released += self.pool.release_free(&*self.frames, target - released, 0);
+        }
+        if released < target {
+            self.reclaim_mapped(target - released);
             released += self.pool.release_free(&*self.frames, target - released, 0);
         }
         self.count_released(released);
@@ -298,6 +310,7 @@ impl Vm {
             loads_finished: AtomicU64::new(0),
             parked,
             zero,
+            maps: Mappings::default(),
             next_serial: AtomicU64::new(1),
         })
         // No memory for the instance: the frames its pool and zero page took go back as it
@@ -388,7 +401,8 @@ impl Vm {
     /// The shrinker: gives up to `target` frames back to the kernel
     /// ([`FrameAllocator::free`]) and returns how many it gave. Free pages go first; when
     /// they are not enough, cached pages at ref 0 are reclaimed (as [`reclaim`](Self::reclaim)
-    /// chooses them) and their frames go too. Mapped pages and active images stay. For a
+    /// chooses them) and their frames go too; then clean pages of mapped files, unmapped
+    /// through the reverse map. Dirty pages, other mapped pages and active images stay. For a
     /// kernel under memory pressure; takes and releases vm's locks, never blocks but in
     /// `FrameAllocator::free`.
     pub fn shrink(&self, target: usize) -> usize {

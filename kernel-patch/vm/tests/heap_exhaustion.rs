@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use vm::check::check_invariants;
 use vm::{
-    Access, AllocError, Config, FaultError, FileError, FileIdentity, Frame, FrameAllocator,
-    ImageFile, LoadSegment, OpenKind, SegmentKind, Vm, VmError, PAGE_SIZE,
+    Access, AddressSpace, AllocError, Config, FaultError, FileError, FileIdentity, Frame,
+    FrameAllocator, ImageFile, LoadSegment, MapSpec, OpenKind, SegmentKind, SpaceRef, Vm, VmError,
+    PAGE_SIZE,
 };
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -162,9 +163,24 @@ impl ImageFile for File {
         Ok(self.len)
     }
 
+    fn write_at(&self, _offset: u64, buf: &[u8]) -> Result<usize, FileError> {
+        Ok(buf.len())
+    }
+
     fn close(self: Box<Self>) {
         self.open.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// An address space whose translations go nowhere: it allocates nothing.
+struct NoMmu;
+
+impl AddressSpace for NoMmu {
+    fn id(&self) -> u64 {
+        1
+    }
+    fn map(&self, _addr: u64, _frame: Frame, _writable: bool) {}
+    fn invalidate(&self, _addr: u64, _len: u64) {}
 }
 
 #[derive(Debug)]
@@ -175,14 +191,17 @@ enum Failed {
 
 /// Makes a vm, attaches `first`, execs `second` (text, data and bss; its handle is let go
 /// of at once, the image has one), faults a text page in (a load), writes a data page (a
-/// copy) and a stack page (zero fill), forks data, fills a page of a mount-cache file, and
-/// lets everything go. Everything it
+/// copy) and a stack page (zero fill), forks data, fills a page of a mount-cache file,
+/// maps `third` shared and private (a store in each, a fork of the private one and a
+/// store in the child, a write-back) and private anonymous memory, and lets everything go. Everything it
 /// is given is boxed before, so all heap allocations made in here are vm's.
 fn everything(
     made: &mut Option<Vm>,
     frames: Box<dyn FrameAllocator>,
     first: Box<dyn ImageFile>,
     second: Box<dyn ImageFile>,
+    third: Box<dyn ImageFile>,
+    space: SpaceRef,
 ) -> Result<(), Failed> {
     let config = Config {
         max_pages: 16,
@@ -197,6 +216,7 @@ fn everything(
             // Not handed over.
             first.close();
             second.close();
+            third.close();
             return Err(Failed::Vm(err));
         }
     };
@@ -206,6 +226,7 @@ fn everything(
         Ok(image) => image,
         Err(err) => {
             second.close();
+            third.close();
             return Err(Failed::Vm(err));
         }
     };
@@ -225,7 +246,14 @@ fn everything(
             writable: true,
         },
     ];
-    let segments = vm.exec(second, &loads).map_err(Failed::Vm)?;
+    let segments = match vm.exec(second, &loads) {
+        Ok(segments) => segments,
+        Err(err) => {
+            third.close();
+            return Err(Failed::Vm(err));
+        }
+    };
+    let object = vm.file_object(third).map_err(Failed::Vm)?;
     let stack = vm
         .zero_segment(SegmentKind::Stack, STACK_VA, PAGE)
         .map_err(Failed::Vm)?;
@@ -259,6 +287,36 @@ fn everything(
     let hit = cached.read(0, &mut buf);
     let page = [7u8; PAGE_SIZE];
     cached.fill(hit.ticket, 0, &page);
+    const MAP_VA: u64 = 0x1000_0000;
+    let spec = |base: u64, shared: bool| MapSpec {
+        base,
+        len: 2 * PAGE,
+        offset: 0,
+        shared,
+        writable: true,
+    };
+    let shared = object
+        .map(space.clone(), spec(MAP_VA, true))
+        .map_err(Failed::Vm)?;
+    shared.fault(MAP_VA, Access::Write).map_err(Failed::Fault)?;
+    let private = object
+        .map(space.clone(), spec(MAP_VA + 4 * PAGE, false))
+        .map_err(Failed::Vm)?;
+    private
+        .fault(MAP_VA + 4 * PAGE, Access::Write)
+        .map_err(Failed::Fault)?;
+    let forked = private.fork(space.clone()).map_err(Failed::Vm)?;
+    forked
+        .fault(MAP_VA + 4 * PAGE, Access::Write)
+        .map_err(Failed::Fault)?;
+    forked.mappers_at(MAP_VA + 4 * PAGE).map_err(Failed::Vm)?;
+    shared.sync(MAP_VA, 2 * PAGE).map_err(Failed::Vm)?;
+    let anon = vm
+        .map_private_anon(space, spec(MAP_VA + 8 * PAGE, false))
+        .map_err(Failed::Vm)?;
+    anon.fault(MAP_VA + 8 * PAGE, Access::Write)
+        .map_err(Failed::Fault)?;
+    drop((anon, forked, private, shared, object));
     drop((cached, image, child, stack, segments));
     vm.run_parked_closes();
     Ok(())
@@ -272,11 +330,12 @@ fn every_heap_allocation_vm_makes_may_fail() {
     for nth in 0.. {
         assert!(nth < 10_000, "the operation never stops allocating");
         let handle: Box<dyn FrameAllocator> = Box::new(FramesHandle(frames.clone()));
-        let (first, second) = (File::open(&open), File::open(&open));
+        let (first, second, third) = (File::open(&open), File::open(&open), File::open(&open));
+        let space: SpaceRef = Arc::new(NoMmu);
         REFUSED.with(|refused| refused.set(false));
         ALLOWED.with(|allowed| allowed.set(Some(nth)));
         let mut made = None;
-        let result = everything(&mut made, handle, first, second);
+        let result = everything(&mut made, handle, first, second, third, space);
         ALLOWED.with(|allowed| allowed.set(None));
         let refused = REFUSED.with(Cell::get);
         // The failed operation left the vm consistent; then it goes too.

@@ -24,10 +24,18 @@
 //! 13. the kernel's held fault (`fault_held`) vs another thread's copy on write of the same
 //!     page and the page's last other mapper going: the page held is never free (without
 //!     the hold under the segment lock, it reaches the free list while held).
+//! 14. a store racing a write-back of its page: the write-back write-protects the page
+//!     (`AddressSpace::invalidate`) as it cleans it, so the store either is in the copy it
+//!     sends or faults and marks the page dirty again; the last store reaches the server.
+//! 15. a fault racing a truncate of its file: the fault checks the size under the object
+//!     lock truncate publishes it under, and truncate cleans each mapping under its lock
+//!     after publishing, so no translation past the new end survives.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
 #![cfg(loom)]
+
+mod map_common;
 
 use loom::thread;
 use vm::check::check_invariants;
@@ -676,4 +684,169 @@ fn a_held_fault_vs_a_copy_on_write_and_the_last_mapper_going() {
             assert_eq!(frames.stats().outstanding(), 0);
         },
     );
+}
+
+/// The one page of model 14's MMU: its translation, under a loom lock.
+#[derive(Default)]
+struct OnePageMmu {
+    entry: loom::sync::Mutex<Option<(vm::Frame, bool)>>,
+}
+
+impl vm::AddressSpace for OnePageMmu {
+    fn id(&self) -> u64 {
+        1
+    }
+    fn map(&self, _addr: u64, frame: vm::Frame, writable: bool) {
+        *self.entry.lock().unwrap() = Some((frame, writable));
+    }
+    fn invalidate(&self, _addr: u64, _len: u64) {
+        *self.entry.lock().unwrap() = None;
+    }
+}
+
+/// A CPU's store: through a writable translation under the MMU's lock (a shootdown waits
+/// for a store in flight), else a write fault and again.
+fn cpu_store(space: &OnePageMmu, map: &vm::MappingRef, frames: &HeapFrames, byte: u8) {
+    loop {
+        {
+            let entry = space.entry.lock().unwrap();
+            if let Some((frame, true)) = *entry {
+                frames.write(frame, 0, &[byte]);
+                return;
+            }
+        }
+        map.fault(map.base(), Access::Write).unwrap();
+    }
+}
+
+#[test]
+fn a_store_vs_a_write_back_of_its_page() {
+    model("a_store_vs_a_write_back_of_its_page", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let file = map_common::ServerFile::stamped(3, PAGE_SIZE);
+        let space = std::sync::Arc::new(OnePageMmu::default());
+        let object = vm.file_object(file.open()).unwrap();
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: PAGE_SIZE as u64,
+            offset: 0,
+            shared: true,
+            writable: true,
+        };
+        let map = loom::sync::Arc::new(object.map(space.clone(), spec).unwrap());
+        // Dirty, with a writable translation.
+        cpu_store(&space, &map, &frames, 0x11);
+        let syncer = {
+            let map = map.clone();
+            thread::spawn(move || {
+                map.sync(0x10000, PAGE_SIZE as u64).unwrap();
+            })
+        };
+        cpu_store(&space, &map, &frames, 0x22);
+        syncer.join().unwrap();
+        // The last store is at the server, or its page is dirty again and goes now.
+        map.sync(0x10000, PAGE_SIZE as u64).unwrap();
+        assert_eq!(file.bytes(0, 1), vec![0x22]);
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        drop(map);
+        drop(object);
+        vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0);
+    });
+}
+
+/// Model 14's MMU: a few pages' translations under a loom lock.
+#[derive(Default)]
+struct SmallMmu {
+    entries: loom::sync::Mutex<std::collections::BTreeMap<u64, (vm::Frame, bool)>>,
+}
+
+impl vm::AddressSpace for SmallMmu {
+    fn id(&self) -> u64 {
+        1
+    }
+    fn map(&self, addr: u64, frame: vm::Frame, writable: bool) {
+        self.entries.lock().unwrap().insert(addr, (frame, writable));
+    }
+    fn invalidate(&self, addr: u64, len: u64) {
+        self.entries
+            .lock()
+            .unwrap()
+            .retain(|at, _| *at < addr || *at >= addr + len);
+    }
+}
+
+#[test]
+fn a_fault_vs_a_truncate_of_its_file() {
+    model("a_fault_vs_a_truncate_of_its_file", || {
+        let page = PAGE_SIZE as u64;
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let file = map_common::ServerFile::stamped(4, 2 * PAGE_SIZE);
+        let space = std::sync::Arc::new(SmallMmu::default());
+        let object = vm.file_object(file.open()).unwrap();
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: 2 * page,
+            offset: 0,
+            shared: true,
+            writable: true,
+        };
+        let map = loom::sync::Arc::new(object.map(space.clone(), spec).unwrap());
+        let truncater = {
+            let (vm, file) = (vm.clone(), file.clone());
+            thread::spawn(move || {
+                file.data.lock().unwrap().truncate(PAGE_SIZE);
+                vm.truncate_mapped(&file.identity, page).unwrap();
+            })
+        };
+        let fault = map.fault(0x10000 + page, Access::Read);
+        truncater.join().unwrap();
+        assert!(
+            matches!(fault, Ok(_) | Err(FaultError::PastEnd)),
+            "{fault:?}"
+        );
+        // Whichever came first, nothing maps the second page now, and it is a bus error.
+        assert!(!space
+            .entries
+            .lock()
+            .unwrap()
+            .contains_key(&(0x10000 + page)));
+        assert_eq!(
+            map.fault(0x10000 + page, Access::Read),
+            Err(FaultError::PastEnd)
+        );
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        drop(map);
+        drop(object);
+        vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0);
+    });
 }

@@ -1,0 +1,393 @@
+//! Memory mappings against a real ramfs: a shared store is seen by `read` and reaches the
+//! server at msync, munmap and exit (checked through a second mount of the same tree,
+//! which shares no page with the first); a `write` is seen through every shared mapping;
+//! private mappings copy on write after fork and never write back; a page past the end of
+//! the file is a bus error, an address outside every mapping a segmentation fault; and
+//! write-protecting a range in one process's mapping removes exactly the overlapping
+//! pages' translations in every process. Every page is stamped with its index.
+
+mod common;
+
+use common::*;
+use hosted::mnt::OpenMode;
+use hosted::vm::{FaultError, PAGE_SIZE};
+use hosted::{ForkFlags, Kernel, KernelError, MapRequest, MountFlags, NamespaceShare, Pid, Prot};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// The byte page `index` holds in generation `generation` of the file.
+fn stamp(index: u64, generation: u8) -> u8 {
+    (index as u8)
+        .wrapping_mul(29)
+        .wrapping_add(generation.wrapping_mul(83))
+        | 1
+}
+
+fn stamped(pages: u64, generation: u8) -> Vec<u8> {
+    (0..pages * PAGE)
+        .map(|at| stamp(at / PAGE, generation))
+        .collect()
+}
+
+/// One tree, mounted twice: `/n/a` (where the test maps) and `/n/b` (the server's bytes).
+struct Setup {
+    kernel: Kernel,
+    init: Pid,
+    _server: ListeningServer,
+}
+
+fn setup(pages: u64) -> Setup {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let server = ListeningServer::start();
+    kernel
+        .mount(init, server.connect(), "/n/a", MountFlags::REPLACE)
+        .expect("mount a");
+    kernel
+        .mount(init, server.connect(), "/n/b", MountFlags::REPLACE)
+        .expect("mount b");
+    copy_in(&kernel, init, "/n/a/file", &stamped(pages, 0));
+    Setup {
+        kernel,
+        init,
+        _server: server,
+    }
+}
+
+/// The server's bytes, through the other mount.
+fn server_bytes(setup: &Setup, offset: u64, len: usize) -> Vec<u8> {
+    let kernel = &setup.kernel;
+    let fd = kernel
+        .open(setup.init, "/n/b/file", OpenMode::READ)
+        .unwrap();
+    let mut buf = vec![0; len];
+    let n = kernel.pread(setup.init, fd, &mut buf, offset).unwrap();
+    buf.truncate(n);
+    kernel.close(setup.init, fd).unwrap();
+    buf
+}
+
+fn map_file(kernel: &Kernel, pid: Pid, fd: usize, pages: u64, first: u64, shared: bool) -> u64 {
+    kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: Some(fd),
+                offset: first * PAGE,
+                len: pages * PAGE,
+                shared,
+                prot: Prot::READ_WRITE,
+                addr: None,
+            },
+        )
+        .expect("mmap")
+}
+
+fn peek(kernel: &Kernel, pid: Pid, addr: u64) -> u8 {
+    let mut byte = [0];
+    kernel.read_memory(pid, addr, &mut byte).expect("load");
+    byte[0]
+}
+
+fn share() -> ForkFlags {
+    ForkFlags {
+        namespace: NamespaceShare::Share,
+    }
+}
+
+#[test]
+fn a_shared_store_is_seen_by_read_and_reaches_the_server_at_msync() {
+    let setup = setup(4);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map_file(kernel, pid, fd, 4, 0, true);
+    for page in 0..4 {
+        assert_eq!(peek(kernel, pid, base + page * PAGE + 7), stamp(page, 0));
+    }
+    kernel
+        .write_memory(pid, base + 2 * PAGE + 100, &[stamp(2, 1); 16])
+        .unwrap();
+    // read() sees the store at once; the server does not have it yet.
+    let mut buf = [0; 16];
+    kernel.pread(pid, fd, &mut buf, 2 * PAGE + 100).unwrap();
+    assert_eq!(buf, [stamp(2, 1); 16]);
+    assert_eq!(
+        server_bytes(&setup, 2 * PAGE + 100, 16),
+        vec![stamp(2, 0); 16]
+    );
+    assert_eq!(kernel.statistics().vm.dirty_pages, 1);
+    check(kernel);
+    kernel.msync(pid, base, 4 * PAGE).unwrap();
+    assert_eq!(
+        server_bytes(&setup, 2 * PAGE + 100, 16),
+        vec![stamp(2, 1); 16]
+    );
+    // Only that page was written: its neighbours are the file's.
+    assert_eq!(server_bytes(&setup, PAGE, 1), vec![stamp(1, 0)]);
+    assert_eq!(server_bytes(&setup, 3 * PAGE, 1), vec![stamp(3, 0)]);
+    let stats = kernel.statistics().vm;
+    assert_eq!((stats.dirty_pages, stats.writebacks), (0, 1));
+    check(kernel);
+}
+
+#[test]
+fn a_write_is_seen_through_every_shared_mapping() {
+    let setup = setup(3);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let mine = map_file(kernel, pid, fd, 3, 0, true);
+    let child = kernel.fork(pid, share()).unwrap();
+    // The child's own mapping of pages 1..3, besides the one fork shared.
+    let theirs = map_file(kernel, child, fd, 2, 1, true);
+    assert_eq!(peek(kernel, pid, mine + PAGE), stamp(1, 0));
+    assert_eq!(peek(kernel, child, mine + PAGE), stamp(1, 0));
+    assert_eq!(peek(kernel, child, theirs), stamp(1, 0));
+    kernel.pwrite(pid, fd, &[stamp(1, 2); 8], PAGE).unwrap();
+    assert_eq!(peek(kernel, pid, mine + PAGE), stamp(1, 2));
+    assert_eq!(peek(kernel, child, mine + PAGE), stamp(1, 2));
+    assert_eq!(peek(kernel, child, theirs), stamp(1, 2));
+    // And a store through one mapping is seen through the others.
+    kernel.write_memory(child, theirs + PAGE, &[0x5a]).unwrap();
+    assert_eq!(peek(kernel, pid, mine + 2 * PAGE), 0x5a);
+    check(kernel);
+    kernel.exit(child, "").unwrap();
+    // The child's exit wrote its store back.
+    assert_eq!(server_bytes(&setup, 2 * PAGE, 1), vec![0x5a]);
+    check(kernel);
+}
+
+#[test]
+fn private_mappings_copy_on_write_after_fork_and_never_write_back() {
+    let setup = setup(2);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::READ).unwrap();
+    let base = map_file(kernel, pid, fd, 2, 0, false);
+    kernel.write_memory(pid, base, &[0x11; 8]).unwrap();
+    let child = kernel.fork(pid, share()).unwrap();
+    assert_eq!(peek(kernel, child, base), 0x11);
+    assert_eq!(peek(kernel, child, base + PAGE), stamp(1, 0));
+    kernel.write_memory(child, base, &[0x22; 8]).unwrap();
+    kernel.write_memory(child, base + PAGE, &[0x33; 8]).unwrap();
+    assert_eq!(peek(kernel, pid, base), 0x11, "the parent keeps its copy");
+    assert_eq!(
+        peek(kernel, pid, base + PAGE),
+        stamp(1, 0),
+        "and the file's page"
+    );
+    check(kernel);
+    kernel.exit(child, "").unwrap();
+    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    assert_eq!(server_bytes(&setup, 0, 1), vec![stamp(0, 0)]);
+    assert_eq!(server_bytes(&setup, PAGE, 1), vec![stamp(1, 0)]);
+    // Anonymous memory too: private copies after fork, shared stays shared.
+    let anon = |shared| MapRequest {
+        fd: None,
+        offset: 0,
+        len: PAGE,
+        shared,
+        prot: Prot::READ_WRITE,
+        addr: None,
+    };
+    let private = kernel.mmap(pid, anon(false)).unwrap();
+    let shared = kernel.mmap(pid, anon(true)).unwrap();
+    kernel.write_memory(pid, private, &[1]).unwrap();
+    kernel.write_memory(pid, shared, &[1]).unwrap();
+    let child = kernel.fork(pid, share()).unwrap();
+    kernel.write_memory(child, private, &[2]).unwrap();
+    kernel.write_memory(child, shared, &[2]).unwrap();
+    assert_eq!(
+        (peek(kernel, pid, private), peek(kernel, pid, shared)),
+        (1, 2)
+    );
+    // discard: the private page goes back to zero fill.
+    assert_eq!(kernel.discard(pid, private, PAGE).unwrap(), 1);
+    assert_eq!(peek(kernel, pid, private), 0);
+    check(kernel);
+}
+
+#[test]
+fn munmap_and_exit_write_back() {
+    let setup = setup(2);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map_file(kernel, pid, fd, 2, 0, true);
+    kernel.write_memory(pid, base, &[0x44; 4]).unwrap();
+    // Closing the descriptor does not unmap.
+    kernel.close(pid, fd).unwrap();
+    assert_eq!(
+        kernel.munmap(pid, base, PAGE),
+        Err(KernelError::BadMapping("range covers part of a mapping"))
+    );
+    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    assert_eq!(server_bytes(&setup, 0, 4), vec![0x44; 4]);
+    let child = kernel.fork(pid, share()).unwrap();
+    let fd = kernel.open(child, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map_file(kernel, child, fd, 2, 0, true);
+    kernel.write_memory(child, base + PAGE, &[0x45; 4]).unwrap();
+    kernel.exit(child, "").unwrap();
+    assert_eq!(server_bytes(&setup, PAGE, 4), vec![0x45; 4]);
+    check(kernel);
+}
+
+#[test]
+fn past_the_end_of_the_file_is_a_bus_error_outside_every_mapping_a_segmentation_fault() {
+    let setup = setup(1);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    // One page and a half: the page holding the end reads zeros past it.
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    kernel
+        .pwrite(pid, fd, &[0x66; PAGE_SIZE / 2], PAGE)
+        .unwrap();
+    let base = map_file(kernel, pid, fd, 4, 0, true);
+    assert_eq!(peek(kernel, pid, base + PAGE + 10), 0x66);
+    assert_eq!(peek(kernel, pid, base + PAGE + PAGE / 2 + 10), 0);
+    let mut byte = [0];
+    assert_eq!(
+        kernel.read_memory(pid, base + 2 * PAGE, &mut byte),
+        Err(KernelError::BusError {
+            addr: base + 2 * PAGE
+        })
+    );
+    assert_eq!(
+        kernel.read_memory(pid, base + 4 * PAGE, &mut byte),
+        Err(KernelError::Fault {
+            addr: base + 4 * PAGE,
+            error: FaultError::BadAddress
+        })
+    );
+    assert_eq!(kernel.statistics().vm.bus_errors, 1);
+    // A read-only protection refuses stores, and mprotect gives them back.
+    kernel.mprotect(pid, base, 4 * PAGE, Prot::READ).unwrap();
+    assert_eq!(
+        kernel.write_memory(pid, base, &[1]),
+        Err(KernelError::ReadOnly(base))
+    );
+    kernel
+        .mprotect(pid, base, 4 * PAGE, Prot::READ_WRITE)
+        .unwrap();
+    kernel.write_memory(pid, base, &[1]).unwrap();
+    check(kernel);
+}
+
+#[test]
+fn write_protecting_one_range_removes_exactly_the_overlapping_pages_in_each_process() {
+    let setup = setup(8);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let other = kernel.fork(pid, share()).unwrap();
+    // pid maps file pages 0..6, other pages 3..8: they overlap in 3..6.
+    let a = map_file(kernel, pid, fd, 6, 0, true);
+    let b = map_file(kernel, other, fd, 5, 3, true);
+    for page in 0..6 {
+        kernel
+            .write_memory(pid, a + page * PAGE, &[stamp(page, 5)])
+            .unwrap();
+    }
+    for page in 0..5 {
+        let expect = if page + 3 < 6 {
+            stamp(page + 3, 5)
+        } else {
+            stamp(page + 3, 0)
+        };
+        assert_eq!(
+            peek(kernel, other, b + page * PAGE),
+            expect,
+            "other's page {page}"
+        );
+        kernel
+            .write_memory(other, b + page * PAGE + 1, &[expect])
+            .unwrap();
+    }
+    check(kernel);
+    // Write back (and so write-protect) pid's pages 2..5, file pages 2..5.
+    kernel.msync(pid, a + 2 * PAGE, 3 * PAGE).unwrap();
+    // Which translations went shows in which loads fault.
+    let faults_at = |who: Pid, addr: u64| {
+        let before = kernel.statistics().faults;
+        peek(kernel, who, addr);
+        kernel.statistics().faults - before
+    };
+    let a_faulted: Vec<u64> = (0..6)
+        .filter(|&p| faults_at(pid, a + p * PAGE) == 1)
+        .collect();
+    let b_faulted: Vec<u64> = (0..5)
+        .filter(|&p| faults_at(other, b + p * PAGE) == 1)
+        .map(|p| p + 3)
+        .collect();
+    assert_eq!(a_faulted, vec![2, 3, 4]);
+    assert_eq!(b_faulted, vec![3, 4]);
+    for page in 2..5 {
+        assert_eq!(server_bytes(&setup, page * PAGE, 1), vec![stamp(page, 5)]);
+    }
+    check(kernel);
+}
+
+#[test]
+fn a_write_back_is_seen_by_a_later_read_through_the_mount_cache() {
+    let kernel = kernel();
+    let pid = kernel.spawn();
+    let mut server = Server::start();
+    kernel
+        .mount(pid, server.transport(), "/n/c", MountFlags::CACHE)
+        .expect("mount");
+    copy_in(&kernel, pid, "/n/c/file", &stamped(2, 0));
+    let fd = kernel.open(pid, "/n/c/file", OpenMode::RDWR).unwrap();
+    // The cache holds the file's pages (a read fills it).
+    let mut buf = vec![0; 2 * PAGE_SIZE];
+    kernel.pread(pid, fd, &mut buf, 0).unwrap();
+    assert!(kernel.statistics().vm.mcache_pages > 0);
+    let base = map_file(&kernel, pid, fd, 2, 0, true);
+    kernel.write_memory(pid, base + PAGE, &[0x71; 8]).unwrap();
+    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    // The mapping is gone; the cache's older page must not answer.
+    let mut after = [0; 8];
+    kernel.pread(pid, fd, &mut after, PAGE).unwrap();
+    assert_eq!(after, [0x71; 8]);
+    kernel.close(pid, fd).unwrap();
+    check(&kernel);
+}
+
+#[test]
+fn ftruncate_makes_every_mapping_past_the_end_a_bus_error_and_zeroes_the_tail() {
+    let setup = setup(4);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let shared = map_file(kernel, pid, fd, 4, 0, true);
+    let child = kernel.fork(pid, share()).unwrap();
+    let private = map_file(kernel, child, fd, 4, 0, false);
+    for page in 0..4 {
+        assert_eq!(peek(kernel, pid, shared + page * PAGE), stamp(page, 0));
+    }
+    // A private copy of page 3 in the child, and page 2 mapped as the file's.
+    kernel
+        .write_memory(child, private + 3 * PAGE, &[0x3c])
+        .unwrap();
+    assert_eq!(peek(kernel, child, private + 2 * PAGE), stamp(2, 0));
+    let size = PAGE + PAGE / 2;
+    kernel.ftruncate(pid, fd, size).unwrap();
+    for (who, base) in [(pid, shared), (child, private)] {
+        for page in 2..4 {
+            let addr = base + page * PAGE;
+            let mut byte = [0];
+            assert_eq!(
+                kernel.read_memory(who, addr, &mut byte),
+                Err(KernelError::BusError { addr }),
+                "pid {who} page {page}"
+            );
+        }
+        assert_eq!(peek(kernel, who, base + PAGE + PAGE / 2), 0, "the tail");
+        assert_eq!(peek(kernel, who, base + PAGE), stamp(1, 0));
+    }
+    assert_eq!(kernel.stat(pid, "/n/b/file").unwrap().length, size);
+    check(kernel);
+    // Truncating by path is the same: the mapping loses page 1 too.
+    kernel.truncate(pid, "/n/a/file", PAGE).unwrap();
+    let mut byte = [0];
+    assert_eq!(
+        kernel.read_memory(pid, shared + PAGE, &mut byte),
+        Err(KernelError::BusError {
+            addr: shared + PAGE
+        })
+    );
+    check(kernel);
+}

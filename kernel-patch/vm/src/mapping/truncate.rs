@@ -1,0 +1,112 @@
+//! Truncating a mapped file: publish the new size, unmap every page past it (private
+//! copies included), drop the object's pages past it, zero the tail of the last page.
+//!
+//! The size is published under the object lock, where every fault checks it before it
+//! looks a page up; so once it is out, no fault maps a page past it again. The mappings to
+//! clean are collected from the object's interval set under the same hold; each is then
+//! cleaned under its own lock alone (a fault holds a mapping lock, then the object lock:
+//! the other order would deadlock). A fault that checked the old size and is still
+//! installing holds its mapping's lock, so the cleaning waits for it and removes its
+//! entry. Only then do the object's pages past the size go: nothing maps them any more.
+
+use alloc::vec::Vec;
+
+use crate::file::FileIdentity;
+use crate::frame::{PAGE_BYTES, PAGE_SIZE};
+use crate::page::NO_PAGE;
+use crate::segment::Entry;
+use crate::sync::{Arc, Ordering};
+use crate::vm::{Vm, VmError};
+
+use super::segment::MapSegment;
+
+impl Vm {
+    /// The kernel truncated `identity`'s file to `size` bytes (after the server did):
+    /// its mapped object, if any, takes the size; every mapping loses its pages past it
+    /// (private copies too), so an access there is a bus error; the object's pages past
+    /// it are dropped (dirty ones unwritten); the bytes of the last page past the size
+    /// read as zeros. Returns the pages dropped from the object. Call with no vm lock held.
+    pub fn truncate_mapped(&self, identity: &FileIdentity, size: u64) -> Result<usize, VmError> {
+        let shared = &*self.shared;
+        let Some(object) = shared.mapped_object(identity) else {
+            return Ok(0);
+        };
+        let pool = &shared.pool;
+        // The first page wholly past the end.
+        let gone = size.div_ceil(PAGE_BYTES);
+        let mappings: Vec<Arc<MapSegment>> = {
+            let mut state = object.state.lock();
+            let mut count = 0;
+            state.rmap.overlapping(gone, u64::MAX, |_| count += 1);
+            let mut mappings = Vec::new();
+            mappings.try_reserve(count).map_err(|_| VmError::NoMemory)?;
+            state.size = size;
+            state.writes += 1;
+            state
+                .rmap
+                .overlapping(gone, u64::MAX, |entry| mappings.push(entry.seg.clone()));
+            mappings
+        };
+        for seg in &mappings {
+            let mut table = seg.table.lock();
+            let from = gone.saturating_sub(seg.first);
+            if from >= seg.pages {
+                continue;
+            }
+            seg.space.invalidate(
+                seg.base + from * PAGE_BYTES,
+                (seg.pages - from) * PAGE_BYTES,
+            );
+            for page in from..seg.pages {
+                if let Some(Entry::Page(held)) = table.get(page) {
+                    table.clear(page);
+                    pool.put(held);
+                }
+            }
+        }
+        drop(mappings);
+        let mut state = object.state.lock();
+        let mut head = NO_PAGE;
+        let mut dropped = 0;
+        let mut dirty = 0u32;
+        state.pages.retain(|&number, &mut page| {
+            if number < gone {
+                return true;
+            }
+            // Nothing maps it now: at ref 0 (a short holder, a write-back in flight, keeps
+            // it until it puts it: then it stays cached, past the end, for the next
+            // truncate or the object's end).
+            if pool.refs(page) != 0 {
+                return true;
+            }
+            if pool.set_dirty(page, false) {
+                dirty += 1;
+            }
+            pool.set_uncached(page);
+            pool.set_link(page, head);
+            head = page.0;
+            dropped += 1;
+            false
+        });
+        state.dirty -= dirty;
+        if !size.is_multiple_of(PAGE_BYTES) {
+            if let Some(&last) = state.pages.get(&(size / PAGE_BYTES)) {
+                let tail = (size % PAGE_BYTES) as usize;
+                shared
+                    .frames
+                    .with_frame_mut(pool.frame(last), &mut |bytes| {
+                        bytes[tail..PAGE_SIZE].fill(0);
+                    });
+            }
+        }
+        drop(state);
+        shared
+            .maps
+            .counters
+            .dirty_pages
+            .fetch_sub(u64::from(dirty), Ordering::Relaxed);
+        pool.free_list_of(head);
+        shared.trim_free_pool();
+        Ok(dropped)
+    }
+}

@@ -1,0 +1,119 @@
+//! Fakes for the mapping tests: a software MMU (vm's `AddressSpace`) and a file on a
+//! fake server that takes writes, whose pages are stamped with their index.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use vm::{AddressSpace, FileError, FileIdentity, Frame, ImageFile, PAGE_SIZE};
+
+pub const PAGE: u64 = PAGE_SIZE as u64;
+
+/// A software MMU: the translations vm installed and has not invalidated.
+pub struct Mmu {
+    pub id: u64,
+    pub entries: Mutex<BTreeMap<u64, (Frame, bool)>>,
+}
+
+impl AddressSpace for Mmu {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn map(&self, addr: u64, frame: Frame, writable: bool) {
+        self.entries.lock().unwrap().insert(addr, (frame, writable));
+    }
+    fn invalidate(&self, addr: u64, len: u64) {
+        let mut entries = self.entries.lock().unwrap();
+        let gone: Vec<u64> = entries.range(addr..addr + len).map(|(a, _)| *a).collect();
+        for addr in gone {
+            entries.remove(&addr);
+        }
+    }
+}
+
+pub fn mmu(id: u64) -> Arc<Mmu> {
+    Arc::new(Mmu {
+        id,
+        entries: Mutex::new(BTreeMap::new()),
+    })
+}
+
+/// A file on a fake server that takes writes.
+#[derive(Clone)]
+pub struct ServerFile {
+    pub identity: FileIdentity,
+    pub data: Arc<Mutex<Vec<u8>>>,
+    pub fail_writes: Arc<Mutex<bool>>,
+    /// Run once, after a read took its bytes (to stage a write racing with a load).
+    pub after_read: Arc<Mutex<Option<Hook>>>,
+}
+
+pub type Hook = Box<dyn FnOnce() + Send>;
+
+impl ServerFile {
+    /// `pages` pages, each stamped with its index in every 8-byte word.
+    pub fn stamped(qid_path: u64, len: usize) -> Self {
+        let data = (0..len).map(|at| stamp(at as u64 / PAGE, 0)).collect();
+        Self {
+            identity: FileIdentity {
+                dev_type: 7,
+                dev: 1,
+                qid_path,
+                version: 1,
+            },
+            data: Arc::new(Mutex::new(data)),
+            fail_writes: Arc::new(Mutex::new(false)),
+            after_read: Arc::new(Mutex::new(None)),
+        }
+    }
+    pub fn open(&self) -> Box<dyn ImageFile> {
+        Box::new(self.clone())
+    }
+    pub fn bytes(&self, offset: u64, len: usize) -> Vec<u8> {
+        self.data.lock().unwrap()[offset as usize..offset as usize + len].to_vec()
+    }
+}
+
+/// The byte of page `index` as written by generation `generation`.
+pub fn stamp(index: u64, generation: u8) -> u8 {
+    (index as u8)
+        .wrapping_mul(31)
+        .wrapping_add(generation.wrapping_mul(101))
+        | 1
+}
+
+impl ImageFile for ServerFile {
+    fn identity(&self) -> FileIdentity {
+        self.identity
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        let n = {
+            let data = self.data.lock().unwrap();
+            let start = (offset as usize).min(data.len());
+            let n = buf.len().min(data.len() - start);
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            n
+        };
+        let hook = self.after_read.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        Ok(n)
+    }
+    fn length(&self) -> Result<u64, FileError> {
+        Ok(self.data.lock().unwrap().len() as u64)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
+        if *self.fail_writes.lock().unwrap() {
+            return Err(FileError::Io);
+        }
+        let mut data = self.data.lock().unwrap();
+        let end = offset as usize + buf.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset as usize..end].copy_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn close(self: Box<Self>) {}
+}

@@ -1,0 +1,518 @@
+//! A model test of mappings: random sequences of map (shared or private, any page range of
+//! the file), unmap, store, load, fork, exit, msync, the kernel's own `write` and truncate
+//! (shrinking or growing, to whole pages) run
+//! against the real vm and a plain reference model: the kernel's view of the file (what
+//! `read` returns), the server's bytes, the pages dirtied and not written back, and each
+//! private mapping's own copies. After every step the checker runs (every MMU entry
+//! listed by the reverse map, page counts, records); every load returns the model's byte;
+//! at the end, with everything unmapped, the server holds exactly the model's bytes.
+
+mod map_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use map_common::{mmu, Mmu, ServerFile, PAGE};
+use proptest::prelude::*;
+use vm::check::{check_invariants, check_translations, Translation};
+use vm::testkit::HeapFrames;
+use vm::{Access, Config, FaultError, ImageFile, MapSpec, MappingRef, ObjectRef, SpaceRef, Vm};
+
+const FILE_PAGES: u64 = 4;
+const SLOTS: usize = 2;
+const MAX_PROCESSES: usize = 3;
+/// Offsets within a page the model stores at and loads from.
+const OFFSETS: [usize; 3] = [0, 1000, 4095];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Map {
+        proc: usize,
+        slot: usize,
+        shared: bool,
+        first: u64,
+        pages: u64,
+    },
+    Unmap {
+        proc: usize,
+        slot: usize,
+    },
+    Store {
+        proc: usize,
+        slot: usize,
+        page: u64,
+        at: usize,
+        byte: u8,
+    },
+    Load {
+        proc: usize,
+        slot: usize,
+        page: u64,
+        at: usize,
+    },
+    Fork {
+        proc: usize,
+    },
+    Exit {
+        proc: usize,
+    },
+    Sync {
+        proc: usize,
+        slot: usize,
+    },
+    Write {
+        page: u64,
+        at: usize,
+        byte: u8,
+    },
+    Truncate {
+        pages: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let proc = 0..MAX_PROCESSES;
+    let slot = 0..SLOTS;
+    prop_oneof![
+        2 => (
+            proc.clone(),
+            slot.clone(),
+            any::<bool>(),
+            0..FILE_PAGES,
+            1..=FILE_PAGES
+        )
+            .prop_map(|(proc, slot, shared, first, pages)| Op::Map {
+                proc,
+                slot,
+                shared,
+                first,
+                pages: pages.min(FILE_PAGES - first),
+            }),
+        1 => (proc.clone(), slot.clone()).prop_map(|(proc, slot)| Op::Unmap { proc, slot }),
+        4 => (
+            proc.clone(),
+            slot.clone(),
+            0..FILE_PAGES,
+            0..OFFSETS.len(),
+            any::<u8>()
+        )
+            .prop_map(|(proc, slot, page, at, byte)| Op::Store {
+                proc,
+                slot,
+                page,
+                at: OFFSETS[at],
+                byte,
+            }),
+        4 => (proc.clone(), slot.clone(), 0..FILE_PAGES, 0..OFFSETS.len()).prop_map(
+            |(proc, slot, page, at)| Op::Load {
+                proc,
+                slot,
+                page,
+                at: OFFSETS[at],
+            }
+        ),
+        2 => proc.clone().prop_map(|proc| Op::Fork { proc }),
+        1 => proc.clone().prop_map(|proc| Op::Exit { proc }),
+        1 => (proc, slot).prop_map(|(proc, slot)| Op::Sync { proc, slot }),
+        1 => (0..=FILE_PAGES).prop_map(|pages| Op::Truncate { pages }),
+        1 => (0..FILE_PAGES, 0..OFFSETS.len(), any::<u8>()).prop_map(|(page, at, byte)| Op::Write {
+            page,
+            at: OFFSETS[at],
+            byte,
+        }),
+    ]
+}
+
+/// What the model knows of one mapping.
+#[derive(Clone)]
+struct ModelMap {
+    shared: bool,
+    first: u64,
+    pages: u64,
+    /// A private mapping's own copies, by object page number.
+    copies: BTreeMap<u64, Vec<u8>>,
+}
+
+struct Process {
+    mmu: Arc<Mmu>,
+    maps: Vec<Option<(MappingRef, ModelMap)>>,
+}
+
+struct Harness {
+    vm: Vm,
+    frames: HeapFrames,
+    file: ServerFile,
+    /// Held all along, as an open file would: the object outlives its mappings.
+    _object: ObjectRef,
+    object: ObjectRef,
+    procs: Vec<Option<Process>>,
+    next_space: u64,
+    /// What `read` returns: the server's bytes with every store through a shared mapping.
+    kernel: Vec<u8>,
+    /// The server's bytes.
+    server: Vec<u8>,
+    dirty: BTreeSet<u64>,
+}
+
+fn base(slot: usize) -> u64 {
+    0x100_0000 * (slot as u64 + 1)
+}
+
+impl Harness {
+    fn new() -> Self {
+        let frames = HeapFrames::new(512);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 400,
+                ..Config::default()
+            },
+        )
+        .unwrap();
+        let file = ServerFile::stamped(1, (FILE_PAGES * PAGE) as usize);
+        let object = vm.file_object(file.open()).unwrap();
+        let server = file.bytes(0, (FILE_PAGES * PAGE) as usize);
+        let mut harness = Self {
+            vm,
+            frames,
+            _object: object.share(),
+            object,
+            procs: Vec::new(),
+            next_space: 1,
+            kernel: server.clone(),
+            server,
+            file,
+            dirty: BTreeSet::new(),
+        };
+        let first = harness.process();
+        harness.procs.push(Some(first));
+        harness
+    }
+
+    fn process(&mut self) -> Process {
+        let space = self.next_space;
+        self.next_space += 1;
+        Process {
+            mmu: mmu(space),
+            maps: (0..SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    /// The byte object page `number` shows at `at` through `map`; `None` past the end of
+    /// the file (a bus error).
+    fn view(&self, map: &ModelMap, number: u64, at: usize) -> Option<u8> {
+        match map.copies.get(&number) {
+            Some(copy) => Some(copy[at]),
+            None => self.kernel.get((number * PAGE) as usize + at).copied(),
+        }
+    }
+
+    /// Whether object page `number` is wholly past the end of the file.
+    fn past_end(&self, number: u64) -> bool {
+        number * PAGE >= self.kernel.len() as u64
+    }
+
+    /// A shared mapping's range goes back to the server (msync, unmap, exit).
+    fn write_back(&mut self, map: &ModelMap) {
+        if !map.shared {
+            return;
+        }
+        for number in map.first..map.first + map.pages {
+            if self.dirty.remove(&number) {
+                let range = (number * PAGE) as usize..((number + 1) * PAGE) as usize;
+                self.server[range.clone()].copy_from_slice(&self.kernel[range]);
+            }
+        }
+    }
+
+    fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match *op {
+            Op::Map {
+                proc,
+                slot,
+                shared,
+                first,
+                pages,
+            } => {
+                // A map in a process that is not there starts one (a spawn), so a run
+                // whose processes all exited goes on.
+                while self.procs.len() <= proc {
+                    self.procs.push(None);
+                }
+                if self.procs[proc].is_none() {
+                    let fresh = self.process();
+                    self.procs[proc] = Some(fresh);
+                }
+                let object = &self.object;
+                let Some(process) = self.procs.get_mut(proc).and_then(Option::as_mut) else {
+                    return Ok(());
+                };
+                if process.maps[slot].is_some() || pages == 0 {
+                    return Ok(());
+                }
+                let space: SpaceRef = process.mmu.clone();
+                let spec = MapSpec {
+                    base: base(slot),
+                    len: pages * PAGE,
+                    offset: first * PAGE,
+                    shared,
+                    writable: true,
+                };
+                let map = object.map(space, spec).unwrap();
+                let model = ModelMap {
+                    shared,
+                    first,
+                    pages,
+                    copies: BTreeMap::new(),
+                };
+                process.maps[slot] = Some((map, model));
+            }
+            Op::Unmap { proc, slot } => {
+                let taken = self
+                    .procs
+                    .get_mut(proc)
+                    .and_then(Option::as_mut)
+                    .and_then(|process| process.maps[slot].take());
+                if let Some((map, model)) = taken {
+                    map.unmap().unwrap();
+                    self.write_back(&model);
+                }
+            }
+            Op::Store {
+                proc,
+                slot,
+                page,
+                at,
+                byte,
+            } => {
+                let Some((map, model)) = self.mapping(proc, slot) else {
+                    return Ok(());
+                };
+                if page >= model.pages {
+                    return Ok(());
+                }
+                let number = model.first + page;
+                let fault = map.fault(base(slot) + page * PAGE, Access::Write);
+                if self.past_end(number) {
+                    prop_assert_eq!(fault, Err(FaultError::PastEnd), "{:?}", op);
+                    return Ok(());
+                }
+                let mapping = fault.unwrap();
+                prop_assert!(mapping.writable);
+                self.frames.write(mapping.frame, at, &[byte]);
+                let offset = (number * PAGE) as usize;
+                if model.shared {
+                    self.kernel[offset + at] = byte;
+                    self.dirty.insert(number);
+                } else {
+                    let page_now = self.kernel[offset..offset + PAGE as usize].to_vec();
+                    let (_, model) = self.mapping_mut(proc, slot);
+                    model.copies.entry(number).or_insert(page_now)[at] = byte;
+                }
+            }
+            Op::Load {
+                proc,
+                slot,
+                page,
+                at,
+            } => {
+                let Some((map, model)) = self.mapping(proc, slot) else {
+                    return Ok(());
+                };
+                if page >= model.pages {
+                    return Ok(());
+                }
+                let number = model.first + page;
+                let fault = map.fault(base(slot) + page * PAGE, Access::Read);
+                if self.past_end(number) && !model.copies.contains_key(&number) {
+                    prop_assert_eq!(fault, Err(FaultError::PastEnd), "{:?}", op);
+                    return Ok(());
+                }
+                let got = self.frames.read(fault.unwrap().frame)[at];
+                prop_assert_eq!(Some(got), self.view(model, number, at), "{:?}", op);
+            }
+            Op::Fork { proc } => {
+                if self.procs.get(proc).and_then(Option::as_ref).is_none() {
+                    return Ok(());
+                }
+                let Some(free) = self
+                    .procs
+                    .iter()
+                    .position(Option::is_none)
+                    .or_else(|| (self.procs.len() < MAX_PROCESSES).then_some(self.procs.len()))
+                else {
+                    return Ok(());
+                };
+                let mut child = self.process();
+                let parent = self.procs[proc].as_ref().unwrap();
+                for (slot, entry) in parent.maps.iter().enumerate() {
+                    if let Some((map, model)) = entry {
+                        let space: SpaceRef = child.mmu.clone();
+                        child.maps[slot] = Some((map.fork(space).unwrap(), model.clone()));
+                    }
+                }
+                if free == self.procs.len() {
+                    self.procs.push(Some(child));
+                } else {
+                    self.procs[free] = Some(child);
+                }
+            }
+            Op::Exit { proc } => {
+                let Some(process) = self.procs.get_mut(proc).and_then(Option::take) else {
+                    return Ok(());
+                };
+                for (map, model) in process.maps.into_iter().flatten() {
+                    // The drop writes back, as an exit does.
+                    drop(map);
+                    self.write_back(&model);
+                }
+            }
+            Op::Sync { proc, slot } => {
+                let Some((map, model)) = self.mapping(proc, slot) else {
+                    return Ok(());
+                };
+                let model = model.clone();
+                map.sync(base(slot), model.pages * PAGE).unwrap();
+                self.write_back(&model);
+            }
+            Op::Truncate { pages } => {
+                let size = pages * PAGE;
+                self.file.data.lock().unwrap().resize(size as usize, 0);
+                self.vm.truncate_mapped(&self.file.identity, size).unwrap();
+                self.server.resize(size as usize, 0);
+                self.kernel.resize(size as usize, 0);
+                self.dirty.retain(|number| *number < pages);
+                for process in self.procs.iter_mut().flatten() {
+                    for (_, model) in process.maps.iter_mut().flatten() {
+                        model.copies.retain(|number, _| *number < pages);
+                    }
+                }
+            }
+            Op::Write { page, at, byte } => {
+                let offset = page * PAGE + at as u64;
+                if offset >= self.kernel.len() as u64 {
+                    // Within the file only: sizes change by truncate, to whole pages.
+                    return Ok(());
+                }
+                self.file.write_at(offset, &[byte]).unwrap();
+                self.vm.wrote_mapped(&self.file.identity, offset, &[byte]);
+                self.server[offset as usize] = byte;
+                self.kernel[offset as usize] = byte;
+            }
+        }
+        Ok(())
+    }
+
+    fn mapping(&self, proc: usize, slot: usize) -> Option<(&MappingRef, &ModelMap)> {
+        let (map, model) = self.procs.get(proc)?.as_ref()?.maps[slot].as_ref()?;
+        Some((map, model))
+    }
+
+    fn mapping_mut(&mut self, proc: usize, slot: usize) -> (&MappingRef, &mut ModelMap) {
+        let (map, model) = self.procs[proc].as_mut().unwrap().maps[slot]
+            .as_mut()
+            .unwrap();
+        (&*map, model)
+    }
+
+    fn check(&self) -> Result<(), TestCaseError> {
+        if let Err(violation) = check_invariants(&self.vm, Some(&[])) {
+            return Err(TestCaseError::fail(format!("{violation:?}")));
+        }
+        let mut translations = Vec::new();
+        for process in self.procs.iter().flatten() {
+            for (&addr, &(frame, writable)) in process.mmu.entries.lock().unwrap().iter() {
+                translations.push(Translation {
+                    space: process.mmu.id,
+                    addr,
+                    frame,
+                    writable,
+                });
+            }
+        }
+        if let Err(violation) = check_translations(&self.vm, &translations) {
+            return Err(TestCaseError::fail(format!("{violation:?}")));
+        }
+        prop_assert_eq!(self.object.dirty_pages() as usize >= self.dirty.len(), true);
+        Ok(())
+    }
+}
+
+fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut harness = Harness::new();
+    for op in ops {
+        harness.step(op)?;
+        harness.check()?;
+    }
+    // Everyone exits: every dirty page goes back, and the server has the model's bytes.
+    for proc in 0..harness.procs.len() {
+        harness.step(&Op::Exit { proc })?;
+    }
+    harness.check()?;
+    prop_assert!(harness.dirty.is_empty());
+    let len = harness.file.data.lock().unwrap().len();
+    prop_assert_eq!(len, harness.server.len());
+    let server = harness.file.bytes(0, len);
+    for page in 0..len as u64 / PAGE {
+        let range = (page * PAGE) as usize..((page + 1) * PAGE) as usize;
+        prop_assert!(
+            server[range.clone()] == harness.server[range.clone()],
+            "page {} differs at the server",
+            page
+        );
+        prop_assert!(
+            server[range.clone()] == harness.kernel[range],
+            "page {}",
+            page
+        );
+    }
+    let stats = harness.vm.statistics();
+    prop_assert_eq!((stats.mappings, stats.rmap_records), (0, 0));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mappings_match_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(&ops)?;
+    }
+}
+
+/// The sequence the model exists for, spelled out: a private copy shared by fork, then a
+/// store in the child, must leave the parent's copy alone.
+#[test]
+fn a_store_after_fork_copies_in_the_model_run() {
+    let ops = [
+        Op::Map {
+            proc: 0,
+            slot: 0,
+            shared: false,
+            first: 1,
+            pages: 2,
+        },
+        Op::Store {
+            proc: 0,
+            slot: 0,
+            page: 1,
+            at: 1000,
+            byte: 5,
+        },
+        Op::Fork { proc: 0 },
+        Op::Store {
+            proc: 1,
+            slot: 0,
+            page: 1,
+            at: 1000,
+            byte: 7,
+        },
+        Op::Load {
+            proc: 0,
+            slot: 0,
+            page: 1,
+            at: 1000,
+        },
+    ];
+    run(&ops).unwrap();
+}
