@@ -647,3 +647,46 @@ fn reclaim_unmaps_clean_mapped_pages_through_the_reverse_map_and_never_takes_dir
     }
     check(&world, &[&a, &b]);
 }
+
+#[test]
+fn a_store_past_the_end_reads_as_zeros_once_the_file_grows_over_it() {
+    let world = world();
+    let size = PAGE + PAGE / 2;
+    let file = ServerFile::stamped(12, size as usize);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    // A store into the last page, past the end: in memory, never written back.
+    let past = 0x10000 + size + 8;
+    store(&world, &map, past, 0x55).unwrap();
+    assert_eq!(load(&world, &map, past).unwrap(), 0x55);
+    // The file grows by truncate: the server has zeros there, and so has the page.
+    file.data.lock().unwrap().resize(2 * PAGE_SIZE - 64, 0);
+    world
+        .vm
+        .truncate_mapped(&file.identity, 2 * PAGE - 64)
+        .unwrap();
+    assert_eq!(
+        load(&world, &map, past).unwrap(),
+        0,
+        "the store past the end"
+    );
+    // Another store past the new end, then a write beyond it: the hole reads as zeros.
+    let past = 0x10000 + 2 * PAGE - 32;
+    store(&world, &map, past, 0x56).unwrap();
+    file.write_at(2 * PAGE - 8, &[0x57; 8]).unwrap();
+    world
+        .vm
+        .wrote_mapped(&file.identity, 2 * PAGE - 8, &[0x57; 8]);
+    assert_eq!(load(&world, &map, past).unwrap(), 0, "the hole");
+    assert_eq!(load(&world, &map, 0x10000 + 2 * PAGE - 8).unwrap(), 0x57);
+    check(&world, &[&space]);
+    // Written back, the server's bytes are the page's.
+    map.sync(0x10000, 2 * PAGE).unwrap();
+    let server = file.bytes(0, 2 * PAGE_SIZE);
+    let mut seen = server.clone();
+    assert_eq!(world.vm.read_mapped(&file.identity, 0, &mut seen), 1);
+    assert_eq!(seen, server, "the resident page and the server differ");
+}

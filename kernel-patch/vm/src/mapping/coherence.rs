@@ -74,6 +74,10 @@ impl Vm {
         let pool = &shared.pool;
         let mut state = object.state.lock();
         let end = offset.saturating_add(data.len() as u64);
+        if offset > state.size {
+            // The hole the write leaves reads as zeros, whatever a store left past the end.
+            super::truncate::zero_between(shared, &state, state.size, offset);
+        }
         state.size = state.size.max(end);
         // A fault reading a page from the file meanwhile reads it again.
         state.writes += 1;

@@ -18,7 +18,48 @@ use crate::segment::Entry;
 use crate::sync::{Arc, Ordering};
 use crate::vm::{Vm, VmError};
 
+use super::object::ObjectState;
 use super::segment::MapSegment;
+use crate::vm::VmState;
+
+/// Zeroes the bytes `from..to` of the object's resident pages (under the object lock).
+/// A store through a shared mapping into the last page past the end of the file stays in
+/// memory and is never written back (write-back stops at the size); when the file grows
+/// over it, the server has zeros there, and so must the page, as Linux zeroes a partial
+/// page's tail when the size moves past it.
+pub(super) fn zero_between(shared: &VmState, state: &ObjectState, from: u64, to: u64) {
+    if from >= to {
+        return;
+    }
+    let pool = &shared.pool;
+    let zero = |number: u64, page| {
+        let start = from.max(number * PAGE_BYTES);
+        let end = to.min((number + 1) * PAGE_BYTES);
+        let (within, upto) = (
+            (start % PAGE_BYTES) as usize,
+            (end - number * PAGE_BYTES) as usize,
+        );
+        shared
+            .frames
+            .with_frame_mut(pool.frame(page), &mut |bytes| bytes[within..upto].fill(0));
+    };
+    let (first, past) = (from / PAGE_BYTES, to.div_ceil(PAGE_BYTES));
+    // Whichever is shorter: the range's page numbers, or the resident pages (a file
+    // grown by a terabyte has few of them).
+    if past - first <= state.pages.len() as u64 {
+        for number in first..past {
+            if let Some(&page) = state.pages.get(&number) {
+                zero(number, page);
+            }
+        }
+    } else {
+        for (&number, &page) in &state.pages {
+            if (first..past).contains(&number) {
+                zero(number, page);
+            }
+        }
+    }
+}
 
 impl Vm {
     /// The kernel truncated `identity`'s file to `size` bytes (after the server did):
@@ -40,8 +81,13 @@ impl Vm {
             state.rmap.overlapping(gone, u64::MAX, |_| count += 1);
             let mut mappings = Vec::new();
             mappings.try_reserve(count).map_err(|_| VmError::NoMemory)?;
+            let old = state.size;
             state.size = size;
             state.writes += 1;
+            if size > old {
+                // Growing: what a store left past the old end reads as the server's zeros.
+                zero_between(shared, &state, old, size);
+            }
             state
                 .rmap
                 .overlapping(gone, u64::MAX, |entry| mappings.push(entry.seg.clone()));
