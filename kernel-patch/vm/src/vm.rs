@@ -4,7 +4,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cache::ImageTable;
 use crate::channel::{ImageChannel, ParkedCloses};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
@@ -13,6 +12,7 @@ use crate::image::ExecImage;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::table::Table;
 use crate::wait::{PageWait, SpinWait};
 use crate::zero::ZeroPage;
 
@@ -105,8 +105,6 @@ impl From<AllocError> for VmError {
 /// Event counters behind [`Statistics`](crate::Statistics).
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) attach_hits: AtomicU64,
-    pub(crate) attach_misses: AtomicU64,
     pub(crate) reclaim_runs: AtomicU64,
     pub(crate) reclaimed_pages: AtomicU64,
     pub(crate) pages_allocated: AtomicU64,
@@ -123,7 +121,9 @@ pub(crate) struct Counters {
 pub(crate) struct VmState {
     pub(crate) frames: Box<dyn FrameAllocator>,
     pub(crate) pool: PagePool,
-    pub(crate) table: Mutex<ImageTable>,
+    /// The image table, in shards (`table.rs`); each shard's lock is "the table lock" for
+    /// the files in it.
+    pub(crate) table: Table,
     /// Serialises reclaim passes. Taken before any image or table lock, never under one.
     pub(crate) reclaim_lock: Mutex<()>,
     pub(crate) config: Config,
@@ -286,7 +286,7 @@ impl Vm {
         let shared = Arc::try_new(VmState {
             frames,
             pool,
-            table: Mutex::new(ImageTable::new()),
+            table: Table::new(),
             reclaim_lock: Mutex::new(()),
             config,
             mcache_config: mount_cache,
