@@ -11,13 +11,67 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use vm::testkit::{FakeFile, HeapFrames};
-use vm::{Access, Config, FileIdentity, LoadSegment, MountCacheConfig, OpenKind, Vm, PAGE_SIZE};
+use vm::{
+    Access, AllocError, AllocSite, Config, FileIdentity, Frame, FrameAllocator, LoadSegment,
+    MountCacheConfig, OpenKind, Vm, PAGE_SIZE,
+};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 const TEXT_VA: u64 = 0x10_0000;
 /// Attaches between two runs of the parked closes, as a kernel runs them on its way out of
 /// system calls (an attach that finds a channel parks the file it was given).
 const CLOSE_EVERY: u64 = 256;
+
+/// The test kit's frames without its fault injection: `HeapFrames` counts every admitted
+/// allocation in one shared atomic and looks at a shared lock, which a kernel's allocator
+/// does not, and which would make every attach of every thread share a cache line here.
+struct KernelFrames(Box<dyn FrameAllocator>);
+
+impl FrameAllocator for KernelFrames {
+    fn allocate(&self) -> Result<Frame, AllocError> {
+        self.0.allocate()
+    }
+
+    fn free(&self, frame: Frame) {
+        self.0.free(frame);
+    }
+
+    fn in_use_elsewhere(&self, frame: Frame) -> bool {
+        self.0.in_use_elsewhere(frame)
+    }
+
+    fn zero(&self, frame: Frame) {
+        self.0.zero(frame);
+    }
+
+    fn copy(&self, from: Frame, to: Frame) {
+        self.0.copy(from, to);
+    }
+
+    fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE])) {
+        self.0.with_frame_mut(frame, f);
+    }
+
+    fn with_frame(&self, frame: Frame, f: &mut dyn FnMut(&[u8; PAGE_SIZE])) {
+        self.0.with_frame(frame, f);
+    }
+
+    fn admit_allocation(&self, _site: AllocSite) -> Result<(), AllocError> {
+        Ok(())
+    }
+
+    fn zero_frame(&self) -> Option<Frame> {
+        self.0.zero_frame()
+    }
+}
+
+fn kernel_frames(capacity: u32) -> Box<dyn FrameAllocator> {
+    let frames = HeapFrames::new(capacity);
+    let allocator = frames.allocator();
+    // The handle only keeps the fault-injection controls, which the bench does not use.
+    drop(frames);
+    Box::new(KernelFrames(allocator))
+}
 
 fn ident(dev: u64, path: u64) -> FileIdentity {
     FileIdentity {
@@ -58,10 +112,25 @@ fn nanos_per(time: Duration, ops: u64) -> u128 {
 /// Attach+put rates on the hit path (every image kept active by one reference held here):
 /// per thread, and in total. `same`: every thread attaches one file; else one file each.
 fn hit_rates(threads: u64, same: bool, iters: u64) -> (Vec<u128>, u128) {
-    let frames = HeapFrames::new(64);
-    let vm = Vm::new(frames.allocator(), Config::default()).expect("vm");
-    let files: Vec<FakeFile> = (0..threads)
-        .map(|t| FakeFile::new(ident(1, if same { 1 } else { 1 + t }), vec![0; 64]))
+    let vm = Vm::new(kernel_frames(64), Config::default()).expect("vm");
+    // One file, or one a thread, each in a shard of its own (as most pairs are).
+    let mut paths: Vec<u64> = Vec::new();
+    let mut path = 1;
+    while paths.len() < threads as usize {
+        let shard = Vm::table_shard(&ident(1, path));
+        if same && !paths.is_empty() {
+            paths.push(paths[0]);
+        } else if paths
+            .iter()
+            .all(|p| Vm::table_shard(&ident(1, *p)) != shard)
+        {
+            paths.push(path);
+        }
+        path += 1;
+    }
+    let files: Vec<FakeFile> = paths
+        .iter()
+        .map(|path| FakeFile::new(ident(1, *path), vec![0; 64]))
         .collect();
     let _keep: Vec<_> = files
         .iter()
@@ -123,9 +192,8 @@ impl Populated {
             max_bytes: (2 * n + 64) * PAGE,
             max_files: n as u32,
         };
-        let frames = HeapFrames::new((4 * n + 4200) as u32);
-        let vm = Vm::with_mount_cache(frames.allocator(), config, mount_cache).expect("vm");
-        std::mem::forget(frames);
+        let vm = Vm::with_mount_cache(kernel_frames((4 * n + 4200) as u32), config, mount_cache)
+            .expect("vm");
         let mut populated = Self {
             vm,
             images: Vec::new(),

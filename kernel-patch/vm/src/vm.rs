@@ -317,6 +317,17 @@ impl Vm {
         self.shared.zero.frame()
     }
 
+    /// Which shard of the image table holds `identity`'s image and mount-cache file (a
+    /// number below [`Vm::TABLE_SHARDS`]); every version of a file is in one shard. Files in
+    /// different shards are attached without sharing a lock; for tests and benchmarks that
+    /// want them so.
+    pub fn table_shard(identity: &FileIdentity) -> usize {
+        crate::table::shard_of(&crate::mcache::CacheKey::of(identity))
+    }
+
+    /// Shards of the image table (16; 2 in loom's models, to keep them small).
+    pub const TABLE_SHARDS: usize = crate::table::SHARDS;
+
     /// The limits this vm was built with.
     pub fn config(&self) -> Config {
         self.shared.config
