@@ -1,9 +1,10 @@
-//! The image cache: the table of images by identity, attach, put, the idle list and
-//! reclaim.
+//! The image cache: attach, put, the idle lists and reclaim, over the sharded table of
+//! images by identity (`table.rs`).
 //!
-//! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
-//! is a leaf under any of them. The table also holds the mount cache's map (`mcache/`).
-//! Attach never holds the table lock and an image lock at once.
+//! Lock order (outermost first): reclaim lock → image lock → table lock, where "the table
+//! lock" is the lock of the shard of the image at hand; no path holds two shards' locks.
+//! The free-list lock is a leaf under any of them. The table also holds the mount cache's
+//! map (`mcache/`). Attach never holds the table lock and an image lock at once.
 //! No lock is held while a frame is allocated. Files are never closed here at all: a
 //! channel a put lets go of parks its file (`channel.rs`; the park lock is a leaf), and the
 //! kernel closes it later where it holds no lock of its own. That includes a channel
