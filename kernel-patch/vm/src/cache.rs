@@ -21,14 +21,14 @@
 
 use alloc::boxed::Box;
 
-use crate::channel::ImageChannel;
+use crate::channel::{ImageChannel, PendingFile};
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{ExecImage, ExecState, ImageState};
 use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
-use crate::table::{LinkError, SHARDS};
+use crate::table::{shard_of, LinkError, SHARDS};
 use crate::vm::{ImageStatus, VmError, VmState};
 
 /// What a put leaves for its caller to do once every lock is released.
@@ -56,23 +56,23 @@ impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<ExecImage>, VmError> {
         let identity = file.identity();
-        // Make the channel, with its parking slot, before any lock. Dropping it (on an
-        // error, or when the image has a channel already) parks the file for the kernel to
-        // close. Failing here, the file is not handed over yet: close it on the caller's
-        // thread (`ImageFile`'s contract).
+        let key = CacheKey::of(&identity);
+        // Reserve the file's parking slot before any lock (in the park queue of the file's
+        // shard, so attaches of files in different shards share no lock). Dropping the
+        // pending file (on an error, or when the image has a channel already) parks it for
+        // the kernel to close. Failing here, the file is not handed over yet: close it on
+        // the caller's thread (`ImageFile`'s contract).
         if let Err(err) = self.admit(AllocSite::Channel) {
             file.close();
             return Err(err.into());
         }
-        let chan = match ImageChannel::new(file, &self.parked) {
-            // No memory for the box: dropping the channel parks its file in its slot.
-            Ok(chan) => Arc::try_new(chan).map_err(|_| VmError::NoMemory)?,
+        let pending = match PendingFile::new(file, &self.parked, shard_of(&key)) {
+            Ok(pending) => pending,
             Err((err, file)) => {
                 file.close();
                 return Err(err.into());
             }
         };
-        let key = CacheKey::of(&identity);
 
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
@@ -144,7 +144,22 @@ impl VmState {
             self.mcache_retire(&forgotten);
         }
 
-        // Re-attach the channel under the image lock alone.
+        // Re-attach the channel under the image lock alone. An image that has one already
+        // (the hit path of a running program) needs no new channel: the file is parked.
+        if image.state.lock().kind.chan.is_some() {
+            drop(pending);
+            return Ok(image);
+        }
+        // The channel's box, allocated with no lock held.
+        let chan = match Arc::try_new(pending.into_channel(&self.parked)) {
+            Ok(chan) => chan,
+            Err(chan) => {
+                // Parks its file. Our reference goes as any other (unlinking a new image).
+                drop(chan);
+                self.put(&image);
+                return Err(VmError::NoMemory);
+            }
+        };
         let mut state = image.state.lock();
         let unused = if state.kind.chan.is_none() {
             state.kind.chan = Some(chan);
