@@ -377,3 +377,32 @@ fn catches_double_caching() {
         })
     );
 }
+
+#[test]
+fn catches_a_count_across_shards_that_is_not_their_sum() {
+    let (vm, _file, segments) = setup();
+    let refs: Vec<&SegmentRef> = segments.iter().collect();
+    check_invariants(&vm, Some(&refs)).unwrap();
+    vm.shared.table.counts.images.fetch_add(1, Ordering::AcqRel);
+    assert!(matches!(
+        check_invariants(&vm, Some(&refs)),
+        Err(Violation::TableCountMismatch { images: 2, .. })
+    ));
+}
+
+#[test]
+fn catches_an_image_in_another_shard_than_its_identity_hashes_to() {
+    let (vm, _file, segments) = setup();
+    let refs: Vec<&SegmentRef> = segments.iter().collect();
+    let image = image(&vm);
+    let wrong = (Vm::table_shard(&image.identity) + 1) % crate::table::SHARDS;
+    vm.shared
+        .table
+        .lock_shard(wrong)
+        .insert_image(image.clone(), u32::MAX)
+        .unwrap();
+    assert!(matches!(
+        check_invariants(&vm, Some(&refs)),
+        Err(Violation::WrongShard { identity }) if identity == image.identity
+    ));
+}

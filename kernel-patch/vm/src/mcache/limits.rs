@@ -95,7 +95,12 @@ impl VmState {
         let mut freed = 0;
         // Files used from now on are not this pass's business, nor those it has emptied.
         let bound = self.use_clock.load(Ordering::Relaxed) + 1;
-        while freed < want {
+        // Each step takes a page or moves a file behind the bound, so this many steps are
+        // enough; the budget only guards against a file that would not move.
+        let mut steps =
+            (self.table.counts.files.load(Ordering::Relaxed) as usize).saturating_add(want);
+        while freed < want && steps > 0 {
+            steps -= 1;
             let Some(image) = self.table.oldest_file(bound) else {
                 break;
             };
