@@ -294,6 +294,38 @@ fn scaling(n: u64, ops: u64) -> [u128; 4] {
     ]
 }
 
+/// Nanoseconds a page to reclaim every page of one idle image of `pages` pages (its chains
+/// `pages / 256` long): reclaim must not walk the chains again for each page it takes.
+fn reclaim_pages_cost(pages: u64) -> u128 {
+    let config = Config {
+        max_pages: (pages + 64) as u32,
+        max_free_pages: (pages + 64) as u32,
+        ..Config::default()
+    };
+    let vm = Vm::new(kernel_frames((pages + 128) as u32), config).expect("vm");
+    let file = FakeFile::new(ident(3, 1), vec![5; (pages * PAGE) as usize]);
+    let text = [LoadSegment {
+        vaddr: TEXT_VA,
+        mem_len: pages * PAGE,
+        file_offset: 0,
+        file_len: pages * PAGE,
+        writable: false,
+    }];
+    let segments = vm.exec(file.open(), &text).expect("exec");
+    for page in 0..pages {
+        segments[0]
+            .fault(TEXT_VA + page * PAGE, Access::Read)
+            .expect("fault");
+    }
+    drop(segments);
+    vm.run_parked_closes();
+    let began = Instant::now();
+    let freed = vm.reclaim(pages as usize);
+    let time = began.elapsed();
+    assert_eq!(freed as u64, pages);
+    nanos_per(time, pages)
+}
+
 fn main() {
     let iters = std::env::var("VM_TABLE_BENCH_ITERS")
         .ok()
@@ -350,4 +382,13 @@ fn main() {
             ratio(many[i], few[i])
         );
     }
+    let (short, long) = (reclaim_pages_cost(256), reclaim_pages_cost(8192));
+    println!("reclaim of all pages of one idle image (ns a page)");
+    println!(
+        "{:<36} {:>10} {:>10} {:>12}",
+        "256 pages vs 8192 pages",
+        short,
+        long,
+        ratio(long, short)
+    );
 }

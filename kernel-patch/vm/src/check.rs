@@ -50,6 +50,9 @@ pub enum Violation {
     WrongShard { identity: FileIdentity },
     /// A shard's idle list or mount-cache order is not in stamp order (at this entry).
     ListOutOfOrder { identity: FileIdentity },
+    /// A mount-cache file has pages but is not on its shard's reclaim list (reclaim would
+    /// never find them).
+    McacheUnreclaimable { identity: FileIdentity },
     /// A shard's maps, slabs and lists disagree on how many entries it has.
     ShardCountMismatch { shard: usize },
     /// The counts that span the shards (images, idle images, mount-cache files) are not
@@ -294,16 +297,31 @@ pub fn check_invariants(
                 }
                 mcache.push((image.clone(), identity));
             }
-            let mut last_stamp = None;
-            for (image, stamp) in table.file_order() {
-                if last_stamp.is_some_and(|last| stamp <= last) {
-                    return Err(Violation::ListOutOfOrder {
-                        identity: image.identity,
-                    });
+            let [by_use, with_pages] = table.file_orders();
+            for order in [by_use.collect::<Vec<_>>(), with_pages.collect()] {
+                let mut last_stamp = None;
+                for (image, stamp) in &order {
+                    if last_stamp.is_some_and(|last| *stamp <= last) {
+                        return Err(Violation::ListOutOfOrder {
+                            identity: image.identity,
+                        });
+                    }
+                    last_stamp = Some(*stamp);
                 }
-                last_stamp = Some(stamp);
             }
-            if table.file_order().count() != files_len {
+            // Every file is on eviction's list; every file with pages on reclaim's.
+            let [by_use, with_pages] = table.file_orders();
+            let on_reclaims: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
+                with_pages.map(|(image, _)| image.serial).collect();
+            let missing = table.files().find(|image| {
+                image.pgref.load(Ordering::Relaxed) > 0 && !on_reclaims.contains(&image.serial)
+            });
+            if let Some(image) = missing {
+                return Err(Violation::McacheUnreclaimable {
+                    identity: image.identity,
+                });
+            }
+            if by_use.count() != files_len {
                 return Err(Violation::ShardCountMismatch { shard: index });
             }
         }

@@ -32,6 +32,13 @@ use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 /// can be in different shards and every interleaving of their locks is still explored.
 pub(crate) const SHARDS: usize = if cfg!(loom) { 2 } else { 16 };
 
+/// The images' one list: the idle list.
+const IDLE: usize = 0;
+/// The mount-cache files' lists: every file, and those that may have pages (a file joins it
+/// when a touch finds it with pages, and leaves it when reclaim finds it without).
+const BY_USE: usize = 0;
+const WITH_PAGES: usize = 1;
+
 /// A small multiplicative hasher (hashbrown without default features has none). Identities
 /// come from the kernel's own channels, so hash flooding is not a concern here.
 #[derive(Default)]
@@ -83,9 +90,11 @@ pub(crate) struct ImageTable {
     images: SlabList<Arc<ExecImage>>,
     /// Each mount-cache file's slot in `files`, by key. Never an image of `map`'s.
     file_slots: HashMap<CacheKey, u32, Hashed>,
-    /// The mount-cache files; every one is on the list, least recently used first, stamped
-    /// with its last use (`VmState::use_clock`).
-    files: SlabList<Arc<McacheImage>>,
+    /// The mount-cache files, on two lists, least recently used first, stamped with their
+    /// last use (`VmState::use_clock`): every file ([`BY_USE`], eviction's order), and the
+    /// files that may have pages ([`WITH_PAGES`], reclaim's order, so that reclaim never
+    /// walks past files it emptied).
+    files: SlabList<Arc<McacheImage>, 2>,
     /// Attaches that found their image here, and that made it (summed by the statistics;
     /// per shard so that attaches of different files share no counter).
     pub(crate) attach_hits: u64,
@@ -180,10 +189,11 @@ impl Table {
         if self.counts.idle.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let index = self.oldest_front(|shard| shard.images.front().map(|(_, _, stamp)| stamp))?;
+        let index =
+            self.oldest_front(|shard| shard.images.front(IDLE).map(|(_, _, stamp)| stamp))?;
         let shard = self.lock_shard(index);
         // The front may have changed since it was looked at; take the front as it is now.
-        let (_, image, stamp) = shard.images.front()?;
+        let (_, image, stamp) = shard.images.front(IDLE)?;
         if stamp >= bound {
             return None;
         }
@@ -213,18 +223,20 @@ impl Table {
 
     /// Removes the least recently used mount-cache file of all from its shard's map.
     pub(crate) fn evict_oldest_file(&self) -> Option<Arc<McacheImage>> {
-        let index = self.oldest_front(|shard| shard.files.front().map(|(_, _, stamp)| stamp))?;
+        let index =
+            self.oldest_front(|shard| shard.files.front(BY_USE).map(|(_, _, stamp)| stamp))?;
         let mut shard = self.lock_shard(index);
-        let key = CacheKey::of(&shard.files.front()?.1.identity);
+        let key = CacheKey::of(&shard.files.front(BY_USE)?.1.identity);
         shard.remove_file(&key)
     }
 
-    /// The least recently used mount-cache file last used before `bound` (a memory-only
-    /// clone: a file in the map keeps its map reference until it is retired).
-    pub(crate) fn oldest_file(&self, bound: u64) -> Option<Arc<McacheImage>> {
-        let index = self.oldest_front(|shard| shard.files.front().map(|(_, _, stamp)| stamp))?;
+    /// The least recently used mount-cache file with pages, last used before `bound` (a
+    /// memory-only clone: a file in the map keeps its map reference until it is retired).
+    pub(crate) fn oldest_file_with_pages(&self, bound: u64) -> Option<Arc<McacheImage>> {
+        let index =
+            self.oldest_front(|shard| shard.files.front(WITH_PAGES).map(|(_, _, stamp)| stamp))?;
         let shard = self.lock_shard(index);
-        let (_, image, stamp) = shard.files.front()?;
+        let (_, image, stamp) = shard.files.front(WITH_PAGES)?;
         (stamp < bound).then(|| image.clone())
     }
 }
@@ -265,7 +277,7 @@ impl ImageTable {
     /// The images on the idle list, least recently used first, with their stamps.
     #[cfg(any(test, feature = "check"))]
     pub(crate) fn idle_list(&self) -> impl Iterator<Item = (&Arc<ExecImage>, u64)> {
-        self.images.listed()
+        self.images.listed(IDLE)
     }
 
     /// Images in the shard, and those of them on its idle list.
@@ -274,13 +286,13 @@ impl ImageTable {
     }
 
     pub(crate) fn idle_count(&self) -> u32 {
-        self.images.listed_len()
+        self.images.listed_len(IDLE)
     }
 
     /// Whether `image` is on the idle list.
     pub(crate) fn is_idle(&self, image: &ExecImage) -> bool {
         self.slot_of(image)
-            .is_some_and(|slot| self.images.is_listed(slot))
+            .is_some_and(|slot| self.images.is_listed(IDLE, slot))
     }
 
     /// The first image at slot `from` or after, with a new reference, and its slot: a pass
@@ -337,10 +349,11 @@ impl ImageTable {
         self.files.iter()
     }
 
-    /// The mount-cache files in least-recently-used order, with their stamps.
+    /// The mount-cache files in least-recently-used order, with their stamps: on
+    /// eviction's list (all of them) and on reclaim's.
     #[cfg(any(test, feature = "check"))]
-    pub(crate) fn file_order(&self) -> impl Iterator<Item = (&Arc<McacheImage>, u64)> {
-        self.files.listed()
+    pub(crate) fn file_orders(&self) -> [impl Iterator<Item = (&Arc<McacheImage>, u64)>; 2] {
+        [self.files.listed(BY_USE), self.files.listed(WITH_PAGES)]
     }
 
     pub(crate) fn file_count(&self) -> u32 {
@@ -390,7 +403,7 @@ impl ShardGuard<'_> {
         let slot = *self.shard.map.get(identity)?;
         let image = self.shard.images.get(slot)?.clone();
         image.refs.fetch_add(1, Ordering::AcqRel);
-        if self.shard.images.unlist(slot) {
+        if self.shard.images.unlist(IDLE, slot) {
             self.counts.idle.fetch_sub(1, Ordering::Relaxed);
         }
         Some(image)
@@ -431,12 +444,12 @@ impl ShardGuard<'_> {
         let Some(slot) = self.shard.slot_of(image) else {
             return;
         };
-        if self.shard.images.is_listed(slot) {
+        if self.shard.images.is_listed(IDLE, slot) {
             return;
         }
         // Stamped under the shard lock, so each shard's list is in stamp order.
         let stamp = self.counts.idle_clock.fetch_add(1, Ordering::Relaxed);
-        self.shard.images.push_back(slot, stamp);
+        self.shard.images.push_back(IDLE, slot, stamp);
         self.counts.idle.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -447,9 +460,9 @@ impl ShardGuard<'_> {
         let Some(slot) = self.shard.slot_of(image) else {
             return;
         };
-        if self.shard.images.is_listed(slot) {
+        if self.shard.images.is_listed(IDLE, slot) {
             let stamp = self.counts.idle_clock.fetch_add(1, Ordering::Relaxed);
-            self.shard.images.push_back(slot, stamp);
+            self.shard.images.push_back(IDLE, slot, stamp);
         }
     }
 
@@ -457,8 +470,8 @@ impl ShardGuard<'_> {
     /// tests.
     #[cfg(test)]
     pub(crate) fn clear_idle_list(&mut self) {
-        while let Some((slot, _, _)) = self.shard.images.front() {
-            self.shard.images.unlist(slot);
+        while let Some((slot, _, _)) = self.shard.images.front(IDLE) {
+            self.shard.images.unlist(IDLE, slot);
             self.counts.idle.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -467,7 +480,7 @@ impl ShardGuard<'_> {
     /// removed reference is returned so the caller drops it after the lock.
     pub(crate) fn unlink(&mut self, image: &ExecImage) -> Option<Arc<ExecImage>> {
         let slot = self.shard.slot_of(image)?;
-        if self.shard.images.is_listed(slot) {
+        if self.shard.images.is_listed(IDLE, slot) {
             self.counts.idle.fetch_sub(1, Ordering::Relaxed);
         }
         self.shard.map.remove(&image.identity);
@@ -497,7 +510,8 @@ impl ShardGuard<'_> {
             self.counts.files.fetch_sub(1, Ordering::AcqRel);
             return Err(LinkError::NoMemory);
         };
-        shard.files.push_back(slot, tick);
+        // No pages yet: on eviction's list only.
+        shard.files.push_back(BY_USE, slot, tick);
         shard.file_slots.insert(key, slot);
         Ok(())
     }
@@ -510,20 +524,37 @@ impl ShardGuard<'_> {
         Some(removed)
     }
 
-    /// Makes the mount-cache file `image` (this very one, by serial) the most recently
-    /// used, stamped `tick`. O(1).
+    /// The slot of the mount-cache file `image`, this very one (by serial), if linked.
+    fn file_slot_of(&self, image: &McacheImage) -> Option<u32> {
+        let slot = *self.shard.file_slots.get(&CacheKey::of(&image.identity))?;
+        let linked = self.shard.files.get(slot)?;
+        (linked.serial == image.serial).then_some(slot)
+    }
+
+    /// Makes the mount-cache file `image` the most recently used, stamped `tick`, on both
+    /// lists if it has pages (a fill or write that added some touches it after). O(1).
     pub(crate) fn touch_file(&mut self, image: &McacheImage, tick: u64) {
-        let key = CacheKey::of(&image.identity);
-        let Some(&slot) = self.shard.file_slots.get(&key) else {
+        let Some(slot) = self.file_slot_of(image) else {
             return;
         };
-        if self
-            .shard
-            .files
-            .get(slot)
-            .is_some_and(|linked| linked.serial == image.serial)
-        {
-            self.shard.files.push_back(slot, tick);
+        self.shard.files.push_back(BY_USE, slot, tick);
+        if image.pgref.load(Ordering::Relaxed) > 0 {
+            self.shard.files.push_back(WITH_PAGES, slot, tick);
+        }
+    }
+
+    /// A reclaim pass is done with the mount-cache file `image`: it leaves reclaim's list
+    /// if it has no pages (read here, under the shard lock where a fill's touch puts it
+    /// back), and otherwise moves behind the pass's bound, stamped `tick`. Its place in
+    /// eviction's order stays.
+    pub(crate) fn pass_over_file(&mut self, image: &McacheImage, tick: u64) {
+        let Some(slot) = self.file_slot_of(image) else {
+            return;
+        };
+        if image.pgref.load(Ordering::Relaxed) == 0 {
+            self.shard.files.unlist(WITH_PAGES, slot);
+        } else {
+            self.shard.files.push_back(WITH_PAGES, slot, tick);
         }
     }
 }

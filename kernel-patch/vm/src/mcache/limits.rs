@@ -101,7 +101,7 @@ impl VmState {
             (self.table.counts.files.load(Ordering::Relaxed) as usize).saturating_add(want);
         while freed < want && steps > 0 {
             steps -= 1;
-            let Some(image) = self.table.oldest_file(bound) else {
+            let Some(image) = self.table.oldest_file_with_pages(bound) else {
                 break;
             };
             let mut list = NO_PAGE;
@@ -109,16 +109,16 @@ impl VmState {
             // A file being unlinked keeps the map's reference until it is retired, so its
             // `refs` stays above `pgref` here as `reclaim_pages` needs.
             let taken = image.reclaim_pages(&mut state, &self.pool, want - freed, &mut list);
-            let emptied = image.pgref.load(Ordering::Relaxed) == 0;
             drop(state);
             self.free_taken(list, taken);
             freed += taken;
-            if emptied || taken == 0 {
-                // Behind the bound, so the pass goes on to the next file instead of
-                // finding this one again: O(1) a step, however many files there are.
+            if freed < want {
+                // Emptied (or it had nothing to give): off reclaim's list, or behind the
+                // bound, so the pass goes on to the next file instead of finding this one
+                // again: O(1) a step, however many files there are.
                 let mut table = self.table.lock(&image.identity);
                 let tick = self.use_tick();
-                table.touch_file(&image, tick);
+                table.pass_over_file(&image, tick);
             }
         }
         self.counters
