@@ -543,6 +543,15 @@ impl ShardGuard<'_> {
         }
     }
 
+    /// Takes the mount-cache file `image` off reclaim's list behind the protocol's back,
+    /// for the checker's tests.
+    #[cfg(test)]
+    pub(crate) fn hide_from_reclaim(&mut self, image: &McacheImage) {
+        if let Some(slot) = self.file_slot_of(image) {
+            self.shard.files.unlist(WITH_PAGES, slot);
+        }
+    }
+
     /// A reclaim pass is done with the mount-cache file `image`: it leaves reclaim's list
     /// if it has no pages (read here, under the shard lock where a fill's touch puts it
     /// back), and otherwise moves behind the pass's bound, stamped `tick`. Its place in

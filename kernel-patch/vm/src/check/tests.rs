@@ -406,3 +406,19 @@ fn catches_an_image_in_another_shard_than_its_identity_hashes_to() {
         Err(Violation::WrongShard { identity }) if identity == image.identity
     ));
 }
+
+#[test]
+fn catches_a_mount_cache_file_with_pages_that_reclaim_cannot_find() {
+    let (vm, _file, segments) = setup();
+    let refs: Vec<&SegmentRef> = segments.iter().collect();
+    let (_cached, image) = cached_file(&vm);
+    check_invariants(&vm, Some(&refs)).unwrap();
+    vm.shared
+        .table
+        .lock(&image.identity)
+        .hide_from_reclaim(&image);
+    assert!(matches!(
+        check_invariants(&vm, Some(&refs)),
+        Err(Violation::McacheUnreclaimable { identity }) if identity == image.identity
+    ));
+}
