@@ -297,9 +297,10 @@ impl<K: ImageKind> Image<K> {
     /// The caller must hold a reference of its own, so `refs` stays above 0.
     ///
     /// The pages taken are those of rounds over the chains that take each chain's least
-    /// recently used page at ref 0 in turn, chain 0 first; but the rounds are counted, not
-    /// walked: one pass counts each chain's pages at ref 0, and a second takes the last
-    /// ones of each chain, so the cost is the chains' length, whatever `want` is.
+    /// recently used page at ref 0 in turn, chain 0 first. Only the first round is walked
+    /// (and it counts each chain's pages at ref 0 as it goes); the later ones are counted,
+    /// and a second pass takes the last pages of each chain, so the cost is at most twice
+    /// the chains' length, whatever `want` is.
     pub(crate) fn reclaim_pages(
         &self,
         state: &mut ImageState<K::Locked>,
@@ -308,22 +309,47 @@ impl<K: ImageKind> Image<K> {
         out: &mut u32,
     ) -> usize {
         debug_assert!(state.chains.len() <= MAX_CHAINS);
-        // Pages at ref 0 in each chain.
+        let chains = state.chains.len().min(MAX_CHAINS);
+        // The first round, walked: each chain's least recently used page at ref 0, chain 0
+        // first, until `want` are taken (a small reclaim walks only the chains it takes
+        // from). Each walk counts the chain's other pages at ref 0 for the later rounds.
         let mut idle = [0u32; MAX_CHAINS];
         let mut total = 0usize;
-        for (chain, count) in state.chains.iter().zip(idle.iter_mut()) {
-            let mut cursor = *chain;
+        let mut taken = 0;
+        for (chain, left) in idle[..chains].iter_mut().enumerate() {
+            if taken >= want {
+                return self.reclaimed(taken);
+            }
+            let mut count = 0;
+            let (mut prev, mut victim, mut victim_prev) = (NO_PAGE, NO_PAGE, NO_PAGE);
+            let mut cursor = state.chains[chain];
             while cursor != NO_PAGE {
                 if pool.refs(PageIndex(cursor)) == 0 {
-                    *count += 1;
+                    count += 1;
+                    victim = cursor;
+                    victim_prev = prev;
                 }
+                prev = cursor;
                 cursor = pool.link(PageIndex(cursor));
             }
-            total += *count as usize;
+            if victim != NO_PAGE {
+                let page = PageIndex(victim);
+                let next = pool.link(page);
+                if victim_prev == NO_PAGE {
+                    state.chains[chain] = next;
+                } else {
+                    pool.set_link(PageIndex(victim_prev), next);
+                }
+                pool.set_uncached(page);
+                pool.set_link(page, *out);
+                *out = victim;
+                taken += 1;
+                *left = count - 1;
+                total += *left as usize;
+            }
         }
-        let chains = state.chains.len().min(MAX_CHAINS);
-        let mut takes = Takes::of(&idle[..chains], want.min(total));
-        let mut taken = 0;
+        // The later rounds, counted.
+        let mut takes = Takes::of(&idle[..chains], (want - taken).min(total));
         for (chain, &count) in idle[..chains].iter().enumerate() {
             let take = takes.next_chain(count);
             if take == 0 {
@@ -356,6 +382,11 @@ impl<K: ImageKind> Image<K> {
                 cursor = next;
             }
         }
+        self.reclaimed(taken)
+    }
+
+    /// `taken` pages were unlinked by a reclaim: uncounts them and returns how many.
+    fn reclaimed(&self, taken: usize) -> usize {
         self.uncount(taken);
         taken
     }
@@ -469,6 +500,35 @@ mod tests {
             let counted: Vec<u32> = idle.iter().map(|&count| takes.next_chain(count)).collect();
             assert_eq!(
                 counted,
+                walked_rounds(&idle, want),
+                "chains {idle:?}, want {want}"
+            );
+            // As `reclaim_pages` does it: the first round walked (until `want`), the rest
+            // counted over what the chains have left.
+            let mut first = vec![0; chains];
+            let mut taken = 0;
+            for (chain, count) in idle.iter().enumerate() {
+                if taken < want && *count > 0 {
+                    first[chain] = 1;
+                    taken += 1;
+                }
+            }
+            let left: Vec<u32> = idle.iter().zip(&first).map(|(c, f)| c - f).collect();
+            let rest_total: usize = left.iter().map(|&count| count as usize).sum();
+            let mut rest = Takes::of(&left, want.saturating_sub(taken).min(rest_total));
+            let composed: Vec<u32> = left
+                .iter()
+                .zip(&first)
+                .map(|(&count, f)| {
+                    f + if taken < want {
+                        rest.next_chain(count)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            assert_eq!(
+                composed,
                 walked_rounds(&idle, want),
                 "chains {idle:?}, want {want}"
             );

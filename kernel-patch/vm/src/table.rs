@@ -14,8 +14,9 @@
 //! taken under the shard's lock with one `fetch_update`, so a limit is never exceeded; only
 //! a miss, a put that makes an image idle and an open that makes a file touch them, never
 //! an attach that finds its image active. Reclaim, which wants the least recently used idle
-//! image or file of all, compares the fronts of the shards' lists (one shard lock at a
-//! time), a constant number of steps a choice.
+//! image or file of all, compares the fronts of the shards' lists, which each shard
+//! publishes in an atomic as its lock is released when a front changed, and locks the one
+//! shard it chose: a constant number of steps a choice.
 
 use core::hash::{BuildHasherDefault, Hash, Hasher};
 use core::ops::{Deref, DerefMut};
@@ -114,7 +115,22 @@ pub(crate) struct TableCounts {
 /// One shard, alone on its cache lines so that two CPUs locking different shards do not
 /// share one.
 #[repr(align(128))]
-struct Shard(Mutex<ImageTable>);
+struct Shard {
+    lock: Mutex<ImageTable>,
+    /// The stamps at the fronts of the shard's lists ([`NO_FRONT`] for an empty one):
+    /// written under the lock when a front changes, read without it to choose the shard
+    /// whose front is oldest, so a choice locks one shard, not all of them.
+    fronts: [AtomicU64; LISTS],
+}
+
+/// The lists whose fronts a shard publishes: its idle list, and its mount-cache files'
+/// two.
+const LISTS: usize = 3;
+const IDLE_FRONT: usize = 0;
+const BY_USE_FRONT: usize = 1;
+const WITH_PAGES_FRONT: usize = 2;
+/// The front of an empty list.
+const NO_FRONT: u64 = u64::MAX;
 
 /// The sharded image table.
 pub(crate) struct Table {
@@ -125,7 +141,27 @@ pub(crate) struct Table {
 /// A locked shard, with the counts its changes keep up to date.
 pub(crate) struct ShardGuard<'a> {
     shard: MutexGuard<'a, ImageTable>,
+    fronts: &'a [AtomicU64; LISTS],
     counts: &'a TableCounts,
+}
+
+impl Drop for ShardGuard<'_> {
+    /// Publishes the fronts that changed, still under the lock (the guard's fields drop
+    /// after this). A front that did not change is only read: an attach that finds its
+    /// image active writes no shared line here.
+    fn drop(&mut self) {
+        let stamp = |front: Option<u64>| front.unwrap_or(NO_FRONT);
+        let now = [
+            stamp(self.shard.images.front(IDLE).map(|(_, _, at)| at)),
+            stamp(self.shard.files.front(BY_USE).map(|(_, _, at)| at)),
+            stamp(self.shard.files.front(WITH_PAGES).map(|(_, _, at)| at)),
+        ];
+        for (published, now) in self.fronts.iter().zip(now) {
+            if published.load(Ordering::Relaxed) != now {
+                published.store(now, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Deref for ShardGuard<'_> {
@@ -145,15 +181,20 @@ impl DerefMut for ShardGuard<'_> {
 impl Table {
     pub(crate) fn new() -> Self {
         Self {
-            shards: core::array::from_fn(|_| Shard(Mutex::new(ImageTable::new()))),
+            shards: core::array::from_fn(|_| Shard {
+                lock: Mutex::new(ImageTable::new()),
+                fronts: core::array::from_fn(|_| AtomicU64::new(NO_FRONT)),
+            }),
             counts: TableCounts::default(),
         }
     }
 
     /// Locks shard `index`.
     pub(crate) fn lock_shard(&self, index: usize) -> ShardGuard<'_> {
+        let shard = &self.shards[index];
         ShardGuard {
-            shard: self.shards[index].0.lock(),
+            shard: shard.lock.lock(),
+            fronts: &shard.fronts,
             counts: &self.counts,
         }
     }
@@ -168,16 +209,16 @@ impl Table {
         self.lock_key(&CacheKey::of(identity))
     }
 
-    /// The shard whose list front `front` finds oldest: its index, or `None` when every
-    /// list is empty. One shard lock at a time.
-    fn oldest_front(&self, front: impl Fn(&ImageTable) -> Option<u64>) -> Option<usize> {
+    /// The shard whose list `list` (one of the `*_FRONT`s) has the oldest front, by the
+    /// fronts the shards published, without a lock; `None` when every list is empty. The
+    /// caller locks that shard and takes its front as it is then (another CPU may have
+    /// changed it meanwhile: the choice is exact only when nothing runs concurrently).
+    fn oldest_front(&self, list: usize) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
-        for index in 0..SHARDS {
-            let stamp = front(&self.lock_shard(index));
-            if let Some(stamp) = stamp {
-                if best.is_none_or(|(oldest, _)| stamp < oldest) {
-                    best = Some((stamp, index));
-                }
+        for (index, shard) in self.shards.iter().enumerate() {
+            let stamp = shard.fronts[list].load(Ordering::Relaxed);
+            if stamp != NO_FRONT && best.is_none_or(|(oldest, _)| stamp < oldest) {
+                best = Some((stamp, index));
             }
         }
         best.map(|(_, index)| index)
@@ -189,8 +230,7 @@ impl Table {
         if self.counts.idle.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let index =
-            self.oldest_front(|shard| shard.images.front(IDLE).map(|(_, _, stamp)| stamp))?;
+        let index = self.oldest_front(IDLE_FRONT)?;
         let shard = self.lock_shard(index);
         // The front may have changed since it was looked at; take the front as it is now.
         let (_, image, stamp) = shard.images.front(IDLE)?;
@@ -223,8 +263,7 @@ impl Table {
 
     /// Removes the least recently used mount-cache file of all from its shard's map.
     pub(crate) fn evict_oldest_file(&self) -> Option<Arc<McacheImage>> {
-        let index =
-            self.oldest_front(|shard| shard.files.front(BY_USE).map(|(_, _, stamp)| stamp))?;
+        let index = self.oldest_front(BY_USE_FRONT)?;
         let mut shard = self.lock_shard(index);
         let key = CacheKey::of(&shard.files.front(BY_USE)?.1.identity);
         shard.remove_file(&key)
@@ -233,8 +272,7 @@ impl Table {
     /// The least recently used mount-cache file with pages, last used before `bound` (a
     /// memory-only clone: a file in the map keeps its map reference until it is retired).
     pub(crate) fn oldest_file_with_pages(&self, bound: u64) -> Option<Arc<McacheImage>> {
-        let index =
-            self.oldest_front(|shard| shard.files.front(WITH_PAGES).map(|(_, _, stamp)| stamp))?;
+        let index = self.oldest_front(WITH_PAGES_FRONT)?;
         let shard = self.lock_shard(index);
         let (_, image, stamp) = shard.files.front(WITH_PAGES)?;
         (stamp < bound).then(|| image.clone())

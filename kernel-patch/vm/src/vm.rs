@@ -378,9 +378,10 @@ impl Vm {
     }
 
     /// Files parked for [`run_parked_closes`](Self::run_parked_closes) now: channels no
-    /// image holds any more that are not closed yet. Takes no lock (an atomic read a park queue), so a
-    /// kernel may ask on every way out of a fault and call `run_parked_closes` only when
-    /// something is parked; a file parked on another CPU a moment ago may not show yet.
+    /// image holds any more that are not closed yet. Takes no lock (an atomic read a park
+    /// queue), so a kernel may ask on every way out of a fault and call `run_parked_closes`
+    /// only when something is parked; a file parked on another CPU a moment ago may not
+    /// show yet.
     pub fn parked_closes(&self) -> usize {
         self.shared.parked.len()
     }
