@@ -1,9 +1,10 @@
-//! The image cache: the table of images by identity, attach, put, the idle list and
-//! reclaim.
+//! The image cache: attach, put, the idle lists and reclaim, over the sharded table of
+//! images by identity (`table.rs`).
 //!
-//! Lock order (outermost first): reclaim lock → image lock → table lock. The free-list lock
-//! is a leaf under any of them. The table also holds the mount cache's map (`mcache/`).
-//! Attach never holds the table lock and an image lock at once.
+//! Lock order (outermost first): reclaim lock → image lock → table lock, where "the table
+//! lock" is the lock of the shard of the image at hand; no path holds two shards' locks.
+//! The free-list lock is a leaf under any of them. The table also holds the mount cache's
+//! map (`mcache/`). Attach never holds the table lock and an image lock at once.
 //! No lock is held while a frame is allocated. Files are never closed here at all: a
 //! channel a put lets go of parks its file (`channel.rs`; the park lock is a leaf), and the
 //! kernel closes it later where it holds no lock of its own. That includes a channel
@@ -19,142 +20,16 @@
 //! - reclaim takes a reference the way attach does, so an image never goes away under it.
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
-use core::hash::{BuildHasherDefault, Hasher};
 
-use hashbrown::HashMap;
-
-use crate::channel::ImageChannel;
+use crate::channel::{ImageChannel, PendingFile};
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{ExecImage, ExecState, ImageState};
-use crate::mcache::{CacheKey, McacheImage};
+use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
+use crate::table::{shard_of, LinkError, SHARDS};
 use crate::vm::{ImageStatus, VmError, VmState};
-
-/// A small multiplicative hasher (hashbrown without default features has none). Identities
-/// come from the kernel's own channels, so hash flooding is not a concern here.
-#[derive(Default)]
-pub(crate) struct IdentityHasher(u64);
-
-impl IdentityHasher {
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for IdentityHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.mix(u64::from(*byte));
-        }
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.mix(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.mix(value);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// An image on the idle list, stamped with when it became idle.
-pub(crate) struct IdleEntry {
-    pub(crate) seq: u64,
-    pub(crate) image: Arc<ExecImage>,
-}
-
-/// What the table lock protects.
-pub(crate) struct ImageTable {
-    /// Every image, by identity: at most one per identity.
-    pub(crate) map: HashMap<FileIdentity, Arc<ExecImage>, BuildHasherDefault<IdentityHasher>>,
-    /// Images with `refs == pgref > 0`, least recently used first (sorted by `seq`). Its
-    /// capacity is kept at least `map.len()`, so making an image idle never allocates.
-    pub(crate) idle: VecDeque<IdleEntry>,
-    next_idle_seq: u64,
-    /// The mount cache's files, by identity without the version (`mcache/`). Never an
-    /// image of `map`'s.
-    pub(crate) mcache: HashMap<CacheKey, Arc<McacheImage>, BuildHasherDefault<IdentityHasher>>,
-}
-
-impl ImageTable {
-    pub(crate) fn new() -> Self {
-        Self {
-            map: HashMap::default(),
-            idle: VecDeque::new(),
-            next_idle_seq: 0,
-            mcache: HashMap::default(),
-        }
-    }
-
-    fn idle_position(&self, serial: u64) -> Option<usize> {
-        self.idle
-            .iter()
-            .position(|entry| entry.image.serial == serial)
-    }
-
-    /// Finds the image of `identity` and takes a reference to it; it is no longer idle.
-    fn find_and_ref(&mut self, identity: &FileIdentity) -> Option<Arc<ExecImage>> {
-        let image = self.map.get(identity)?.clone();
-        image.refs.fetch_add(1, Ordering::AcqRel);
-        if let Some(position) = self.idle_position(image.serial) {
-            self.idle.remove(position);
-        }
-        Some(image)
-    }
-
-    /// Puts an image at the back of the idle list unless it is already on it (a reclaim's
-    /// short reference does not make an image more recently used).
-    fn make_idle(&mut self, image: &Arc<ExecImage>) {
-        if self.idle_position(image.serial).is_some() {
-            return;
-        }
-        let seq = self.next_idle_seq;
-        self.next_idle_seq += 1;
-        self.idle.push_back(IdleEntry {
-            seq,
-            image: image.clone(),
-        });
-    }
-
-    /// Removes `image` (this very one, by serial) from the table and the idle list. The
-    /// removed references are returned so the caller drops them after the lock.
-    fn unlink(&mut self, image: &ExecImage) -> Option<(Arc<ExecImage>, Option<IdleEntry>)> {
-        let linked = self.map.get(&image.identity)?;
-        if linked.serial != image.serial {
-            return None;
-        }
-        let removed = self.map.remove(&image.identity)?;
-        let idle = self
-            .idle_position(image.serial)
-            .and_then(|position| self.idle.remove(position));
-        Some((removed, idle))
-    }
-
-    /// The first idle image stamped at or after `seq`, with a new reference.
-    fn next_idle_from(&self, seq: u64) -> Option<(Arc<ExecImage>, u64)> {
-        let entry = self.idle.iter().find(|entry| entry.seq >= seq)?;
-        entry.image.refs.fetch_add(1, Ordering::AcqRel);
-        Some((entry.image.clone(), entry.seq))
-    }
-
-    /// The image with the smallest serial at or after `serial`, with a new reference.
-    fn next_by_serial_from(&self, serial: u64) -> Option<Arc<ExecImage>> {
-        let image = self
-            .map
-            .values()
-            .filter(|image| image.serial >= serial)
-            .min_by_key(|image| image.serial)?;
-        image.refs.fetch_add(1, Ordering::AcqRel);
-        Some(image.clone())
-    }
-}
 
 /// What a put leaves for its caller to do once every lock is released.
 #[must_use]
@@ -181,23 +56,23 @@ impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<ExecImage>, VmError> {
         let identity = file.identity();
-        // Make the channel, with its parking slot, before any lock. Dropping it (on an
-        // error, or when the image has a channel already) parks the file for the kernel to
-        // close. Failing here, the file is not handed over yet: close it on the caller's
-        // thread (`ImageFile`'s contract).
+        let key = CacheKey::of(&identity);
+        // Reserve the file's parking slot before any lock (in the park queue of the file's
+        // shard, so attaches of files in different shards share no lock). Dropping the
+        // pending file (on an error, or when the image has a channel already) parks it for
+        // the kernel to close. Failing here, the file is not handed over yet: close it on
+        // the caller's thread (`ImageFile`'s contract).
         if let Err(err) = self.admit(AllocSite::Channel) {
             file.close();
             return Err(err.into());
         }
-        let chan = match ImageChannel::new(file, &self.parked) {
-            // No memory for the box: dropping the channel parks its file in its slot.
-            Ok(chan) => Arc::try_new(chan).map_err(|_| VmError::NoMemory)?,
+        let pending = match PendingFile::new(file, &self.parked, shard_of(&key)) {
+            Ok(pending) => pending,
             Err((err, file)) => {
                 file.close();
                 return Err(err.into());
             }
         };
-        let key = CacheKey::of(&identity);
 
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
@@ -205,54 +80,86 @@ impl VmState {
         let mut fresh: Option<Arc<ExecImage>> = None;
         // The last pass found the table full and its reclaim freed nothing.
         let mut reclaimed_nothing = false;
+        let max_images = self.config.max_images;
         let (image, forgotten) = loop {
-            let mut table = self.table.lock();
+            let mut table = self.table.lock(&identity);
             // Every pass searches first: after a reclaim, or while this attach allocated,
             // another attach may have inserted the identity (no duplicates, and no
             // "table full" while the file's image is in it).
             if let Some(image) = table.find_and_ref(&identity) {
-                let forgotten = table.mcache.remove(&key);
+                let forgotten = table.remove_file(&key);
+                table.attach_hits += 1;
                 drop(table);
-                self.counters.attach_hits.fetch_add(1, Ordering::Relaxed);
                 break (image, forgotten);
             }
-            if table.map.len() >= self.config.max_images as usize {
-                drop(table);
-                if reclaimed_nothing {
-                    return Err(VmError::ImageTableFull);
+            // A new image takes one of the table's `max_images` as it is linked, under the
+            // shard's lock: that is where "full" is decided once an image is ready.
+            let linked = match fresh.take() {
+                None if table.images_full(max_images) => Err(LinkError::Full),
+                None => {
+                    drop(table);
+                    reclaimed_nothing = false;
+                    self.admit(AllocSite::Image)?;
+                    let image = ExecImage::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
+                    fresh = Some(Arc::try_new(image).map_err(|_| VmError::NoMemory)?);
+                    continue;
                 }
-                // vm-rule(attach-search-after-reclaim): search again after reclaiming, even
-                // when it freed nothing; another attach may have inserted the identity.
-                reclaimed_nothing = !self.free_one_idle_image();
-                continue;
-            }
-            reclaimed_nothing = false;
-            let Some(new) = fresh.take() else {
-                drop(table);
-                self.admit(AllocSite::Image)?;
-                let image = ExecImage::new(identity, self.serial()).ok_or(VmError::NoMemory)?;
-                fresh = Some(Arc::try_new(image).map_err(|_| VmError::NoMemory)?);
-                continue;
+                Some(new) => {
+                    new.refs.store(1, Ordering::Release);
+                    match table.insert_image(new.clone(), max_images) {
+                        Ok(()) => Ok(new),
+                        Err(err) => {
+                            new.refs.store(0, Ordering::Release);
+                            fresh = Some(new);
+                            Err(err)
+                        }
+                    }
+                }
             };
-            // Keep room for every image on the idle list, so put never allocates.
-            let idle_room = (table.map.len() + 1).saturating_sub(table.idle.len());
-            if table.map.try_reserve(1).is_err() || table.idle.try_reserve(idle_room).is_err() {
-                // Unlock before `chan` is dropped (and its file parked) on the way out.
-                drop(table);
-                return Err(VmError::NoMemory);
+            match linked {
+                Ok(new) => {
+                    let forgotten = table.remove_file(&key);
+                    table.attach_misses += 1;
+                    drop(table);
+                    break (new, forgotten);
+                }
+                Err(LinkError::NoMemory) => {
+                    // Unlock before `chan` is dropped (and its file parked) on the way out.
+                    drop(table);
+                    return Err(VmError::NoMemory);
+                }
+                Err(LinkError::Full) => {
+                    drop(table);
+                    if reclaimed_nothing {
+                        return Err(VmError::ImageTableFull);
+                    }
+                    // vm-rule(attach-search-after-reclaim): search again after reclaiming, even
+                    // when it freed nothing; another attach may have inserted the identity.
+                    reclaimed_nothing = !self.free_one_idle_image();
+                    continue;
+                }
             }
-            new.refs.store(1, Ordering::Release);
-            table.map.insert(identity, new.clone());
-            let forgotten = table.mcache.remove(&key);
-            drop(table);
-            self.counters.attach_misses.fetch_add(1, Ordering::Relaxed);
-            break (new, forgotten);
         };
         if let Some(forgotten) = forgotten {
             self.mcache_retire(&forgotten);
         }
 
-        // Re-attach the channel under the image lock alone.
+        // Re-attach the channel under the image lock alone. An image that has one already
+        // (the hit path of a running program) needs no new channel: the file is parked.
+        if image.state.lock().kind.chan.is_some() {
+            drop(pending);
+            return Ok(image);
+        }
+        // The channel's box, allocated with no lock held.
+        let chan = match Arc::try_new(pending.into_channel(&self.parked)) {
+            Ok(chan) => chan,
+            Err(chan) => {
+                // Parks its file. Our reference goes as any other (unlinking a new image).
+                drop(chan);
+                self.put(&image);
+                return Err(VmError::NoMemory);
+            }
+        };
         let mut state = image.state.lock();
         let unused = if state.kind.chan.is_none() {
             state.kind.chan = Some(chan);
@@ -271,9 +178,9 @@ impl VmState {
     /// the `Arc` only keeps the memory; it is no reference in `refs`' sense.
     pub(crate) fn image_status(&self, identity: &FileIdentity) -> Option<ImageStatus> {
         let (image, idle) = {
-            let table = self.table.lock();
-            let image = table.map.get(identity)?.clone();
-            let idle = table.idle_position(image.serial).is_some();
+            let table = self.table.lock(identity);
+            let image = table.image(identity)?.clone();
+            let idle = table.is_idle(&image);
             (image, idle)
         };
         let state = image.state.lock();
@@ -314,7 +221,7 @@ impl VmState {
         }
         if refs == 0 {
             drop(state);
-            let mut table = self.table.lock();
+            let mut table = self.table.lock(&image.identity);
             // vm-rule(put-rechecks-ref): an attach may have found the image and taken a
             // reference after we released the image lock; unlink only if `ref` is still 0.
             let removed = if image.refs.load(Ordering::Acquire) == 0 {
@@ -326,11 +233,11 @@ impl VmState {
             outcome.freed = removed.is_some();
             drop(removed);
         } else if refs == pgref {
-            let mut table = self.table.lock();
+            let mut table = self.table.lock(&image.identity);
             // Re-check under the table lock, where attach takes its references.
             if image.refs.load(Ordering::Acquire) == pgref {
                 table.make_idle(image);
-                outcome.trim = table.idle.len() > self.config.max_idle_images as usize;
+                outcome.trim = self.idle_over_limit();
             }
             drop(table);
             drop(state);
@@ -375,6 +282,34 @@ impl VmState {
         }
     }
 
+    /// Whether more images are idle than `max_idle_images` (all shards).
+    fn idle_over_limit(&self) -> bool {
+        self.table.counts.idle.load(Ordering::Relaxed) > self.config.max_idle_images
+    }
+
+    /// Where a pass over the idle lists ends: images made idle from now on (and those the
+    /// pass moves behind it, [`pass_over`](crate::table::ShardGuard::pass_over)) are not
+    /// its business.
+    fn idle_pass_bound(&self) -> u64 {
+        self.table.counts.idle_clock.load(Ordering::Relaxed)
+    }
+
+    /// Reclaims the least recently used idle image made idle before `bound` (up to `want`
+    /// of its pages); `None` when there is none. An image that gave fewer pages than
+    /// wanted and was not freed has only mapped pages left: it is moved behind `bound`, so
+    /// each step of a pass is a constant number of shard locks, not a walk past the images
+    /// it could not free. (One that gave all that was wanted keeps its place.)
+    fn reclaim_oldest_idle(&self, bound: u64, want: usize) -> Option<ImageReclaim> {
+        let (image, _) = self.table.oldest_idle(bound)?;
+        // Only the memory, to find the image again; no reference in `refs`' sense.
+        let kept = image.clone();
+        let done = self.reclaim_image(image, want);
+        if !done.freed && done.taken < want {
+            self.table.lock(&kept.identity).pass_over(&kept);
+        }
+        Some(done)
+    }
+
     /// See [`Vm::reclaim`](crate::Vm::reclaim).
     pub(crate) fn reclaim(&self, target: usize) -> usize {
         if target == 0 {
@@ -383,26 +318,28 @@ impl VmState {
         let reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
         let mut freed = 0;
-        let mut seq = 0;
+        let bound = self.idle_pass_bound();
         while freed < target {
-            let Some((image, at)) = self.table.lock().next_idle_from(seq) else {
+            let Some(done) = self.reclaim_oldest_idle(bound, target - freed) else {
                 break;
             };
-            seq = at + 1;
-            let done = self.reclaim_image(image, target - freed);
             freed += done.taken;
         }
         if freed < target {
             freed += self.reclaim_mount_cache(target - freed);
         }
-        let mut serial = 0;
-        while freed < target {
-            let Some(image) = self.table.lock().next_by_serial_from(serial) else {
-                break;
-            };
-            serial = image.serial + 1;
-            let done = self.reclaim_image(image, target - freed);
-            freed += done.taken;
+        // Then every image, active ones included, shard by shard and slot by slot.
+        for shard in 0..SHARDS {
+            let mut slot = 0;
+            while freed < target {
+                let next = self.table.lock_shard(shard).next_image_from(slot, |_| true);
+                let Some((image, at)) = next else {
+                    break;
+                };
+                slot = at + 1;
+                let done = self.reclaim_image(image, target - freed);
+                freed += done.taken;
+            }
         }
         drop(reclaiming);
         freed
@@ -412,21 +349,11 @@ impl VmState {
     /// idle list is within its limit.
     fn trim_idle(&self) {
         let reclaiming = self.reclaim_lock.lock();
-        let mut seq = 0;
-        loop {
-            let next = {
-                let table = self.table.lock();
-                if table.idle.len() <= self.config.max_idle_images as usize {
-                    None
-                } else {
-                    table.next_idle_from(seq)
-                }
-            };
-            let Some((image, at)) = next else {
+        let bound = self.idle_pass_bound();
+        while self.idle_over_limit() {
+            if self.reclaim_oldest_idle(bound, usize::MAX).is_none() {
                 break;
-            };
-            seq = at + 1;
-            let _ = self.reclaim_image(image, usize::MAX);
+            }
         }
         drop(reclaiming);
     }
@@ -436,15 +363,12 @@ impl VmState {
     fn free_one_idle_image(&self) -> bool {
         let _reclaiming = self.reclaim_lock.lock();
         self.counters.reclaim_runs.fetch_add(1, Ordering::Relaxed);
-        let mut seq = 0;
+        let bound = self.idle_pass_bound();
         loop {
-            let Some((image, at)) = self.table.lock().next_idle_from(seq) else {
-                return false;
-            };
-            seq = at + 1;
-            let done = self.reclaim_image(image, usize::MAX);
-            if done.freed {
-                return true;
+            match self.reclaim_oldest_idle(bound, usize::MAX) {
+                None => return false,
+                Some(done) if done.freed => return true,
+                Some(_) => {}
             }
         }
     }

@@ -7,8 +7,10 @@
 //! kernel runs the parked closes where it knows it holds no lock
 //! ([`Vm::run_parked_closes`](crate::Vm::run_parked_closes)).
 //!
-//! Parking never allocates: a slot is reserved in the queue when the channel is made (in
-//! attach, which may fail), so a put, which may not fail, only fills it.
+//! Parking never allocates: a slot is reserved in a queue when attach (which may fail) takes
+//! the file, before it is a channel, so a put, which may not fail, only fills it. There is
+//! a queue a shard of the image table, so attaches of files in different shards share no
+//! park lock.
 //!
 //! Lock order: the park lock is a leaf; nothing is called under it.
 
@@ -19,8 +21,18 @@ use crate::file::{FileError, ImageFile};
 use crate::frame::AllocError;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
 
+/// Queues of parked files: one a shard of the image table, so attaches of files in
+/// different shards, which reserve a slot and may park a file each time, share no lock.
+pub(crate) const PARK_QUEUES: usize = crate::table::SHARDS;
+
 /// The files whose last channel reference went, waiting for the kernel to close them.
 pub(crate) struct ParkedCloses {
+    queues: [ParkQueue; PARK_QUEUES],
+}
+
+/// One queue, alone on its cache lines.
+#[repr(align(128))]
+struct ParkQueue {
     state: Mutex<ParkState>,
     /// `state.files.len()`, changed under the lock, read without it: a kernel asks on every
     /// way out of a fault whether anything is parked, and must not take a shared lock to
@@ -38,17 +50,19 @@ struct ParkState {
 impl ParkedCloses {
     pub(crate) fn new() -> Self {
         Self {
-            state: Mutex::new(ParkState {
-                files: Vec::new(),
-                reserved: 0,
+            queues: core::array::from_fn(|_| ParkQueue {
+                state: Mutex::new(ParkState {
+                    files: Vec::new(),
+                    reserved: 0,
+                }),
+                count: AtomicUsize::new(0),
             }),
-            count: AtomicUsize::new(0),
         }
     }
 
-    /// Reserves the slot a channel about to be made parks its file in.
-    fn reserve(&self) -> Result<(), AllocError> {
-        let mut state = self.state.lock();
+    /// Reserves, in queue `queue`, the slot a file about to be handed over parks in.
+    fn reserve(&self, queue: usize) -> Result<(), AllocError> {
+        let mut state = self.queues[queue].state.lock();
         let wanted = state.reserved + 1;
         let additional = wanted - state.files.len();
         state
@@ -59,47 +73,54 @@ impl ParkedCloses {
         Ok(())
     }
 
-    /// Parks `file` in the slot its channel reserved.
-    fn park(&self, file: Box<dyn ImageFile>) {
-        let mut state = self.state.lock();
+    /// Parks `file` in the slot reserved for it in queue `queue`.
+    fn park(&self, queue: usize, file: Box<dyn ImageFile>) {
+        let queue = &self.queues[queue];
+        let mut state = queue.state.lock();
         debug_assert!(state.files.len() < state.files.capacity());
         // Within the reserved capacity: no allocation.
         state.files.push(file);
-        self.count.fetch_add(1, Ordering::Release);
+        queue.count.fetch_add(1, Ordering::Release);
     }
 
     /// Closes every parked file, one at a time with no lock held. Returns how many.
     pub(crate) fn run(&self) -> usize {
         // The kernel calls this on every way out of a fault or system call: with nothing
-        // parked, one atomic read and no lock. A file this thread parked is counted
+        // parked, one atomic read a queue and no lock. A file this thread parked is counted
         // before the read (program order); one parked on another thread is that thread's
         // to close at its own safe point.
-        if self.len() == 0 {
-            return 0;
-        }
         let mut closed = 0;
-        loop {
-            let file = {
-                let mut state = self.state.lock();
-                let file = state.files.pop();
-                if file.is_some() {
-                    state.reserved -= 1;
-                    self.count.fetch_sub(1, Ordering::Release);
-                }
-                file
-            };
-            let Some(file) = file else {
-                return closed;
-            };
-            file.close();
-            closed += 1;
+        for queue in &self.queues {
+            if queue.count.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            loop {
+                let file = {
+                    let mut state = queue.state.lock();
+                    let file = state.files.pop();
+                    if file.is_some() {
+                        state.reserved -= 1;
+                        queue.count.fetch_sub(1, Ordering::Release);
+                    }
+                    file
+                };
+                let Some(file) = file else {
+                    break;
+                };
+                file.close();
+                closed += 1;
+            }
         }
+        closed
     }
 
     /// Files parked now. Takes no lock; a park or close on another CPU may be a moment
     /// away from showing.
     pub(crate) fn len(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+        self.queues
+            .iter()
+            .map(|queue| queue.count.load(Ordering::Acquire))
+            .sum()
     }
 }
 
@@ -111,27 +132,75 @@ impl Drop for ParkedCloses {
     }
 }
 
+/// A file handed to vm with its parking slot reserved, not yet an image's channel:
+/// dropped, it parks the file. Attach holds one while it finds the image, so that an
+/// attach whose image has a channel already lets the file go without making a channel.
+pub(crate) struct PendingFile<'a> {
+    file: Option<Box<dyn ImageFile>>,
+    parked: &'a ParkedCloses,
+    queue: usize,
+}
+
+impl<'a> PendingFile<'a> {
+    /// Reserves `file`'s slot in queue `queue` of `parked`. On an error `file` is given
+    /// back, unclosed.
+    pub(crate) fn new(
+        file: Box<dyn ImageFile>,
+        parked: &'a ParkedCloses,
+        queue: usize,
+    ) -> Result<Self, (AllocError, Box<dyn ImageFile>)> {
+        let queue = queue % PARK_QUEUES;
+        match parked.reserve(queue) {
+            Ok(()) => Ok(Self {
+                file: Some(file),
+                parked,
+                queue,
+            }),
+            Err(err) => Err((err, file)),
+        }
+    }
+
+    /// The channel of the file (`parked` is the queues this file's slot is in), which takes
+    /// the slot over.
+    pub(crate) fn into_channel(mut self, parked: &Arc<ParkedCloses>) -> ImageChannel {
+        debug_assert!(core::ptr::eq(self.parked, &**parked));
+        ImageChannel {
+            file: self.file.take(),
+            parked: parked.clone(),
+            queue: self.queue,
+        }
+    }
+}
+
+impl Drop for PendingFile<'_> {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            self.parked.park(self.queue, file);
+        }
+    }
+}
+
 /// An image's channel (Plan 9's `Image.c`): the file handle an image reads its pages
 /// through, shared by the faults reading with it. When the last clone is dropped its file
 /// is parked for the kernel to close ([`ParkedCloses`]), never closed on the spot.
 pub(crate) struct ImageChannel {
     file: Option<Box<dyn ImageFile>>,
     parked: Arc<ParkedCloses>,
+    /// The queue its slot is reserved in.
+    queue: usize,
 }
 
 impl ImageChannel {
     /// A channel for `file`, with its slot in `parked` reserved. On an error `file` is given
-    /// back, unclosed.
+    /// back, unclosed. (Attach makes its channels from a [`PendingFile`].)
+    #[cfg(test)]
     pub(crate) fn new(
         file: Box<dyn ImageFile>,
         parked: &Arc<ParkedCloses>,
     ) -> Result<Self, (AllocError, Box<dyn ImageFile>)> {
-        match parked.reserve() {
-            Ok(()) => Ok(Self {
-                file: Some(file),
-                parked: parked.clone(),
-            }),
-            Err(err) => Err((err, file)),
+        match PendingFile::new(file, parked, 0) {
+            Ok(pending) => Ok(pending.into_channel(parked)),
+            Err(failed) => Err(failed),
         }
     }
 
@@ -176,7 +245,7 @@ impl ImageChannel {
 impl Drop for ImageChannel {
     fn drop(&mut self) {
         if let Some(file) = self.file.take() {
-            self.parked.park(file);
+            self.parked.park(self.queue, file);
         }
     }
 }

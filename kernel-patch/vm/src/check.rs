@@ -23,7 +23,6 @@ use core::fmt;
 
 use hashbrown::HashSet;
 
-use crate::cache::IdentityHasher;
 use crate::file::FileIdentity;
 use crate::frame::{PAGE_BYTES, PAGE_SIZE};
 use crate::image::{ExecImage, Image, ImageKind, ImageState};
@@ -32,6 +31,7 @@ use crate::mcache::McacheImage;
 use crate::page::{PageIndex, PagePool};
 use crate::segment::{Entry, SegmentRef};
 use crate::sync::{Arc, Ordering};
+use crate::table::{shard_of, IdentityHasher};
 use crate::vm::Vm;
 
 mod zero_page;
@@ -48,8 +48,20 @@ pub use crate::mapping::check::{check_translations, MapViolation, Translation};
 pub enum Violation {
     /// A rule of the mappings (`mapping/check.rs`).
     Mapping(MapViolation),
-    /// A table entry's key is not its image's identity.
+    /// A table entry's key is not its image's identity (or its slot holds no image).
     TableKeyMismatch { identity: FileIdentity },
+    /// An image or a mount-cache file is in another shard than its identity hashes to.
+    WrongShard { identity: FileIdentity },
+    /// A shard's idle list or mount-cache order is not in stamp order (at this entry).
+    ListOutOfOrder { identity: FileIdentity },
+    /// A mount-cache file has pages but is not on its shard's reclaim list (reclaim would
+    /// never find them).
+    McacheUnreclaimable { identity: FileIdentity },
+    /// A shard's maps, slabs and lists disagree on how many entries it has.
+    ShardCountMismatch { shard: usize },
+    /// The counts that span the shards (images, idle images, mount-cache files) are not
+    /// the shards' sums; the recorded ones are given.
+    TableCountMismatch { images: u32, idle: u32, files: u32 },
     /// An image reachable from a segment is not the table's image of its identity: two
     /// images share an identity, or a referenced image was unlinked.
     DuplicateIdentity { identity: FileIdentity },
@@ -234,36 +246,107 @@ pub fn check_invariants(
     let mut report = CheckReport::default();
 
     let (images, idle, mcache) = {
-        let table = shared.table.lock();
-        for (key, image) in table.map.iter() {
-            if *key != image.identity {
-                return Err(Violation::TableKeyMismatch { identity: *key });
-            }
-        }
+        let shards = shared.table.lock_all();
+        let mut images = Vec::new();
+        let mut idle: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
+            HashSet::default();
         let mut mcache = Vec::new();
-        for (key, image) in table.mcache.iter() {
-            if *key != CacheKey::of(&image.identity) {
-                return Err(Violation::McacheKeyMismatch {
+        let (mut idle_count, mut file_count) = (0u32, 0u32);
+        for (index, table) in shards.iter().enumerate() {
+            for (key, image) in table.keyed_images() {
+                let Some(image) = image.filter(|image| *key == image.identity) else {
+                    return Err(Violation::TableKeyMismatch { identity: *key });
+                };
+                if shard_of(&CacheKey::of(key)) != index {
+                    return Err(Violation::WrongShard { identity: *key });
+                }
+                images.push(image.clone());
+            }
+            let mut last_stamp = None;
+            for (image, stamp) in table.idle_list() {
+                if last_stamp.is_some_and(|last| stamp <= last) {
+                    return Err(Violation::ListOutOfOrder {
+                        identity: image.identity,
+                    });
+                }
+                last_stamp = Some(stamp);
+                idle.insert(image.serial);
+            }
+            let (map_len, files_len) = table.map_lens();
+            if map_len != table.image_count() as usize
+                || files_len != table.file_count() as usize
+                || table.idle_list().count() != table.idle_count() as usize
+            {
+                return Err(Violation::ShardCountMismatch { shard: index });
+            }
+            idle_count += table.idle_count();
+            file_count += table.file_count();
+            for (key, image) in table.keyed_files() {
+                let Some(image) = image.filter(|image| *key == CacheKey::of(&image.identity))
+                else {
+                    return Err(Violation::McacheKeyMismatch {
+                        identity: key.identity(0),
+                    });
+                };
+                if shard_of(key) != index {
+                    return Err(Violation::WrongShard {
+                        identity: image.identity,
+                    });
+                }
+                // `vers` changes only under the table lock too, so this is exact.
+                let identity = FileIdentity {
+                    version: image.kind.vers.load(Ordering::Relaxed),
+                    ..image.identity
+                };
+                if table.contains_image(&identity) {
+                    return Err(Violation::DoubleCached { identity });
+                }
+                mcache.push((image.clone(), identity));
+            }
+            let [by_use, with_pages] = table.file_orders();
+            for order in [by_use.collect::<Vec<_>>(), with_pages.collect()] {
+                let mut last_stamp = None;
+                for (image, stamp) in &order {
+                    if last_stamp.is_some_and(|last| *stamp <= last) {
+                        return Err(Violation::ListOutOfOrder {
+                            identity: image.identity,
+                        });
+                    }
+                    last_stamp = Some(*stamp);
+                }
+            }
+            // Every file is on eviction's list; every file with pages on reclaim's.
+            let [by_use, with_pages] = table.file_orders();
+            let on_reclaims: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
+                with_pages.map(|(image, _)| image.serial).collect();
+            let missing = table.files().find(|image| {
+                image.pgref.load(Ordering::Relaxed) > 0 && !on_reclaims.contains(&image.serial)
+            });
+            if let Some(image) = missing {
+                return Err(Violation::McacheUnreclaimable {
                     identity: image.identity,
                 });
             }
-            // `vers` changes only under the table lock too, so this is exact.
-            let identity = FileIdentity {
-                version: image.kind.vers.load(Ordering::Relaxed),
-                ..image.identity
-            };
-            if table.map.contains_key(&identity) {
-                return Err(Violation::DoubleCached { identity });
+            if by_use.count() != files_len {
+                return Err(Violation::ShardCountMismatch { shard: index });
             }
-            mcache.push((image.clone(), identity));
         }
-        let idle: HashSet<u64, core::hash::BuildHasherDefault<IdentityHasher>> =
-            table.idle.iter().map(|entry| entry.image.serial).collect();
-        (
-            table.map.values().cloned().collect::<Vec<_>>(),
-            idle,
-            mcache,
-        )
+        // Every shard is locked: the counts that span them are exact now.
+        let counts = &shared.table.counts;
+        let recorded = (
+            counts.images.load(Ordering::Acquire),
+            counts.idle.load(Ordering::Relaxed),
+            counts.files.load(Ordering::Acquire),
+        );
+        if recorded != (images.len() as u32, idle_count, file_count) {
+            return Err(Violation::TableCountMismatch {
+                images: recorded.0,
+                idle: recorded.1,
+                files: recorded.2,
+            });
+        }
+        drop(shards);
+        (images, idle, mcache)
     };
     report.images = images.len() as u32;
     report.idle_images = idle.len() as u32;

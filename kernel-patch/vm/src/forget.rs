@@ -14,9 +14,8 @@
 //! table lock is taken alone to find each image, and released before its image is locked.
 //! A channel the put drops is parked, never closed here.
 
-use crate::cache::ImageTable;
 use crate::image::ExecImage;
-use crate::sync::{Arc, Ordering};
+use crate::table::SHARDS;
 use crate::vm::{Vm, VmState};
 
 impl Vm {
@@ -39,38 +38,29 @@ impl Vm {
     }
 }
 
-impl ImageTable {
-    /// The image of device `(dev_type, dev)` with the smallest serial at or after `serial`,
-    /// with a new reference (taken under the table lock, as attach takes its own).
-    fn next_of_device_from(&self, dev_type: u32, dev: u64, serial: u64) -> Option<Arc<ExecImage>> {
-        let image = self
-            .map
-            .values()
-            .filter(|image| {
-                image.identity.dev_type == dev_type
-                    && image.identity.dev == dev
-                    && image.serial >= serial
-            })
-            .min_by_key(|image| image.serial)?;
-        image.refs.fetch_add(1, Ordering::AcqRel);
-        Some(image.clone())
-    }
-}
-
 impl VmState {
     /// See [`Vm::forget_device`].
     pub(crate) fn forget_device(&self, dev_type: u32, dev: u64) -> usize {
         let mut freed = 0;
         let reclaiming = self.reclaim_lock.lock();
-        let mut serial = 0;
-        loop {
-            let next = self.table.lock().next_of_device_from(dev_type, dev, serial);
-            let Some(image) = next else {
-                break;
-            };
-            serial = image.serial + 1;
-            let done = self.reclaim_image(image, usize::MAX);
-            freed += done.taken;
+        let of_device =
+            |image: &ExecImage| image.identity.dev_type == dev_type && image.identity.dev == dev;
+        // Shard by shard, slot by slot: an image stays in its slot while it is linked, so
+        // every image of the device linked when the pass began is visited.
+        for shard in 0..SHARDS {
+            let mut slot = 0;
+            loop {
+                let next = self
+                    .table
+                    .lock_shard(shard)
+                    .next_image_from(slot, of_device);
+                let Some((image, at)) = next else {
+                    break;
+                };
+                slot = at + 1;
+                let done = self.reclaim_image(image, usize::MAX);
+                freed += done.taken;
+            }
         }
         drop(reclaiming);
         freed + self.mcache_forget_device(dev_type, dev)

@@ -64,6 +64,53 @@ pub(crate) struct ExecState {
     pub(crate) texts: Vec<Arc<Segment>>,
 }
 
+/// The most hash chains of any kind (the chains reclaim counts on the stack).
+const MAX_CHAINS: usize = 256;
+const _: () =
+    assert!(Exec::CHAINS <= MAX_CHAINS && crate::mcache::McacheFile::CHAINS <= MAX_CHAINS);
+
+/// How many pages [`Image::reclaim_pages`] takes from each chain to take `want` in rounds:
+/// `rounds` whole rounds, then one more page from each of the first `extra` chains that
+/// still have one.
+struct Takes {
+    rounds: u32,
+    extra: usize,
+}
+
+impl Takes {
+    /// For chains with `idle[i]` pages at ref 0 each and `want` at most their sum.
+    fn of(idle: &[u32], want: usize) -> Self {
+        let after =
+            |rounds: u32| -> usize { idle.iter().map(|&count| count.min(rounds) as usize).sum() };
+        // The most whole rounds that take no more than `want`: a binary search, as the
+        // pages taken grow with the rounds.
+        let (mut low, mut high) = (0u32, idle.iter().copied().max().unwrap_or(0));
+        while low < high {
+            let mid = low + (high - low).div_ceil(2);
+            if after(mid) <= want {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
+        }
+        Self {
+            rounds: low,
+            extra: want - after(low),
+        }
+    }
+
+    /// Pages to take from the next chain (called for every chain in order), which has
+    /// `count` at ref 0.
+    fn next_chain(&mut self, count: u32) -> u32 {
+        if count > self.rounds && self.extra > 0 {
+            // A page of the partial round, which reaches this chain.
+            self.extra -= 1;
+            return self.rounds + 1;
+        }
+        count.min(self.rounds)
+    }
+}
+
 /// What [`Image::lookpage`] found at an offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
@@ -248,6 +295,12 @@ impl<K: ImageKind> Image<K> {
     /// and pushes them on the private list at `out` (through their links) for the caller to
     /// free after it drops the image lock. Each page taken drops `pgref` and `refs` by one.
     /// The caller must hold a reference of its own, so `refs` stays above 0.
+    ///
+    /// The pages taken are those of rounds over the chains that take each chain's least
+    /// recently used page at ref 0 in turn, chain 0 first. Only the first round is walked
+    /// (and it counts each chain's pages at ref 0 as it goes); the later ones are counted,
+    /// and a second pass takes the last pages of each chain, so the cost is at most twice
+    /// the chains' length, whatever `want` is.
     pub(crate) fn reclaim_pages(
         &self,
         state: &mut ImageState<K::Locked>,
@@ -255,29 +308,31 @@ impl<K: ImageKind> Image<K> {
         want: usize,
         out: &mut u32,
     ) -> usize {
+        debug_assert!(state.chains.len() <= MAX_CHAINS);
+        let chains = state.chains.len().min(MAX_CHAINS);
+        // The first round, walked: each chain's least recently used page at ref 0, chain 0
+        // first, until `want` are taken (a small reclaim walks only the chains it takes
+        // from). Each walk counts the chain's other pages at ref 0 for the later rounds.
+        let mut idle = [0u32; MAX_CHAINS];
+        let mut total = 0usize;
         let mut taken = 0;
-        while taken < want {
-            let mut progress = false;
-            for chain in 0..state.chains.len() {
-                if taken >= want {
-                    break;
+        for (chain, left) in idle[..chains].iter_mut().enumerate() {
+            if taken >= want {
+                return self.reclaimed(taken);
+            }
+            let mut count = 0;
+            let (mut prev, mut victim, mut victim_prev) = (NO_PAGE, NO_PAGE, NO_PAGE);
+            let mut cursor = state.chains[chain];
+            while cursor != NO_PAGE {
+                if pool.refs(PageIndex(cursor)) == 0 {
+                    count += 1;
+                    victim = cursor;
+                    victim_prev = prev;
                 }
-                // The last page at ref 0 in the chain is its least recently used one.
-                let mut prev = NO_PAGE;
-                let mut cursor = state.chains[chain];
-                let mut victim = NO_PAGE;
-                let mut victim_prev = NO_PAGE;
-                while cursor != NO_PAGE {
-                    if pool.refs(PageIndex(cursor)) == 0 {
-                        victim = cursor;
-                        victim_prev = prev;
-                    }
-                    prev = cursor;
-                    cursor = pool.link(PageIndex(cursor));
-                }
-                if victim == NO_PAGE {
-                    continue;
-                }
+                prev = cursor;
+                cursor = pool.link(PageIndex(cursor));
+            }
+            if victim != NO_PAGE {
                 let page = PageIndex(victim);
                 let next = pool.link(page);
                 if victim_prev == NO_PAGE {
@@ -289,12 +344,49 @@ impl<K: ImageKind> Image<K> {
                 pool.set_link(page, *out);
                 *out = victim;
                 taken += 1;
-                progress = true;
-            }
-            if !progress {
-                break;
+                *left = count - 1;
+                total += *left as usize;
             }
         }
+        // The later rounds, counted.
+        let mut takes = Takes::of(&idle[..chains], (want - taken).min(total));
+        for (chain, &count) in idle[..chains].iter().enumerate() {
+            let take = takes.next_chain(count);
+            if take == 0 {
+                continue;
+            }
+            // Keep the first `count - take` pages at ref 0 (the most recently used), take
+            // the rest.
+            let mut keep = count - take;
+            let mut prev = NO_PAGE;
+            let mut cursor = state.chains[chain];
+            while cursor != NO_PAGE {
+                let page = PageIndex(cursor);
+                let next = pool.link(page);
+                if pool.refs(page) == 0 && keep == 0 {
+                    if prev == NO_PAGE {
+                        state.chains[chain] = next;
+                    } else {
+                        pool.set_link(PageIndex(prev), next);
+                    }
+                    pool.set_uncached(page);
+                    pool.set_link(page, *out);
+                    *out = cursor;
+                    taken += 1;
+                } else {
+                    if pool.refs(page) == 0 {
+                        keep -= 1;
+                    }
+                    prev = cursor;
+                }
+                cursor = next;
+            }
+        }
+        self.reclaimed(taken)
+    }
+
+    /// `taken` pages were unlinked by a reclaim: uncounts them and returns how many.
+    fn reclaimed(&self, taken: usize) -> usize {
         self.uncount(taken);
         taken
     }
@@ -362,6 +454,84 @@ impl<K: ImageKind> Image<K> {
                 cursor = pool.link(PageIndex(cursor));
                 steps += 1;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Takes;
+
+    /// Pages a chain gives when rounds over the chains take one page of each in turn, as
+    /// `reclaim_pages` did before it counted the rounds instead of walking them.
+    fn walked_rounds(idle: &[u32], want: usize) -> Vec<u32> {
+        let mut taken = vec![0; idle.len()];
+        let mut total = 0;
+        loop {
+            let mut progress = false;
+            for (chain, count) in idle.iter().enumerate() {
+                if total < want && taken[chain] < *count {
+                    taken[chain] += 1;
+                    total += 1;
+                    progress = true;
+                }
+            }
+            if !progress || total >= want {
+                return taken;
+            }
+        }
+    }
+
+    #[test]
+    fn counted_rounds_take_what_walked_rounds_take() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for _ in 0..2_000 {
+            let chains = 1 + next(12) as usize;
+            let idle: Vec<u32> = (0..chains).map(|_| next(6) as u32).collect();
+            let total: usize = idle.iter().map(|&count| count as usize).sum();
+            let want = next(total as u64 + 2) as usize;
+            let mut takes = Takes::of(&idle, want.min(total));
+            let counted: Vec<u32> = idle.iter().map(|&count| takes.next_chain(count)).collect();
+            assert_eq!(
+                counted,
+                walked_rounds(&idle, want),
+                "chains {idle:?}, want {want}"
+            );
+            // As `reclaim_pages` does it: the first round walked (until `want`), the rest
+            // counted over what the chains have left.
+            let mut first = vec![0; chains];
+            let mut taken = 0;
+            for (chain, count) in idle.iter().enumerate() {
+                if taken < want && *count > 0 {
+                    first[chain] = 1;
+                    taken += 1;
+                }
+            }
+            let left: Vec<u32> = idle.iter().zip(&first).map(|(c, f)| c - f).collect();
+            let rest_total: usize = left.iter().map(|&count| count as usize).sum();
+            let mut rest = Takes::of(&left, want.saturating_sub(taken).min(rest_total));
+            let composed: Vec<u32> = left
+                .iter()
+                .zip(&first)
+                .map(|(&count, f)| {
+                    f + if taken < want {
+                        rest.next_chain(count)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            assert_eq!(
+                composed,
+                walked_rounds(&idle, want),
+                "chains {idle:?}, want {want}"
+            );
         }
     }
 }

@@ -43,8 +43,10 @@
 //! [`ImageFile::read_at`], [`ImageFile::length`], [`PageWait::sleep`] (and
 //! [`PageWait::wakeup`]). It never calls [`ImageFile::close`] on its own paths at all, where
 //! the kernel may hold locks (a fault's reclaim, an exit): it parks the file, and the kernel
-//! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The mount cache's map lives under the table lock, and a
-//! mount-cache image's lock is an image lock.
+//! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The table is in shards by file
+//! (`table.rs`), each shard's lock "the table lock" of its files; no path holds two. The
+//! mount cache's map lives under the table lock, and a mount-cache image's lock is an
+//! image lock.
 //!
 //! Room is left for page loans; they are not built yet. The mappings' locks are in
 //! `mapping/mod.rs`: mapping lock → object lock → lineage lock → object-table lock, none
@@ -79,8 +81,10 @@ mod mcache;
 mod page;
 mod resident;
 mod segment;
+mod slab_list;
 mod stats;
 mod sync;
+mod table;
 mod vm;
 mod wait;
 mod zero;

@@ -3,6 +3,7 @@
 use core::fmt;
 
 use crate::sync::Ordering;
+use crate::table::SHARDS;
 use crate::vm::Vm;
 
 /// A snapshot of the caches' state and counters. Taken without stopping other operations,
@@ -107,27 +108,26 @@ impl Vm {
     pub fn statistics(&self) -> Statistics {
         let shared = &*self.shared;
         let mut stats = Statistics::default();
-        {
-            let table = shared.table.lock();
-            let images = table.map.len() as u32;
-            stats.images_idle = table.idle.len() as u32;
-            stats.images_active = images.saturating_sub(stats.images_idle);
-            stats.cached_pages = table
-                .map
-                .values()
+        // One shard at a time: the sums are of moments close together, not of one instant.
+        for shard in 0..SHARDS {
+            let table = shared.table.lock_shard(shard);
+            let idle = table.idle_count();
+            stats.images_idle += idle;
+            stats.images_active += table.image_count().saturating_sub(idle);
+            for image in table.images() {
+                let pgref = u64::from(image.pgref.load(Ordering::Relaxed));
+                stats.cached_pages += pgref;
+                if table.is_idle(image) {
+                    stats.idle_pages += pgref;
+                }
+            }
+            stats.mcache_files += table.file_count();
+            stats.mcache_pages += table
+                .files()
                 .map(|image| u64::from(image.pgref.load(Ordering::Relaxed)))
-                .sum();
-            stats.idle_pages = table
-                .idle
-                .iter()
-                .map(|entry| u64::from(entry.image.pgref.load(Ordering::Relaxed)))
-                .sum();
-            stats.mcache_files = table.mcache.len() as u32;
-            stats.mcache_pages = table
-                .mcache
-                .values()
-                .map(|image| u64::from(image.pgref.load(Ordering::Relaxed)))
-                .sum();
+                .sum::<u64>();
+            stats.attach_hits += table.attach_hits;
+            stats.attach_misses += table.attach_misses;
         }
         let (free, bound) = shared.pool.counts();
         stats.free_pages = free;
@@ -140,8 +140,6 @@ impl Vm {
         stats.parked_closes = shared.parked.len() as u64;
         stats.frames_released = counters.frames_released.load(Ordering::Relaxed);
         stats.frames_in_use_elsewhere = shared.pool.frames_in_use_elsewhere();
-        stats.attach_hits = counters.attach_hits.load(Ordering::Relaxed);
-        stats.attach_misses = counters.attach_misses.load(Ordering::Relaxed);
         stats.pages_allocated = counters.pages_allocated.load(Ordering::Relaxed);
         stats.mcache_hits = counters.mcache_hits.load(Ordering::Relaxed);
         stats.mcache_misses = counters.mcache_misses.load(Ordering::Relaxed);

@@ -4,7 +4,6 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cache::ImageTable;
 use crate::channel::{ImageChannel, ParkedCloses};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
@@ -14,6 +13,7 @@ use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::table::Table;
 use crate::wait::{PageWait, SpinWait};
 use crate::zero::ZeroPage;
 
@@ -106,8 +106,6 @@ impl From<AllocError> for VmError {
 /// Event counters behind [`Statistics`](crate::Statistics).
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) attach_hits: AtomicU64,
-    pub(crate) attach_misses: AtomicU64,
     pub(crate) reclaim_runs: AtomicU64,
     pub(crate) reclaimed_pages: AtomicU64,
     pub(crate) pages_allocated: AtomicU64,
@@ -125,7 +123,9 @@ pub(crate) struct Counters {
 pub(crate) struct VmState {
     pub(crate) frames: Box<dyn FrameAllocator>,
     pub(crate) pool: PagePool,
-    pub(crate) table: Mutex<ImageTable>,
+    /// The image table, in shards (`table.rs`); each shard's lock is "the table lock" for
+    /// the files in it.
+    pub(crate) table: Table,
     /// Serialises reclaim passes. Taken before any image or table lock, never under one.
     pub(crate) reclaim_lock: Mutex<()>,
     pub(crate) config: Config,
@@ -299,7 +299,7 @@ impl Vm {
         let shared = Arc::try_new(VmState {
             frames,
             pool,
-            table: Mutex::new(ImageTable::new()),
+            table: Table::new(),
             reclaim_lock: Mutex::new(()),
             config,
             mcache_config: mount_cache,
@@ -330,6 +330,17 @@ impl Vm {
     pub fn zero_frame(&self) -> Frame {
         self.shared.zero.frame()
     }
+
+    /// Which shard of the image table holds `identity`'s image and mount-cache file (a
+    /// number below [`Vm::TABLE_SHARDS`]); every version of a file is in one shard. Files in
+    /// different shards are attached without sharing a lock; for tests and benchmarks that
+    /// want them so.
+    pub fn table_shard(identity: &FileIdentity) -> usize {
+        crate::table::shard_of(&crate::mcache::CacheKey::of(identity))
+    }
+
+    /// Shards of the image table (16; 2 in loom's models, to keep them small).
+    pub const TABLE_SHARDS: usize = crate::table::SHARDS;
 
     /// The limits this vm was built with.
     pub fn config(&self) -> Config {
@@ -381,9 +392,10 @@ impl Vm {
     }
 
     /// Files parked for [`run_parked_closes`](Self::run_parked_closes) now: channels no
-    /// image holds any more that are not closed yet. Takes no lock (one atomic read), so a
-    /// kernel may ask on every way out of a fault and call `run_parked_closes` only when
-    /// something is parked; a file parked on another CPU a moment ago may not show yet.
+    /// image holds any more that are not closed yet. Takes no lock (an atomic read a park
+    /// queue), so a kernel may ask on every way out of a fault and call `run_parked_closes`
+    /// only when something is parked; a file parked on another CPU a moment ago may not
+    /// show yet.
     pub fn parked_closes(&self) -> usize {
         self.shared.parked.len()
     }

@@ -30,6 +30,11 @@
 //! 15. a fault racing a truncate of its file: the fault checks the size under the object
 //!     lock truncate publishes it under, and truncate cleans each mapping under its lock
 //!     after publishing, so no translation past the new end survives.
+//! 16. the sharded table: an attach of an idle image in one shard vs an attach of a file in
+//!     another shard into a full table, whose reclaim takes the idle image across shards:
+//!     exactly one of them gets an image (never two images past `max_images`, never an image
+//!     unlinked while its attach holds it: put's re-check runs under the idle image's own
+//!     shard's lock, where the other attach takes its reference).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -590,6 +595,76 @@ fn two_attaches_of_one_file_into_a_full_table() {
         finish(vm, frames, wanted);
         let counts = idle.counts();
         assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+    });
+}
+
+/// A file whose image goes in table shard `shard`, found by trying paths from `from` on.
+fn file_in_shard(shard: usize, from: u64) -> FakeFile {
+    let identity = (from..)
+        .map(|qid_path| FileIdentity {
+            dev_type: 1,
+            dev: 1,
+            qid_path,
+            version: 0,
+        })
+        .find(|identity| Vm::table_shard(identity) == shard)
+        .unwrap();
+    FakeFile::patterned(identity, PAGE_SIZE)
+}
+
+#[test]
+fn attach_vs_reclaim_across_shards_into_a_full_table() {
+    model("attach_vs_reclaim_across_shards_into_a_full_table", || {
+        assert!(Vm::TABLE_SHARDS >= 2);
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 1,
+                max_idle_images: 1,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let (_, _, _, loads) = setup();
+        let idle = file_in_shard(0, 1);
+        let other = file_in_shard(1, 1);
+        // The table's one slot: an idle image (shard 0) with a cached page.
+        drop(exec_and_read(&vm, &frames, &idle, &loads));
+        assert_eq!(vm.statistics().images_idle, 1);
+        // An attach of a file of shard 1: the table is full, so it reclaims shard 0's idle
+        // image, and searches again.
+        let attacher = {
+            let (vm, other) = (vm.clone(), other.clone());
+            thread::spawn(move || vm.attach(other.open()))
+        };
+        let mine = vm.attach(idle.open());
+        let theirs = attacher.join().unwrap();
+        let (held, file) = match (mine, theirs) {
+            (Ok(mine), Err(vm::VmError::ImageTableFull)) => (mine, &idle),
+            (Err(vm::VmError::ImageTableFull), Ok(theirs)) => (theirs, &other),
+            (mine, theirs) => panic!(
+                "not exactly one image: {:?}, {:?}",
+                mine.map(|held| held.identity()),
+                theirs.map(|held| held.identity())
+            ),
+        };
+        // The image held is the table's, active, with its channel.
+        let status = vm
+            .image_status(&file.identity())
+            .expect("the held image is linked");
+        assert!(status.has_channel && !status.idle);
+        let report = check_invariants(&vm, None).unwrap();
+        assert_eq!((report.images, report.open_channels), (1, 1));
+        drop(held);
+        vm.run_parked_closes();
+        for file in [&idle, &other] {
+            let counts = file.counts();
+            assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+        }
+        finish(vm, frames, idle);
     });
 }
 

@@ -39,7 +39,7 @@ fn setup() -> (Vm, FakeFile, Vec<SegmentRef>) {
 }
 
 fn image(vm: &Vm) -> Arc<ExecImage> {
-    vm.shared.table.lock().map.values().next().unwrap().clone()
+    vm.shared.table.any_image().unwrap()
 }
 
 #[test]
@@ -85,7 +85,9 @@ fn catches_a_channel_kept_by_an_idle_image() {
 fn catches_an_idle_image_off_the_idle_list() {
     let (vm, _file, segments) = setup();
     drop(segments);
-    vm.shared.table.lock().idle.clear();
+    for shard in 0..crate::table::SHARDS {
+        vm.shared.table.lock_shard(shard).clear_idle_list();
+    }
     assert!(matches!(
         check_invariants(&vm, None),
         Err(Violation::IdleMismatch { idle: false, .. })
@@ -198,15 +200,7 @@ fn cached_file(vm: &Vm) -> (crate::CachedFile, Arc<McacheImage>) {
         .open(identity, 8192, crate::OpenKind::Existing, false);
     let ticket = file.read(0, &mut [0; 1]).ticket;
     assert_eq!(file.fill(ticket, 0, &[7; 8192]), 8192);
-    let image = vm
-        .shared
-        .table
-        .lock()
-        .mcache
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let image = vm.shared.table.any_file().unwrap();
     (file, image)
 }
 
@@ -322,15 +316,7 @@ fn catches_a_file_over_its_limit() {
     );
     check_invariants(&vm, None).unwrap();
     // A second page slipped in past the limit.
-    let image = vm
-        .shared
-        .table
-        .lock()
-        .mcache
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let image = vm.shared.table.any_file().unwrap();
     let pool = &vm.shared.pool;
     let page = pool.try_alloc(&*vm.shared.frames).unwrap();
     let mut state = image.state.lock();
@@ -379,15 +365,7 @@ fn catches_double_caching() {
     assert!(file.is_cached());
     check_invariants(&vm, None).unwrap();
     // Relabelled with the executable's very version behind the table's back: not fine.
-    let cached = vm
-        .shared
-        .table
-        .lock()
-        .mcache
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let cached = vm.shared.table.any_file().unwrap();
     cached
         .kind
         .vers
@@ -398,4 +376,49 @@ fn catches_double_caching() {
             identity: exec.identity
         })
     );
+}
+
+#[test]
+fn catches_a_count_across_shards_that_is_not_their_sum() {
+    let (vm, _file, segments) = setup();
+    let refs: Vec<&SegmentRef> = segments.iter().collect();
+    check_invariants(&vm, Some(&refs)).unwrap();
+    vm.shared.table.counts.images.fetch_add(1, Ordering::AcqRel);
+    assert!(matches!(
+        check_invariants(&vm, Some(&refs)),
+        Err(Violation::TableCountMismatch { images: 2, .. })
+    ));
+}
+
+#[test]
+fn catches_an_image_in_another_shard_than_its_identity_hashes_to() {
+    let (vm, _file, segments) = setup();
+    let refs: Vec<&SegmentRef> = segments.iter().collect();
+    let image = image(&vm);
+    let wrong = (Vm::table_shard(&image.identity) + 1) % crate::table::SHARDS;
+    vm.shared
+        .table
+        .lock_shard(wrong)
+        .insert_image(image.clone(), u32::MAX)
+        .unwrap();
+    assert!(matches!(
+        check_invariants(&vm, Some(&refs)),
+        Err(Violation::WrongShard { identity }) if identity == image.identity
+    ));
+}
+
+#[test]
+fn catches_a_mount_cache_file_with_pages_that_reclaim_cannot_find() {
+    let (vm, _file, segments) = setup();
+    let refs: Vec<&SegmentRef> = segments.iter().collect();
+    let (_cached, image) = cached_file(&vm);
+    check_invariants(&vm, Some(&refs)).unwrap();
+    vm.shared
+        .table
+        .lock(&image.identity)
+        .hide_from_reclaim(&image);
+    assert!(matches!(
+        check_invariants(&vm, Some(&refs)),
+        Err(Violation::McacheUnreclaimable { identity }) if identity == image.identity
+    ));
 }

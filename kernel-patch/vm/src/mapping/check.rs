@@ -240,7 +240,7 @@ pub fn check_translations(vm: &Vm, translations: &[Translation]) -> Result<(), M
     let by_frame: hashbrown::HashMap<
         u64,
         PageIndex,
-        core::hash::BuildHasherDefault<crate::cache::IdentityHasher>,
+        core::hash::BuildHasherDefault<crate::table::IdentityHasher>,
     > = (0..pool.capacity())
         .map(PageIndex)
         .filter(|&page| pool.view(page).bound)

@@ -18,12 +18,12 @@ use core::hash::BuildHasherDefault;
 
 use hashbrown::HashMap;
 
-use crate::cache::IdentityHasher;
-use crate::channel::ImageChannel;
+use crate::channel::{ImageChannel, PendingFile};
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::table::IdentityHasher;
 use crate::vm::{Vm, VmError, VmState};
 
 use super::lineage::Lineage;
@@ -216,8 +216,10 @@ impl Vm {
             file.close();
             return Err(VmError::NoMemory);
         }
-        let chan = match ImageChannel::new(file, &shared.parked) {
-            Ok(chan) => chan,
+        // The file parks in its table shard's queue, as an image's channel of it would.
+        let queue = crate::table::shard_of(&crate::mcache::CacheKey::of(&file.identity()));
+        let chan = match PendingFile::new(file, &shared.parked, queue) {
+            Ok(pending) => pending.into_channel(&shared.parked),
             Err((_, file)) => {
                 file.close();
                 return Err(VmError::NoMemory);

@@ -12,6 +12,7 @@ use crate::frame::AllocSite;
 use crate::image::{Image, ImageState};
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::table::{LinkError, SHARDS};
 use crate::vm::VmState;
 
 /// How many times an open tries again when its entry went away under it.
@@ -26,10 +27,18 @@ enum Entry {
 }
 
 impl VmState {
-    /// Marks `image` as just used.
+    /// Marks `image` as just used: it moves to the back of its shard's least-recently-used
+    /// list (O(1)). The tick is taken under the shard's lock, so each shard's list is in
+    /// tick order.
     pub(super) fn touch(&self, image: &McacheImage) {
-        let tick = self.use_clock.fetch_add(1, Ordering::Relaxed) + 1;
-        image.kind.last_use.store(tick, Ordering::Relaxed);
+        let mut table = self.table.lock(&image.identity);
+        let tick = self.use_tick();
+        table.touch_file(image, tick);
+    }
+
+    /// The next tick of the mount cache's least-recently-used order.
+    pub(super) fn use_tick(&self) -> u64 {
+        self.use_clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// See [`MountCache::open`].
@@ -42,7 +51,7 @@ impl VmState {
     ) -> Option<Arc<McacheImage>> {
         let key = CacheKey::of(&identity);
         if append_only {
-            let removed = self.table.lock().mcache.remove(&key);
+            let removed = self.table.lock_key(&key).remove_file(&key);
             if let Some(image) = removed {
                 self.mcache_retire(&image);
             }
@@ -55,10 +64,7 @@ impl VmState {
             return None;
         }
         for _ in 0..OPEN_ATTEMPTS {
-            let (entry, evicted) = self.mcache_entry(identity, length)?;
-            if let Some(victim) = evicted {
-                self.mcache_retire(&victim);
-            }
+            let entry = self.mcache_entry(identity, length)?;
             let image = match entry {
                 Entry::Made(image) => {
                     self.touch(&image);
@@ -95,24 +101,23 @@ impl VmState {
         None
     }
 
-    /// Finds the entry of `identity`'s file or makes one (evicting the least recently used
-    /// file when the map is full; the victim is returned to be retired). `None` when an
+    /// Finds the entry of `identity`'s file or makes one (evicting and retiring the least
+    /// recently used file of all when the map is full, with no lock held). `None` when an
     /// executable image holds these contents or memory is short.
-    fn mcache_entry(
-        &self,
-        identity: FileIdentity,
-        length: u64,
-    ) -> Option<(Entry, Option<Arc<McacheImage>>)> {
+    fn mcache_entry(&self, identity: FileIdentity, length: u64) -> Option<Entry> {
         let key = CacheKey::of(&identity);
         let mut fresh: Option<Arc<McacheImage>> = None;
+        // A full map that evicting did not make room in (other opens took the room first,
+        // each time) leaves this file uncached rather than waiting.
+        let mut evictions = 0;
         loop {
-            let mut table = self.table.lock();
-            if table.map.contains_key(&identity) {
+            let mut table = self.table.lock_key(&key);
+            if table.contains_image(&identity) {
                 // An executable image caches these very contents: no double caching.
                 return None;
             }
-            if let Some(image) = table.mcache.get(&key) {
-                return Some((Entry::Found(image.clone()), None));
+            if let Some(image) = table.file(&key) {
+                return Some(Entry::Found(image.clone()));
             }
             let Some(image) = fresh.take() else {
                 // Allocate with no lock held, then look again.
@@ -123,7 +128,6 @@ impl VmState {
                     self.serial(),
                     McacheFile {
                         vers: AtomicU64::new(identity.version),
-                        last_use: AtomicU64::new(0),
                     },
                     McacheState {
                         linked: true,
@@ -137,23 +141,28 @@ impl VmState {
                 fresh = Some(Arc::try_new(image).ok()?);
                 continue;
             };
-            if table.mcache.try_reserve(1).is_err() {
-                return None;
+            let tick = self.use_tick();
+            match table.insert_file(key, image.clone(), self.mcache_config.max_files, tick) {
+                Ok(()) => return Some(Entry::Made(image)),
+                Err(LinkError::NoMemory) => return None,
+                Err(LinkError::Full) => {
+                    drop(table);
+                    fresh = Some(image);
+                    if evictions == OPEN_ATTEMPTS {
+                        return None;
+                    }
+                    evictions += 1;
+                    if let Some(victim) = self.table.evict_oldest_file() {
+                        self.mcache_retire(&victim);
+                    }
+                }
             }
-            let victim = if table.mcache.len() >= self.mcache_config.max_files as usize {
-                table.evict_lru_file()
-            } else {
-                None
-            };
-            table.mcache.insert(key, image.clone());
-            drop(table);
-            return Some((Entry::Made(image), victim));
         }
     }
 
     /// Removes the file of `key` from the map and retires its entry; whether it had one.
     pub(crate) fn mcache_forget(&self, key: CacheKey) -> bool {
-        let removed = self.table.lock().mcache.remove(&key);
+        let removed = self.table.lock_key(&key).remove_file(&key);
         let found = removed.is_some();
         if let Some(image) = removed {
             self.mcache_retire(&image);
@@ -165,20 +174,23 @@ impl VmState {
     /// [`Vm::forget_device`]); returns the pages freed. One file a table-lock hold.
     pub(crate) fn mcache_forget_device(&self, dev_type: u32, dev: u64) -> usize {
         let mut freed = 0;
-        loop {
-            let removed = {
-                let mut table = self.table.lock();
-                let key = table
-                    .mcache
-                    .keys()
-                    .find(|key| key.dev_type == dev_type && key.dev == dev)
-                    .copied();
-                key.and_then(|key| table.mcache.remove(&key))
-            };
-            let Some(image) = removed else {
-                break;
-            };
-            freed += self.mcache_retire(&image);
+        for shard in 0..SHARDS {
+            let mut slot = 0;
+            loop {
+                let removed = {
+                    let mut table = self.table.lock_shard(shard);
+                    let next = table
+                        .next_file_from(slot, |key| key.dev_type == dev_type && key.dev == dev);
+                    next.and_then(|(key, at)| {
+                        slot = at + 1;
+                        table.remove_file(&key)
+                    })
+                };
+                let Some(image) = removed else {
+                    break;
+                };
+                freed += self.mcache_retire(&image);
+            }
         }
         freed
     }
@@ -228,17 +240,16 @@ impl VmState {
         taken: &mut usize,
     ) -> bool {
         let key = CacheKey::of(&image.identity);
-        let mut table = self.table.lock();
-        if !table.map.contains_key(&key.identity(vers)) {
+        let mut table = self.table.lock_key(&key);
+        if !table.contains_image(&key.identity(vers)) {
             image.kind.vers.store(vers, Ordering::Relaxed);
             return true;
         }
         let linked_here = table
-            .mcache
-            .get(&key)
+            .file(&key)
             .is_some_and(|linked| linked.serial == image.serial);
         let removed = if linked_here {
-            table.mcache.remove(&key)
+            table.remove_file(&key)
         } else {
             None
         };

@@ -74,7 +74,12 @@ impl CachedFile {
         if !self.cacheable {
             return None;
         }
-        self.vm.shared.table.lock().mcache.get(&self.key).cloned()
+        self.vm
+            .shared
+            .table
+            .lock_key(&self.key)
+            .file(&self.key)
+            .cloned()
     }
 
     /// After one of our changes (a write, a length change) of the file, made on `entry`

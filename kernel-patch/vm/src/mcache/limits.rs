@@ -6,40 +6,10 @@
 //! Locks: the table lock alone to choose a file, then that file's image lock alone to take
 //! its pages; frames are allocated, and freed, with no lock held.
 
-use super::McacheImage;
-use crate::cache::ImageTable;
 use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::page::{PageIndex, NO_PAGE};
-use crate::sync::{Arc, Ordering};
+use crate::sync::Ordering;
 use crate::vm::VmState;
-
-impl ImageTable {
-    /// Removes the least recently used mount-cache file, for a new one.
-    pub(super) fn evict_lru_file(&mut self) -> Option<Arc<McacheImage>> {
-        let key = self
-            .mcache
-            .iter()
-            .min_by_key(|(_, image)| (image.kind.last_use.load(Ordering::Relaxed), image.serial))
-            .map(|(key, _)| *key)?;
-        self.mcache.remove(&key)
-    }
-
-    /// The mount-cache file next in least-recently-used order after `after`, by
-    /// `(last use, serial)`, with that order key.
-    fn next_lru_file(&self, after: Option<(u64, u64)>) -> Option<(Arc<McacheImage>, (u64, u64))> {
-        let mut best: Option<(&Arc<McacheImage>, (u64, u64))> = None;
-        for image in self.mcache.values() {
-            let order = (image.kind.last_use.load(Ordering::Relaxed), image.serial);
-            if after.is_some_and(|after| order <= after) {
-                continue;
-            }
-            if best.is_none_or(|(_, best)| order < best) {
-                best = Some((image, order));
-            }
-        }
-        best.map(|(image, order)| (image.clone(), order))
-    }
-}
 
 impl VmState {
     pub(super) fn file_page_limit(&self) -> u32 {
@@ -123,12 +93,17 @@ impl VmState {
     /// each image lock alone, and no lock while freeing.
     pub(crate) fn reclaim_mount_cache(&self, want: usize) -> usize {
         let mut freed = 0;
-        let mut after = None;
-        while freed < want {
-            let Some((image, order)) = self.table.lock().next_lru_file(after) else {
+        // Files used from now on are not this pass's business, nor those it has emptied.
+        let bound = self.use_clock.load(Ordering::Relaxed) + 1;
+        // Each step takes a page or moves a file behind the bound, so this many steps are
+        // enough; the budget only guards against a file that would not move.
+        let mut steps =
+            (self.table.counts.files.load(Ordering::Relaxed) as usize).saturating_add(want);
+        while freed < want && steps > 0 {
+            steps -= 1;
+            let Some(image) = self.table.oldest_file_with_pages(bound) else {
                 break;
             };
-            after = Some(order);
             let mut list = NO_PAGE;
             let mut state = image.state.lock();
             // A file being unlinked keeps the map's reference until it is retired, so its
@@ -137,6 +112,14 @@ impl VmState {
             drop(state);
             self.free_taken(list, taken);
             freed += taken;
+            if freed < want {
+                // Emptied (or it had nothing to give): off reclaim's list, or behind the
+                // bound, so the pass goes on to the next file instead of finding this one
+                // again: O(1) a step, however many files there are.
+                let mut table = self.table.lock(&image.identity);
+                let tick = self.use_tick();
+                table.pass_over_file(&image, tick);
+            }
         }
         self.counters
             .reclaimed_pages

@@ -142,9 +142,6 @@ pub(crate) struct McacheFile {
     /// The `qid.vers` whose contents the pages hold. Written with both the image lock and
     /// the table lock held, so either lock is enough to read it.
     pub(crate) vers: AtomicU64,
-    /// A tick of the last read, fill or write, for least-recently-used order (read under
-    /// the table lock alone, so outside the image lock).
-    pub(crate) last_use: AtomicU64,
 }
 
 impl ImageKind for McacheFile {
@@ -272,12 +269,8 @@ impl MountCache {
     /// none: it was not opened cached. Never blocks.
     pub fn set_length(&self, identity: FileIdentity, length: u64) {
         let shared = &*self.vm.shared;
-        let entry = shared
-            .table
-            .lock()
-            .mcache
-            .get(&CacheKey::of(&identity))
-            .cloned();
+        let key = CacheKey::of(&identity);
+        let entry = shared.table.lock_key(&key).file(&key).cloned();
         if let Some(image) = entry {
             shared.mcache_set_length(&image, length, identity.version);
         }
