@@ -8,6 +8,13 @@
 //! [`super::Tree::reserve_pending`] (extended attribute values being written or read
 //! through 9P fids). Everything is reserved before it is changed, so an operation that
 //! would go past the limit fails and changes nothing.
+//!
+//! The account is atomic: a write under the tree's shared lock reserves its pages
+//! while other writes reserve theirs, and a reservation either takes all its bytes
+//! (one compare-and-swap that sees them fit) or none, so the total never passes the
+//! limit and never drifts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -16,16 +23,19 @@ use crate::error::{Error, Result};
 pub const NODE_COST: u64 = 256;
 
 /// Bytes in use and the limit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Memory {
     limit: u64,
-    used: u64,
+    used: AtomicU64,
 }
 
 impl Memory {
     /// An account with nothing in use.
     pub fn new(limit: u64) -> Memory {
-        Memory { limit, used: 0 }
+        Memory {
+            limit,
+            used: AtomicU64::new(0),
+        }
     }
 
     /// The limit in bytes.
@@ -35,12 +45,12 @@ impl Memory {
 
     /// Bytes in use.
     pub fn used(&self) -> u64 {
-        self.used
+        self.used.load(Ordering::Acquire)
     }
 
     /// Bytes still free.
     pub fn free(&self) -> u64 {
-        self.limit.saturating_sub(self.used)
+        self.limit.saturating_sub(self.used())
     }
 
     /// True if `bytes` more would fit.
@@ -49,17 +59,23 @@ impl Memory {
     }
 
     /// Takes `bytes`, or fails with [`Error::NoSpace`] and takes nothing.
-    pub fn reserve(&mut self, bytes: u64) -> Result<()> {
-        if !self.fits(bytes) {
-            return Err(Error::NoSpace);
-        }
-        self.used += bytes;
-        Ok(())
+    pub fn reserve(&self, bytes: u64) -> Result<()> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
+            })
+            .map(|_| ())
+            .map_err(|_| Error::NoSpace)
     }
 
     /// Gives back `bytes` taken earlier.
-    pub fn release(&mut self, bytes: u64) {
-        debug_assert!(bytes <= self.used, "releasing more than reserved");
-        self.used = self.used.saturating_sub(bytes);
+    pub fn release(&self, bytes: u64) {
+        let before = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(bytes))
+            })
+            .unwrap_or_else(|used| used);
+        debug_assert!(bytes <= before, "releasing more than reserved");
     }
 }

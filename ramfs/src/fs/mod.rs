@@ -15,9 +15,26 @@
 //! use" / `ETXTBSY`, a Redox caller `ETXTBSY`) and changes nothing, and a removed file
 //! whose pages are lent lives on, memory and all, until the last one comes back.
 //!
-//! Lock order: there is one lock, the tree's mutex in [`Fs`]. Front ends keep their own
+//! **Locks**, in the order they are taken (never the other way round):
+//!
+//! 1. the tree lock, a reader–writer lock in [`Fs`]: [`Fs::lock`] takes it alone for
+//!    anything that changes names, attributes, record locks, users, or drops a
+//!    reference (which may destroy a node); [`Fs::lock_shared`] shares it for what only
+//!    looks (walks, stat, readdir) or changes no more than a file's data and stamps
+//!    ([`Tree::read_with`], [`Fs::write`]) or takes a reference ([`Tree::incref`],
+//!    atomic). A node exists, and its content keeps its kind, for as long as a shared
+//!    guard is held: only the exclusive lock creates or destroys nodes.
+//! 2. a regular file's data lock ([`node::FileCell`], a reader–writer lock): shared by
+//!    the reads of that file, held alone by one write; `attr` shares it for the size.
+//! 3. a node's stamp lock ([`node::StampCell`], a mutex held to copy a few words):
+//!    `qid.vers`, muid and times, which reads (atime) and writes change under the
+//!    shared tree lock.
+//!
+//! Memory accounting is an atomic counter ([`memory`](self)) that any of these may
+//! update. Under the exclusive tree lock nobody holds a data or stamp lock, so the tree
+//! reaches them with `get_mut`, without locking. Front ends keep their own
 //! per-connection state unlocked (it belongs to one thread) and take the tree lock for
-//! one operation at a time, never while blocking on I/O.
+//! one operation at a time, never while blocking on I/O, and never twice.
 
 mod clock;
 mod data;
@@ -35,7 +52,8 @@ mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::{Clock, Timespec};
 use data::LendError;
@@ -49,7 +67,7 @@ pub use perm::{access, plan9_create_perm, Cred, PermStyle};
 
 use crate::error::{Error, Result};
 use memory::Memory;
-use node::{Content, Directory, Node};
+use node::{Content, Directory, FileCell, Node, StampCell, Stamps};
 use users::Users;
 pub use users::USER_NAME_MAX;
 pub use users_file::{UserEntry, UsersFile, UsersFileError};
@@ -78,7 +96,7 @@ pub struct Config {
 
 /// A shared tree behind its lock.
 pub struct Fs {
-    tree: Mutex<Tree>,
+    tree: RwLock<Tree>,
 }
 
 impl Fs {
@@ -90,15 +108,47 @@ impl Fs {
     /// A tree whose users and groups start as a users file says.
     pub fn with_users(config: Config, users: &UsersFile) -> Fs {
         Fs {
-            tree: Mutex::new(Tree::with_users(config, users)),
+            tree: RwLock::new(Tree::with_users(config, users)),
         }
     }
 
-    /// Locks the tree for one operation.
-    pub fn lock(&self) -> MutexGuard<'_, Tree> {
+    /// Locks the tree alone for one operation (anything that changes names,
+    /// attributes, references' end, locks or users).
+    pub fn lock(&self) -> RwLockWriteGuard<'_, Tree> {
         // A panic while holding the lock is a bug, but the tree's invariants are kept
         // by each method before it can panic, so the other connections go on.
-        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+        self.tree.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shares the tree for one operation that only looks, or that changes no more
+    /// than file data, times and references taken ([`Tree::read_with`],
+    /// [`Tree::incref`], [`Tree::attr`], lookups, directory listings). Never take it
+    /// while holding either guard of this tree: a waiting writer would make the second
+    /// acquisition wait forever.
+    pub fn lock_shared(&self) -> RwLockReadGuard<'_, Tree> {
+        self.tree.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `data` to a file as [`Tree::write`] does, under the shared lock when the
+    /// write leaves the permission bits alone (the usual case: no set-id bit to take
+    /// away), so writes to different files, and reads, go on meanwhile.
+    pub fn write(
+        &self,
+        cred: &Cred,
+        id: NodeId,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<u32> {
+        {
+            let tree = self.lock_shared();
+            // Only the exclusive lock changes permission bits, so the answer holds
+            // while this guard is held.
+            if !tree.write_changes_perm(cred, id) {
+                return tree.write_data(cred, id, offset, data, append);
+            }
+        }
+        self.lock().write(cred, id, offset, data, append)
     }
 }
 
@@ -325,21 +375,17 @@ impl Tree {
         let root = 1;
         let root_node = Node {
             content: Content::Dir(Directory::new(root)),
-            version: 0,
+            stamps: StampCell::new(Stamps::new(owner, now)),
             perm: 0o777,
             append: false,
             excl: false,
             tmp: false,
             uid: owner,
             gid: owner,
-            muid: owner,
-            atime: now,
-            mtime: now,
-            ctime: now,
             btime: now,
             name: "/".to_owned(),
             links: Vec::new(),
-            refs: 0,
+            refs: AtomicU32::new(0),
             opens: 0,
             xattrs: Default::default(),
             locks: Default::default(),
@@ -489,7 +535,10 @@ impl Tree {
     pub fn attr(&self, id: NodeId) -> Result<Attr> {
         let n = self.node(id)?;
         let (size, pages, rdev) = match &n.content {
-            Content::File(f) => (f.size(), f.allocated_pages(), 0),
+            Content::File(f) => {
+                let f = f.read();
+                (f.size(), f.allocated_pages(), 0)
+            }
             Content::Dir(_) => (0, 0, 0),
             Content::Symlink(t) => (t.len() as u64, 0, 0),
             Content::Special { rdev, .. } => (0, 0, *rdev),
@@ -498,9 +547,10 @@ impl Tree {
             Content::Dir(d) if self.is_linked(id) => 2 + d.subdirs(),
             _ => n.links.len() as u64,
         };
+        let stamps = n.stamps.get();
         Ok(Attr {
             id,
-            version: n.version,
+            version: stamps.version,
             file_type: n.file_type(),
             perm: n.perm,
             append: n.append,
@@ -508,14 +558,14 @@ impl Tree {
             tmp: n.tmp,
             uid: n.uid,
             gid: n.gid,
-            muid: n.muid,
+            muid: stamps.muid,
             nlink,
             size,
             blocks: pages * (PAGE_SIZE as u64 / 512),
             rdev,
-            atime: n.atime,
-            mtime: n.mtime,
-            ctime: n.ctime,
+            atime: stamps.atime,
+            mtime: stamps.mtime,
+            ctime: stamps.ctime,
             btime: n.btime,
             name: n.name.clone(),
         })
@@ -556,16 +606,23 @@ impl Tree {
     // ---- references and opens --------------------------------------------------
 
     /// Takes a reference that keeps the node alive after it is removed.
-    pub fn incref(&mut self, id: NodeId) -> Result<()> {
-        let n = self.node_mut(id)?;
-        n.refs = n.refs.saturating_add(1);
+    /// Needs only the tree's shared lock: a node cannot go while it is held (only the
+    /// exclusive lock destroys nodes).
+    pub fn incref(&self, id: NodeId) -> Result<()> {
+        let n = self.node(id)?;
+        // Saturating: a count stuck at the top keeps the node forever, never frees it
+        // early.
+        let _ = n
+            .refs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_add(1));
         Ok(())
     }
 
     /// Drops a reference; a removed node goes with its last one.
     pub fn decref(&mut self, id: NodeId) {
         if let Some(n) = self.nodes.get_mut(&id) {
-            n.refs = n.refs.saturating_sub(1);
+            let refs = n.refs.get_mut();
+            *refs = refs.saturating_sub(1);
             self.destroy_if_unused(id);
         }
     }
@@ -579,14 +636,14 @@ impl Tree {
         let unused = self
             .nodes
             .get(&id)
-            .is_some_and(|n| n.refs == 0 && n.links.is_empty() && n.lent_pages() == 0);
+            .is_some_and(|n| n.refs() == 0 && n.links.is_empty() && n.lent_pages() == 0);
         if !unused {
             return;
         }
-        if let Some(n) = self.nodes.remove(&id) {
+        if let Some(mut n) = self.nodes.remove(&id) {
             let mut bytes = NODE_COST + content_cost(&n.content);
-            if let Content::File(f) = &n.content {
-                bytes += f.held_pages() * PAGE_SIZE as u64;
+            if let Content::File(f) = &mut n.content {
+                bytes += f.get_mut().held_pages() * PAGE_SIZE as u64;
             }
             bytes += n
                 .xattrs
@@ -633,9 +690,9 @@ impl Tree {
             let mut freed = 0;
             if mode.truncate {
                 if let Content::File(f) = &mut n.content {
-                    freed = f.truncate(0).map_err(|_| Error::TextBusy)?;
+                    freed = f.get_mut().truncate(0).map_err(|_| Error::TextBusy)?;
                     n.touch_modify(now);
-                    n.muid = cred.uid;
+                    n.stamps.get_mut().muid = cred.uid;
                 }
             }
             n.opens += 1;
@@ -658,17 +715,20 @@ impl Tree {
     /// them to `put` in order, straight from where the tree keeps them (a front end
     /// copies them once, into its reply), and returns how many it handed. Nothing is
     /// handed on error.
+    ///
+    /// Needs only the tree's shared lock: the file's data lock is shared with other
+    /// readers, and the access time is stored through the stamp lock.
     pub fn read_with(
-        &mut self,
+        &self,
         id: NodeId,
         offset: u64,
         count: usize,
         mut put: impl FnMut(&[u8]),
     ) -> Result<usize> {
         let now = self.now();
-        let n = self.node_mut(id)?;
+        let n = self.node(id)?;
         let len = match &n.content {
-            Content::File(f) => f.read_with(offset, count, put),
+            Content::File(f) => f.read().read_with(offset, count, put),
             Content::Symlink(t) => {
                 let bytes = t.as_bytes();
                 let start = usize::try_from(offset)
@@ -681,7 +741,7 @@ impl Tree {
             Content::Dir(_) => return Err(Error::IsDir),
             Content::Special { .. } => return Err(Error::Invalid),
         };
-        n.atime = now;
+        n.stamps.update(|s| s.atime = now);
         Ok(len)
     }
 
@@ -695,11 +755,38 @@ impl Tree {
         data: &[u8],
         append: bool,
     ) -> Result<u32> {
+        let count = self.write_data(cred, id, offset, data, append)?;
+        if count > 0 {
+            let n = self.node_mut(id)?;
+            n.perm = setid::after_write(n.perm, cred);
+        }
+        Ok(count)
+    }
+
+    /// True if a write by `cred` would take set-id bits off the file, which only the
+    /// exclusive lock may do ([`Fs::write`] asks before writing under the shared one).
+    fn write_changes_perm(&self, cred: &Cred, id: NodeId) -> bool {
+        self.node(id)
+            .is_ok_and(|n| setid::after_write(n.perm, cred) != n.perm)
+    }
+
+    /// A write's data, size, times and version (everything but the set-id bits), under
+    /// the tree's shared lock: the file's data lock is held alone for the whole write,
+    /// so an append finds the end no other write is moving, and the pages are reserved
+    /// from the atomic memory account before anything changes.
+    fn write_data(
+        &self,
+        cred: &Cred,
+        id: NodeId,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<u32> {
         let now = self.now();
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
+        let n = self.node(id)?;
         let to_end = append || n.append;
-        let f = match &mut n.content {
-            Content::File(f) => f,
+        let mut f = match &n.content {
+            Content::File(f) => f.write(),
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
@@ -717,9 +804,10 @@ impl Tree {
         let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
         self.memory.reserve(bytes)?;
         f.write(offset, data);
-        n.perm = setid::after_write(n.perm, cred);
-        n.touch_modify(now);
-        n.muid = cred.uid;
+        n.stamps.update(|s| {
+            s.touch_modify(now);
+            s.muid = cred.uid;
+        });
         Ok(count)
     }
 
@@ -731,7 +819,7 @@ impl Tree {
         }
         let n = self.node_mut(id)?;
         let freed = match &mut n.content {
-            Content::File(f) => f.truncate(size).map_err(|_| Error::TextBusy)?,
+            Content::File(f) => f.get_mut().truncate(size).map_err(|_| Error::TextBusy)?,
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
@@ -741,9 +829,9 @@ impl Tree {
 
     /// The page of a regular file at `index`, if it holds data (where it lies now; a
     /// mapping borrows pages with [`Tree::lend_pages`], which keeps them there).
-    pub fn page(&self, id: NodeId, index: u64) -> Result<Option<&Page>> {
-        match &self.node(id)?.content {
-            Content::File(f) => Ok(f.page(index)),
+    pub fn page(&mut self, id: NodeId, index: u64) -> Result<Option<&Page>> {
+        match &mut self.node_mut(id)?.content {
+            Content::File(f) => Ok(f.get_mut().page(index)),
             Content::Dir(_) => Err(Error::IsDir),
             _ => Err(Error::Invalid),
         }
@@ -768,12 +856,12 @@ impl Tree {
     pub fn lend_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<NonNull<Page>> {
         let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
         let f = match &mut n.content {
-            Content::File(f) => f,
+            Content::File(f) => f.get_mut(),
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
         let end = first.checked_add(count).ok_or(Error::PastEnd)?;
-        let memory = &mut self.memory;
+        let memory = &self.memory;
         let page = f
             .lend(first, end, |pages| memory.reserve(pages * PAGE_SIZE as u64))
             .map_err(|e| match e {
@@ -791,7 +879,7 @@ impl Tree {
     pub fn return_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<u64> {
         let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
         let f = match &mut n.content {
-            Content::File(f) => f,
+            Content::File(f) => f.get_mut(),
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
@@ -812,7 +900,7 @@ impl Tree {
     /// Loans outstanding of one page of a file.
     pub fn page_loans(&self, id: NodeId, index: u64) -> Result<u32> {
         match &self.node(id)?.content {
-            Content::File(f) => Ok(f.loans_of(index)),
+            Content::File(f) => Ok(f.read().loans_of(index)),
             Content::Dir(_) => Err(Error::IsDir),
             _ => Err(Error::Invalid),
         }
@@ -846,7 +934,7 @@ impl Tree {
         let gid = new.gid.unwrap_or(d.gid);
         let id = self.next_id;
         let content = match new.kind {
-            NewKind::File => Content::File(FileData::default()),
+            NewKind::File => Content::File(FileCell::default()),
             NewKind::Dir => Content::Dir(Directory::new(dir)),
             NewKind::Symlink(target) => {
                 if target.len() > SYMLINK_MAX {
@@ -862,21 +950,17 @@ impl Tree {
         let now = self.now();
         let node = Node {
             content,
-            version: 0,
+            stamps: StampCell::new(Stamps::new(cred.uid, now)),
             perm,
             append: new.append && !is_dir,
             excl: new.excl,
             tmp: new.tmp,
             uid: cred.uid,
             gid,
-            muid: cred.uid,
-            atime: now,
-            mtime: now,
-            ctime: now,
             btime: now,
             name: name.to_owned(),
             links: vec![(dir, name.to_owned())],
-            refs: 0,
+            refs: AtomicU32::new(0),
             opens: 0,
             xattrs: Default::default(),
             locks: Default::default(),
@@ -1174,12 +1258,12 @@ impl Tree {
             TimeSet::At(ts) => ts,
         };
         if let Some(t) = set.atime {
-            n.atime = at(t);
+            n.stamps.get_mut().atime = at(t);
         }
         if let Some(t) = set.mtime {
-            n.mtime = at(t);
+            n.stamps.get_mut().mtime = at(t);
         } else if set.size.is_some() {
-            n.mtime = now;
+            n.stamps.get_mut().mtime = now;
         }
         n.touch_change(now);
         Ok(())
@@ -1299,13 +1383,13 @@ impl Tree {
             n.tmp = m.tmp;
         }
         if let Some(t) = w.atime {
-            n.atime = Timespec {
+            n.stamps.get_mut().atime = Timespec {
                 sec: t.into(),
                 nsec: 0,
             };
         }
         if let Some(t) = w.mtime {
-            n.mtime = Timespec {
+            n.stamps.get_mut().mtime = Timespec {
                 sec: t.into(),
                 nsec: 0,
             };
