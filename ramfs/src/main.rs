@@ -261,6 +261,7 @@ fn run(cli: Cli) -> Result<(), RunError> {
         ServerConfig {
             max_fids: cli.max_fids,
             trace: cli.trace,
+            ..ServerConfig::default()
         },
     ));
 

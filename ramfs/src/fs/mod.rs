@@ -488,6 +488,13 @@ impl Tree {
         self.nodes.contains_key(&id)
     }
 
+    /// True if the node exists and is a regular file.
+    pub fn is_regular_file(&self, id: NodeId) -> bool {
+        self.nodes
+            .get(&id)
+            .is_some_and(|n| matches!(n.content, Content::File(_)))
+    }
+
     /// True if the node is still named somewhere (or is the root).
     pub fn is_linked(&self, id: NodeId) -> bool {
         id == self.root || self.nodes.get(&id).is_some_and(|n| !n.links.is_empty())

@@ -1,7 +1,7 @@
 //! 9P2000.L requests, with POSIX rules: what the Linux v9fs client (and diod's and
 //! QEMU's clients) send.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ninep::{
     dt, getattr, lflags, lock, setattr, smode, Attr as LAttr, Dirent, GetLock, LockReq, Msg,
@@ -394,7 +394,7 @@ impl Session<'_> {
 
     fn xattrwalk(&mut self, fid: u32, newfid: u32, name: &str) -> Result<Msg> {
         let f = self.fid(fid)?;
-        let (node, cred) = (f.node, Rc::clone(&f.cred));
+        let (node, cred) = (f.node, Arc::clone(&f.cred));
         self.check_new_fid(newfid)?;
         let fs = self.fs;
         let mut tree = fs.lock();

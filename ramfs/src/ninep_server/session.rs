@@ -3,7 +3,7 @@
 //! write, clunk, remove). The dialect-specific requests are in `p2000` and `linux`.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ninep::{
     decode_view, encode, encoded_len, mtype, om, qt, DecodeError, DecodeErrorKind, Dialect, Fcall,
@@ -51,7 +51,7 @@ pub(super) enum XattrFid {
 #[derive(Debug, Clone)]
 pub(super) struct Fid {
     pub node: NodeId,
-    pub cred: Rc<Cred>,
+    pub cred: Arc<Cred>,
     pub open: Option<OpenState>,
     pub xattr: Option<XattrFid>,
 }
@@ -281,7 +281,7 @@ impl<'a> Session<'a> {
     }
 
     /// Binds `fid` to `node`, taking a tree reference (the caller checked the fid).
-    pub fn bind(&mut self, tree: &mut Tree, fid: u32, node: NodeId, cred: Rc<Cred>) -> Result<()> {
+    pub fn bind(&mut self, tree: &mut Tree, fid: u32, node: NodeId, cred: Arc<Cred>) -> Result<()> {
         tree.incref(node)?;
         self.fids.insert(
             fid,
@@ -400,7 +400,7 @@ impl<'a> Session<'a> {
             node = tree.lookup(&cred, node, name)?;
         }
         let qid = qid_of(&tree.attr(node)?);
-        self.bind(&mut tree, fid, node, Rc::new(cred.clone()))?;
+        self.bind(&mut tree, fid, node, Arc::new(cred.clone()))?;
         self.client_checks.attached(&cred);
         Ok(Msg::Rattach { qid })
     }
@@ -461,7 +461,7 @@ impl<'a> Session<'a> {
         &mut self,
         fid: u32,
         start: NodeId,
-        cred: Rc<Cred>,
+        cred: Arc<Cred>,
         wnames: &[String],
     ) -> Result<Msg> {
         let fs = self.fs;

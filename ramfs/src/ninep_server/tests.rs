@@ -23,6 +23,7 @@ fn server_with(max_fids: usize) -> Arc<Server> {
         ServerConfig {
             max_fids,
             trace: false,
+            ..ServerConfig::default()
         },
     ))
 }
@@ -1773,3 +1774,4 @@ fn truncating_pages_mapped_elsewhere_is_refused_in_both_dialects() {
 }
 
 mod posix;
+mod runs;
