@@ -152,7 +152,6 @@ pub(super) struct Run {
 }
 
 impl Run {
-
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
@@ -219,7 +218,14 @@ impl Run {
         Ok(())
     }
 
-    fn answer_part(&self, jobs: &[Job], fs: &Fs, dialect: Dialect, input: &[u8], out: &mut Vec<u8>) {
+    fn answer_part(
+        &self,
+        jobs: &[Job],
+        fs: &Fs,
+        dialect: Dialect,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         for job in jobs {
             #[cfg(test)]
             if let Some(hook) = &self.hook {

@@ -59,7 +59,9 @@ fn a_read_in_progress_lets_other_reads_of_its_file_and_writes_to_others_through(
             })
             .unwrap();
         });
-        inside_rx.recv_timeout(STEP_DEADLINE).expect("the first read began");
+        inside_rx
+            .recv_timeout(STEP_DEADLINE)
+            .expect("the first read began");
         s.spawn(move || {
             let mut got = Vec::new();
             fs.lock_shared()
@@ -94,7 +96,10 @@ fn a_write_that_clears_setid_takes_the_exclusive_path() {
         let f = file(&mut t, &owner, root, "prog", 0o4777);
         assert!(t.write_changes_perm(&other, f));
         let superuser = t.cred_for_uid(0, None);
-        assert!(!t.write_changes_perm(&superuser, f), "root's write keeps the bits");
+        assert!(
+            !t.write_changes_perm(&superuser, f),
+            "root's write keeps the bits"
+        );
         f
     };
     assert_eq!(fs.write(&other, f, 0, b"x", false), Ok(1));
@@ -216,7 +221,8 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
                             // Metadata churn in this thread's own directory.
                             let name = format!("t{op}");
                             let mut t = fs.lock();
-                            match t.create(who, dirs[me], &name, NewNode::new(NewKind::File, 0o666)) {
+                            match t.create(who, dirs[me], &name, NewNode::new(NewKind::File, 0o666))
+                            {
                                 Ok(n) => {
                                     if rng.below(2) == 0 {
                                         let _ = t.write(who, n, 0, b"tmp", false);
@@ -248,7 +254,11 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
     let mut t = fs.lock();
     check_tree(&mut t);
     for &f in &files {
-        assert_eq!(t.node(f).unwrap().refs(), 0, "every walk's reference dropped");
+        assert_eq!(
+            t.node(f).unwrap().refs(),
+            0,
+            "every walk's reference dropped"
+        );
         assert_eq!(t.attr(f).unwrap().size % SLOT as u64, 0);
     }
     eprintln!(
@@ -299,7 +309,10 @@ fn check_tree(t: &mut Tree) {
         let mut by_entries = named.remove(&id).unwrap_or_default();
         links.sort();
         by_entries.sort();
-        assert_eq!(links, by_entries, "node {id}'s links and the entries naming it");
+        assert_eq!(
+            links, by_entries,
+            "node {id}'s links and the entries naming it"
+        );
         if let Content::Dir(d) = &n.content {
             let subdirs = d
                 .after(0)
@@ -308,7 +321,10 @@ fn check_tree(t: &mut Tree) {
             assert_eq!(d.subdirs(), subdirs, "directory {id}'s subdirectory count");
         }
         if id != root && n.links.is_empty() {
-            assert!(n.refs() > 0 || n.lent_pages() > 0, "node {id} is unnamed and unused");
+            assert!(
+                n.refs() > 0 || n.lent_pages() > 0,
+                "node {id} is unnamed and unused"
+            );
         }
     }
     assert!(named.is_empty(), "entries naming nodes that do not exist");

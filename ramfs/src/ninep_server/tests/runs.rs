@@ -64,11 +64,22 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
         }
     }));
     run.push(read(1, f, 0, half));
-    assert!(!run.conflicts(&read(2, f, half as u64, half)), "reads of one file");
+    assert!(
+        !run.conflicts(&read(2, f, half as u64, half)),
+        "reads of one file"
+    );
     run.push(read(2, f, half as u64, half));
     let (mut spare, mut output, mut written) = (Vec::new(), Vec::new(), Vec::new());
-    run.answer(&fs, Dialect::L, 2, &[], &mut spare, &mut output, &mut written)
-        .unwrap();
+    run.answer(
+        &fs,
+        Dialect::L,
+        2,
+        &[],
+        &mut spare,
+        &mut output,
+        &mut written,
+    )
+    .unwrap();
     assert_eq!(
         overlapped.load(Ordering::SeqCst),
         1,
@@ -79,7 +90,12 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
     let tags: Vec<u16> = replies.iter().map(|r| r.tag).collect();
     assert_eq!(tags, [1, 2], "the parts are written in the order sent");
     for r in &replies {
-        assert_eq!(r.msg, Msg::Rread { data: vec![5; half] });
+        assert_eq!(
+            r.msg,
+            Msg::Rread {
+                data: vec![5; half]
+            }
+        );
     }
 }
 
@@ -98,8 +114,16 @@ fn a_small_run_stays_on_the_connections_thread() {
     run.push(read(1, f, 0, 4096));
     run.push(read(2, f, 4096, 4096));
     let (mut spare, mut output, mut written) = (Vec::new(), Vec::new(), Vec::new());
-    run.answer(&fs, Dialect::L, 4, &[], &mut spare, &mut output, &mut written)
-        .unwrap();
+    run.answer(
+        &fs,
+        Dialect::L,
+        4,
+        &[],
+        &mut spare,
+        &mut output,
+        &mut written,
+    )
+    .unwrap();
     assert_eq!(elsewhere.load(Ordering::SeqCst), 0);
     assert!(written.is_empty(), "left in the batch's output");
     assert_eq!(replies_of(&output).len(), 2);
@@ -120,10 +144,16 @@ fn a_write_never_shares_a_run_with_another_request_on_its_file() {
     let other = f + 1000;
     let mut run = Run::default();
     run.push(read(1, f, 0, 10));
-    assert!(run.conflicts(&write(2, f)), "a write after a read of its file");
+    assert!(
+        run.conflicts(&write(2, f)),
+        "a write after a read of its file"
+    );
     assert!(!run.conflicts(&write(2, other)), "a write of another file");
     run.push(write(2, other));
-    assert!(run.conflicts(&read(3, other, 0, 10)), "a read after a write");
+    assert!(
+        run.conflicts(&read(3, other, 0, 10)),
+        "a read after a write"
+    );
     assert!(run.conflicts(&write(3, other)), "two writes of one file");
     assert!(!run.conflicts(&read(3, f, 0, 10)), "two reads of one file");
 }
@@ -139,13 +169,16 @@ fn a_run_is_bounded() {
     }
     assert!(run.conflicts(&read(999, 1, 0, 1)), "full by count");
     let run = Run::default();
-    assert!(run.conflicts(&read(1, 1, 0, MAX_BYTES + 1)), "full by bytes");
+    assert!(
+        run.conflicts(&read(1, 1, 0, MAX_BYTES + 1)),
+        "full by bytes"
+    );
 }
 
 /// Through the server, in one batch on two data threads: eight reads large enough for
-/// a parallel run, then a write of the file they read, a read after it and a flush of
-/// the first read. The first reads see the old bytes, the read after the write the
-/// new, and the Rflush comes after the reply of the read it names.
+/// a parallel run, a flush of the first, then a write of the file they read and a read
+/// after it. The first reads see the old bytes, the read after the write the new, and
+/// the Rflush comes after the reply of the read it names.
 #[test]
 fn pipelined_data_requests_are_answered_as_if_one_by_one() {
     const CHUNK: usize = 60 * 1024;
@@ -192,6 +225,8 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
             count: CHUNK as u32,
         });
     }
+    let flush = msgs.len() as u16;
+    msgs.push(Msg::Tflush { oldtag: first_read });
     let write = msgs.len() as u16;
     msgs.push(Msg::Twrite {
         fid: 1,
@@ -204,8 +239,6 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
         offset: 0,
         count: CHUNK as u32,
     });
-    let flush = msgs.len() as u16;
-    msgs.push(Msg::Tflush { oldtag: first_read });
     let (replies, end) = serve_bytes(&server, &bytes_of(&tagged(msgs)));
     assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
     let at = |tag: u16| {
@@ -215,11 +248,32 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
             .unwrap_or_else(|| panic!("no reply to tag {tag}"))
     };
     for tag in first_read..first_read + 8 {
-        assert_eq!(replies[at(tag)].msg, Msg::Rread { data: vec![b'o'; CHUNK] });
+        assert_eq!(
+            replies[at(tag)].msg,
+            Msg::Rread {
+                data: vec![b'o'; CHUNK]
+            }
+        );
     }
-    assert_eq!(replies[at(write)].msg, Msg::Rwrite { count: CHUNK as u32 });
-    assert_eq!(replies[at(read_after)].msg, Msg::Rread { data: vec![b'n'; CHUNK] });
-    assert!(at(read_after) > at(write), "the read after the write is answered after it");
+    assert_eq!(
+        replies[at(write)].msg,
+        Msg::Rwrite {
+            count: CHUNK as u32
+        }
+    );
+    assert_eq!(
+        replies[at(read_after)].msg,
+        Msg::Rread {
+            data: vec![b'n'; CHUNK]
+        }
+    );
+    assert!(
+        at(read_after) > at(write),
+        "the read after the write is answered after it"
+    );
     assert_eq!(replies[at(flush)].msg, Msg::Rflush);
-    assert!(at(flush) > at(first_read), "Rflush after the reply it flushes");
+    assert!(
+        at(flush) > at(first_read),
+        "Rflush after the reply it flushes"
+    );
 }
