@@ -302,9 +302,13 @@ fn answer_run<W: Write>(
     }
     // Jobs are made only once Tversion has chosen a dialect.
     let dialect = session.dialect.unwrap_or(Dialect::P2000);
-    replies.run.answer(
-        session.fs,
+    let cx = run::Context {
+        fs: session.fs,
         dialect,
+        trace: session.config.trace.then_some(session.id),
+    };
+    replies.run.answer(
+        cx,
         session.config.data_threads,
         input,
         &mut replies.spare,

@@ -2,7 +2,7 @@
 //!
 //! A client that pipelines sends many Treads and Twrites before it waits. The
 //! connection loop gathers the consecutive ones that are plain file data (an open fid
-//! of a regular file, no xattr, no trace) into a [`Run`] and answers a run's requests
+//! of a regular file, no xattr) into a [`Run`] and answers a run's requests
 //! on several threads at once, under the tree's shared lock (reads of one file share
 //! its data lock; writes to different files take different data locks).
 //!
@@ -30,6 +30,7 @@ use std::thread;
 use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace};
 
 use super::session::Session;
+use super::trace::{log_message, log_rread, log_write, Direction};
 use crate::error::Error;
 use crate::fs::{Cred, Fs, NodeId};
 
@@ -82,7 +83,8 @@ impl Job {
     }
 
     /// Answers the job onto `out`, as the session would have.
-    fn answer(&self, fs: &Fs, dialect: Dialect, input: &[u8], out: &mut Vec<u8>) {
+    fn answer(&self, cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+        let fs = cx.fs;
         let result = match self {
             Job::Read {
                 tag,
@@ -93,7 +95,14 @@ impl Job {
                 let tree = fs.lock_shared();
                 let mut reply = RreadInPlace::begin(out, *tag, *count);
                 match tree.read_with(*node, *offset, *count, |bytes| reply.push(bytes)) {
-                    Ok(_) => reply.finish().map(|_| ()).map_err(|_| Error::CountTooLarge),
+                    Ok(_) => reply
+                        .finish()
+                        .map(|count| {
+                            if let Some(id) = cx.trace {
+                                log_rread(id, *tag, count);
+                            }
+                        })
+                        .map_err(|_| Error::CountTooLarge),
                     Err(e) => {
                         drop(reply);
                         Err(e)
@@ -109,10 +118,10 @@ impl Job {
                 append,
             } => fs
                 .write(cred, *node, *offset, &input[data.clone()], *append)
-                .map(|count| push_reply(out, *tag, Msg::Rwrite { count })),
+                .map(|count| push_reply(cx, out, *tag, Msg::Rwrite { count })),
         };
         if let Err(e) = result {
-            push_reply(out, self.tag(), error_msg(dialect, e));
+            push_reply(cx, out, self.tag(), error_msg(cx.dialect, e));
         }
     }
 
@@ -123,8 +132,20 @@ impl Job {
     }
 }
 
+/// What every job of a run is answered with.
+#[derive(Clone, Copy)]
+pub(super) struct Context<'a> {
+    pub fs: &'a Fs,
+    pub dialect: Dialect,
+    /// The session's number, if its messages are logged (`--trace`).
+    pub trace: Option<u64>,
+}
+
 /// A small reply (never past msize: an Rwrite or an error) onto `out`.
-fn push_reply(out: &mut Vec<u8>, tag: u16, msg: Msg) {
+fn push_reply(cx: Context<'_>, out: &mut Vec<u8>, tag: u16, msg: Msg) {
+    if let Some(id) = cx.trace {
+        log_message(id, Direction::Out, tag, &msg);
+    }
     let fc = Fcall { tag, msg };
     // Encoding into a vector fails only past the 4 GiB size field.
     let _ = encode(&fc, out);
@@ -178,11 +199,9 @@ impl Run {
     /// threads in order, the first part onto `output` and each other onto a buffer of
     /// `spare` (kept for the next run), and then `output` and those buffers are written
     /// to `writer` in order.
-    #[allow(clippy::too_many_arguments)]
     pub fn answer<W: Write>(
         &mut self,
-        fs: &Fs,
-        dialect: Dialect,
+        cx: Context<'_>,
         threads: usize,
         input: &[u8],
         spare: &mut Vec<Vec<u8>>,
@@ -191,7 +210,7 @@ impl Run {
     ) -> io::Result<()> {
         let parts = threads.min(self.jobs.len()).max(1);
         if parts == 1 || self.bytes < PARALLEL_MIN_BYTES {
-            self.answer_part(&self.jobs, fs, dialect, input, output);
+            self.answer_part(&self.jobs, cx, input, output);
             self.clear();
             return Ok(());
         }
@@ -204,9 +223,9 @@ impl Run {
         let this = &*self;
         thread::scope(|s| {
             for (chunk, buf) in chunks.zip(spare.iter_mut()) {
-                s.spawn(move || this.answer_part(chunk, fs, dialect, input, buf));
+                s.spawn(move || this.answer_part(chunk, cx, input, buf));
             }
-            this.answer_part(first, fs, dialect, input, output);
+            this.answer_part(first, cx, input, output);
         });
         self.clear();
         writer.write_all(output)?;
@@ -218,20 +237,13 @@ impl Run {
         Ok(())
     }
 
-    fn answer_part(
-        &self,
-        jobs: &[Job],
-        fs: &Fs,
-        dialect: Dialect,
-        input: &[u8],
-        out: &mut Vec<u8>,
-    ) {
+    fn answer_part(&self, jobs: &[Job], cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
         for job in jobs {
             #[cfg(test)]
             if let Some(hook) = &self.hook {
                 hook(job.tag());
             }
-            job.answer(fs, dialect, input, out);
+            job.answer(cx, input, out);
         }
     }
 
@@ -248,7 +260,7 @@ impl Session<'_> {
     pub(super) fn data_job(&self, input: &[u8], at: Range<usize>) -> Option<Job> {
         let msg = &input[at];
         let ty = *msg.get(4)?;
-        if self.config.trace || !(ty == mtype::TREAD || ty == mtype::TWRITE) {
+        if !(ty == mtype::TREAD || ty == mtype::TWRITE) {
             return None;
         }
         let dialect = self.dialect?;
@@ -262,6 +274,9 @@ impl Session<'_> {
                 let open = f.open.as_ref()?;
                 if f.xattr.is_some() || !open.mode.write || !self.is_regular(f.node) {
                     return None;
+                }
+                if self.config.trace {
+                    log_write(self.id, fc.tag, fid, offset, data.len());
                 }
                 Some(Job::Write {
                     tag: fc.tag,
@@ -278,6 +293,10 @@ impl Session<'_> {
                 let readable = open.mode.read || open.mode.exec;
                 if f.xattr.is_some() || !readable || !self.is_regular(f.node) {
                     return None;
+                }
+                if self.config.trace {
+                    let msg = Msg::Tread { fid, offset, count };
+                    log_message(self.id, Direction::In, fc.tag, &msg);
                 }
                 Some(Job::Read {
                     tag: fc.tag,

@@ -11,7 +11,15 @@ use std::time::Duration;
 
 use super::*;
 use crate::fs::{Cred, NewKind, NewNode, NodeId};
-use crate::ninep_server::run::{Job, Run, PARALLEL_MIN_BYTES};
+use crate::ninep_server::run::{Context, Job, Run, PARALLEL_MIN_BYTES};
+
+fn context(fs: &Fs) -> Context<'_> {
+    Context {
+        fs,
+        dialect: Dialect::L,
+        trace: None,
+    }
+}
 
 /// Long enough for any step on a loaded machine; only a serial run waits this long.
 const STEP_DEADLINE: Duration = Duration::from_secs(20);
@@ -70,16 +78,8 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
     );
     run.push(read(2, f, half as u64, half));
     let (mut spare, mut output, mut written) = (Vec::new(), Vec::new(), Vec::new());
-    run.answer(
-        &fs,
-        Dialect::L,
-        2,
-        &[],
-        &mut spare,
-        &mut output,
-        &mut written,
-    )
-    .unwrap();
+    run.answer(context(&fs), 2, &[], &mut spare, &mut output, &mut written)
+        .unwrap();
     assert_eq!(
         overlapped.load(Ordering::SeqCst),
         1,
@@ -114,16 +114,8 @@ fn a_small_run_stays_on_the_connections_thread() {
     run.push(read(1, f, 0, 4096));
     run.push(read(2, f, 4096, 4096));
     let (mut spare, mut output, mut written) = (Vec::new(), Vec::new(), Vec::new());
-    run.answer(
-        &fs,
-        Dialect::L,
-        4,
-        &[],
-        &mut spare,
-        &mut output,
-        &mut written,
-    )
-    .unwrap();
+    run.answer(context(&fs), 4, &[], &mut spare, &mut output, &mut written)
+        .unwrap();
     assert_eq!(elsewhere.load(Ordering::SeqCst), 0);
     assert!(written.is_empty(), "left in the batch's output");
     assert_eq!(replies_of(&output).len(), 2);
