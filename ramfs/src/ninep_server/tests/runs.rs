@@ -167,10 +167,11 @@ fn a_run_is_bounded() {
     );
 }
 
-/// Through the server, in one batch on two data threads: eight reads large enough for
-/// a parallel run, a flush of the first, then a write of the file they read and a read
-/// after it. The first reads see the old bytes, the read after the write the new, and
-/// the Rflush comes after the reply of the read it names.
+/// Through the server, on two data threads: eight reads large enough for a parallel
+/// run, a flush of the first, then eight more reads, a write of the file they read
+/// through another fid, and a read after it. The reads before the write see the old
+/// bytes, the read after it the new, and the Rflush comes after the reply of the read
+/// it names.
 #[test]
 fn pipelined_data_requests_are_answered_as_if_one_by_one() {
     const CHUNK: usize = 60 * 1024;
@@ -219,9 +220,23 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
     }
     let flush = msgs.len() as u16;
     msgs.push(Msg::Tflush { oldtag: first_read });
+    // The overwrite goes through another fid of the file: runs keep apart requests on
+    // one file, not only on one fid.
+    msgs.push(twalk(0, 2, &["f"]));
+    msgs.push(Msg::Tlopen {
+        fid: 2,
+        flags: lflags::RDWR,
+    });
+    for i in 0..8u64 {
+        msgs.push(Msg::Tread {
+            fid: 1,
+            offset: i * CHUNK as u64,
+            count: CHUNK as u32,
+        });
+    }
     let write = msgs.len() as u16;
     msgs.push(Msg::Twrite {
-        fid: 1,
+        fid: 2,
         offset: 0,
         data: vec![b'n'; CHUNK],
     });
@@ -233,13 +248,14 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
     });
     let (replies, end) = serve_bytes(&server, &bytes_of(&tagged(msgs)));
     assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
+    let second_reads = write - 8;
     let at = |tag: u16| {
         replies
             .iter()
             .position(|r| r.tag == tag)
             .unwrap_or_else(|| panic!("no reply to tag {tag}"))
     };
-    for tag in first_read..first_read + 8 {
+    for tag in (first_read..first_read + 8).chain(second_reads..write) {
         assert_eq!(
             replies[at(tag)].msg,
             Msg::Rread {
@@ -268,4 +284,55 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
         at(flush) > at(first_read),
         "Rflush after the reply it flushes"
     );
+}
+
+/// A Tversion after a run of reads is answered after all of them (it clunks every fid
+/// and must find nothing in flight).
+#[test]
+fn a_tversion_is_answered_after_the_run_before_it() {
+    const CHUNK: usize = 60 * 1024;
+    let server = server();
+    let version = |msize| Msg::Tversion {
+        msize,
+        version: ninep::VERSION_9P2000L.into(),
+    };
+    let mut msgs = vec![
+        version(128 * 1024),
+        tattach(0, "glenda", Some(1000)),
+        twalk(0, 1, &[]),
+        Msg::Tlcreate {
+            fid: 1,
+            name: "f".into(),
+            flags: lflags::RDWR,
+            mode: 0o644,
+            gid: 1000,
+        },
+        Msg::Twrite {
+            fid: 1,
+            offset: 0,
+            data: vec![b'x'; CHUNK],
+        },
+    ];
+    let first_read = msgs.len() as u16;
+    for _ in 0..8 {
+        msgs.push(Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: CHUNK as u32,
+        });
+    }
+    msgs.push(version(8192));
+    let (replies, _) = serve_bytes(&server, &bytes_of(&tagged(msgs)));
+    let last = replies.len() - 1;
+    assert!(
+        matches!(replies[last].msg, Msg::Rversion { .. }),
+        "{:?}",
+        replies[last]
+    );
+    let reads: Vec<u16> = replies[..last]
+        .iter()
+        .filter(|r| matches!(r.msg, Msg::Rread { .. }))
+        .map(|r| r.tag)
+        .collect();
+    assert_eq!(reads, (first_read..first_read + 8).collect::<Vec<_>>());
 }
