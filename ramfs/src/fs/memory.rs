@@ -14,6 +14,9 @@
 //! (one compare-and-swap that sees them fit) or none, so the total never passes the
 //! limit and never drifts.
 
+#[cfg(all(test, loom))]
+use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(all(test, loom)))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
@@ -77,5 +80,45 @@ impl Memory {
             })
             .unwrap_or_else(|used| used);
         debug_assert!(bytes <= before, "releasing more than reserved");
+    }
+}
+
+/// loom's model of the account: two threads reserve and one releases at once, in every
+/// interleaving loom finds; the account never passes the limit and ends exactly at what
+/// the successful reservations add up to. A check-then-add reservation (a load and a
+/// store) fails it.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::Memory;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    #[test]
+    fn reservations_never_pass_the_limit_and_add_up() {
+        loom::model(|| {
+            let m = Arc::new(Memory::new(10));
+            m.reserve(4).unwrap();
+            let a = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || {
+                    let ok = m.reserve(5).is_ok();
+                    assert!(m.used() <= m.limit());
+                    ok
+                })
+            };
+            let b = {
+                let m = Arc::clone(&m);
+                thread::spawn(move || {
+                    let ok = m.reserve(3).is_ok();
+                    assert!(m.used() <= m.limit());
+                    m.release(4);
+                    ok
+                })
+            };
+            let (a, b) = (a.join().unwrap(), b.join().unwrap());
+            assert!(a || b, "one of them always fits");
+            let expected = if a { 5 } else { 0 } + if b { 3 } else { 0 };
+            assert_eq!(m.used(), expected);
+        });
     }
 }
