@@ -143,8 +143,9 @@ impl Tree {
     /// pages cannot be put side by side without moving a page that is already lent
     /// (a window reaching past a run an earlier mapping pinned).
     ///
-    /// The caller reads or writes through the address only while the tree lock is
-    /// held or while no other thread uses the tree; the intended user is the kernel,
+    /// The caller reads or writes through the address only while the tree's exclusive
+    /// lock is held or while no other thread uses the tree (a write under the shared
+    /// lock changes the pages meanwhile); the intended user is the kernel,
     /// which maps the pages into another address space.
     pub fn lend_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<NonNull<Page>> {
         let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
