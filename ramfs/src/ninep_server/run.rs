@@ -24,6 +24,7 @@
 
 use std::io::{self, Write};
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -195,10 +196,11 @@ impl Run {
     }
 
     /// Answers every job of the run (whose Twrite data lies in `input`) and empties it.
-    /// A small run is answered onto `output`; a large one is split among `threads`
-    /// threads in order, the first part onto `output` and each other onto a buffer of
-    /// `spare` (kept for the next run), and then `output` and those buffers are written
-    /// to `writer` in order.
+    /// A small run is answered onto `output`; a large one by `threads` threads that
+    /// claim its jobs one by one, the connection's thread onto `output` and each other
+    /// onto a buffer of `spare` (kept for the next run); then `output` and those
+    /// buffers are written to `writer`. The replies of one run may go out in any order:
+    /// nothing after the run is answered before all of them.
     pub fn answer<W: Write>(
         &mut self,
         cx: Context<'_>,
@@ -217,15 +219,23 @@ impl Run {
         while spare.len() < parts - 1 {
             spare.push(Vec::new());
         }
-        let per_part = self.jobs.len().div_ceil(parts);
-        let mut chunks = self.jobs.chunks(per_part);
-        let first = chunks.next().unwrap_or(&[]);
+        // Each thread claims the next job until none is left, so the connection's
+        // thread does all the work itself if the others are slow to be scheduled (a
+        // loaded machine), and waits only for jobs another thread has begun.
+        let next = AtomicUsize::new(0);
         let this = &*self;
+        let claim = || this.jobs.get(next.fetch_add(1, Ordering::Relaxed));
         thread::scope(|s| {
-            for (chunk, buf) in chunks.zip(spare.iter_mut()) {
-                s.spawn(move || this.answer_part(chunk, cx, input, buf));
+            for buf in spare.iter_mut().take(parts - 1) {
+                s.spawn(|| {
+                    while let Some(job) = claim() {
+                        this.answer_one(job, cx, input, buf);
+                    }
+                });
             }
-            this.answer_part(first, cx, input, output);
+            while let Some(job) = claim() {
+                this.answer_one(job, cx, input, output);
+            }
         });
         self.clear();
         writer.write_all(output)?;
@@ -239,12 +249,16 @@ impl Run {
 
     fn answer_part(&self, jobs: &[Job], cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
         for job in jobs {
-            #[cfg(test)]
-            if let Some(hook) = &self.hook {
-                hook(job.tag());
-            }
-            job.answer(cx, input, out);
+            self.answer_one(job, cx, input, out);
         }
+    }
+
+    fn answer_one(&self, job: &Job, cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+        #[cfg(test)]
+        if let Some(hook) = &self.hook {
+            hook(job.tag());
+        }
+        job.answer(cx, input, out);
     }
 
     fn clear(&mut self) {
