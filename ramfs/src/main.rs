@@ -77,7 +77,7 @@ struct Cli {
     max_fids: usize,
 
     /// Threads that answer one connection's run of pipelined reads and writes at once
-    /// (1: all on the connection's own thread) [default: the CPUs, at most 4].
+    /// (1: all on the connection's own thread) [default: half the CPUs, 1 to 4].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     data_threads: Option<u16>,
 
