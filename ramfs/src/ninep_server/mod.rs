@@ -248,7 +248,8 @@ fn answer_whole_messages<W: Write>(
     let mut pos = 0;
     let mut stop = None;
     while let Some(size) = peek_size(&input[pos..]) {
-        if output.len() >= OUTPUT_FLUSH_AT {
+        // The run's replies count too: they join `output` when it is answered.
+        if output.len() + replies.run.bytes() >= OUTPUT_FLUSH_AT {
             stop = Some(Batch::stopped(pos, None, true));
             break;
         }

@@ -178,6 +178,12 @@ impl Run {
         self.jobs.is_empty()
     }
 
+    /// Data bytes of the run's requests (what its replies will add to the output, at
+    /// most).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// True if `job` may not join the run: it writes a file the run touches, or reads
     /// one the run writes, or the run is full.
     pub fn conflicts(&self, job: &Job) -> bool {
