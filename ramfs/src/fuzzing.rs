@@ -61,6 +61,7 @@ pub fn serve_input(data: &[u8]) -> Vec<u8> {
         ServerConfig {
             max_fids: 64,
             trace: false,
+            data_threads: 2,
         },
     );
     let mut input = prelude(selector);

@@ -17,8 +17,10 @@
 //! 256..=1 MiB, and a new Tversion clunks every fid of the session. Tauth is refused
 //! (no authentication is configured): `Rlerror(ENOENT)` in 9P2000.L, as diod answers,
 //! and an `Rerror` in 9P2000. A message of the other dialect gets "Function not
-//! implemented" / `ENOSYS`. Requests are answered in order, so an Rflush follows the
-//! reply of the request it names.
+//! implemented" / `ENOSYS`. Pipelined reads and writes of files may be answered at once
+//! on several threads (never two requests on one file when either writes); every other
+//! request is answered after those before it, so an Rflush follows the reply of the
+//! request it names.
 //!
 //! **Identities.** A 9P2000 attach names a user; a 9P2000.L attach gives a number
 //! (`n_uname`). One registry keeps names and numbers consistent ("root" = 0, "nobody"

@@ -76,6 +76,11 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 16384)]
     max_fids: usize,
 
+    /// Threads that answer one connection's run of pipelined reads and writes at once
+    /// (1: all on the connection's own thread) [default: half the CPUs, 1 to 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    data_threads: Option<u16>,
+
     /// Owner and group of the root directory (mode 0777, so any user can create).
     #[arg(long, value_name = "NAME", default_value = "ramfs", value_parser = parse_owner)]
     owner: String,
@@ -261,6 +266,9 @@ fn run(cli: Cli) -> Result<(), RunError> {
         ServerConfig {
             max_fids: cli.max_fids,
             trace: cli.trace,
+            data_threads: cli
+                .data_threads
+                .map_or(ServerConfig::default().data_threads, usize::from),
         },
     ));
 

@@ -127,6 +127,7 @@ fn run(dialect: Dialect) -> (usize, usize, Vec<Fcall>) {
         ServerConfig {
             max_fids: 16,
             trace: false,
+            ..ServerConfig::default()
         },
     );
     let version = dialect.version_str().to_owned();

@@ -15,27 +15,50 @@
 //! use" / `ETXTBSY`, a Redox caller `ETXTBSY`) and changes nothing, and a removed file
 //! whose pages are lent lives on, memory and all, until the last one comes back.
 //!
-//! Lock order: there is one lock, the tree's mutex in [`Fs`]. Front ends keep their own
+//! **Locks**, in the order they are taken (never the other way round):
+//!
+//! 1. the tree lock, a reader–writer lock in [`Fs`]: [`Fs::lock`] takes it alone for
+//!    anything that changes names, attributes, record locks, users, or drops a
+//!    reference (which may destroy a node); [`Fs::lock_shared`] shares it for what only
+//!    looks (walks, stat, readdir) or changes no more than a file's data and stamps
+//!    ([`Tree::read_with`], [`Fs::write`]) or takes a reference ([`Tree::incref`],
+//!    atomic). A node exists, and its content keeps its kind, for as long as a shared
+//!    guard is held: only the exclusive lock creates or destroys nodes.
+//! 2. a regular file's data lock ([`node::FileCell`], a reader–writer lock): shared by
+//!    the reads of that file, held alone by one write; `attr` shares it for the size.
+//! 3. a node's stamp lock ([`node::StampCell`], a mutex held to copy a few words):
+//!    `qid.vers`, muid and times, which reads (atime) and writes change under the
+//!    shared tree lock.
+//!
+//! Memory accounting is an atomic counter ([`memory`](self)) that any of these may
+//! update. Under the exclusive tree lock nobody holds a data or stamp lock, so the tree
+//! reaches them with `get_mut`, without locking. Front ends keep their own
 //! per-connection state unlocked (it belongs to one thread) and take the tree lock for
-//! one operation at a time, never while blocking on I/O.
+//! one operation at a time, never while blocking on I/O, and never twice.
 
+mod attrs;
 mod clock;
 mod data;
 mod loans;
 mod locks;
 mod memory;
+mod names;
 mod node;
 mod perm;
+mod record_locks;
 mod setid;
+mod tree_data;
 mod users;
 mod users_file;
+mod xattrs;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::{Clock, Timespec};
 use data::LendError;
@@ -49,7 +72,7 @@ pub use perm::{access, plan9_create_perm, Cred, PermStyle};
 
 use crate::error::{Error, Result};
 use memory::Memory;
-use node::{Content, Directory, Node};
+use node::{Content, Directory, FileCell, Node, StampCell, Stamps};
 use users::Users;
 pub use users::USER_NAME_MAX;
 pub use users_file::{UserEntry, UsersFile, UsersFileError};
@@ -78,7 +101,7 @@ pub struct Config {
 
 /// A shared tree behind its lock.
 pub struct Fs {
-    tree: Mutex<Tree>,
+    tree: RwLock<Tree>,
 }
 
 impl Fs {
@@ -90,15 +113,47 @@ impl Fs {
     /// A tree whose users and groups start as a users file says.
     pub fn with_users(config: Config, users: &UsersFile) -> Fs {
         Fs {
-            tree: Mutex::new(Tree::with_users(config, users)),
+            tree: RwLock::new(Tree::with_users(config, users)),
         }
     }
 
-    /// Locks the tree for one operation.
-    pub fn lock(&self) -> MutexGuard<'_, Tree> {
+    /// Locks the tree alone for one operation (anything that changes names,
+    /// attributes, references' end, locks or users).
+    pub fn lock(&self) -> RwLockWriteGuard<'_, Tree> {
         // A panic while holding the lock is a bug, but the tree's invariants are kept
         // by each method before it can panic, so the other connections go on.
-        self.tree.lock().unwrap_or_else(|e| e.into_inner())
+        self.tree.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shares the tree for one operation that only looks, or that changes no more
+    /// than file data, times and references taken ([`Tree::read_with`],
+    /// [`Tree::incref`], [`Tree::attr`], lookups, directory listings). Never take it
+    /// while holding either guard of this tree: a waiting writer would make the second
+    /// acquisition wait forever.
+    pub fn lock_shared(&self) -> RwLockReadGuard<'_, Tree> {
+        self.tree.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `data` to a file as [`Tree::write`] does, under the shared lock when the
+    /// write leaves the permission bits alone (the usual case: no set-id bit to take
+    /// away), so writes to different files, and reads, go on meanwhile.
+    pub fn write(
+        &self,
+        cred: &Cred,
+        id: NodeId,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<u32> {
+        {
+            let tree = self.lock_shared();
+            // Only the exclusive lock changes permission bits, so the answer holds
+            // while this guard is held.
+            if !tree.write_changes_perm(cred, id) {
+                return tree.write_data(cred, id, offset, data, append);
+            }
+        }
+        self.lock().write(cred, id, offset, data, append)
     }
 }
 
@@ -325,21 +380,17 @@ impl Tree {
         let root = 1;
         let root_node = Node {
             content: Content::Dir(Directory::new(root)),
-            version: 0,
+            stamps: StampCell::new(Stamps::new(owner, now)),
             perm: 0o777,
             append: false,
             excl: false,
             tmp: false,
             uid: owner,
             gid: owner,
-            muid: owner,
-            atime: now,
-            mtime: now,
-            ctime: now,
             btime: now,
             name: "/".to_owned(),
             links: Vec::new(),
-            refs: 0,
+            refs: AtomicU32::new(0),
             opens: 0,
             xattrs: Default::default(),
             locks: Default::default(),
@@ -442,6 +493,13 @@ impl Tree {
         self.nodes.contains_key(&id)
     }
 
+    /// True if the node exists and is a regular file.
+    pub fn is_regular_file(&self, id: NodeId) -> bool {
+        self.nodes
+            .get(&id)
+            .is_some_and(|n| matches!(n.content, Content::File(_)))
+    }
+
     /// True if the node is still named somewhere (or is the root).
     pub fn is_linked(&self, id: NodeId) -> bool {
         id == self.root || self.nodes.get(&id).is_some_and(|n| !n.links.is_empty())
@@ -489,7 +547,10 @@ impl Tree {
     pub fn attr(&self, id: NodeId) -> Result<Attr> {
         let n = self.node(id)?;
         let (size, pages, rdev) = match &n.content {
-            Content::File(f) => (f.size(), f.allocated_pages(), 0),
+            Content::File(f) => {
+                let f = f.read();
+                (f.size(), f.allocated_pages(), 0)
+            }
             Content::Dir(_) => (0, 0, 0),
             Content::Symlink(t) => (t.len() as u64, 0, 0),
             Content::Special { rdev, .. } => (0, 0, *rdev),
@@ -498,9 +559,10 @@ impl Tree {
             Content::Dir(d) if self.is_linked(id) => 2 + d.subdirs(),
             _ => n.links.len() as u64,
         };
+        let stamps = n.stamps.get();
         Ok(Attr {
             id,
-            version: n.version,
+            version: stamps.version,
             file_type: n.file_type(),
             perm: n.perm,
             append: n.append,
@@ -508,14 +570,14 @@ impl Tree {
             tmp: n.tmp,
             uid: n.uid,
             gid: n.gid,
-            muid: n.muid,
+            muid: stamps.muid,
             nlink,
             size,
             blocks: pages * (PAGE_SIZE as u64 / 512),
             rdev,
-            atime: n.atime,
-            mtime: n.mtime,
-            ctime: n.ctime,
+            atime: stamps.atime,
+            mtime: stamps.mtime,
+            ctime: stamps.ctime,
             btime: n.btime,
             name: n.name.clone(),
         })
@@ -556,16 +618,23 @@ impl Tree {
     // ---- references and opens --------------------------------------------------
 
     /// Takes a reference that keeps the node alive after it is removed.
-    pub fn incref(&mut self, id: NodeId) -> Result<()> {
-        let n = self.node_mut(id)?;
-        n.refs = n.refs.saturating_add(1);
+    /// Needs only the tree's shared lock: a node cannot go while it is held (only the
+    /// exclusive lock destroys nodes).
+    pub fn incref(&self, id: NodeId) -> Result<()> {
+        let n = self.node(id)?;
+        // Saturating: a count stuck at the top keeps the node forever, never frees it
+        // early.
+        let _ = n
+            .refs
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_add(1));
         Ok(())
     }
 
     /// Drops a reference; a removed node goes with its last one.
     pub fn decref(&mut self, id: NodeId) {
         if let Some(n) = self.nodes.get_mut(&id) {
-            n.refs = n.refs.saturating_sub(1);
+            let refs = n.refs.get_mut();
+            *refs = refs.saturating_sub(1);
             self.destroy_if_unused(id);
         }
     }
@@ -579,14 +648,14 @@ impl Tree {
         let unused = self
             .nodes
             .get(&id)
-            .is_some_and(|n| n.refs == 0 && n.links.is_empty() && n.lent_pages() == 0);
+            .is_some_and(|n| n.refs() == 0 && n.links.is_empty() && n.lent_pages() == 0);
         if !unused {
             return;
         }
-        if let Some(n) = self.nodes.remove(&id) {
+        if let Some(mut n) = self.nodes.remove(&id) {
             let mut bytes = NODE_COST + content_cost(&n.content);
-            if let Content::File(f) = &n.content {
-                bytes += f.held_pages() * PAGE_SIZE as u64;
+            if let Content::File(f) = &mut n.content {
+                bytes += f.get_mut().held_pages() * PAGE_SIZE as u64;
             }
             bytes += n
                 .xattrs
@@ -633,9 +702,9 @@ impl Tree {
             let mut freed = 0;
             if mode.truncate {
                 if let Content::File(f) = &mut n.content {
-                    freed = f.truncate(0).map_err(|_| Error::TextBusy)?;
+                    freed = f.get_mut().truncate(0).map_err(|_| Error::TextBusy)?;
                     n.touch_modify(now);
-                    n.muid = cred.uid;
+                    n.stamps.get_mut().muid = cred.uid;
                 }
             }
             n.opens += 1;
@@ -649,856 +718,6 @@ impl Tree {
     pub fn close(&mut self, id: NodeId) {
         if let Some(n) = self.nodes.get_mut(&id) {
             n.opens = n.opens.saturating_sub(1);
-        }
-    }
-
-    // ---- data -------------------------------------------------------------------
-
-    /// Reads up to `count` bytes of a file (or a symlink's target) from `offset`: hands
-    /// them to `put` in order, straight from where the tree keeps them (a front end
-    /// copies them once, into its reply), and returns how many it handed. Nothing is
-    /// handed on error.
-    pub fn read_with(
-        &mut self,
-        id: NodeId,
-        offset: u64,
-        count: usize,
-        mut put: impl FnMut(&[u8]),
-    ) -> Result<usize> {
-        let now = self.now();
-        let n = self.node_mut(id)?;
-        let len = match &n.content {
-            Content::File(f) => f.read_with(offset, count, put),
-            Content::Symlink(t) => {
-                let bytes = t.as_bytes();
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let end = start.saturating_add(count).min(bytes.len());
-                put(&bytes[start..end]);
-                end - start
-            }
-            Content::Dir(_) => return Err(Error::IsDir),
-            Content::Special { .. } => return Err(Error::Invalid),
-        };
-        n.atime = now;
-        Ok(len)
-    }
-
-    /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`),
-    /// returning the bytes written. Past the memory limit it fails and changes nothing.
-    pub fn write(
-        &mut self,
-        cred: &Cred,
-        id: NodeId,
-        offset: u64,
-        data: &[u8],
-        append: bool,
-    ) -> Result<u32> {
-        let now = self.now();
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
-        let to_end = append || n.append;
-        let f = match &mut n.content {
-            Content::File(f) => f,
-            Content::Dir(_) => return Err(Error::IsDir),
-            _ => return Err(Error::Invalid),
-        };
-        let offset = if to_end { f.size() } else { offset };
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or(Error::FileTooBig)?;
-        if end > MAX_FILE_SIZE {
-            return Err(Error::FileTooBig);
-        }
-        let count = u32::try_from(data.len()).map_err(|_| Error::CountTooLarge)?;
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
-        self.memory.reserve(bytes)?;
-        f.write(offset, data);
-        n.perm = setid::after_write(n.perm, cred);
-        n.touch_modify(now);
-        n.muid = cred.uid;
-        Ok(count)
-    }
-
-    /// Sets a file's length (no permission check: the caller decided). Refused with
-    /// [`Error::TextBusy`], changing nothing, if it would drop a lent page.
-    fn set_size(&mut self, id: NodeId, size: u64) -> Result<()> {
-        if size > MAX_FILE_SIZE {
-            return Err(Error::FileTooBig);
-        }
-        let n = self.node_mut(id)?;
-        let freed = match &mut n.content {
-            Content::File(f) => f.truncate(size).map_err(|_| Error::TextBusy)?,
-            Content::Dir(_) => return Err(Error::IsDir),
-            _ => return Err(Error::Invalid),
-        };
-        self.memory.release(freed * PAGE_SIZE as u64);
-        Ok(())
-    }
-
-    /// The page of a regular file at `index`, if it holds data (where it lies now; a
-    /// mapping borrows pages with [`Tree::lend_pages`], which keeps them there).
-    pub fn page(&self, id: NodeId, index: u64) -> Result<Option<&Page>> {
-        match &self.node(id)?.content {
-            Content::File(f) => Ok(f.page(index)),
-            Content::Dir(_) => Err(Error::IsDir),
-            _ => Err(Error::Invalid),
-        }
-    }
-
-    /// Lends the pages `first..first + count` of a regular file for a memory mapping
-    /// and returns the address of the first. The pages lie side by side from there,
-    /// page-aligned, and stay there holding their memory until each is given back with
-    /// [`Tree::return_pages`], whatever any front end does to the file meanwhile:
-    /// writes land in them, truncation past them is refused, and removal keeps the
-    /// file until they are back. Each call is one loan of each page.
-    ///
-    /// Every page must hold some of the file ([`Error::PastEnd`]). A hole in the window
-    /// gets a zero page, counted against the memory limit ([`Error::NoSpace`]); the
-    /// file's length, data, times and version do not change. [`Error::Busy`] if the
-    /// pages cannot be put side by side without moving a page that is already lent
-    /// (a window reaching past a run an earlier mapping pinned).
-    ///
-    /// The caller reads or writes through the address only while the tree lock is
-    /// held or while no other thread uses the tree; the intended user is the kernel,
-    /// which maps the pages into another address space.
-    pub fn lend_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<NonNull<Page>> {
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
-        let f = match &mut n.content {
-            Content::File(f) => f,
-            Content::Dir(_) => return Err(Error::IsDir),
-            _ => return Err(Error::Invalid),
-        };
-        let end = first.checked_add(count).ok_or(Error::PastEnd)?;
-        let memory = &mut self.memory;
-        let page = f
-            .lend(first, end, |pages| memory.reserve(pages * PAGE_SIZE as u64))
-            .map_err(|e| match e {
-                LendError::OutOfRange => Error::PastEnd,
-                LendError::Pinned => Error::Busy,
-                LendError::Reserve(e) => e,
-            })?;
-        self.lent += count;
-        Ok(page)
-    }
-
-    /// Ends one loan of each page in `first..first + count` of a file, lent by
-    /// [`Tree::lend_pages`]. Returns how many of those pages had no loan (given back
-    /// twice, or never lent): not an error, the caller decides whether to log it.
-    pub fn return_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<u64> {
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
-        let f = match &mut n.content {
-            Content::File(f) => f,
-            Content::Dir(_) => return Err(Error::IsDir),
-            _ => return Err(Error::Invalid),
-        };
-        let end = first.saturating_add(count);
-        let back = f.give_back(first, end);
-        self.lent -= (end - first) - back.unmatched;
-        self.memory.release(back.freed * PAGE_SIZE as u64);
-        // A removed file whose last loan this was goes now.
-        self.destroy_if_unused(id);
-        Ok(back.unmatched)
-    }
-
-    /// Page loans outstanding over all files (a page lent twice counts twice).
-    pub fn lent_pages(&self) -> u64 {
-        self.lent
-    }
-
-    /// Loans outstanding of one page of a file.
-    pub fn page_loans(&self, id: NodeId, index: u64) -> Result<u32> {
-        match &self.node(id)?.content {
-            Content::File(f) => Ok(f.loans_of(index)),
-            Content::Dir(_) => Err(Error::IsDir),
-            _ => Err(Error::Invalid),
-        }
-    }
-
-    /// A symbolic link's target.
-    pub fn readlink(&self, id: NodeId) -> Result<String> {
-        match &self.node(id)?.content {
-            Content::Symlink(t) => Ok(t.clone()),
-            _ => Err(Error::Invalid),
-        }
-    }
-
-    // ---- names ------------------------------------------------------------------
-
-    /// Creates `name` in `dir`, owned by the caller.
-    pub fn create(&mut self, cred: &Cred, dir: NodeId, name: &str, new: NewNode) -> Result<NodeId> {
-        check_name(name)?;
-        self.check_dir_writable(cred, dir)?;
-        let d = self.node(dir)?;
-        let dd = d.dir().ok_or(Error::NotDir)?;
-        if dd.get(name).is_some() {
-            return Err(Error::Exists);
-        }
-        let is_dir = new.kind == NewKind::Dir;
-        let perm = if new.plan9_mask {
-            plan9_create_perm(new.perm, d.perm, is_dir) & 0o777
-        } else {
-            new.perm & 0o7777
-        };
-        let gid = new.gid.unwrap_or(d.gid);
-        let id = self.next_id;
-        let content = match new.kind {
-            NewKind::File => Content::File(FileData::default()),
-            NewKind::Dir => Content::Dir(Directory::new(dir)),
-            NewKind::Symlink(target) => {
-                if target.len() > SYMLINK_MAX {
-                    return Err(Error::NameTooLong);
-                }
-                Content::Symlink(target)
-            }
-            NewKind::Special { kind, rdev } => Content::Special { kind, rdev },
-        };
-        self.memory
-            .reserve(NODE_COST + content_cost(&content) + name.len() as u64)?;
-        self.next_id += 1;
-        let now = self.now();
-        let node = Node {
-            content,
-            version: 0,
-            perm,
-            append: new.append && !is_dir,
-            excl: new.excl,
-            tmp: new.tmp,
-            uid: cred.uid,
-            gid,
-            muid: cred.uid,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            btime: now,
-            name: name.to_owned(),
-            links: vec![(dir, name.to_owned())],
-            refs: 0,
-            opens: 0,
-            xattrs: Default::default(),
-            locks: Default::default(),
-        };
-        self.nodes.insert(id, node);
-        let d = self.node_mut(dir)?;
-        if let Some(dd) = d.dir_mut() {
-            dd.insert(name, id, is_dir);
-        }
-        d.touch_modify(now);
-        Ok(id)
-    }
-
-    /// Removes the entry `name` of `dir` without permission checks; releases the name's
-    /// memory and destroys the node if nothing else holds it.
-    fn unlink_entry(&mut self, dir: NodeId, name: &str) -> Result<NodeId> {
-        let now = self.now();
-        let id = self.dir(dir)?.get(name).ok_or(Error::NotFound)?;
-        let is_dir = self.node(id)?.is_dir();
-        if let Some(dd) = self.node_mut(dir)?.dir_mut() {
-            dd.remove(name, is_dir);
-        }
-        self.node_mut(dir)?.touch_modify(now);
-        self.memory.release(name.len() as u64);
-        let n = self.node_mut(id)?;
-        if let Some(pos) = n.links.iter().position(|(d, nm)| *d == dir && nm == name) {
-            n.links.remove(pos);
-        }
-        n.touch_change(now);
-        self.destroy_if_unused(id);
-        Ok(id)
-    }
-
-    /// Checks that a node may go from the tree: not the root, and an empty directory.
-    fn check_removable(&self, id: NodeId) -> Result<()> {
-        if id == self.root {
-            return Err(Error::NotPermitted);
-        }
-        if let Some(d) = self.node(id)?.dir() {
-            if !d.is_empty() {
-                return Err(Error::NotEmpty);
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes a node by itself (9P Tremove, ORCLOSE): the entry it was last linked
-    /// under. With a caller, checks write permission in the directory; without one
-    /// (ORCLOSE, checked at open) it does not.
-    pub fn remove(&mut self, cred: Option<&Cred>, id: NodeId) -> Result<()> {
-        self.check_removable(id)?;
-        let (dir, name) = self
-            .node(id)?
-            .links
-            .first()
-            .cloned()
-            .ok_or(Error::NotFound)?;
-        if let Some(cred) = cred {
-            self.check_dir_writable(cred, dir)?;
-        }
-        self.unlink_entry(dir, &name)?;
-        Ok(())
-    }
-
-    /// The directory entry a node was last linked under: what [`Tree::remove`] and a
-    /// by-node rename act on.
-    pub fn primary_link(&self, id: NodeId) -> Result<(NodeId, String)> {
-        self.node(id)?.links.first().cloned().ok_or(Error::NotFound)
-    }
-
-    /// Checks, without removing, that the caller could [`Tree::remove`] the node (for
-    /// an open with ORCLOSE).
-    pub fn check_remove(&self, cred: &Cred, id: NodeId) -> Result<()> {
-        if id == self.root {
-            return Err(Error::NotPermitted);
-        }
-        let (dir, _) = self.primary_link(id)?;
-        self.check_dir_writable(cred, dir)
-    }
-
-    /// Removes the entry `name` of `dir` (`unlink(2)`, `rmdir(2)`).
-    pub fn unlink(&mut self, cred: &Cred, dir: NodeId, name: &str, kind: UnlinkKind) -> Result<()> {
-        if name == "." || name == ".." {
-            return Err(Error::Invalid);
-        }
-        self.check_dir_writable(cred, dir)?;
-        let id = self.dir(dir)?.get(name).ok_or(Error::NotFound)?;
-        let is_dir = self.node(id)?.is_dir();
-        match (kind, is_dir) {
-            (UnlinkKind::NonDir, true) => return Err(Error::IsDir),
-            (UnlinkKind::Dir, false) => return Err(Error::NotDir),
-            _ => {}
-        }
-        self.check_removable(id)?;
-        self.unlink_entry(dir, name)?;
-        Ok(())
-    }
-
-    /// True if `id` is `ancestor` or lies below it.
-    fn is_within(&self, mut id: NodeId, ancestor: NodeId) -> bool {
-        loop {
-            if id == ancestor {
-                return true;
-            }
-            match self.nodes.get(&id).and_then(|n| n.dir()) {
-                Some(d) if d.parent != id => id = d.parent,
-                _ => return false,
-            }
-        }
-    }
-
-    /// Renames `olddir/oldname` to `newdir/newname` (`rename(2)`): replaces a target of
-    /// the same kind (an empty directory for a directory).
-    pub fn rename(
-        &mut self,
-        cred: &Cred,
-        olddir: NodeId,
-        oldname: &str,
-        newdir: NodeId,
-        newname: &str,
-    ) -> Result<()> {
-        if oldname == "." || oldname == ".." {
-            return Err(Error::Invalid);
-        }
-        check_name(newname)?;
-        self.check_dir_writable(cred, olddir)?;
-        self.check_dir_writable(cred, newdir)?;
-        let id = self.dir(olddir)?.get(oldname).ok_or(Error::NotFound)?;
-        let is_dir = self.node(id)?.is_dir();
-        if let Some(target) = self.dir(newdir)?.get(newname) {
-            if target == id {
-                return Ok(());
-            }
-            match (is_dir, self.node(target)?.dir()) {
-                (true, None) => return Err(Error::NotDir),
-                (false, Some(_)) => return Err(Error::IsDir),
-                (true, Some(td)) if !td.is_empty() => return Err(Error::NotEmpty),
-                _ => {}
-            }
-        }
-        if is_dir && self.is_within(newdir, id) {
-            return Err(Error::Invalid);
-        }
-        if !self.memory.fits(newname.len() as u64) {
-            return Err(Error::NoSpace);
-        }
-        // Nothing can fail from here on.
-        if self.dir(newdir)?.get(newname).is_some() {
-            self.unlink_entry(newdir, newname)?;
-        }
-        self.move_entry(id, olddir, oldname, newdir, newname)
-    }
-
-    /// Moves an entry whose target name is free. Memory for the new name must fit.
-    fn move_entry(
-        &mut self,
-        id: NodeId,
-        olddir: NodeId,
-        oldname: &str,
-        newdir: NodeId,
-        newname: &str,
-    ) -> Result<()> {
-        let now = self.now();
-        let is_dir = self.node(id)?.is_dir();
-        self.memory.reserve(newname.len() as u64)?;
-        if let Some(d) = self.node_mut(olddir)?.dir_mut() {
-            d.remove(oldname, is_dir);
-        }
-        self.memory.release(oldname.len() as u64);
-        self.node_mut(olddir)?.touch_modify(now);
-        let nd = self.node_mut(newdir)?;
-        if let Some(d) = nd.dir_mut() {
-            d.insert(newname, id, is_dir);
-        }
-        nd.touch_modify(now);
-        let n = self.node_mut(id)?;
-        for link in n.links.iter_mut() {
-            if link.0 == olddir && link.1 == oldname {
-                *link = (newdir, newname.to_owned());
-                break;
-            }
-        }
-        n.name = newname.to_owned();
-        if let Some(d) = n.dir_mut() {
-            d.parent = newdir;
-        }
-        n.touch_change(now);
-        Ok(())
-    }
-
-    /// Adds the name `dir/name` for the existing non-directory `target` (`link(2)`).
-    pub fn link(&mut self, cred: &Cred, dir: NodeId, name: &str, target: NodeId) -> Result<()> {
-        check_name(name)?;
-        self.check_dir_writable(cred, dir)?;
-        let t = self.node(target)?;
-        if t.is_dir() {
-            return Err(Error::NotPermitted);
-        }
-        if t.links.is_empty() {
-            return Err(Error::NotFound);
-        }
-        if t.links.len() >= LINK_MAX {
-            return Err(Error::TooManyLinks);
-        }
-        if self.dir(dir)?.get(name).is_some() {
-            return Err(Error::Exists);
-        }
-        self.memory.reserve(name.len() as u64)?;
-        let now = self.now();
-        let d = self.node_mut(dir)?;
-        if let Some(dd) = d.dir_mut() {
-            dd.insert(name, target, false);
-        }
-        d.touch_modify(now);
-        let t = self.node_mut(target)?;
-        t.links.push((dir, name.to_owned()));
-        t.touch_change(now);
-        Ok(())
-    }
-
-    // ---- attributes -------------------------------------------------------------
-
-    /// Changes attributes by POSIX rules (9P2000.L Tsetattr): all or nothing.
-    pub fn setattr(&mut self, cred: &Cred, id: NodeId, set: SetAttrs) -> Result<()> {
-        let n = self.node(id)?;
-        if let Some(p) = set.perm {
-            // Clearing set-id bits is what Linux's client asks itself before someone
-            // else's write: a writer may do that much.
-            let clears = setid::only_clears_setid(n.perm, p & 0o7777)
-                && (set.opened_for_write || self.may(cred, n, access::WRITE));
-            if !cred.owns(n.uid) && !clears {
-                return Err(Error::NotPermitted);
-            }
-        }
-        if let Some(uid) = set.uid {
-            if uid != n.uid && !cred.skips_checks() {
-                return Err(Error::NotPermitted);
-            }
-        }
-        if let Some(gid) = set.gid {
-            let allowed = cred.skips_checks() || (cred.uid == n.uid && self.in_group(cred, gid));
-            if gid != n.gid && !allowed {
-                return Err(Error::NotPermitted);
-            }
-        }
-        if let Some(size) = set.size {
-            match n.content {
-                Content::File(_) => {}
-                Content::Dir(_) => return Err(Error::IsDir),
-                _ => return Err(Error::Invalid),
-            }
-            if size > MAX_FILE_SIZE {
-                return Err(Error::FileTooBig);
-            }
-            if !set.opened_for_write && !self.may(cred, n, access::WRITE) {
-                return Err(Error::PermissionDenied);
-            }
-        }
-        for t in [set.atime, set.mtime].into_iter().flatten() {
-            let ok = match t {
-                TimeSet::At(_) => cred.owns(n.uid),
-                TimeSet::Now => cred.owns(n.uid) || self.may(cred, n, access::WRITE),
-            };
-            if !ok {
-                return Err(if cred.owns(n.uid) {
-                    Error::PermissionDenied
-                } else {
-                    Error::NotPermitted
-                });
-            }
-        }
-        // Validated: apply.
-        let now = self.now();
-        if let Some(size) = set.size {
-            self.set_size(id, size)?;
-        }
-        let n = self.node_mut(id)?;
-        if let Some(p) = set.perm {
-            n.perm = p & 0o7777;
-        }
-        if let Some(uid) = set.uid {
-            n.uid = uid;
-        }
-        if let Some(gid) = set.gid {
-            n.gid = gid;
-        }
-        if set.uid.is_some() || set.gid.is_some() {
-            n.perm = setid::after_chown(n.perm, n.is_dir(), cred);
-        }
-        if set.size.is_some() {
-            n.perm = setid::after_write(n.perm, cred);
-        }
-        let at = |t: TimeSet| match t {
-            TimeSet::Now => now,
-            TimeSet::At(ts) => ts,
-        };
-        if let Some(t) = set.atime {
-            n.atime = at(t);
-        }
-        if let Some(t) = set.mtime {
-            n.mtime = at(t);
-        } else if set.size.is_some() {
-            n.mtime = now;
-        }
-        n.touch_change(now);
-        Ok(())
-    }
-
-    /// Changes attributes by Plan 9 rules (9P2000 Twstat): all or nothing; a new name
-    /// renames the file within its directory.
-    pub fn wstat(&mut self, cred: &Cred, id: NodeId, w: Wstat) -> Result<()> {
-        let n = self.node(id)?;
-        let mut rename: Option<(NodeId, String, String)> = None;
-        if let Some(name) = w.name.as_ref().filter(|nm| **nm != n.name) {
-            if id == self.root {
-                return Err(Error::WstatProhibited);
-            }
-            check_name(name)?;
-            let (dir, old) = n.links.first().cloned().ok_or(Error::NotFound)?;
-            self.check_dir_writable(cred, dir)?;
-            if self.dir(dir)?.get(name).is_some() {
-                return Err(Error::Exists);
-            }
-            rename = Some((dir, old, name.clone()));
-        }
-        if let Some(m) = &w.mode {
-            if m.is_dir != n.is_dir() {
-                return Err(Error::WstatFileDir);
-            }
-            if !cred.owns(n.uid) {
-                return Err(Error::NotOwner);
-            }
-        }
-        if (w.atime.is_some() || w.mtime.is_some()) && !cred.owns(n.uid) {
-            return Err(Error::NotOwner);
-        }
-        if let Some(len) = w.length {
-            match n.content {
-                Content::File(_) => {}
-                Content::Dir(_) => {
-                    if len != 0 {
-                        return Err(Error::WstatProhibited);
-                    }
-                }
-                _ => return Err(Error::WstatProhibited),
-            }
-            if len > MAX_FILE_SIZE {
-                return Err(Error::FileTooBig);
-            }
-            if !self.may(cred, n, access::WRITE) {
-                return Err(Error::PermissionDenied);
-            }
-        }
-        if let Some(uid) = &w.uid {
-            if *uid != self.users.name_of(n.uid) {
-                return Err(Error::WstatProhibited);
-            }
-        }
-        // The new group, and whether its name must be registered first. Nothing is
-        // registered before every check has passed: a refused wstat changes nothing.
-        let mut new_group: Option<(u32, Option<&str>)> = None;
-        let mut group_cost = 0;
-        if let Some(gname) = &w.gid {
-            if *gname != self.users.name_of(n.gid) {
-                if !cred.owns(n.uid) {
-                    return Err(Error::NotOwner);
-                }
-                let (gid, register) = match self.users.lookup(gname) {
-                    Some(gid) => (gid, None),
-                    None => (self.users.number_for_new(gname), Some(gname.as_str())),
-                };
-                if !self.in_group(cred, gid) && !cred.is_privileged() {
-                    return Err(Error::NotInGroup);
-                }
-                if register.is_some() {
-                    group_cost = Self::check_new_user_name(gname)?;
-                }
-                new_group = Some((gid, register));
-            }
-        }
-        let rename_cost = rename.as_ref().map_or(0, |(_, _, new)| new.len() as u64);
-        if !self.memory.fits(rename_cost + group_cost) {
-            return Err(Error::NoSpace);
-        }
-        // Validated: apply.
-        let changed = rename.is_some()
-            || new_group.is_some()
-            || w.mode.is_some()
-            || w.atime.is_some()
-            || w.mtime.is_some()
-            || w.length.is_some();
-        if !changed {
-            // All don't-touch: Plan 9's request to make the file stable. Nothing to do.
-            return Ok(());
-        }
-        let now = self.now();
-        if let Some(len) = w.length {
-            if self.node(id)?.is_dir() {
-                // A directory's length is always 0: nothing to do.
-            } else {
-                self.set_size(id, len)?;
-                self.node_mut(id)?.touch_modify(now);
-            }
-        }
-        // Memory for the group and the new name fits (checked above; a length change
-        // only frees), so neither step below fails.
-        let new_gid = match new_group {
-            Some((_, Some(gname))) => Some(self.user_id(gname)?),
-            Some((gid, None)) => Some(gid),
-            None => None,
-        };
-        if let Some((dir, old, new)) = rename {
-            self.move_entry(id, dir, &old, dir, &new)?;
-        }
-        let n = self.node_mut(id)?;
-        if let Some(m) = w.mode {
-            n.perm = (n.perm & !0o777) | (m.perm & 0o777);
-            n.append = m.append && !m.is_dir;
-            n.excl = m.excl;
-            n.tmp = m.tmp;
-        }
-        if let Some(t) = w.atime {
-            n.atime = Timespec {
-                sec: t.into(),
-                nsec: 0,
-            };
-        }
-        if let Some(t) = w.mtime {
-            n.mtime = Timespec {
-                sec: t.into(),
-                nsec: 0,
-            };
-        }
-        if let Some(g) = new_gid {
-            n.gid = g;
-        }
-        n.touch_change(now);
-        Ok(())
-    }
-
-    /// Figures for statfs: 4 KiB blocks of the memory limit, and files at
-    /// [`NODE_COST`] each.
-    pub fn statfs(&self) -> FsStats {
-        let bsize = PAGE_SIZE as u64;
-        FsStats {
-            bsize: PAGE_SIZE as u32,
-            blocks: self.memory.limit() / bsize,
-            bfree: self.memory.free() / bsize,
-            files: self.memory.limit() / NODE_COST,
-            ffree: self.memory.free() / NODE_COST,
-            namelen: NAME_MAX as u32,
-            used: self.memory.used(),
-            limit: self.memory.limit(),
-        }
-    }
-
-    /// Number of nodes, the root included.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Reserves memory for data a front end holds on behalf of a client (an extended
-    /// attribute value being written through a fid before it becomes part of the tree,
-    /// or a copy of one being read through a fid), so that such buffers count against
-    /// the limit too.
-    pub fn reserve_pending(&mut self, bytes: u64) -> Result<()> {
-        self.memory.reserve(bytes)
-    }
-
-    /// Gives back what [`Tree::reserve_pending`] took.
-    pub fn release_pending(&mut self, bytes: u64) {
-        self.memory.release(bytes);
-    }
-
-    // ---- extended attributes ----------------------------------------------------
-
-    /// An extended attribute's value.
-    pub fn xattr_get(&self, id: NodeId, name: &str) -> Result<Vec<u8>> {
-        self.node(id)?
-            .xattrs
-            .get(name)
-            .cloned()
-            .ok_or(Error::NoData)
-    }
-
-    /// The names of a node's extended attributes, each followed by a NUL byte
-    /// (`listxattr(2)`).
-    pub fn xattr_list(&self, id: NodeId) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        for k in self.node(id)?.xattrs.keys() {
-            out.extend_from_slice(k.as_bytes());
-            out.push(0);
-        }
-        Ok(out)
-    }
-
-    fn check_xattr_change(&self, cred: &Cred, n: &Node, name: &str) -> Result<()> {
-        if name.is_empty() || name.len() > NAME_MAX {
-            return Err(Error::Range);
-        }
-        if !cred.owns(n.uid) && !self.may(cred, n, access::WRITE) {
-            return Err(Error::PermissionDenied);
-        }
-        Ok(())
-    }
-
-    /// Sets an extended attribute; its name and value count against the memory limit.
-    pub fn xattr_set(
-        &mut self,
-        cred: &Cred,
-        id: NodeId,
-        name: &str,
-        value: Vec<u8>,
-        mode: XattrSetMode,
-    ) -> Result<()> {
-        let n = self.node(id)?;
-        self.check_xattr_change(cred, n, name)?;
-        if value.len() > XATTR_SIZE_MAX {
-            return Err(Error::Range);
-        }
-        let old = n.xattrs.get(name).map(|v| (name.len() + v.len()) as u64);
-        match (mode, old) {
-            (XattrSetMode::Create, Some(_)) => return Err(Error::Exists),
-            (XattrSetMode::Replace, None) => return Err(Error::NoData),
-            _ => {}
-        }
-        let new = (name.len() + value.len()) as u64;
-        let old = old.unwrap_or(0);
-        if new > old {
-            self.memory.reserve(new - old)?;
-        } else {
-            self.memory.release(old - new);
-        }
-        let now = self.now();
-        let n = self.node_mut(id)?;
-        n.xattrs.insert(name.to_owned(), value);
-        n.touch_change(now);
-        Ok(())
-    }
-
-    /// Removes an extended attribute.
-    pub fn xattr_remove(&mut self, cred: &Cred, id: NodeId, name: &str) -> Result<()> {
-        let n = self.node(id)?;
-        self.check_xattr_change(cred, n, name)?;
-        let now = self.now();
-        let n = self.node_mut(id)?;
-        let v = n.xattrs.remove(name).ok_or(Error::NoData)?;
-        n.touch_change(now);
-        self.memory.release((name.len() + v.len()) as u64);
-        Ok(())
-    }
-
-    // ---- record locks -----------------------------------------------------------
-
-    /// Sets (`Some`) or clears (`None`) a record lock over `start..=end`. Never blocks:
-    /// a conflict is refused. Each lock record counts against the memory limit
-    /// ([`Error::NoSpace`], changing nothing, if the change does not fit; even an
-    /// unlock may need a record more, to split a range). A `client_id` longer than
-    /// [`CLIENT_ID_MAX`] is [`Error::Invalid`].
-    pub fn lock(
-        &mut self,
-        id: NodeId,
-        owner: &LockOwner,
-        kind: Option<LockKind>,
-        start: u64,
-        end: u64,
-    ) -> Result<core::result::Result<(), LockRefusal>> {
-        check_lock_owner(owner)?;
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
-        let plan = match n.locks.plan(owner, kind, start, end) {
-            Ok(plan) => plan,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let (held, planned) = (n.locks.memory_cost(), plan.memory_cost());
-        if planned > held {
-            self.memory.reserve(planned - held)?;
-        } else {
-            self.memory.release(held - planned);
-        }
-        n.locks.apply(plan);
-        if n.locks.is_empty() {
-            self.locked.remove(&id);
-        } else {
-            self.locked.insert(id);
-        }
-        Ok(Ok(()))
-    }
-
-    /// The first lock of another owner that a `kind` lock over `start..=end` would
-    /// conflict with (`F_GETLK`).
-    pub fn conflicting_lock(
-        &self,
-        id: NodeId,
-        owner: &LockOwner,
-        kind: LockKind,
-        start: u64,
-        end: u64,
-    ) -> Result<Option<RecordLock>> {
-        check_lock_owner(owner)?;
-        Ok(self
-            .node(id)?
-            .locks
-            .conflict(owner, kind, start, end)
-            .cloned())
-    }
-
-    /// The record locks held on a node.
-    pub fn locks_of(&self, id: NodeId) -> Result<&[RecordLock]> {
-        Ok(self.node(id)?.locks.locks())
-    }
-
-    /// Drops every record lock taken on `session`.
-    pub fn release_session_locks(&mut self, session: u64) {
-        let ids: Vec<NodeId> = self.locked.iter().copied().collect();
-        for id in ids {
-            if let Some(n) = self.nodes.get_mut(&id) {
-                let freed = n.locks.release_session(session);
-                self.memory.release(freed);
-                if n.locks.is_empty() {
-                    self.locked.remove(&id);
-                }
-            }
         }
     }
 }

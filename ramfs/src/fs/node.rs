@@ -2,6 +2,8 @@
 //! entries of a directory.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::clock::Timespec;
 use super::data::FileData;
@@ -108,9 +110,101 @@ impl Directory {
     }
 }
 
+/// A regular file's data behind its own lock: the data lock of the lock order in
+/// `fs/mod.rs`. Readers of one file share it; a writer holds it alone. Under the
+/// tree's exclusive lock nobody else can hold it, so [`FileCell::get_mut`] reaches
+/// the data without locking.
+#[derive(Default)]
+pub struct FileCell(RwLock<FileData>);
+
+impl FileCell {
+    /// Shares the data (reads, and the sizes `attr` reports).
+    pub fn read(&self) -> RwLockReadGuard<'_, FileData> {
+        // A panic in a data method leaves the pages consistent (each method changes
+        // them only after its last fallible step), so a poisoned lock is still good.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the data alone (a write under the tree's shared lock).
+    pub fn write(&self) -> RwLockWriteGuard<'_, FileData> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The data, through an exclusive borrow of the tree.
+    pub fn get_mut(&mut self) -> &mut FileData {
+        self.0.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a node's data reads and writes change besides the data: its `qid.vers`, who
+/// changed it last and its times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamps {
+    /// `qid.vers`: bumped on every change.
+    pub version: u32,
+    /// Who changed the file last.
+    pub muid: u32,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+impl Stamps {
+    /// Stamps of a node made at `now` by `uid`.
+    pub fn new(uid: u32, now: Timespec) -> Stamps {
+        Stamps {
+            version: 0,
+            muid: uid,
+            atime: now,
+            mtime: now,
+            ctime: now,
+        }
+    }
+
+    /// Records a change: a new `qid.vers` and ctime.
+    pub fn touch_change(&mut self, now: Timespec) {
+        self.version = self.version.wrapping_add(1);
+        self.ctime = now;
+    }
+
+    /// Records a change of contents: a new `qid.vers`, mtime and ctime.
+    pub fn touch_modify(&mut self, now: Timespec) {
+        self.touch_change(now);
+        self.mtime = now;
+    }
+}
+
+/// A node's [`Stamps`] behind the stamp lock, the innermost of the lock order: data
+/// reads and writes under the tree's shared lock store their times through it, held
+/// only to copy a few words. Under the exclusive tree lock [`StampCell::get_mut`]
+/// reaches them without locking.
+pub struct StampCell(Mutex<Stamps>);
+
+impl StampCell {
+    /// A cell holding `stamps`.
+    pub fn new(stamps: Stamps) -> StampCell {
+        StampCell(Mutex::new(stamps))
+    }
+
+    /// A copy of the stamps.
+    pub fn get(&self) -> Stamps {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the stamps through a shared borrow of the tree.
+    pub fn update(&self, change: impl FnOnce(&mut Stamps)) {
+        change(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The stamps, through an exclusive borrow of the tree.
+    pub fn get_mut(&mut self) -> &mut Stamps {
+        self.0.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What a node holds.
 pub enum Content {
-    File(FileData),
+    File(FileCell),
     Dir(Directory),
     Symlink(String),
     Special { kind: SpecialKind, rdev: u64 },
@@ -119,8 +213,8 @@ pub enum Content {
 /// One file, directory, link or special file.
 pub struct Node {
     pub content: Content,
-    /// `qid.vers`: bumped on every change.
-    pub version: u32,
+    /// `qid.vers`, muid and times.
+    pub stamps: StampCell,
     /// Permission bits, `0o7777` (set-id and sticky bits are kept for POSIX clients).
     pub perm: u32,
     /// Plan 9 `DMAPPEND`: writes go to the end.
@@ -131,18 +225,15 @@ pub struct Node {
     pub tmp: bool,
     pub uid: u32,
     pub gid: u32,
-    /// Who changed the file last.
-    pub muid: u32,
-    pub atime: Timespec,
-    pub mtime: Timespec,
-    pub ctime: Timespec,
     pub btime: Timespec,
     /// The name it was last given (what 9P2000 stat reports, also after removal).
     pub name: String,
     /// Every directory entry that names this node: (directory, name).
     pub links: Vec<(NodeId, String)>,
     /// Fids (of any front end) that refer to the node; it lives while this is nonzero.
-    pub refs: u32,
+    /// Atomic so that a walk under the tree's shared lock can take a reference; only
+    /// the exclusive lock drops one (a node may go with its last).
+    pub refs: AtomicU32,
     /// Opens in progress, for `DMEXCL`.
     pub opens: u32,
     /// Extended attributes.
@@ -170,7 +261,7 @@ impl Node {
     /// Pages of this file lent for mappings (0 for anything but a regular file).
     pub fn lent_pages(&self) -> u64 {
         match &self.content {
-            Content::File(f) => f.lent_pages(),
+            Content::File(f) => f.read().lent_pages(),
             _ => 0,
         }
     }
@@ -198,13 +289,16 @@ impl Node {
 
     /// Records a change: a new `qid.vers` and ctime.
     pub fn touch_change(&mut self, now: Timespec) {
-        self.version = self.version.wrapping_add(1);
-        self.ctime = now;
+        self.stamps.get_mut().touch_change(now);
     }
 
     /// Records a change of contents: a new `qid.vers`, mtime and ctime.
     pub fn touch_modify(&mut self, now: Timespec) {
-        self.touch_change(now);
-        self.mtime = now;
+        self.stamps.get_mut().touch_modify(now);
+    }
+
+    /// The references held.
+    pub fn refs(&self) -> u32 {
+        self.refs.load(Ordering::Acquire)
     }
 }

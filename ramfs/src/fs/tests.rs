@@ -1054,4 +1054,5 @@ fn record_locks_are_charged_and_client_ids_limited() {
     assert_eq!(t.statfs().used, 0);
 }
 
+mod concurrent;
 mod posix;

@@ -1,7 +1,7 @@
 //! 9P2000.L requests, with POSIX rules: what the Linux v9fs client (and diod's and
 //! QEMU's clients) send.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ninep::{
     dt, getattr, lflags, lock, setattr, smode, Attr as LAttr, Dirent, GetLock, LockReq, Msg,
@@ -113,7 +113,7 @@ impl Session<'_> {
         match msg {
             Msg::Tstatfs { fid } => {
                 self.fid(fid)?;
-                let s = self.fs.lock().statfs();
+                let s = self.fs.lock_shared().statfs();
                 Ok(Msg::Rstatfs {
                     statfs: StatFs {
                         ty: V9FS_MAGIC,
@@ -235,12 +235,12 @@ impl Session<'_> {
             }
             Msg::Treadlink { fid } => {
                 let node = self.fid(fid)?.node;
-                let target = self.fs.lock().readlink(node)?;
+                let target = self.fs.lock_shared().readlink(node)?;
                 Ok(Msg::Rreadlink { target })
             }
             Msg::Tgetattr { fid, .. } => {
                 let node = self.fid(fid)?.node;
-                let a = self.fs.lock().attr(node)?;
+                let a = self.fs.lock_shared().attr(node)?;
                 Ok(Msg::Rgetattr { attr: lattr_of(&a) })
             }
             Msg::Tsetattr { fid, attr } => {
@@ -346,7 +346,7 @@ impl Session<'_> {
             return Err(Error::BadFidUse);
         }
         let dir = f.node;
-        let tree = self.fs.lock();
+        let tree = self.fs.lock_shared();
         let me = tree.attr(dir)?;
         if me.file_type != FileType::Directory {
             return Err(Error::NotDir);
@@ -394,7 +394,7 @@ impl Session<'_> {
 
     fn xattrwalk(&mut self, fid: u32, newfid: u32, name: &str) -> Result<Msg> {
         let f = self.fid(fid)?;
-        let (node, cred) = (f.node, Rc::clone(&f.cred));
+        let (node, cred) = (f.node, Arc::clone(&f.cred));
         self.check_new_fid(newfid)?;
         let fs = self.fs;
         let mut tree = fs.lock();

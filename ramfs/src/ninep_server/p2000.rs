@@ -102,7 +102,7 @@ impl Session<'_> {
             } => self.create(fid, &name, perm, mode),
             Msg::Tstat { fid } => {
                 let node = self.fid(fid)?.node;
-                let tree = self.fs.lock();
+                let tree = self.fs.lock_shared();
                 let stat = stat_of(&tree, &tree.attr(node)?);
                 Ok(Msg::Rstat { stat })
             }

@@ -3,7 +3,7 @@
 //! write, clunk, remove). The dialect-specific requests are in `p2000` and `linux`.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ninep::{
     decode_view, encode, encoded_len, mtype, om, qt, DecodeError, DecodeErrorKind, Dialect, Fcall,
@@ -51,7 +51,7 @@ pub(super) enum XattrFid {
 #[derive(Debug, Clone)]
 pub(super) struct Fid {
     pub node: NodeId,
-    pub cred: Rc<Cred>,
+    pub cred: Arc<Cred>,
     pub open: Option<OpenState>,
     pub xattr: Option<XattrFid>,
 }
@@ -281,7 +281,7 @@ impl<'a> Session<'a> {
     }
 
     /// Binds `fid` to `node`, taking a tree reference (the caller checked the fid).
-    pub fn bind(&mut self, tree: &mut Tree, fid: u32, node: NodeId, cred: Rc<Cred>) -> Result<()> {
+    pub fn bind(&mut self, tree: &mut Tree, fid: u32, node: NodeId, cred: Arc<Cred>) -> Result<()> {
         tree.incref(node)?;
         self.fids.insert(
             fid,
@@ -400,7 +400,7 @@ impl<'a> Session<'a> {
             node = tree.lookup(&cred, node, name)?;
         }
         let qid = qid_of(&tree.attr(node)?);
-        self.bind(&mut tree, fid, node, Rc::new(cred.clone()))?;
+        self.bind(&mut tree, fid, node, Arc::new(cred.clone()))?;
         self.client_checks.attached(&cred);
         Ok(Msg::Rattach { qid })
     }
@@ -432,26 +432,17 @@ impl<'a> Session<'a> {
             return Err(Error::BadFidUse);
         }
         let (start, cred) = (f.node, f.cred.clone());
-        if newfid != fid {
-            self.check_new_fid(newfid)?;
+        if newfid == fid {
+            return self.walk_in_place(fid, start, cred, wnames);
         }
-        let fs = self.fs;
-        let mut tree = fs.lock();
-        let mut node = start;
-        let mut wqids = Vec::with_capacity(wnames.len());
-        for (i, name) in wnames.iter().enumerate() {
-            match tree.lookup(&cred, node, name) {
-                Ok(next) => {
-                    node = next;
-                    wqids.push(qid_of(&tree.attr(node)?));
-                }
-                Err(e) if i == 0 => return Err(e),
-                Err(_) => break,
-            }
-        }
+        self.check_new_fid(newfid)?;
+        // A walk to a new fid only looks names up and takes a reference: the shared
+        // lock does.
+        let tree = self.fs.lock_shared();
+        let (node, wqids) = walk_names(&tree, &cred, start, wnames)?;
         if wqids.len() == wnames.len() {
             tree.incref(node)?;
-            if let Some(old) = self.fids.insert(
+            self.fids.insert(
                 newfid,
                 Fid {
                     node,
@@ -459,8 +450,34 @@ impl<'a> Session<'a> {
                     open: None,
                     xattr: None,
                 },
+            );
+        }
+        Ok(Msg::Rwalk { wqids })
+    }
+
+    /// A walk that moves `fid` itself: its old reference is dropped, which may destroy
+    /// a removed node, so this takes the exclusive lock.
+    fn walk_in_place(
+        &mut self,
+        fid: u32,
+        start: NodeId,
+        cred: Arc<Cred>,
+        wnames: &[String],
+    ) -> Result<Msg> {
+        let fs = self.fs;
+        let mut tree = fs.lock();
+        let (node, wqids) = walk_names(&tree, &cred, start, wnames)?;
+        if wqids.len() == wnames.len() {
+            tree.incref(node)?;
+            if let Some(old) = self.fids.insert(
+                fid,
+                Fid {
+                    node,
+                    cred,
+                    open: None,
+                    xattr: None,
+                },
             ) {
-                // newfid == fid: the fid moved; drop its old reference.
                 tree.decref(old.node);
             }
         }
@@ -505,7 +522,7 @@ impl<'a> Session<'a> {
         }
         let node = f.node;
         let fs = self.fs;
-        let mut tree = fs.lock();
+        let tree = fs.lock_shared();
         let mut reply = RreadInPlace::begin(out, tag, count);
         match tree.read_with(node, offset, count, |bytes| reply.push(bytes)) {
             Ok(_) => reply.finish().map_err(|_| Error::CountTooLarge),
@@ -543,7 +560,7 @@ impl<'a> Session<'a> {
             return Err(Error::BadFidUse);
         }
         let (node, append, cred) = (f.node, open.append, f.cred.clone());
-        let count = self.fs.lock().write(&cred, node, offset, data, append)?;
+        let count = self.fs.write(&cred, node, offset, data, append)?;
         Ok(Msg::Rwrite { count })
     }
 
@@ -608,6 +625,30 @@ impl<'a> Session<'a> {
         tree.decref(old);
         self.open_fid(tree, fid, mode, orclose, append, false)
     }
+}
+
+/// Looks up `wnames` from `start` as a Twalk does: the node reached and the qids of
+/// the steps taken (fewer than asked if a later step failed; the first step's failure
+/// is the walk's error).
+fn walk_names(
+    tree: &Tree,
+    cred: &Cred,
+    start: NodeId,
+    wnames: &[String],
+) -> Result<(NodeId, Vec<Qid>)> {
+    let mut node = start;
+    let mut wqids = Vec::with_capacity(wnames.len());
+    for (i, name) in wnames.iter().enumerate() {
+        match tree.lookup(cred, node, name) {
+            Ok(next) => {
+                node = next;
+                wqids.push(qid_of(&tree.attr(node)?));
+            }
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok((node, wqids))
 }
 
 /// The access a 9P2000 open mode asks for.

@@ -13,18 +13,20 @@ use super::{ConnectionEnd, FramingError, Server, ServerConfig};
 use crate::fs::{Clock, Config, Fs};
 
 fn server_with(max_fids: usize) -> Arc<Server> {
+    server_with_config(ServerConfig {
+        max_fids,
+        trace: false,
+        ..ServerConfig::default()
+    })
+}
+
+fn server_with_config(config: ServerConfig) -> Arc<Server> {
     let fs = Arc::new(Fs::new(Config {
         memory_limit: 64 << 20,
         owner: "adm".into(),
         clock: Clock::Fixed(1_700_000_000),
     }));
-    Arc::new(Server::new(
-        fs,
-        ServerConfig {
-            max_fids,
-            trace: false,
-        },
-    ))
+    Arc::new(Server::new(fs, config))
 }
 
 fn server() -> Arc<Server> {
@@ -1628,9 +1630,21 @@ impl Write for CountingWriter {
     }
 }
 
+/// On the connection's thread and on two (a run's parallel path writes its replies
+/// itself).
 #[test]
 fn pipelined_large_reads_are_written_out_as_they_go() {
-    let s = server();
+    for data_threads in [1, 2] {
+        pipelined_large_reads_are_written_out_as_they_go_on(data_threads);
+    }
+}
+
+fn pipelined_large_reads_are_written_out_as_they_go_on(data_threads: usize) {
+    let s = server_with_config(ServerConfig {
+        max_fids: 100,
+        trace: false,
+        data_threads,
+    });
     let mut msgs = vec![
         Msg::Tversion {
             msize: 1 << 20,
@@ -1669,7 +1683,7 @@ fn pipelined_large_reads_are_written_out_as_they_go() {
     assert!(out.bytes > 60 * chunk.len(), "every read answered");
     assert!(
         out.largest_write <= super::OUTPUT_FLUSH_AT + (1 << 20),
-        "replies buffered: {}",
+        "{data_threads} data threads: replies buffered: {}",
         out.largest_write
     );
 }
@@ -1773,3 +1787,4 @@ fn truncating_pages_mapped_elsewhere_is_refused_in_both_dialects() {
 }
 
 mod posix;
+mod runs;

@@ -1,0 +1,341 @@
+//! Runs of data requests answered at once.
+//!
+//! A client that pipelines sends many Treads and Twrites before it waits. The
+//! connection loop gathers the consecutive ones that are plain file data (an open fid
+//! of a regular file, no xattr) into a [`Run`] and answers a run's requests
+//! on several threads at once, under the tree's shared lock (reads of one file share
+//! its data lock; writes to different files take different data locks).
+//!
+//! Why this keeps 9P's order: a run holds no two requests that touch the same file
+//! unless both are reads ([`Run::conflicts`]): no write next to a read or another write
+//! of its file. Requests in a run change nothing but file data and times, never a fid
+//! or the session, so answering them in any order is answering them in the order sent.
+//! Anything else (a Tflush, a Tclunk, a Tversion, a directory read) first answers the
+//! run before it, so a Tflush finds the request it names answered and its Rflush goes
+//! after that reply, a clunk never overtakes a read of its fid, and a Tversion finds
+//! nothing in flight. Two writes near the memory limit may see which of them fails
+//! differ from the order sent; each still either fits or changes nothing.
+//!
+//! Bounds: a run holds at most [`MAX_JOBS`] requests and [`MAX_BYTES`] bytes of
+//! replies (Rread data and the Twrite data it borrows from the input buffer), so a
+//! connection holds at most that much beyond the single-threaded loop's buffers. A run
+//! too small to be worth a thread ([`PARALLEL_MIN_BYTES`]) is answered on the
+//! connection's own thread, as before.
+
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace};
+
+use super::session::Session;
+use super::trace::{log_message, log_rread, log_write, Direction};
+use crate::error::Error;
+use crate::fs::{Cred, Fs, NodeId};
+
+/// Most requests in one run.
+pub(super) const MAX_JOBS: usize = 64;
+/// Most reply and write data in one run.
+pub(super) const MAX_BYTES: usize = super::OUTPUT_FLUSH_AT;
+/// A run with less data than this is answered on one thread: a thread costs more than
+/// copying this much.
+pub(super) const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// One data request of a run, checked against the session: its fid may do it.
+pub(super) enum Job {
+    Read {
+        tag: u16,
+        node: NodeId,
+        offset: u64,
+        /// Already clipped to the session's iounit.
+        count: usize,
+    },
+    Write {
+        tag: u16,
+        node: NodeId,
+        cred: Arc<Cred>,
+        offset: u64,
+        /// Where the data lies in the batch's input, which is not touched until the run
+        /// is done.
+        data: Range<usize>,
+        append: bool,
+    },
+}
+
+impl Job {
+    fn node(&self) -> NodeId {
+        match self {
+            Job::Read { node, .. } | Job::Write { node, .. } => *node,
+        }
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(self, Job::Write { .. })
+    }
+
+    /// Data bytes the job moves (reply data of a read, data of a write).
+    fn bytes(&self) -> usize {
+        match self {
+            Job::Read { count, .. } => *count,
+            Job::Write { data, .. } => data.len(),
+        }
+    }
+
+    /// Answers the job onto `out`, as the session would have.
+    fn answer(&self, cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+        let fs = cx.fs;
+        let result = match self {
+            Job::Read {
+                tag,
+                node,
+                offset,
+                count,
+            } => {
+                let tree = fs.lock_shared();
+                let mut reply = RreadInPlace::begin(out, *tag, *count);
+                match tree.read_with(*node, *offset, *count, |bytes| reply.push(bytes)) {
+                    Ok(_) => reply
+                        .finish()
+                        .map(|count| {
+                            if let Some(id) = cx.trace {
+                                log_rread(id, *tag, count);
+                            }
+                        })
+                        .map_err(|_| Error::CountTooLarge),
+                    Err(e) => {
+                        drop(reply);
+                        Err(e)
+                    }
+                }
+            }
+            Job::Write {
+                tag,
+                node,
+                cred,
+                offset,
+                data,
+                append,
+            } => fs
+                .write(cred, *node, *offset, &input[data.clone()], *append)
+                .map(|count| push_reply(cx, out, *tag, Msg::Rwrite { count })),
+        };
+        if let Err(e) = result {
+            push_reply(cx, out, self.tag(), error_msg(cx.dialect, e));
+        }
+    }
+
+    fn tag(&self) -> u16 {
+        match self {
+            Job::Read { tag, .. } | Job::Write { tag, .. } => *tag,
+        }
+    }
+}
+
+/// What every job of a run is answered with.
+#[derive(Clone, Copy)]
+pub(super) struct Context<'a> {
+    pub fs: &'a Fs,
+    pub dialect: Dialect,
+    /// The session's number, if its messages are logged (`--trace`).
+    pub trace: Option<u64>,
+}
+
+/// A small reply (never past msize: an Rwrite or an error) onto `out`.
+fn push_reply(cx: Context<'_>, out: &mut Vec<u8>, tag: u16, msg: Msg) {
+    if let Some(id) = cx.trace {
+        log_message(id, Direction::Out, tag, &msg);
+    }
+    let fc = Fcall { tag, msg };
+    // Encoding into a vector fails only past the 4 GiB size field.
+    let _ = encode(&fc, out);
+}
+
+/// The error reply of `dialect`.
+pub(super) fn error_msg(dialect: Dialect, e: Error) -> Msg {
+    match dialect {
+        Dialect::L => Msg::Rlerror { ecode: e.errno() },
+        Dialect::P2000 => Msg::Rerror {
+            ename: e.ename().to_owned(),
+        },
+    }
+}
+
+/// Consecutive data requests gathered for answering at once (kept from batch to batch,
+/// always empty between them, so a warm connection allocates nothing for it).
+#[derive(Default)]
+pub(super) struct Run {
+    jobs: Vec<Job>,
+    bytes: usize,
+    /// Called with each job's tag as a thread begins it: tests stage races with it.
+    #[cfg(test)]
+    pub hook: Option<Arc<dyn Fn(u16) + Send + Sync>>,
+}
+
+impl Run {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Data bytes of the run's requests (what its replies will add to the output, at
+    /// most).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// True if `job` may not join the run: it writes a file the run touches, or reads
+    /// one the run writes, or the run is full.
+    pub fn conflicts(&self, job: &Job) -> bool {
+        if self.jobs.len() >= MAX_JOBS || self.bytes + job.bytes() > MAX_BYTES {
+            return true;
+        }
+        let node = job.node();
+        self.jobs
+            .iter()
+            .any(|j| j.node() == node && (j.is_write() || job.is_write()))
+    }
+
+    pub fn push(&mut self, job: Job) {
+        self.bytes += job.bytes();
+        self.jobs.push(job);
+    }
+
+    /// Answers every job of the run (whose Twrite data lies in `input`) and empties it.
+    /// A small run is answered onto `output`; a large one by `threads` threads that
+    /// claim its jobs one by one, the connection's thread onto `output` and each other
+    /// onto a buffer of `spare` (kept for the next run); then `output` and those
+    /// buffers are written to `writer`. The replies of one run may go out in any order:
+    /// nothing after the run is answered before all of them.
+    pub fn answer<W: Write>(
+        &mut self,
+        cx: Context<'_>,
+        threads: usize,
+        input: &[u8],
+        spare: &mut Vec<Vec<u8>>,
+        output: &mut Vec<u8>,
+        writer: &mut W,
+    ) -> io::Result<()> {
+        let parts = threads.min(self.jobs.len()).max(1);
+        if parts == 1 || self.bytes < PARALLEL_MIN_BYTES {
+            self.answer_part(&self.jobs, cx, input, output);
+            self.clear();
+            return Ok(());
+        }
+        while spare.len() < parts - 1 {
+            spare.push(Vec::new());
+        }
+        // Each thread claims the next job until none is left, so the connection's
+        // thread does all the work itself if the others are slow to be scheduled (a
+        // loaded machine), and waits only for jobs another thread has begun.
+        let next = AtomicUsize::new(0);
+        let this = &*self;
+        let claim = || this.jobs.get(next.fetch_add(1, Ordering::Relaxed));
+        thread::scope(|s| {
+            for buf in spare.iter_mut().take(parts - 1) {
+                s.spawn(|| {
+                    while let Some(job) = claim() {
+                        this.answer_one(job, cx, input, buf);
+                    }
+                });
+            }
+            while let Some(job) = claim() {
+                this.answer_one(job, cx, input, output);
+            }
+        });
+        self.clear();
+        writer.write_all(output)?;
+        output.clear();
+        for buf in spare.iter_mut().take(parts - 1) {
+            writer.write_all(buf)?;
+            buf.clear();
+        }
+        Ok(())
+    }
+
+    fn answer_part(&self, jobs: &[Job], cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+        for job in jobs {
+            self.answer_one(job, cx, input, out);
+        }
+    }
+
+    fn answer_one(&self, job: &Job, cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+        #[cfg(test)]
+        if let Some(hook) = &self.hook {
+            hook(job.tag());
+        }
+        job.answer(cx, input, out);
+    }
+
+    fn clear(&mut self) {
+        self.jobs.clear();
+        self.bytes = 0;
+    }
+}
+
+impl Session<'_> {
+    /// The message at `input[at..]` as a run's job, if it is a Tread or Twrite of file
+    /// data that its fid may do; `None` sends it down the session's ordinary path
+    /// (which also answers every error).
+    pub(super) fn data_job(&self, input: &[u8], at: Range<usize>) -> Option<Job> {
+        let msg = &input[at];
+        let ty = *msg.get(4)?;
+        if !(ty == mtype::TREAD || ty == mtype::TWRITE) {
+            return None;
+        }
+        let dialect = self.dialect?;
+        let fc = ninep::decode_view(msg, dialect).ok()?;
+        match fc.msg {
+            ninep::MsgView::Twrite { fid, offset, data } => {
+                if data.len() > self.iounit() as usize {
+                    return None;
+                }
+                let f = self.fids.get(&fid)?;
+                let open = f.open.as_ref()?;
+                if f.xattr.is_some() || !open.mode.write || !self.is_regular(f.node) {
+                    return None;
+                }
+                if self.config.trace {
+                    log_write(self.id, fc.tag, fid, offset, data.len());
+                }
+                Some(Job::Write {
+                    tag: fc.tag,
+                    node: f.node,
+                    cred: Arc::clone(&f.cred),
+                    offset,
+                    data: range_within(input, data),
+                    append: open.append,
+                })
+            }
+            ninep::MsgView::Owned(Msg::Tread { fid, offset, count }) => {
+                let f = self.fids.get(&fid)?;
+                let open = f.open.as_ref()?;
+                let readable = open.mode.read || open.mode.exec;
+                if f.xattr.is_some() || !readable || !self.is_regular(f.node) {
+                    return None;
+                }
+                if self.config.trace {
+                    let msg = Msg::Tread { fid, offset, count };
+                    log_message(self.id, Direction::In, fc.tag, &msg);
+                }
+                Some(Job::Read {
+                    tag: fc.tag,
+                    node: f.node,
+                    offset,
+                    count: count.min(self.iounit()) as usize,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn is_regular(&self, node: NodeId) -> bool {
+        self.fs.lock_shared().is_regular_file(node)
+    }
+}
+
+/// Where `part`, a slice of `whole`, lies in it.
+fn range_within(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
