@@ -22,10 +22,10 @@
 use alloc::boxed::Box;
 
 use crate::channel::{ImageChannel, PendingFile};
+use crate::file::PathKey;
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{ExecImage, ExecState, ImageState};
-use crate::mcache::CacheKey;
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::table::{shard_of, LinkError, SHARDS};
@@ -56,7 +56,7 @@ impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
     pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<ExecImage>, VmError> {
         let identity = file.identity();
-        let key = CacheKey::of(&identity);
+        let key = PathKey::of(&identity);
         // Reserve the file's parking slot before any lock (in the park queue of the file's
         // shard, so attaches of files in different shards share no lock). Dropping the
         // pending file (on an error, or when the image has a channel already) parks it for

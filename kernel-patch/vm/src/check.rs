@@ -24,9 +24,9 @@ use core::fmt;
 use hashbrown::HashSet;
 
 use crate::file::FileIdentity;
+use crate::file::PathKey;
 use crate::frame::{PAGE_BYTES, PAGE_SIZE};
 use crate::image::{ExecImage, Image, ImageKind, ImageState};
-use crate::mcache::CacheKey;
 use crate::mcache::McacheImage;
 use crate::page::{PageIndex, PagePool};
 use crate::segment::{Entry, SegmentRef};
@@ -257,7 +257,7 @@ pub fn check_invariants(
                 let Some(image) = image.filter(|image| *key == image.identity) else {
                     return Err(Violation::TableKeyMismatch { identity: *key });
                 };
-                if shard_of(&CacheKey::of(key)) != index {
+                if shard_of(&PathKey::of(key)) != index {
                     return Err(Violation::WrongShard { identity: *key });
                 }
                 images.push(image.clone());
@@ -282,8 +282,7 @@ pub fn check_invariants(
             idle_count += table.idle_count();
             file_count += table.file_count();
             for (key, image) in table.keyed_files() {
-                let Some(image) = image.filter(|image| *key == CacheKey::of(&image.identity))
-                else {
+                let Some(image) = image.filter(|image| *key == PathKey::of(&image.identity)) else {
                     return Err(Violation::McacheKeyMismatch {
                         identity: key.identity(0),
                     });

@@ -23,6 +23,36 @@ pub struct FileIdentity {
     pub version: u64,
 }
 
+/// A file within the kernel whatever its version: its identity without `version`
+/// (`(type, dev, qid.path)`). The mount cache's map, the mapped objects' map and the
+/// table's shards are keyed by it, so all of one file's caches meet under one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PathKey {
+    pub(crate) dev_type: u32,
+    pub(crate) dev: u64,
+    pub(crate) qid_path: u64,
+}
+
+impl PathKey {
+    pub(crate) fn of(identity: &FileIdentity) -> Self {
+        Self {
+            dev_type: identity.dev_type,
+            dev: identity.dev,
+            qid_path: identity.qid_path,
+        }
+    }
+
+    /// The identity of this file at `version`.
+    pub(crate) fn identity(self, version: u64) -> FileIdentity {
+        FileIdentity {
+            dev_type: self.dev_type,
+            dev: self.dev,
+            qid_path: self.qid_path,
+            version,
+        }
+    }
+}
+
 /// A failure reported by an [`ImageFile`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -24,8 +24,9 @@ use core::ops::{Deref, DerefMut};
 use hashbrown::HashMap;
 
 use crate::file::FileIdentity;
+use crate::file::PathKey;
 use crate::image::ExecImage;
-use crate::mcache::{CacheKey, McacheImage};
+use crate::mcache::McacheImage;
 use crate::slab_list::SlabList;
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 
@@ -74,7 +75,7 @@ impl Hasher for IdentityHasher {
 type Hashed = BuildHasherDefault<IdentityHasher>;
 
 /// The shard of a file, by its identity without the version.
-pub(crate) fn shard_of(key: &CacheKey) -> usize {
+pub(crate) fn shard_of(key: &PathKey) -> usize {
     let mut hasher = IdentityHasher::default();
     key.hash(&mut hasher);
     // The high bits: every word of the key has been multiplied into them.
@@ -90,7 +91,7 @@ pub(crate) struct ImageTable {
     /// it is inserted, so making it idle never allocates.
     images: SlabList<Arc<ExecImage>>,
     /// Each mount-cache file's slot in `files`, by key. Never an image of `map`'s.
-    file_slots: HashMap<CacheKey, u32, Hashed>,
+    file_slots: HashMap<PathKey, u32, Hashed>,
     /// The mount-cache files, on two lists, least recently used first, stamped with their
     /// last use (`VmState::use_clock`): every file ([`BY_USE`], eviction's order), and the
     /// files that may have pages ([`WITH_PAGES`], reclaim's order, so that reclaim never
@@ -200,13 +201,13 @@ impl Table {
     }
 
     /// Locks the shard of the file of `key`.
-    pub(crate) fn lock_key(&self, key: &CacheKey) -> ShardGuard<'_> {
+    pub(crate) fn lock_key(&self, key: &PathKey) -> ShardGuard<'_> {
         self.lock_shard(shard_of(key))
     }
 
     /// Locks the shard of `identity`'s file.
     pub(crate) fn lock(&self, identity: &FileIdentity) -> ShardGuard<'_> {
-        self.lock_key(&CacheKey::of(identity))
+        self.lock_key(&PathKey::of(identity))
     }
 
     /// The shard whose list `list` (one of the `*_FRONT`s) has the oldest front, by the
@@ -265,7 +266,7 @@ impl Table {
     pub(crate) fn evict_oldest_file(&self) -> Option<Arc<McacheImage>> {
         let index = self.oldest_front(BY_USE_FRONT)?;
         let mut shard = self.lock_shard(index);
-        let key = CacheKey::of(&shard.files.front(BY_USE)?.1.identity);
+        let key = PathKey::of(&shard.files.front(BY_USE)?.1.identity);
         shard.remove_file(&key)
     }
 
@@ -365,7 +366,7 @@ impl ImageTable {
     #[cfg(any(test, feature = "check"))]
     pub(crate) fn keyed_files(
         &self,
-    ) -> impl Iterator<Item = (&CacheKey, Option<&Arc<McacheImage>>)> {
+    ) -> impl Iterator<Item = (&PathKey, Option<&Arc<McacheImage>>)> {
         self.file_slots
             .iter()
             .map(|(key, slot)| (key, self.files.get(*slot)))
@@ -378,7 +379,7 @@ impl ImageTable {
     }
 
     /// The mount-cache file of `key`.
-    pub(crate) fn file(&self, key: &CacheKey) -> Option<&Arc<McacheImage>> {
+    pub(crate) fn file(&self, key: &PathKey) -> Option<&Arc<McacheImage>> {
         self.files.get(*self.file_slots.get(key)?)
     }
 
@@ -403,12 +404,12 @@ impl ImageTable {
     pub(crate) fn next_file_from(
         &self,
         from: u32,
-        wanted: impl Fn(&CacheKey) -> bool,
-    ) -> Option<(CacheKey, u32)> {
+        wanted: impl Fn(&PathKey) -> bool,
+    ) -> Option<(PathKey, u32)> {
         let mut at = from;
         loop {
             let (slot, image) = self.files.next_from(at)?;
-            let key = CacheKey::of(&image.identity);
+            let key = PathKey::of(&image.identity);
             if wanted(&key) {
                 return Some((key, slot));
             }
@@ -532,7 +533,7 @@ impl ShardGuard<'_> {
     /// `max_files` taken.
     pub(crate) fn insert_file(
         &mut self,
-        key: CacheKey,
+        key: PathKey,
         image: Arc<McacheImage>,
         max_files: u32,
         tick: u64,
@@ -555,7 +556,7 @@ impl ShardGuard<'_> {
     }
 
     /// Removes the mount-cache file of `key` from the map.
-    pub(crate) fn remove_file(&mut self, key: &CacheKey) -> Option<Arc<McacheImage>> {
+    pub(crate) fn remove_file(&mut self, key: &PathKey) -> Option<Arc<McacheImage>> {
         let slot = self.shard.file_slots.remove(key)?;
         let removed = self.shard.files.remove(slot)?;
         self.counts.files.fetch_sub(1, Ordering::AcqRel);
@@ -564,7 +565,7 @@ impl ShardGuard<'_> {
 
     /// The slot of the mount-cache file `image`, this very one (by serial), if linked.
     fn file_slot_of(&self, image: &McacheImage) -> Option<u32> {
-        let slot = *self.shard.file_slots.get(&CacheKey::of(&image.identity))?;
+        let slot = *self.shard.file_slots.get(&PathKey::of(&image.identity))?;
         let linked = self.shard.files.get(slot)?;
         (linked.serial == image.serial).then_some(slot)
     }

@@ -336,7 +336,7 @@ impl Vm {
     /// different shards are attached without sharing a lock; for tests and benchmarks that
     /// want them so.
     pub fn table_shard(identity: &FileIdentity) -> usize {
-        crate::table::shard_of(&crate::mcache::CacheKey::of(identity))
+        crate::table::shard_of(&crate::file::PathKey::of(identity))
     }
 
     /// Shards of the image table (16; 2 in loom's models, to keep them small).

@@ -15,7 +15,8 @@ use crate::frame::{PAGE_BYTES, PAGE_SIZE};
 use crate::sync::Arc;
 use crate::vm::{Vm, VmState};
 
-use super::object::{MemObject, ObjectKey};
+use super::object::MemObject;
+use crate::file::PathKey;
 
 impl VmState {
     pub(crate) fn mapped_object(&self, identity: &FileIdentity) -> Option<Arc<MemObject>> {
@@ -23,7 +24,7 @@ impl VmState {
             .table
             .lock()
             .files
-            .get(&ObjectKey::of(identity))
+            .get(&PathKey::of(identity))
             .cloned()
     }
 }

@@ -19,7 +19,7 @@ use core::hash::BuildHasherDefault;
 use hashbrown::HashMap;
 
 use crate::channel::{ImageChannel, PendingFile};
-use crate::file::{FileIdentity, ImageFile};
+use crate::file::{ImageFile, PathKey};
 use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::page::{PageIndex, NO_PAGE};
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
@@ -29,24 +29,6 @@ use crate::vm::{Vm, VmError, VmState};
 use super::lineage::Lineage;
 use super::rmap::Rmap;
 
-/// A file within the kernel, whatever its version: `(type, dev, qid.path)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct ObjectKey {
-    pub(crate) dev_type: u32,
-    pub(crate) dev: u64,
-    pub(crate) qid_path: u64,
-}
-
-impl ObjectKey {
-    pub(crate) fn of(identity: &FileIdentity) -> Self {
-        Self {
-            dev_type: identity.dev_type,
-            dev: identity.dev,
-            qid_path: identity.qid_path,
-        }
-    }
-}
-
 type Hasher = BuildHasherDefault<IdentityHasher>;
 
 /// A mapped object.
@@ -54,7 +36,7 @@ pub(crate) struct MemObject {
     /// Never reused; its pages name it as their owner.
     pub(crate) serial: u64,
     /// The file, for a file object; `None` for anonymous memory.
-    pub(crate) key: Option<ObjectKey>,
+    pub(crate) key: Option<PathKey>,
     /// Holders: [`ObjectRef`]s and mappings.
     pub(crate) refs: AtomicU32,
     /// The object lock.
@@ -84,7 +66,7 @@ pub(crate) struct ObjectState {
 /// serial (the reverse map's way from a page's owner to its mappings).
 #[derive(Default)]
 pub(crate) struct ObjectTable {
-    pub(crate) files: HashMap<ObjectKey, Arc<MemObject>, Hasher>,
+    pub(crate) files: HashMap<PathKey, Arc<MemObject>, Hasher>,
     pub(crate) objects: HashMap<u64, Arc<MemObject>, Hasher>,
     pub(crate) lineages: HashMap<u64, Arc<Lineage>, Hasher>,
 }
@@ -170,7 +152,7 @@ impl core::fmt::Debug for ObjectRef {
 
 fn new_object(
     shared: &VmState,
-    key: Option<ObjectKey>,
+    key: Option<PathKey>,
     size: u64,
     chan: Option<Arc<ImageChannel>>,
 ) -> Result<Arc<MemObject>, VmError> {
@@ -200,7 +182,7 @@ impl Vm {
     /// length (may block) for a new object.
     pub fn file_object(&self, file: Box<dyn ImageFile>) -> Result<ObjectRef, VmError> {
         let shared = &*self.shared;
-        let key = ObjectKey::of(&file.identity());
+        let key = PathKey::of(&file.identity());
         if let Some(object) = shared.find_object(&key) {
             file.close();
             return Ok(self.object_ref(object));
@@ -217,7 +199,7 @@ impl Vm {
             return Err(VmError::NoMemory);
         }
         // The file parks in its table shard's queue, as an image's channel of it would.
-        let queue = crate::table::shard_of(&crate::mcache::CacheKey::of(&file.identity()));
+        let queue = crate::table::shard_of(&crate::file::PathKey::of(&file.identity()));
         let chan = match PendingFile::new(file, &shared.parked, queue) {
             Ok(pending) => pending.into_channel(&shared.parked),
             Err((_, file)) => {
@@ -277,7 +259,7 @@ impl Vm {
 
 impl VmState {
     /// Finds the file object of `key` and takes a reference to it.
-    fn find_object(&self, key: &ObjectKey) -> Option<Arc<MemObject>> {
+    fn find_object(&self, key: &PathKey) -> Option<Arc<MemObject>> {
         let table = self.maps.table.lock();
         let object = table.files.get(key)?;
         object.refs.fetch_add(1, Ordering::AcqRel);

@@ -6,8 +6,9 @@
 //! before the table lock when both are needed (relabel). Entries are allocated with no lock
 //! held, and pages freed after every lock is released.
 
-use super::{CacheKey, McacheFile, McacheImage, McacheState, OpenKind};
+use super::{McacheFile, McacheImage, McacheState, OpenKind};
 use crate::file::FileIdentity;
+use crate::file::PathKey;
 use crate::frame::AllocSite;
 use crate::image::{Image, ImageState};
 use crate::page::NO_PAGE;
@@ -49,7 +50,7 @@ impl VmState {
         kind: OpenKind,
         append_only: bool,
     ) -> Option<Arc<McacheImage>> {
-        let key = CacheKey::of(&identity);
+        let key = PathKey::of(&identity);
         if append_only {
             let removed = self.table.lock_key(&key).remove_file(&key);
             if let Some(image) = removed {
@@ -105,7 +106,7 @@ impl VmState {
     /// recently used file of all when the map is full, with no lock held). `None` when an
     /// executable image holds these contents or memory is short.
     fn mcache_entry(&self, identity: FileIdentity, length: u64) -> Option<Entry> {
-        let key = CacheKey::of(&identity);
+        let key = PathKey::of(&identity);
         let mut fresh: Option<Arc<McacheImage>> = None;
         // A full map that evicting did not make room in (other opens took the room first,
         // each time) leaves this file uncached rather than waiting.
@@ -161,7 +162,7 @@ impl VmState {
     }
 
     /// Removes the file of `key` from the map and retires its entry; whether it had one.
-    pub(crate) fn mcache_forget(&self, key: CacheKey) -> bool {
+    pub(crate) fn mcache_forget(&self, key: PathKey) -> bool {
         let removed = self.table.lock_key(&key).remove_file(&key);
         let found = removed.is_some();
         if let Some(image) = removed {
@@ -239,7 +240,7 @@ impl VmState {
         list: &mut u32,
         taken: &mut usize,
     ) -> bool {
-        let key = CacheKey::of(&image.identity);
+        let key = PathKey::of(&image.identity);
         let mut table = self.table.lock_key(&key);
         if !table.contains_image(&key.identity(vers)) {
             image.kind.vers.store(vers, Ordering::Relaxed);

@@ -5,9 +5,9 @@
 
 use core::fmt;
 
-use super::CacheKey;
 use super::McacheImage;
 use crate::file::FileIdentity;
+use crate::file::PathKey;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::vm::Vm;
 
@@ -24,7 +24,7 @@ use crate::vm::Vm;
 /// nothing and ignores fills, so the kernel's read and write paths need not tell the cases
 /// apart.
 pub struct CachedFile {
-    pub(super) key: CacheKey,
+    pub(super) key: PathKey,
     /// Opened with an entry: reads, fills and writes use the file's current entry.
     pub(super) cacheable: bool,
     /// The version the channel believes the file has (its `qid.vers`).

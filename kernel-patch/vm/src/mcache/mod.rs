@@ -64,7 +64,7 @@ mod handle;
 mod limits;
 mod write;
 
-use crate::file::FileIdentity;
+use crate::file::{FileIdentity, PathKey};
 use crate::image::{Image, ImageKind};
 use crate::sync::AtomicU64;
 use crate::vm::Vm;
@@ -106,33 +106,6 @@ pub enum OpenKind {
     /// A create (of a new file, or one that replaced an old one): whatever was cached is
     /// gone.
     Created,
-}
-
-/// A mount-cache file's key: its identity without the version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CacheKey {
-    pub(crate) dev_type: u32,
-    pub(crate) dev: u64,
-    qid_path: u64,
-}
-
-impl CacheKey {
-    pub(crate) fn of(identity: &FileIdentity) -> Self {
-        Self {
-            dev_type: identity.dev_type,
-            dev: identity.dev,
-            qid_path: identity.qid_path,
-        }
-    }
-
-    pub(super) fn identity(self, version: u64) -> FileIdentity {
-        FileIdentity {
-            dev_type: self.dev_type,
-            dev: self.dev,
-            qid_path: self.qid_path,
-            version,
-        }
-    }
 }
 
 /// The kind of a mount-cache image: one cached file's data, in the mount cache's map.
@@ -230,7 +203,7 @@ impl MountCache {
             .shared
             .mcache_open(identity, length, kind, append_only);
         CachedFile {
-            key: CacheKey::of(&identity),
+            key: PathKey::of(&identity),
             cacheable: image.is_some(),
             vers: AtomicU64::new(identity.version),
             vm: self.vm.clone(),
@@ -243,7 +216,7 @@ impl MountCache {
     /// its writes and length changes forgets an entry another open made meanwhile, which
     /// would not hear of them. Never blocks.
     pub fn uncached(&self, identity: FileIdentity) -> CachedFile {
-        let key = CacheKey::of(&identity);
+        let key = PathKey::of(&identity);
         self.vm.shared.mcache_forget(key);
         CachedFile {
             key,
@@ -259,7 +232,7 @@ impl MountCache {
     /// remove, say). Handles still open on the file find no entry until another open makes
     /// one.
     pub fn forget(&self, identity: FileIdentity) -> bool {
-        self.vm.shared.mcache_forget(CacheKey::of(&identity))
+        self.vm.shared.mcache_forget(PathKey::of(&identity))
     }
 
     /// The length of `identity`'s file was changed not through an open handle (a `wstat` by
@@ -269,7 +242,7 @@ impl MountCache {
     /// none: it was not opened cached. Never blocks.
     pub fn set_length(&self, identity: FileIdentity, length: u64) {
         let shared = &*self.vm.shared;
-        let key = CacheKey::of(&identity);
+        let key = PathKey::of(&identity);
         let entry = shared.table.lock_key(&key).file(&key).cloned();
         if let Some(image) = entry {
             shared.mcache_set_length(&image, length, identity.version);
