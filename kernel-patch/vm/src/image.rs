@@ -358,29 +358,13 @@ impl<K: ImageKind> Image<K> {
             // Keep the first `count - take` pages at ref 0 (the most recently used), take
             // the rest.
             let mut keep = count - take;
-            let mut prev = NO_PAGE;
-            let mut cursor = state.chains[chain];
-            while cursor != NO_PAGE {
-                let page = PageIndex(cursor);
-                let next = pool.link(page);
-                if pool.refs(page) == 0 && keep == 0 {
-                    if prev == NO_PAGE {
-                        state.chains[chain] = next;
-                    } else {
-                        pool.set_link(PageIndex(prev), next);
-                    }
-                    pool.set_uncached(page);
-                    pool.set_link(page, *out);
-                    *out = cursor;
-                    taken += 1;
-                } else {
-                    if pool.refs(page) == 0 {
-                        keep -= 1;
-                    }
-                    prev = cursor;
+            taken += unlink_idle_pages(&mut state.chains[chain], pool, out, || {
+                if keep == 0 {
+                    return true;
                 }
-                cursor = next;
-            }
+                keep -= 1;
+                false
+            });
         }
         self.reclaimed(taken)
     }
@@ -401,27 +385,8 @@ impl<K: ImageKind> Image<K> {
         out: &mut u32,
     ) -> usize {
         let mut taken = 0;
-        for chain in 0..state.chains.len() {
-            let mut prev = NO_PAGE;
-            let mut cursor = state.chains[chain];
-            while cursor != NO_PAGE {
-                let page = PageIndex(cursor);
-                let next = pool.link(page);
-                if pool.refs(page) == 0 {
-                    if prev == NO_PAGE {
-                        state.chains[chain] = next;
-                    } else {
-                        pool.set_link(PageIndex(prev), next);
-                    }
-                    pool.set_uncached(page);
-                    pool.set_link(page, *out);
-                    *out = cursor;
-                    taken += 1;
-                } else {
-                    prev = cursor;
-                }
-                cursor = next;
-            }
+        for head in state.chains.iter_mut() {
+            taken += unlink_idle_pages(head, pool, out, || true);
         }
         self.uncount(taken);
         taken
@@ -456,6 +421,40 @@ impl<K: ImageKind> Image<K> {
             }
         }
     }
+}
+
+/// Walks the hash chain that starts at `head`, in order, and unlinks onto the private list
+/// at `out` each page at ref 0 for which `take()` says yes (asked once for each such page,
+/// in chain order; pages others hold are passed over). Returns how many it unlinked. Called
+/// under the image lock.
+fn unlink_idle_pages(
+    head: &mut u32,
+    pool: &PagePool,
+    out: &mut u32,
+    mut take: impl FnMut() -> bool,
+) -> usize {
+    let mut taken = 0;
+    let mut prev = NO_PAGE;
+    let mut cursor = *head;
+    while cursor != NO_PAGE {
+        let page = PageIndex(cursor);
+        let next = pool.link(page);
+        if pool.refs(page) == 0 && take() {
+            if prev == NO_PAGE {
+                *head = next;
+            } else {
+                pool.set_link(PageIndex(prev), next);
+            }
+            pool.set_uncached(page);
+            pool.set_link(page, *out);
+            *out = cursor;
+            taken += 1;
+        } else {
+            prev = cursor;
+        }
+        cursor = next;
+    }
+    taken
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ impl Rmap {
         }
     }
 
-    /// Records in the set.
+    /// Records in the set (for the checker).
+    #[cfg(feature = "check")]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
