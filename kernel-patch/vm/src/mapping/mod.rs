@@ -43,6 +43,7 @@
 mod coherence;
 mod fault;
 mod lineage;
+mod migrate;
 mod object;
 mod reclaim;
 mod rmap;
@@ -53,6 +54,7 @@ mod writeback;
 #[cfg(any(test, feature = "check"))]
 pub(crate) mod check;
 
+pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;
 pub use segment::{MapSpec, MappingRef};
 
