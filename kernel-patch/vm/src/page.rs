@@ -44,8 +44,10 @@ pub(crate) struct PageIndex(pub(crate) u32);
 /// page, `link` change only under the owning image's lock; `link` of a free page and the
 /// free flag only under the free-list lock (the flags are atomic bits, each under its own
 /// lock); `frame` is written only while the entry is unbound (by the one thread binding it)
-/// or when a free page is unbound again (under the free-list lock), never while the page is
-/// held. `refs` is atomic
+/// or when a free page is unbound again (under the free-list lock), and while the page is
+/// held only by a migration (`mapping/migrate.rs`, `exchange_frames`), under every lock
+/// under which the frame is read to map or copy the page (its owner's and every mapping
+/// lock of its reverse map). `refs` is atomic
 /// and goes 0→1 for a cached page only under its image's lock (lookpage).
 #[repr(C)]
 pub(crate) struct PageMeta {

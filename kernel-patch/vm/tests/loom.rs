@@ -30,6 +30,11 @@
 //! 15. a fault racing a truncate of its file: the fault checks the size under the object
 //!     lock truncate publishes it under, and truncate cleans each mapping under its lock
 //!     after publishing, so no translation past the new end survives.
+//! 16. a store racing a migration of its page (`Vm::migrate`): the migration invalidates
+//!     the page's translation under its mapping's lock before it copies and exchanges the
+//!     frames, so the store lands in the old frame before the copy or faults and lands in
+//!     the new one; never in the old frame after the copy (lost, in a frame gone back to
+//!     the kernel).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -846,6 +851,58 @@ fn a_fault_vs_a_truncate_of_its_file() {
         drop(map);
         drop(object);
         vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0);
+    });
+}
+
+#[test]
+fn a_store_vs_a_migration_of_its_page() {
+    model("a_store_vs_a_migration_of_its_page", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let space = std::sync::Arc::new(OnePageMmu::default());
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: PAGE_SIZE as u64,
+            offset: 0,
+            shared: false,
+            writable: true,
+        };
+        let map = vm.map_private_anon(space.clone(), spec).unwrap();
+        // A private page with a writable translation.
+        cpu_store(&space, &map, &frames, 0x11);
+        let old = space.entry.lock().unwrap().expect("mapped").0;
+        let migrator = {
+            let vm = vm.clone();
+            thread::spawn(move || vm.migrate(old))
+        };
+        cpu_store(&space, &map, &frames, 0x22);
+        let new = migrator.join().unwrap().expect("the page moves");
+        assert_ne!(new, old);
+        // The store is in the page's frame now, and no translation names the old one.
+        let now = map.fault(0x10000, Access::Read).unwrap().frame;
+        assert_eq!(now, new);
+        assert_eq!(
+            frames.read(now)[0],
+            0x22,
+            "the store was lost in the old frame"
+        );
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        assert_eq!(vm.statistics().migrations, 1);
+        drop(map);
         drop(vm);
         assert_eq!(frames.stats().outstanding(), 0);
     });

@@ -249,3 +249,67 @@ fn vacate_empties_a_range_of_frames_of_every_vm_page() {
     drop((shared, anon, forked, spare, object));
     check(&world, &[&parent, &child]);
 }
+
+#[test]
+fn allocation_failure_at_every_site_of_a_migration_leaves_the_invariants_intact() {
+    let mut failed = 0;
+    for nth in 0.. {
+        let world = world();
+        let file = ServerFile::stamped(4, 2 * PAGE_SIZE);
+        let (a, b) = (mmu(1), mmu(2));
+        let object = world.vm.file_object(file.open()).unwrap();
+        let shared = object
+            .map(a.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+            .unwrap();
+        let private = world
+            .vm
+            .map_private_anon(a.clone() as SpaceRef, spec(0x40000, 1, 0, false))
+            .unwrap();
+        store(&world, &private, 0x40000, 0x33).unwrap();
+        let forked = private.fork(b.clone() as SpaceRef).unwrap();
+        let (page, bytes) = read_page(&world, &shared, 0x10000 + PAGE);
+        let (copy, _) = read_page(&world, &forked, 0x40000);
+        world.frames.fail_allocation(nth);
+        let moved = (world.vm.migrate(page), world.vm.migrate(copy));
+        world.frames.never_fail();
+        let refused = [moved.0, moved.1]
+            .iter()
+            .filter(|result| {
+                matches!(
+                    result,
+                    Err(MigrateError {
+                        reason: Unmovable::NoMemory,
+                        ..
+                    })
+                )
+            })
+            .count();
+        for result in [moved.0, moved.1] {
+            assert!(
+                matches!(
+                    result,
+                    Ok(_)
+                        | Err(MigrateError {
+                            reason: Unmovable::NoMemory,
+                            ..
+                        })
+                ),
+                "{result:?}"
+            );
+        }
+        check(&world, &[&a, &b]);
+        assert_eq!(read_page(&world, &shared, 0x10000 + PAGE).1, bytes);
+        for map in [&private, &forked] {
+            assert_eq!(read_page(&world, map, 0x40000).1[..8], [0x33; 8]);
+        }
+        check(&world, &[&a, &b]);
+        drop((shared, private, forked, object));
+        check(&world, &[&a, &b]);
+        if refused == 0 {
+            break;
+        }
+        failed += refused;
+    }
+    // The fresh page of each of the two moves was refused once at least.
+    assert!(failed >= 2, "{failed}");
+}
