@@ -162,9 +162,11 @@ fn a_page_mid_write_back_cannot_move_and_vacate_moves_nothing_then() {
     let map = object
         .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
         .unwrap();
-    store(&world, &map, 0x10000, 0x42).unwrap();
-    let (other, _) = read_page(&world, &map, 0x10000 + PAGE);
-    let frame = read_page(&world, &map, 0x10000).0;
+    // The other page first: a vacate that moved pages before checking them all would
+    // move it before it found the held one.
+    let (other, _) = read_page(&world, &map, 0x10000);
+    store(&world, &map, 0x10000 + PAGE, 0x42).unwrap();
+    let frame = read_page(&world, &map, 0x10000 + PAGE).0;
     let seen = Arc::new(Mutex::new(None));
     {
         let (world, seen) = (world.clone(), seen.clone());
@@ -185,8 +187,8 @@ fn a_page_mid_write_back_cannot_move_and_vacate_moves_nothing_then() {
     assert_eq!(vacated, held.map(|_: ()| Default::default()));
     // Nothing moved: not the held page, nor the other page of the range.
     assert_eq!(world.vm.statistics().migrations, 0);
-    assert_eq!(read_page(&world, &map, 0x10000 + PAGE).0, other);
-    assert_eq!(file.bytes(0, 8), vec![0x42; 8]);
+    assert_eq!(read_page(&world, &map, 0x10000).0, other);
+    assert_eq!(file.bytes(PAGE, 8), vec![0x42; 8]);
     check(&world, &[&space]);
     // Once the write-back let go, it moves.
     assert_ne!(world.vm.migrate(frame).unwrap(), frame);
