@@ -149,6 +149,11 @@ fn a_migrated_page_is_seen_at_its_new_frame_by_every_mapping_with_the_same_bytes
             reason: Unmovable::NotVms
         })
     );
+    // The last frame number there is: no page, and no overflow either.
+    assert_eq!(
+        world.vm.migrate(Frame(u64::MAX)).unwrap_err().reason,
+        Unmovable::NotVms
+    );
     drop((map_a, map_b, private, forked, object));
     check(&world, &[&a, &b, &parent, &child]);
 }

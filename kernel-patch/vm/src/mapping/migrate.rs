@@ -123,7 +123,9 @@ impl Vm {
         let mut found = None;
         shared
             .pool
-            .pages_in(&(frame.0..frame.0 + 1), |page| found = Some(page));
+            .pages_in(&(frame.0..frame.0.saturating_add(1)), |page| {
+                found = Some(page)
+            });
         let page = found.ok_or_else(|| fail(Unmovable::NotVms))?;
         let owner = shared.owner_of(frame, page)?;
         let moved = shared.move_page(frame, page, &owner, None);
@@ -200,7 +202,8 @@ impl Vm {
 }
 
 impl VmState {
-    /// Who owns `page` (at `frame`), from its metadata.
+    /// Who owns `page` (at `frame`), from its metadata. Images and objects take their
+    /// serials from one counter, so an image's page is never taken for an object's.
     fn owner_of(&self, frame: Frame, page: PageIndex) -> Result<Owner, MigrateError> {
         let fail = |reason| MigrateError { frame, reason };
         let pool = &self.pool;
