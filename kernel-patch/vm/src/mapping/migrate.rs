@@ -24,7 +24,7 @@
 //!
 //! No translation of the old frame can appear meanwhile: an object page's translation is
 //! installed under the object lock and a private page's under its mapping's lock, and both
-//! are held from the invalidation to the exchange (`vm-rule(migrate-invalidates-under-locks)`,
+//! are held from the invalidation to the exchange (rule `migrate-invalidates-under-locks`,
 //! loom model 16). Pages with no reverse map cannot move, and say why: an executable
 //! image's or mount cache's page ([`Unmovable::ImagePage`]) and an exec segment's private
 //! page ([`Unmovable::NoReverseMap`]), since segments keep no list of their mappers.
