@@ -2,7 +2,7 @@
 
 use mnt::MntError;
 use vm::elf::ElfError;
-use vm::{FaultError, VmError};
+use vm::{FaultError, MigrateError, VmError};
 
 use crate::process::Pid;
 
@@ -82,6 +82,12 @@ pub enum KernelError {
     /// `wait` ran out of time.
     #[error("timed out")]
     TimedOut,
+    /// A frame's page cannot move (`migrate`, `vacate`): which frame and why.
+    #[error("{0}")]
+    Unmovable(#[from] MigrateError),
+    /// A frame of a range to vacate is held by something besides vm's pages.
+    #[error("frame range in use")]
+    RangeInUse,
     /// The kernel's configuration cannot work.
     #[error("bad kernel configuration: {0}")]
     BadConfig(&'static str),

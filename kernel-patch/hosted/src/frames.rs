@@ -68,6 +68,9 @@ struct Inner {
     fail_at: AtomicU64,
     /// Refuse every frame allocation (host memory exhausted).
     refuse_frames: AtomicBool,
+    /// Frames kept from allocation for a contiguous range (`Kernel::vacate`), and the
+    /// ones of them free now (a free of one is kept here, not on the free list).
+    reserved: Mutex<(std::ops::Range<u64>, Vec<u32>)>,
 }
 
 /// Frames from the host heap, at most `limit` at once. Clones share the same frames, so a
@@ -105,6 +108,7 @@ impl HostFrames {
                 zeroes: AtomicU64::new(0),
                 fail_at: AtomicU64::new(u64::MAX),
                 refuse_frames: AtomicBool::new(false),
+                reserved: Mutex::new((0..0, Vec::new())),
             }),
         }
     }
@@ -132,6 +136,32 @@ impl HostFrames {
     pub fn never_fail(&self) {
         self.inner.fail_at.store(u64::MAX, Ordering::SeqCst);
         self.inner.refuse_frames.store(false, Ordering::SeqCst);
+    }
+
+    /// Keeps the frames of `range` from being handed out, as a kernel does before it
+    /// vacates them for a contiguous allocation: the free ones leave the free list, and a
+    /// later free of one is kept aside. Replaces any earlier reservation (whose kept
+    /// frames go back to the free list).
+    pub fn reserve(&self, range: std::ops::Range<u64>) {
+        self.release_reserved();
+        let mut free = lock(&self.inner.free);
+        let mut reserved = lock(&self.inner.reserved);
+        let (kept, rest): (Vec<u32>, Vec<u32>) = free
+            .iter()
+            .partition(|frame| range.contains(&u64::from(**frame)));
+        *free = rest;
+        *reserved = (range, kept);
+    }
+
+    /// Frames of the reserved range that are free (kept aside) now.
+    pub fn reserved_free(&self) -> usize {
+        lock(&self.inner.reserved).1.len()
+    }
+
+    /// Ends the reservation: its free frames go back to the free list.
+    pub fn release_reserved(&self) {
+        let kept = std::mem::take(&mut *lock(&self.inner.reserved)).1;
+        lock(&self.inner.free).extend(kept);
     }
 
     /// The counters so far.
@@ -199,8 +229,15 @@ impl FrameAllocator for HostFrames {
         if let Some(bytes) = lock(slot).as_mut() {
             bytes.fill(POISON);
         }
-        lock(&self.inner.free).push(frame.0 as u32);
         self.inner.freed.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut reserved = lock(&self.inner.reserved);
+            if reserved.0.contains(&frame.0) {
+                reserved.1.push(frame.0 as u32);
+                return;
+            }
+        }
+        lock(&self.inner.free).push(frame.0 as u32);
     }
 
     fn zero(&self, frame: Frame) {

@@ -59,6 +59,7 @@ mod image_file;
 mod kchan;
 mod kernel;
 mod memory;
+mod migrate;
 mod mmu;
 mod mount_gone;
 mod namespace;

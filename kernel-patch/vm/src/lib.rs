@@ -102,7 +102,10 @@ pub use frame::{
     copy_via_buffer, zero_via_with_frame, AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE,
 };
 pub use hold::HeldMapping;
-pub use mapping::{AddressSpace, MapSpec, Mapper, MappingRef, ObjectRef, SpaceRef};
+pub use mapping::{
+    AddressSpace, MapSpec, Mapper, MappingRef, MigrateError, ObjectRef, SpaceRef, Unmovable,
+    Vacated,
+};
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,
 };

@@ -44,8 +44,10 @@ pub(crate) struct PageIndex(pub(crate) u32);
 /// page, `link` change only under the owning image's lock; `link` of a free page and the
 /// free flag only under the free-list lock (the flags are atomic bits, each under its own
 /// lock); `frame` is written only while the entry is unbound (by the one thread binding it)
-/// or when a free page is unbound again (under the free-list lock), never while the page is
-/// held. `refs` is atomic
+/// or when a free page is unbound again (under the free-list lock), and while the page is
+/// held only by a migration (`mapping/migrate.rs`, `exchange_frames`), under every lock
+/// under which the frame is read to map or copy the page (its owner's and every mapping
+/// lock of its reverse map). `refs` is atomic
 /// and goes 0→1 for a cached page only under its image's lock (lookpage).
 #[repr(C)]
 pub(crate) struct PageMeta {
@@ -412,6 +414,110 @@ impl PagePool {
         meta.link.store(lists.free_head, Ordering::Relaxed);
         lists.free_head = page.0;
         lists.free_count += 1;
+    }
+
+    /// Calls `visit` on every bound page whose frame lies in `frames` (a scan of the whole
+    /// array, with no lock: a page bound or unbound meanwhile is the caller's to re-check
+    /// under the lock that guards it). For `Vm::vacate`, which starts from frames.
+    pub(crate) fn pages_in(
+        &self,
+        frames: &core::ops::Range<u64>,
+        mut visit: impl FnMut(PageIndex),
+    ) {
+        for (index, meta) in self.meta.iter().enumerate() {
+            let frame = meta.frame.load(Ordering::Acquire);
+            if frame != NO_FRAME && frames.contains(&frame) {
+                visit(PageIndex(index as u32));
+            }
+        }
+    }
+
+    /// Whether `page` is on the free list now.
+    pub(crate) fn is_free(&self, page: PageIndex) -> bool {
+        self.meta(page).flags.load(Ordering::Relaxed) & FLAG_FREE != 0
+    }
+
+    /// Gives `moved` the frame of `held` and `held` the frame of `moved` (a migration:
+    /// `moved` keeps its index, so every page table entry of it stays, and only its frame
+    /// changes). The caller holds every lock under which the frame of `moved` is read to
+    /// map or copy it (its owner's, or every mapping's that maps it) and holds `held`
+    /// alone (fresh from `try_alloc`, uncached).
+    pub(crate) fn exchange_frames(&self, moved: PageIndex, held: PageIndex) {
+        let old = self.meta(moved).frame.load(Ordering::Acquire);
+        let new = self.meta(held).frame.swap(old, Ordering::AcqRel);
+        self.meta(moved).frame.store(new, Ordering::Release);
+    }
+
+    /// Lets go of the frame of `page`, which the caller holds alone at ref 1, uncached (a
+    /// migration's old frame, exchanged into the fresh page): the entry becomes unbound
+    /// and the frame goes back to the kernel ([`FrameAllocator::free`], no lock held), so
+    /// it is not reused by vm.
+    pub(crate) fn unbind_held(&self, frames: &dyn FrameAllocator, page: PageIndex) {
+        let meta = self.meta(page);
+        meta.lineage.store(0, Ordering::Relaxed);
+        meta.refs.store(0, Ordering::Release);
+        let frame = {
+            let mut lists = self.lists.lock();
+            let frame = meta.frame.swap(NO_FRAME, Ordering::AcqRel);
+            meta.link.store(lists.unbound_head, Ordering::Relaxed);
+            lists.unbound_head = page.0;
+            lists.bound -= 1;
+            frame
+        };
+        frames.free(Frame(frame));
+    }
+
+    /// Takes every free page whose frame lies in `range` off the free list and lets go of
+    /// its frame (the entry becomes unbound): vacate's way with frames vm holds but uses
+    /// for nothing. A batch at a time under the free-list lock, the frames freed with no
+    /// lock held; nothing allocated. Returns how many went back.
+    pub(crate) fn release_free_in(
+        &self,
+        frames: &dyn FrameAllocator,
+        range: &core::ops::Range<u64>,
+    ) -> usize {
+        const BATCH: usize = 32;
+        let mut released = 0;
+        loop {
+            let mut batch = [NO_FRAME; BATCH];
+            let mut taken = 0;
+            {
+                let mut lists = self.lists.lock();
+                let mut prev = NO_PAGE;
+                let mut cursor = lists.free_head;
+                while cursor != NO_PAGE && taken < BATCH {
+                    let page = PageIndex(cursor);
+                    let meta = self.meta(page);
+                    let next = meta.link.load(Ordering::Relaxed);
+                    let frame = meta.frame.load(Ordering::Acquire);
+                    if !range.contains(&frame) {
+                        prev = cursor;
+                        cursor = next;
+                        continue;
+                    }
+                    if prev == NO_PAGE {
+                        lists.free_head = next;
+                    } else {
+                        self.set_link(PageIndex(prev), next);
+                    }
+                    lists.free_count -= 1;
+                    meta.flags.fetch_and(!FLAG_FREE, Ordering::Relaxed);
+                    batch[taken] = meta.frame.swap(NO_FRAME, Ordering::AcqRel);
+                    meta.link.store(lists.unbound_head, Ordering::Relaxed);
+                    lists.unbound_head = page.0;
+                    lists.bound -= 1;
+                    taken += 1;
+                    cursor = next;
+                }
+            }
+            for frame in &batch[..taken] {
+                frames.free(Frame(*frame));
+            }
+            released += taken;
+            if taken < BATCH {
+                return released;
+            }
+        }
     }
 
     /// `(free pages, bound pages)`.

@@ -101,6 +101,8 @@ pub struct Statistics {
     pub dirty_pages_dropped: u64,
     /// Faults on pages wholly past the end of a mapped file (bus errors).
     pub bus_errors: u64,
+    /// Pages moved to another frame (`Vm::migrate`, `Vm::vacate`).
+    pub migrations: u64,
 }
 
 impl Vm {
@@ -161,6 +163,7 @@ impl Vm {
         stats.writeback_errors = maps.writeback_errors.load(Ordering::Relaxed);
         stats.dirty_pages_dropped = maps.dirty_pages_dropped.load(Ordering::Relaxed);
         stats.bus_errors = maps.bus_errors.load(Ordering::Relaxed);
+        stats.migrations = maps.migrations.load(Ordering::Relaxed);
         stats
     }
 }
@@ -206,6 +209,7 @@ impl fmt::Display for Statistics {
         writeln!(f, "writebacks {}", self.writebacks)?;
         writeln!(f, "writeback_errors {}", self.writeback_errors)?;
         writeln!(f, "dirty_pages_dropped {}", self.dirty_pages_dropped)?;
-        writeln!(f, "bus_errors {}", self.bus_errors)
+        writeln!(f, "bus_errors {}", self.bus_errors)?;
+        writeln!(f, "migrations {}", self.migrations)
     }
 }

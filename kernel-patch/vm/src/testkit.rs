@@ -37,6 +37,9 @@ struct HeapInner {
     zero_frame: Option<Frame>,
     /// Frees of that frame (a vm bug: it is never vm's to free).
     zero_frame_frees: AtomicU64,
+    /// Frames kept out of allocation for a caller ([`HeapFrames::reserve`]): a free of one
+    /// keeps it aside instead of on the free list.
+    reserved: Mutex<(core::ops::Range<u64>, Vec<u32>)>,
 }
 
 /// Counters of a [`HeapFrames`].
@@ -101,6 +104,7 @@ impl HeapFrames {
                 fail_site: Mutex::new(None),
                 zero_frame: zero_frame.then_some(Frame(u64::from(capacity))),
                 zero_frame_frees: AtomicU64::new(0),
+                reserved: Mutex::new((0..0, Vec::new())),
             }),
         }
     }
@@ -125,6 +129,26 @@ impl HeapFrames {
     pub fn never_fail(&self) {
         self.inner.fail_at.store(u64::MAX, Ordering::SeqCst);
         *self.inner.fail_site.lock() = None;
+    }
+
+    /// Keeps the frames of `range` from being handed out (as a kernel does before
+    /// [`Vm::vacate`](crate::Vm::vacate)): the free ones leave the free list, and a later
+    /// free of one is kept aside. Returns how many of the range are free (kept aside) now.
+    pub fn reserve(&self, range: core::ops::Range<u64>) -> usize {
+        let mut free = self.inner.free.lock();
+        let mut reserved = self.inner.reserved.lock();
+        reserved.0 = range.clone();
+        let (kept, rest): (Vec<u32>, Vec<u32>) = free
+            .iter()
+            .partition(|frame| range.contains(&u64::from(**frame)));
+        *free = rest;
+        reserved.1.extend(kept);
+        reserved.1.len()
+    }
+
+    /// How many frames of the reserved range are free (kept aside) now.
+    pub fn reserved_free(&self) -> usize {
+        self.inner.reserved.lock().1.len()
     }
 
     /// The counters so far.
@@ -186,8 +210,14 @@ impl FrameAllocator for HeapFrames {
         if let Some(bytes) = slot.lock().as_mut() {
             bytes.fill(POISON);
         }
-        self.inner.free.lock().push(frame.0 as u32);
         self.inner.freed.fetch_add(1, Ordering::SeqCst);
+        let mut reserved = self.inner.reserved.lock();
+        if reserved.0.contains(&frame.0) {
+            reserved.1.push(frame.0 as u32);
+            return;
+        }
+        drop(reserved);
+        self.inner.free.lock().push(frame.0 as u32);
     }
 
     fn zero(&self, frame: Frame) {

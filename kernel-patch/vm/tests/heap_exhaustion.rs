@@ -187,14 +187,16 @@ impl AddressSpace for NoMmu {
 enum Failed {
     Vm(VmError),
     Fault(FaultError),
+    Move(vm::MigrateError),
 }
 
 /// Makes a vm, attaches `first`, execs `second` (text, data and bss; its handle is let go
 /// of at once, the image has one), faults a text page in (a load), writes a data page (a
 /// copy) and a stack page (zero fill), forks data, fills a page of a mount-cache file,
 /// maps `third` shared and private (a store in each, a fork of the private one and a
-/// store in the child, a write-back) and private anonymous memory, and lets everything go. Everything it
-/// is given is boxed before, so all heap allocations made in here are vm's.
+/// store in the child, a write-back, a migration and a vacate) and private anonymous
+/// memory, and lets everything go. Everything it is given is boxed before, so all heap
+/// allocations made in here are vm's.
 fn everything(
     made: &mut Option<Vm>,
     frames: Box<dyn FrameAllocator>,
@@ -298,7 +300,10 @@ fn everything(
     let shared = object
         .map(space.clone(), spec(MAP_VA, true))
         .map_err(Failed::Vm)?;
-    shared.fault(MAP_VA, Access::Write).map_err(Failed::Fault)?;
+    let object_frame = shared
+        .fault(MAP_VA, Access::Write)
+        .map_err(Failed::Fault)?
+        .frame;
     let private = object
         .map(space.clone(), spec(MAP_VA + 4 * PAGE, false))
         .map_err(Failed::Vm)?;
@@ -310,6 +315,14 @@ fn everything(
         .fault(MAP_VA + 4 * PAGE, Access::Write)
         .map_err(Failed::Fault)?;
     forked.mappers_at(MAP_VA + 4 * PAGE).map_err(Failed::Vm)?;
+    // Moves: a private page shared after fork, and a range holding the object's page.
+    let copy = forked
+        .fault(MAP_VA + 4 * PAGE, Access::Read)
+        .map_err(Failed::Fault)?
+        .frame;
+    vm.migrate(copy).map_err(Failed::Move)?;
+    vm.vacate(object_frame.0..object_frame.0 + 1)
+        .map_err(Failed::Move)?;
     shared.sync(MAP_VA, 2 * PAGE).map_err(Failed::Vm)?;
     let anon = vm
         .map_private_anon(space, spec(MAP_VA + 8 * PAGE, false))
@@ -367,7 +380,14 @@ fn every_heap_allocation_vm_makes_may_fail() {
             }
             // A refused allocation vm could do without (a bounce buffer it did not need).
             Ok(()) => {}
-            Err(Failed::Vm(VmError::NoMemory) | Failed::Fault(FaultError::NoMemory)) => {
+            Err(
+                Failed::Vm(VmError::NoMemory)
+                | Failed::Fault(FaultError::NoMemory)
+                | Failed::Move(vm::MigrateError {
+                    reason: vm::Unmovable::NoMemory,
+                    ..
+                }),
+            ) => {
                 assert!(
                     refused,
                     "allocation {nth}: out of memory, but nothing was refused"

@@ -35,6 +35,11 @@
 //!     exactly one of them gets an image (never two images past `max_images`, never an image
 //!     unlinked while its attach holds it: put's re-check runs under the idle image's own
 //!     shard's lock, where the other attach takes its reference).
+//! 17. a store racing a migration of its page (`Vm::migrate`): the migration invalidates
+//!     the page's translation under its mapping's lock before it copies and exchanges the
+//!     frames, so the store lands in the old frame before the copy or faults and lands in
+//!     the new one; never in the old frame after the copy (lost, in a frame gone back to
+//!     the kernel).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -761,7 +766,7 @@ fn a_held_fault_vs_a_copy_on_write_and_the_last_mapper_going() {
     );
 }
 
-/// The one page of model 14's MMU: its translation, under a loom lock.
+/// The one page of the MMU of models 14 and 17: its translation, under a loom lock.
 #[derive(Default)]
 struct OnePageMmu {
     entry: loom::sync::Mutex<Option<(vm::Frame, bool)>>,
@@ -844,7 +849,7 @@ fn a_store_vs_a_write_back_of_its_page() {
     });
 }
 
-/// Model 14's MMU: a few pages' translations under a loom lock.
+/// Model 15's MMU: a few pages' translations under a loom lock.
 #[derive(Default)]
 struct SmallMmu {
     entries: loom::sync::Mutex<std::collections::BTreeMap<u64, (vm::Frame, bool)>>,
@@ -921,6 +926,58 @@ fn a_fault_vs_a_truncate_of_its_file() {
         drop(map);
         drop(object);
         vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0);
+    });
+}
+
+#[test]
+fn a_store_vs_a_migration_of_its_page() {
+    model("a_store_vs_a_migration_of_its_page", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let space = std::sync::Arc::new(OnePageMmu::default());
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: PAGE_SIZE as u64,
+            offset: 0,
+            shared: false,
+            writable: true,
+        };
+        let map = vm.map_private_anon(space.clone(), spec).unwrap();
+        // A private page with a writable translation.
+        cpu_store(&space, &map, &frames, 0x11);
+        let old = space.entry.lock().unwrap().expect("mapped").0;
+        let migrator = {
+            let vm = vm.clone();
+            thread::spawn(move || vm.migrate(old))
+        };
+        cpu_store(&space, &map, &frames, 0x22);
+        let new = migrator.join().unwrap().expect("the page moves");
+        assert_ne!(new, old);
+        // The store is in the page's frame now, and no translation names the old one.
+        let now = map.fault(0x10000, Access::Read).unwrap().frame;
+        assert_eq!(now, new);
+        assert_eq!(
+            frames.read(now)[0],
+            0x22,
+            "the store was lost in the old frame"
+        );
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        assert_eq!(vm.statistics().migrations, 1);
+        drop(map);
         drop(vm);
         assert_eq!(frames.stats().outstanding(), 0);
     });

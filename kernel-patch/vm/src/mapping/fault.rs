@@ -157,7 +157,7 @@ impl MappingRef {
         };
         let mut state = object.state.lock();
         // vm-rule(fault-checks-size-under-object-lock): truncate publishes the size under
-        // this lock and then cleans the mappings (loom model 14).
+        // this lock and then cleans the mappings (loom model 15).
         if number * PAGE_BYTES >= state.size {
             return Step::Fail(FaultError::PastEnd);
         }

@@ -28,7 +28,8 @@
 //! # Locks
 //!
 //! Order, outermost first: mapping lock (its page table) → object lock → lineage lock →
-//! object-table lock. The object lock guards the object's pages, size, dirty count, channel
+//! object-table lock; only a migration (`migrate.rs`) holds several mapping locks at once,
+//! taken in order of serial. The object lock guards the object's pages, size, dirty count, channel
 //! and reverse map; a fault looks a page up, and re-checks the size, under it. vm calls
 //! [`AddressSpace::map`] and [`AddressSpace::invalidate`] with a mapping lock and perhaps
 //! an object lock held: the kernel's side must take only a leaf lock of its own, must not
@@ -43,6 +44,7 @@
 mod coherence;
 mod fault;
 mod lineage;
+mod migrate;
 mod object;
 mod reclaim;
 mod rmap;
@@ -53,6 +55,7 @@ mod writeback;
 #[cfg(any(test, feature = "check"))]
 pub(crate) mod check;
 
+pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;
 pub use segment::{MapSpec, MappingRef};
 

@@ -81,6 +81,7 @@ pub(crate) struct MapCounters {
     pub(crate) writeback_errors: AtomicU64,
     pub(crate) dirty_pages_dropped: AtomicU64,
     pub(crate) bus_errors: AtomicU64,
+    pub(crate) migrations: AtomicU64,
 }
 
 /// The mappings part of a vm instance.

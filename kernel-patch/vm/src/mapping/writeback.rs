@@ -77,7 +77,7 @@ impl MappingRef {
                         (other.shared, other.writable, other.address_of(number))
                     {
                         // vm-rule(writeback-write-protects): a store after the copy must
-                        // fault and mark the page dirty again (loom model 13).
+                        // fault and mark the page dirty again (loom model 14).
                         other.space.invalidate(at, PAGE_BYTES);
                     }
                 });

@@ -46,6 +46,8 @@ pub struct ServerFile {
     pub fail_writes: Arc<Mutex<bool>>,
     /// Run once, after a read took its bytes (to stage a write racing with a load).
     pub after_read: Arc<Mutex<Option<Hook>>>,
+    /// Run once, as a write starts (to stage a move of a page mid write-back).
+    pub before_write: Arc<Mutex<Option<Hook>>>,
 }
 
 pub type Hook = Box<dyn FnOnce() + Send>;
@@ -64,6 +66,7 @@ impl ServerFile {
             data: Arc::new(Mutex::new(data)),
             fail_writes: Arc::new(Mutex::new(false)),
             after_read: Arc::new(Mutex::new(None)),
+            before_write: Arc::new(Mutex::new(None)),
         }
     }
     pub fn open(&self) -> Box<dyn ImageFile> {
@@ -104,6 +107,10 @@ impl ImageFile for ServerFile {
         Ok(self.data.lock().unwrap().len() as u64)
     }
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
+        let hook = self.before_write.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         if *self.fail_writes.lock().unwrap() {
             return Err(FileError::Io);
         }
