@@ -72,6 +72,11 @@ impl Kernel {
         let intr = proc.notes.begin_call();
         let (mut chan, flags) = self.walk_path(&proc, path, &intr)?;
         chan.get_mut().open(mode, &intr)?;
+        if mode.truncate {
+            // The server emptied the file: its mappings lose every page (a bus error there
+            // now), in the same call, as by `ftruncate(fd, 0)`.
+            self.vm().truncate_mapped(&identity_of(chan.get()), 0)?;
+        }
         let how = Opened::Existing {
             truncated: mode.truncate,
         };

@@ -391,3 +391,53 @@ fn ftruncate_makes_every_mapping_past_the_end_a_bus_error_and_zeroes_the_tail() 
     );
     check(kernel);
 }
+
+/// NetBSD's `mmap_truncate_signal` and gVisor's `TruncateAfterCOWBreak`, through a
+/// truncating open to 0: loads and stores of a shared and of a private mapping are bus
+/// errors, never segmentation faults, and the private copy a store made is freed with the
+/// file's pages.
+#[test]
+fn after_a_truncating_open_every_access_of_every_mapping_is_a_bus_error_and_copies_are_freed() {
+    let setup = setup(2);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let shared = map_file(kernel, pid, fd, 2, 0, true);
+    let private = map_file(kernel, pid, fd, 2, 0, false);
+    assert_eq!(peek(kernel, pid, shared), stamp(0, 0));
+    // The copy on write of page 1 (the file's page 1 is read into the object first).
+    kernel.write_memory(pid, private + PAGE, &[0x5a]).unwrap();
+    let copy = kernel
+        .translation(pid, private + PAGE)
+        .unwrap()
+        .expect("mapped");
+    assert_ne!(Some(copy), kernel.translation(pid, shared + PAGE).unwrap());
+    let before = kernel.statistics();
+    let mut empty = OpenMode::WRITE;
+    empty.truncate = true;
+    let fd2 = kernel.open(pid, "/n/a/file", empty).unwrap();
+    for base in [shared, private] {
+        for page in 0..2 {
+            let addr = base + page * PAGE;
+            let mut byte = [0];
+            assert_eq!(
+                kernel.read_memory(pid, addr, &mut byte),
+                Err(KernelError::BusError { addr })
+            );
+            assert_eq!(
+                kernel.write_memory(pid, addr, &[1]),
+                Err(KernelError::BusError { addr })
+            );
+        }
+    }
+    let after = kernel.statistics();
+    let released = (u64::from(after.vm.free_pages) + after.frames.freed)
+        - (u64::from(before.vm.free_pages) + before.frames.freed);
+    assert_eq!(
+        released, 3,
+        "the file's two pages and the private copy are freed"
+    );
+    assert_eq!(kernel.translation(pid, private + PAGE).unwrap(), None);
+    assert_eq!(kernel.stat(pid, "/n/b/file").unwrap().length, 0);
+    kernel.close(pid, fd2).unwrap();
+    check(kernel);
+}
