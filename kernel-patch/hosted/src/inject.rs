@@ -10,7 +10,8 @@
 //!
 //! Replies from the server are moved by a pump thread into a queue, merged with the
 //! replies the interposer makes up; the kernel's receive takes from that queue and can be
-//! interrupted without losing a message.
+//! interrupted without losing a message. [`Wire::hold_replies`] keeps replies of a type
+//! back from the kernel until the test releases them.
 //!
 //! Lock: one mutex over the record, the rules and the queue; never held across a call to
 //! the inner transport, and released before any rendezvous is woken.
@@ -96,6 +97,10 @@ struct State {
     log: Vec<WireEvent>,
     holds: Vec<Hold>,
     held: Vec<Held>,
+    /// Reply types (`ninep::mtype::R*`) to keep back, and how many of each.
+    reply_holds: Vec<(u8, usize)>,
+    /// Replies the server sent that the kernel has not been given yet.
+    held_replies: Vec<Vec<u8>>,
     inbound: VecDeque<Vec<u8>>,
     /// Why no more messages will come, once known.
     end: Option<TransportError>,
@@ -168,10 +173,19 @@ fn pump(inner: &dyn Transport, shared: &Recording) {
             let mut state = shared.lock();
             match result {
                 Ok(msg) => {
-                    state
-                        .log
-                        .push(parse(&msg, Direction::ToKernel, Fate::Forwarded));
-                    state.inbound.push_back(msg);
+                    let mut event = parse(&msg, Direction::ToKernel, Fate::Forwarded);
+                    let kept = state
+                        .reply_holds
+                        .iter_mut()
+                        .find(|(kind, count)| *kind == event.mtype && *count > 0);
+                    if let Some((_, count)) = kept {
+                        *count -= 1;
+                        event.fate = Fate::Swallowed;
+                        state.held_replies.push(msg);
+                    } else {
+                        state.inbound.push_back(msg);
+                    }
+                    state.log.push(event);
                 }
                 Err(err) => {
                     state.end.get_or_insert(err);
@@ -342,6 +356,32 @@ impl Wire {
         }
         self.shared.notify();
         Ok(held.len())
+    }
+
+    /// Keeps the next `count` replies of type `mtype` (a `ninep::mtype::R*` value) from the
+    /// kernel until [`release_replies`](Self::release_replies): the server has answered,
+    /// the kernel does not know yet (a page read that the server served before a truncate
+    /// and the fault sees after it).
+    pub fn hold_replies(&self, mtype: u8, count: usize) {
+        self.shared.lock().reply_holds.push((mtype, count));
+    }
+
+    /// Waits until at least `count` replies are kept back, at most `timeout`.
+    pub fn wait_replies_held(&self, count: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, |state| state.held_replies.len() >= count)
+    }
+
+    /// Gives the kernel every reply kept back, in the order they came. Returns how many.
+    pub fn release_replies(&self) -> usize {
+        let released = {
+            let mut state = self.shared.lock();
+            let held = std::mem::take(&mut state.held_replies);
+            let n = held.len();
+            state.inbound.extend(held);
+            n
+        };
+        self.shared.notify();
+        released
     }
 
     /// Adds a rule.

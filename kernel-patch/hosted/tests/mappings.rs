@@ -441,3 +441,45 @@ fn after_a_truncating_open_every_access_of_every_mapping_is_a_bus_error_and_copi
     kernel.close(pid, fd2).unwrap();
     check(kernel);
 }
+
+/// Hugh Dickins' racy page, staged: a fault's page read has been answered by the server
+/// (with the file's old bytes) but not yet seen when a truncate past that page runs;
+/// then the reply arrives. The fault ends in a bus error and caches nothing past the end:
+/// grown again, the file reads the server's zeros there, never the old bytes.
+#[test]
+fn a_fault_whose_read_is_answered_before_a_truncate_and_seen_after_it_is_a_bus_error() {
+    let kernel = kernel();
+    let pid = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, pid, "/n/ram");
+    copy_in(&kernel, pid, "/n/ram/file", &stamped(4, 0));
+    let fd = kernel.open(pid, "/n/ram/file", OpenMode::RDWR).unwrap();
+    let base = map_file(&kernel, pid, fd, 4, 0, true);
+    server
+        .wire
+        .hold_replies(hosted::mnt::ninep::mtype::RREAD, 1);
+    let addr = base + 3 * PAGE;
+    let fault = {
+        let kernel = kernel.clone();
+        std::thread::spawn(move || {
+            let mut byte = [0];
+            kernel.read_memory(pid, addr, &mut byte).map(|()| byte[0])
+        })
+    };
+    assert!(
+        server.wire.wait_replies_held(1, DEADLINE),
+        "the fault never read its page"
+    );
+    kernel.ftruncate(pid, fd, PAGE).unwrap();
+    assert_eq!(server.wire.release_replies(), 1);
+    assert_eq!(
+        fault.join().expect("fault thread"),
+        Err(KernelError::BusError { addr })
+    );
+    assert_eq!(kernel.translation(pid, addr).unwrap(), None);
+    check(&kernel);
+    kernel.ftruncate(pid, fd, 4 * PAGE).unwrap();
+    assert_eq!(peek(&kernel, pid, addr), 0, "the old bytes came back");
+    assert_eq!(peek(&kernel, pid, base), stamp(0, 0));
+    check(&kernel);
+}
