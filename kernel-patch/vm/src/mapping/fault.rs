@@ -200,6 +200,15 @@ impl MappingRef {
                 }
                 pool.set_cached(fresh, object.serial, number * PAGE_BYTES);
                 state.pages.insert(number, fresh);
+                // A page read from the server before the kernel truncated it there (vm
+                // is told first) holds the old bytes past the new size: zeros, as the
+                // server will have them.
+                super::truncate::zero_between(
+                    &self.vm.shared,
+                    &state,
+                    state.size,
+                    (number + 1) * PAGE_BYTES,
+                );
                 fresh
             }
         };

@@ -7,7 +7,12 @@
 //! cleaned under its own lock alone (a fault holds a mapping lock, then the object lock:
 //! the other order would deadlock). A fault that checked the old size and is still
 //! installing holds its mapping's lock, so the cleaning waits for it and removes its
-//! entry. Only then do the object's pages past the size go: nothing maps them any more.
+//! entry. Then it waits for the object's write-backs in flight (each took its page, and
+//! the size it writes up to, under the object lock, perhaps before the new size was out):
+//! once it returns, no write-back of a page past the new size can still reach the server.
+//! So the kernel calls it *before* it truncates the file at the server, and a write-back
+//! racing the truncate lands before the server's truncate cuts it (loom model 17). Only
+//! then do the object's pages past the size go: nothing maps them, nothing writes them.
 
 use alloc::vec::Vec;
 
@@ -62,11 +67,18 @@ pub(super) fn zero_between(shared: &VmState, state: &ObjectState, from: u64, to:
 }
 
 impl Vm {
-    /// The kernel truncated `identity`'s file to `size` bytes (after the server did):
-    /// its mapped object, if any, takes the size; every mapping loses its pages past it
-    /// (private copies too), so an access there is a bus error; the object's pages past
-    /// it are dropped (dirty ones unwritten); the bytes of the last page past the size
-    /// read as zeros. Returns the pages dropped from the object. Call with no vm lock held.
+    /// The kernel is truncating `identity`'s file to `size` bytes: call this first, then
+    /// truncate the file at the server. Its mapped object, if any, takes the size; every
+    /// mapping loses its pages past it (private copies too), so an access there is a bus
+    /// error; write-backs of the object in flight finish (so none reaches the server after
+    /// its truncate); the object's pages past the size are dropped (dirty ones
+    /// unwritten); the bytes of the last page past the size read as zeros (a page read
+    /// from the server before its truncate too). Returns the pages dropped from the
+    /// object. Call with no vm lock held: it may sleep ([`PageWait`]) for the
+    /// write-backs; [`VmError::Io`] if that sleep is interrupted, with the new size
+    /// already in force in vm.
+    ///
+    /// [`PageWait`]: crate::PageWait
     pub fn truncate_mapped(&self, identity: &FileIdentity, size: u64) -> Result<usize, VmError> {
         let shared = &*self.shared;
         let Some(object) = shared.mapped_object(identity) else {
@@ -111,6 +123,12 @@ impl Vm {
             }
         }
         drop(mappings);
+        // vm-rule(truncate-waits-for-writebacks): a write-back that took the old size
+        // must land before the kernel truncates the server (loom model 17).
+        while object.writing.load(Ordering::Acquire) != 0 {
+            let done = || object.writing.load(Ordering::Acquire) == 0;
+            shared.page_wait.sleep(&done).map_err(VmError::Io)?;
+        }
         let mut state = object.state.lock();
         let mut head = NO_PAGE;
         let mut dropped = 0;
