@@ -71,11 +71,17 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
         let (mut chan, flags) = self.walk_path(&proc, path, &intr)?;
+        // A truncating open empties the file: its mappings lose every page (a bus error
+        // there now) in the same call, as by `ftruncate(fd, 0)`, vm's part first (see
+        // `ftruncate`); an open the server refuses puts the size back and loses nothing.
+        let emptied = if mode.truncate {
+            Some(self.vm().begin_truncate(&identity_of(chan.get()), 0)?)
+        } else {
+            None
+        };
         chan.get_mut().open(mode, &intr)?;
-        if mode.truncate {
-            // The server emptied the file: its mappings lose every page (a bus error there
-            // now), in the same call, as by `ftruncate(fd, 0)`.
-            self.vm().truncate_mapped(&identity_of(chan.get()), 0)?;
+        if let Some(emptied) = emptied {
+            emptied.commit();
         }
         let how = Opened::Existing {
             truncated: mode.truncate,
@@ -274,30 +280,53 @@ impl Kernel {
         let cache = flags
             .contains(MountFlags::CACHE)
             .then(|| self.inner.vm.mount_cache());
+        // Mappings of the file lose their pages past the end (a bus error there now), and
+        // their write-backs in flight land, before the server truncates: none is then
+        // written past the new end. The pages leave vm only once the server has truncated
+        // (a refused truncate puts the old size back with every store kept).
+        let pending = match self.vm().begin_truncate(&identity_of(chan.get()), length) {
+            Ok(pending) => pending,
+            Err(err) => {
+                let _ = chan.clunk(&intr);
+                return Err(err.into());
+            }
+        };
         let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
-        let identity = identity_of(chan.get());
+        if result.is_ok() {
+            pending.commit();
+        } else {
+            pending.abort();
+        }
         let clunked = chan.clunk(&intr);
         result?;
-        // Mappings of the file lose their pages past the end (a bus error there now).
-        self.vm().truncate_mapped(&identity, length)?;
         Ok(clunked?)
     }
 
     /// Truncates (or extends) the file `fd` has open to `length` bytes, as
-    /// [`truncate`](Self::truncate) does by path: the server first, then the mount cache
-    /// and the file's mappings (every page past the end unmapped, private copies too; the
-    /// last page's bytes past it read as zeros).
+    /// [`truncate`](Self::truncate) does by path: the file's mappings first (every page
+    /// past the end unmapped, private copies too; the last page's bytes past it read as
+    /// zeros; write-backs in flight finished), then the server and the mount cache.
     pub fn ftruncate(&self, pid: Pid, fd: usize, length: u64) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
         let mut chan = self.walk_again(&proc, &file, &intr)?;
         let cache = (file.cache.is_some()).then(|| self.inner.vm.mount_cache());
+        let pending = match self.vm().begin_truncate(&identity_of(chan.get()), length) {
+            Ok(pending) => pending,
+            Err(err) => {
+                let _ = chan.clunk(&intr);
+                return Err(err.into());
+            }
+        };
         let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
-        let identity = identity_of(chan.get());
+        if result.is_ok() {
+            pending.commit();
+        } else {
+            pending.abort();
+        }
         let clunked = chan.clunk(&intr);
         result?;
-        self.vm().truncate_mapped(&identity, length)?;
         Ok(clunked?)
     }
 }

@@ -80,7 +80,9 @@ pub struct Statistics {
     pub zero_page_maps: u64,
     /// Writes that replaced a mapping of the zero page with a private zeroed page.
     pub zero_page_breaks: u64,
-    /// Page-table entries that map the zero page now, none of which holds a frame: the
+    /// Program segments' page-table entries that map the zero page now (a mapping's are
+    /// not counted; its reads and writes are, in the two above), none of which holds a
+    /// frame: the
     /// frames it saves at this moment against a zeroed page for each (an entry a fork
     /// copied included, where without the zero page parent and child would share one).
     pub zero_page_entries: u64,

@@ -1,6 +1,6 @@
 //! The zero page: one frame of zeros that a read fault on untouched zero-fill memory (bss,
-//! stack, the pages of a data segment wholly past its file bytes) maps read only, so that
-//! reading memory nobody wrote allocates nothing. The first write to such a page allocates
+//! stack, the pages of a data segment wholly past its file bytes, private anonymous
+//! mappings) maps read only, so that reading memory nobody wrote allocates nothing. The first write to such a page allocates
 //! a private zeroed page and maps it writable in its place; fork copies the entry as it is.
 //!
 //! The frame is the kernel's when it keeps one ([`FrameAllocator::zero_frame`], Redox's
@@ -71,6 +71,20 @@ impl ZeroPage {
     pub(crate) fn replaced_on_write(&self) {
         self.breaks.fetch_add(1, Ordering::Relaxed);
         self.entries.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A read fault of private anonymous memory (a mapping's, `mapping/fault.rs`) mapped
+    /// it at an entry that was empty. Such entries are not counted in `entries`, which
+    /// counts the program segments' (their tables are released and forked by code that
+    /// does not count them): only the event is.
+    pub(crate) fn mapped_on_read_by_mapping(&self) {
+        self.maps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A write replaced a mapping's entry of it with a private page (see
+    /// [`mapped_on_read_by_mapping`](Self::mapped_on_read_by_mapping)).
+    pub(crate) fn replaced_on_write_by_mapping(&self) {
+        self.breaks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Fork copied `count` entries that map it.

@@ -40,6 +40,9 @@
 //!     frames, so the store lands in the old frame before the copy or faults and lands in
 //!     the new one; never in the old frame after the copy (lost, in a frame gone back to
 //!     the kernel).
+//! 18. an unmap writing back a dirty shared page vs a truncate of its file to 0 (vm told
+//!     first, then the server): truncate waits for the write-backs in flight, so none lands
+//!     at the server past the new size; no translation is left, no frame leaks.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -980,5 +983,115 @@ fn a_store_vs_a_migration_of_its_page() {
         drop(map);
         drop(vm);
         assert_eq!(frames.stats().outstanding(), 0);
+    });
+}
+
+/// Model 18's file at the server: its bytes under a loom lock, so that loom sees the
+/// write-back's write and the kernel's truncate at the server touch the same thing and
+/// explores both orders of them (behind a std lock they would look independent).
+#[derive(Clone)]
+struct LoomServerFile {
+    identity: FileIdentity,
+    data: loom::sync::Arc<loom::sync::Mutex<Vec<u8>>>,
+}
+
+impl ImageFile for LoomServerFile {
+    fn identity(&self) -> FileIdentity {
+        self.identity
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        let data = self.data.lock().unwrap();
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+    fn length(&self) -> Result<u64, FileError> {
+        Ok(self.data.lock().unwrap().len() as u64)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
+        let mut data = self.data.lock().unwrap();
+        let end = offset as usize + buf.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[offset as usize..end].copy_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn close(self: Box<Self>) {}
+}
+
+#[test]
+fn an_unmap_writing_back_vs_a_truncate_to_zero() {
+    model("an_unmap_writing_back_vs_a_truncate_to_zero", || {
+        let page = PAGE_SIZE as u64;
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let file = LoomServerFile {
+            identity: FileIdentity {
+                dev_type: 7,
+                dev: 1,
+                qid_path: 5,
+                version: 1,
+            },
+            data: loom::sync::Arc::new(loom::sync::Mutex::new(vec![0x11; PAGE_SIZE])),
+        };
+        let space = std::sync::Arc::new(SmallMmu::default());
+        let object = vm.file_object(Box::new(file.clone())).unwrap();
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: page,
+            offset: 0,
+            shared: true,
+            writable: true,
+        };
+        let map = object.map(space.clone(), spec).unwrap();
+        // A dirty page with a writable translation: the unmap writes it back.
+        let stored = map.fault(0x10000, Access::Write).unwrap();
+        frames.write(stored.frame, 0, &[0x33]);
+        let truncater = {
+            let (vm, file) = (vm.clone(), file.clone());
+            thread::spawn(move || {
+                // As the kernel truncates: vm first, then the server.
+                vm.truncate_mapped(&file.identity, 0).unwrap();
+                file.data.lock().unwrap().truncate(0);
+            })
+        };
+        let unmapped = map.unmap();
+        truncater.join().unwrap();
+        let written = unmapped.unwrap();
+        assert!(written <= 1, "{written}");
+        // The write-back landed before the server's truncate (which cut it), or found the
+        // page gone: either way the server's file stays empty.
+        assert_eq!(
+            file.data.lock().unwrap().len(),
+            0,
+            "a page written back past the new size"
+        );
+        assert!(
+            space.entries.lock().unwrap().is_empty(),
+            "a translation left"
+        );
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        // A page the unmap still held as the truncate dropped pages (its record already
+        // gone, its table not yet released) stays cached past the end, at ref 0, until the
+        // object goes; then its frame comes back (checked below).
+        assert!(object.resident_pages() <= 1);
+        drop(object);
+        vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
     });
 }

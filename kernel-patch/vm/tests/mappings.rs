@@ -690,3 +690,39 @@ fn a_store_past_the_end_reads_as_zeros_once_the_file_grows_over_it() {
     assert_eq!(world.vm.read_mapped(&file.identity, 0, &mut seen), 1);
     assert_eq!(seen, server, "the resident page and the server differ");
 }
+
+#[test]
+fn a_truncate_the_server_refuses_loses_no_store() {
+    let world = world();
+    let file = ServerFile::stamped(13, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let object = world.vm.file_object(file.open()).unwrap();
+    let map = object
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    store(&world, &map, 0x10000 + PAGE + 8, 0x6b).unwrap();
+    // vm's part: past the new size a bus error, the translation gone.
+    let pending = world.vm.begin_truncate(&file.identity, 8).unwrap();
+    assert_eq!(object.size(), 8);
+    assert_eq!(
+        map.fault(0x10000 + PAGE, Access::Read),
+        Err(FaultError::PastEnd)
+    );
+    // The server refused: the old size is back, and so is the store, still dirty.
+    pending.abort();
+    assert_eq!(object.size(), 2 * PAGE);
+    assert_eq!(object.dirty_pages(), 1);
+    assert_eq!(load(&world, &map, 0x10000 + PAGE + 8).unwrap(), 0x6b);
+    assert_eq!(load(&world, &map, 0x10000 + 8).unwrap(), stamp(0, 0));
+    check(&world, &[&space]);
+    map.sync(0x10000, 2 * PAGE).unwrap();
+    assert_eq!(file.bytes(PAGE + 8, 1), vec![0x6b]);
+    // Dropped without a commit it aborts too; a commit drops the pages past the size.
+    drop(world.vm.begin_truncate(&file.identity, 8).unwrap());
+    assert_eq!(object.size(), 2 * PAGE);
+    let pending = world.vm.begin_truncate(&file.identity, PAGE).unwrap();
+    file.data.lock().unwrap().truncate(PAGE_SIZE);
+    assert_eq!(pending.commit(), 1);
+    assert_eq!(object.size(), PAGE);
+    check(&world, &[&space]);
+}

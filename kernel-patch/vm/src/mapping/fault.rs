@@ -8,6 +8,10 @@
 //! The translation is installed ([`AddressSpace::map`](super::AddressSpace::map)) before
 //! the locks go: under the object lock for an object's page, so a write-back's
 //! write-protection under that lock is never undone by an older fault.
+//!
+//! Private anonymous memory nobody wrote reads as the zero page (`zero.rs`): a read maps
+//! it read only and allocates nothing, the entry recording it (`Entry::Zero`, which fork
+//! copies as it is); a write allocates a zeroed page of the mapping's own in its place.
 
 use crate::fault::{Access, FaultError, Mapping};
 use crate::file::FileError;
@@ -148,12 +152,8 @@ impl MappingRef {
             return self.object_page(table, page, resident, &mut state, access, spare, false);
         }
         let Some(object) = seg.object.as_ref() else {
-            // Private anonymous memory: a zeroed page of the mapping's own.
-            let Some(fresh) = spare.page.take() else {
-                return Step::NeedPage;
-            };
-            self.vm.shared.frames.zero(pool.frame(fresh));
-            return self.install_private(table, page, fresh, seg.writable);
+            let mapped = table.get(page) == Some(Entry::Zero);
+            return self.fault_anon(table, page, mapped, access, spare);
         };
         let mut state = object.state.lock();
         // vm-rule(fault-checks-size-under-object-lock): truncate publishes the size under
@@ -200,6 +200,15 @@ impl MappingRef {
                 }
                 pool.set_cached(fresh, object.serial, number * PAGE_BYTES);
                 state.pages.insert(number, fresh);
+                // A page read from the server before the kernel truncated it there (vm
+                // is told first) holds the old bytes past the new size: zeros, as the
+                // server will have them.
+                super::truncate::zero_between(
+                    &self.vm.shared,
+                    &state,
+                    state.size,
+                    (number + 1) * PAGE_BYTES,
+                );
                 fresh
             }
         };
@@ -279,6 +288,43 @@ impl MappingRef {
         shared.frames.copy(pool.frame(resident), pool.frame(copy));
         pool.put(resident);
         self.install_private(table, page, copy, true)
+    }
+
+    /// A fault on private anonymous memory nobody wrote: at an empty entry, or at one that
+    /// maps the zero page (`mapped`: a read before, here or in the mapping fork copied
+    /// this one from). A read maps the zero page read only and allocates nothing; a write
+    /// allocates a zeroed page of the mapping's own, replacing the zero page's entry.
+    fn fault_anon(
+        &self,
+        table: &mut PageTable,
+        page: u64,
+        mapped: bool,
+        access: Access,
+        spare: &mut Held<'_>,
+    ) -> Step {
+        let seg = &*self.seg;
+        let shared = &*self.vm.shared;
+        let zero = &shared.zero;
+        if access == Access::Read {
+            if !mapped {
+                table.set(page, Entry::Zero);
+                zero.mapped_on_read_by_mapping();
+            }
+            let frame = zero.frame();
+            seg.space.map(seg.base + page * PAGE_BYTES, frame, false);
+            return Step::Done(Mapping {
+                frame,
+                writable: false,
+            });
+        }
+        let Some(fresh) = spare.page.take() else {
+            return Step::NeedPage;
+        };
+        shared.frames.zero(shared.pool.frame(fresh));
+        if mapped {
+            zero.replaced_on_write_by_mapping();
+        }
+        self.install_private(table, page, fresh, seg.writable)
     }
 
     /// Maps `fresh`, a private page the fault holds, at `page` as the mapping's own.

@@ -12,7 +12,9 @@
 //!   [`MappingRef::sync`] and when a mapping goes ([`MappingRef::unmap`], or its drop at
 //!   exit), with no vm lock held.
 //! - Private mappings map the object's pages read only until a store copies the page; the
-//!   copy is the mapping's own and is never written back. Private pages (copies, and the
+//!   copy is the mapping's own and is never written back. A read of untouched private
+//!   anonymous memory maps the zero page read only (`zero.rs`) and allocates nothing;
+//!   the first store allocates a zeroed page. Private pages (copies, and the
 //!   zero-filled pages of private anonymous memory) belong to the mapping's **lineage**
 //!   (`lineage.rs`): the mappings a fork made from one another, which may share them copy
 //!   on write.
@@ -58,6 +60,7 @@ pub(crate) mod check;
 pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;
 pub use segment::{MapSpec, MappingRef};
+pub use truncate::PendingTruncate;
 
 pub(crate) use object::Mappings;
 

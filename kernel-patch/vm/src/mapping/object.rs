@@ -39,6 +39,11 @@ pub(crate) struct MemObject {
     pub(crate) key: Option<PathKey>,
     /// Holders: [`ObjectRef`]s and mappings.
     pub(crate) refs: AtomicU32,
+    /// Write-backs of its pages in flight (counted under the object lock as each takes
+    /// its page and the size it writes up to; uncounted when its write returns): a
+    /// truncate waits for them, so none lands at the server after the kernel truncates
+    /// the file there (`truncate.rs`).
+    pub(crate) writing: AtomicU32,
     /// The object lock.
     pub(crate) state: Mutex<ObjectState>,
 }
@@ -162,6 +167,7 @@ fn new_object(
         serial: shared.serial(),
         key,
         refs: AtomicU32::new(1),
+        writing: AtomicU32::new(0),
         state: Mutex::new(ObjectState {
             pages: HashMap::default(),
             size,

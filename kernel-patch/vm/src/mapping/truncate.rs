@@ -7,7 +7,12 @@
 //! cleaned under its own lock alone (a fault holds a mapping lock, then the object lock:
 //! the other order would deadlock). A fault that checked the old size and is still
 //! installing holds its mapping's lock, so the cleaning waits for it and removes its
-//! entry. Only then do the object's pages past the size go: nothing maps them any more.
+//! entry. Then it waits for the object's write-backs in flight (each took its page, and
+//! the size it writes up to, under the object lock, perhaps before the new size was out):
+//! once it returns, no write-back of a page past the new size can still reach the server.
+//! So the kernel calls it *before* it truncates the file at the server, and a write-back
+//! racing the truncate lands before the server's truncate cuts it (loom model 18). Only
+//! then do the object's pages past the size go: nothing maps them, nothing writes them.
 
 use alloc::vec::Vec;
 
@@ -18,7 +23,7 @@ use crate::segment::Entry;
 use crate::sync::{Arc, Ordering};
 use crate::vm::{Vm, VmError};
 
-use super::object::ObjectState;
+use super::object::{MemObject, ObjectState};
 use super::segment::MapSegment;
 use crate::vm::VmState;
 
@@ -62,17 +67,51 @@ pub(super) fn zero_between(shared: &VmState, state: &ObjectState, from: u64, to:
 }
 
 impl Vm {
-    /// The kernel truncated `identity`'s file to `size` bytes (after the server did):
-    /// its mapped object, if any, takes the size; every mapping loses its pages past it
-    /// (private copies too), so an access there is a bus error; the object's pages past
-    /// it are dropped (dirty ones unwritten); the bytes of the last page past the size
-    /// read as zeros. Returns the pages dropped from the object. Call with no vm lock held.
+    /// The kernel is truncating `identity`'s file to `size` bytes: call this first, then
+    /// truncate the file at the server. Its mapped object, if any, takes the size; every
+    /// mapping loses its pages past it (private copies too), so an access there is a bus
+    /// error; write-backs of the object in flight finish (so none reaches the server after
+    /// its truncate); the object's pages past the size are dropped (dirty ones
+    /// unwritten); the bytes of the last page past the size read as zeros (a page read
+    /// from the server before its truncate too). Returns the pages dropped from the
+    /// object. Call with no vm lock held: it may sleep ([`PageWait`]) for the
+    /// write-backs; [`VmError::Io`] if that sleep is interrupted, with the new size
+    /// already in force in vm.
+    ///
+    /// [`PageWait`]: crate::PageWait
     pub fn truncate_mapped(&self, identity: &FileIdentity, size: u64) -> Result<usize, VmError> {
+        Ok(self.begin_truncate(identity, size)?.commit())
+    }
+
+    /// vm's part of a truncate before the server's, for a kernel whose server may refuse
+    /// the truncate: the size is published, every mapping loses its pages past it and the
+    /// write-backs in flight finish, as [`truncate_mapped`](Self::truncate_mapped) does,
+    /// but no page leaves the object yet. After the server's truncate,
+    /// [`PendingTruncate::commit`] drops the pages past the size and zeroes the last
+    /// page's tail; if the server refused, dropping the [`PendingTruncate`] (or
+    /// [`abort`](PendingTruncate::abort)) puts the old size back, and the pages, dirty
+    /// ones included, are still there: a refused truncate loses no store.
+    pub fn begin_truncate(
+        &self,
+        identity: &FileIdentity,
+        size: u64,
+    ) -> Result<PendingTruncate, VmError> {
         let shared = &*self.shared;
         let Some(object) = shared.mapped_object(identity) else {
-            return Ok(0);
+            return Ok(PendingTruncate {
+                vm: self.clone(),
+                object: None,
+                size,
+                old: size,
+            });
         };
         let pool = &shared.pool;
+        let mut pending = PendingTruncate {
+            vm: self.clone(),
+            object: Some(object.clone()),
+            size,
+            old: size,
+        };
         // The first page wholly past the end.
         let gone = size.div_ceil(PAGE_BYTES);
         let mappings: Vec<Arc<MapSegment>> = {
@@ -82,6 +121,8 @@ impl Vm {
             let mut mappings = Vec::new();
             mappings.try_reserve(count).map_err(|_| VmError::NoMemory)?;
             let old = state.size;
+            // From here, dropping `pending` (an error below, a refused truncate) puts it back.
+            pending.old = old;
             state.size = size;
             state.writes += 1;
             if size > old {
@@ -111,6 +152,41 @@ impl Vm {
             }
         }
         drop(mappings);
+        // vm-rule(truncate-waits-for-writebacks): a write-back that took the old size
+        // must land before the kernel truncates the server (loom model 18).
+        while object.writing.load(Ordering::Acquire) != 0 {
+            let done = || object.writing.load(Ordering::Acquire) == 0;
+            shared.page_wait.sleep(&done).map_err(VmError::Io)?;
+        }
+        Ok(pending)
+    }
+}
+
+/// A truncate of a mapped file between vm's part before the server's truncate
+/// ([`Vm::begin_truncate`]) and after it. Dropped without [`commit`](Self::commit), it
+/// aborts: the server refused, and vm goes back to the old size.
+#[must_use = "commit after the server's truncate; dropping it puts the old size back"]
+pub struct PendingTruncate {
+    vm: Vm,
+    /// `None`: the file has no mapped object.
+    object: Option<Arc<MemObject>>,
+    size: u64,
+    /// The size before; equal to `size` until the size was published.
+    old: u64,
+}
+
+impl PendingTruncate {
+    /// The server truncated the file: the object's pages past the size go (dirty ones
+    /// unwritten) and the last page's bytes past it read as zeros. Returns the pages
+    /// dropped. Call with no vm lock held.
+    pub fn commit(mut self) -> usize {
+        let Some(object) = self.object.take() else {
+            return 0;
+        };
+        let shared = &*self.vm.shared;
+        let pool = &shared.pool;
+        let size = self.size;
+        let gone = size.div_ceil(PAGE_BYTES);
         let mut state = object.state.lock();
         let mut head = NO_PAGE;
         let mut dropped = 0;
@@ -153,6 +229,30 @@ impl Vm {
             .fetch_sub(u64::from(dirty), Ordering::Relaxed);
         pool.free_list_of(head);
         shared.trim_free_pool();
-        Ok(dropped)
+        dropped
+    }
+
+    /// The server refused the truncate: vm takes the old size back (unless a write moved
+    /// it meanwhile), so the pages past the new size, dirty ones with their stores, are
+    /// the file's again; a mapping faults them back in. Dropping it does the same.
+    pub fn abort(mut self) {
+        self.restore();
+    }
+
+    fn restore(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        let mut state = object.state.lock();
+        if state.size == self.size && self.old != self.size {
+            state.size = self.old;
+            state.writes += 1;
+        }
+    }
+}
+
+impl Drop for PendingTruncate {
+    fn drop(&mut self) {
+        self.restore();
     }
 }

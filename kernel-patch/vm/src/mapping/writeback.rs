@@ -7,6 +7,11 @@
 //! a write-back never grows the file). A store during the write marks the page again and
 //! it is written again by the next write-back; a failed write marks it again. A file the
 //! mount cache holds leaves it after a write-back (its pages there are older).
+//!
+//! A write in flight is counted in the object (`MemObject::writing`) from the moment it
+//! takes its page and the size it writes up to, under the object lock, until it returns;
+//! a truncate waits for the count to fall to zero (`truncate.rs`), so no page is written
+//! back past a size the kernel then gives the server.
 
 use alloc::vec::Vec;
 
@@ -83,6 +88,9 @@ impl MappingRef {
                 });
                 let offset = number * PAGE_BYTES;
                 let bytes = state.size.saturating_sub(offset).min(PAGE_BYTES) as usize;
+                // Counted with the size it writes up to, under the lock a truncate
+                // publishes a new size under: the truncate waits for this write.
+                object.writing.fetch_add(1, Ordering::AcqRel);
                 (page, chan, bytes)
             };
             shared.frames.with_frame(pool.frame(page), &mut |frame| {
@@ -90,6 +98,8 @@ impl MappingRef {
             });
             let result = chan.write_all(number * PAGE_BYTES, &buffer[..bytes]);
             drop(chan);
+            object.writing.fetch_sub(1, Ordering::AcqRel);
+            shared.page_wait.wakeup();
             if let Err(err) = result {
                 let mut state = object.state.lock();
                 if !pool.set_dirty(page, true) {
