@@ -276,30 +276,11 @@ impl Kernel {
     pub fn truncate(&self, pid: Pid, path: &str, length: u64) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
-        let (mut chan, flags) = self.walk_path(&proc, path, &intr)?;
+        let (chan, flags) = self.walk_path(&proc, path, &intr)?;
         let cache = flags
             .contains(MountFlags::CACHE)
             .then(|| self.inner.vm.mount_cache());
-        // Mappings of the file lose their pages past the end (a bus error there now), and
-        // their write-backs in flight land, before the server truncates: none is then
-        // written past the new end. The pages leave vm only once the server has truncated
-        // (a refused truncate puts the old size back with every store kept).
-        let pending = match self.vm().begin_truncate(&identity_of(chan.get()), length) {
-            Ok(pending) => pending,
-            Err(err) => {
-                let _ = chan.clunk(&intr);
-                return Err(err.into());
-            }
-        };
-        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
-        if result.is_ok() {
-            pending.commit();
-        } else {
-            pending.abort();
-        }
-        let clunked = chan.clunk(&intr);
-        result?;
-        Ok(clunked?)
+        self.truncate_chan(chan, cache.as_ref(), length, &intr)
     }
 
     /// Truncates (or extends) the file `fd` has open to `length` bytes, as
@@ -310,22 +291,37 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
         let file = self.file(&proc, fd)?;
-        let mut chan = self.walk_again(&proc, &file, &intr)?;
+        let chan = self.walk_again(&proc, &file, &intr)?;
         let cache = (file.cache.is_some()).then(|| self.inner.vm.mount_cache());
+        self.truncate_chan(chan, cache.as_ref(), length, &intr)
+    }
+
+    /// Truncates the file of `chan` (a walked channel, clunked here) to `length`. Mappings
+    /// of the file lose their pages past the end (a bus error there now), and their
+    /// write-backs in flight land, before the server truncates: none is then written past
+    /// the new end. The pages leave vm only once the server has truncated (a refused
+    /// truncate puts the old size back with every store kept).
+    fn truncate_chan(
+        &self,
+        mut chan: KChan,
+        cache: Option<&vm::MountCache>,
+        length: u64,
+        intr: &mnt::Interrupt,
+    ) -> Result<(), KernelError> {
         let pending = match self.vm().begin_truncate(&identity_of(chan.get()), length) {
             Ok(pending) => pending,
             Err(err) => {
-                let _ = chan.clunk(&intr);
+                let _ = chan.clunk(intr);
                 return Err(err.into());
             }
         };
-        let result = cached::truncate(cache.as_ref(), chan.get_mut(), length, &intr);
+        let result = cached::truncate(cache, chan.get_mut(), length, intr);
         if result.is_ok() {
             pending.commit();
         } else {
             pending.abort();
         }
-        let clunked = chan.clunk(&intr);
+        let clunked = chan.clunk(intr);
         result?;
         Ok(clunked?)
     }
