@@ -6,31 +6,17 @@ mod map_common;
 
 use std::sync::Arc;
 
-use map_common::{mmu, Mmu, PAGE};
-use vm::check::{check_invariants, check_translations, Translation};
+use map_common::{check, mmu, world_of, Mmu, World, PAGE};
+use vm::check::check_invariants;
 use vm::testkit::HeapFrames;
-use vm::{Access, Config, MapSpec, MappingRef, SpaceRef, Vm};
+use vm::{Access, MapSpec, MappingRef, SpaceRef};
 
 const BASE: u64 = 0x1_0000_0000;
-
-struct World {
-    vm: Vm,
-    frames: HeapFrames,
-}
 
 /// A vm with room for far fewer pages than the tests read: a read that allocated would
 /// run out.
 fn world() -> World {
-    let frames = HeapFrames::new(64);
-    let vm = Vm::new(
-        frames.allocator(),
-        Config {
-            max_pages: 32,
-            ..Config::default()
-        },
-    )
-    .expect("vm");
-    World { vm, frames }
+    world_of(HeapFrames::new(64), 32)
 }
 
 fn anon(world: &World, space: &Arc<Mmu>, pages: u64) -> MappingRef {
@@ -47,22 +33,6 @@ fn anon(world: &World, space: &Arc<Mmu>, pages: u64) -> MappingRef {
             },
         )
         .expect("map")
-}
-
-fn check(world: &World, mmus: &[&Arc<Mmu>]) {
-    check_invariants(&world.vm, Some(&[])).expect("invariants");
-    let mut translations = Vec::new();
-    for mmu in mmus {
-        for (&addr, &(frame, writable)) in mmu.entries.lock().unwrap().iter() {
-            translations.push(Translation {
-                space: mmu.id,
-                addr,
-                frame,
-                writable,
-            });
-        }
-    }
-    check_translations(&world.vm, &translations).expect("translations");
 }
 
 #[test]

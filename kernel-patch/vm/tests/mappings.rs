@@ -5,78 +5,15 @@ mod map_common;
 
 use std::sync::{Arc, Mutex};
 
-use map_common::{mmu, stamp, Mmu, ServerFile};
+use map_common::{check, load, mmu, spec, stamp, store, world, ServerFile, World};
 
 use map_common::PAGE;
 use vm::check::{check_invariants, check_translations, MapViolation, Translation};
 use vm::testkit::HeapFrames;
 use vm::{
-    Access, AllocSite, Config, FaultError, FileError, ImageFile, MapSpec, Mapper, SpaceRef, Vm,
-    VmError, PAGE_SIZE,
+    Access, AllocSite, Config, FaultError, FileError, ImageFile, Mapper, SpaceRef, Vm, VmError,
+    PAGE_SIZE,
 };
-
-struct World {
-    vm: Vm,
-    frames: HeapFrames,
-}
-
-fn world() -> World {
-    let frames = HeapFrames::new(256);
-    let vm = Vm::new(
-        frames.allocator(),
-        Config {
-            max_pages: 200,
-            ..Config::default()
-        },
-    )
-    .expect("vm");
-    World { vm, frames }
-}
-
-fn spec(base: u64, pages: u64, first: u64, shared: bool) -> MapSpec {
-    MapSpec {
-        base,
-        len: pages * PAGE,
-        offset: first * PAGE,
-        shared,
-        writable: true,
-    }
-}
-
-fn translations(mmus: &[&Arc<Mmu>]) -> Vec<Translation> {
-    let mut out = Vec::new();
-    for mmu in mmus {
-        for (&addr, &(frame, writable)) in mmu.entries.lock().unwrap().iter() {
-            out.push(Translation {
-                space: mmu.id,
-                addr,
-                frame,
-                writable,
-            });
-        }
-    }
-    out
-}
-
-fn check(world: &World, mmus: &[&Arc<Mmu>]) {
-    check_invariants(&world.vm, Some(&[])).expect("invariants");
-    check_translations(&world.vm, &translations(mmus)).expect("translations");
-}
-
-/// A store through a mapping, as the program does it: fault, then write the frame.
-fn store(world: &World, map: &vm::MappingRef, addr: u64, byte: u8) -> Result<(), FaultError> {
-    let mapping = map.fault(addr, Access::Write)?;
-    assert!(mapping.writable);
-    world
-        .frames
-        .write(mapping.frame, (addr % PAGE) as usize, &[byte; 8]);
-    Ok(())
-}
-
-fn load(world: &World, map: &vm::MappingRef, addr: u64) -> Result<u8, FaultError> {
-    let mapping = map.fault(addr, Access::Read)?;
-    Ok(world.frames.read(mapping.frame)[(addr % PAGE) as usize])
-}
 
 #[test]
 fn a_shared_store_is_seen_by_every_shared_mapping_and_written_back_at_sync() {

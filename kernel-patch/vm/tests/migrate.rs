@@ -6,72 +6,9 @@ mod map_common;
 
 use std::sync::{Arc, Mutex};
 
-use map_common::{mmu, stamp, Mmu, ServerFile, PAGE};
-use vm::check::{check_invariants, check_translations, Translation};
+use map_common::{check, mmu, spec, stamp, store, world, world_of, Mmu, ServerFile, World, PAGE};
 use vm::testkit::HeapFrames;
-use vm::{
-    Access, Config, FaultError, Frame, MapSpec, MappingRef, MigrateError, SpaceRef, Unmovable, Vm,
-    PAGE_SIZE,
-};
-
-struct World {
-    vm: Vm,
-    frames: HeapFrames,
-}
-
-fn world() -> World {
-    world_of(HeapFrames::new(256))
-}
-
-fn world_of(frames: HeapFrames) -> World {
-    let vm = Vm::new(
-        frames.allocator(),
-        Config {
-            max_pages: 200,
-            ..Config::default()
-        },
-    )
-    .expect("vm");
-    World { vm, frames }
-}
-
-fn spec(base: u64, pages: u64, first: u64, shared: bool) -> MapSpec {
-    MapSpec {
-        base,
-        len: pages * PAGE,
-        offset: first * PAGE,
-        shared,
-        writable: true,
-    }
-}
-
-fn translations(mmus: &[&Arc<Mmu>]) -> Vec<Translation> {
-    let mut out = Vec::new();
-    for mmu in mmus {
-        for (&addr, &(frame, writable)) in mmu.entries.lock().unwrap().iter() {
-            out.push(Translation {
-                space: mmu.id,
-                addr,
-                frame,
-                writable,
-            });
-        }
-    }
-    out
-}
-
-fn check(world: &World, mmus: &[&Arc<Mmu>]) {
-    check_invariants(&world.vm, Some(&[])).expect("invariants");
-    check_translations(&world.vm, &translations(mmus)).expect("translations");
-}
-
-fn store(world: &World, map: &MappingRef, addr: u64, byte: u8) -> Result<(), FaultError> {
-    let mapping = map.fault(addr, Access::Write)?;
-    world
-        .frames
-        .write(mapping.frame, (addr % PAGE) as usize, &[byte; 8]);
-    Ok(())
-}
+use vm::{Access, Frame, MappingRef, MigrateError, SpaceRef, Unmovable, PAGE_SIZE};
 
 /// The page at `addr` as the program reads it (faulting), and the frame it came from.
 fn read_page(world: &World, map: &MappingRef, addr: u64) -> (Frame, Vec<u8>) {
@@ -203,7 +140,7 @@ fn a_page_mid_write_back_cannot_move_and_vacate_moves_nothing_then() {
 #[test]
 fn vacate_empties_a_range_of_frames_of_every_vm_page() {
     // The kernel's zero frame (vm's own would be in the range: vacate refuses it).
-    let world = world_of(HeapFrames::with_zero_frame(256));
+    let world = world_of(HeapFrames::with_zero_frame(256), 200);
     let file = ServerFile::stamped(3, 16 * PAGE_SIZE);
     let (parent, child) = (mmu(1), mmu(2));
     let object = world.vm.file_object(file.open()).unwrap();

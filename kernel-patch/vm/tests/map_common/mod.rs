@@ -5,7 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use vm::{AddressSpace, FileError, FileIdentity, Frame, ImageFile, PAGE_SIZE};
+use vm::check::{check_invariants, check_translations, Translation};
+use vm::testkit::HeapFrames;
+use vm::{
+    Access, AddressSpace, Config, FaultError, FileError, FileIdentity, Frame, ImageFile, MapSpec,
+    MappingRef, Vm, PAGE_SIZE,
+};
 
 pub const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -123,4 +128,77 @@ impl ImageFile for ServerFile {
         Ok(buf.len())
     }
     fn close(self: Box<Self>) {}
+}
+
+/// A vm and the fake frames behind it.
+pub struct World {
+    pub vm: Vm,
+    pub frames: HeapFrames,
+}
+
+/// A vm of at most `max_pages` pages over `frames`.
+pub fn world_of(frames: HeapFrames, max_pages: u32) -> World {
+    let vm = Vm::new(
+        frames.allocator(),
+        Config {
+            max_pages,
+            ..Config::default()
+        },
+    )
+    .expect("vm");
+    World { vm, frames }
+}
+
+/// A vm of 200 pages over 256 frames.
+pub fn world() -> World {
+    world_of(HeapFrames::new(256), 200)
+}
+
+/// A writable mapping of `pages` pages at `base`, from file page `first`.
+pub fn spec(base: u64, pages: u64, first: u64, shared: bool) -> MapSpec {
+    MapSpec {
+        base,
+        len: pages * PAGE,
+        offset: first * PAGE,
+        shared,
+        writable: true,
+    }
+}
+
+/// Every translation of `mmus`, as the checker takes them.
+pub fn translations(mmus: &[&Arc<Mmu>]) -> Vec<Translation> {
+    let mut out = Vec::new();
+    for mmu in mmus {
+        for (&addr, &(frame, writable)) in mmu.entries.lock().unwrap().iter() {
+            out.push(Translation {
+                space: mmu.id,
+                addr,
+                frame,
+                writable,
+            });
+        }
+    }
+    out
+}
+
+/// vm's invariants, and every translation of `mmus` against the reverse map.
+pub fn check(world: &World, mmus: &[&Arc<Mmu>]) {
+    check_invariants(&world.vm, Some(&[])).expect("invariants");
+    check_translations(&world.vm, &translations(mmus)).expect("translations");
+}
+
+/// A store through a mapping, as the program does it: fault, then write the frame.
+pub fn store(world: &World, map: &MappingRef, addr: u64, byte: u8) -> Result<(), FaultError> {
+    let mapping = map.fault(addr, Access::Write)?;
+    assert!(mapping.writable);
+    world
+        .frames
+        .write(mapping.frame, (addr % PAGE) as usize, &[byte; 8]);
+    Ok(())
+}
+
+/// A load through a mapping: fault, then read the frame.
+pub fn load(world: &World, map: &MappingRef, addr: u64) -> Result<u8, FaultError> {
+    let mapping = map.fault(addr, Access::Read)?;
+    Ok(world.frames.read(mapping.frame)[(addr % PAGE) as usize])
 }
