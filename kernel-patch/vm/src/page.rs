@@ -228,10 +228,10 @@ impl PagePool {
         }
     }
 
-    /// Unbinds `page`, just taken off the free list by [`try_alloc`](Self::try_alloc),
-    /// whose frame the kernel says is still in use elsewhere, and lets go of the frame
-    /// ([`FrameAllocator::free`], no lock held). The entry goes back to the unbound list.
-    fn let_go(&self, frames: &dyn FrameAllocator, page: PageIndex) {
+    /// Puts `page`'s entry back on the unbound list (under the free-list lock) and gives
+    /// its frame back to the kernel ([`FrameAllocator::free`], no lock held). The caller
+    /// owns the page: nobody else can reach it.
+    fn unbind(&self, frames: &dyn FrameAllocator, page: PageIndex) {
         let meta = self.meta(page);
         let frame = {
             let mut lists = self.lists.lock();
@@ -242,6 +242,13 @@ impl PagePool {
             frame
         };
         frames.free(Frame(frame));
+    }
+
+    /// Unbinds `page`, just taken off the free list by [`try_alloc`](Self::try_alloc),
+    /// whose frame the kernel says is still in use elsewhere, and lets go of the frame
+    /// ([`FrameAllocator::free`], no lock held). The entry goes back to the unbound list.
+    fn let_go(&self, frames: &dyn FrameAllocator, page: PageIndex) {
+        self.unbind(frames, page);
         self.frames_in_use_elsewhere.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -456,15 +463,7 @@ impl PagePool {
         let meta = self.meta(page);
         meta.lineage.store(0, Ordering::Relaxed);
         meta.refs.store(0, Ordering::Release);
-        let frame = {
-            let mut lists = self.lists.lock();
-            let frame = meta.frame.swap(NO_FRAME, Ordering::AcqRel);
-            meta.link.store(lists.unbound_head, Ordering::Relaxed);
-            lists.unbound_head = page.0;
-            lists.bound -= 1;
-            frame
-        };
-        frames.free(Frame(frame));
+        self.unbind(frames, page);
     }
 
     /// Takes every free page whose frame lies in `range` off the free list and lets go of
