@@ -53,7 +53,7 @@ pub mod names {
 pub const SMALL_WRITE: usize = 4096;
 
 /// What a cell measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     WalkOpenClunk,

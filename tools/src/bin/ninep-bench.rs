@@ -25,6 +25,7 @@ use tools::bench::raw::Listener;
 use tools::bench::report::{Report, Skipped};
 use tools::bench::servers::{self, Scratch, ServerCommand, Servers};
 use tools::bench::session::{Settings, Target};
+use tools::bench::workload::Workload;
 use tools::bench::{chart, linux_guest, runner, signals};
 use tracing::{info, warn};
 
@@ -170,6 +171,10 @@ struct Common {
     #[arg(long, value_name = "LIST", value_delimiter = ',',
           value_parser = clap::value_parser!(u16).range(1..=64), default_values = ["1", "8"])]
     connections: Vec<u16>,
+    /// Only these workloads (e.g. `read,stat`) [default: every workload]. For profiling
+    /// one cell of a server.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    workloads: Vec<Workload>,
     /// Where to write results.json, results.csv, results.md and chart.svg.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
@@ -547,7 +552,10 @@ fn stop_on_signals(servers: &Servers, scratch: &Scratch) {
 
 fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report {
     let settings = common.settings();
-    let cells = matrix::cells(&common.msizes, &common.depths, &common.connections);
+    let mut cells = matrix::cells(&common.msizes, &common.depths, &common.connections);
+    if !common.workloads.is_empty() {
+        cells.retain(|c| common.workloads.contains(&c.workload));
+    }
     eprintln!(
         "measuring {} figures on {} servers: {}",
         cells.len(),
