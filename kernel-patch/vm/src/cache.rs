@@ -21,22 +21,22 @@
 
 use alloc::boxed::Box;
 
-use crate::channel::{ImageChannel, PendingFile};
+use crate::channel::PendingFile;
 use crate::file::PathKey;
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
-use crate::image::{ExecImage, ExecState, ImageState};
+use crate::image::{ExecChannel, ExecImage, ExecState, ImageState};
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::table::{shard_of, LinkError, SHARDS};
-use crate::vm::{ImageStatus, VmError, VmState};
+use crate::vm::{ImageStatus, Vm, VmError, VmState};
 
 /// What a put leaves for its caller to do once every lock is released.
 #[must_use]
 #[derive(Default)]
 pub(crate) struct PutOutcome {
     /// The dropped channel; dropping it closes the file.
-    chan: Option<Arc<ImageChannel>>,
+    chan: Option<Arc<ExecChannel>>,
     /// The idle list grew past its limit.
     trim: bool,
     /// The image was unlinked from the table.
@@ -54,7 +54,14 @@ pub(crate) struct ImageReclaim {
 
 impl VmState {
     /// See [`Vm::attach`](crate::Vm::attach).
-    pub(crate) fn attach(&self, file: Box<dyn ImageFile>) -> Result<Arc<ExecImage>, VmError> {
+    /// `vm` is a handle of this instance: the image's channel keeps a clone of it when this
+    /// attach makes the channel. Returns the image (with the reference taken) and its
+    /// channel.
+    pub(crate) fn attach(
+        &self,
+        vm: &Vm,
+        file: Box<dyn ImageFile>,
+    ) -> Result<(Arc<ExecImage>, Arc<ExecChannel>), VmError> {
         let identity = file.identity();
         let key = PathKey::of(&identity);
         // Reserve the file's parking slot before any lock (in the park queue of the file's
@@ -146,12 +153,17 @@ impl VmState {
 
         // Re-attach the channel under the image lock alone. An image that has one already
         // (the hit path of a running program) needs no new channel: the file is parked.
-        if image.state.lock().kind.chan.is_some() {
+        let held = image.state.lock().kind.chan.clone();
+        if let Some(chan) = held {
             drop(pending);
-            return Ok(image);
+            return Ok((image, chan));
         }
         // The channel's box, allocated with no lock held.
-        let chan = match Arc::try_new(pending.into_channel(&self.parked)) {
+        let made = ExecChannel {
+            file: pending.into_channel(&self.parked),
+            vm: vm.clone(),
+        };
+        let chan = match Arc::try_new(made) {
             Ok(chan) => chan,
             Err(chan) => {
                 // Parks its file. Our reference goes as any other (unlinking a new image).
@@ -161,15 +173,16 @@ impl VmState {
             }
         };
         let mut state = image.state.lock();
-        let unused = if state.kind.chan.is_none() {
-            state.kind.chan = Some(chan);
-            None
-        } else {
-            Some(chan)
+        let (chan, unused) = match &state.kind.chan {
+            Some(held) => (held.clone(), Some(chan)),
+            None => {
+                state.kind.chan = Some(chan.clone());
+                (chan, None)
+            }
         };
         drop(state);
         drop(unused);
-        Ok(image)
+        Ok((image, chan))
     }
 
     /// See [`Vm::image_status`](crate::Vm::image_status). The image is looked up and its

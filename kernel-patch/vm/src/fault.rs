@@ -14,10 +14,9 @@
 //! nothing; a write there, first or after such a read, allocates a private zeroed page
 //! (`zero.rs`).
 
-use crate::channel::ImageChannel;
 use crate::file::FileError;
 use crate::frame::Frame;
-use crate::image::{ExecImage, Lookup};
+use crate::image::{ExecChannel, ExecImage, Lookup};
 use crate::page::{PageIndex, PagePool};
 use crate::resident::PageIn;
 use crate::segment::{Backing, Entry, PageTable, SegmentKind, SegmentRef};
@@ -159,7 +158,7 @@ enum Step<'a> {
     /// lock held and try again.
     NeedLoad {
         offset: u64,
-        file: Arc<ImageChannel>,
+        file: Arc<ExecChannel>,
         load: PageLoad<'a>,
     },
     /// Another fault loads the page: sleep until a load finishes after `seen` loads, and

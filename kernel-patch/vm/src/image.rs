@@ -21,6 +21,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::ops::Deref;
 
 use crate::channel::ImageChannel;
 use crate::file::FileIdentity;
@@ -28,6 +29,7 @@ use crate::frame::PAGE_BYTES;
 use crate::page::{PageIndex, PagePool, NO_PAGE};
 use crate::segment::Segment;
 use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
+use crate::vm::Vm;
 
 /// What one kind of image keeps besides what every image has (the identity, the counts
 /// and the chains). The two kinds are types, not a tag: an image's kind-specific fields
@@ -57,11 +59,35 @@ pub(crate) type ExecImage = Image<Exec>;
 #[derive(Default)]
 pub(crate) struct ExecState {
     /// The channel (`c`): present exactly while `refs > pgref`.
-    pub(crate) chan: Option<Arc<ImageChannel>>,
+    pub(crate) chan: Option<Arc<ExecChannel>>,
     /// Shared text segments of this image (Plan 9's `Image.s`), each at count > 0: a
     /// segment's count is decremented under this lock and the segment is removed here in
     /// the same critical section when it reaches 0.
     pub(crate) texts: Vec<Arc<Segment>>,
+}
+
+/// An executable image's channel, and the vm instance it keeps alive.
+///
+/// Every [`ImageRef`](crate::ImageRef) holds a clone of its image's channel instead of a
+/// handle of its own to the instance: an attach then counts only what is its image's (its
+/// `refs`, this channel's count), and attaches of different executables share no counter
+/// (before, each cloned the one `Vm` handle). The instance stays alive while an image is
+/// active because its channel holds this handle; the channel exists exactly while
+/// `refs > pgref`, so from the attach that makes an image active to the put that makes
+/// it idle. The cycle that makes (the instance's table holds the image, whose channel
+/// holds the instance) is broken by that put, and while it lasts something outside holds
+/// the image anyway (a segment or an `ImageRef`, each keeping the instance too).
+pub(crate) struct ExecChannel {
+    pub(crate) file: ImageChannel,
+    pub(crate) vm: Vm,
+}
+
+impl Deref for ExecChannel {
+    type Target = ImageChannel;
+
+    fn deref(&self) -> &ImageChannel {
+        &self.file
+    }
 }
 
 /// The most hash chains of any kind (the chains reclaim counts on the stack).

@@ -424,7 +424,7 @@ impl ImageRef {
         if let Some(seg) = Self::find_text(&image.state.lock().kind.texts, geometry) {
             return Ok(self.wrap(seg));
         }
-        let shared = &*self.vm.shared;
+        let shared = &*self.vm().shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
         let fresh = Arc::try_new(Segment::new(
@@ -449,7 +449,7 @@ impl ImageRef {
         drop(state);
         Ok(SegmentRef {
             seg: fresh,
-            vm: self.vm.clone(),
+            vm: self.vm().clone(),
         })
     }
 
@@ -464,13 +464,13 @@ impl ImageRef {
     fn wrap(&self, seg: Arc<Segment>) -> SegmentRef {
         SegmentRef {
             seg,
-            vm: self.vm.clone(),
+            vm: self.vm().clone(),
         }
     }
 
     /// A private data segment for `geometry`, copy-on-write over the image's pages.
     pub(crate) fn data_segment(&self, geometry: Geometry) -> Result<SegmentRef, VmError> {
-        let shared = &*self.vm.shared;
+        let shared = &*self.vm().shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
         let seg = Segment::new(

@@ -8,7 +8,7 @@ use crate::channel::{ImageChannel, ParkedCloses};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
-use crate::image::ExecImage;
+use crate::image::{ExecChannel, ExecImage};
 use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
@@ -360,11 +360,8 @@ impl Vm {
     /// two images share an identity and a full table that holds the file's image is no
     /// error.
     pub fn attach(&self, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
-        let image = self.shared.attach(file)?;
-        Ok(ImageRef {
-            image,
-            vm: self.clone(),
-        })
+        let (image, chan) = self.shared.attach(self, file)?;
+        Ok(ImageRef { image, chan })
     }
 
     /// What the image cache holds for `identity` at this moment, `None` when it has no
@@ -436,12 +433,21 @@ pub struct ImageStatus {
 }
 
 /// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
+///
+/// It keeps the instance alive through its image's channel, not a handle of its own, so
+/// attaches of different executables share no counter (see `ExecChannel`).
 pub struct ImageRef {
     pub(crate) image: Arc<ExecImage>,
-    pub(crate) vm: Vm,
+    /// The image's channel while this reference keeps the image active.
+    pub(crate) chan: Arc<ExecChannel>,
 }
 
 impl ImageRef {
+    /// The instance the image belongs to.
+    pub(crate) fn vm(&self) -> &Vm {
+        &self.chan.vm
+    }
+
     /// The identity of the image's file.
     pub fn identity(&self) -> FileIdentity {
         self.image.identity
@@ -450,7 +456,9 @@ impl ImageRef {
 
 impl Drop for ImageRef {
     fn drop(&mut self) {
-        self.vm.shared.put(&self.image);
+        // The channel's clone in `self` outlives the put, and with it the instance, even
+        // when the put takes the image's own clone away.
+        self.vm().shared.put(&self.image);
     }
 }
 
