@@ -79,12 +79,12 @@ impl Tree {
             TimeSet::At(ts) => ts,
         };
         if let Some(t) = set.atime {
-            n.stamps.get_mut().atime = at(t);
+            n.stamps.lock().atime = at(t);
         }
         if let Some(t) = set.mtime {
-            n.stamps.get_mut().mtime = at(t);
+            n.stamps.lock().mtime = at(t);
         } else if set.size.is_some() {
-            n.stamps.get_mut().mtime = now;
+            n.stamps.lock().mtime = now;
         }
         n.touch_change(now);
         Ok(())
@@ -204,13 +204,13 @@ impl Tree {
             n.tmp = m.tmp;
         }
         if let Some(t) = w.atime {
-            n.stamps.get_mut().atime = Timespec {
+            n.stamps.lock().atime = Timespec {
                 sec: t.into(),
                 nsec: 0,
             };
         }
         if let Some(t) = w.mtime {
-            n.stamps.get_mut().mtime = Timespec {
+            n.stamps.lock().mtime = Timespec {
                 sec: t.into(),
                 nsec: 0,
             };

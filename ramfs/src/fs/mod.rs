@@ -25,20 +25,26 @@
 //!    atomic). A node exists, and its content keeps its kind, for as long as a shared
 //!    guard is held: only the exclusive lock creates or destroys nodes.
 //! 2. a regular file's data lock ([`node::FileCell`], a reader–writer lock): shared by
-//!    the reads of that file, held alone by one write; `attr` shares it for the size.
+//!    the reads of that file, held alone by one write, a truncation or a loan; `attr`
+//!    shares it for the size.
 //! 3. a node's stamp lock ([`node::StampCell`], a mutex held to copy a few words):
-//!    `qid.vers`, muid and times, which reads (atime) and writes change under the
-//!    shared tree lock.
+//!    `qid.vers`, muid and times.
+//!
+//! A regular file's data and stamp cells are shared (`Arc`) with the [`FileHandle`]s
+//! that open fids keep, and a read through a handle takes 2 and 3 without 1: so a read
+//! neither waits for a metadata change anywhere in the tree nor holds one up
+//! (`file_handle.rs` says why that is safe). Hence even the exclusive tree lock takes
+//! the data and stamp locks to change them: it no longer means nobody holds them.
 //!
 //! Memory accounting is an atomic counter ([`memory`](self)) that any of these may
-//! update. Under the exclusive tree lock nobody holds a data or stamp lock, so the tree
-//! reaches them with `get_mut`, without locking. Front ends keep their own
-//! per-connection state unlocked (it belongs to one thread) and take the tree lock for
-//! one operation at a time, never while blocking on I/O, and never twice.
+//! update. Front ends keep their own per-connection state unlocked (it belongs to one
+//! thread) and take the tree lock for one operation at a time, never while blocking on
+//! I/O, and never twice.
 
 mod attrs;
 mod clock;
 mod data;
+mod file_handle;
 mod loans;
 mod locks;
 mod memory;
@@ -58,11 +64,12 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::{Clock, Timespec};
 use data::LendError;
 pub use data::{FileData, Page, PAGE_SIZE};
+pub use file_handle::FileHandle;
 pub use locks::{
     range_end, LockKind, LockOwner, LockRefusal, RecordLock, CLIENT_ID_MAX, MAX_LOCKS_PER_FILE,
 };
@@ -72,7 +79,7 @@ pub use perm::{access, plan9_create_perm, Cred, PermStyle};
 
 use crate::error::{Error, Result};
 use memory::Memory;
-use node::{Content, Directory, FileCell, Node, StampCell, Stamps};
+use node::{Content, Directory, Node, StampCell, Stamps};
 use users::Users;
 pub use users::USER_NAME_MAX;
 pub use users_file::{UserEntry, UsersFile, UsersFileError};
@@ -380,7 +387,7 @@ impl Tree {
         let root = 1;
         let root_node = Node {
             content: Content::Dir(Directory::new(root)),
-            stamps: StampCell::new(Stamps::new(owner, now)),
+            stamps: Arc::new(StampCell::new(Stamps::new(owner, now))),
             perm: 0o777,
             append: false,
             excl: false,
@@ -652,10 +659,14 @@ impl Tree {
         if !unused {
             return;
         }
-        if let Some(mut n) = self.nodes.remove(&id) {
+        if let Some(n) = self.nodes.remove(&id) {
             let mut bytes = NODE_COST + content_cost(&n.content);
-            if let Content::File(f) = &mut n.content {
-                bytes += f.get_mut().held_pages() * PAGE_SIZE as u64;
+            if let Content::File(f) = &n.content {
+                // Freed now, not when the last handle of an open fid lets the cell go,
+                // so the pages leave the account and memory together.
+                let mut data = f.write();
+                bytes += data.held_pages() * PAGE_SIZE as u64;
+                *data = FileData::default();
             }
             bytes += n
                 .xattrs
@@ -701,10 +712,10 @@ impl Tree {
             let n = self.node_mut(id)?;
             let mut freed = 0;
             if mode.truncate {
-                if let Content::File(f) = &mut n.content {
-                    freed = f.get_mut().truncate(0).map_err(|_| Error::TextBusy)?;
+                if let Content::File(f) = &n.content {
+                    freed = f.write().truncate(0).map_err(|_| Error::TextBusy)?;
                     n.touch_modify(now);
-                    n.stamps.get_mut().muid = cred.uid;
+                    n.stamps.lock().muid = cred.uid;
                 }
             }
             n.opens += 1;

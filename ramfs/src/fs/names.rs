@@ -22,7 +22,7 @@ impl Tree {
         let gid = new.gid.unwrap_or(d.gid);
         let id = self.next_id;
         let content = match new.kind {
-            NewKind::File => Content::File(FileCell::default()),
+            NewKind::File => Content::File(Arc::default()),
             NewKind::Dir => Content::Dir(Directory::new(dir)),
             NewKind::Symlink(target) => {
                 if target.len() > SYMLINK_MAX {
@@ -38,7 +38,7 @@ impl Tree {
         let now = self.now();
         let node = Node {
             content,
-            stamps: StampCell::new(Stamps::new(cred.uid, now)),
+            stamps: Arc::new(StampCell::new(Stamps::new(cred.uid, now))),
             perm,
             append: new.append && !is_dir,
             excl: new.excl,

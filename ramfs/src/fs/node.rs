@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::clock::Timespec;
 use super::data::FileData;
@@ -111,9 +111,10 @@ impl Directory {
 }
 
 /// A regular file's data behind its own lock: the data lock of the lock order in
-/// `fs/mod.rs`. Readers of one file share it; a writer holds it alone. Under the
-/// tree's exclusive lock nobody else can hold it, so [`FileCell::get_mut`] reaches
-/// the data without locking.
+/// `fs/mod.rs`. Readers of one file share it; a writer holds it alone. It is shared
+/// (an `Arc`) between the node and the [`FileHandle`](super::FileHandle)s of open fids,
+/// which read through it without the tree lock, so even the tree's exclusive lock
+/// takes it to change the data.
 #[derive(Default)]
 pub struct FileCell(RwLock<FileData>);
 
@@ -125,14 +126,9 @@ impl FileCell {
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the data alone (a write under the tree's shared lock).
+    /// Takes the data alone (a write, a truncation, a loan).
     pub fn write(&self) -> RwLockWriteGuard<'_, FileData> {
         self.0.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The data, through an exclusive borrow of the tree.
-    pub fn get_mut(&mut self) -> &mut FileData {
-        self.0.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -175,9 +171,8 @@ impl Stamps {
 }
 
 /// A node's [`Stamps`] behind the stamp lock, the innermost of the lock order: data
-/// reads and writes under the tree's shared lock store their times through it, held
-/// only to copy a few words. Under the exclusive tree lock [`StampCell::get_mut`]
-/// reaches them without locking.
+/// reads and writes store their times through it, held only to copy a few words. Shared
+/// with the [`FileHandle`](super::FileHandle)s of a file's open fids, like its data.
 pub struct StampCell(Mutex<Stamps>);
 
 impl StampCell {
@@ -196,15 +191,15 @@ impl StampCell {
         change(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// The stamps, through an exclusive borrow of the tree.
-    pub fn get_mut(&mut self) -> &mut Stamps {
-        self.0.get_mut().unwrap_or_else(|e| e.into_inner())
+    /// The stamps, locked (to change several fields, or under the exclusive tree lock).
+    pub fn lock(&self) -> MutexGuard<'_, Stamps> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// What a node holds.
 pub enum Content {
-    File(FileCell),
+    File(Arc<FileCell>),
     Dir(Directory),
     Symlink(String),
     Special { kind: SpecialKind, rdev: u64 },
@@ -214,7 +209,7 @@ pub enum Content {
 pub struct Node {
     pub content: Content,
     /// `qid.vers`, muid and times.
-    pub stamps: StampCell,
+    pub stamps: Arc<StampCell>,
     /// Permission bits, `0o7777` (set-id and sticky bits are kept for POSIX clients).
     pub perm: u32,
     /// Plan 9 `DMAPPEND`: writes go to the end.
@@ -289,12 +284,12 @@ impl Node {
 
     /// Records a change: a new `qid.vers` and ctime.
     pub fn touch_change(&mut self, now: Timespec) {
-        self.stamps.get_mut().touch_change(now);
+        self.stamps.lock().touch_change(now);
     }
 
     /// Records a change of contents: a new `qid.vers`, mtime and ctime.
     pub fn touch_modify(&mut self, now: Timespec) {
-        self.stamps.get_mut().touch_modify(now);
+        self.stamps.lock().touch_modify(now);
     }
 
     /// The references held.

@@ -718,12 +718,12 @@ fn lent_windows_are_contiguous_and_counted() {
     assert_eq!(t.page_loans(f, 3), Ok(2));
     assert_eq!(t.statfs().used, used, "moving pages together costs nothing");
     for i in 0..6 {
-        let p = t.page(f, i).unwrap().expect("a page");
-        assert_eq!(
-            p as *const Page as usize,
-            addr(text) + i as usize * PAGE_SIZE
-        );
-        assert_eq!(p.0[0], i as u8 + 1);
+        let (at, first) = t
+            .with_page(f, i, |p| p.map(|p| (p as *const Page as usize, p.0[0])))
+            .unwrap()
+            .expect("a page");
+        assert_eq!(at, addr(text) + i as usize * PAGE_SIZE);
+        assert_eq!(first, i as u8 + 1);
     }
     assert_eq!(t.return_pages(f, 0, 4), Ok(0));
     assert_eq!(t.return_pages(f, 3, 3), Ok(0));
@@ -779,7 +779,8 @@ fn lending_a_hole_fills_it_without_touching_times_or_version() {
     assert_eq!(t.statfs().used, used + 2 * PAGE);
     assert_eq!(t.read(f, 0, usize::MAX).unwrap(), vec![0; 3 * PAGE_SIZE]);
     assert_eq!(
-        t.page(f, 2).unwrap().map(|p| p as *const Page as usize),
+        t.with_page(f, 2, |p| p.map(|p| p as *const Page as usize))
+            .unwrap(),
         Some(addr(p) + PAGE_SIZE)
     );
     // A hole that does not fit is refused, and nothing is lent or taken.

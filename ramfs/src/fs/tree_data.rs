@@ -38,6 +38,20 @@ impl Tree {
         Ok(len)
     }
 
+    /// A handle of a regular file's data for an open fid, through which it reads with no
+    /// tree lock ([`FileHandle`]); `None` for anything else.
+    pub fn file_handle(&self, id: NodeId) -> Option<FileHandle> {
+        let n = self.node(id).ok()?;
+        match &n.content {
+            Content::File(f) => Some(FileHandle {
+                data: Arc::clone(f),
+                stamps: Arc::clone(&n.stamps),
+                clock: self.clock,
+            }),
+            _ => None,
+        }
+    }
+
     /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`),
     /// returning the bytes written. Past the memory limit it fails and changes nothing.
     pub fn write(
@@ -112,7 +126,7 @@ impl Tree {
         }
         let n = self.node_mut(id)?;
         let freed = match &mut n.content {
-            Content::File(f) => f.get_mut().truncate(size).map_err(|_| Error::TextBusy)?,
+            Content::File(f) => f.write().truncate(size).map_err(|_| Error::TextBusy)?,
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
@@ -120,11 +134,17 @@ impl Tree {
         Ok(())
     }
 
-    /// The page of a regular file at `index`, if it holds data (where it lies now; a
-    /// mapping borrows pages with [`Tree::lend_pages`], which keeps them there).
-    pub fn page(&mut self, id: NodeId, index: u64) -> Result<Option<&Page>> {
-        match &mut self.node_mut(id)?.content {
-            Content::File(f) => Ok(f.get_mut().page(index)),
+    /// Calls `look` with the page of a regular file at `index`, if it holds data (where
+    /// it lies now; a mapping borrows pages with [`Tree::lend_pages`], which keeps them
+    /// there), under the file's data lock.
+    pub fn with_page<R>(
+        &self,
+        id: NodeId,
+        index: u64,
+        look: impl FnOnce(Option<&Page>) -> R,
+    ) -> Result<R> {
+        match &self.node(id)?.content {
+            Content::File(f) => Ok(look(f.read().page(index))),
             Content::Dir(_) => Err(Error::IsDir),
             _ => Err(Error::Invalid),
         }
@@ -148,9 +168,9 @@ impl Tree {
     /// lock changes the pages meanwhile); the intended user is the kernel,
     /// which maps the pages into another address space.
     pub fn lend_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<NonNull<Page>> {
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
-        let f = match &mut n.content {
-            Content::File(f) => f.get_mut(),
+        let n = self.nodes.get(&id).ok_or(Error::NotFound)?;
+        let mut f = match &n.content {
+            Content::File(f) => f.write(),
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
@@ -171,14 +191,15 @@ impl Tree {
     /// [`Tree::lend_pages`]. Returns how many of those pages had no loan (given back
     /// twice, or never lent): not an error, the caller decides whether to log it.
     pub fn return_pages(&mut self, id: NodeId, first: u64, count: u64) -> Result<u64> {
-        let n = self.nodes.get_mut(&id).ok_or(Error::NotFound)?;
-        let f = match &mut n.content {
-            Content::File(f) => f.get_mut(),
+        let n = self.nodes.get(&id).ok_or(Error::NotFound)?;
+        let mut f = match &n.content {
+            Content::File(f) => f.write(),
             Content::Dir(_) => return Err(Error::IsDir),
             _ => return Err(Error::Invalid),
         };
         let end = first.saturating_add(count);
         let back = f.give_back(first, end);
+        drop(f);
         self.lent -= (end - first) - back.unmatched;
         self.memory.release(back.freed * PAGE_SIZE as u64);
         // A removed file whose last loan this was goes now.

@@ -3,8 +3,9 @@
 //! A client that pipelines sends many Treads and Twrites before it waits. The
 //! connection loop gathers the consecutive ones that are plain file data (an open fid
 //! of a regular file, no xattr) into a [`Run`] and answers a run's requests
-//! on several threads at once, under the tree's shared lock (reads of one file share
-//! its data lock; writes to different files take different data locks).
+//! on several threads at once: reads through their fids' handles of the file data (no
+//! tree lock; reads of one file share its data lock), writes under the tree's shared
+//! lock (writes to different files take different data locks).
 //!
 //! Why this keeps 9P's order: a run holds no two requests that touch the same file
 //! unless both are reads ([`Run::conflicts`]): no write next to a read or another write
@@ -33,7 +34,7 @@ use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace};
 use super::session::Session;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use crate::error::Error;
-use crate::fs::{Cred, Fs, NodeId};
+use crate::fs::{Cred, FileHandle, Fs, NodeId};
 
 /// Most requests in one run.
 pub(super) const MAX_JOBS: usize = 64;
@@ -48,6 +49,8 @@ pub(super) enum Job {
     Read {
         tag: u16,
         node: NodeId,
+        /// The fid's handle of the file's data: the read takes no tree lock.
+        file: FileHandle,
         offset: u64,
         /// Already clipped to the session's iounit.
         count: usize,
@@ -89,26 +92,21 @@ impl Job {
         let result = match self {
             Job::Read {
                 tag,
-                node,
+                file,
                 offset,
                 count,
+                ..
             } => {
-                let tree = fs.lock_shared();
                 let mut reply = RreadInPlace::begin(out, *tag, *count);
-                match tree.read_with(*node, *offset, *count, |bytes| reply.push(bytes)) {
-                    Ok(_) => reply
-                        .finish()
-                        .map(|count| {
-                            if let Some(id) = cx.trace {
-                                log_rread(id, *tag, count);
-                            }
-                        })
-                        .map_err(|_| Error::CountTooLarge),
-                    Err(e) => {
-                        drop(reply);
-                        Err(e)
-                    }
-                }
+                file.read_with(*offset, *count, |bytes| reply.push(bytes));
+                reply
+                    .finish()
+                    .map(|count| {
+                        if let Some(id) = cx.trace {
+                            log_rread(id, *tag, count);
+                        }
+                    })
+                    .map_err(|_| Error::CountTooLarge)
             }
             Job::Write {
                 tag,
@@ -292,7 +290,7 @@ impl Session<'_> {
                 }
                 let f = self.fids.get(&fid)?;
                 let open = f.open.as_ref()?;
-                if f.xattr.is_some() || !open.mode.write || !self.is_regular(f.node) {
+                if f.xattr.is_some() || !open.mode.write || open.file.is_none() {
                     return None;
                 }
                 if self.config.trace {
@@ -311,7 +309,9 @@ impl Session<'_> {
                 let f = self.fids.get(&fid)?;
                 let open = f.open.as_ref()?;
                 let readable = open.mode.read || open.mode.exec;
-                if f.xattr.is_some() || !readable || !self.is_regular(f.node) {
+                // Only a regular file's open has a handle: no tree lock to ask.
+                let file = open.file.as_ref()?;
+                if f.xattr.is_some() || !readable {
                     return None;
                 }
                 if self.config.trace {
@@ -321,16 +321,13 @@ impl Session<'_> {
                 Some(Job::Read {
                     tag: fc.tag,
                     node: f.node,
+                    file: file.clone(),
                     offset,
                     count: count.min(self.iounit()) as usize,
                 })
             }
             _ => None,
         }
-    }
-
-    fn is_regular(&self, node: NodeId) -> bool {
-        self.fs.lock_shared().is_regular_file(node)
     }
 }
 

@@ -15,7 +15,7 @@ use super::client_checks::ClientChecks;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use super::ServerConfig;
 use crate::error::{Error, Result};
-use crate::fs::{Attr, Cred, FileType, Fs, NodeId, OpenMode, Tree, XattrSetMode};
+use crate::fs::{Attr, Cred, FileHandle, FileType, Fs, NodeId, OpenMode, Tree, XattrSetMode};
 
 /// What an open fid may do and where its directory reads stand.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,9 @@ pub(super) struct OpenState {
     pub dir_offset: u64,
     /// …and the sequence number of the last entry it returned.
     pub dir_cursor: u64,
+    /// A regular file's data, which the fid's reads go through without the tree lock
+    /// (`None` for anything else).
+    pub file: Option<FileHandle>,
 }
 
 /// An extended attribute being read or written through a fid (9P2000.L).
@@ -598,11 +601,13 @@ impl<'a> Session<'a> {
         }
         tree.open(&cred, node, mode, check)?;
         let qid = qid_of(&tree.attr(node)?);
+        let file = tree.file_handle(node);
         let f = self.fid_mut(fid)?;
         f.open = Some(OpenState {
             mode,
             orclose,
             append,
+            file,
             ..Default::default()
         });
         Ok(qid)

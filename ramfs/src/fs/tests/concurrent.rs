@@ -83,6 +83,127 @@ fn a_read_in_progress_lets_other_reads_of_its_file_and_writes_to_others_through(
     assert_eq!(fs.lock().read(b, 0, 4096).unwrap(), vec![9; 4096]);
 }
 
+/// A read through an open fid's handle waits inside its callback (holding the file's
+/// data lock) while another thread creates a file in another directory, renames it and
+/// sets its attributes under the exclusive tree lock: all of that finishes before the
+/// read lets go. A read that held the tree's shared lock (as `Tree::read_with` does)
+/// keeps the create waiting until the deadline.
+#[test]
+fn a_read_in_progress_does_not_hold_up_metadata_changes_elsewhere() {
+    let fs = shared_fs(64 * MIB);
+    let who = user(&fs);
+    let root = fs.lock().root();
+    let (a, d) = {
+        let mut t = fs.lock();
+        let e = mkdir(&mut t, &who, root, "e", 0o777);
+        let a = file(&mut t, &who, e, "a", 0o666);
+        t.write(&who, a, 0, &[7; 8192], false).unwrap();
+        (a, mkdir(&mut t, &who, root, "d", 0o777))
+    };
+    let handle = fs.lock_shared().file_handle(a).expect("a regular file");
+    let (fs, who, handle) = (&fs, &who, &handle);
+    let (inside_tx, inside_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel();
+    let (through, read) = thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut got = Vec::new();
+            let mut first = true;
+            handle.read_with(0, 8192, |bytes| {
+                if first {
+                    first = false;
+                    inside_tx.send(()).unwrap();
+                    // Held until the other thread is through, or the deadline.
+                    let _ = release_rx.recv_timeout(STEP_DEADLINE);
+                }
+                got.extend_from_slice(bytes);
+            });
+            got
+        });
+        inside_rx
+            .recv_timeout(STEP_DEADLINE)
+            .expect("the read began");
+        s.spawn(move || {
+            let mut t = fs.lock();
+            let n = file(&mut t, who, d, "new", 0o600);
+            t.rename(who, d, "new", d, "newer").unwrap();
+            let set = SetAttrs {
+                perm: Some(0o640),
+                ..Default::default()
+            };
+            t.setattr(who, n, set).unwrap();
+            drop(t);
+            done_tx.send(()).unwrap();
+        });
+        let through = done_rx.recv_timeout(STEP_DEADLINE).is_ok();
+        // Unblocks the read whatever happened, so the scope's joins return.
+        let _ = release_tx.send(());
+        (through, reader.join().unwrap())
+    });
+    assert!(
+        through,
+        "the create in another directory waited for a read of a file"
+    );
+    assert_eq!(read, vec![7; 8192]);
+}
+
+/// A truncation under the exclusive lock while a read through a handle is inside the
+/// file's data: the read sees the file whole (the exclusive tree lock no longer means
+/// nobody holds a data lock, so the truncation takes the data lock like everyone), and
+/// after it the handle reads an empty file and the pages have left the account.
+#[test]
+fn a_truncation_meets_a_read_through_a_handle_whole() {
+    let fs = shared_fs(64 * MIB);
+    let who = user(&fs);
+    let root = fs.lock().root();
+    let a = {
+        let mut t = fs.lock();
+        let a = file(&mut t, &who, root, "a", 0o666);
+        t.write(&who, a, 0, &[3; 3 * PAGE_SIZE], false).unwrap();
+        a
+    };
+    let used = fs.lock().statfs().used;
+    let handle = fs.lock_shared().file_handle(a).expect("a regular file");
+    let (fs, who, handle) = (&fs, &who, &handle);
+    let (inside_tx, inside_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let read = thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut got = Vec::new();
+            let mut first = true;
+            handle.read_with(0, 3 * PAGE_SIZE, |bytes| {
+                if first {
+                    first = false;
+                    inside_tx.send(()).unwrap();
+                    let _ = release_rx.recv_timeout(STEP_DEADLINE);
+                }
+                got.extend_from_slice(bytes);
+            });
+            got
+        });
+        inside_rx
+            .recv_timeout(STEP_DEADLINE)
+            .expect("the read began");
+        let truncate = s.spawn(move || {
+            let set = SetAttrs {
+                size: Some(0),
+                ..Default::default()
+            };
+            fs.lock().setattr(who, a, set).unwrap();
+        });
+        let _ = release_tx.send(());
+        truncate.join().unwrap();
+        reader.join().unwrap()
+    });
+    assert_eq!(read, vec![3; 3 * PAGE_SIZE], "the read saw the file whole");
+    assert_eq!(
+        handle.read_with(0, PAGE_SIZE, |_| {}),
+        0,
+        "then it is empty"
+    );
+    assert_eq!(fs.lock().statfs().used, used - 3 * PAGE_SIZE as u64);
+}
+
 /// A write by someone whose write takes a set-id bit away goes through the exclusive
 /// lock, and the bit goes, as under one lock.
 #[test]
@@ -135,6 +256,8 @@ impl Rng {
 #[derive(Default)]
 struct Seen {
     reads: AtomicUsize,
+    /// Of the reads, those through a handle.
+    handle_reads: AtomicUsize,
     writes: AtomicUsize,
     no_space: AtomicUsize,
     /// Most reads found inside one file's data at once (reported, not asserted: the
@@ -159,13 +282,18 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
             .collect();
         (files, dirs)
     };
+    // Half the reads go through open fids' handles (no tree lock), as the 9P server's do.
+    let handles: Vec<FileHandle> = files
+        .iter()
+        .map(|&f| fs.lock_shared().file_handle(f).expect("a regular file"))
+        .collect();
     let seen = Seen::default();
     let readers: Vec<AtomicUsize> = (0..FILES).map(|_| AtomicUsize::new(0)).collect();
     let start = Barrier::new(THREADS);
     thread::scope(|s| {
         for me in 0..THREADS {
-            let (fs, who, files, dirs, seen, readers, start) =
-                (&fs, &who, &files, &dirs, &seen, &readers, &start);
+            let (fs, who, files, handles, dirs, seen, readers, start) =
+                (&fs, &who, &files, &handles, &dirs, &seen, &readers, &start);
             s.spawn(move || {
                 let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (me as u64 + 1));
                 start.wait();
@@ -186,22 +314,25 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
                             seen.writes.fetch_add(1, Ordering::Relaxed);
                         }
                         4..=6 => {
-                            let tree = fs.lock_shared();
                             let mut got = Vec::with_capacity(SLOT);
                             let mut entered = false;
-                            tree.read_with(f, offset, SLOT, |bytes| {
+                            let put = |bytes: &[u8]| {
                                 if !entered {
                                     entered = true;
                                     let now = readers[i].fetch_add(1, Ordering::AcqRel) + 1;
                                     seen.most_readers_at_once.fetch_max(now, Ordering::Relaxed);
                                 }
                                 got.extend_from_slice(bytes);
-                            })
-                            .unwrap();
+                            };
+                            if rng.below(2) == 0 {
+                                handles[i].read_with(offset, SLOT, put);
+                                seen.handle_reads.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                fs.lock_shared().read_with(f, offset, SLOT, put).unwrap();
+                            }
                             if entered {
                                 readers[i].fetch_sub(1, Ordering::AcqRel);
                             }
-                            drop(tree);
                             assert!(got.is_empty() || got.len() == SLOT, "a partial slot");
                             assert!(
                                 got.iter().all(|&x| x == got[0]),
@@ -262,13 +393,15 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
         assert_eq!(t.attr(f).unwrap().size % SLOT as u64, 0);
     }
     eprintln!(
-        "stress: {} reads, {} writes ({} out of space), at most {} readers in one file at once",
+        "stress: {} reads ({} through handles), {} writes ({} out of space), at most {} readers in one file at once",
         seen.reads.load(Ordering::Relaxed),
+        seen.handle_reads.load(Ordering::Relaxed),
         seen.writes.load(Ordering::Relaxed),
         seen.no_space.load(Ordering::Relaxed),
         seen.most_readers_at_once.load(Ordering::Relaxed),
     );
     assert!(seen.reads.load(Ordering::Relaxed) > 0 && seen.writes.load(Ordering::Relaxed) > 0);
+    assert!(seen.handle_reads.load(Ordering::Relaxed) > 0);
 }
 
 /// Recounts what the memory account, the link counts and the file sizes must be, from
@@ -291,8 +424,7 @@ fn check_tree(t: &mut Tree) {
         expected += n.locks.memory_cost();
         match &mut n.content {
             Content::File(f) => {
-                let f = f.get_mut();
-                expected += f.held_pages() * PAGE_SIZE as u64;
+                expected += f.read().held_pages() * PAGE_SIZE as u64;
             }
             Content::Dir(d) => {
                 for (_, name, child) in d.after(0) {

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::*;
-use crate::fs::{Cred, NewKind, NewNode, NodeId};
+use crate::fs::{Cred, FileHandle, NewKind, NewNode, NodeId};
 use crate::ninep_server::run::{Context, Job, Run, PARALLEL_MIN_BYTES};
 
 fn context(fs: &Fs) -> Context<'_> {
@@ -43,10 +43,17 @@ fn fs_with_file(len: usize) -> (Fs, NodeId, Cred) {
     (fs, f, who)
 }
 
-fn read(tag: u16, node: NodeId, offset: u64, count: usize) -> Job {
+/// The handle an open fid of `node` has.
+fn handle(fs: &Fs, node: NodeId) -> FileHandle {
+    fs.lock_shared().file_handle(node).expect("a regular file")
+}
+
+/// A read of `file`'s data, said to be of `node` (the run's conflicts go by node).
+fn read(file: &FileHandle, tag: u16, node: NodeId, offset: u64, count: usize) -> Job {
     Job::Read {
         tag,
         node,
+        file: file.clone(),
         offset,
         count,
     }
@@ -58,6 +65,7 @@ fn read(tag: u16, node: NodeId, offset: u64, count: usize) -> Job {
 fn a_large_run_is_answered_on_two_threads_at_once() {
     let half = PARALLEL_MIN_BYTES;
     let (fs, f, _) = fs_with_file(2 * half);
+    let h = handle(&fs, f);
     let (began_tx, began_rx) = mpsc::channel::<u16>();
     let began_rx = Mutex::new(began_rx);
     let overlapped = Arc::new(AtomicUsize::new(0));
@@ -71,12 +79,12 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
             seen.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    run.push(read(1, f, 0, half));
+    run.push(read(&h, 1, f, 0, half));
     assert!(
-        !run.conflicts(&read(2, f, half as u64, half)),
+        !run.conflicts(&read(&h, 2, f, half as u64, half)),
         "reads of one file"
     );
-    run.push(read(2, f, half as u64, half));
+    run.push(read(&h, 2, f, half as u64, half));
     let (mut spare, mut output, mut written) = (Vec::new(), Vec::new(), Vec::new());
     run.answer(context(&fs), 2, &[], &mut spare, &mut output, &mut written)
         .unwrap();
@@ -103,6 +111,7 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
 #[test]
 fn a_small_run_stays_on_the_connections_thread() {
     let (fs, f, _) = fs_with_file(8192);
+    let h = handle(&fs, f);
     let me = thread::current().id();
     let elsewhere = Arc::new(AtomicUsize::new(0));
     let mut run = Run::default();
@@ -112,8 +121,8 @@ fn a_small_run_stays_on_the_connections_thread() {
             counter.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    run.push(read(1, f, 0, 4096));
-    run.push(read(2, f, 4096, 4096));
+    run.push(read(&h, 1, f, 0, 4096));
+    run.push(read(&h, 2, f, 4096, 4096));
     let (mut spare, mut output, mut written) = (Vec::new(), Vec::new(), Vec::new());
     run.answer(context(&fs), 4, &[], &mut spare, &mut output, &mut written)
         .unwrap();
@@ -124,7 +133,8 @@ fn a_small_run_stays_on_the_connections_thread() {
 
 #[test]
 fn a_write_never_shares_a_run_with_another_request_on_its_file() {
-    let (_fs, f, who) = fs_with_file(4096);
+    let (fs, f, who) = fs_with_file(4096);
+    let h = handle(&fs, f);
     let who = Arc::new(who);
     let write = |tag, node| Job::Write {
         tag,
@@ -136,7 +146,7 @@ fn a_write_never_shares_a_run_with_another_request_on_its_file() {
     };
     let other = f + 1000;
     let mut run = Run::default();
-    run.push(read(1, f, 0, 10));
+    run.push(read(&h, 1, f, 0, 10));
     assert!(
         run.conflicts(&write(2, f)),
         "a write after a read of its file"
@@ -144,26 +154,31 @@ fn a_write_never_shares_a_run_with_another_request_on_its_file() {
     assert!(!run.conflicts(&write(2, other)), "a write of another file");
     run.push(write(2, other));
     assert!(
-        run.conflicts(&read(3, other, 0, 10)),
+        run.conflicts(&read(&h, 3, other, 0, 10)),
         "a read after a write"
     );
     assert!(run.conflicts(&write(3, other)), "two writes of one file");
-    assert!(!run.conflicts(&read(3, f, 0, 10)), "two reads of one file");
+    assert!(
+        !run.conflicts(&read(&h, 3, f, 0, 10)),
+        "two reads of one file"
+    );
 }
 
 /// A run holds at most MAX_JOBS requests and MAX_BYTES of data.
 #[test]
 fn a_run_is_bounded() {
     use crate::ninep_server::run::{MAX_BYTES, MAX_JOBS};
+    let (fs, f, _) = fs_with_file(1);
+    let h = handle(&fs, f);
     let mut run = Run::default();
     for tag in 0..MAX_JOBS as u16 {
-        assert!(!run.conflicts(&read(tag, 1, 0, 1)));
-        run.push(read(tag, 1, 0, 1));
+        assert!(!run.conflicts(&read(&h, tag, 1, 0, 1)));
+        run.push(read(&h, tag, 1, 0, 1));
     }
-    assert!(run.conflicts(&read(999, 1, 0, 1)), "full by count");
+    assert!(run.conflicts(&read(&h, 999, 1, 0, 1)), "full by count");
     let run = Run::default();
     assert!(
-        run.conflicts(&read(1, 1, 0, MAX_BYTES + 1)),
+        run.conflicts(&read(&h, 1, 1, 0, MAX_BYTES + 1)),
         "full by bytes"
     );
 }
@@ -336,4 +351,84 @@ fn a_tversion_is_answered_after_the_run_before_it() {
         .map(|r| r.tag)
         .collect();
     assert_eq!(reads, (first_read..first_read + 8).collect::<Vec<_>>());
+}
+
+/// A metadata change held mid-way (a file created in directory `d`, the tree's
+/// exclusive lock still held) while a client reads a file in another directory through
+/// the server: the read is answered before the change lets go. Reads go through the
+/// fid's handle of the file's data, which no metadata change holds; when a read took the
+/// tree lock (shared) the reply waited for the create and the deadline passed.
+#[cfg(unix)]
+#[test]
+fn a_read_is_answered_while_a_metadata_change_elsewhere_holds_the_tree() {
+    let s = server();
+    let mut c = Conn::open(&s, "9P2000.L");
+    assert!(matches!(
+        c.rpc(tattach(0, "", Some(0))),
+        Msg::Rattach { .. }
+    ));
+    c.rpc(Msg::Tmkdir {
+        dfid: 0,
+        name: "d".into(),
+        mode: 0o755,
+        gid: 0,
+    });
+    c.rpc(Msg::Tmkdir {
+        dfid: 0,
+        name: "e".into(),
+        mode: 0o755,
+        gid: 0,
+    });
+    c.rpc(twalk(0, 1, &["e"]));
+    let r = c.rpc(Msg::Tlcreate {
+        fid: 1,
+        name: "f".into(),
+        flags: lflags::RDWR,
+        mode: 0o644,
+        gid: 0,
+    });
+    assert!(matches!(r, Msg::Rlcreate { .. }), "{r:?}");
+    let r = c.rpc(Msg::Twrite {
+        fid: 1,
+        offset: 0,
+        data: vec![b'r'; 4000],
+    });
+    assert_eq!(r, Msg::Rwrite { count: 4000 });
+    c.stream
+        .set_read_timeout(Some(STEP_DEADLINE))
+        .expect("timeout");
+
+    let mut tree = s.fs().lock();
+    let who = tree.cred_for_uid(0, None);
+    let root = tree.root();
+    let d = tree.lookup(&who, root, "d").expect("d");
+    tree.create(&who, d, "new", NewNode::new(NewKind::File, 0o644))
+        .expect("create in d");
+    // The create is done, its exclusive lock still held: the read must not need it.
+    let tag = c.send(Msg::Tread {
+        fid: 1,
+        offset: 0,
+        count: 4000,
+    });
+    let reply = try_recv(&mut c.stream);
+    drop(tree);
+    let reply = reply.expect("the read was answered while the tree was locked");
+    assert_eq!(reply.tag, tag);
+    assert_eq!(
+        reply.msg,
+        Msg::Rread {
+            data: vec![b'r'; 4000]
+        }
+    );
+}
+
+/// One reply from `stream`, or `None` if none came before its read timeout.
+#[cfg(unix)]
+fn try_recv(stream: &mut std::os::unix::net::UnixStream) -> Option<Fcall> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).ok()?;
+    let mut buf = size.to_vec();
+    buf.resize(u32::from_le_bytes(size) as usize, 0);
+    stream.read_exact(&mut buf[4..]).ok()?;
+    decode(&buf, Dialect::L).ok()
 }
