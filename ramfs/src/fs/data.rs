@@ -252,23 +252,58 @@ impl FileData {
     /// The page at `index` for writing: its slot, filling a vacant one, or a new run
     /// of one page.
     fn page_for_write(&mut self, index: u64) -> &mut Page {
-        let start = match self.run_of(index) {
-            Some((start, _)) => start,
-            None => {
-                self.held += 1;
-                index
-            }
+        let (start, fresh) = match self.run_of(index) {
+            Some((start, _)) => (start, false),
+            None => (index, true),
         };
         let run = self.runs.entry(start).or_insert_with(|| Run {
             slots: vec![Page::ZERO].into_boxed_slice(),
-            // Vacant until written just below, so one count serves both cases.
-            vacant: BTreeSet::from([0]),
+            vacant: BTreeSet::new(),
         });
         let slot = index - start;
-        if run.vacant.remove(&slot) {
+        if fresh {
+            self.held += 1;
+            self.live += 1;
+        } else if run.vacant.remove(&slot) {
             self.live += 1;
         }
         &mut run.slots[slot as usize]
+    }
+
+    /// Writes the front of `data` at `pos` into pages that hold data already, walking
+    /// the runs once (not a lookup a page), up to the first page that has no slot or a
+    /// vacant one. Returns the bytes written.
+    fn write_in_place(&mut self, pos: u64, data: &[u8]) -> usize {
+        let Some((start, _)) = self.run_of(page_of(pos)) else {
+            return 0;
+        };
+        let mut done = 0;
+        for (&first, run) in self.runs.range_mut(start..) {
+            loop {
+                if done == data.len() {
+                    return done;
+                }
+                let at = pos + done as u64;
+                let index = page_of(at);
+                if index < first {
+                    // A hole before this run.
+                    return done;
+                }
+                let slot = index - first;
+                if slot >= run.len() {
+                    break;
+                }
+                if !run.is_live(slot) {
+                    return done;
+                }
+                let in_page = (at % PAGE) as usize;
+                let n = (PAGE_SIZE - in_page).min(data.len() - done);
+                run.slots[slot as usize].0[in_page..in_page + n]
+                    .copy_from_slice(&data[done..done + n]);
+                done += n;
+            }
+        }
+        done
     }
 
     /// Writes `data` at `offset`, allocating pages as needed and growing the length.
@@ -282,6 +317,11 @@ impl FileData {
         }
         let mut done = 0usize;
         while done < data.len() {
+            done += self.write_in_place(offset + done as u64, &data[done..]);
+            if done == data.len() {
+                break;
+            }
+            // A page with no slot, or a vacant one: give it one.
             let pos = offset + done as u64;
             let in_page = (pos % PAGE) as usize;
             let n = (PAGE_SIZE - in_page).min(data.len() - done);
