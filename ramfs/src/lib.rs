@@ -111,6 +111,7 @@ pub mod error;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
+mod id_hash;
 pub mod ninep_server;
 pub mod redox_scheme;
 pub mod signals;

@@ -61,7 +61,7 @@ mod xattrs;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -78,6 +78,7 @@ pub use node::{FileType, NodeId, SpecialKind, FIRST_SEQ};
 pub use perm::{access, plan9_create_perm, Cred, PermStyle};
 
 use crate::error::{Error, Result};
+use crate::id_hash::IdMap;
 use memory::Memory;
 use node::{Content, Directory, Node, StampCell, Stamps};
 use users::Users;
@@ -334,7 +335,7 @@ pub struct DirEntry<'a> {
 
 /// The tree itself; reach it through [`Fs::lock`].
 pub struct Tree {
-    nodes: HashMap<NodeId, Node>,
+    nodes: IdMap<NodeId, Node>,
     next_id: NodeId,
     root: NodeId,
     memory: Memory,
@@ -402,7 +403,7 @@ impl Tree {
             xattrs: Default::default(),
             locks: Default::default(),
         };
-        let mut nodes = HashMap::new();
+        let mut nodes = IdMap::default();
         nodes.insert(root, root_node);
         Tree {
             nodes,

@@ -2,7 +2,7 @@
 //! and the requests both dialects share (version, auth, attach, flush, walk, read,
 //! write, clunk, remove). The dialect-specific requests are in `p2000` and `linux`.
 
-use std::collections::HashMap;
+use crate::id_hash::IdMap;
 use std::sync::Arc;
 
 use ninep::{
@@ -68,7 +68,7 @@ pub(super) struct Session<'a> {
     /// Set by a successful Tversion.
     pub dialect: Option<Dialect>,
     pub msize: u32,
-    pub fids: HashMap<u32, Fid>,
+    pub fids: IdMap<u32, Fid>,
     /// Who this connection may attach as (set by the server from the transport's peer).
     pub attach_rule: AttachRule,
     /// Whether the client's own permission checks are trusted (diod's rule).
@@ -106,7 +106,7 @@ impl<'a> Session<'a> {
             config,
             dialect: None,
             msize: MAX_MSIZE,
-            fids: HashMap::new(),
+            fids: IdMap::default(),
             attach_rule: AttachRule::BelieveNames,
             client_checks: ClientChecks::default(),
         }

@@ -3,6 +3,7 @@
 //! reads, writes, truncations, creations, removals and walks over many files, after
 //! which a checker recounts the tree's memory, link counts and sizes.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::sync::Barrier;
