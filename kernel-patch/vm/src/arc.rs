@@ -66,6 +66,13 @@ impl<T> Arc<T> {
         })
     }
 
+    /// The clones alive now (a snapshot: others may come and go meanwhile). For the
+    /// checker.
+    #[cfg(feature = "check")]
+    pub(crate) fn count(this: &Self) -> usize {
+        this.inner().count.load(Ordering::Relaxed)
+    }
+
     fn inner(&self) -> &Inner<T> {
         // SAFETY: `ptr` points at the one element of a live boxed slice: it is freed only by
         // the drop of the last clone, and `self` is a clone that has not been dropped. Only

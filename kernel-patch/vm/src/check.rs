@@ -207,6 +207,13 @@ pub struct CheckReport {
     pub object_channels: u32,
 }
 
+/// References to the instance alive now: `Vm` handles, segments, and the channels of
+/// active images (each [`ImageRef`](crate::ImageRef) reaches the instance through its
+/// image's channel and adds none). A snapshot, for tests of what an attach shares.
+pub fn instance_handles(vm: &Vm) -> usize {
+    crate::sync::Arc::count(&vm.shared)
+}
+
 /// Checks every rule of the page and image caches:
 ///
 /// - every bound page is free, or in exactly one chain (of the image its metadata names, in

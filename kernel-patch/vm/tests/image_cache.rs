@@ -512,3 +512,44 @@ fn statistics_read_as_text() {
     assert!(text.contains("images_idle 1\n"), "{text}");
     assert!(text.contains("attach_misses 2\n"), "{text}");
 }
+
+/// An attach of an image that is active already touches nothing of the instance's: its
+/// `ImageRef` reaches the vm through the image's channel, which holds the one handle an
+/// active image keeps. (Each attach used to clone the `Vm` handle, one counter shared by
+/// every attach of every executable; this count then grew by one an `ImageRef`.) The
+/// last `ImageRef` of an image gives that handle back, and an `ImageRef` that outlives
+/// every `Vm` handle keeps the instance until it goes.
+#[test]
+fn attaches_of_an_active_image_take_no_handle_of_the_instance() {
+    let world = world(small_config());
+    let program = program(ident(1, 40, 0), PAGE, 0, 0);
+    let alone = vm::check::instance_handles(&world.vm);
+    let first = world.vm.attach(program.file.open()).expect("attach");
+    let active = vm::check::instance_handles(&world.vm);
+    assert_eq!(active, alone + 1, "the active image's channel holds one");
+    let more: Vec<_> = (0..10)
+        .map(|_| world.vm.attach(program.file.open()).expect("attach"))
+        .collect();
+    assert_eq!(vm::check::instance_handles(&world.vm), active);
+    drop(more);
+    drop(first);
+    world.vm.run_parked_closes();
+    assert_eq!(vm::check::instance_handles(&world.vm), alone);
+    assert_eq!(program.file.counts().open_handles(), 0);
+
+    let last = world.vm.attach(program.file.open()).expect("attach");
+    let World { vm, frames } = world;
+    drop(vm);
+    assert_eq!(
+        program.file.counts().open_handles(),
+        1,
+        "the image, and its channel, outlive the last Vm handle"
+    );
+    drop(last);
+    assert_eq!(
+        program.file.counts().open_handles(),
+        0,
+        "the last reference to the instance closed the parked file"
+    );
+    drop(frames);
+}
