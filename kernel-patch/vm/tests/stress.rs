@@ -10,6 +10,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::*;
 use vm::check::check_invariants;
@@ -129,9 +130,11 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
     let done = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicU64::new(0));
 
+    let first_pass = Arc::new(AtomicBool::new(false));
     let reclaimer = {
         let world = world.clone();
         let done = done.clone();
+        let first_pass = first_pass.clone();
         thread::spawn(move || {
             let mut rng = Rng(0x5eed);
             let mut passes = 0u64;
@@ -140,12 +143,20 @@ fn exec_fault_fork_exit_and_reclaim_at_once() {
                 if rng.below(64) == 0 {
                     world.vm.reclaim(1 + rng.below(16) as usize);
                     passes += 1;
+                    first_pass.store(true, Ordering::Release);
                 }
                 thread::yield_now();
             }
             passes
         })
     };
+    // The workers start once the reclaimer runs: in a release build on a loaded machine
+    // they could otherwise all finish before it was scheduled (seen without this wait:
+    // passes == 0 in 7 of 8 release runs at a load of 7 on 2 cores).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !first_pass.load(Ordering::Acquire) && Instant::now() < deadline {
+        thread::yield_now();
+    }
 
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {
