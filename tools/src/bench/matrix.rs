@@ -88,6 +88,14 @@ pub fn cells(msizes: &[u32], depths: &[u16], connections: &[u16]) -> Vec<Cell> {
     out
 }
 
+/// Keeps only the cells of `workloads` (all of them when it is empty): `--workloads`, to
+/// profile one cell of a server.
+pub fn keep_workloads(cells: &mut Vec<Cell>, workloads: &[Workload]) {
+    if !workloads.is_empty() {
+        cells.retain(|c| workloads.contains(&c.workload));
+    }
+}
+
 /// A byte count as people write msizes: "8K", "1M", "64K+24", or the plain number.
 pub fn size_label(bytes: u32) -> String {
     const K: u32 = 1 << 10;
@@ -134,6 +142,26 @@ mod tests {
         let single = super::cells(&[8192], &[1, 16], &[1]);
         assert!(single.iter().all(|c| c.connections == 1));
         assert_eq!(single.len(), (3 + 2) * 2);
+    }
+
+    #[test]
+    fn a_workload_list_keeps_only_its_cells() {
+        let mut all = cells(&DEFAULT_MSIZES, &DEFAULT_DEPTHS, &[1]);
+        let every = all.len();
+        keep_workloads(&mut all, &[]);
+        assert_eq!(all.len(), every, "no list keeps everything");
+        keep_workloads(&mut all, &[Workload::Read, Workload::Stat]);
+        let names: Vec<String> = all.iter().map(Cell::figure).collect();
+        assert_eq!(
+            names.len(),
+            2 + 3 * 2,
+            "stat at 2 depths, read at 3 msizes x 2 depths"
+        );
+        assert!(names.contains(&"read 64K q16".to_owned()));
+        assert!(names.contains(&"stat q1".to_owned()));
+        assert!(all
+            .iter()
+            .all(|c| matches!(c.workload, Workload::Read | Workload::Stat)));
     }
 
     #[test]

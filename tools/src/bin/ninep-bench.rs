@@ -553,9 +553,7 @@ fn stop_on_signals(servers: &Servers, scratch: &Scratch) {
 fn measure(targets: &[Target], common: &Common, skipped: Vec<Skipped>) -> Report {
     let settings = common.settings();
     let mut cells = matrix::cells(&common.msizes, &common.depths, &common.connections);
-    if !common.workloads.is_empty() {
-        cells.retain(|c| common.workloads.contains(&c.workload));
-    }
+    matrix::keep_workloads(&mut cells, &common.workloads);
     eprintln!(
         "measuring {} figures on {} servers: {}",
         cells.len(),
