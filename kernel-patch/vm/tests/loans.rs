@@ -109,3 +109,213 @@ fn a_misaligned_or_outside_range_is_refused() {
     assert_eq!(map.lend(BASE, 5 * PAGE).unwrap_err(), LendError::BadRange);
     assert_eq!(map.lend(OTHER, PAGE).unwrap_err(), LendError::BadRange);
 }
+
+#[test]
+fn a_loan_from_one_shared_mapping_keeps_its_bytes_when_another_stores() {
+    let world = world();
+    let file = ServerFile::stamped(2, 2 * PAGE as usize);
+    let object = file_object(&world, &file);
+    let (a, b) = (mmu(1), mmu(2));
+    let map_a = map(&object, &a, BASE, 2, true);
+    let map_b = map(&object, &b, OTHER, 2, true);
+    // b stores first: its page is dirty and mapped writable there.
+    store(&world, &map_b, OTHER, stamp(0, 1)).expect("store");
+    assert!(b.entries.lock().unwrap()[&OTHER].1);
+    let loan = map_a.lend(BASE, 2 * PAGE).expect("lend");
+    // The first loan write-protected b's writable translation of the dirty page: one
+    // invalidation in each writable shared mapping of it (a's and b's).
+    assert!(!b.entries.lock().unwrap().contains_key(&OTHER));
+    assert_eq!(world.vm.statistics().loan_invalidations, 2);
+    check(&world, &[&a, &b]);
+    store(&world, &map_b, OTHER, stamp(0, 2)).expect("store");
+    assert_eq!(loan_bytes(&world, &loan), vec![stamp(0, 1), stamp(1, 0)]);
+    // Both views and a read see the new bytes.
+    assert_eq!(load(&world, &map_a, BASE), Ok(stamp(0, 2)));
+    assert_eq!(load(&world, &map_b, OTHER), Ok(stamp(0, 2)));
+    let mut read = vec![0; 8];
+    world.vm.read_mapped(&file.identity, 0, &mut read);
+    assert_eq!(read, vec![stamp(0, 2); 8]);
+    // The dirty mark moved with the bytes: one dirty page, written back once.
+    assert_eq!(object.dirty_pages(), 1);
+    check(&world, &[&a, &b]);
+    assert_eq!(map_b.sync(OTHER, 2 * PAGE), Ok(1));
+    assert_eq!(file.bytes(0, 8), vec![stamp(0, 2); 8]);
+    drop(loan);
+    check(&world, &[&a, &b]);
+}
+
+#[test]
+fn a_private_page_lent_before_fork_keeps_its_bytes_when_the_child_writes() {
+    let world = world();
+    let (parent, child) = (mmu(1), mmu(2));
+    let map = anon(&world, &parent, 2);
+    store(&world, &map, BASE, 0x11).expect("store");
+    let loan = map.lend(BASE, 2 * PAGE).expect("lend");
+    // The parent's writable translation went with the first loan.
+    assert!(!parent.entries.lock().unwrap().contains_key(&BASE));
+    assert_eq!(loan.zero_pages(), 1);
+    let forked = map.fork(child.clone() as SpaceRef).expect("fork");
+    store(&world, &forked, BASE, 0x22).expect("child store");
+    store(&world, &map, BASE, 0x33).expect("parent store");
+    assert_eq!(load(&world, &forked, BASE), Ok(0x22));
+    assert_eq!(load(&world, &map, BASE), Ok(0x33));
+    assert_eq!(loan_bytes(&world, &loan), vec![0x11, 0]);
+    let stats = world.vm.statistics();
+    // Both stores copied the lent page; it is now held by its loan alone.
+    assert_eq!((stats.loan_breaks, stats.orphan_pages), (2, 1));
+    check(&world, &[&parent, &child]);
+    drop(loan);
+    assert_eq!(world.vm.statistics().orphan_pages, 0);
+    check(&world, &[&parent, &child]);
+}
+
+#[test]
+fn a_lent_file_page_truncated_away_is_an_orphan_freed_at_the_release() {
+    let world = world();
+    let file = ServerFile::stamped(3, 2 * PAGE as usize);
+    let object = file_object(&world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 2, true);
+    let loan = map.lend(BASE, 2 * PAGE).expect("lend");
+    let in_use = world.frames.stats().outstanding();
+    world
+        .vm
+        .truncate_mapped(&file.identity, 0)
+        .expect("truncate");
+    file.data.lock().unwrap().clear();
+    assert_eq!(object.resident_pages(), 0);
+    let stats = world.vm.statistics();
+    assert_eq!((stats.orphan_pages, stats.pages_lent), (2, 2));
+    // Orphans keep their frames: none went back.
+    assert_eq!(world.frames.stats().outstanding(), in_use);
+    assert_eq!(loan_bytes(&world, &loan), vec![stamp(0, 0), stamp(1, 0)]);
+    check(&world, &[&space]);
+    drop(loan);
+    let stats = world.vm.statistics();
+    assert_eq!((stats.orphan_pages, stats.pages_lent), (0, 0));
+    // The two frames are freed now (the pool keeps them free, or gave them back).
+    assert_eq!(
+        stats.free_pages as u64 + in_use - world.frames.stats().outstanding(),
+        2
+    );
+    check(&world, &[&space]);
+}
+
+#[test]
+fn an_anonymous_page_lent_outlives_its_mapping() {
+    let world = world();
+    let space = mmu(1);
+    let map = anon(&world, &space, 1);
+    store(&world, &map, BASE, 0x5a).expect("store");
+    let loan = map.lend(BASE, PAGE).expect("lend");
+    drop(map); // the process exits
+    assert_eq!(world.vm.statistics().orphan_pages, 1);
+    assert_eq!(loan_bytes(&world, &loan), vec![0x5a]);
+    check(&world, &[&space]);
+    let free = world.vm.statistics().free_pages;
+    loan.release();
+    let stats = world.vm.statistics();
+    assert_eq!((stats.orphan_pages, stats.free_pages), (0, free + 1));
+    check(&world, &[&space]);
+}
+
+#[test]
+fn a_non_resident_file_page_is_faulted_in_to_be_lent() {
+    let world = world();
+    let file = ServerFile::stamped(4, 3 * PAGE as usize);
+    let object = file_object(&world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 3, false);
+    let loan = map.lend(BASE, 3 * PAGE).expect("lend");
+    assert_eq!(object.resident_pages(), 3);
+    assert_eq!(
+        loan_bytes(&world, &loan),
+        (0..3).map(|i| stamp(i, 0)).collect::<Vec<_>>()
+    );
+    // A private store copies; the object's lent page is untouched.
+    store(&world, &map, BASE, 0x77).expect("store");
+    assert_eq!(loan_bytes(&world, &loan)[0], stamp(0, 0));
+    check(&world, &[&space]);
+}
+
+#[test]
+fn a_loan_reaching_past_the_end_of_the_file_gives_back_what_it_took() {
+    let world = world();
+    let file = ServerFile::stamped(5, 2 * PAGE as usize);
+    let object = file_object(&world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 4, true);
+    assert_eq!(map.lend(BASE, 4 * PAGE).unwrap_err(), LendError::PastEnd);
+    let stats = world.vm.statistics();
+    assert_eq!((stats.pages_lent, stats.loans), (0, 0));
+    check(&world, &[&space]);
+    // Nothing stayed read only: a store does not break anything.
+    store(&world, &map, BASE, 1).expect("store");
+    assert_eq!(world.vm.statistics().loan_breaks, 0);
+}
+
+#[test]
+fn the_loan_count_overflowing_is_an_error_and_the_loan_gives_back_every_page() {
+    let world = world();
+    let space = mmu(1);
+    let map = anon(&world, &space, 3);
+    for page in 0..3 {
+        store(&world, &map, BASE + page * PAGE, 9).expect("store");
+    }
+    assert!(vm::testkit::preset_loans(&map, BASE + 2 * PAGE, u32::MAX));
+    assert_eq!(
+        map.lend(BASE, 3 * PAGE).unwrap_err(),
+        LendError::TooManyLoans
+    );
+    assert_eq!(world.vm.statistics().pages_lent, u64::from(u32::MAX));
+    // Pages 0 and 1 were lent and given back: they are writable again, in place.
+    let before = map.fault(BASE, vm::Access::Write).expect("store").frame;
+    assert!(vm::testkit::preset_loans(&map, BASE + 2 * PAGE, 0));
+    assert_eq!(world.vm.statistics().pages_lent, 0);
+    check(&world, &[&space]);
+    let again = map.lend(BASE, 3 * PAGE).expect("lend");
+    assert_eq!(again.frame(0), Some(before));
+    assert_eq!(world.vm.statistics().loan_breaks, 0);
+}
+
+#[test]
+fn reclaim_and_migration_leave_lent_pages_alone() {
+    let world = world();
+    let file = ServerFile::stamped(6, 2 * PAGE as usize);
+    let object = file_object(&world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 2, true);
+    let loan = map.lend(BASE, PAGE).expect("lend");
+    load(&world, &map, BASE + PAGE).expect("load");
+    let frame = loan.frame(0).unwrap();
+    let err = world.vm.migrate(frame).unwrap_err();
+    assert_eq!((err.frame, err.reason), (frame, vm::Unmovable::Lent));
+    let vacate = world.vm.vacate(frame.0..frame.0 + 1).unwrap_err();
+    assert_eq!(vacate.reason, vm::Unmovable::Lent);
+    // Reclaim takes the clean unlent page only.
+    world.vm.shrink(u64::MAX as usize);
+    assert_eq!(object.resident_pages(), 1);
+    assert_eq!(loan_bytes(&world, &loan), vec![stamp(0, 0)]);
+    check(&world, &[&space]);
+    drop(loan);
+    world.vm.shrink(u64::MAX as usize);
+    assert_eq!(object.resident_pages(), 0);
+    check(&world, &[&space]);
+}
+
+#[test]
+fn a_write_of_the_kernels_into_a_lent_page_copies_it_first() {
+    let world = world();
+    let file = ServerFile::stamped(7, PAGE as usize);
+    let object = file_object(&world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 1, true);
+    let loan = map.lend(BASE, PAGE).expect("lend");
+    assert_eq!(world.vm.wrote_mapped(&file.identity, 0, &[0xab; 8]), 1);
+    assert_eq!(loan_bytes(&world, &loan), vec![stamp(0, 0)]);
+    assert_eq!(load(&world, &map, BASE), Ok(0xab));
+    assert_eq!(world.vm.statistics().loan_snapshots_lost, 0);
+    check(&world, &[&space]);
+    drop(loan);
+    check(&world, &[&space]);
+}
