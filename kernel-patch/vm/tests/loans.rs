@@ -8,7 +8,7 @@ mod map_common;
 use std::sync::Arc;
 
 use map_common::{check, load, mmu, spec, stamp, store, world, Mmu, ServerFile, World, PAGE};
-use vm::{LendError, Loan, MapSpec, MappingRef, ObjectRef, SpaceRef};
+use vm::{ImageFile, LendError, Loan, MapSpec, MappingRef, ObjectRef, SpaceRef};
 
 const BASE: u64 = 0x4000_0000;
 const OTHER: u64 = 0x8000_0000;
@@ -318,4 +318,126 @@ fn a_write_of_the_kernels_into_a_lent_page_copies_it_first() {
     check(&world, &[&space]);
     drop(loan);
     check(&world, &[&space]);
+}
+
+/// Runs `op` on a fresh world once for each allocation it asks for, refusing that one:
+/// each run ends in success or in `out_of_memory`, leaves the invariants true and, once
+/// everything is dropped, every frame given back. Returns how many allocations the
+/// successful run asked for.
+fn fail_each_allocation<T>(
+    setup: impl Fn(&World) -> T,
+    op: impl Fn(&World, &T) -> Result<(), LendError>,
+    mmus: impl Fn(&T) -> Vec<Arc<Mmu>>,
+) -> u64 {
+    for nth in 0.. {
+        assert!(nth < 1000, "the operation never stops allocating");
+        let world = world();
+        let state = setup(&world);
+        let before = world.frames.stats().admitted;
+        world.frames.fail_allocation(nth);
+        let result = op(&world, &state);
+        world.frames.never_fail();
+        let made = world.frames.stats().admitted - before;
+        let spaces = mmus(&state);
+        check(&world, &spaces.iter().collect::<Vec<_>>());
+        drop(state);
+        check(&world, &[]);
+        let frames = world.frames.clone();
+        drop(world);
+        assert_eq!(
+            frames.stats().outstanding(),
+            0,
+            "allocation {nth}: frames leaked"
+        );
+        match result {
+            Ok(()) if made <= nth => return made,
+            Ok(()) => {}
+            Err(LendError::NoMemory) => assert!(nth < made, "NoMemory, nothing refused"),
+            Err(err) => panic!("allocation {nth}: {err:?}"),
+        }
+    }
+    unreachable!()
+}
+
+type Setup = (ServerFile, ObjectRef, Arc<Mmu>, MappingRef);
+
+fn shared_file(world: &World) -> Setup {
+    let file = ServerFile::stamped(8, 2 * PAGE as usize);
+    let object = file_object(world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 2, true);
+    (file, object, space, map)
+}
+
+#[test]
+fn a_lend_that_faults_pages_in_fails_cleanly_at_every_allocation() {
+    let made = fail_each_allocation(
+        shared_file,
+        |world, (_, _, _, map)| {
+            let loan = map.lend(BASE, 2 * PAGE)?;
+            assert_eq!(loan_bytes(world, &loan), vec![stamp(0, 0), stamp(1, 0)]);
+            Ok(())
+        },
+        |(_, _, space, _)| vec![space.clone()],
+    );
+    // The loan's list, and for each page a page and its load buffer (and the table leaf).
+    assert!(made >= 5, "only {made} allocations");
+}
+
+#[test]
+fn a_store_that_breaks_a_loan_fails_cleanly_without_a_page() {
+    let made = fail_each_allocation(
+        |world| {
+            let setup = shared_file(world);
+            let loan = setup.3.lend(BASE, 2 * PAGE).expect("lend");
+            (setup, loan)
+        },
+        |world, ((_, _, _, map), loan)| {
+            match store(world, map, BASE, 0x44) {
+                Err(vm::FaultError::NoMemory) => return Err(LendError::NoMemory),
+                other => other.expect("store"),
+            }
+            assert_eq!(loan_bytes(world, loan)[0], stamp(0, 0));
+            assert_eq!(load(world, map, BASE), Ok(0x44));
+            Ok(())
+        },
+        |((_, _, space, _), _)| vec![space.clone()],
+    );
+    assert_eq!(made, 1, "the copy");
+}
+
+#[test]
+fn a_write_of_the_kernels_into_lent_pages_without_memory_for_copies() {
+    // Page 0 clean, page 1 dirty; both lent; the kernel writes both.
+    fail_each_allocation(
+        |world| {
+            let setup = shared_file(world);
+            store(world, &setup.3, BASE + PAGE, 0x66).expect("store");
+            let loan = setup.3.lend(BASE, 2 * PAGE).expect("lend");
+            (setup, loan)
+        },
+        |world, ((file, _, _, map), loan)| {
+            file.write_at(0, &[0x99; 2 * PAGE as usize])
+                .expect("server write");
+            world
+                .vm
+                .wrote_mapped(&file.identity, 0, &[0x99; 2 * PAGE as usize]);
+            assert_eq!(load(world, map, BASE), Ok(0x99));
+            assert_eq!(load(world, map, BASE + PAGE), Ok(0x99));
+            let lost = world.vm.statistics().loan_snapshots_lost;
+            // The clean page kept its snapshot either way (copied, or left the object);
+            // the dirty one did unless there was no memory for its copy.
+            assert_eq!(loan_bytes(world, loan)[0], stamp(0, 0));
+            let dirty = loan_bytes(world, loan)[1];
+            assert_eq!(
+                (dirty == 0x66, lost),
+                if lost == 0 { (true, 0) } else { (false, 1) }
+            );
+            if lost != 0 {
+                return Err(LendError::NoMemory);
+            }
+            Ok(())
+        },
+        |((_, _, space, _), _)| vec![space.clone()],
+    );
 }
