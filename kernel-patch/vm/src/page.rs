@@ -42,6 +42,12 @@ const FLAG_DIRTY: u32 = 1 << 2;
 /// A lent page its owner let go of (`mapping/loan.rs`): no owner, no reference, kept by its
 /// loans alone and freed by the last one returned. Changed under the free-list lock.
 const FLAG_ORPHAN: u32 = 1 << 3;
+/// A mapping's fault may have installed a writable translation of the page since the last
+/// loan removed them (`mapping/loan.rs`): the next first loan must remove them again, and
+/// one without it need not ask the MMU at all. Set under the lock a writable translation
+/// is installed under (the object's for an object page, the mapping's for a private one),
+/// taken under the same lock by the loan.
+const FLAG_MAPPED_WRITABLE: u32 = 1 << 4;
 
 /// An index into the page metadata array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -456,6 +462,8 @@ impl PagePool {
             }
             return;
         }
+        meta.flags
+            .fetch_and(!FLAG_MAPPED_WRITABLE, Ordering::Relaxed);
         if meta.flags.fetch_or(FLAG_FREE, Ordering::Relaxed) & FLAG_FREE != 0 {
             // Already free: a double free. Keep the list intact and let the checker say so.
             self.double_frees.fetch_add(1, Ordering::Relaxed);
@@ -465,6 +473,23 @@ impl PagePool {
         meta.link.store(lists.free_head, Ordering::Relaxed);
         lists.free_head = page.0;
         lists.free_count += 1;
+    }
+
+    /// A writable translation of `page` is being installed.
+    pub(crate) fn set_mapped_writable(&self, page: PageIndex) {
+        self.meta(page)
+            .flags
+            .fetch_or(FLAG_MAPPED_WRITABLE, Ordering::Relaxed);
+    }
+
+    /// Whether a writable translation of `page` may exist (see `FLAG_MAPPED_WRITABLE`),
+    /// clearing the mark: the caller removes them.
+    pub(crate) fn take_mapped_writable(&self, page: PageIndex) -> bool {
+        self.meta(page)
+            .flags
+            .fetch_and(!FLAG_MAPPED_WRITABLE, Ordering::Relaxed)
+            & FLAG_MAPPED_WRITABLE
+            != 0
     }
 
     /// Loans of `page` now.
