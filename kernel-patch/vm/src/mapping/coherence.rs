@@ -67,7 +67,9 @@ impl Vm {
 
     /// Tells the mapped object of `identity` (if any) that `data` was written at `offset`
     /// to the server: its resident pages take the bytes, and its size grows to the write's
-    /// end. Returns the pages updated.
+    /// end. Returns the pages updated. A lent page among them is first replaced by a copy
+    /// (the loan keeps its snapshot), allocated with no vm lock held: so call it with none,
+    /// where [`FrameAllocator::allocate`](crate::FrameAllocator::allocate) may block.
     pub fn wrote_mapped(&self, identity: &FileIdentity, offset: u64, data: &[u8]) -> usize {
         let shared = &*self.shared;
         let Some(object) = shared.mapped_object(identity) else {
