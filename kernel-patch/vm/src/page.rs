@@ -18,12 +18,20 @@ use alloc::vec::Vec;
 use crate::frame::{AllocError, Frame, FrameAllocator};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
+mod loans;
+
 /// "No page": the end of a chain or of a list.
 pub(crate) const NO_PAGE: u32 = u32::MAX;
 /// What a segment's page table holds where it maps the zero page (`zero.rs`): no page
 /// index is ever this (the pool is smaller).
 pub(crate) const ZERO_ENTRY: u32 = u32::MAX - 1;
 const NO_FRAME: u64 = u64::MAX;
+/// A bit of `refs`: a loan break took the page from its object while others still held it
+/// (`mapping/loan.rs`). In the count's own atomic, so that the put that drops the last
+/// reference learns of it in the same step as it decrements (an owner read apart from the
+/// decrement could be of a later life of the page: a lookup may revive an object's page at
+/// ref 0 and a break detach it, between the two reads).
+const REFS_DETACHED: u32 = 1 << 31;
 
 /// The page is on the free list. Changed under the free-list lock.
 const FLAG_FREE: u32 = 1 << 0;
@@ -33,6 +41,15 @@ const FLAG_LOADING: u32 = 1 << 1;
 /// A mapped object's page written through a shared mapping and not written back yet
 /// (`mapping/`). Changed under the owning object's lock.
 const FLAG_DIRTY: u32 = 1 << 2;
+/// A lent page its owner let go of (`mapping/loan.rs`): no owner, no reference, kept by its
+/// loans alone and freed by the last one returned. Changed under the free-list lock.
+const FLAG_ORPHAN: u32 = 1 << 3;
+/// A mapping's fault may have installed a writable translation of the page since the last
+/// loan removed them (`mapping/loan.rs`): the next first loan must remove them again, and
+/// one without it need not ask the MMU at all. Set under the lock a writable translation
+/// is installed under (the object's for an object page, the mapping's for a private one),
+/// taken under the same lock by the loan.
+const FLAG_MAPPED_WRITABLE: u32 = 1 << 4;
 
 /// An index into the page metadata array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,8 +76,9 @@ pub(crate) struct PageMeta {
     offset: AtomicU64,
     /// Mappings and short holders of the page. Hash chains hold no reference.
     refs: AtomicU32,
-    /// Loans of the page (UVM style). Always 0 until loans are built; reserved so the
-    /// layout does not change.
+    /// Loans of the page (UVM style, `mapping/loan.rs`): taken while the page is held
+    /// (by a mapping's entry, or in its object under the object lock), returned under the
+    /// free-list lock, where a page at ref 0 with loans becomes an orphan instead of free.
     loans: AtomicU32,
     /// `FLAG_*` bits.
     flags: AtomicU32,
@@ -119,6 +137,8 @@ pub(crate) struct PageView {
     pub(crate) offset: u64,
     pub(crate) refs: u32,
     pub(crate) loans: u32,
+    /// An orphan: lent, let go of by its owner, kept by its loans.
+    pub(crate) orphan: bool,
     /// Being loaded by a fault.
     pub(crate) loading: bool,
     /// `(start, end)` of a mount-cache page's valid bytes.
@@ -133,6 +153,8 @@ pub(crate) struct PagePool {
     double_frees: AtomicU32,
     /// Free pages whose frames were let go instead of reused (`try_alloc`).
     frames_in_use_elsewhere: AtomicU64,
+    /// Pages with the orphan flag.
+    orphans: AtomicU64,
 }
 
 impl PagePool {
@@ -163,6 +185,7 @@ impl PagePool {
             }),
             double_frees: AtomicU32::new(0),
             frames_in_use_elsewhere: AtomicU64::new(0),
+            orphans: AtomicU64::new(0),
         })
     }
 
@@ -263,7 +286,7 @@ impl PagePool {
     }
 
     pub(crate) fn refs(&self, page: PageIndex) -> u32 {
-        self.meta(page).refs.load(Ordering::Acquire)
+        self.meta(page).refs.load(Ordering::Acquire) & !REFS_DETACHED
     }
 
     pub(crate) fn owner(&self, page: PageIndex) -> u64 {
@@ -377,19 +400,27 @@ impl PagePool {
     }
 
     /// Drops a reference (Plan 9's `putpage`). A cached page stays in its chain at ref 0
-    /// for reclaim; an uncached page at ref 0 goes to the free list.
+    /// for reclaim; an uncached page at ref 0 goes to the free list (or to the orphans,
+    /// if lent), and so does a page a loan break detached from its object.
     pub(crate) fn put(&self, page: PageIndex) {
         let meta = self.meta(page);
-        // The owner cannot change under us: it is cleared only at ref 0 and set only on a
-        // page its sole holder is caching, and we hold a reference.
-        if meta.owner.load(Ordering::Acquire) != 0 {
-            meta.refs.fetch_sub(1, Ordering::AcqRel);
+        // The owner cannot change under us but by a detach (which says so in `refs`): it is
+        // cleared only at ref 0 and set only on a page its sole holder is caching, and we
+        // hold a reference.
+        let owned = meta.owner.load(Ordering::Acquire) != 0;
+        let before = meta.refs.fetch_sub(1, Ordering::AcqRel);
+        if before & !REFS_DETACHED != 1 {
             return;
         }
-        if meta.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let mut lists = self.lists.lock();
-            self.push_free(&mut lists, page);
+        // vm-rule(put-sees-detach): a break may have taken the page from its object
+        // between our look at the owner and our decrement (loom model 22).
+        if owned && before & REFS_DETACHED == 0 {
+            return;
         }
+        // Nobody holds it now: the mark goes with the last reference.
+        meta.refs.fetch_and(!REFS_DETACHED, Ordering::AcqRel);
+        let mut lists = self.lists.lock();
+        self.push_free(&mut lists, page);
     }
 
     /// Puts a private list of uncached ref-0 pages (linked through `link`) on the free list.
@@ -412,6 +443,19 @@ impl PagePool {
         if meta.lineage.swap(0, Ordering::Relaxed) != 0 {
             meta.offset.store(0, Ordering::Relaxed);
         }
+        // vm-rule(lent-page-orphaned-not-freed): a lent page its owner lets go of stays
+        // out of the free list, kept by its loans; the last one frees it (loom model 20).
+        if meta.loans.load(Ordering::Acquire) != 0 {
+            if meta.flags.fetch_or(FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0 {
+                self.double_frees.fetch_add(1, Ordering::Relaxed);
+                log::error!("vm: orphan page {} let go of twice", page.0);
+            } else {
+                self.orphans.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        meta.flags
+            .fetch_and(!FLAG_MAPPED_WRITABLE, Ordering::Relaxed);
         if meta.flags.fetch_or(FLAG_FREE, Ordering::Relaxed) & FLAG_FREE != 0 {
             // Already free: a double free. Keep the list intact and let the checker say so.
             self.double_frees.fetch_add(1, Ordering::Relaxed);
@@ -539,8 +583,9 @@ impl PagePool {
             free: meta.flags.load(Ordering::Relaxed) & FLAG_FREE != 0,
             owner: meta.owner.load(Ordering::Acquire),
             offset: meta.offset.load(Ordering::Relaxed),
-            refs: meta.refs.load(Ordering::Acquire),
+            refs: meta.refs.load(Ordering::Acquire) & !REFS_DETACHED,
             loans: meta.loans.load(Ordering::Relaxed),
+            orphan: meta.flags.load(Ordering::Relaxed) & FLAG_ORPHAN != 0,
             loading: meta.flags.load(Ordering::Relaxed) & FLAG_LOADING != 0,
             valid: self.valid(page),
         }
