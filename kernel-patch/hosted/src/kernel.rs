@@ -110,13 +110,20 @@ pub struct KernelStats {
     pub forks: u64,
     /// Exits.
     pub exits: u64,
+    /// Times a pipe read or write blocked (slept for data, room or a note).
+    pub pipe_waits: u64,
+    /// Bytes `write_user` and `read_user`'s callers copied out of process memory into
+    /// the kernel (`write_user` of a copied write).
+    pub user_bytes_copied: u64,
+    /// Bytes `write_user` lent from process memory instead of copying them.
+    pub user_bytes_lent: u64,
 }
 
 impl fmt::Display for KernelStats {
     /// `name value` lines, vm's first; every field (a test checks).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.vm)?;
-        let lines: [(&str, u64); 26] = [
+        let lines: [(&str, u64); 29] = [
             ("frames_limit", u64::from(self.frames.limit)),
             ("frames_in_use", self.frames.in_use()),
             ("frames_allocated", self.frames.allocated),
@@ -143,6 +150,9 @@ impl fmt::Display for KernelStats {
             ("exec_failures", self.exec_failures),
             ("forks", self.forks),
             ("exits", self.exits),
+            ("pipe_waits", self.pipe_waits),
+            ("user_bytes_copied", self.user_bytes_copied),
+            ("user_bytes_lent", self.user_bytes_lent),
         ];
         for (name, value) in lines {
             writeln!(f, "{name} {value}")?;
@@ -276,6 +286,9 @@ impl Kernel {
             exec_failures: get(&counters.exec_failures),
             forks: get(&counters.forks),
             exits: get(&counters.exits),
+            pipe_waits: get(&counters.pipe_waits),
+            user_bytes_copied: get(&counters.user_bytes_copied),
+            user_bytes_lent: get(&counters.user_bytes_lent),
         }
     }
 
@@ -383,6 +396,9 @@ mod tests {
             exec_failures: 1022,
             forks: 1023,
             exits: 1024,
+            pipe_waits: 1025,
+            user_bytes_copied: 1026,
+            user_bytes_lent: 1027,
         };
         // No `..`: a new field fails to compile here until it is checked below.
         let KernelStats {
@@ -415,6 +431,9 @@ mod tests {
             exec_failures,
             forks,
             exits,
+            pipe_waits,
+            user_bytes_copied,
+            user_bytes_lent,
         } = stats;
         let values = [
             u64::from(limit),
@@ -443,6 +462,9 @@ mod tests {
             exec_failures,
             forks,
             exits,
+            pipe_waits,
+            user_bytes_copied,
+            user_bytes_lent,
         ];
         let text = stats.to_string();
         let printed: Vec<&str> = text

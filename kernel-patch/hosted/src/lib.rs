@@ -65,12 +65,14 @@ mod mount_gone;
 mod namespace;
 mod notes;
 mod page_wait;
+mod pipe;
 mod process;
 mod sysfile;
 mod sysmap;
 mod sysmem;
 mod sysmount;
 mod sysproc;
+mod sysuser;
 
 pub mod inject;
 
@@ -81,6 +83,7 @@ pub use frames::{FrameStats, HostFrames, POISON};
 pub use kernel::{Kernel, KernelConfig, KernelStats};
 pub use memory::SegmentInfo;
 pub use namespace::{MountFlags, MountInfo};
+pub use pipe::PIPE_CAPACITY;
 pub use process::{ForkFlags, NamespaceShare, Pid, WaitMsg};
 pub use sysmap::{MapRequest, Prot, MAP_FLOOR};
 pub use sysmount::MountSpec;

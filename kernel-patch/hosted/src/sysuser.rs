@@ -1,0 +1,182 @@
+//! The I/O system calls with a buffer in process memory: [`Kernel::read_user`] and
+//! [`Kernel::write_user`], for any descriptor (a file of a mount or a pipe).
+//!
+//! A read goes into a kernel buffer first (the mount driver and the pipe fill a byte
+//! slice), then into the process a page at a time through its MMU, faulting pages in as a
+//! store of the program would (`Memory::write`, as [`Kernel::write_memory`]): a store never
+//! lands in a frame its mapping no longer maps.
+//!
+//! A write copies the process's bytes into the kernel (a load a page at a time through the
+//! MMU, as [`Kernel::read_memory`]), a piece at a time, and writes that.
+//!
+//! Lock order: a process's memory lock is taken for each copy and released before the
+//! pipe or the server is asked, so no lock of the kernel's is held while a call blocks.
+
+use vm::PAGE_SIZE;
+
+use crate::counters::Counters;
+use crate::error::KernelError;
+use crate::fd::{FileDescription, OpenFile};
+use crate::kernel::Kernel;
+use crate::pipe::{Chunk, End, PIPE_CAPACITY};
+use crate::process::{lock, Pid, Proc};
+use crate::sysfile::io_end;
+
+/// The most bytes a read or write of a file moves through one kernel buffer: a long
+/// transfer is several of these, so its buffer stays small.
+const USER_PIECE: usize = 32 * PAGE_SIZE;
+
+impl Kernel {
+    /// Reads at most `len` bytes from `fd` into `pid`'s memory at `addr` (a file: at the
+    /// descriptor's offset, which it advances; a pipe: what it holds, as
+    /// [`Kernel::read`]). Returns the bytes read, 0 at end of file. The memory is
+    /// written as the program's stores would be (pages faulted in, copy on write
+    /// broken); an address it may not write fails the call
+    /// ([`KernelError::Fault`], [`KernelError::ReadOnly`]) and the bytes read for it are
+    /// lost, as with Linux's `EFAULT`.
+    pub fn read_user(
+        &self,
+        pid: Pid,
+        fd: usize,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let intr = proc.notes.begin_call();
+        user_range(addr, len)?;
+        let result = match self.open_file(&proc, fd)? {
+            OpenFile::Pipe(end) => {
+                let mut buf = vec![0u8; len.min(PIPE_CAPACITY)];
+                self.read_pipe(&end, fd, &mut buf, &intr)
+                    .and_then(|n| self.store_user(&proc, addr, &buf[..n]).map(|()| n))
+            }
+            OpenFile::File(file) => self.read_user_file(&proc, &file, addr, len, &intr),
+        };
+        self.safe_point();
+        result
+    }
+
+    /// Writes `len` bytes of `pid`'s memory at `addr` to `fd` (a file: at the
+    /// descriptor's offset, which it advances; a pipe: blocking for room, as
+    /// [`Kernel::write`]). Returns the bytes written. The memory is read as the
+    /// program's loads would be (pages faulted in); an address it may not read fails
+    /// the call ([`KernelError::Fault`]) or ends it with the count written before it.
+    pub fn write_user(
+        &self,
+        pid: Pid,
+        fd: usize,
+        addr: u64,
+        len: usize,
+    ) -> Result<usize, KernelError> {
+        let proc = self.proc(pid)?;
+        let intr = proc.notes.begin_call();
+        user_range(addr, len)?;
+        let result = match self.open_file(&proc, fd)? {
+            OpenFile::Pipe(end) => Self::pipe_end(&end, End::Write, fd).and_then(|pipe| {
+                pipe.write_with(len, &intr, self.counters(), |done, n| {
+                    self.user_chunks(&proc, addr + done as u64, n)
+                })
+            }),
+            OpenFile::File(file) => self.write_user_file(&proc, &file, addr, len, &intr),
+        };
+        self.safe_point();
+        result
+    }
+
+    /// Reads a file into process memory, a piece at a time, stopping at a short read.
+    fn read_user_file(
+        &self,
+        proc: &Proc,
+        file: &FileDescription,
+        addr: u64,
+        len: usize,
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let offset = file.offset();
+        io_end(offset, len)?;
+        let mut buf = vec![0u8; len.min(USER_PIECE)];
+        let mut done = 0;
+        while done < len {
+            let want = (len - done).min(USER_PIECE);
+            let n = match self.read_at(file, offset + done as u64, &mut buf[..want], intr) {
+                Ok(n) => n,
+                Err(_) if done > 0 => break,
+                Err(err) => return Err(err),
+            };
+            let stored = self.store_user(proc, addr + done as u64, &buf[..n]);
+            file.advance(n);
+            stored?;
+            done += n;
+            if n < want || intr.is_pending() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes process memory to a file, a piece at a time, stopping at a short write.
+    fn write_user_file(
+        &self,
+        proc: &Proc,
+        file: &FileDescription,
+        addr: u64,
+        len: usize,
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let offset = file.offset();
+        io_end(offset, len)?;
+        let mut buf = vec![0u8; len.min(USER_PIECE)];
+        let mut done = 0;
+        // A zero-length write is still a message, as for `write`.
+        loop {
+            let want = (len - done).min(USER_PIECE);
+            let loaded = self.load_user(proc, addr + done as u64, &mut buf[..want]);
+            let n = match loaded
+                .and_then(|()| self.write_at(file, offset + done as u64, &buf[..want], intr))
+            {
+                Ok(n) => n,
+                Err(_) if done > 0 => break,
+                Err(err) => return Err(err),
+            };
+            file.advance(n);
+            done += n;
+            if n < want || done == len || intr.is_pending() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The chunks a pipe gets for `n` bytes of process memory at `at`: copied.
+    fn user_chunks(&self, proc: &Proc, at: u64, n: usize) -> Result<Vec<Chunk>, KernelError> {
+        let mut buf = vec![0u8; n];
+        self.load_user(proc, at, &mut buf)?;
+        Ok(vec![Chunk::Copied(buf)])
+    }
+
+    /// Copies process memory at `addr` into `buf`, as the program's loads would.
+    fn load_user(&self, proc: &Proc, addr: u64, buf: &mut [u8]) -> Result<(), KernelError> {
+        let counters = self.counters();
+        lock(&proc.mem).read(&self.inner.frames, addr, buf, counters)?;
+        Counters::add(&counters.user_bytes_copied, buf.len() as u64);
+        Ok(())
+    }
+
+    /// Stores `data` in process memory at `addr`, as the program's stores would.
+    fn store_user(&self, proc: &Proc, addr: u64, data: &[u8]) -> Result<(), KernelError> {
+        lock(&proc.mem).write(&self.inner.frames, addr, data, self.counters())
+    }
+}
+
+/// Refuses a buffer that would wrap around the address space (EFAULT), before anything
+/// is transferred.
+fn user_range(addr: u64, len: usize) -> Result<(), KernelError> {
+    u64::try_from(len)
+        .ok()
+        .and_then(|len| addr.checked_add(len))
+        .map(|_| ())
+        .ok_or(KernelError::Fault {
+            addr,
+            error: vm::FaultError::BadAddress,
+        })
+}
