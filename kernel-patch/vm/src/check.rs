@@ -34,6 +34,7 @@ use crate::sync::{Arc, Ordering};
 use crate::table::{shard_of, IdentityHasher};
 use crate::vm::Vm;
 
+mod loans;
 mod zero_page;
 
 pub use crate::mapping::check::{check_translations, MapViolation, Translation};
@@ -116,8 +117,16 @@ pub enum Violation {
     PageLost { page: u32 },
     /// A page names an owner image but is in no chain.
     CachedPageNotInChain { page: u32 },
-    /// A page is loaned (loans are not built yet).
-    PageLoaned { page: u32 },
+    /// A lent page is on the free list.
+    LentPageFree { page: u32 },
+    /// An orphan without loans, or with an owner or a reference (or on the free list).
+    OrphanPage { page: u32, loans: u32, refs: u32 },
+    /// The pages' loans are not the loans outstanding, or the orphans not those counted.
+    LoanCount {
+        lent: u64,
+        recorded: u64,
+        orphans: u64,
+    },
     /// A page is marked as being loaded although no fault runs (a load that never
     /// finished or was never taken back).
     PageLoading { page: u32 },
@@ -442,9 +451,6 @@ pub fn check_invariants(
     for index in 0..capacity {
         let view = pool.view(PageIndex(index));
         let page = index;
-        if view.loans != 0 {
-            return Err(Violation::PageLoaned { page });
-        }
         if view.loading {
             return Err(Violation::PageLoading { page });
         }
@@ -459,7 +465,7 @@ pub fn check_invariants(
         if view.owner != 0 && chained[index as usize] == 0 {
             return Err(Violation::CachedPageNotInChain { page });
         }
-        if !is_free && view.owner == 0 {
+        if !is_free && view.owner == 0 && !view.orphan {
             if view.refs == 0 {
                 return Err(Violation::PageLost { page });
             }
@@ -467,6 +473,7 @@ pub fn check_invariants(
         }
     }
 
+    loans::check_loans(vm)?;
     zero_page::check_frame(vm)?;
     if let Some(segments) = segments {
         check_segments(vm, segments, &images)?;

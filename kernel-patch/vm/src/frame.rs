@@ -60,6 +60,8 @@ pub enum AllocSite {
     /// The zero page's frame, when the kernel keeps none ([`FrameAllocator::zero_frame`]):
     /// once, as the vm is created.
     ZeroPage,
+    /// A loan's list of its pages ([`MappingRef::lend`](crate::MappingRef::lend)).
+    Loan,
 }
 
 /// Physical memory, as the embedding kernel provides it.

@@ -48,9 +48,15 @@
 //! mount cache's map lives under the table lock, and a mount-cache image's lock is an
 //! image lock.
 //!
-//! Room is left for page loans; they are not built yet. The mappings' locks are in
-//! `mapping/mod.rs`: mapping lock → object lock → lineage lock → object-table lock, none
-//! of them taken with an image or table lock.
+//! - **Loans** ([`MappingRef::lend`], [`Loan`]): the kernel borrows a mapping's pages to
+//!   read them without a copy (a pipe, a transport's write) and gets a snapshot. A lent
+//!   page is read only in every mapping; a store copies it (the loan keeps the old bytes);
+//!   an owner that lets go of a lent page leaves an orphan the last loan frees; untouched
+//!   anonymous memory lends the zero page and allocates nothing (`mapping/loan.rs`).
+//!
+//! The mappings' locks are in `mapping/mod.rs`: mapping lock → object lock → lineage lock
+//! → object-table lock, none of them taken with an image or table lock. Returning a loan
+//! takes only the free-list lock (a leaf), never an owner's: see `mapping/loan.rs`.
 
 #![cfg_attr(not(test), no_std)]
 // Unsafe code only in `arc.rs` (a fallible `Arc`), each block with its `SAFETY:` argument.
@@ -103,8 +109,8 @@ pub use frame::{
 };
 pub use hold::HeldMapping;
 pub use mapping::{
-    AddressSpace, MapSpec, Mapper, MappingRef, MigrateError, ObjectRef, PendingTruncate, SpaceRef,
-    Unmovable, Vacated,
+    AddressSpace, LendError, Loan, MapSpec, Mapper, MappingRef, MigrateError, ObjectRef,
+    PendingTruncate, SpaceRef, Unmovable, Vacated,
 };
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,

@@ -33,6 +33,9 @@ const FLAG_LOADING: u32 = 1 << 1;
 /// A mapped object's page written through a shared mapping and not written back yet
 /// (`mapping/`). Changed under the owning object's lock.
 const FLAG_DIRTY: u32 = 1 << 2;
+/// A lent page its owner let go of (`mapping/loan.rs`): no owner, no reference, kept by its
+/// loans alone and freed by the last one returned. Changed under the free-list lock.
+const FLAG_ORPHAN: u32 = 1 << 3;
 
 /// An index into the page metadata array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,8 +62,9 @@ pub(crate) struct PageMeta {
     offset: AtomicU64,
     /// Mappings and short holders of the page. Hash chains hold no reference.
     refs: AtomicU32,
-    /// Loans of the page (UVM style). Always 0 until loans are built; reserved so the
-    /// layout does not change.
+    /// Loans of the page (UVM style, `mapping/loan.rs`): taken while the page is held
+    /// (by a mapping's entry, or in its object under the object lock), returned under the
+    /// free-list lock, where a page at ref 0 with loans becomes an orphan instead of free.
     loans: AtomicU32,
     /// `FLAG_*` bits.
     flags: AtomicU32,
@@ -119,6 +123,8 @@ pub(crate) struct PageView {
     pub(crate) offset: u64,
     pub(crate) refs: u32,
     pub(crate) loans: u32,
+    /// An orphan: lent, let go of by its owner, kept by its loans.
+    pub(crate) orphan: bool,
     /// Being loaded by a fault.
     pub(crate) loading: bool,
     /// `(start, end)` of a mount-cache page's valid bytes.
@@ -133,6 +139,8 @@ pub(crate) struct PagePool {
     double_frees: AtomicU32,
     /// Free pages whose frames were let go instead of reused (`try_alloc`).
     frames_in_use_elsewhere: AtomicU64,
+    /// Pages with the orphan flag.
+    orphans: AtomicU64,
 }
 
 impl PagePool {
@@ -163,6 +171,7 @@ impl PagePool {
             }),
             double_frees: AtomicU32::new(0),
             frames_in_use_elsewhere: AtomicU64::new(0),
+            orphans: AtomicU64::new(0),
         })
     }
 
@@ -380,10 +389,18 @@ impl PagePool {
     /// for reclaim; an uncached page at ref 0 goes to the free list.
     pub(crate) fn put(&self, page: PageIndex) {
         let meta = self.meta(page);
-        // The owner cannot change under us: it is cleared only at ref 0 and set only on a
-        // page its sole holder is caching, and we hold a reference.
+        // The owner is set only on a page its sole holder is caching, and cleared at ref 0,
+        // or at any ref by a loan break (`mapping/loan.rs`) that replaced the page in its
+        // object, before that break drops its own reference: so whoever drops the last
+        // reference sees the clearing (the references' release sequence orders it) and
+        // frees the page.
         if meta.owner.load(Ordering::Acquire) != 0 {
-            meta.refs.fetch_sub(1, Ordering::AcqRel);
+            if meta.refs.fetch_sub(1, Ordering::AcqRel) == 1
+                && meta.owner.load(Ordering::Acquire) == 0
+            {
+                let mut lists = self.lists.lock();
+                self.push_free(&mut lists, page);
+            }
             return;
         }
         if meta.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -412,6 +429,17 @@ impl PagePool {
         if meta.lineage.swap(0, Ordering::Relaxed) != 0 {
             meta.offset.store(0, Ordering::Relaxed);
         }
+        // vm-rule(lent-page-orphaned-not-freed): a lent page its owner lets go of stays
+        // out of the free list, kept by its loans; the last one frees it (loom model 20).
+        if meta.loans.load(Ordering::Acquire) != 0 {
+            if meta.flags.fetch_or(FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0 {
+                self.double_frees.fetch_add(1, Ordering::Relaxed);
+                log::error!("vm: orphan page {} let go of twice", page.0);
+            } else {
+                self.orphans.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         if meta.flags.fetch_or(FLAG_FREE, Ordering::Relaxed) & FLAG_FREE != 0 {
             // Already free: a double free. Keep the list intact and let the checker say so.
             self.double_frees.fetch_add(1, Ordering::Relaxed);
@@ -421,6 +449,52 @@ impl PagePool {
         meta.link.store(lists.free_head, Ordering::Relaxed);
         lists.free_head = page.0;
         lists.free_count += 1;
+    }
+
+    /// Loans of `page` now.
+    pub(crate) fn loans(&self, page: PageIndex) -> u32 {
+        self.meta(page).loans.load(Ordering::Acquire)
+    }
+
+    /// Takes one more loan of `page`, which the caller holds (an entry of its, under the
+    /// mapping lock) or finds in its object under the object lock, so its owner cannot
+    /// let go of it meanwhile. Returns the loans before; `Err` (nothing taken) when the
+    /// count would overflow.
+    pub(crate) fn lend(&self, page: PageIndex) -> Result<u32, ()> {
+        self.meta(page)
+            .loans
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |loans| {
+                loans.checked_add(1)
+            })
+            .map_err(|_| ())
+    }
+
+    /// Returns one loan of each page of `pages`, under one hold of the free-list lock:
+    /// an orphan whose last loan this was goes to the free list. Takes no other lock (so
+    /// it needs no owner's lock, whatever the caller holds). Returns how many orphans it
+    /// freed.
+    pub(crate) fn unlend(&self, pages: impl Iterator<Item = PageIndex>) -> u64 {
+        let mut freed = 0;
+        let mut lists = self.lists.lock();
+        for page in pages {
+            let meta = self.meta(page);
+            // vm-rule(unlend-under-free-list-lock): the owner's last put decides orphan
+            // or free under this lock, so the two never both miss the page (loom model 21).
+            let before = meta.loans.fetch_sub(1, Ordering::AcqRel);
+            if before == 1
+                && meta.flags.fetch_and(!FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0
+            {
+                self.orphans.fetch_sub(1, Ordering::Relaxed);
+                self.push_free(&mut lists, page);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Pages that are orphans now.
+    pub(crate) fn orphans(&self) -> u64 {
+        self.orphans.load(Ordering::Relaxed)
     }
 
     /// Calls `visit` on every bound page whose frame lies in `frames` (a scan of the whole
@@ -541,6 +615,7 @@ impl PagePool {
             offset: meta.offset.load(Ordering::Relaxed),
             refs: meta.refs.load(Ordering::Acquire),
             loans: meta.loans.load(Ordering::Relaxed),
+            orphan: meta.flags.load(Ordering::Relaxed) & FLAG_ORPHAN != 0,
             loading: meta.flags.load(Ordering::Relaxed) & FLAG_LOADING != 0,
             valid: self.valid(page),
         }

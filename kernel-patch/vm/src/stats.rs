@@ -105,6 +105,19 @@ pub struct Statistics {
     pub bus_errors: u64,
     /// Pages moved to another frame (`Vm::migrate`, `Vm::vacate`).
     pub migrations: u64,
+    /// Loans made ([`MappingRef::lend`](crate::MappingRef::lend)).
+    pub loans: u64,
+    /// Pool pages lent now, one a page a loan (the zero page's loans are not counted:
+    /// nothing counts them).
+    pub pages_lent: u64,
+    /// Pages lent as the zero page, since the start: each a page not allocated.
+    pub zero_page_loans: u64,
+    /// Lent pages their owner let go of, kept by their loans until the last returns.
+    pub orphan_pages: u64,
+    /// Stores that broke a loan (the writer got a copy; the loan kept the old bytes).
+    pub loan_breaks: u64,
+    /// Translations removed to write-protect pages at their first loan.
+    pub loan_invalidations: u64,
 }
 
 impl Vm {
@@ -166,6 +179,14 @@ impl Vm {
         stats.dirty_pages_dropped = maps.dirty_pages_dropped.load(Ordering::Relaxed);
         stats.bus_errors = maps.bus_errors.load(Ordering::Relaxed);
         stats.migrations = maps.migrations.load(Ordering::Relaxed);
+        (
+            stats.pages_lent,
+            stats.zero_page_loans,
+            stats.loan_breaks,
+            stats.loan_invalidations,
+            stats.loans,
+        ) = shared.loan_counts();
+        stats.orphan_pages = shared.pool.orphans();
         stats
     }
 }
@@ -212,6 +233,12 @@ impl fmt::Display for Statistics {
         writeln!(f, "writeback_errors {}", self.writeback_errors)?;
         writeln!(f, "dirty_pages_dropped {}", self.dirty_pages_dropped)?;
         writeln!(f, "bus_errors {}", self.bus_errors)?;
-        writeln!(f, "migrations {}", self.migrations)
+        writeln!(f, "migrations {}", self.migrations)?;
+        writeln!(f, "loans {}", self.loans)?;
+        writeln!(f, "pages_lent {}", self.pages_lent)?;
+        writeln!(f, "zero_page_loans {}", self.zero_page_loans)?;
+        writeln!(f, "orphan_pages {}", self.orphan_pages)?;
+        writeln!(f, "loan_breaks {}", self.loan_breaks)?;
+        writeln!(f, "loan_invalidations {}", self.loan_invalidations)
     }
 }

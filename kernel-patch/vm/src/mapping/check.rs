@@ -53,7 +53,8 @@ pub enum MapViolation {
     RmapCount { records: u64, expected: u64 },
     /// A translation of an MMU is not listed by its page's reverse map.
     Unlisted { space: u64, addr: u64 },
-    /// A writable translation of a page no store may reach in place.
+    /// A writable translation of a page no store may reach in place (a lent page's
+    /// included).
     WritableNotAllowed { space: u64, addr: u64 },
 }
 
@@ -262,7 +263,10 @@ pub fn check_translations(vm: &Vm, translations: &[Translation]) -> Result<(), M
             });
         }
         if t.writable {
-            let allowed = if pool.owner(page) != 0 {
+            let allowed = if pool.loans(page) != 0 {
+                // A lent page is read only everywhere.
+                false
+            } else if pool.owner(page) != 0 {
                 let object = shared
                     .maps
                     .table

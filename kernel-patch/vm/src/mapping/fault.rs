@@ -141,6 +141,12 @@ impl MappingRef {
             return Step::Fail(FaultError::NoMemory);
         }
         let number = seg.first + page;
+        if let Some(Entry::Page(stale)) = table.get(page) {
+            if super::loan::is_stale(&self.vm.shared, seg, stale) {
+                // A loan break put a copy in the object: look it up.
+                super::loan::drop_stale(&self.vm.shared, table, page, stale);
+            }
+        }
         if let Some(Entry::Page(resident)) = table.get(page) {
             if pool.owner(resident) == 0 {
                 return self.fault_private(table, page, resident, access, spare);
@@ -232,6 +238,24 @@ impl MappingRef {
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let pool = &shared.pool;
+        let lent = super::loan::is_lent(shared, found);
+        if seg.shared && access == Access::Write && lent {
+            // A store to a lent page breaks the loan: the object gets a copy in its place.
+            let Some(copy) = spare.page.take() else {
+                if fresh {
+                    pool.put(found);
+                }
+                return Step::NeedPage;
+            };
+            let Some(object) = seg.object.as_deref() else {
+                return Step::Fail(FaultError::Io(FileError::Gone));
+            };
+            super::loan::break_object_loan(shared, object, state, seg.first + page, found, copy);
+            // Our entry (or fault) held the old page; the copy's reference is the entry's.
+            table.set(page, Entry::Page(copy));
+            pool.put(found);
+            return self.object_page(table, page, copy, state, access, spare, false);
+        }
         if seg.shared || access == Access::Read {
             let writable = if seg.shared && access == Access::Write {
                 if !pool.set_dirty(found, true) {
@@ -244,7 +268,8 @@ impl MappingRef {
                 }
                 true
             } else {
-                seg.shared && seg.writable && pool.is_dirty(found)
+                // vm-rule(lent-page-mapped-read-only): a fault maps a lent page read only.
+                seg.shared && seg.writable && pool.is_dirty(found) && !lent
             };
             if fresh {
                 table.set(page, Entry::Page(found));
@@ -277,14 +302,19 @@ impl MappingRef {
         let seg = &*self.seg;
         let shared = &*self.vm.shared;
         let pool = &shared.pool;
-        // Under the mapping lock nobody else takes a reference to our private page.
-        let exclusive = pool.refs(resident) == 1;
+        // Under the mapping lock nobody else takes a reference to our private page. A lent
+        // page is not ours alone either: a store copies it (the loan keeps the old bytes).
+        let lent = super::loan::is_lent(shared, resident);
+        let exclusive = pool.refs(resident) == 1 && !lent;
         if access == Access::Read || exclusive {
             return install(seg, page, pool, resident, seg.writable && exclusive);
         }
         let Some(copy) = spare.page.take() else {
             return Step::NeedPage;
         };
+        if lent {
+            super::loan::count_break(shared);
+        }
         shared.frames.copy(pool.frame(resident), pool.frame(copy));
         pool.put(resident);
         self.install_private(table, page, copy, true)

@@ -46,6 +46,7 @@
 mod coherence;
 mod fault;
 mod lineage;
+mod loan;
 mod migrate;
 mod object;
 mod reclaim;
@@ -57,6 +58,7 @@ mod writeback;
 #[cfg(any(test, feature = "check"))]
 pub(crate) mod check;
 
+pub use loan::{LendError, Loan};
 pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;
 pub use segment::{MapSpec, MappingRef};

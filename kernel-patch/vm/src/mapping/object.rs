@@ -93,6 +93,7 @@ pub(crate) struct MapCounters {
 pub(crate) struct Mappings {
     pub(crate) table: Mutex<ObjectTable>,
     pub(crate) counters: MapCounters,
+    pub(crate) loans: super::loan::LoanCounters,
 }
 
 impl Default for Mappings {
@@ -100,6 +101,7 @@ impl Default for Mappings {
         Self {
             table: Mutex::new(ObjectTable::default()),
             counters: MapCounters::default(),
+            loans: Default::default(),
         }
     }
 }
