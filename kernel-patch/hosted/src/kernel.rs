@@ -123,7 +123,7 @@ impl fmt::Display for KernelStats {
     /// `name value` lines, vm's first; every field (a test checks).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.vm)?;
-        let lines: [(&str, u64); 29] = [
+        let lines: [(&str, u64); 30] = [
             ("frames_limit", u64::from(self.frames.limit)),
             ("frames_in_use", self.frames.in_use()),
             ("frames_allocated", self.frames.allocated),
@@ -133,6 +133,7 @@ impl fmt::Display for KernelStats {
             ("frames_admitted", self.frames.admitted),
             ("frames_copies", self.frames.copies),
             ("frames_zeroes", self.frames.zeroes),
+            ("frames_shared_writes", self.frames.shared_writes),
             ("processes", self.processes as u64),
             ("chans_live", self.chans_live),
             ("chans_made", self.chans_made),
@@ -295,10 +296,16 @@ impl Kernel {
     /// Checks the whole kernel at a quiescent moment (no call in progress): vm's invariants
     /// with every process's segments, every MMU entry against its segment, and that every
     /// live channel is accounted for (an open file, a mount point, an image's channel, a
-    /// legacy pin, or the close queue).
+    /// legacy pin, or the close queue), and that no frame lent to the kernel was written
+    /// while it held the frame's bytes.
     pub fn check_invariants(&self) -> Result<KernelCheck, KernelViolation> {
         let procs: Vec<Arc<Proc>> = lock(&self.inner.procs).values().cloned().collect();
-        crate::check::check(&self.inner.vm, &self.inner.services, &procs)
+        crate::check::check(
+            &self.inner.vm,
+            &self.inner.frames,
+            &self.inner.services,
+            &procs,
+        )
     }
 
     /// Where this kernel holds none of its locks: the channels vm let go of (an image gone
@@ -378,6 +385,7 @@ mod tests {
                 admitted: 1005,
                 copies: 1006,
                 zeroes: 1007,
+                shared_writes: 1028,
             },
             processes: 1008,
             chans_live: 1009,
@@ -413,6 +421,7 @@ mod tests {
                     admitted,
                     copies,
                     zeroes,
+                    shared_writes,
                 },
             processes,
             chans_live,
@@ -445,6 +454,7 @@ mod tests {
             admitted,
             copies,
             zeroes,
+            shared_writes,
             processes as u64,
             chans_live,
             chans_made,

@@ -58,6 +58,7 @@ mod frames;
 mod image_file;
 mod kchan;
 mod kernel;
+mod lent;
 mod memory;
 mod migrate;
 mod mmu;
@@ -88,6 +89,7 @@ pub use process::{ForkFlags, NamespaceShare, Pid, WaitMsg};
 pub use sysmap::{MapRequest, Prot, MAP_FLOOR};
 pub use sysmount::MountSpec;
 pub use sysproc::ExecInfo;
+pub use sysuser::LEND_THRESHOLD;
 
 /// The crates the kernel is made of, for their types.
 pub use mnt;

@@ -131,6 +131,16 @@ impl Kernel {
         Ok((read, write))
     }
 
+    /// What the pipe `fd` (either end) buffers now: bytes not yet read, and how many of
+    /// its chunks hold lent pages rather than copied bytes.
+    pub fn pipe_buffered(&self, pid: Pid, fd: usize) -> Result<(usize, usize), KernelError> {
+        let proc = self.proc(pid)?;
+        match self.open_file(&proc, fd)? {
+            OpenFile::Pipe(end) => Ok(end.pipe.contents()),
+            OpenFile::File(_) => Err(KernelError::BadFd(fd)),
+        }
+    }
+
     /// What descriptor `fd` of `proc` names.
     pub(crate) fn open_file(&self, proc: &Proc, fd: usize) -> Result<OpenFile, KernelError> {
         lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))

@@ -6,8 +6,15 @@
 //! store of the program would (`Memory::write`, as [`Kernel::write_memory`]): a store never
 //! lands in a frame its mapping no longer maps.
 //!
-//! A write copies the process's bytes into the kernel (a load a page at a time through the
-//! MMU, as [`Kernel::read_memory`]), a piece at a time, and writes that.
+//! A write of at least [`LEND_THRESHOLD`] bytes from a mapping *lends* the pages instead
+//! of copying them (vm's `MappingRef::lend`, a snapshot: a later store copies, the loan
+//! keeps the bytes it had): into a pipe, which holds the loan until a reader has copied
+//! the bytes out, or to the mount driver for a file of an uncached mount, which sends the
+//! frames' bytes after each `Twrite` header with a vectored write (`Chan::write_parts`).
+//! Shorter writes, memory that is no mapping (exec's segments), a part of the range
+//! past its mapping, writes to files of cached mounts (the mount cache takes a copy
+//! anyway) and ranges vm will not lend are copied: loaded a page at a time through the
+//! MMU, as [`Kernel::read_memory`] does, a piece at a time.
 //!
 //! Lock order: a process's memory lock is taken for each copy and released before the
 //! pipe or the server is asked, so no lock of the kernel's is held while a call blocks.
@@ -17,7 +24,9 @@ use vm::PAGE_SIZE;
 use crate::counters::Counters;
 use crate::error::KernelError;
 use crate::fd::{FileDescription, OpenFile};
+use crate::image_file::identity_of;
 use crate::kernel::Kernel;
+use crate::lent::LentPages;
 use crate::pipe::{Chunk, End, PIPE_CAPACITY};
 use crate::process::{lock, Pid, Proc};
 use crate::sysfile::io_end;
@@ -25,6 +34,17 @@ use crate::sysfile::io_end;
 /// The most bytes a read or write of a file moves through one kernel buffer: a long
 /// transfer is several of these, so its buffer stays small.
 const USER_PIECE: usize = 32 * PAGE_SIZE;
+
+/// The shortest write (or piece of a pipe write) that lends its pages rather than copy
+/// them: a page's worth of bytes. Below it a loan (vm's locks, a page list, perhaps a
+/// write-protect) costs more than the copy it saves; `benches/loan_bench.rs` measures the
+/// two side by side.
+pub const LEND_THRESHOLD: usize = PAGE_SIZE;
+
+/// The most bytes one loan of a file write holds: a longer write is several loans, one
+/// after another, so a write of a huge mapping does not make every page of it read only
+/// at once.
+const LEND_PIECE: usize = 256 * PAGE_SIZE;
 
 impl Kernel {
     /// Reads at most `len` bytes from `fd` into `pid`'s memory at `addr` (a file: at the
@@ -125,8 +145,33 @@ impl Kernel {
     ) -> Result<usize, KernelError> {
         let offset = file.offset();
         io_end(offset, len)?;
-        let mut buf = vec![0u8; len.min(USER_PIECE)];
         let mut done = 0;
+        // The mount cache keeps a copy of what is written: it gets the bytes copied.
+        if file.cache.is_none() {
+            while len - done >= LEND_THRESHOLD {
+                let at = addr + done as u64;
+                let Some(lent) = self.lend_user(proc, at, (len - done).min(LEND_PIECE)) else {
+                    break;
+                };
+                let n = match self.write_lent(file, offset + done as u64, &lent, intr) {
+                    Ok(n) => n,
+                    Err(_) if done > 0 => return Ok(done),
+                    Err(err) => return Err(err),
+                };
+                let asked = lent.len();
+                // The loan goes back before the next is taken.
+                drop(lent);
+                file.advance(n);
+                done += n;
+                if n < asked || done == len || intr.is_pending() {
+                    return Ok(done);
+                }
+            }
+            if done == len {
+                return Ok(done);
+            }
+        }
+        let mut buf = vec![0u8; (len - done).min(USER_PIECE)];
         // A zero-length write is still a message, as for `write`.
         loop {
             let want = (len - done).min(USER_PIECE);
@@ -147,11 +192,72 @@ impl Kernel {
         Ok(done)
     }
 
-    /// The chunks a pipe gets for `n` bytes of process memory at `at`: copied.
+    /// Writes the lent bytes to `file` at `offset` with no copy (the mount driver sends
+    /// the frames' bytes), then into the pages mappings of the file hold, as `write_at`.
+    fn write_lent(
+        &self,
+        file: &FileDescription,
+        offset: u64,
+        lent: &LentPages,
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let pages = lent.shared_pages();
+        let parts: Vec<&[u8]> = pages
+            .iter()
+            .map(|(bytes, range)| &bytes[range.clone()])
+            .collect();
+        let n = file.chan.get().write_parts(offset, &parts, intr)?;
+        let identity = identity_of(file.chan.get());
+        let mut at = 0;
+        for part in &parts {
+            if at >= n {
+                break;
+            }
+            let k = part.len().min(n - at);
+            self.vm()
+                .wrote_mapped(&identity, offset + at as u64, &part[..k]);
+            at += k;
+        }
+        Ok(n)
+    }
+
+    /// The chunks a pipe gets for `n` bytes of process memory at `at`: the pages lent if
+    /// there are enough of them in one mapping, the rest copied.
     fn user_chunks(&self, proc: &Proc, at: u64, n: usize) -> Result<Vec<Chunk>, KernelError> {
-        let mut buf = vec![0u8; n];
-        self.load_user(proc, at, &mut buf)?;
-        Ok(vec![Chunk::Copied(buf)])
+        let mut chunks = Vec::new();
+        let mut lent = 0;
+        if n >= LEND_THRESHOLD {
+            if let Some(pages) = self.lend_user(proc, at, n) {
+                lent = pages.len();
+                chunks.push(Chunk::Lent(Box::new(pages)));
+            }
+        }
+        if lent < n {
+            let mut buf = vec![0u8; n - lent];
+            self.load_user(proc, at + lent as u64, &mut buf)?;
+            chunks.push(Chunk::Copied(buf));
+        }
+        Ok(chunks)
+    }
+
+    /// Lends up to `n` bytes at `at`: as many as the mapping there holds, if that is at
+    /// least [`LEND_THRESHOLD`] and the program may read them; `None` otherwise (copy).
+    fn lend_user(&self, proc: &Proc, at: u64, n: usize) -> Option<LentPages> {
+        let map = {
+            let mem = lock(&proc.mem);
+            let region = mem.map_of(at)?;
+            if !region.prot.read {
+                return None;
+            }
+            region.map.clone()
+        };
+        let len = n.min(usize::try_from(map.end() - at).unwrap_or(usize::MAX));
+        if len < LEND_THRESHOLD {
+            return None;
+        }
+        let lent = LentPages::lend(&map, &self.inner.frames, at, len)?;
+        Counters::add(&self.counters().user_bytes_lent, len as u64);
+        Some(lent)
     }
 
     /// Copies process memory at `addr` into `buf`, as the program's loads would.
