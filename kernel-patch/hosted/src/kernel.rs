@@ -54,6 +54,10 @@ pub struct KernelConfig {
     pub max_close_workers: usize,
     /// Bytes of stack a process gets at exec (page aligned).
     pub stack_size: u64,
+    /// The shortest `write_user` (or piece of one a pipe takes) that lends its pages
+    /// instead of copying them ([`LEND_THRESHOLD`](crate::LEND_THRESHOLD) by default;
+    /// `usize::MAX`: always copy, for comparing the two).
+    pub lend_threshold: usize,
 }
 
 impl Default for KernelConfig {
@@ -65,6 +69,7 @@ impl Default for KernelConfig {
             legacy_image_channel: false,
             max_close_workers: 16,
             stack_size: 8 << 20,
+            lend_threshold: crate::LEND_THRESHOLD,
         }
     }
 }

@@ -36,7 +36,8 @@ use crate::sysfile::io_end;
 const USER_PIECE: usize = 32 * PAGE_SIZE;
 
 /// The shortest write (or piece of a pipe write) that lends its pages rather than copy
-/// them: a page's worth of bytes. Below it a loan (vm's locks, a page list, perhaps a
+/// them, by default ([`KernelConfig::lend_threshold`](crate::KernelConfig)): a page's
+/// worth of bytes. Below it a loan (vm's locks, a page list, perhaps a
 /// write-protect) costs more than the copy it saves; `benches/loan_bench.rs` measures the
 /// two side by side.
 pub const LEND_THRESHOLD: usize = PAGE_SIZE;
@@ -148,7 +149,7 @@ impl Kernel {
         let mut done = 0;
         // The mount cache keeps a copy of what is written: it gets the bytes copied.
         if file.cache.is_none() {
-            while len - done >= LEND_THRESHOLD {
+            while len - done >= self.inner.config.lend_threshold {
                 let at = addr + done as u64;
                 let Some(lent) = self.lend_user(proc, at, (len - done).min(LEND_PIECE)) else {
                     break;
@@ -226,7 +227,7 @@ impl Kernel {
     fn user_chunks(&self, proc: &Proc, at: u64, n: usize) -> Result<Vec<Chunk>, KernelError> {
         let mut chunks = Vec::new();
         let mut lent = 0;
-        if n >= LEND_THRESHOLD {
+        if n >= self.inner.config.lend_threshold {
             if let Some(pages) = self.lend_user(proc, at, n) {
                 lent = pages.len();
                 chunks.push(Chunk::Lent(Box::new(pages)));
@@ -241,7 +242,7 @@ impl Kernel {
     }
 
     /// Lends up to `n` bytes at `at`: as many as the mapping there holds, if that is at
-    /// least [`LEND_THRESHOLD`] and the program may read them; `None` otherwise (copy).
+    /// least the lending threshold and the program may read them; `None` otherwise (copy).
     fn lend_user(&self, proc: &Proc, at: u64, n: usize) -> Option<LentPages> {
         let map = {
             let mem = lock(&proc.mem);
@@ -252,7 +253,7 @@ impl Kernel {
             region.map.clone()
         };
         let len = n.min(usize::try_from(map.end() - at).unwrap_or(usize::MAX));
-        if len < LEND_THRESHOLD {
+        if len < self.inner.config.lend_threshold {
             return None;
         }
         let lent = LentPages::lend(&map, &self.inner.frames, at, len)?;
