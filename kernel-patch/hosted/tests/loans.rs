@@ -285,7 +285,7 @@ fn a_kibibyte_is_copied_not_lent() {
         .unwrap();
     let (rfd, wfd) = kernel.pipe(pid).unwrap();
     let before = kernel.statistics();
-    assert!(1024 < LEND_THRESHOLD);
+    const { assert!(1024 < LEND_THRESHOLD) };
     assert_eq!(kernel.write_user(pid, wfd, base, 1024), Ok(1024));
     let after = kernel.statistics();
     assert_eq!(after.user_bytes_copied - before.user_bytes_copied, 1024);
@@ -419,5 +419,42 @@ fn tail_of_a_mapped_file_through_a_pipe_and_cat_into_a_file() {
         got == stamped(size - tail_len, tail_len, 0),
         "out differs from the tail"
     );
+    check(kernel);
+}
+
+#[test]
+fn a_loan_refused_for_want_of_memory_copies_instead() {
+    let setup = setup(4 * PAGE);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map(kernel, pid, Some(fd), 4 * PAGE, true);
+    // Every page resident first: the loan is then the only allocation vm announces.
+    assert_eq!(load(kernel, pid, base, 4 * PAGE), stamped(0, 4 * PAGE, 0));
+    let (rfd, wfd) = kernel.pipe(pid).unwrap();
+    let before = kernel.statistics();
+    kernel.frames().fail_nth_allocation(0);
+    assert_eq!(
+        kernel.write_user(pid, wfd, base, 4 * PAGE_SIZE),
+        Ok(4 * PAGE_SIZE)
+    );
+    assert!(!kernel.frames().failure_pending(), "the loan was refused");
+    let after = kernel.statistics();
+    assert_eq!(after.vm.loans, before.vm.loans);
+    assert_eq!(after.user_bytes_lent, before.user_bytes_lent);
+    assert_eq!(after.user_bytes_copied - before.user_bytes_copied, 4 * PAGE);
+    assert_eq!(after.vm.pages_lent, 0, "nothing stays lent");
+    assert_eq!(drain(kernel, pid, rfd, 4 * PAGE), stamped(0, 4 * PAGE, 0));
+    // The same to a file.
+    let out = kernel
+        .create(pid, "/n/a/out", 0o644, OpenMode::WRITE)
+        .unwrap();
+    kernel.frames().fail_nth_allocation(0);
+    assert_eq!(
+        kernel.write_user(pid, out, base, 4 * PAGE_SIZE),
+        Ok(4 * PAGE_SIZE)
+    );
+    assert!(!kernel.frames().failure_pending());
+    kernel.close(pid, out).unwrap();
+    assert_eq!(file_bytes(kernel, pid, "/n/b/out"), stamped(0, 4 * PAGE, 0));
     check(kernel);
 }
