@@ -492,6 +492,12 @@ impl PagePool {
         freed
     }
 
+    /// Sets the loans of `page` (the test kit's overflow tests); returns the old count.
+    #[cfg(any(test, feature = "testkit"))]
+    pub(crate) fn set_loans(&self, page: PageIndex, loans: u32) -> u32 {
+        self.meta(page).loans.swap(loans, Ordering::AcqRel)
+    }
+
     /// Pages that are orphans now.
     pub(crate) fn orphans(&self) -> u64 {
         self.orphans.load(Ordering::Relaxed)

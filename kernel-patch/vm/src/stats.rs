@@ -118,6 +118,10 @@ pub struct Statistics {
     pub loan_breaks: u64,
     /// Translations removed to write-protect pages at their first loan.
     pub loan_invalidations: u64,
+    /// Lent dirty pages a write of the kernel's (`Vm::wrote_mapped`, a truncate's
+    /// zeroing) changed in place, for want of memory for a copy: their loans saw the
+    /// change. 0 unless memory ran out.
+    pub loan_snapshots_lost: u64,
 }
 
 impl Vm {
@@ -185,6 +189,7 @@ impl Vm {
             stats.loan_breaks,
             stats.loan_invalidations,
             stats.loans,
+            stats.loan_snapshots_lost,
         ) = shared.loan_counts();
         stats.orphan_pages = shared.pool.orphans();
         stats
@@ -239,6 +244,7 @@ impl fmt::Display for Statistics {
         writeln!(f, "zero_page_loans {}", self.zero_page_loans)?;
         writeln!(f, "orphan_pages {}", self.orphan_pages)?;
         writeln!(f, "loan_breaks {}", self.loan_breaks)?;
-        writeln!(f, "loan_invalidations {}", self.loan_invalidations)
+        writeln!(f, "loan_invalidations {}", self.loan_invalidations)?;
+        writeln!(f, "loan_snapshots_lost {}", self.loan_snapshots_lost)
     }
 }

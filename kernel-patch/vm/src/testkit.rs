@@ -15,6 +15,7 @@ use alloc::sync::Arc;
 /// through [`FrameAllocator::with_frame`] and [`FrameAllocator::with_frame_mut`] (the hosted
 /// kernel's frames) and override `zero` and `copy` just to count.
 pub use crate::frame::{copy_via_buffer, zero_via_with_frame};
+pub use crate::mapping::preset_loans;
 
 /// Bytes written over a frame when it is freed, so a page used without being filled shows.
 pub const POISON: u8 = 0xdb;

@@ -188,14 +188,15 @@ enum Failed {
     Vm(VmError),
     Fault(FaultError),
     Move(vm::MigrateError),
+    Lend(vm::LendError),
 }
 
 /// Makes a vm, attaches `first`, execs `second` (text, data and bss; its handle is let go
 /// of at once, the image has one), faults a text page in (a load), writes a data page (a
 /// copy) and a stack page (zero fill), forks data, fills a page of a mount-cache file,
 /// maps `third` shared and private (a store in each, a fork of the private one and a
-/// store in the child, a write-back, a migration and a vacate) and private anonymous
-/// memory, and lets everything go. Everything it is given is boxed before, so all heap
+/// store in the child, a write-back, a migration and a vacate, a loan broken by a store)
+/// and private anonymous memory (a loan that outlives it), and lets everything go. Everything it is given is boxed before, so all heap
 /// allocations made in here are vm's.
 fn everything(
     made: &mut Option<Vm>,
@@ -324,12 +325,25 @@ fn everything(
     vm.vacate(object_frame.0..object_frame.0 + 1)
         .map_err(Failed::Move)?;
     shared.sync(MAP_VA, 2 * PAGE).map_err(Failed::Vm)?;
+    // A loan of both pages (the second faulted in to be lent), broken by a store.
+    let loan = shared.lend(MAP_VA, 2 * PAGE).map_err(Failed::Lend)?;
+    shared
+        .fault(MAP_VA + PAGE, Access::Write)
+        .map_err(Failed::Fault)?;
+    drop(loan);
     let anon = vm
         .map_private_anon(space, spec(MAP_VA + 8 * PAGE, false))
         .map_err(Failed::Vm)?;
     anon.fault(MAP_VA + 8 * PAGE, Access::Write)
         .map_err(Failed::Fault)?;
-    drop((anon, forked, private, shared, object));
+    // The written page and an untouched one (the zero page), lent.
+    let loan = anon
+        .lend(MAP_VA + 8 * PAGE, 2 * PAGE)
+        .map_err(Failed::Lend)?;
+    // The mapping goes first: its written page is an orphan until the loan returns.
+    drop(anon);
+    drop(loan);
+    drop((forked, private, shared, object));
     drop((cached, image, child, stack, segments));
     vm.run_parked_closes();
     Ok(())
@@ -386,7 +400,8 @@ fn every_heap_allocation_vm_makes_may_fail() {
                 | Failed::Move(vm::MigrateError {
                     reason: vm::Unmovable::NoMemory,
                     ..
-                }),
+                })
+                | Failed::Lend(vm::LendError::NoMemory),
             ) => {
                 assert!(
                     refused,

@@ -8,7 +8,8 @@
 //! the object knows (a fault that read a page from the file meanwhile reads it again; with
 //! a writable shared mapping the page is marked dirty, since a write-back in flight may
 //! be sending an older copy of it). Both hold the object lock only while they copy (no call of the
-//! kernel's but the frame copy, which does not block).
+//! kernel's but the frame copy, which does not block). A lent page is not written: it is
+//! replaced by a copy first (`loan.rs`, `lock_unlent`), so the loan keeps its snapshot.
 
 use crate::file::FileIdentity;
 use crate::frame::{PAGE_BYTES, PAGE_SIZE};
@@ -73,8 +74,14 @@ impl Vm {
             return 0;
         };
         let pool = &shared.pool;
-        let mut state = object.state.lock();
         let end = offset.saturating_add(data.len() as u64);
+        // The pages it changes (the hole's too) are not a loan's: lent ones are copied.
+        let mut state = shared.lock_unlent(&object, |state| {
+            (
+                offset.min(state.size) / PAGE_BYTES,
+                end.div_ceil(PAGE_BYTES),
+            )
+        });
         if offset > state.size {
             // The hole the write leaves reads as zeros, whatever a store left past the end.
             super::truncate::zero_between(shared, &state, state.size, offset);

@@ -49,9 +49,9 @@ use alloc::vec::Vec;
 
 use crate::fault::{Access, FaultError};
 use crate::frame::{AllocSite, Frame, PAGE_BYTES};
-use crate::page::{PageIndex, ZERO_ENTRY};
+use crate::page::{PageIndex, NO_PAGE, ZERO_ENTRY};
 use crate::segment::{Entry, PageTable};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, MutexGuard, Ordering};
 use crate::vm::{Vm, VmState};
 
 use super::object::{MemObject, ObjectState};
@@ -100,6 +100,9 @@ pub(crate) struct LoanCounters {
     pub(crate) invalidations: AtomicU64,
     /// [`Loan`]s made.
     pub(crate) loans: AtomicU64,
+    /// Lent dirty pages the kernel's own write changed in place, for want of memory for a
+    /// copy (`VmState::lock_unlent`).
+    pub(crate) snapshots_lost: AtomicU64,
 }
 
 /// One page of a loan: a pool page (its loan taken) or the zero page.
@@ -410,11 +413,7 @@ pub(super) fn break_object_loan(
     }
     // The key is there: replacing its value allocates nothing.
     state.pages.insert(number, copy);
-    state.rmap.overlapping(number, number + 1, |entry| {
-        if let Some(addr) = entry.seg.address_of(number) {
-            entry.seg.space.invalidate(addr, PAGE_BYTES);
-        }
-    });
+    invalidate_all(state, number);
     // Before the caller's put: whoever drops the last reference sees it unowned.
     pool.set_uncached(old);
     count_break(shared);
@@ -426,8 +425,9 @@ pub(super) fn count_break(shared: &VmState) {
 }
 
 impl VmState {
-    /// `(pages lent now, zero-page loans, breaks, invalidations, loans made)`.
-    pub(crate) fn loan_counts(&self) -> (u64, u64, u64, u64, u64) {
+    /// `(pages lent now, zero-page loans, breaks, invalidations, loans made, snapshots
+    /// lost)`.
+    pub(crate) fn loan_counts(&self) -> (u64, u64, u64, u64, u64, u64) {
         let loans = &self.maps.loans;
         (
             loans.pages_lent.load(Ordering::Relaxed),
@@ -435,6 +435,187 @@ impl VmState {
             loans.breaks.load(Ordering::Relaxed),
             loans.invalidations.load(Ordering::Relaxed),
             loans.loans.load(Ordering::Relaxed),
+            loans.snapshots_lost.load(Ordering::Relaxed),
         )
     }
+}
+
+/// Fresh pages held at ref 1 for [`VmState::lock_unlent`]'s copies, linked through their
+/// `link` (nothing allocated for the list); those left over are freed as it drops.
+struct Spares<'a> {
+    shared: &'a VmState,
+    head: u32,
+    count: usize,
+}
+
+impl Spares<'_> {
+    fn take(&mut self) -> Option<PageIndex> {
+        if self.head == NO_PAGE {
+            return None;
+        }
+        let page = PageIndex(self.head);
+        self.head = self.shared.pool.link(page);
+        self.shared.pool.set_link(page, NO_PAGE);
+        self.count -= 1;
+        Some(page)
+    }
+}
+
+impl Drop for Spares<'_> {
+    fn drop(&mut self) {
+        while let Some(page) = self.take() {
+            self.shared.pool.put(page);
+        }
+    }
+}
+
+/// Calls `visit(number, page)` for the resident pages of `first..past` (walking whichever
+/// is shorter: the range or the object's pages).
+fn resident_in(
+    state: &ObjectState,
+    (first, past): (u64, u64),
+    mut visit: impl FnMut(u64, PageIndex),
+) {
+    if first >= past {
+        return;
+    }
+    if past - first <= state.pages.len() as u64 {
+        for number in first..past {
+            if let Some(&page) = state.pages.get(&number) {
+                visit(number, page);
+            }
+        }
+    } else {
+        for (&number, &page) in &state.pages {
+            if (first..past).contains(&number) {
+                visit(number, page);
+            }
+        }
+    }
+}
+
+impl VmState {
+    /// The object lock of `object`, with no resident page of the page numbers `range`
+    /// (computed under the lock) lent: for the kernel's own changes of the object's pages
+    /// in place (`Vm::wrote_mapped`, a truncate's zeroing), which must not reach a loan's
+    /// snapshot. Each lent page there is replaced by a copy as a store's break does
+    /// ([`break_object_loan`]); the copies are allocated with the lock dropped, and the
+    /// lock is taken again and the pages counted again (a loan may come meanwhile). Without
+    /// memory for a copy a clean lent page leaves the object (its next fault reads the
+    /// file again, which has the kernel's change) and a dirty one is changed in place
+    /// (its loan then sees the change: counted in `Statistics::loan_snapshots_lost`).
+    /// Call with no vm lock held.
+    pub(crate) fn lock_unlent<'a>(
+        &'a self,
+        object: &'a MemObject,
+        range: impl Fn(&ObjectState) -> (u64, u64),
+    ) -> MutexGuard<'a, ObjectState> {
+        let pool = &self.pool;
+        let mut spares = Spares {
+            shared: self,
+            head: NO_PAGE,
+            count: 0,
+        };
+        let mut no_memory = false;
+        loop {
+            let mut state = object.state.lock();
+            let pages = range(&state);
+            // Out of copies, a dirty lent page is changed in place; nothing to do for it.
+            let out_of_copies = no_memory && spares.count == 0;
+            let needs = |page| is_lent(self, page) && !(out_of_copies && pool.is_dirty(page));
+            let mut lent = 0;
+            resident_in(&state, pages, |_, page| lent += usize::from(needs(page)));
+            if lent == 0 {
+                if out_of_copies {
+                    let mut lost = 0;
+                    resident_in(&state, pages, |_, page| {
+                        lost += u64::from(is_lent(self, page))
+                    });
+                    self.maps
+                        .loans
+                        .snapshots_lost
+                        .fetch_add(lost, Ordering::Relaxed);
+                }
+                return state;
+            }
+            if lent > spares.count && !no_memory {
+                drop(state);
+                for _ in spares.count..lent {
+                    match self.new_page() {
+                        Ok(page) => {
+                            pool.set_link(page, spares.head);
+                            spares.head = page.0;
+                            spares.count += 1;
+                        }
+                        Err(_) => {
+                            no_memory = true;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            // A batch at a time (the map cannot change while it is walked, and nothing is
+            // allocated under the lock); then count again.
+            let mut batch: [(u64, PageIndex); 16] = [(0, PageIndex(0)); 16];
+            let mut taken = 0;
+            resident_in(&state, pages, |number, page| {
+                if taken < batch.len() && needs(page) {
+                    batch[taken] = (number, page);
+                    taken += 1;
+                }
+            });
+            for &(number, old) in &batch[..taken] {
+                // Ours while we take it out (an object page's 0→1 is under this lock):
+                // whoever drops the last reference, we or a stale entry, frees it.
+                pool.incref(old);
+                match spares.take() {
+                    Some(copy) => {
+                        break_object_loan(self, object, &mut state, number, old, copy);
+                        // An object's page holds no reference of its own.
+                        pool.put(copy);
+                    }
+                    None if !pool.is_dirty(old) => {
+                        state.pages.remove(&number);
+                        invalidate_all(&state, number);
+                        pool.set_uncached(old);
+                    }
+                    // Left for the count above, now out of copies.
+                    None => {}
+                }
+                // Unowned now (but in the last arm): an orphan at its last put, being lent.
+                pool.put(old);
+            }
+        }
+    }
+}
+
+/// Removes every translation of object page `number` (each mapping's next access faults).
+fn invalidate_all(state: &ObjectState, number: u64) {
+    state.rmap.overlapping(number, number + 1, |entry| {
+        if let Some(addr) = entry.seg.address_of(number) {
+            entry.seg.space.invalidate(addr, PAGE_BYTES);
+        }
+    });
+}
+
+/// Test kit: sets the loans of the pool page `map` maps at `addr` to `loans`, with the
+/// count of loans outstanding moved by the same step, so a test reaches the count's
+/// overflow without four billion lends. Give the count back (`preset_loans(map, addr,
+/// old)`) before the loans are checked or returned. `false` when `addr` maps no pool page.
+#[cfg(any(test, feature = "testkit"))]
+pub fn preset_loans(map: &MappingRef, addr: u64, loans: u32) -> bool {
+    let shared = &*map.vm.shared;
+    let Some(number) = map.seg.page_number(addr) else {
+        return false;
+    };
+    let table = map.seg.table.lock();
+    let Some(Entry::Page(page)) = table.get(number) else {
+        return false;
+    };
+    let old = shared.pool.set_loans(page, loans);
+    let counter = &shared.maps.loans.pages_lent;
+    counter.fetch_add(u64::from(loans), Ordering::Relaxed);
+    counter.fetch_sub(u64::from(old), Ordering::Relaxed);
+    true
 }

@@ -61,6 +61,9 @@ pub enum Unmovable {
     NoReverseMap,
     /// vm's zero page.
     ZeroPage,
+    /// The page is lent ([`MappingRef::lend`](crate::MappingRef::lend)): the kernel reads
+    /// its frame until the loan returns, so the frame cannot change.
+    Lent,
     /// No fresh page for the copy.
     NoMemory,
     /// The fresh page's frame lies in the range being vacated (the kernel handed out a
@@ -207,6 +210,9 @@ impl VmState {
     fn owner_of(&self, frame: Frame, page: PageIndex) -> Result<Owner, MigrateError> {
         let fail = |reason| MigrateError { frame, reason };
         let pool = &self.pool;
+        if pool.loans(page) != 0 {
+            return Err(fail(Unmovable::Lent));
+        }
         let owner = pool.owner(page);
         if owner != 0 {
             let object = self.maps.table.lock().objects.get(&owner).cloned();
@@ -398,6 +404,11 @@ impl VmState {
         }
         if !same_mappers(rmap, number, mappers) {
             return Ok(false);
+        }
+        // vm-rule(migrate-refuses-lent): a loan is taken under the owner's lock or the
+        // lending mapping's, both held here, and its frame must not change.
+        if self.pool.loans(page) != 0 {
+            return Err(Unmovable::Lent);
         }
         let entries = mappers
             .iter()

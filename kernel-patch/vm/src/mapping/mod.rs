@@ -58,6 +58,8 @@ mod writeback;
 #[cfg(any(test, feature = "check"))]
 pub(crate) mod check;
 
+#[cfg(any(test, feature = "testkit"))]
+pub use loan::preset_loans;
 pub use loan::{LendError, Loan};
 pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;

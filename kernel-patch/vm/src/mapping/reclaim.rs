@@ -52,7 +52,10 @@ impl VmState {
                     }
                 }
                 let mut state = object.state.lock();
-                let unused = self.pool.refs(page) == 0 && !self.pool.is_dirty(page);
+                // A loan taken meanwhile (under this lock) keeps it too.
+                let unused = self.pool.refs(page) == 0
+                    && !self.pool.is_dirty(page)
+                    && self.pool.loans(page) == 0;
                 if unused && state.pages.get(&number) == Some(&page) {
                     state.pages.remove(&number);
                     self.pool.set_uncached(page);
@@ -79,7 +82,8 @@ impl VmState {
         let (&number, &page) = state
             .pages
             .iter()
-            .find(|(_, page)| !self.pool.is_dirty(**page))?;
+            // A lent page would only become an orphan: reclaim frees nothing by taking it.
+            .find(|(_, page)| !self.pool.is_dirty(**page) && self.pool.loans(**page) == 0)?;
         let mut count = 0;
         state.rmap.overlapping(number, number + 1, |_| count += 1);
         let mut mappings = Vec::new();

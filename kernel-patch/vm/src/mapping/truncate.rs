@@ -115,7 +115,14 @@ impl Vm {
         // The first page wholly past the end.
         let gone = size.div_ceil(PAGE_BYTES);
         let mappings: Vec<Arc<MapSegment>> = {
-            let mut state = object.state.lock();
+            // Growing zeroes the pages past the old end: lent ones are copied first.
+            let mut state = shared.lock_unlent(&object, |state| {
+                if size > state.size {
+                    (state.size / PAGE_BYTES, size.div_ceil(PAGE_BYTES))
+                } else {
+                    (0, 0)
+                }
+            });
             let mut count = 0;
             state.rmap.overlapping(gone, u64::MAX, |_| count += 1);
             let mut mappings = Vec::new();
@@ -187,7 +194,13 @@ impl PendingTruncate {
         let pool = &shared.pool;
         let size = self.size;
         let gone = size.div_ceil(PAGE_BYTES);
-        let mut state = object.state.lock();
+        // The last page's tail is zeroed below: a lent last page is copied first.
+        let tail = if size.is_multiple_of(PAGE_BYTES) {
+            (0, 0)
+        } else {
+            (size / PAGE_BYTES, size / PAGE_BYTES + 1)
+        };
+        let mut state = shared.lock_unlent(&object, |_| tail);
         let mut head = NO_PAGE;
         let mut dropped = 0;
         let mut dirty = 0u32;
