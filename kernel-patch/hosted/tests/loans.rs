@@ -458,3 +458,35 @@ fn a_loan_refused_for_want_of_memory_copies_instead() {
     assert_eq!(file_bytes(kernel, pid, "/n/b/out"), stamped(0, 4 * PAGE, 0));
     check(kernel);
 }
+
+#[test]
+fn a_shared_file_mapping_written_to_another_file_lends_the_objects_pages() {
+    let setup = setup(64 * PAGE + 100);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map(kernel, pid, Some(fd), 65 * PAGE, true);
+    // A store first: the object's page 3 is dirty, lent with the store in it.
+    kernel
+        .write_memory(pid, base + 3 * PAGE, &[0xee; 10])
+        .unwrap();
+    let out = kernel
+        .create(pid, "/n/a/copy", 0o644, OpenMode::WRITE)
+        .unwrap();
+    let len = 64 * PAGE_SIZE + 100;
+    let before = kernel.statistics();
+    assert_eq!(kernel.write_user(pid, out, base, len), Ok(len));
+    let after = kernel.statistics();
+    assert_eq!(after.user_bytes_lent - before.user_bytes_lent, len as u64);
+    assert_eq!(after.vm.loans - before.vm.loans, 1);
+    kernel.close(pid, out).unwrap();
+    let mut want = stamped(0, len as u64, 0);
+    want[3 * PAGE_SIZE..3 * PAGE_SIZE + 10].fill(0xee);
+    assert!(
+        file_bytes(kernel, pid, "/n/b/copy") == want,
+        "the copy differs"
+    );
+    // The store is still the mapping's, and reaches the file at msync.
+    kernel.msync(pid, base, 65 * PAGE).unwrap();
+    assert!(file_bytes(kernel, pid, "/n/b/file") == want);
+    check(kernel);
+}
