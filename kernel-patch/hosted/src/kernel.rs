@@ -1,7 +1,8 @@
 //! The kernel: its configuration, its process table, its statistics, and the caches and
 //! checks that are no one process's. The system calls are methods of [`Kernel`] too, kept
-//! by kind as in 9front's `port/`: processes and exec in `sysproc`, files in `sysfile`,
-//! mounts in `sysmount`, a running program's memory accesses in `sysmem`.
+//! by kind as in 9front's `port/`: processes and exec in `sysproc`, files and pipes in
+//! `sysfile`, mounts in `sysmount`, a running program's memory accesses in `sysmem`, I/O
+//! with a buffer in process memory in `sysuser`.
 //!
 //! Every call names the process it runs for and has an interrupt of its own (see `notes`),
 //! the thread's current one while it runs (see `current`), so

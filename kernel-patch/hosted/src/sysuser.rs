@@ -168,7 +168,7 @@ impl Kernel {
                     return Ok(done);
                 }
             }
-            if done == len {
+            if done > 0 && done == len {
                 return Ok(done);
             }
         }
