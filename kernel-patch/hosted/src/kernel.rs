@@ -118,8 +118,8 @@ pub struct KernelStats {
     pub exits: u64,
     /// Times a pipe read or write blocked (slept for data, room or a note).
     pub pipe_waits: u64,
-    /// Bytes `write_user` and `read_user`'s callers copied out of process memory into
-    /// the kernel (`write_user` of a copied write).
+    /// Bytes `write_user` copied from process memory into the kernel (writes shorter than
+    /// the lending threshold, memory that is no mapping, ranges vm would not lend).
     pub user_bytes_copied: u64,
     /// Bytes `write_user` lent from process memory instead of copying them.
     pub user_bytes_lent: u64,
