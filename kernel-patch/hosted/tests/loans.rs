@@ -329,6 +329,18 @@ fn a_mapped_region_written_to_a_file_is_lent_to_the_mount_driver() {
     check(kernel);
 }
 
+/// Ends process `pid` if its thread fails, so the other end of its pipe sees end of file
+/// or a broken pipe and its thread fails too instead of waiting forever.
+struct ExitOnPanic<'a>(&'a Kernel, Pid);
+
+impl Drop for ExitOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let _ = self.0.exit(self.1, "panic");
+        }
+    }
+}
+
 /// `tail -N FILE | cat > out`: "tail" maps FILE and writes its last N bytes to the pipe
 /// (lent, from an unaligned start), "cat" reads the pipe into its memory and writes each
 /// read to `out` (lent to the mount driver once a read is a page or more).
@@ -354,6 +366,7 @@ fn tail_of_a_mapped_file_through_a_pipe_and_cat_into_a_file() {
     let (before, wire_before) = (kernel.statistics(), mount.mount.stats());
     thread::scope(|s| {
         let tail_thread = s.spawn(|| {
+            let _exit = ExitOnPanic(kernel, tail);
             let fd = kernel.open(tail, "/n/a/file", OpenMode::READ).unwrap();
             let base = kernel
                 .mmap(
@@ -379,6 +392,7 @@ fn tail_of_a_mapped_file_through_a_pipe_and_cat_into_a_file() {
             kernel.exit(tail, "").unwrap();
         });
         let cat_thread = s.spawn(|| {
+            let _exit = ExitOnPanic(kernel, cat);
             let out = kernel
                 .create(cat, "/n/a/out", 0o644, OpenMode::WRITE)
                 .unwrap();

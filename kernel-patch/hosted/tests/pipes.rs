@@ -20,6 +20,19 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// Posts a note to `pid` if the test fails while a thread of it may be blocked in a pipe
+/// call, so that the call ends and the scope can join the thread (a failed test never
+/// hangs).
+struct UnblockOnPanic<'a>(&'a Kernel, Pid);
+
+impl Drop for UnblockOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let _ = self.0.interrupt(self.1);
+        }
+    }
+}
+
 /// Reads exactly `len` bytes from a pipe (several reads), failing at a premature end.
 fn read_exactly(kernel: &Kernel, pid: Pid, fd: usize, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
@@ -87,6 +100,7 @@ fn a_write_with_every_reader_gone_is_a_broken_pipe() {
     let reader = kernel.fork(child, ForkFlags::default()).unwrap();
     kernel.close(child, rfd).unwrap();
     thread::scope(|s| {
+        let _unblock = UnblockOnPanic(&kernel, child);
         let writer = s.spawn(|| kernel.write(child, wfd, &vec![1u8; PIPE_CAPACITY + 10]));
         eventually("the writer to block", || {
             kernel.statistics().pipe_waits >= 1
@@ -105,6 +119,7 @@ fn a_note_interrupts_a_blocked_read_and_a_blocked_write() {
     let pid = kernel.spawn();
     let (rfd, wfd) = kernel.pipe(pid).unwrap();
     thread::scope(|s| {
+        let _unblock = UnblockOnPanic(&kernel, pid);
         let reader = s.spawn(|| kernel.read(pid, rfd, &mut [0; 16]));
         eventually("the reader to block", || {
             kernel.statistics().pipe_waits >= 1
@@ -118,6 +133,7 @@ fn a_note_interrupts_a_blocked_read_and_a_blocked_write() {
     kernel.write(pid, wfd, &vec![3u8; PIPE_CAPACITY]).unwrap();
     let waits = kernel.statistics().pipe_waits;
     thread::scope(|s| {
+        let _unblock = UnblockOnPanic(&kernel, pid);
         let writer = s.spawn(|| kernel.write(pid, wfd, b"more"));
         eventually("the writer to block", || {
             kernel.statistics().pipe_waits > waits
@@ -148,6 +164,7 @@ fn fork_shares_both_ends_and_end_of_file_waits_for_every_holder() {
     // read blocks until the child's exit closes the last holder.
     kernel.close(parent, wfd).unwrap();
     thread::scope(|s| {
+        let _unblock = UnblockOnPanic(&kernel, parent);
         let reader = s.spawn(|| kernel.read(parent, rfd, &mut [0; 4]));
         eventually("the reader to block", || {
             kernel.statistics().pipe_waits >= 1
@@ -156,6 +173,7 @@ fn fork_shares_both_ends_and_end_of_file_waits_for_every_holder() {
         assert_eq!(reader.join().unwrap(), Ok(3));
     });
     thread::scope(|s| {
+        let _unblock = UnblockOnPanic(&kernel, parent);
         let reader = s.spawn(|| kernel.read(parent, rfd, &mut [0; 4]));
         eventually("the reader to block again", || {
             kernel.statistics().pipe_waits >= 2
