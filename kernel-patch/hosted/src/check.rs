@@ -202,4 +202,25 @@ mod tests {
             Err(KernelViolation::ZeroFrameWritable { pid, addr: BSS })
         );
     }
+
+    #[test]
+    fn catches_a_frame_written_while_the_kernel_holds_it_lent() {
+        use vm::FrameAllocator;
+        let kernel = Kernel::new(KernelConfig {
+            memory_frames: 4,
+            ..KernelConfig::default()
+        })
+        .unwrap();
+        let frames = kernel.frames();
+        let frame = frames.allocate().unwrap();
+        let held = frames.share(frame).unwrap();
+        kernel.check_invariants().unwrap();
+        frames.with_frame_mut(frame, &mut |bytes| bytes[0] ^= 1);
+        assert_eq!(
+            kernel.check_invariants(),
+            Err(KernelViolation::LentFrameWritten { writes: 1 })
+        );
+        drop(held);
+        frames.free(frame);
+    }
 }

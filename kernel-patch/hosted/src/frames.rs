@@ -382,4 +382,27 @@ mod tests {
         frames.zero(b);
         frames.with_frame(b, &mut |bytes| assert!(bytes.iter().all(|&x| x == 0)));
     }
+
+    #[test]
+    fn shared_bytes_are_the_frame_and_a_write_meanwhile_is_counted() {
+        let frames = HostFrames::new(1);
+        let a = frames.allocate().unwrap();
+        frames.with_frame_mut(a, &mut |bytes| bytes[0] = 1);
+        let held = frames.share(a).unwrap();
+        assert_eq!(held[0], 1);
+        // Reads and the holder agree; nothing was copied to share.
+        frames.with_frame(a, &mut |bytes| assert!(std::ptr::eq(bytes, &*held)));
+        assert_eq!(frames.stats().shared_writes, 0);
+        // A write while shared (a broken loan rule) leaves the holder its bytes.
+        frames.with_frame_mut(a, &mut |bytes| bytes[0] = 2);
+        assert_eq!((held[0], frames.stats().shared_writes), (1, 1));
+        drop(held);
+        frames.with_frame_mut(a, &mut |bytes| bytes[0] = 3);
+        assert_eq!(
+            frames.stats().shared_writes,
+            1,
+            "unshared writes are not counted"
+        );
+        assert!(frames.share(Frame(99)).is_none());
+    }
 }

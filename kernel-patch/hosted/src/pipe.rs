@@ -126,6 +126,8 @@ impl Rendez for PipeRendez {
         }
     }
 
+    /// Wakes every end asleep here. The answer ("someone may have been asleep") is only
+    /// a hint in `Rendez`'s contract; nothing here hands a role on by it.
     fn wakeup(&self) -> bool {
         let _guard = lock(&self.lock);
         self.cv.notify_all();
