@@ -24,6 +24,12 @@ pub(crate) const NO_PAGE: u32 = u32::MAX;
 /// index is ever this (the pool is smaller).
 pub(crate) const ZERO_ENTRY: u32 = u32::MAX - 1;
 const NO_FRAME: u64 = u64::MAX;
+/// A bit of `refs`: a loan break took the page from its object while others still held it
+/// (`mapping/loan.rs`). In the count's own atomic, so that the put that drops the last
+/// reference learns of it in the same step as it decrements (an owner read apart from the
+/// decrement could be of a later life of the page: a lookup may revive an object's page at
+/// ref 0 and a break detach it, between the two reads).
+const REFS_DETACHED: u32 = 1 << 31;
 
 /// The page is on the free list. Changed under the free-list lock.
 const FLAG_FREE: u32 = 1 << 0;
@@ -272,7 +278,17 @@ impl PagePool {
     }
 
     pub(crate) fn refs(&self, page: PageIndex) -> u32 {
-        self.meta(page).refs.load(Ordering::Acquire)
+        self.meta(page).refs.load(Ordering::Acquire) & !REFS_DETACHED
+    }
+
+    /// Takes an object's page (held by the caller, who drops its reference after) out of
+    /// its object for good, under the object lock: uncached, and whoever drops its last
+    /// reference frees it (to the orphans, if lent), even one who saw it owned before.
+    pub(crate) fn detach(&self, page: PageIndex) {
+        self.meta(page)
+            .refs
+            .fetch_or(REFS_DETACHED, Ordering::AcqRel);
+        self.set_uncached(page);
     }
 
     pub(crate) fn owner(&self, page: PageIndex) -> u64 {
@@ -386,27 +402,27 @@ impl PagePool {
     }
 
     /// Drops a reference (Plan 9's `putpage`). A cached page stays in its chain at ref 0
-    /// for reclaim; an uncached page at ref 0 goes to the free list.
+    /// for reclaim; an uncached page at ref 0 goes to the free list (or to the orphans,
+    /// if lent), and so does a page a loan break detached from its object.
     pub(crate) fn put(&self, page: PageIndex) {
         let meta = self.meta(page);
-        // The owner is set only on a page its sole holder is caching, and cleared at ref 0,
-        // or at any ref by a loan break (`mapping/loan.rs`) that replaced the page in its
-        // object, before that break drops its own reference: so whoever drops the last
-        // reference sees the clearing (the references' release sequence orders it) and
-        // frees the page.
-        if meta.owner.load(Ordering::Acquire) != 0 {
-            if meta.refs.fetch_sub(1, Ordering::AcqRel) == 1
-                && meta.owner.load(Ordering::Acquire) == 0
-            {
-                let mut lists = self.lists.lock();
-                self.push_free(&mut lists, page);
-            }
+        // The owner cannot change under us but by a detach (which says so in `refs`): it is
+        // cleared only at ref 0 and set only on a page its sole holder is caching, and we
+        // hold a reference.
+        let owned = meta.owner.load(Ordering::Acquire) != 0;
+        let before = meta.refs.fetch_sub(1, Ordering::AcqRel);
+        if before & !REFS_DETACHED != 1 {
             return;
         }
-        if meta.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let mut lists = self.lists.lock();
-            self.push_free(&mut lists, page);
+        // vm-rule(put-sees-detach): a break may have taken the page from its object
+        // between our look at the owner and our decrement (loom model 22).
+        if owned && before & REFS_DETACHED == 0 {
+            return;
         }
+        // Nobody holds it now: the mark goes with the last reference.
+        meta.refs.fetch_and(!REFS_DETACHED, Ordering::AcqRel);
+        let mut lists = self.lists.lock();
+        self.push_free(&mut lists, page);
     }
 
     /// Puts a private list of uncached ref-0 pages (linked through `link`) on the free list.
@@ -469,21 +485,20 @@ impl PagePool {
             .map_err(|_| ())
     }
 
-    /// Returns one loan of each page of `pages`, under one hold of the free-list lock:
-    /// an orphan whose last loan this was goes to the free list. Takes no other lock (so
-    /// it needs no owner's lock, whatever the caller holds). Returns how many orphans it
-    /// freed.
+    /// Returns one loan of each page of `pages`, each under the free-list lock: an orphan
+    /// whose last loan this was goes to the free list. Takes no other lock (so it needs no
+    /// owner's lock, whatever the caller holds). Returns how many orphans it freed.
     pub(crate) fn unlend(&self, pages: impl Iterator<Item = PageIndex>) -> u64 {
         let mut freed = 0;
-        let mut lists = self.lists.lock();
         for page in pages {
             let meta = self.meta(page);
-            // vm-rule(unlend-under-free-list-lock): the owner's last put decides orphan
-            // or free under this lock, so the two never both miss the page (loom model 21).
-            let before = meta.loans.fetch_sub(1, Ordering::AcqRel);
-            if before == 1
-                && meta.flags.fetch_and(!FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0
-            {
+            // vm-rule(unlend-under-free-list-lock): the owner's last put reads the loans
+            // and sets the orphan flag under this lock (`push_free`); the last loan's
+            // decrement and its read of the flag under it too, or an orphan is never freed
+            // (loom model 21).
+            let mut lists = self.lists.lock();
+            let last = meta.loans.fetch_sub(1, Ordering::AcqRel) == 1;
+            if last && meta.flags.fetch_and(!FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0 {
                 self.orphans.fetch_sub(1, Ordering::Relaxed);
                 self.push_free(&mut lists, page);
                 freed += 1;
@@ -619,7 +634,7 @@ impl PagePool {
             free: meta.flags.load(Ordering::Relaxed) & FLAG_FREE != 0,
             owner: meta.owner.load(Ordering::Acquire),
             offset: meta.offset.load(Ordering::Relaxed),
-            refs: meta.refs.load(Ordering::Acquire),
+            refs: meta.refs.load(Ordering::Acquire) & !REFS_DETACHED,
             loans: meta.loans.load(Ordering::Relaxed),
             orphan: meta.flags.load(Ordering::Relaxed) & FLAG_ORPHAN != 0,
             loading: meta.flags.load(Ordering::Relaxed) & FLAG_LOADING != 0,

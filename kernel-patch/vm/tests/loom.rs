@@ -44,10 +44,27 @@
 //!     first, then the server): truncate waits for the write-backs in flight, so none lands
 //!     at the server past the new size; no translation is left, no frame leaks.
 //!
+//! Page loans (`loom_loans/`, `mapping/loan.rs`):
+//!
+//! 19. a lend of a page mapped writable (dirty shared, or private) vs a CPU's stores and a
+//!     read fault between them: the first loan write-protects the page and a fault maps a
+//!     lent page read only, so each store after the lend breaks the loan by copying and the
+//!     loan's bytes never change (two models: shared, private).
+//! 20. a lend vs the owner letting go of the page (MADV_DONTNEED): the loan gets the page,
+//!     which becomes an orphan and stays off the free list, or the zero page.
+//! 21. the last loan returned vs the owner's last reference going (an exit): the page is
+//!     freed once, never left an orphan without loans (both decide under the free-list
+//!     lock; returning a loan takes no owner's lock at all).
+//! 22. a store breaking a loan of a shared page vs the other mapping of the page going:
+//!     whoever puts the old page last sees it unowned and frees it (to the orphans).
+//! 23. a lend vs a migration of the page: the move is before the lend, or refused
+//!     (`Unmovable::Lent`); the loan's frame never changes.
+//!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
 #![cfg(loom)]
 
+mod loom_loans;
 mod map_common;
 
 use loom::thread;

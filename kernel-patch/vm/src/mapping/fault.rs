@@ -268,7 +268,8 @@ impl MappingRef {
                 }
                 true
             } else {
-                // vm-rule(lent-page-mapped-read-only): a fault maps a lent page read only.
+                // vm-rule(lent-page-mapped-read-only): a fault maps a lent page read only
+                // (loom model 19).
                 seg.shared && seg.writable && pool.is_dirty(found) && !lent
             };
             if fresh {
@@ -305,6 +306,8 @@ impl MappingRef {
         // Under the mapping lock nobody else takes a reference to our private page. A lent
         // page is not ours alone either: a store copies it (the loan keeps the old bytes).
         let lent = super::loan::is_lent(shared, resident);
+        // vm-rule(lent-private-page-copied): a lent private page is never written in place
+        // (loom model 19).
         let exclusive = pool.refs(resident) == 1 && !lent;
         if access == Access::Read || exclusive {
             return install(seg, page, pool, resident, seg.writable && exclusive);

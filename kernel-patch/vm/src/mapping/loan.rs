@@ -15,7 +15,7 @@
 //!   translations it may have (a dirty object page's in the writable shared mappings its
 //!   object's interval set lists, a private page's in its own mapping when only that
 //!   mapping holds it: nowhere else can one be writable), and a fault installs a lent page
-//!   read only (`// vm-rule(first-loan-write-protects)`).
+//!   read only (loom model 19).
 //! - **A store breaks the loan by copying** ([`break_object_loan`]): a store to a lent
 //!   object page through a shared mapping puts a copy in the object at the same page
 //!   number (UVM's `uvm_pagereplace`), with the dirty mark; every mapping's translation of
@@ -305,8 +305,9 @@ impl MappingRef {
             if let Some(Entry::Page(held)) = table.get(page) {
                 if is_private(shared, held) {
                     let before = loan.push_page(shared, held)?;
-                    // vm-rule(first-loan-write-protects): a private page held by this
-                    // mapping alone may be mapped writable here, and nowhere else.
+                    // vm-rule(first-loan-write-protects-private): a private page held by
+                    // this mapping alone may be mapped writable here, and nowhere else
+                    // (loom model 19).
                     if before == 0 && seg.writable && pool.refs(held) == 1 {
                         seg.space
                             .invalidate(seg.base + page * PAGE_BYTES, PAGE_BYTES);
@@ -328,6 +329,8 @@ impl MappingRef {
             match state.pages.get(&number) {
                 Some(&resident) => {
                     let before = loan.push_page(shared, resident)?;
+                    // vm-rule(first-loan-write-protects): only a dirty object page may be
+                    // mapped writable, in writable shared mappings (loom model 19).
                     if before == 0 && pool.is_dirty(resident) {
                         write_protect(shared, state, number);
                     }
@@ -414,8 +417,8 @@ pub(super) fn break_object_loan(
     // The key is there: replacing its value allocates nothing.
     state.pages.insert(number, copy);
     invalidate_all(state, number);
-    // Before the caller's put: whoever drops the last reference sees it unowned.
-    pool.set_uncached(old);
+    // Before the caller's put: whoever drops the last reference frees it.
+    pool.detach(old);
     count_break(shared);
 }
 
@@ -578,7 +581,7 @@ impl VmState {
                     None if !pool.is_dirty(old) => {
                         state.pages.remove(&number);
                         invalidate_all(&state, number);
-                        pool.set_uncached(old);
+                        pool.detach(old);
                     }
                     // Left for the count above, now out of copies.
                     None => {}
