@@ -214,7 +214,9 @@ impl Transport for StreamTransport {
 
     /// The parts go out with vectored writes (one `writev` each, as many as the socket
     /// needs), holding the write half throughout, so they are one message on the wire
-    /// and no byte of them is copied here.
+    /// and no byte of them is copied here. A message is at most 1 MiB, so a `Twrite` of
+    /// lent pages is at most 258 parts (header, 256 pages, a partial one), well within
+    /// the 1024 slices a `writev` takes (`IOV_MAX`).
     fn send_parts(&self, parts: &[&[u8]]) -> Result<(), TransportError> {
         let mut w = self.writer();
         let Some(w) = w.as_mut() else {
