@@ -505,3 +505,31 @@ fn a_shared_file_mapping_written_to_another_file_lends_the_objects_pages() {
     assert!(file_bytes(kernel, pid, "/n/b/file") == want);
     check(kernel);
 }
+
+#[test]
+fn loans_in_a_pipe_go_back_when_its_last_reader_leaves() {
+    let setup = setup(16 * PAGE);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map(kernel, pid, Some(fd), 16 * PAGE, true);
+    let (rfd, wfd) = kernel.pipe(pid).unwrap();
+    // Full: 16 pages lent in one chunk.
+    assert_eq!(
+        kernel.write_user(pid, wfd, base, 16 * PAGE_SIZE),
+        Ok(16 * PAGE_SIZE)
+    );
+    assert_eq!(kernel.pipe_buffered(pid, rfd), Ok((16 * PAGE_SIZE, 1)));
+    assert_eq!(kernel.statistics().vm.pages_lent, 16);
+    // The file truncated away meanwhile: the pages are orphans, the pipe's alone.
+    kernel.ftruncate(pid, fd, 0).unwrap();
+    assert_eq!(kernel.statistics().vm.orphan_pages, 16);
+    check(kernel);
+    kernel.close(pid, rfd).unwrap();
+    let stats = kernel.statistics().vm;
+    assert_eq!((stats.pages_lent, stats.orphan_pages), (0, 0));
+    assert_eq!(
+        kernel.write_user(pid, wfd, base, 16 * PAGE_SIZE),
+        Err(hosted::KernelError::BrokenPipe)
+    );
+    check(kernel);
+}
