@@ -6,6 +6,9 @@
 //! Dropping one returns the loan to vm (an orphan whose last loan it was is freed): do so
 //! with no lock of the kernel's held but leaves.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use vm::{Loan, MappingRef, PAGE_SIZE};
 
 use crate::frames::{HostFrames, SharedFrame};
@@ -57,23 +60,26 @@ impl LentPages {
 
     /// The lent bytes, a page's worth (or less, at either end) each, held with no lock
     /// (the frames are lent: nothing writes them while the loan lives).
-    pub(crate) fn shared_pages(&self) -> Vec<(SharedFrame, std::ops::Range<usize>)> {
-        let mut out = Vec::with_capacity(self.loan.pages());
-        let mut at = self.skip;
-        let end = self.skip + self.len;
-        for frame in self.loan.frames() {
-            let page_start = out.len() * PAGE_SIZE;
-            let page_end = page_start + PAGE_SIZE;
-            if page_start >= end {
-                break;
-            }
-            let (from, to) = (at - page_start, end.min(page_end) - page_start);
-            match self.frames.share(frame) {
-                Some(bytes) => out.push((bytes, from..to)),
-                // vm lent a frame that is not ours: nothing to send but poison.
-                None => out.push((std::sync::Arc::new([crate::POISON; PAGE_SIZE]), from..to)),
-            }
-            at = page_end;
+    pub(crate) fn shared_pages(&self) -> Vec<(SharedFrame, Range<usize>)> {
+        self.shared_range(0, self.len)
+    }
+
+    /// Bytes `at..at + len` of the lent ones, as [`shared_pages`](Self::shared_pages).
+    fn shared_range(&self, at: usize, len: usize) -> Vec<(SharedFrame, Range<usize>)> {
+        let (start, end) = (self.skip + at, self.skip + at + len);
+        let mut out = Vec::new();
+        let mut pos = start;
+        while pos < end {
+            let (index, within) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
+            let n = (PAGE_SIZE - within).min(end - pos);
+            let bytes = self
+                .loan
+                .frame(index)
+                .and_then(|frame| self.frames.share(frame))
+                // vm lent no such frame: nothing to give but poison.
+                .unwrap_or_else(|| Arc::new([crate::POISON; PAGE_SIZE]));
+            out.push((bytes, within..within + n));
+            pos += n;
         }
         out
     }
@@ -82,6 +88,10 @@ impl LentPages {
 impl LentBytes for LentPages {
     fn len(&self) -> usize {
         self.len
+    }
+
+    fn shared(&self, at: usize, len: usize) -> Vec<(SharedFrame, Range<usize>)> {
+        self.shared_range(at, len)
     }
 
     fn copy_out(&self, at: usize, out: &mut [u8]) {

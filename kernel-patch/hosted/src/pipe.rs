@@ -20,9 +20,10 @@
 //!   fork shared it with): a descriptor names a [`PipeEnd`], shared as a file
 //!   description is.
 //!
-//! Lock order: a pipe's state lock is a leaf but for the frame slot locks a reader
-//! takes to copy lent pages out (`LentBytes::copy_out`), which are leaves; chunks that
-//! leave the pipe (loans returned to vm) are dropped after the state lock is released.
+//! Lock order: a pipe's state lock is a leaf. A reader takes pieces of chunks out under
+//! it and copies them with no lock held (a lent chunk's frames through their slot locks,
+//! leaves, or their shared bytes); chunks that leave the pipe (loans returned to vm) are
+//! dropped after the state lock is released.
 //! A blocked end sleeps on the pipe's rendezvous with no lock held; every change it may
 //! wait for moves `changes` under the state lock, then wakes the rendezvous with the
 //! state lock released, so a sleeper that saw the old count is always woken.
@@ -34,6 +35,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use mnt::{Interrupt, Rendez};
 
 use crate::counters::Counters;
+use crate::frames::SharedFrame;
 use crate::process::lock;
 
 /// The most bytes a pipe holds (Linux's 16 pages).
@@ -53,11 +55,14 @@ pub(crate) enum PipeError {
 
 /// Bytes a pipe holds without having copied them: pages lent to it. Dropping it returns
 /// the loan.
-pub(crate) trait LentBytes: Send {
+pub(crate) trait LentBytes: Send + Sync {
     /// How many bytes.
     fn len(&self) -> usize;
     /// Copies `out.len()` bytes from byte `at` into `out` (takes only leaf locks).
     fn copy_out(&self, at: usize, out: &mut [u8]);
+    /// Bytes `at..at + len` as the lent frames' bytes, held with no lock, and the part of
+    /// each that is wanted.
+    fn shared(&self, at: usize, len: usize) -> Vec<(SharedFrame, std::ops::Range<usize>)>;
 }
 
 /// What a writer puts into a pipe.
@@ -86,8 +91,65 @@ impl Chunk {
 
 /// A chunk in the buffer and how much of it readers have taken.
 struct Queued {
-    chunk: Chunk,
+    chunk: Arc<Chunk>,
     read: usize,
+}
+
+/// Bytes `range` of a chunk, taken out of a pipe by a reader.
+pub(crate) struct Piece {
+    chunk: Arc<Chunk>,
+    range: std::ops::Range<usize>,
+}
+
+impl Piece {
+    pub(crate) fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// Copies the piece's bytes into `out` (`len()` bytes).
+    pub(crate) fn copy_to(&self, out: &mut [u8]) {
+        self.chunk.copy_out(self.range.start, out);
+    }
+
+    /// The piece's bytes as slices, in order, each given to `f` (the copied bytes
+    /// themselves, or lent frames' bytes held with no lock), until `f` fails.
+    pub(crate) fn for_each_slice<E>(
+        &self,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &*self.chunk {
+            Chunk::Copied(bytes) => f(&bytes[self.range.clone()]),
+            Chunk::Lent(lent) => {
+                for (bytes, range) in lent.shared(self.range.start, self.range.len()) {
+                    f(&bytes[range])?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Takes at most `len` bytes (and at least one) from the front of the buffer.
+fn take_locked(state: &mut PipeState, len: usize) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut n = 0;
+    while n < len {
+        let Some(front) = state.chunks.front_mut() else {
+            break;
+        };
+        let k = (front.chunk.len() - front.read).min(len - n);
+        pieces.push(Piece {
+            chunk: front.chunk.clone(),
+            range: front.read..front.read + k,
+        });
+        front.read += k;
+        n += k;
+        if front.read == front.chunk.len() {
+            state.chunks.pop_front();
+        }
+    }
+    state.bytes -= n;
+    pieces
 }
 
 #[derive(Default)]
@@ -224,50 +286,56 @@ impl Pipe {
         Ok(())
     }
 
-    /// Reads at most `buf.len()` bytes: what the buffer holds, waiting while it is empty
-    /// and a writer remains; 0 at end of file (or for an empty `buf`).
+    /// Takes at most `len` bytes out of the buffer: what it holds, waiting while it is
+    /// empty and a writer remains; nothing at end of file (or for `len` 0). The check and
+    /// the taking are one hold of the lock, so a concurrent reader never leaves this one
+    /// an empty take that looks like end of file. The bytes are copied from the pieces
+    /// with no pipe lock held; dropping the last piece of a lent chunk returns its loan
+    /// (do so with no lock held).
+    pub(crate) fn take(
+        &self,
+        len: usize,
+        intr: &Interrupt,
+        counters: &Counters,
+    ) -> Result<Vec<Piece>, PipeError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        loop {
+            let seen = {
+                let mut state = lock(&self.state);
+                if state.bytes > 0 {
+                    let pieces = take_locked(&mut state, len);
+                    self.changes.fetch_add(1, Ordering::AcqRel);
+                    drop(state);
+                    self.rendez.wakeup();
+                    return Ok(pieces);
+                }
+                if state.writers == 0 {
+                    return Ok(Vec::new());
+                }
+                self.changes.load(Ordering::Acquire)
+            };
+            self.wait(seen, intr, counters)?;
+        }
+    }
+
+    /// Reads at most `buf.len()` bytes into a kernel buffer (see [`take`](Self::take)); 0
+    /// at end of file.
     pub(crate) fn read(
         &self,
         buf: &mut [u8],
         intr: &Interrupt,
         counters: &Counters,
     ) -> Result<usize, PipeError> {
-        if buf.is_empty() {
-            return Ok(0);
+        let pieces = self.take(buf.len(), intr, counters)?;
+        let mut n = 0;
+        for piece in &pieces {
+            piece.copy_to(&mut buf[n..n + piece.len()]);
+            n += piece.len();
         }
-        loop {
-            let seen = {
-                let state = lock(&self.state);
-                if state.bytes > 0 {
-                    break;
-                }
-                if state.writers == 0 {
-                    return Ok(0);
-                }
-                self.changes.load(Ordering::Acquire)
-            };
-            self.wait(seen, intr, counters)?;
-        }
-        let (n, finished) = self.change(|state| {
-            let mut n = 0;
-            let mut finished = Vec::new();
-            while n < buf.len() {
-                let Some(front) = state.chunks.front_mut() else {
-                    break;
-                };
-                let k = (front.chunk.len() - front.read).min(buf.len() - n);
-                front.chunk.copy_out(front.read, &mut buf[n..n + k]);
-                front.read += k;
-                n += k;
-                if front.read == front.chunk.len() {
-                    finished.extend(state.chunks.pop_front());
-                }
-            }
-            state.bytes -= n;
-            (n, finished)
-        });
         // The chunks read to their end leave with no lock held: their loans go back.
-        drop(finished);
+        drop(pieces);
         Ok(n)
     }
 
@@ -326,7 +394,10 @@ impl Pipe {
                             chunks
                                 .into_iter()
                                 .filter(|chunk| chunk.len() > 0)
-                                .map(|chunk| Queued { chunk, read: 0 }),
+                                .map(|chunk| Queued {
+                                    chunk: Arc::new(chunk),
+                                    read: 0,
+                                }),
                         );
                         Ok(None)
                     }
@@ -370,7 +441,7 @@ impl Pipe {
         let lent = state
             .chunks
             .iter()
-            .filter(|queued| matches!(queued.chunk, Chunk::Lent(_)))
+            .filter(|queued| matches!(*queued.chunk, Chunk::Lent(_)))
             .count();
         (state.bytes, lent)
     }

@@ -1,10 +1,11 @@
 //! The I/O system calls with a buffer in process memory: [`Kernel::read_user`] and
 //! [`Kernel::write_user`], for any descriptor (a file of a mount or a pipe).
 //!
-//! A read goes into a kernel buffer first (the mount driver and the pipe fill a byte
-//! slice), then into the process a page at a time through its MMU, faulting pages in as a
-//! store of the program would (`Memory::write`, as [`Kernel::write_memory`]): a store never
-//! lands in a frame its mapping no longer maps.
+//! A read stores into the process a page at a time through its MMU, faulting pages in as
+//! a store of the program would (`Memory::write`, as [`Kernel::write_memory`]): a store
+//! never lands in a frame its mapping no longer maps. From a pipe the bytes go straight
+//! from its chunks (the pipe's lock released first); from a file through a kernel buffer
+//! the mount driver fills.
 //!
 //! A write of at least [`LEND_THRESHOLD`] bytes from a mapping *lends* the pages instead
 //! of copying them (vm's `MappingRef::lend`, a snapshot: a later store copies, the loan
@@ -27,7 +28,7 @@ use crate::fd::{FileDescription, OpenFile};
 use crate::image_file::identity_of;
 use crate::kernel::Kernel;
 use crate::lent::LentPages;
-use crate::pipe::{Chunk, End, PIPE_CAPACITY};
+use crate::pipe::{Chunk, End, Pipe};
 use crate::process::{lock, Pid, Proc};
 use crate::sysfile::io_end;
 
@@ -66,11 +67,8 @@ impl Kernel {
         let intr = proc.notes.begin_call();
         user_range(addr, len)?;
         let result = match self.open_file(&proc, fd)? {
-            OpenFile::Pipe(end) => {
-                let mut buf = vec![0u8; len.min(PIPE_CAPACITY)];
-                self.read_pipe(&end, fd, &mut buf, &intr)
-                    .and_then(|n| self.store_user(&proc, addr, &buf[..n]).map(|()| n))
-            }
+            OpenFile::Pipe(end) => Self::pipe_end(&end, End::Read, fd)
+                .and_then(|pipe| self.read_user_pipe(&proc, pipe, addr, len, &intr)),
             OpenFile::File(file) => self.read_user_file(&proc, &file, addr, len, &intr),
         };
         self.safe_point();
@@ -102,6 +100,41 @@ impl Kernel {
         };
         self.safe_point();
         result
+    }
+
+    /// Takes what a pipe holds (at most `len` bytes) and stores it into process memory, a
+    /// slice at a time straight from the pipe's chunks (copied bytes, or lent frames'
+    /// bytes): one copy, with no lock of the pipe held while the stores fault. Bytes taken
+    /// and not stored (the store faulted) are lost, as with Linux's `EFAULT`; the count
+    /// stored before a fault is returned.
+    fn read_user_pipe(
+        &self,
+        proc: &Proc,
+        pipe: &Pipe,
+        addr: u64,
+        len: usize,
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let pieces = pipe.take(len, intr, self.counters())?;
+        let mut done = 0;
+        let mut stored = Ok(());
+        for piece in &pieces {
+            stored = piece.for_each_slice(|bytes| {
+                self.store_user(proc, addr + done as u64, bytes)?;
+                done += bytes.len();
+                Ok(())
+            });
+            if stored.is_err() {
+                break;
+            }
+        }
+        // Chunks read to their end go with no lock held: their loans return.
+        drop(pieces);
+        match stored {
+            Err(_) if done > 0 => Ok(done),
+            Err(err) => Err(err),
+            Ok(()) => Ok(done),
+        }
     }
 
     /// Reads a file into process memory, a piece at a time, stopping at a short read.

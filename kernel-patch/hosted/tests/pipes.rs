@@ -210,6 +210,12 @@ fn read_user_and_write_user_move_process_memory_through_a_pipe() {
     let mut back = vec![0u8; len];
     kernel.read_memory(pid, dst + 9, &mut back).unwrap();
     assert_eq!(back, bytes);
+    // Copied bytes (a kernel buffer's write) come out the same way.
+    kernel.write(pid, wfd, b"copied").unwrap();
+    assert_eq!(kernel.read_user(pid, rfd, dst + 4090, 64), Ok(6));
+    let mut back = [0u8; 6];
+    kernel.read_memory(pid, dst + 4090, &mut back).unwrap();
+    assert_eq!(&back, b"copied");
     // A buffer outside every mapping is a fault, for either direction.
     assert!(matches!(
         kernel.write_user(pid, wfd, 0x1000, 10),
