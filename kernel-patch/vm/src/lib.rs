@@ -130,4 +130,5 @@ const _: fn() = || {
     shareable::<CachedFile>();
     shareable::<ObjectRef>();
     shareable::<MappingRef>();
+    shareable::<Loan>();
 };

@@ -18,6 +18,8 @@ use alloc::vec::Vec;
 use crate::frame::{AllocError, Frame, FrameAllocator};
 use crate::sync::{AtomicU32, AtomicU64, Mutex, Ordering};
 
+mod loans;
+
 /// "No page": the end of a chain or of a list.
 pub(crate) const NO_PAGE: u32 = u32::MAX;
 /// What a segment's page table holds where it maps the zero page (`zero.rs`): no page
@@ -42,6 +44,12 @@ const FLAG_DIRTY: u32 = 1 << 2;
 /// A lent page its owner let go of (`mapping/loan.rs`): no owner, no reference, kept by its
 /// loans alone and freed by the last one returned. Changed under the free-list lock.
 const FLAG_ORPHAN: u32 = 1 << 3;
+/// A mapping's fault may have installed a writable translation of the page since the last
+/// loan removed them (`mapping/loan.rs`): the next first loan must remove them again, and
+/// one without it need not ask the MMU at all. Set under the lock a writable translation
+/// is installed under (the object's for an object page, the mapping's for a private one),
+/// taken under the same lock by the loan.
+const FLAG_MAPPED_WRITABLE: u32 = 1 << 4;
 
 /// An index into the page metadata array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -281,16 +289,6 @@ impl PagePool {
         self.meta(page).refs.load(Ordering::Acquire) & !REFS_DETACHED
     }
 
-    /// Takes an object's page (held by the caller, who drops its reference after) out of
-    /// its object for good, under the object lock: uncached, and whoever drops its last
-    /// reference frees it (to the orphans, if lent), even one who saw it owned before.
-    pub(crate) fn detach(&self, page: PageIndex) {
-        self.meta(page)
-            .refs
-            .fetch_or(REFS_DETACHED, Ordering::AcqRel);
-        self.set_uncached(page);
-    }
-
     pub(crate) fn owner(&self, page: PageIndex) -> u64 {
         self.meta(page).owner.load(Ordering::Acquire)
     }
@@ -456,6 +454,8 @@ impl PagePool {
             }
             return;
         }
+        meta.flags
+            .fetch_and(!FLAG_MAPPED_WRITABLE, Ordering::Relaxed);
         if meta.flags.fetch_or(FLAG_FREE, Ordering::Relaxed) & FLAG_FREE != 0 {
             // Already free: a double free. Keep the list intact and let the checker say so.
             self.double_frees.fetch_add(1, Ordering::Relaxed);
@@ -465,57 +465,6 @@ impl PagePool {
         meta.link.store(lists.free_head, Ordering::Relaxed);
         lists.free_head = page.0;
         lists.free_count += 1;
-    }
-
-    /// Loans of `page` now.
-    pub(crate) fn loans(&self, page: PageIndex) -> u32 {
-        self.meta(page).loans.load(Ordering::Acquire)
-    }
-
-    /// Takes one more loan of `page`, which the caller holds (an entry of its, under the
-    /// mapping lock) or finds in its object under the object lock, so its owner cannot
-    /// let go of it meanwhile. Returns the loans before; `Err` (nothing taken) when the
-    /// count would overflow.
-    pub(crate) fn lend(&self, page: PageIndex) -> Result<u32, ()> {
-        self.meta(page)
-            .loans
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |loans| {
-                loans.checked_add(1)
-            })
-            .map_err(|_| ())
-    }
-
-    /// Returns one loan of each page of `pages`, each under the free-list lock: an orphan
-    /// whose last loan this was goes to the free list. Takes no other lock (so it needs no
-    /// owner's lock, whatever the caller holds). Returns how many orphans it freed.
-    pub(crate) fn unlend(&self, pages: impl Iterator<Item = PageIndex>) -> u64 {
-        let mut freed = 0;
-        for page in pages {
-            let meta = self.meta(page);
-            // vm-rule(unlend-under-free-list-lock): the owner's last put reads the loans
-            // and sets the orphan flag under this lock (`push_free`); the last loan's
-            // decrement and its read of the flag under it too, or an orphan is never freed
-            // (loom model 21).
-            let mut lists = self.lists.lock();
-            let last = meta.loans.fetch_sub(1, Ordering::AcqRel) == 1;
-            if last && meta.flags.fetch_and(!FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0 {
-                self.orphans.fetch_sub(1, Ordering::Relaxed);
-                self.push_free(&mut lists, page);
-                freed += 1;
-            }
-        }
-        freed
-    }
-
-    /// Sets the loans of `page` (the test kit's overflow tests); returns the old count.
-    #[cfg(any(test, feature = "testkit"))]
-    pub(crate) fn set_loans(&self, page: PageIndex, loans: u32) -> u32 {
-        self.meta(page).loans.swap(loans, Ordering::AcqRel)
-    }
-
-    /// Pages that are orphans now.
-    pub(crate) fn orphans(&self) -> u64 {
-        self.orphans.load(Ordering::Relaxed)
     }
 
     /// Calls `visit` on every bound page whose frame lies in `frames` (a scan of the whole

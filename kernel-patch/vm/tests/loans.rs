@@ -441,3 +441,50 @@ fn a_write_of_the_kernels_into_lent_pages_without_memory_for_copies() {
         |((_, _, space, _), _)| vec![space.clone()],
     );
 }
+
+#[test]
+fn a_truncate_into_a_lent_page_zeroes_a_copy_and_the_loan_keeps_the_tail() {
+    let world = world();
+    let file = ServerFile::stamped(11, 2 * PAGE as usize);
+    let object = file_object(&world, &file);
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 2, true);
+    let loan = map.lend(BASE, 2 * PAGE).expect("lend");
+    let half = PAGE / 2;
+    file.data.lock().unwrap().truncate(half as usize);
+    world
+        .vm
+        .truncate_mapped(&file.identity, half)
+        .expect("truncate");
+    // The mapping reads zeros past the new end; the loan still has the old tail.
+    let frame = map.fault(BASE, vm::Access::Read).expect("load").frame;
+    assert_ne!(Some(frame), loan.frame(0));
+    assert!(world.frames.read(frame)[half as usize..]
+        .iter()
+        .all(|&b| b == 0));
+    let lent = world.frames.read(loan.frame(0).unwrap());
+    assert!(lent.iter().all(|&b| b == stamp(0, 0)));
+    assert_eq!(world.vm.statistics().orphan_pages, 2);
+    check(&world, &[&space]);
+    drop(loan);
+    assert_eq!(world.vm.statistics().orphan_pages, 0);
+    check(&world, &[&space]);
+}
+
+#[test]
+fn untouched_shared_anonymous_memory_lends_the_zero_page() {
+    let world = world();
+    let object = world.vm.anon_object(2 * PAGE).expect("object");
+    let space = mmu(1);
+    let map = map(&object, &space, BASE, 2, true);
+    store(&world, &map, BASE + PAGE, 3).expect("store");
+    let loan = map.lend(BASE, 2 * PAGE).expect("lend");
+    assert_eq!(loan.frame(0), Some(world.vm.zero_frame()));
+    assert_eq!(loan.zero_pages(), 1);
+    // A store where the zero page was lent makes a page; the loan still reads zeros.
+    store(&world, &map, BASE, 4).expect("store");
+    assert_eq!(loan_bytes(&world, &loan), vec![0, 3]);
+    store(&world, &map, BASE + PAGE, 5).expect("store");
+    assert_eq!(loan_bytes(&world, &loan), vec![0, 3]);
+    check(&world, &[&space]);
+}

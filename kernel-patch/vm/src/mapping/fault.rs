@@ -379,6 +379,10 @@ impl MappingRef {
 
 fn install(seg: &MapSegment, page: u64, pool: &PagePool, held: PageIndex, writable: bool) -> Step {
     let frame = pool.frame(held);
+    if writable {
+        // The next loan of the page must remove this translation.
+        pool.set_mapped_writable(held);
+    }
     seg.space.map(seg.base + page * PAGE_BYTES, frame, writable);
     Step::Done(Mapping { frame, writable })
 }

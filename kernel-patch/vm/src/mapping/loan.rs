@@ -12,10 +12,13 @@
 //!   have gone meanwhile (UVM's "re-check after sleeping").
 //! - **Read-only while lent.** A page's loans are counted in its `loans` field. While
 //!   there are any, no mapping maps it writable: the first loan removes the writable
-//!   translations it may have (a dirty object page's in the writable shared mappings its
-//!   object's interval set lists, a private page's in its own mapping when only that
-//!   mapping holds it: nowhere else can one be writable), and a fault installs a lent page
-//!   read only (loom model 19).
+//!   translations it may have (an object page's in the writable shared mappings its
+//!   object's interval set lists, a private page's in its own mapping: nowhere else can one
+//!   be writable), and a fault installs a lent page read only (loom model 19). A page
+//!   carries a mark from the moment a fault installs a writable translation of it until a
+//!   loan removes them, so a loan of a page nobody made writable since the last one asks
+//!   the MMU for nothing (a buffer lent again and again costs one shootdown a page, not
+//!   one a loan).
 //! - **A store breaks the loan by copying** ([`break_object_loan`]): a store to a lent
 //!   object page through a shared mapping puts a copy in the object at the same page
 //!   number (UVM's `uvm_pagereplace`), with the dirty mark; every mapping's translation of
@@ -305,10 +308,9 @@ impl MappingRef {
             if let Some(Entry::Page(held)) = table.get(page) {
                 if is_private(shared, held) {
                     let before = loan.push_page(shared, held)?;
-                    // vm-rule(first-loan-write-protects-private): a private page held by
-                    // this mapping alone may be mapped writable here, and nowhere else
-                    // (loom model 19).
-                    if before == 0 && seg.writable && pool.refs(held) == 1 {
+                    // vm-rule(first-loan-write-protects-private): a private page is mapped
+                    // writable only here, by this mapping alone (loom model 19).
+                    if before == 0 && pool.take_mapped_writable(held) {
                         seg.space
                             .invalidate(seg.base + page * PAGE_BYTES, PAGE_BYTES);
                         count_invalidation(shared);
@@ -329,9 +331,9 @@ impl MappingRef {
             match state.pages.get(&number) {
                 Some(&resident) => {
                     let before = loan.push_page(shared, resident)?;
-                    // vm-rule(first-loan-write-protects): only a dirty object page may be
-                    // mapped writable, in writable shared mappings (loom model 19).
-                    if before == 0 && pool.is_dirty(resident) {
+                    // vm-rule(first-loan-write-protects): an object page is mapped writable
+                    // only in writable shared mappings (loom model 19).
+                    if before == 0 && pool.take_mapped_writable(resident) {
                         write_protect(shared, state, number);
                     }
                 }

@@ -22,6 +22,9 @@
 //!   the mappings of it (`rmap.rs`), each lineage the set of its mappings, so its memory
 //!   grows with the number of mappings and not with the pages mapped.
 //!   [`MappingRef::mappers_at`] lists every (address space, address) that maps a page.
+//! - **Loans** (`loan.rs`, [`MappingRef::lend`]): the kernel borrows a range's pages as a
+//!   snapshot, read only in every mapping while lent; a store copies; an owner letting go
+//!   of a lent page leaves an orphan its last loan frees.
 //! - vm reaches the kernel's page tables only through [`AddressSpace`]: it installs a
 //!   fault's translation with [`AddressSpace::map`] and removes translations with
 //!   [`AddressSpace::invalidate`] (a write-back write-protecting a page, a fork
@@ -37,7 +40,9 @@
 //! an object lock held: the kernel's side must take only a leaf lock of its own, must not
 //! call back into vm and must not block. A fault installs its translation under the
 //! object lock, so a write-back that write-protects a page under that lock cannot be
-//! overtaken by a writable translation installed after it. Reads and writes of the file
+//! overtaken by a writable translation installed after it. A lend takes the mapping lock
+//! and then the object lock; returning a loan takes only the free-list lock (a leaf), so
+//! it needs no lock order against the owner at all (`loan.rs`). Reads and writes of the file
 //! ([`ImageFile::read_at`], [`ImageFile::write_at`]) run with no vm lock held.
 //!
 //! [`ImageFile::read_at`]: crate::ImageFile::read_at
