@@ -1,6 +1,7 @@
 //! The whole-kernel invariant checker: vm's checker with every live segment, plus the
 //! kernel's own rules (MMU entries agree with their segments, and none maps vm's zero page
-//! writable; every live channel is accounted for).
+//! writable; every live channel is accounted for; no frame lent to the kernel was written
+//! while the kernel held its bytes).
 //!
 //! Locks: each process's `mem` lock in pid order (only the checker holds more than one,
 //! so the order cannot deadlock), then vm's checker takes its own locks one at a time.
@@ -12,6 +13,7 @@ use vm::{SegmentRef, Vm};
 
 use crate::chan_services::ChanServices;
 use crate::fd::FileDescription;
+use crate::frames::HostFrames;
 use crate::namespace::Namespace;
 use crate::process::{lock, Pid, Proc};
 
@@ -59,13 +61,25 @@ pub enum KernelViolation {
         /// Open files, mount points, image channels, legacy pins and queued clunks.
         accounted: u64,
     },
+    /// A frame was written while the kernel held its bytes as lent (a pipe's or a 9P
+    /// write's loan): the loan rule "read only everywhere while lent" was broken.
+    #[error("{writes} writes to frames the kernel held as lent")]
+    LentFrameWritten {
+        /// Such writes since the start.
+        writes: u64,
+    },
 }
 
 pub(crate) fn check(
     vm: &Vm,
+    frames: &HostFrames,
     services: &ChanServices,
     procs: &[Arc<Proc>],
 ) -> Result<KernelCheck, KernelViolation> {
+    let writes = frames.stats().shared_writes;
+    if writes > 0 {
+        return Err(KernelViolation::LentFrameWritten { writes });
+    }
     let mems: Vec<_> = procs
         .iter()
         .map(|proc| (proc.pid, lock(&proc.mem)))
@@ -187,5 +201,26 @@ mod tests {
             kernel.check_invariants(),
             Err(KernelViolation::ZeroFrameWritable { pid, addr: BSS })
         );
+    }
+
+    #[test]
+    fn catches_a_frame_written_while_the_kernel_holds_it_lent() {
+        use vm::FrameAllocator;
+        let kernel = Kernel::new(KernelConfig {
+            memory_frames: 4,
+            ..KernelConfig::default()
+        })
+        .unwrap();
+        let frames = kernel.frames();
+        let frame = frames.allocate().unwrap();
+        let held = frames.share(frame).unwrap();
+        kernel.check_invariants().unwrap();
+        frames.with_frame_mut(frame, &mut |bytes| bytes[0] ^= 1);
+        assert_eq!(
+            kernel.check_invariants(),
+            Err(KernelViolation::LentFrameWritten { writes: 1 })
+        );
+        drop(held);
+        frames.free(frame);
     }
 }

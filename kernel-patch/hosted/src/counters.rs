@@ -20,6 +20,9 @@ pub(crate) struct Counters {
     pub(crate) exec_failures: AtomicU64,
     pub(crate) forks: AtomicU64,
     pub(crate) exits: AtomicU64,
+    pub(crate) pipe_waits: AtomicU64,
+    pub(crate) user_bytes_copied: AtomicU64,
+    pub(crate) user_bytes_lent: AtomicU64,
 }
 
 impl Counters {

@@ -4,7 +4,17 @@ use mnt::MntError;
 use vm::elf::ElfError;
 use vm::{FaultError, MigrateError, VmError};
 
+use crate::pipe::PipeError;
 use crate::process::Pid;
+
+impl From<PipeError> for KernelError {
+    fn from(err: PipeError) -> Self {
+        match err {
+            PipeError::Broken => KernelError::BrokenPipe,
+            PipeError::Interrupted => KernelError::Interrupted,
+        }
+    }
+}
 
 /// Why an executable could not be loaded (before anything of the process changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +98,17 @@ pub enum KernelError {
     /// A frame of a range to vacate is held by something besides vm's pages.
     #[error("frame range in use")]
     RangeInUse,
+    /// A write to a pipe whose every read end is closed (EPIPE).
+    #[error("broken pipe")]
+    BrokenPipe,
+    /// The call needs a file with offsets (seek, pread, stat, truncate, map) and the
+    /// descriptor is a pipe (ESPIPE).
+    #[error("descriptor {0} is a pipe")]
+    IsPipe(usize),
+    /// A read or write was interrupted by a note before it transferred anything (a pipe
+    /// waited; a server request is [`Mount`](Self::Mount) with `Interrupted`).
+    #[error("interrupted")]
+    Interrupted,
     /// The kernel's configuration cannot work.
     #[error("bad kernel configuration: {0}")]
     BadConfig(&'static str),
@@ -109,6 +130,7 @@ impl KernelError {
         matches!(
             self,
             KernelError::Mount(MntError::Interrupted)
+                | KernelError::Interrupted
                 | KernelError::Fault {
                     error: FaultError::Io(vm::FileError::Interrupted),
                     ..

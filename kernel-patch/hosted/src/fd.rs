@@ -1,8 +1,10 @@
-//! File descriptors (Plan 9's `Fgrp`): each an open channel and its offset.
+//! File descriptors (Plan 9's `Fgrp`): each an open channel and its offset, or an end of
+//! a pipe.
 //!
 //! A descriptor is shared by the processes a fork made (as Plan 9's `dupfgrp` increments
 //! channel references). `close` by the last holder clunks and waits for the server; any
-//! other last drop (a process exits) queues the clunk.
+//! other last drop (a process exits) queues the clunk. A pipe's end closes when its last
+//! holder lets it go.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -11,6 +13,17 @@ use vm::CachedFile;
 
 use crate::cached;
 use crate::kchan::KChan;
+use crate::pipe::PipeEnd;
+
+/// What a descriptor names: a file of a mount, or an end of a pipe; either shared by the
+/// descriptors fork copied.
+#[derive(Clone)]
+pub(crate) enum OpenFile {
+    /// A file of a mount.
+    File(Arc<FileDescription>),
+    /// One end of a pipe.
+    Pipe(Arc<PipeEnd>),
+}
 
 /// One open file description (POSIX's term; Plan 9's `Chan` with its offset): what a
 /// descriptor names, shared by the descriptors a fork copied.
@@ -91,11 +104,11 @@ impl FileDescription {
 /// A process's descriptors; the lowest free number is used first.
 #[derive(Default, Clone)]
 pub(crate) struct FdTable {
-    slots: Vec<Option<Arc<FileDescription>>>,
+    slots: Vec<Option<OpenFile>>,
 }
 
 impl FdTable {
-    pub(crate) fn insert(&mut self, file: Arc<FileDescription>) -> usize {
+    pub(crate) fn insert(&mut self, file: OpenFile) -> usize {
         match self.slots.iter().position(Option::is_none) {
             Some(fd) => {
                 self.slots[fd] = Some(file);
@@ -108,22 +121,29 @@ impl FdTable {
         }
     }
 
-    pub(crate) fn get(&self, fd: usize) -> Option<Arc<FileDescription>> {
+    pub(crate) fn get(&self, fd: usize) -> Option<OpenFile> {
         self.slots.get(fd)?.clone()
     }
 
-    pub(crate) fn remove(&mut self, fd: usize) -> Option<Arc<FileDescription>> {
+    pub(crate) fn remove(&mut self, fd: usize) -> Option<OpenFile> {
         self.slots.get_mut(fd)?.take()
     }
 
     /// Every descriptor, taken out (at exit).
-    pub(crate) fn take_all(&mut self) -> Vec<Arc<FileDescription>> {
+    pub(crate) fn take_all(&mut self) -> Vec<OpenFile> {
         self.slots.drain(..).flatten().collect()
     }
 
-    /// Every open file (for the checker).
+    /// Every open file of a mount (for the checker).
     pub(crate) fn all(&self) -> Vec<Arc<FileDescription>> {
-        self.slots.iter().flatten().cloned().collect()
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|open| match open {
+                OpenFile::File(file) => Some(file.clone()),
+                OpenFile::Pipe(_) => None,
+            })
+            .collect()
     }
 
     /// Open descriptors.

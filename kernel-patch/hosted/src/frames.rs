@@ -11,6 +11,12 @@
 //! out, never freed, outside the limit and the counters, so that `frames_in_use` is what
 //! vm's pool holds.
 //!
+//! A frame's bytes are reference counted, so the kernel can hold a frame lent to it
+//! ([`HostFrames::share`]) across a server call with no lock held: the mount driver sends
+//! the bytes themselves. vm never writes a lent frame (it is read only everywhere while
+//! lent), so a write to a frame someone shares would be a broken loan rule: the writer
+//! gets a copy (the holder keeps its bytes) and `FrameStats::shared_writes` counts it.
+//!
 //! Locks: each frame slot has its own mutex (a leaf), the free-slot list another (a leaf);
 //! no method holds two at once.
 
@@ -23,7 +29,10 @@ use vm::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
 /// Bytes written over a frame when it is freed, so a page used without being filled shows.
 pub const POISON: u8 = 0xa5;
 
-type FrameBytes = Box<[u8; PAGE_SIZE]>;
+type FrameBytes = Arc<[u8; PAGE_SIZE]>;
+
+/// A frame's bytes held by the kernel (see [`HostFrames::share`]).
+pub(crate) type SharedFrame = Arc<[u8; PAGE_SIZE]>;
 
 /// Counters of a [`HostFrames`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +53,9 @@ pub struct FrameStats {
     pub copies: u64,
     /// Frames zeroed.
     pub zeroes: u64,
+    /// Writes (and frees) of a frame while the kernel shared its bytes: a lent frame
+    /// written, which the loan rules forbid (0 in a correct kernel).
+    pub shared_writes: u64,
 }
 
 impl FrameStats {
@@ -64,6 +76,7 @@ struct Inner {
     admitted: AtomicU64,
     copies: AtomicU64,
     zeroes: AtomicU64,
+    shared_writes: AtomicU64,
     /// The admission number to refuse (`u64::MAX`: none).
     fail_at: AtomicU64,
     /// Refuse every frame allocation (host memory exhausted).
@@ -93,7 +106,7 @@ impl HostFrames {
     pub fn new(limit: u32) -> Self {
         let slots: Vec<Mutex<Option<FrameBytes>>> = (0..limit)
             .map(|_| Mutex::new(None))
-            .chain([Mutex::new(Some(Box::new([0; PAGE_SIZE])))])
+            .chain([Mutex::new(Some(Arc::new([0; PAGE_SIZE])))])
             .collect();
         Self {
             inner: Arc::new(Inner {
@@ -106,6 +119,7 @@ impl HostFrames {
                 admitted: AtomicU64::new(0),
                 copies: AtomicU64::new(0),
                 zeroes: AtomicU64::new(0),
+                shared_writes: AtomicU64::new(0),
                 fail_at: AtomicU64::new(u64::MAX),
                 refuse_frames: AtomicBool::new(false),
                 reserved: Mutex::new((0..0, Vec::new())),
@@ -176,6 +190,7 @@ impl HostFrames {
             admitted: inner.admitted.load(Ordering::SeqCst),
             copies: inner.copies.load(Ordering::SeqCst),
             zeroes: inner.zeroes.load(Ordering::SeqCst),
+            shared_writes: inner.shared_writes.load(Ordering::SeqCst),
         }
     }
 
@@ -189,6 +204,27 @@ impl HostFrames {
 
     fn slot(&self, frame: Frame) -> Option<&Mutex<Option<FrameBytes>>> {
         self.inner.slots.get(usize::try_from(frame.0).ok()?)
+    }
+
+    /// The bytes of `frame`, to write: a copy of their own if the kernel shares them
+    /// (counted: see the module's comment).
+    fn writable<'a>(&self, bytes: &'a mut FrameBytes) -> &'a mut [u8; PAGE_SIZE] {
+        if Arc::strong_count(bytes) > 1 {
+            self.inner.shared_writes.fetch_add(1, Ordering::SeqCst);
+        }
+        Arc::make_mut(bytes)
+    }
+
+    /// The bytes of `frame` as they are now, held with no lock: for a frame lent to the
+    /// kernel, which nothing writes while lent. `None` for a frame that is not one of
+    /// ours.
+    pub(crate) fn share(&self, frame: Frame) -> Option<SharedFrame> {
+        let mut bytes = lock(self.slot(frame)?);
+        Some(
+            bytes
+                .get_or_insert_with(|| Arc::new([POISON; PAGE_SIZE]))
+                .clone(),
+        )
     }
 
     fn refuse(&self) -> AllocError {
@@ -208,7 +244,7 @@ impl FrameAllocator for HostFrames {
         {
             let mut bytes = lock(&self.inner.slots[index as usize]);
             if bytes.is_none() {
-                *bytes = Some(Box::new([POISON; PAGE_SIZE]));
+                *bytes = Some(Arc::new([POISON; PAGE_SIZE]));
             }
         }
         let allocated = self.inner.allocated.fetch_add(1, Ordering::SeqCst) + 1;
@@ -227,7 +263,7 @@ impl FrameAllocator for HostFrames {
             return;
         };
         if let Some(bytes) = lock(slot).as_mut() {
-            bytes.fill(POISON);
+            self.writable(bytes).fill(POISON);
         }
         self.inner.freed.fetch_add(1, Ordering::SeqCst);
         {
@@ -253,7 +289,8 @@ impl FrameAllocator for HostFrames {
     fn with_frame_mut(&self, frame: Frame, f: &mut dyn FnMut(&mut [u8; PAGE_SIZE])) {
         if let Some(slot) = self.slot(frame) {
             let mut bytes = lock(slot);
-            f(bytes.get_or_insert_with(|| Box::new([POISON; PAGE_SIZE])));
+            let bytes = bytes.get_or_insert_with(|| Arc::new([POISON; PAGE_SIZE]));
+            f(self.writable(bytes));
         }
     }
 
@@ -344,5 +381,28 @@ mod tests {
         frames.with_frame(b, &mut |bytes| assert_eq!(bytes[7], 42));
         frames.zero(b);
         frames.with_frame(b, &mut |bytes| assert!(bytes.iter().all(|&x| x == 0)));
+    }
+
+    #[test]
+    fn shared_bytes_are_the_frame_and_a_write_meanwhile_is_counted() {
+        let frames = HostFrames::new(1);
+        let a = frames.allocate().unwrap();
+        frames.with_frame_mut(a, &mut |bytes| bytes[0] = 1);
+        let held = frames.share(a).unwrap();
+        assert_eq!(held[0], 1);
+        // Reads and the holder agree; nothing was copied to share.
+        frames.with_frame(a, &mut |bytes| assert!(std::ptr::eq(bytes, &*held)));
+        assert_eq!(frames.stats().shared_writes, 0);
+        // A write while shared (a broken loan rule) leaves the holder its bytes.
+        frames.with_frame_mut(a, &mut |bytes| bytes[0] = 2);
+        assert_eq!((held[0], frames.stats().shared_writes), (1, 1));
+        drop(held);
+        frames.with_frame_mut(a, &mut |bytes| bytes[0] = 3);
+        assert_eq!(
+            frames.stats().shared_writes,
+            1,
+            "unshared writes are not counted"
+        );
+        assert!(frames.share(Frame(99)).is_none());
     }
 }

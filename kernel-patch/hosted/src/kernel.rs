@@ -1,7 +1,8 @@
 //! The kernel: its configuration, its process table, its statistics, and the caches and
 //! checks that are no one process's. The system calls are methods of [`Kernel`] too, kept
-//! by kind as in 9front's `port/`: processes and exec in `sysproc`, files in `sysfile`,
-//! mounts in `sysmount`, a running program's memory accesses in `sysmem`.
+//! by kind as in 9front's `port/`: processes and exec in `sysproc`, files and pipes in
+//! `sysfile`, mounts in `sysmount`, a running program's memory accesses in `sysmem`, I/O
+//! with a buffer in process memory in `sysuser`.
 //!
 //! Every call names the process it runs for and has an interrupt of its own (see `notes`),
 //! the thread's current one while it runs (see `current`), so
@@ -54,6 +55,10 @@ pub struct KernelConfig {
     pub max_close_workers: usize,
     /// Bytes of stack a process gets at exec (page aligned).
     pub stack_size: u64,
+    /// The shortest `write_user` (or piece of one a pipe takes) that lends its pages
+    /// instead of copying them ([`LEND_THRESHOLD`](crate::LEND_THRESHOLD) by default;
+    /// `usize::MAX`: always copy, for comparing the two).
+    pub lend_threshold: usize,
 }
 
 impl Default for KernelConfig {
@@ -65,6 +70,7 @@ impl Default for KernelConfig {
             legacy_image_channel: false,
             max_close_workers: 16,
             stack_size: 8 << 20,
+            lend_threshold: crate::LEND_THRESHOLD,
         }
     }
 }
@@ -110,13 +116,20 @@ pub struct KernelStats {
     pub forks: u64,
     /// Exits.
     pub exits: u64,
+    /// Times a pipe read or write blocked (slept for data, room or a note).
+    pub pipe_waits: u64,
+    /// Bytes `write_user` copied from process memory into the kernel (writes shorter than
+    /// the lending threshold, memory that is no mapping, ranges vm would not lend).
+    pub user_bytes_copied: u64,
+    /// Bytes `write_user` lent from process memory instead of copying them.
+    pub user_bytes_lent: u64,
 }
 
 impl fmt::Display for KernelStats {
     /// `name value` lines, vm's first; every field (a test checks).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.vm)?;
-        let lines: [(&str, u64); 26] = [
+        let lines: [(&str, u64); 30] = [
             ("frames_limit", u64::from(self.frames.limit)),
             ("frames_in_use", self.frames.in_use()),
             ("frames_allocated", self.frames.allocated),
@@ -126,6 +139,7 @@ impl fmt::Display for KernelStats {
             ("frames_admitted", self.frames.admitted),
             ("frames_copies", self.frames.copies),
             ("frames_zeroes", self.frames.zeroes),
+            ("frames_shared_writes", self.frames.shared_writes),
             ("processes", self.processes as u64),
             ("chans_live", self.chans_live),
             ("chans_made", self.chans_made),
@@ -143,6 +157,9 @@ impl fmt::Display for KernelStats {
             ("exec_failures", self.exec_failures),
             ("forks", self.forks),
             ("exits", self.exits),
+            ("pipe_waits", self.pipe_waits),
+            ("user_bytes_copied", self.user_bytes_copied),
+            ("user_bytes_lent", self.user_bytes_lent),
         ];
         for (name, value) in lines {
             writeln!(f, "{name} {value}")?;
@@ -276,16 +293,25 @@ impl Kernel {
             exec_failures: get(&counters.exec_failures),
             forks: get(&counters.forks),
             exits: get(&counters.exits),
+            pipe_waits: get(&counters.pipe_waits),
+            user_bytes_copied: get(&counters.user_bytes_copied),
+            user_bytes_lent: get(&counters.user_bytes_lent),
         }
     }
 
     /// Checks the whole kernel at a quiescent moment (no call in progress): vm's invariants
     /// with every process's segments, every MMU entry against its segment, and that every
     /// live channel is accounted for (an open file, a mount point, an image's channel, a
-    /// legacy pin, or the close queue).
+    /// legacy pin, or the close queue), and that no frame lent to the kernel was written
+    /// while it held the frame's bytes.
     pub fn check_invariants(&self) -> Result<KernelCheck, KernelViolation> {
         let procs: Vec<Arc<Proc>> = lock(&self.inner.procs).values().cloned().collect();
-        crate::check::check(&self.inner.vm, &self.inner.services, &procs)
+        crate::check::check(
+            &self.inner.vm,
+            &self.inner.frames,
+            &self.inner.services,
+            &procs,
+        )
     }
 
     /// Where this kernel holds none of its locks: the channels vm let go of (an image gone
@@ -365,6 +391,7 @@ mod tests {
                 admitted: 1005,
                 copies: 1006,
                 zeroes: 1007,
+                shared_writes: 1028,
             },
             processes: 1008,
             chans_live: 1009,
@@ -383,6 +410,9 @@ mod tests {
             exec_failures: 1022,
             forks: 1023,
             exits: 1024,
+            pipe_waits: 1025,
+            user_bytes_copied: 1026,
+            user_bytes_lent: 1027,
         };
         // No `..`: a new field fails to compile here until it is checked below.
         let KernelStats {
@@ -397,6 +427,7 @@ mod tests {
                     admitted,
                     copies,
                     zeroes,
+                    shared_writes,
                 },
             processes,
             chans_live,
@@ -415,6 +446,9 @@ mod tests {
             exec_failures,
             forks,
             exits,
+            pipe_waits,
+            user_bytes_copied,
+            user_bytes_lent,
         } = stats;
         let values = [
             u64::from(limit),
@@ -426,6 +460,7 @@ mod tests {
             admitted,
             copies,
             zeroes,
+            shared_writes,
             processes as u64,
             chans_live,
             chans_made,
@@ -443,6 +478,9 @@ mod tests {
             exec_failures,
             forks,
             exits,
+            pipe_waits,
+            user_bytes_copied,
+            user_bytes_lent,
         ];
         let text = stats.to_string();
         let printed: Vec<&str> = text

@@ -13,6 +13,12 @@
 //!   [`read_memory`](Kernel::read_memory) and [`write_memory`](Kernel::write_memory) to
 //!   fault pages in as a running program would; [`interrupt`](Kernel::interrupt) (a note:
 //!   the server request waited for is flushed).
+//! - Pipes ([`Kernel::pipe`]): a 64 KiB buffer, blocking ends a note interrupts, shared
+//!   by fork; [`read_user`](Kernel::read_user) and [`write_user`](Kernel::write_user),
+//!   the system calls with a buffer in process memory, for pipes and files alike. A
+//!   `write_user` of at least [`LEND_THRESHOLD`] bytes from a mapping lends the pages
+//!   (vm's loans: a snapshot) into the pipe, or to the mount driver, which sends them
+//!   with a vectored write and no copy.
 //! - The mount cache (Plan 9's `cache.c`): regular files of mounts made with
 //!   [`MountFlags::CACHE`] are read and written through vm's
 //!   [`MountCache`](vm::MountCache), validated at open by identity with `qid.vers` and
@@ -39,7 +45,8 @@
 //! Outermost first: the process table → a process's family lock. A
 //! process's memory lock (Plan 9's segment lock) → vm's locks. A process's file table,
 //! namespace and notes locks, a descriptor's offset, a namespace's mount table, the close
-//! queue, the legacy pins and frame slots are leaves. Only a fault holds a lock (the memory lock) while a server is called.
+//! queue, the legacy pins and frame slots are leaves; so is a pipe's state lock, but for
+//! frame slots. Only a fault holds a lock (the memory lock) while a server is called.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
@@ -58,6 +65,7 @@ mod frames;
 mod image_file;
 mod kchan;
 mod kernel;
+mod lent;
 mod memory;
 mod migrate;
 mod mmu;
@@ -65,12 +73,14 @@ mod mount_gone;
 mod namespace;
 mod notes;
 mod page_wait;
+mod pipe;
 mod process;
 mod sysfile;
 mod sysmap;
 mod sysmem;
 mod sysmount;
 mod sysproc;
+mod sysuser;
 
 pub mod inject;
 
@@ -81,10 +91,12 @@ pub use frames::{FrameStats, HostFrames, POISON};
 pub use kernel::{Kernel, KernelConfig, KernelStats};
 pub use memory::SegmentInfo;
 pub use namespace::{MountFlags, MountInfo};
+pub use pipe::PIPE_CAPACITY;
 pub use process::{ForkFlags, NamespaceShare, Pid, WaitMsg};
 pub use sysmap::{MapRequest, Prot, MAP_FLOOR};
 pub use sysmount::MountSpec;
 pub use sysproc::ExecInfo;
+pub use sysuser::LEND_THRESHOLD;
 
 /// The crates the kernel is made of, for their types.
 pub use mnt;

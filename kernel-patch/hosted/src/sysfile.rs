@@ -1,5 +1,5 @@
-//! Files (9front's `port/sysfile.c`): walk, open, create, read, write, seek, close, stat,
-//! remove, truncate.
+//! Files (9front's `port/sysfile.c`): walk, open, create, pipe, read, write, seek, close,
+//! stat, remove, truncate.
 
 use std::sync::Arc;
 
@@ -7,11 +7,12 @@ use mnt::{FileInfo, OpenMode};
 
 use crate::cached::{self, Opened};
 use crate::error::KernelError;
-use crate::fd::FileDescription;
+use crate::fd::{FileDescription, OpenFile};
 use crate::image_file::identity_of;
 use crate::kchan::KChan;
 use crate::kernel::Kernel;
 use crate::namespace::{clean_path, MountFlags, Namespace};
+use crate::pipe;
 use crate::process::{lock, Pid, Proc};
 
 impl Kernel {
@@ -88,7 +89,7 @@ impl Kernel {
         };
         let cache = self.cache_open(flags, &chan, mode, how, &intr)?;
         let file = Arc::new(FileDescription::new(chan, cache));
-        let fd = lock(&proc.files).insert(file);
+        let fd = lock(&proc.files).insert(OpenFile::File(file));
         Ok(fd)
     }
 
@@ -112,21 +113,58 @@ impl Kernel {
         let how = Opened::Created { perm };
         let cache = self.cache_open(flags, &chan, mode, how, &intr)?;
         let file = Arc::new(FileDescription::new(chan, cache));
-        let fd = lock(&proc.files).insert(file);
+        let fd = lock(&proc.files).insert(OpenFile::File(file));
         Ok(fd)
     }
 
-    pub(crate) fn file(&self, proc: &Proc, fd: usize) -> Result<Arc<FileDescription>, KernelError> {
+    /// A pipe: returns its read end's descriptor and its write end's (the two lowest
+    /// free). Reads block while it is empty and return 0 once every write end is closed;
+    /// writes block while its [`PIPE_CAPACITY`](crate::PIPE_CAPACITY) bytes are full and
+    /// fail with [`KernelError::BrokenPipe`] once every read end is closed; a note
+    /// interrupts either ([`KernelError::Interrupted`]). Fork shares both ends.
+    pub fn pipe(&self, pid: Pid) -> Result<(usize, usize), KernelError> {
+        let proc = self.proc(pid)?;
+        let (read, write) = pipe::pipe();
+        let mut files = lock(&proc.files);
+        let read = files.insert(OpenFile::Pipe(Arc::new(read)));
+        let write = files.insert(OpenFile::Pipe(Arc::new(write)));
+        Ok((read, write))
+    }
+
+    /// What the pipe `fd` (either end) buffers now: bytes not yet read, and how many of
+    /// its chunks hold lent pages rather than copied bytes.
+    pub fn pipe_buffered(&self, pid: Pid, fd: usize) -> Result<(usize, usize), KernelError> {
+        let proc = self.proc(pid)?;
+        match self.open_file(&proc, fd)? {
+            OpenFile::Pipe(end) => Ok(end.pipe.contents()),
+            OpenFile::File(_) => Err(KernelError::BadFd(fd)),
+        }
+    }
+
+    /// What descriptor `fd` of `proc` names.
+    pub(crate) fn open_file(&self, proc: &Proc, fd: usize) -> Result<OpenFile, KernelError> {
         lock(&proc.files).get(fd).ok_or(KernelError::BadFd(fd))
+    }
+
+    /// The file of a mount `fd` names; [`KernelError::IsPipe`] for a pipe.
+    pub(crate) fn file(&self, proc: &Proc, fd: usize) -> Result<Arc<FileDescription>, KernelError> {
+        match self.open_file(proc, fd)? {
+            OpenFile::File(file) => Ok(file),
+            OpenFile::Pipe(_) => Err(KernelError::IsPipe(fd)),
+        }
     }
 
     /// Reads at the descriptor's offset and advances it by what was read. The offset is not
     /// locked while the server is asked (see `FileDescription::advance`). Fails with
-    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset.
+    /// [`KernelError::OffsetOverflow`] if the read could end past the largest offset. From
+    /// a pipe's read end: what it holds, up to `buf.len()` bytes (see [`Kernel::pipe`]).
     pub fn read(&self, pid: Pid, fd: usize, buf: &mut [u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
-        let file = self.file(&proc, fd)?;
+        let file = match self.open_file(&proc, fd)? {
+            OpenFile::File(file) => file,
+            OpenFile::Pipe(end) => return self.read_pipe(&end, fd, buf, &intr),
+        };
         let offset = file.offset();
         io_end(offset, buf.len())?;
         let n = self.read_at(&file, offset, buf, &intr)?;
@@ -153,10 +191,17 @@ impl Kernel {
     /// Writes at the descriptor's offset and advances it by what was written, with the
     /// offset unlocked while the server is asked, as [`Kernel::read`]. Fails with
     /// [`KernelError::OffsetOverflow`] if the write would end past the largest offset.
+    /// To a pipe's write end: the bytes are copied into the pipe (see [`Kernel::pipe`]).
     pub fn write(&self, pid: Pid, fd: usize, data: &[u8]) -> Result<usize, KernelError> {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
-        let file = self.file(&proc, fd)?;
+        let file = match self.open_file(&proc, fd)? {
+            OpenFile::File(file) => file,
+            OpenFile::Pipe(end) => {
+                let pipe = Self::pipe_end(&end, pipe::End::Write, fd)?;
+                return Ok(pipe.write(data, &intr, self.counters())?);
+            }
+        };
         let offset = file.offset();
         io_end(offset, data.len())?;
         let n = self.write_at(&file, offset, data, &intr)?;
@@ -180,10 +225,36 @@ impl Kernel {
         self.write_at(&file, offset, data, &intr)
     }
 
+    /// The pipe of `end` if it is the `want` end; a descriptor of the other end is bad for
+    /// the call (EBADF, as a file opened without the access).
+    pub(crate) fn pipe_end(
+        end: &pipe::PipeEnd,
+        want: pipe::End,
+        fd: usize,
+    ) -> Result<&pipe::Pipe, KernelError> {
+        if end.end == want {
+            Ok(&end.pipe)
+        } else {
+            Err(KernelError::BadFd(fd))
+        }
+    }
+
+    /// A read of a pipe's read end into a kernel buffer.
+    pub(crate) fn read_pipe(
+        &self,
+        end: &pipe::PipeEnd,
+        fd: usize,
+        buf: &mut [u8],
+        intr: &mnt::Interrupt,
+    ) -> Result<usize, KernelError> {
+        let pipe = Self::pipe_end(end, pipe::End::Read, fd)?;
+        Ok(pipe.read(buf, intr, self.counters())?)
+    }
+
     /// A read of `file` at `offset`, with the pages mappings of it hold in this kernel
     /// copied over what the server returned: a store through a shared mapping is seen
     /// before it is written back (one copy of each page within the kernel).
-    fn read_at(
+    pub(crate) fn read_at(
         &self,
         file: &FileDescription,
         offset: u64,
@@ -198,7 +269,7 @@ impl Kernel {
 
     /// A write of `file` at `offset`; what reached the server is copied into the pages
     /// mappings of the file hold, so every mapping sees it.
-    fn write_at(
+    pub(crate) fn write_at(
         &self,
         file: &FileDescription,
         offset: u64,
@@ -225,7 +296,16 @@ impl Kernel {
     pub fn close(&self, pid: Pid, fd: usize) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let intr = proc.notes.begin_call();
-        let file = lock(&proc.files).remove(fd).ok_or(KernelError::BadFd(fd))?;
+        let removed = lock(&proc.files).remove(fd);
+        let file = match removed {
+            Some(OpenFile::File(file)) => file,
+            // The end closes when its last holder lets it go.
+            Some(OpenFile::Pipe(end)) => {
+                drop(end);
+                return Ok(());
+            }
+            None => return Err(KernelError::BadFd(fd)),
+        };
         match Arc::try_unwrap(file) {
             Ok(file) => Ok(file.chan.clunk(&intr)?),
             Err(shared) => {
@@ -330,7 +410,7 @@ impl Kernel {
 /// The offset just past `len` bytes at `offset`. An I/O that would pass the largest file
 /// offset is refused before the server is asked: past it no offset can be named, and the
 /// offsets the mount driver and the descriptor compute must not wrap.
-fn io_end(offset: u64, len: usize) -> Result<u64, KernelError> {
+pub(crate) fn io_end(offset: u64, len: usize) -> Result<u64, KernelError> {
     u64::try_from(len)
         .ok()
         .and_then(|bytes| offset.checked_add(bytes))

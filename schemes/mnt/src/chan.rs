@@ -386,6 +386,7 @@ impl Chan {
                 offset: transfer_end(offset, done)?,
                 data: Vec::from(&data[done..done + n]),
             };
+            self.mount.mux().counters.write_copied(n);
             let count = match self.mount.mux().rpc(msg, intr) {
                 Ok(Msg::Rwrite { count }) if count as usize > n => {
                     return Err(self.overlong(n, count as usize));
@@ -401,6 +402,61 @@ impl Chan {
             self.mount.mux().counters.written(count);
             done += count;
             if count < n || done == data.len() || intr.is_pending() {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes the bytes of `parts`, one after the other, at `offset`, as
+    /// [`write`](Self::write) writes one slice, but without copying them: each
+    /// `Twrite`'s header is encoded alone and the transport sends it followed by the
+    /// slices its data spans (a stream's vectored write), so the caller's memory (pages
+    /// lent for the write) goes to the wire as it is. Messages, short writes, errors
+    /// and interrupts are as for `write`; the bytes count as
+    /// [`MountStats::write_bytes_lent`](crate::MountStats::write_bytes_lent).
+    pub fn write_parts(
+        &self,
+        offset: u64,
+        parts: &[&[u8]],
+        intr: &Interrupt,
+    ) -> Result<usize, MntError> {
+        if !self.opened.is_some_and(|o| o.mode.can_write()) {
+            return Err(MntError::NotOpen);
+        }
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        transfer_end(offset, len)?;
+        if len == 0 {
+            return self.write(offset, &[], intr);
+        }
+        let iounit = self.iounit() as usize;
+        let mut cursor = PartsCursor::new(parts);
+        let mut message: Vec<&[u8]> = Vec::new();
+        let mut done = 0;
+        loop {
+            let n = (len - done).min(iounit);
+            cursor.take(n, &mut message);
+            let msg = Msg::Twrite {
+                fid: self.fid,
+                offset: transfer_end(offset, done)?,
+                data: Vec::new(),
+            };
+            self.mount.mux().counters.write_lent(n);
+            let count = match self.mount.mux().rpc_with_data(msg, &message, intr) {
+                Ok(Msg::Rwrite { count }) if count as usize > n => {
+                    return Err(self.overlong(n, count as usize));
+                }
+                Ok(Msg::Rwrite { count }) => count as usize,
+                Ok(other) => return Err(self.mount.wrong_reply(ninep::mtype::TWRITE, &other)),
+                Err(e) if done > 0 => {
+                    keep_interrupt(&e, intr);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            self.mount.mux().counters.written(count);
+            done += count;
+            if count < n || done == len || intr.is_pending() {
                 break;
             }
         }
@@ -782,4 +838,45 @@ fn discard_new_fid(mount: &Mount, newfid: u32, made: bool, err: &MntError) {
         mount.forget_new_fid(newfid, err);
     }
     mux.chan_gone();
+}
+
+/// Where [`Chan::write_parts`] is in its list of slices: it hands out the next `n`
+/// bytes as sub-slices, one message's worth at a time.
+struct PartsCursor<'a> {
+    parts: &'a [&'a [u8]],
+    /// The slice the next byte is in, and the byte within it.
+    part: usize,
+    within: usize,
+}
+
+impl<'a> PartsCursor<'a> {
+    fn new(parts: &'a [&'a [u8]]) -> Self {
+        Self {
+            parts,
+            part: 0,
+            within: 0,
+        }
+    }
+
+    /// Replaces `out` with the sub-slices holding the next `n` bytes (fewer if the
+    /// parts end first).
+    fn take(&mut self, mut n: usize, out: &mut Vec<&'a [u8]>) {
+        out.clear();
+        while n > 0 {
+            let Some(part) = self.parts.get(self.part) else {
+                return;
+            };
+            let rest = &part[self.within..];
+            let k = rest.len().min(n);
+            if k > 0 {
+                out.push(&rest[..k]);
+            }
+            n -= k;
+            self.within += k;
+            if self.within == part.len() {
+                self.part += 1;
+                self.within = 0;
+            }
+        }
+    }
 }

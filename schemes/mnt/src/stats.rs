@@ -10,6 +10,8 @@ pub(crate) struct Counters {
     replies: StatCounter,
     bytes_read: StatCounter,
     bytes_written: StatCounter,
+    write_bytes_copied: StatCounter,
+    write_bytes_lent: StatCounter,
     flushes: StatCounter,
     fids_abandoned: StatCounter,
     clunks_queued: StatCounter,
@@ -22,6 +24,8 @@ impl Counters {
             replies: StatCounter::new(0),
             bytes_read: StatCounter::new(0),
             bytes_written: StatCounter::new(0),
+            write_bytes_copied: StatCounter::new(0),
+            write_bytes_lent: StatCounter::new(0),
             flushes: StatCounter::new(0),
             fids_abandoned: StatCounter::new(0),
             clunks_queued: StatCounter::new(0),
@@ -47,6 +51,17 @@ impl Counters {
         self.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// `n` bytes of a write copied into a `Twrite`'s message buffer.
+    pub(crate) fn write_copied(&self, n: usize) {
+        self.write_bytes_copied
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// `n` bytes of a write sent from borrowed slices, after the `Twrite`'s header.
+    pub(crate) fn write_lent(&self, n: usize) {
+        self.write_bytes_lent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn fid_abandoned(&self) {
         self.fids_abandoned.fetch_add(1, Ordering::Relaxed);
     }
@@ -65,6 +80,8 @@ impl Counters {
             replies: self.replies.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            write_bytes_copied: self.write_bytes_copied.load(Ordering::Relaxed),
+            write_bytes_lent: self.write_bytes_lent.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
             fids_abandoned: self.fids_abandoned.load(Ordering::Relaxed),
             clunks_queued: self.clunks_queued.load(Ordering::Relaxed),
@@ -84,6 +101,16 @@ pub struct MountStats {
     pub bytes_read: u64,
     /// Data bytes the server accepted in `Rwrite`s.
     pub bytes_written: u64,
+    /// Data bytes of `Twrite`s copied into the message buffer ([`Chan::write`]): counted
+    /// as each message is built, accepted or not.
+    ///
+    /// [`Chan::write`]: crate::Chan::write
+    pub write_bytes_copied: u64,
+    /// Data bytes of `Twrite`s sent from the caller's borrowed slices after the header,
+    /// with no copy ([`Chan::write_parts`]), counted as each message is built.
+    ///
+    /// [`Chan::write_parts`]: crate::Chan::write_parts
+    pub write_bytes_lent: u64,
     /// `Tflush`es sent.
     pub flushes: u64,
     /// Fids given up after a botched or flushed clunk (or create/walk): never reused.

@@ -35,6 +35,15 @@ use crate::rendez::Interrupt;
 pub trait Transport: Send + Sync {
     /// Sends one whole message.
     fn send(&self, msg: &[u8]) -> Result<(), TransportError>;
+    /// Sends one whole message given in parts, in order (a `Twrite`'s header, then the
+    /// borrowed pages of its data), with the same guarantees as [`send`](Self::send):
+    /// whole, never interleaved with another message. A stream transport writes the
+    /// parts with one vectored write (`writev`), so the data is never copied into a
+    /// message buffer; this default, for transports that cannot, joins the parts in
+    /// one buffer and sends that.
+    fn send_parts(&self, parts: &[&[u8]]) -> Result<(), TransportError> {
+        self.send(&parts.concat())
+    }
     /// Receives one whole message.
     fn recv(&self, intr: &Interrupt) -> Result<Vec<u8>, TransportError>;
     /// Closes the connection: the server sees end of file.

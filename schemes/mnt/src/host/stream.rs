@@ -1,6 +1,6 @@
 //! Transports over byte streams: unix sockets, TCP, a child's stdin/stdout.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -172,6 +172,26 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Writes every byte of `parts` with vectored writes (the standard library's
+/// `write_all_vectored` is not stable).
+fn write_all_parts(w: &mut dyn Write, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .map(|part| IoSlice::new(part))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match w.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn io_error(e: &io::Error) -> TransportError {
     match e.kind() {
         io::ErrorKind::UnexpectedEof
@@ -188,6 +208,21 @@ impl Transport for StreamTransport {
             return Err(TransportError::Closed);
         };
         w.write_all(msg)
+            .and_then(|()| w.flush())
+            .map_err(|e| io_error(&e))
+    }
+
+    /// The parts go out with vectored writes (one `writev` each, as many as the socket
+    /// needs), holding the write half throughout, so they are one message on the wire
+    /// and no byte of them is copied here. A message is at most 1 MiB, so a `Twrite` of
+    /// lent pages is at most 258 parts (header, 256 pages, a partial one), well within
+    /// the 1024 slices a `writev` takes (`IOV_MAX`).
+    fn send_parts(&self, parts: &[&[u8]]) -> Result<(), TransportError> {
+        let mut w = self.writer();
+        let Some(w) = w.as_mut() else {
+            return Err(TransportError::Closed);
+        };
+        write_all_parts(w, parts)
             .and_then(|()| w.flush())
             .map_err(|e| io_error(&e))
     }

@@ -75,7 +75,7 @@ impl Mux {
                 self.abandon_fid(fid);
                 continue;
             }
-            self.send(&rpc, &buf);
+            self.send(&rpc, &buf, &[]);
         }
     }
 

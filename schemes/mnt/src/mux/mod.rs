@@ -290,12 +290,26 @@ impl Mux {
     /// A post is consumed only when this returns [`MntError::Interrupted`]; one taken
     /// for a flush that the reply beat is posted again.
     pub(crate) fn rpc(&self, msg: Msg, intr: &Interrupt) -> Result<Msg, MntError> {
+        self.rpc_with_data(msg, &[], intr)
+    }
+
+    /// As [`rpc`](Self::rpc), for a `Twrite` whose `data` is empty and whose bytes are
+    /// `data`, borrowed: the message's header is encoded alone and the transport sends it
+    /// and the slices as one message (`Transport::send_parts`), so the bytes are never
+    /// copied into a message buffer. `data` is for a `Twrite` alone (see
+    /// [`append_data`]); a message passing the msize is refused unsent, as by `rpc`.
+    pub(crate) fn rpc_with_data(
+        &self,
+        msg: Msg,
+        data: &[&[u8]],
+        intr: &Interrupt,
+    ) -> Result<Msg, MntError> {
         if intr.take() {
             return Err(MntError::Interrupted);
         }
         self.send_deferred_clunks();
         let me = self.register(self.platform.rendez());
-        let orig = self.start_request(msg, &me, intr)?;
+        let orig = self.start_request(msg, data, &me, intr)?;
         let mut chain: Vec<Arc<Rpc>> = Vec::from([orig.clone()]);
         // Whether this call took a post it has not reported yet.
         let mut noted = false;
@@ -358,14 +372,16 @@ impl Mux {
         })
     }
 
-    /// Encodes `msg` with a placeholder tag (patched in by [`Self::send`]).
-    fn encode(&self, msg: Msg) -> Result<(u8, Vec<u8>), MntError> {
+    /// Encodes `msg` with a placeholder tag (patched in by [`Self::send`]), and with
+    /// `data` counted in as the bytes that follow it on the wire (see [`append_data`]).
+    fn encode(&self, msg: Msg, data: &[&[u8]]) -> Result<(u8, Vec<u8>), MntError> {
         let mtype = msg.mtype();
         let mut buf = Vec::new();
         ninep::encode(&Fcall { tag: 0, msg }, &mut buf).map_err(MntError::Encode)?;
-        if buf.len() > self.msize as usize {
+        let len = append_data(&mut buf, mtype, data)?;
+        if len > self.msize as usize {
             return Err(MntError::TooLarge {
-                len: buf.len(),
+                len,
                 msize: self.msize,
             });
         }
@@ -400,10 +416,19 @@ impl Mux {
         Ok(rpc)
     }
 
-    /// Puts a registered rpc, encoded with its tag, on the wire. A failed send breaks
-    /// the mount, which completes the rpc.
-    fn send(&self, rpc: &Rpc, buf: &[u8]) {
-        match self.transport.send(buf) {
+    /// Puts a registered rpc, encoded with its tag (and followed by `data`, a
+    /// `Twrite`'s borrowed bytes), on the wire. A failed send breaks the mount, which
+    /// completes the rpc.
+    fn send(&self, rpc: &Rpc, buf: &[u8], data: &[&[u8]]) {
+        let sent = if data.is_empty() {
+            self.transport.send(buf)
+        } else {
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(data.len() + 1);
+            parts.push(buf);
+            parts.extend_from_slice(data);
+            self.transport.send_parts(&parts)
+        };
+        match sent {
             Ok(()) => self.counters.sent(rpc.mtype),
             Err(e) => self.fail_transport(e),
         }
@@ -412,7 +437,7 @@ impl Mux {
     /// Registers and sends one message, if a tag of `class` is free now (else
     /// [`MntError::NoTags`]). Errors before sending leave nothing behind.
     fn start(&self, msg: Msg, owner: Owner, class: TagClass) -> Result<Arc<Rpc>, MntError> {
-        let (mtype, mut buf) = self.encode(msg)?;
+        let (mtype, mut buf) = self.encode(msg, &[])?;
         let rpc = self
             .enroll(mtype, owner, class, None)
             .map_err(|e| match e {
@@ -420,7 +445,34 @@ impl Mux {
                 Enroll::NoTag { .. } => MntError::NoTags,
             })?;
         buf[5..7].copy_from_slice(&rpc.tag.to_le_bytes());
-        self.send(&rpc, &buf);
+        self.send(&rpc, &buf, &[]);
         Ok(rpc)
     }
+}
+
+/// Makes the encoded message `buf` the header of a message whose last field's bytes are
+/// `data`, sent after it: its size and its count (the last 4 bytes, a `Twrite`'s data
+/// count, encoded as 0 from an empty `data`) grow by `data`'s length. Returns the whole
+/// message's length. Only a `Twrite` ends with a count and its data, so `data` for any
+/// other message (or a `Twrite` encoded with data of its own) is a caller's mistake,
+/// refused as [`MntError::Unsupported`]; a total past `u32` as [`MntError::TooLarge`].
+fn append_data(buf: &mut [u8], mtype: u8, data: &[&[u8]]) -> Result<usize, MntError> {
+    if data.is_empty() {
+        return Ok(buf.len());
+    }
+    let at = match buf.len().checked_sub(4) {
+        Some(at) if mtype == ninep::mtype::TWRITE && buf[at..] == [0; 4] => at,
+        _ => return Err(MntError::Unsupported),
+    };
+    let extra: usize = data.iter().map(|part| part.len()).sum();
+    let total = buf.len().saturating_add(extra);
+    let (Ok(size), Ok(count)) = (u32::try_from(total), u32::try_from(extra)) else {
+        return Err(MntError::TooLarge {
+            len: total,
+            msize: u32::MAX,
+        });
+    };
+    buf[..4].copy_from_slice(&size.to_le_bytes());
+    buf[at..at + 4].copy_from_slice(&count.to_le_bytes());
+    Ok(total)
 }

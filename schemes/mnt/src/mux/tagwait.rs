@@ -21,23 +21,25 @@ use crate::sync::Arc;
 use ninep::Msg;
 
 impl Mux {
-    /// Registers and sends the request of caller `me`, waiting (interruptibly) for a
-    /// tag if none is free; meanwhile it reads for everyone if nobody else does, as
-    /// the replies it reads are what free tags.
+    /// Registers and sends the request of caller `me` (followed on the wire by `data`,
+    /// a `Twrite`'s borrowed bytes), waiting (interruptibly) for a tag if none is free;
+    /// meanwhile it reads for everyone if nobody else does, as the replies it reads are
+    /// what free tags.
     pub(super) fn start_request(
         &self,
         msg: Msg,
+        data: &[&[u8]],
         me: &Registered<'_>,
         intr: &Interrupt,
     ) -> Result<Arc<Rpc>, MntError> {
-        let (mtype, mut buf) = self.encode(msg)?;
+        let (mtype, mut buf) = self.encode(msg, data)?;
         loop {
             let owner = Owner::Caller(me.rendez.clone());
             let seen = match self.enroll(mtype, owner, TagClass::Request, Some(me.id)) {
                 Ok(rpc) => {
                     self.stop_wanting_tag(me);
                     buf[5..7].copy_from_slice(&rpc.tag.to_le_bytes());
-                    self.send(&rpc, &buf);
+                    self.send(&rpc, &buf, data);
                     return Ok(rpc);
                 }
                 Err(Enroll::Refused(e)) => return Err(e),
