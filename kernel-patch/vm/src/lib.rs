@@ -103,8 +103,8 @@ pub use frame::{
 };
 pub use hold::HeldMapping;
 pub use mapping::{
-    AddressSpace, MapSpec, Mapper, MappingRef, MigrateError, ObjectRef, PendingTruncate, SpaceRef,
-    Unmovable, Vacated,
+    AddressSpace, CarveError, Carved, MapSpec, Mapper, MappingRef, MappingSync, MigrateError,
+    ObjectRef, PendingTruncate, SpaceRef, Unmovable, Vacated,
 };
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,

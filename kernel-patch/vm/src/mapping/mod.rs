@@ -51,6 +51,7 @@ mod object;
 mod reclaim;
 mod rmap;
 mod segment;
+mod split;
 mod truncate;
 mod writeback;
 
@@ -60,7 +61,9 @@ pub(crate) mod check;
 pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;
 pub use segment::{MapSpec, MappingRef};
+pub use split::{CarveError, Carved};
 pub use truncate::PendingTruncate;
+pub use writeback::MappingSync;
 
 pub(crate) use object::Mappings;
 

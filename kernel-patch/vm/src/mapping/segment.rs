@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::page::PageIndex;
 use crate::segment::{Entry, PageTable};
-use crate::sync::{Arc, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 use crate::vm::{LayoutError, Vm, VmError, VmState};
 
 use super::lineage::Lineage;
@@ -47,6 +47,9 @@ pub(crate) struct MapSegment {
     pub(crate) lineage: Option<Arc<Lineage>>,
     /// The mapping lock: its page table. An entry holds one reference of its page.
     pub(crate) table: Mutex<PageTable>,
+    /// Set when a carve (`split.rs`) handed its entries and records to the mappings that
+    /// replaced it: its handle's drop then only lets its object reference go.
+    pub(crate) carved: AtomicBool,
 }
 
 impl MapSegment {
@@ -124,6 +127,7 @@ impl VmState {
                 object: object.clone(),
                 lineage,
                 table: Mutex::new(table),
+                carved: AtomicBool::new(false),
             })
             .map_err(|seg| {
                 let table = core::mem::replace(&mut *seg.table.lock(), PageTable::empty());
@@ -333,8 +337,10 @@ impl MappingRef {
         result
     }
 
+    /// Writes back the dirty pages of a shared mapping's range: a writable one's stores,
+    /// or those made before an `mprotect` took its write access (`carve`).
     fn write_back_all(&self) -> Result<u64, VmError> {
-        if !(self.seg.shared && self.seg.writable) {
+        if !self.seg.shared {
             return Ok(0);
         }
         self.sync(self.base(), self.end() - self.base())
@@ -385,7 +391,7 @@ impl VmState {
 }
 
 /// Drops the page reference of every entry of `table`.
-fn release_table(shared: &VmState, table: PageTable) {
+pub(super) fn release_table(shared: &VmState, table: PageTable) {
     table.for_each(|_, entry| {
         if let Entry::Page(page) = entry {
             shared.pool.put(page);
@@ -409,6 +415,18 @@ impl Drop for MappingRef {
     fn drop(&mut self) {
         let shared = &*self.vm.shared;
         let seg = &*self.seg;
+        if seg.carved.load(Ordering::Acquire) {
+            // Its pages, translations and records are the carved pieces' now.
+            shared
+                .maps
+                .counters
+                .mappings
+                .fetch_sub(1, Ordering::Relaxed);
+            if let Some(object) = &seg.object {
+                shared.put_object(object);
+            }
+            return;
+        }
         // A dirty page of a writable shared mapping goes back before the mapping does
         // (`unmap` already did; then there is nothing left to write).
         if let Err(err) = self.write_back_all() {
