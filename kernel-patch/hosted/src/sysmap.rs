@@ -85,6 +85,11 @@ struct MapFile {
 fn file_error(err: &mnt::MntError) -> FileError {
     match err {
         mnt::MntError::Interrupted => FileError::Interrupted,
+        // The mount is dead: nothing can reach the server again (vm drops the dirty pages
+        // of a file nobody holds only then).
+        mnt::MntError::Hungup | mnt::MntError::Broken(_) | mnt::MntError::Transport(_) => {
+            FileError::Gone
+        }
         _ => FileError::Io,
     }
 }

@@ -48,6 +48,7 @@ mod fault;
 mod lineage;
 mod migrate;
 mod object;
+mod orphans;
 mod reclaim;
 mod rmap;
 mod segment;

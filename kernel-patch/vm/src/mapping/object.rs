@@ -2,16 +2,18 @@
 //! our own writes never split a file into two objects), or of one piece of shared
 //! anonymous memory; the table of them; their counts and their channel.
 //!
-//! `refs` counts the object's holders: [`ObjectRef`]s and mappings. A file object holds its
-//! channel while `refs > 0` or one of its pages is dirty; since the last mapping of a
-//! writable shared mapping writes its pages back before it lets its reference go, and an
-//! object leaves the table only at `refs == 0`, a linked file object always has its
-//! channel, and a dirty page never outlives it unwritten but when a write-back failed
-//! (counted as `dirty_pages_dropped`). Its pages are not reclaimed while it is linked.
+//! `refs` counts the object's holders: [`ObjectRef`]s, mappings and write-backs in the
+//! background. A file object holds its channel while `refs > 0` or one of its pages is
+//! dirty: a shared mapping writes its pages back before it lets its reference go, and
+//! when that fails the object stays linked at `refs == 0`, with its dirty pages and its
+//! channel, until [`Vm::write_back_dirty`] writes them (`orphans.rs`); only a channel
+//! that is gone (`FileError::Gone`: the mount is dead) drops them, counted as
+//! `dirty_pages_dropped`. A linked file object therefore always has its channel. Its
+//! pages are not reclaimed while it is linked, but clean ones through the reverse map.
 //!
 //! Lock order: object lock → object-table lock. Lookup takes its reference under the table
-//! lock; the last put re-checks `refs == 0` under it before it unlinks (as the image
-//! cache's put does).
+//! lock; the last put re-checks `refs == 0` under it, with the object lock held for the
+//! dirty count, before it unlinks (as the image cache's put does).
 
 use alloc::boxed::Box;
 use core::hash::BuildHasherDefault;
@@ -274,15 +276,30 @@ impl VmState {
     }
 
     /// Drops one reference of `object`. The last one unlinks it (after re-checking under
-    /// the table lock that nobody found it meanwhile) and frees its pages; its channel
-    /// parks. Called with no vm lock held.
+    /// the table lock that nobody found it meanwhile) and frees its pages, its channel
+    /// parks; unless a page is dirty (its write-back failed): then the object stays,
+    /// linked and with its channel, for [`Vm::write_back_dirty`] (`orphans.rs`). Called
+    /// with no vm lock held.
     pub(crate) fn put_object(&self, object: &Arc<MemObject>) {
         if object.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
+        self.release_unused(object);
+    }
+
+    /// Unlinks and frees `object` if nobody holds it and no page of it waits for its
+    /// write-back (or it has no channel to write through). Called with no vm lock held.
+    pub(crate) fn release_unused(&self, object: &Arc<MemObject>) {
+        let pool = &self.pool;
+        let mut state = object.state.lock();
         {
             let mut table = self.maps.table.lock();
             if object.refs.load(Ordering::Acquire) != 0 {
+                return;
+            }
+            // vm-rule(dirty-object-keeps-channel): a dirty page keeps its object, and the
+            // channel to write it through, until it is written back.
+            if state.dirty > 0 && state.chan.is_some() {
                 return;
             }
             if let Some(key) = &object.key {
@@ -296,8 +313,6 @@ impl VmState {
             }
             table.objects.remove(&object.serial);
         }
-        let pool = &self.pool;
-        let mut state = object.state.lock();
         let mut head = NO_PAGE;
         let mut dropped_dirty = 0u64;
         for (_, page) in state.pages.drain() {
@@ -317,6 +332,9 @@ impl VmState {
             counters
                 .dirty_pages
                 .fetch_sub(dropped_dirty, Ordering::Relaxed);
+        }
+        if dropped_dirty > 0 && object.key.is_some() {
+            // Never with a channel (it would have kept the object): a store lost.
             counters
                 .dirty_pages_dropped
                 .fetch_add(dropped_dirty, Ordering::Relaxed);

@@ -228,6 +228,8 @@ impl PendingTruncate {
             .dirty_pages
             .fetch_sub(u64::from(dirty), Ordering::Relaxed);
         pool.free_list_of(head);
+        // An object nobody holds stayed only for its dirty pages: it may be clean now.
+        shared.release_unused(&object);
         shared.trim_free_pool();
         dropped
     }

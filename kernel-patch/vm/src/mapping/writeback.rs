@@ -20,6 +20,7 @@ use crate::frame::{AllocSite, PAGE_BYTES, PAGE_SIZE};
 use crate::sync::Ordering;
 use crate::vm::VmError;
 
+use super::object::MemObject;
 use super::segment::{MapSegment, MappingRef};
 use crate::sync::Arc;
 use crate::vm::Vm;
@@ -27,11 +28,19 @@ use crate::vm::Vm;
 /// What `msync` needs of a mapping, held apart from its [`MappingRef`] so the kernel can
 /// write back with its own locks released while the mapping may be unmapped or carved
 /// meanwhile: it writes back the object's dirty pages of the range the mapping had, which
-/// is what `msync` asks whoever maps them now. Holds no object reference: once the object
-/// is gone there is nothing left to write.
+/// is what `msync` asks whoever maps them now. Holds an object reference (so the object,
+/// and the pages a write-back holds, stay while it writes).
 pub struct MappingSync {
     seg: Arc<MapSegment>,
     vm: Vm,
+}
+
+impl Drop for MappingSync {
+    fn drop(&mut self) {
+        if let Some(object) = &self.seg.object {
+            self.vm.shared.put_object(object);
+        }
+    }
 }
 
 impl MappingSync {
@@ -52,6 +61,10 @@ impl MappingRef {
     /// A handle to [`sync`](MappingSync::sync) this mapping's range with no lock of the
     /// kernel's held.
     pub fn sync_handle(&self) -> MappingSync {
+        if let Some(object) = &self.seg.object {
+            // Our mapping holds a reference: no lock needed for another.
+            object.refs.fetch_add(1, Ordering::AcqRel);
+        }
         MappingSync {
             seg: self.seg.clone(),
             vm: self.vm.clone(),
@@ -60,7 +73,6 @@ impl MappingRef {
 }
 
 fn sync_range(vm: &Vm, seg: &MapSegment, addr: u64, len: u64) -> Result<u64, VmError> {
-    let shared = &*vm.shared;
     let Some(object) = seg.object.as_ref() else {
         return Ok(0);
     };
@@ -76,11 +88,22 @@ fn sync_range(vm: &Vm, seg: &MapSegment, addr: u64, len: u64) -> Result<u64, VmE
     }
     let first = seg.first + (start - seg.base) / PAGE_BYTES;
     let last = seg.first + (end - seg.base).div_ceil(PAGE_BYTES);
+    write_back_pages(vm, object, first..last)
+}
+
+/// Writes back the dirty pages of `object` among page numbers `numbers` (those not
+/// resident or clean are skipped); returns how many it wrote. With no vm lock held.
+pub(super) fn write_back_pages(
+    vm: &Vm,
+    object: &MemObject,
+    numbers: impl Iterator<Item = u64>,
+) -> Result<u64, VmError> {
+    let shared = &*vm.shared;
     let pool = &shared.pool;
     let counters = &shared.maps.counters;
     let mut buffer = Vec::new();
     let mut written = 0;
-    for number in first..last {
+    for number in numbers {
         let (page, chan, bytes) = {
             let mut state = object.state.lock();
             let Some(&page) = state.pages.get(&number) else {
