@@ -297,7 +297,7 @@ impl VmState {
             if object.refs.load(Ordering::Acquire) != 0 {
                 return;
             }
-            // vm-rule(dirty-object-keeps-channel): a dirty page keeps its object, and the
+            // The channel rule: a dirty page keeps its object, and the
             // channel to write it through, until it is written back.
             if state.dirty > 0 && state.chan.is_some() {
                 return;
