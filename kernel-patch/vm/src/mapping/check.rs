@@ -183,8 +183,9 @@ pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<u32, MapViola
     Ok(file_objects)
 }
 
-/// Adds the page references every live mapping's entries hold to `mapped` (by page).
-pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) {
+/// Adds the page references every live mapping's entries hold to `mapped` (by page);
+/// returns the mappings' entries that map the zero page.
+pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) -> u64 {
     let shared = &*vm.shared;
     let (objects, lineages) = {
         let table = shared.maps.table.lock();
@@ -209,13 +210,14 @@ pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) {
             add(&entry.seg);
         }
     }
+    let mut zeros = 0;
     for seg in segs {
-        seg.table.lock().for_each(|_, entry| {
-            if let Entry::Page(page) = entry {
-                mapped[page.0 as usize] += 1;
-            }
+        seg.table.lock().for_each(|_, entry| match entry {
+            Entry::Page(page) => mapped[page.0 as usize] += 1,
+            Entry::Zero => zeros += 1,
         });
     }
+    zeros
 }
 
 fn check_records(rmap: &Rmap, out: &mut Vec<Arc<MapSegment>>) -> Result<(), MapViolation> {

@@ -308,7 +308,7 @@ impl MappingRef {
         if access == Access::Read {
             if !mapped {
                 table.set(page, Entry::Zero);
-                zero.mapped_on_read_by_mapping();
+                zero.mapped_on_read();
             }
             let frame = zero.frame();
             seg.space.map(seg.base + page * PAGE_BYTES, frame, false);
@@ -322,7 +322,7 @@ impl MappingRef {
         };
         shared.frames.zero(shared.pool.frame(fresh));
         if mapped {
-            zero.replaced_on_write_by_mapping();
+            zero.replaced_on_write();
         }
         self.install_private(table, page, fresh, seg.writable)
     }

@@ -283,11 +283,12 @@ impl MappingRef {
                 }
             };
             // Under the parent's lock no fault of the parent replaces a page meanwhile.
-            copy.for_each(|_, entry| {
-                if let Entry::Page(page) = entry {
-                    shared.pool.incref(page);
-                }
+            let mut zeros = 0;
+            copy.for_each(|_, entry| match entry {
+                Entry::Page(page) => shared.pool.incref(page),
+                Entry::Zero => zeros += 1,
             });
+            shared.zero.entries_copied(zeros);
             if seg.writable {
                 seg.space.invalidate(seg.base, seg.pages * PAGE_BYTES);
             }
@@ -390,13 +391,15 @@ impl VmState {
     }
 }
 
-/// Drops the page reference of every entry of `table`.
+/// Drops the page reference of every entry of `table` (and the count of its entries
+/// mapping the zero page).
 pub(super) fn release_table(shared: &VmState, table: PageTable) {
-    table.for_each(|_, entry| {
-        if let Entry::Page(page) = entry {
-            shared.pool.put(page);
-        }
+    let mut zeros = 0;
+    table.for_each(|_, entry| match entry {
+        Entry::Page(page) => shared.pool.put(page),
+        Entry::Zero => zeros += 1,
     });
+    shared.zero.entries_released(zeros);
 }
 
 fn collect(
