@@ -46,6 +46,10 @@ pub(crate) struct MemObject {
     /// truncate waits for them, so none lands at the server after the kernel truncates
     /// the file there (`truncate.rs`).
     pub(crate) writing: AtomicU32,
+    /// Truncates of it waiting for its write-backs in flight (changed under the object
+    /// lock): the gate that new write-backs wait at meanwhile, so a truncate waits only
+    /// for those that began before it (`writeback.rs`).
+    pub(crate) truncating: AtomicU32,
     /// The object lock.
     pub(crate) state: Mutex<ObjectState>,
 }
@@ -87,6 +91,7 @@ pub(crate) struct MapCounters {
     pub(crate) writebacks: AtomicU64,
     pub(crate) writeback_errors: AtomicU64,
     pub(crate) dirty_pages_dropped: AtomicU64,
+    pub(crate) truncate_gate_waits: AtomicU64,
     pub(crate) bus_errors: AtomicU64,
     pub(crate) migrations: AtomicU64,
 }
@@ -170,6 +175,7 @@ fn new_object(
         key,
         refs: AtomicU32::new(1),
         writing: AtomicU32::new(0),
+        truncating: AtomicU32::new(0),
         state: Mutex::new(ObjectState {
             pages: HashMap::default(),
             size,

@@ -11,7 +11,9 @@
 //! A write in flight is counted in the object (`MemObject::writing`) from the moment it
 //! takes its page and the size it writes up to, under the object lock, until it returns;
 //! a truncate waits for the count to fall to zero (`truncate.rs`), so no page is written
-//! back past a size the kernel then gives the server.
+//! back past a size the kernel then gives the server. While it waits, the object's gate
+//! (`MemObject::truncating`) is closed and new write-backs wait before they take a page,
+//! so the truncate waits only for those that began before it.
 
 use alloc::vec::Vec;
 
@@ -20,9 +22,10 @@ use crate::frame::{AllocSite, PAGE_BYTES, PAGE_SIZE};
 use crate::sync::Ordering;
 use crate::vm::VmError;
 
-use super::object::MemObject;
+use super::object::{MemObject, ObjectState};
 use super::segment::{MapSegment, MappingRef};
 use crate::sync::Arc;
+use crate::sync::MutexGuard;
 use crate::vm::Vm;
 
 /// What `msync` needs of a mapping, held apart from its [`MappingRef`] so the kernel can
@@ -91,6 +94,30 @@ fn sync_range(vm: &Vm, seg: &MapSegment, addr: u64, len: u64) -> Result<u64, VmE
     write_back_pages(vm, object, first..last)
 }
 
+/// The truncate gate: while a truncate of `object` waits for the write-backs in flight, a
+/// new one waits too, with the object lock released, so the truncate's wait is bounded by
+/// the writes that began before it (a steady stream of write-backs could hold it off
+/// forever otherwise). Returns the lock again, the gate open.
+fn pass_gate<'a>(
+    vm: &Vm,
+    object: &'a MemObject,
+    mut state: MutexGuard<'a, ObjectState>,
+) -> Result<MutexGuard<'a, ObjectState>, VmError> {
+    let shared = &*vm.shared;
+    while object.truncating.load(Ordering::Acquire) != 0 {
+        drop(state);
+        shared
+            .maps
+            .counters
+            .truncate_gate_waits
+            .fetch_add(1, Ordering::Relaxed);
+        let open = || object.truncating.load(Ordering::Acquire) == 0;
+        shared.page_wait.sleep(&open).map_err(VmError::Io)?;
+        state = object.state.lock();
+    }
+    Ok(state)
+}
+
 /// Writes back the dirty pages of `object` among page numbers `numbers` (those not
 /// resident or clean are skipped); returns how many it wrote. With no vm lock held.
 pub(super) fn write_back_pages(
@@ -105,7 +132,7 @@ pub(super) fn write_back_pages(
     let mut written = 0;
     for number in numbers {
         let (page, chan, bytes) = {
-            let mut state = object.state.lock();
+            let mut state = pass_gate(vm, object, object.state.lock())?;
             let Some(&page) = state.pages.get(&number) else {
                 continue;
             };
@@ -124,7 +151,7 @@ pub(super) fn write_back_pages(
                     .try_reserve_exact(PAGE_SIZE)
                     .map_err(|_| VmError::NoMemory)?;
                 buffer.resize(PAGE_SIZE, 0);
-                state = object.state.lock();
+                state = pass_gate(vm, object, object.state.lock())?;
                 if state.pages.get(&number) != Some(&page) || !pool.is_dirty(page) {
                     continue;
                 }
