@@ -43,6 +43,11 @@
 //! 18. an unmap writing back a dirty shared page vs a truncate of its file to 0 (vm told
 //!     first, then the server): truncate waits for the write-backs in flight, so none lands
 //!     at the server past the new size; no translation is left, no frame leaks.
+//! 19. a fault that looked a private page up (a fork child's read of the page it shares
+//!     with its parent) racing a migration of that page: the migration holds every
+//!     mapping's lock from reading their entries to the exchange, so the fault maps the
+//!     old frame before the migration invalidates it or the new one after; never the old
+//!     frame after the exchange (a translation of a frame gone back to the kernel).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -1091,6 +1096,66 @@ fn an_unmap_writing_back_vs_a_truncate_to_zero() {
         assert!(object.resident_pages() <= 1);
         drop(object);
         vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
+    });
+}
+
+#[test]
+fn a_fault_vs_a_migration_of_the_page_it_looked_up() {
+    model("a_fault_vs_a_migration_of_the_page_it_looked_up", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let (parent_space, child_space) = (
+            std::sync::Arc::new(OnePageMmu::default()),
+            std::sync::Arc::new(OnePageMmu::default()),
+        );
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: PAGE_SIZE as u64,
+            offset: 0,
+            shared: false,
+            writable: true,
+        };
+        let parent = vm.map_private_anon(parent_space.clone(), spec).unwrap();
+        cpu_store(&parent_space, &parent, &frames, 0x11);
+        let old = parent_space.entry.lock().unwrap().expect("mapped").0;
+        // The child shares the page copy on write; it has no translation yet.
+        let child = parent.fork(child_space.clone()).unwrap();
+        let migrator = {
+            let vm = vm.clone();
+            thread::spawn(move || vm.migrate(old))
+        };
+        // The child's read fault looks the page up in its table and maps its frame.
+        let seen = child.fault(0x10000, Access::Read).unwrap().frame;
+        let moved = migrator.join().unwrap();
+        // Before any other fault: what the child's MMU holds now.
+        let left = *child_space.entry.lock().unwrap();
+        let now = parent.fault(0x10000, Access::Read).unwrap().frame;
+        assert_eq!(Ok(now), moved, "the page moves (nothing else holds it)");
+        assert!(seen == old || seen == now, "{seen:?}");
+        if let Some((frame, _)) = left {
+            assert_eq!(
+                frame, now,
+                "a translation of the old frame survived the move"
+            );
+        }
+        assert_eq!(frames.read(now)[0], 0x11);
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        drop(child);
+        drop(parent);
         drop(vm);
         assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
     });
