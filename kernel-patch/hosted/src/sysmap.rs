@@ -80,6 +80,8 @@ pub struct MapRequest {
 struct MapFile {
     chan: KChan,
     identity: FileIdentity,
+    /// Opened for writing.
+    writable: bool,
 }
 
 fn file_error(err: &mnt::MntError) -> FileError {
@@ -113,6 +115,10 @@ impl ImageFile for MapFile {
     fn write_at(&self, offset: u64, buf: &[u8]) -> Result<usize, FileError> {
         current::with_interrupt(|intr| self.chan.get().write(offset, buf, intr))
             .map_err(|err| file_error(&err))
+    }
+
+    fn writable(&self) -> bool {
+        self.writable
     }
 
     fn close(self: Box<Self>) {
@@ -275,9 +281,11 @@ impl Kernel {
         };
         chan.get_mut().open(OpenMode::new(access), intr)?;
         let identity = identity_of(chan.get());
-        let object = self
-            .vm()
-            .file_object(Box::new(MapFile { chan, identity }))?;
+        let object = self.vm().file_object(Box::new(MapFile {
+            chan,
+            identity,
+            writable,
+        }))?;
         Ok((object, writable))
     }
 

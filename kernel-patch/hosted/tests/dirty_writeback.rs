@@ -160,3 +160,52 @@ fn a_cut_mount_drops_the_refused_pages_and_counts_them() {
     assert_eq!((stats.dirty_pages, stats.dirty_pages_dropped), (0, 2));
     check(&kernel);
 }
+
+#[test]
+fn a_writable_mapping_after_a_read_only_one_of_the_same_file_writes_back() {
+    let kernel = kernel();
+    let pid = kernel.spawn();
+    let mut server = Server::start();
+    server.mount(&kernel, pid, "/n/a");
+    let bytes: Vec<u8> = (0..2 * PAGE).map(|at| stamp(at / PAGE, 0)).collect();
+    copy_in(&kernel, pid, "/n/a/file", &bytes);
+    // The file's object is made through a descriptor open for reading only.
+    let reader = kernel.open(pid, "/n/a/file", OpenMode::READ).unwrap();
+    let read_only = kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: Some(reader),
+                offset: 0,
+                len: 2 * PAGE,
+                shared: true,
+                prot: Prot::READ,
+                addr: None,
+            },
+        )
+        .unwrap();
+    let writer = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: Some(writer),
+                offset: 0,
+                len: 2 * PAGE,
+                shared: true,
+                prot: Prot::READ_WRITE,
+                addr: None,
+            },
+        )
+        .unwrap();
+    kernel
+        .write_memory(pid, base + PAGE, &[stamp(1, 1); 8])
+        .unwrap();
+    let mark = server.wire.mark();
+    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    assert_eq!(forwarded_writes(&server, mark), vec![PAGE]);
+    kernel.munmap(pid, read_only, 2 * PAGE).unwrap();
+    assert_eq!(file_bytes(&kernel, pid, PAGE), vec![stamp(1, 1); 8]);
+    assert_eq!(kernel.statistics().vm.dirty_pages, 0);
+    check(&kernel);
+}

@@ -99,3 +99,60 @@ fn a_dead_channel_drops_the_dirty_pages_and_counts_them() {
     let again = world.vm.file_object(file.open()).unwrap();
     assert_eq!(again.resident_pages(), 0, "the object went with its pages");
 }
+
+/// A file opened for reading only: its writes are refused (`ImageFile`'s defaults).
+struct ReadOnly(ServerFile);
+
+impl vm::ImageFile for ReadOnly {
+    fn identity(&self) -> vm::FileIdentity {
+        self.0.identity
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FileError> {
+        vm::ImageFile::read_at(&self.0, offset, buf)
+    }
+    fn length(&self) -> Result<u64, FileError> {
+        vm::ImageFile::length(&self.0)
+    }
+    fn close(self: Box<Self>) {}
+}
+
+#[test]
+fn an_object_made_through_a_read_only_open_takes_the_channel_of_a_writable_one() {
+    let world = world();
+    let file = ServerFile::stamped(4, 2 * PAGE_SIZE);
+    let space = mmu(1);
+    let reader = world
+        .vm
+        .file_object(Box::new(ReadOnly(file.clone())))
+        .unwrap();
+    let map = reader
+        .map(space.clone() as SpaceRef, spec(0x10000, 2, 0, true))
+        .unwrap();
+    store(&world, &map, 0x10000, stamp(0, 1)).unwrap();
+    // Its channel cannot write: the page stays dirty (and the object with it).
+    assert_eq!(
+        map.sync(0x10000, 2 * PAGE),
+        Err(VmError::Io(FileError::NotWritable))
+    );
+    // A writable open of the same file: the same object, which now writes through it.
+    let writer = world.vm.file_object(file.open()).unwrap();
+    assert_eq!(writer.dirty_pages(), 1, "the same object");
+    let shared = writer
+        .map(space.clone() as SpaceRef, spec(0x40000, 2, 0, true))
+        .unwrap();
+    store(&world, &shared, 0x40000 + PAGE, stamp(1, 1)).unwrap();
+    assert_eq!(shared.unmap(), Ok(2));
+    assert_eq!(file.bytes(0, 8), vec![stamp(0, 1); 8]);
+    assert_eq!(file.bytes(PAGE, 8), vec![stamp(1, 1); 8]);
+    // A read-only open after it leaves the writable channel in place.
+    let again = world
+        .vm
+        .file_object(Box::new(ReadOnly(file.clone())))
+        .unwrap();
+    store(&world, &map, 0x10000, stamp(0, 2)).unwrap();
+    assert_eq!(map.unmap(), Ok(1));
+    assert_eq!(file.bytes(0, 8), vec![stamp(0, 2); 8]);
+    check(&world, &[&space]);
+    drop((reader, writer, again));
+    check(&world, &[&space]);
+}

@@ -1023,6 +1023,9 @@ impl ImageFile for LoomServerFile {
         data[offset as usize..end].copy_from_slice(buf);
         Ok(buf.len())
     }
+    fn writable(&self) -> bool {
+        true
+    }
     fn close(self: Box<Self>) {}
 }
 

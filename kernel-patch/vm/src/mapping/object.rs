@@ -192,15 +192,39 @@ impl Vm {
     /// The mapped object of `file`'s file, made if this kernel has none, with one
     /// reference for the caller. `file` is one reference to an open file, handed over: a
     /// new object keeps it as its channel (writes go back through it, so it should be open
-    /// for writing if a shared writable mapping will be made); otherwise it is closed on
-    /// the caller's thread before this returns, with no vm lock held. Asks the file's
+    /// for writing if a shared writable mapping will be made), and so does an object whose
+    /// channel cannot write when `file` can ([`ImageFile::writable`]; the old channel
+    /// parks); otherwise it is closed on the caller's thread before this returns, with no
+    /// vm lock held. Asks the file's
     /// length (may block) for a new object.
     pub fn file_object(&self, file: Box<dyn ImageFile>) -> Result<ObjectRef, VmError> {
         let shared = &*self.shared;
         let key = PathKey::of(&file.identity());
         if let Some(object) = shared.find_object(&key) {
-            file.close();
-            return Ok(self.object_ref(object));
+            let object = self.object_ref(object);
+            let read_only = |object: &ObjectRef| {
+                let state = object.object.state.lock();
+                !state.chan.as_ref().is_some_and(|chan| chan.writable())
+            };
+            if !(file.writable() && read_only(&object)) {
+                file.close();
+                return Ok(object);
+            }
+            // The object's channel cannot write (it was made through a read-only open):
+            // this open's can, and takes its place for the write-backs to come.
+            let chan = self.channel_of(file)?;
+            let replaced = {
+                let mut state = object.object.state.lock();
+                if state.chan.as_ref().is_some_and(|chan| chan.writable()) {
+                    // Another open upgraded it meanwhile: ours goes.
+                    Some(chan)
+                } else {
+                    state.chan.replace(chan)
+                }
+            };
+            // Parks its file, with no vm lock held.
+            drop(replaced);
+            return Ok(object);
         }
         let size = match file.length() {
             Ok(size) => size,
@@ -209,21 +233,8 @@ impl Vm {
                 return Err(VmError::Io(err));
             }
         };
-        if shared.admit(AllocSite::Channel).is_err() {
-            file.close();
-            return Err(VmError::NoMemory);
-        }
-        // The file parks in its table shard's queue, as an image's channel of it would.
-        let queue = crate::table::shard_of(&crate::file::PathKey::of(&file.identity()));
-        let chan = match PendingFile::new(file, &shared.parked, queue) {
-            Ok(pending) => pending.into_channel(&shared.parked),
-            Err((_, file)) => {
-                file.close();
-                return Err(VmError::NoMemory);
-            }
-        };
         // From here the channel parks its file if anything fails.
-        let chan = Arc::try_new(chan).map_err(|_| VmError::NoMemory)?;
+        let chan = self.channel_of(file)?;
         let object = new_object(shared, Some(key), size, Some(chan))?;
         let mut table = shared.maps.table.lock();
         if let Some(found) = table.files.get(&key) {
@@ -262,6 +273,26 @@ impl Vm {
         table.objects.insert(object.serial, object.clone());
         drop(table);
         Ok(self.object_ref(object))
+    }
+
+    /// A channel for `file` (closed on the caller's thread if it cannot be made).
+    fn channel_of(&self, file: Box<dyn ImageFile>) -> Result<Arc<ImageChannel>, VmError> {
+        let shared = &*self.shared;
+        if shared.admit(AllocSite::Channel).is_err() {
+            file.close();
+            return Err(VmError::NoMemory);
+        }
+        // The file parks in its table shard's queue, as an image's channel of it would.
+        let queue = crate::table::shard_of(&crate::file::PathKey::of(&file.identity()));
+        let chan = match PendingFile::new(file, &shared.parked, queue) {
+            Ok(pending) => pending.into_channel(&shared.parked),
+            Err((_, file)) => {
+                file.close();
+                return Err(VmError::NoMemory);
+            }
+        };
+        // From here the channel parks its file if anything fails.
+        Arc::try_new(chan).map_err(|_| VmError::NoMemory)
     }
 
     fn object_ref(&self, object: Arc<MemObject>) -> ObjectRef {

@@ -133,6 +133,9 @@ impl ImageFile for ServerFile {
         data[offset as usize..end].copy_from_slice(buf);
         Ok(buf.len())
     }
+    fn writable(&self) -> bool {
+        true
+    }
     fn close(self: Box<Self>) {}
 }
 
