@@ -21,12 +21,14 @@ fn a_failed_write_back_at_unmap_keeps_the_pages_until_write_back_dirty_succeeds(
     drop(object);
     *file.fail_writes.lock().unwrap() = true;
     assert_eq!(map.unmap(), Err(VmError::Io(FileError::Io)));
-    // Nobody holds the object, and it keeps its pages and its channel.
+    // Nobody holds the object, and it keeps its pages and its channel; the unmap tried
+    // once (its first page refused, the rest left for later).
     let stats = world.vm.statistics();
     assert_eq!(
         (stats.mappings, stats.dirty_pages, stats.dirty_pages_dropped),
         (0, 2, 0)
     );
+    assert_eq!(stats.writeback_errors, 1, "the unmap's drop wrote again");
     check(&world, &[&space]);
     // Still refused: they stay for the next try.
     assert_eq!(world.vm.write_back_dirty(), Err(VmError::Io(FileError::Io)));

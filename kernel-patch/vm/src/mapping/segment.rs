@@ -71,6 +71,9 @@ impl MapSegment {
 pub struct MappingRef {
     pub(crate) seg: Arc<MapSegment>,
     pub(crate) vm: Vm,
+    /// Set by [`unmap`](Self::unmap) once it tried the write-back: the drop then does not
+    /// try again (a refused page stays dirty for `Vm::write_back_dirty`).
+    pub(crate) written_back: bool,
 }
 
 fn check_spec(spec: &MapSpec) -> Result<(), VmError> {
@@ -154,6 +157,7 @@ impl VmState {
         let mapping = MappingRef {
             seg: seg.clone(),
             vm: vm.clone(),
+            written_back: false,
         };
         if let Some(object) = &object {
             object
@@ -332,8 +336,9 @@ impl MappingRef {
     /// mapping): its translations go ([`AddressSpace::invalidate`]), its reverse-map
     /// records go, its pages lose its references. Returns the write-back's error, if any;
     /// the mapping is gone either way. Call with no vm lock held.
-    pub fn unmap(self) -> Result<u64, VmError> {
+    pub fn unmap(mut self) -> Result<u64, VmError> {
         let result = self.write_back_all();
+        self.written_back = true;
         drop(self);
         result
     }
@@ -430,10 +435,12 @@ impl Drop for MappingRef {
             }
             return;
         }
-        // A dirty page of a writable shared mapping goes back before the mapping does
-        // (`unmap` already did; then there is nothing left to write).
-        if let Err(err) = self.write_back_all() {
-            log::warn!("vm: write-back at unmap failed: {err}");
+        // A dirty page of a shared mapping goes back before the mapping does (unless
+        // `unmap` tried already; what it could not write stays dirty in the object).
+        if !self.written_back {
+            if let Err(err) = self.write_back_all() {
+                log::warn!("vm: write-back at unmap failed: {err}");
+            }
         }
         // The kernel's translations first, then the records, then the pages.
         seg.space.invalidate(seg.base, seg.pages * PAGE_BYTES);

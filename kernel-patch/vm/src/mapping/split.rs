@@ -124,6 +124,7 @@ impl MappingRef {
         let handle = |seg| MappingRef {
             seg,
             vm: self.vm.clone(),
+            written_back: false,
         };
         let carved = Carved {
             head: head.map(handle),
