@@ -1,7 +1,9 @@
 //! A model test of mappings: random sequences of map (shared or private, any page range of
 //! the file), unmap, unmap of part of a mapping, mprotect of part of one (a carve: a slot
 //! then holds several mappings), store, load, fork, exit, msync, the kernel's own `write`
-//! and truncate (shrinking or growing, to whole pages) run
+//! and truncate (shrinking or growing, to whole pages), and a server refusing writes for a
+//! while (refused pages stay dirty; at the end `write_back_dirty` sends what no mapping
+//! covered) run
 //! against the real vm and a plain reference model: the kernel's view of the file (what
 //! `read` returns), the server's bytes, the pages dirtied and not written back, and each
 //! private mapping's own copies. After every step the checker runs (every MMU entry
@@ -84,6 +86,11 @@ enum Op {
     Truncate {
         pages: u64,
     },
+    /// The server starts or stops refusing writes: a refused write-back leaves its pages
+    /// dirty for a later one (or, once nobody holds the file, for `write_back_dirty`).
+    Refuse {
+        on: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -153,6 +160,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proc.clone().prop_map(|proc| Op::Exit { proc }),
         1 => (proc, slot).prop_map(|(proc, slot)| Op::Sync { proc, slot }),
         1 => (0..=FILE_PAGES).prop_map(|pages| Op::Truncate { pages }),
+        1 => any::<bool>().prop_map(|on| Op::Refuse { on }),
         1 => (0..FILE_PAGES, 0..OFFSETS.len(), any::<u8>()).prop_map(|(page, at, byte)| Op::Write {
             page,
             at: OFFSETS[at],
@@ -207,8 +215,10 @@ struct Harness {
     frames: HeapFrames,
     file: ServerFile,
     /// Held all along, as an open file would: the object outlives its mappings.
-    _object: ObjectRef,
-    object: ObjectRef,
+    _object: Option<ObjectRef>,
+    object: Option<ObjectRef>,
+    /// Whether the server refuses writes now.
+    refusing: bool,
     procs: Vec<Option<Process>>,
     next_space: u64,
     /// What `read` returns: the server's bytes with every store through a shared mapping.
@@ -239,8 +249,9 @@ impl Harness {
         let mut harness = Self {
             vm,
             frames,
-            _object: object.share(),
-            object,
+            _object: Some(object.share()),
+            object: Some(object),
+            refusing: false,
             procs: Vec::new(),
             next_space: 1,
             kernel: server.clone(),
@@ -307,7 +318,9 @@ impl Harness {
                     let fresh = self.process();
                     self.procs[proc] = Some(fresh);
                 }
-                let object = &self.object;
+                let Some(object) = &self.object else {
+                    return Ok(());
+                };
                 let Some(process) = self.procs.get_mut(proc).and_then(Option::as_mut) else {
                     return Ok(());
                 };
@@ -341,8 +354,7 @@ impl Harness {
                     .map(|process| std::mem::take(&mut process.maps[slot]))
                     .unwrap_or_default();
                 for (map, model) in taken {
-                    map.unmap().unwrap();
-                    self.write_back(&model);
+                    self.unmapped(map.unmap(), &model)?;
                 }
             }
             Op::UnmapPart {
@@ -352,8 +364,7 @@ impl Harness {
                 pages,
             } => {
                 for (map, model) in self.carve(proc, slot, from, from + pages, None) {
-                    map.unmap().unwrap();
-                    self.write_back(&model);
+                    self.unmapped(map.unmap(), &model)?;
                 }
             }
             Op::Protect {
@@ -450,9 +461,11 @@ impl Harness {
                     return Ok(());
                 };
                 for (map, model) in process.maps.into_iter().flatten() {
-                    // The drop writes back, as an exit does.
+                    // The drop writes back, as an exit does (a refused page stays dirty).
                     drop(map);
-                    self.write_back(&model);
+                    if !self.refusing {
+                        self.write_back(&model);
+                    }
                 }
             }
             Op::Sync { proc, slot } => {
@@ -461,8 +474,11 @@ impl Harness {
                 };
                 let mut synced = Vec::new();
                 for (map, model) in &process.maps[slot] {
-                    map.sync(base(slot), FILE_PAGES * PAGE).unwrap();
-                    synced.push(model.clone());
+                    let result = map.sync(base(slot), FILE_PAGES * PAGE);
+                    prop_assert!(self.refusing || result.is_ok(), "{:?}", result);
+                    if result.is_ok() {
+                        synced.push(model.clone());
+                    }
                 }
                 for model in &synced {
                     self.write_back(model);
@@ -481,9 +497,13 @@ impl Harness {
                     }
                 }
             }
+            Op::Refuse { on } => {
+                self.refusing = on;
+                *self.file.fail_writes.lock().unwrap() = on;
+            }
             Op::Write { page, at, byte } => {
                 let offset = page * PAGE + at as u64;
-                if offset >= self.kernel.len() as u64 {
+                if offset >= self.kernel.len() as u64 || self.refusing {
                     // Within the file only: sizes change by truncate, to whole pages.
                     return Ok(());
                 }
@@ -492,6 +512,20 @@ impl Harness {
                 self.server[offset as usize] = byte;
                 self.kernel[offset as usize] = byte;
             }
+        }
+        Ok(())
+    }
+
+    /// An unmap returned `result`: its range went back to the server, or (refused) its
+    /// pages stay dirty.
+    fn unmapped(
+        &mut self,
+        result: Result<u64, vm::VmError>,
+        model: &ModelMap,
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(self.refusing || result.is_ok(), "{:?}", result);
+        if result.is_ok() {
+            self.write_back(model);
         }
         Ok(())
     }
@@ -573,7 +607,9 @@ impl Harness {
         if let Err(violation) = check_translations(&self.vm, &translations) {
             return Err(TestCaseError::fail(format!("{violation:?}")));
         }
-        prop_assert_eq!(self.object.dirty_pages() as usize >= self.dirty.len(), true);
+        if let Some(object) = &self.object {
+            prop_assert_eq!(object.dirty_pages() as usize >= self.dirty.len(), true);
+        }
         Ok(())
     }
 }
@@ -584,12 +620,27 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         harness.step(op)?;
         harness.check()?;
     }
-    // Everyone exits: every dirty page goes back, and the server has the model's bytes.
+    // The server takes writes again and everyone exits; the pages no mapping covered go
+    // back once nobody holds the file (`write_back_dirty`); the server has the model's
+    // bytes.
+    harness.step(&Op::Refuse { on: false })?;
     for proc in 0..harness.procs.len() {
         harness.step(&Op::Exit { proc })?;
     }
     harness.check()?;
-    prop_assert!(harness.dirty.is_empty());
+    harness.object = None;
+    harness._object = None;
+    harness.check()?;
+    harness.vm.write_back_dirty().unwrap();
+    let left: Vec<u64> = harness.dirty.iter().copied().collect();
+    for number in left {
+        let range = (number * PAGE) as usize..((number + 1) * PAGE) as usize;
+        let bytes = harness.kernel[range.clone()].to_vec();
+        harness.server[range].copy_from_slice(&bytes);
+    }
+    harness.dirty.clear();
+    harness.check()?;
+    prop_assert_eq!(harness.vm.statistics().dirty_pages, 0);
     let len = harness.file.data.lock().unwrap().len();
     prop_assert_eq!(len, harness.server.len());
     let server = harness.file.bytes(0, len);
