@@ -11,7 +11,9 @@
 //! Replies from the server are moved by a pump thread into a queue, merged with the
 //! replies the interposer makes up; the kernel's receive takes from that queue and can be
 //! interrupted without losing a message. [`Wire::hold_replies`] keeps replies of a type
-//! back from the kernel until the test releases them.
+//! back from the kernel until the test releases them. [`Wire::refuse`] answers the next
+//! requests of a type with an error the interposer makes up (a server refusing writes:
+//! "No space left on device", or ENOSPC in 9P2000.L), so the server never sees them.
 //!
 //! Lock: one mutex over the record, the rules and the queue; never held across a call to
 //! the inner transport, and released before any rendezvous is woken.
@@ -97,6 +99,11 @@ struct State {
     log: Vec<WireEvent>,
     holds: Vec<Hold>,
     held: Vec<Held>,
+    /// Request types to answer with an error of our own, and how many of each.
+    refusals: Vec<(u8, usize)>,
+    /// Whether the session speaks 9P2000.L (seen in the server's `Rversion`): errors are
+    /// `Rlerror`s then.
+    linux: bool,
     /// Reply types (`ninep::mtype::R*`) to keep back, and how many of each.
     reply_holds: Vec<(u8, usize)>,
     /// Replies the server sent that the kernel has not been given yet.
@@ -174,6 +181,9 @@ fn pump(inner: &dyn Transport, shared: &Recording) {
             match result {
                 Ok(msg) => {
                     let mut event = parse(&msg, Direction::ToKernel, Fate::Forwarded);
+                    if event.mtype == mtype::RVERSION {
+                        state.linux = msg.ends_with(b"9P2000.L");
+                    }
                     let kept = state
                         .reply_holds
                         .iter_mut()
@@ -245,6 +255,26 @@ fn parse(msg: &[u8], direction: Direction, fate: Fate) -> WireEvent {
     event
 }
 
+/// The error a server refusing a request answers with: `Rlerror` ENOSPC in 9P2000.L,
+/// `Rerror` "No space left on device" in 9P2000.
+fn refusal(tag: u16, linux: bool) -> Vec<u8> {
+    let mut msg = Vec::new();
+    if linux {
+        msg.extend_from_slice(&11u32.to_le_bytes());
+        msg.push(mtype::RLERROR);
+        msg.extend_from_slice(&tag.to_le_bytes());
+        msg.extend_from_slice(&28u32.to_le_bytes());
+    } else {
+        let ename = b"No space left on device";
+        msg.extend_from_slice(&(9 + ename.len() as u32).to_le_bytes());
+        msg.push(mtype::RERROR);
+        msg.extend_from_slice(&tag.to_le_bytes());
+        msg.extend_from_slice(&(ename.len() as u16).to_le_bytes());
+        msg.extend_from_slice(ename);
+    }
+    msg
+}
+
 /// An `Rflush` for `tag`.
 fn rflush(tag: u16) -> Vec<u8> {
     let mut msg = Vec::with_capacity(7);
@@ -281,6 +311,19 @@ impl Transport for Interposer {
                         state.log.push(event);
                     }
                 }
+            } else if let Some((_, count)) = state
+                .refusals
+                .iter_mut()
+                .find(|(kind, count)| *kind == event.mtype && *count > 0)
+            {
+                *count -= 1;
+                event.fate = Fate::Swallowed;
+                let reply = refusal(event.tag, state.linux);
+                state.log.push(event);
+                state
+                    .log
+                    .push(parse(&reply, Direction::ToKernel, Fate::Synthesized));
+                state.inbound.push_back(reply);
             } else if let Some(hold) = state
                 .holds
                 .iter_mut()
@@ -384,14 +427,24 @@ impl Wire {
         released
     }
 
+    /// Answers the next `count` requests of type `mtype` (a `ninep::mtype::T*` value) with
+    /// an error of the interposer's own (no space left), never forwarding them: a server
+    /// that refuses them and then recovers.
+    pub fn refuse(&self, mtype: u8, count: usize) {
+        self.shared.lock().refusals.push((mtype, count));
+    }
+
     /// Adds a rule.
     pub fn hold(&self, hold: Hold) {
         self.shared.lock().holds.push(hold);
     }
 
-    /// Drops every rule not used up (requests already swallowed stay so).
+    /// Drops every rule not used up, refusals included (requests already swallowed stay
+    /// so).
     pub fn clear_holds(&self) {
-        self.shared.lock().holds.clear();
+        let mut state = self.shared.lock();
+        state.holds.clear();
+        state.refusals.clear();
     }
 
     /// Swallowed requests whose flush has not been answered.

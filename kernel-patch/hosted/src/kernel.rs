@@ -244,10 +244,25 @@ impl Kernel {
     }
 
     /// Frees up to `pages` cached pages at ref 0 (idle images first); returns how many.
+    /// The dirty pages of mapped files nobody maps any more are written back first
+    /// ([`write_back_dirty`](Self::write_back_dirty)), so they can go too.
     pub fn reclaim(&self, pages: usize) -> usize {
+        if let Err(err) = self.inner.vm.write_back_dirty() {
+            log::debug!("hosted: write-back before reclaim failed: {err}");
+        }
         let freed = self.inner.vm.reclaim(pages);
         self.safe_point();
         freed
+    }
+
+    /// Writes back the dirty pages of mapped files whose write-back at munmap or exit
+    /// failed (vm keeps them, and the file's channel, until then); returns the pages
+    /// written. A mount that is dead loses them (`dirty_pages_dropped`). Runs with no lock
+    /// of the kernel's held; also done before reclaim and at unmount.
+    pub fn write_back_dirty(&self) -> Result<u64, KernelError> {
+        let result = self.inner.vm.write_back_dirty();
+        self.safe_point();
+        Ok(result?)
     }
 
     /// Waits at most `timeout` until no queued clunk is outstanding. Returns whether the

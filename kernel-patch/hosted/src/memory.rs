@@ -40,11 +40,14 @@ pub(crate) struct Region {
     pub(crate) writable: bool,
 }
 
-/// A mapping as the process maps it. Shared (`Arc`) so `msync` can write back with the
-/// memory lock released; the last holder's drop unmaps it.
+/// A mapping as the process maps it; dropping it unmaps it (`msync` writes back through a
+/// [`vm::MappingSync`] with the memory lock released).
 pub(crate) struct MapRegion {
-    pub(crate) map: Arc<MappingRef>,
+    pub(crate) map: MappingRef,
     pub(crate) prot: Prot,
+    /// Whether `mprotect` may make it writable: a shared file mapping only if the file
+    /// was open for writing (POSIX's EACCES otherwise); anonymous and private ones always.
+    pub(crate) may_write: bool,
 }
 
 /// Segments, mappings and MMU of one process.
@@ -307,8 +310,9 @@ impl Memory {
         for region in &self.maps {
             let space: SpaceRef = child.mmu.clone();
             child.maps.push(MapRegion {
-                map: Arc::new(region.map.fork(space)?),
+                map: region.map.fork(space)?,
                 prot: region.prot,
+                may_write: region.may_write,
             });
         }
         for pte in self.mmu.entries().values_mut() {

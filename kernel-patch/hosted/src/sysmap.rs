@@ -6,13 +6,15 @@
 //! access, so it outlives the descriptor (POSIX: closing the file
 //! does not unmap it) and write-back goes through it. Faults hold the memory lock while vm
 //! reads a page, as every fault does; write-back (`msync`, `munmap`, exit) runs with no
-//! lock of the kernel's held. Ranges must cover whole mappings: splitting a mapping is not
-//! built yet (`KernelError::BadMapping`).
-
-use std::sync::Arc;
+//! lock of the kernel's held. A range that covers part of a mapping splits it first
+//! (`vm::MappingRef::carve`, under the memory lock, so no fault or fork runs meanwhile):
+//! `munmap` then unmaps the mappings inside the range, `mprotect` changes theirs.
 
 use mnt::{Access as OpenAccess, OpenMode};
-use vm::{FileError, FileIdentity, ImageFile, MapSpec, MappingRef, ObjectRef, SpaceRef, PAGE_SIZE};
+use vm::{
+    FileError, FileIdentity, ImageFile, MapSpec, MappingRef, MappingSync, ObjectRef, SpaceRef,
+    PAGE_SIZE,
+};
 
 use crate::current;
 use crate::error::KernelError;
@@ -78,11 +80,18 @@ pub struct MapRequest {
 struct MapFile {
     chan: KChan,
     identity: FileIdentity,
+    /// Opened for writing.
+    writable: bool,
 }
 
 fn file_error(err: &mnt::MntError) -> FileError {
     match err {
         mnt::MntError::Interrupted => FileError::Interrupted,
+        // The mount is dead: nothing can reach the server again (vm drops the dirty pages
+        // of a file nobody holds only then).
+        mnt::MntError::Hungup | mnt::MntError::Broken(_) | mnt::MntError::Transport(_) => {
+            FileError::Gone
+        }
         _ => FileError::Io,
     }
 }
@@ -108,6 +117,10 @@ impl ImageFile for MapFile {
             .map_err(|err| file_error(&err))
     }
 
+    fn writable(&self) -> bool {
+        self.writable
+    }
+
     fn close(self: Box<Self>) {
         // Dropping queues the clunk (vm calls this where a close may run).
         drop(self.chan);
@@ -124,19 +137,57 @@ fn page_range(addr: u64, len: u64) -> Result<(u64, u64), KernelError> {
     Ok((addr, end))
 }
 
-/// The mappings of `maps` that meet `start..end`; each must lie wholly inside it.
-fn whole_maps(maps: &[MapRegion], start: u64, end: u64) -> Result<Vec<usize>, KernelError> {
-    let mut found = Vec::new();
-    for (index, region) in maps.iter().enumerate() {
-        let (base, stop) = (region.map.base(), region.map.end());
-        if base < end && start < stop {
-            if base < start || stop > end {
-                return Err(KernelError::BadMapping("range covers part of a mapping"));
+/// Splits the mapping that straddles `addr` (if one does) in two at `addr`, so every
+/// mapping lies wholly on one side of it. Changes nothing if vm cannot allocate the split.
+fn split_at(maps: &mut Vec<MapRegion>, addr: u64) -> Result<(), KernelError> {
+    let Some(index) = maps
+        .iter()
+        .position(|region| region.map.base() < addr && addr < region.map.end())
+    else {
+        return Ok(());
+    };
+    let region = maps.swap_remove(index);
+    let (base, writable) = (region.map.base(), region.map.is_writable());
+    match region.map.carve(base, addr, writable) {
+        Ok(carved) => {
+            for map in [Some(carved.middle), carved.tail].into_iter().flatten() {
+                maps.push(MapRegion { map, ..region });
             }
-            found.push(index);
+            Ok(())
+        }
+        Err(failed) => {
+            maps.push(MapRegion {
+                map: failed.mapping,
+                ..region
+            });
+            Err(KernelError::Vm(failed.error))
         }
     }
-    Ok(found)
+}
+
+/// The mappings of `maps` inside `start..end` (after [`split_at`] of both ends).
+fn inside(maps: &[MapRegion], start: u64, end: u64) -> Vec<usize> {
+    (0..maps.len())
+        .filter(|&index| start <= maps[index].map.base() && maps[index].map.end() <= end)
+        .collect()
+}
+
+/// Whether `maps` map every page of `start..end`.
+fn covered(maps: &[MapRegion], start: u64, end: u64) -> bool {
+    let mut ranges: Vec<(u64, u64)> = maps
+        .iter()
+        .map(|region| (region.map.base(), region.map.end()))
+        .filter(|&(base, stop)| base < end && start < stop)
+        .collect();
+    ranges.sort_unstable();
+    let mut reached = start;
+    for (base, stop) in ranges {
+        if base > reached {
+            return false;
+        }
+        reached = reached.max(stop);
+    }
+    reached >= end
 }
 
 impl Kernel {
@@ -156,10 +207,13 @@ impl Kernel {
         if let Some(addr) = request.addr {
             page_range(addr, len)?;
         }
-        let object = match request.fd {
-            Some(fd) => Some(self.map_object(&proc, fd, &request, &intr)?),
-            None if request.shared => Some(self.vm().anon_object(len)?),
-            None => None,
+        let (object, may_write) = match request.fd {
+            Some(fd) => {
+                let (object, writable) = self.map_object(&proc, fd, &request, &intr)?;
+                (Some(object), writable || !request.shared)
+            }
+            None if request.shared => (Some(self.vm().anon_object(len)?), true),
+            None => (None, true),
         };
         let result = {
             let mut mem = lock(&proc.mem);
@@ -187,8 +241,9 @@ impl Kernel {
                     None => self.vm().map_private_anon(space, spec)?,
                 };
                 mem.maps.push(MapRegion {
-                    map: Arc::new(map),
+                    map,
                     prot: request.prot,
+                    may_write,
                 });
                 Ok(base)
             })
@@ -198,14 +253,15 @@ impl Kernel {
         result
     }
 
-    /// The mapped object of `fd`'s file, through a channel of its own.
+    /// The mapped object of `fd`'s file, through a channel of its own, and whether the
+    /// descriptor is open for writing.
     fn map_object(
         &self,
         proc: &Proc,
         fd: usize,
         request: &MapRequest,
         intr: &mnt::Interrupt,
-    ) -> Result<ObjectRef, KernelError> {
+    ) -> Result<(ObjectRef, bool), KernelError> {
         let file = self.file(proc, fd)?;
         let mode = file.chan.get().open_mode().ok_or(KernelError::BadFd(fd))?;
         let writable = matches!(mode.access, OpenAccess::Write | OpenAccess::ReadWrite);
@@ -225,9 +281,12 @@ impl Kernel {
         };
         chan.get_mut().open(OpenMode::new(access), intr)?;
         let identity = identity_of(chan.get());
-        Ok(self
-            .vm()
-            .file_object(Box::new(MapFile { chan, identity }))?)
+        let object = self.vm().file_object(Box::new(MapFile {
+            chan,
+            identity,
+            writable,
+        }))?;
+        Ok((object, writable))
     }
 
     /// A new channel (not open) to the file `file` has open: an open fid cannot be walked
@@ -254,17 +313,20 @@ impl Kernel {
         Ok(chan)
     }
 
-    /// Unmaps the mappings in `[addr, addr + len)` (each wholly inside it), writing their
-    /// dirty pages back first; returns the first write-back error (the mappings are gone
-    /// either way).
+    /// Unmaps every page of `[addr, addr + len)` (POSIX: the range may cover several
+    /// mappings, parts of them and holes), writing the dirty pages of the unmapped parts
+    /// back first; returns the first write-back error (the pages are unmapped either
+    /// way). A mapping straddling an end is split first; if vm cannot allocate a split,
+    /// nothing is unmapped (a split already made at the other end changes no address).
     pub fn munmap(&self, pid: Pid, addr: u64, len: u64) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let _call = proc.notes.begin_call();
         let (start, end) = page_range(addr, len)?;
         let taken: Vec<MapRegion> = {
             let mut mem = lock(&proc.mem);
-            let found = whole_maps(&mem.maps, start, end)?;
-            found
+            split_at(&mut mem.maps, start)?;
+            split_at(&mut mem.maps, end)?;
+            inside(&mem.maps, start, end)
                 .into_iter()
                 .rev()
                 .map(|index| mem.maps.remove(index))
@@ -272,11 +334,8 @@ impl Kernel {
         };
         let mut result = Ok(());
         for region in taken {
-            // An msync in flight may hold it a moment more; its drop then unmaps.
-            if let Ok(map) = Arc::try_unwrap(region.map) {
-                if let Err(err) = MappingRef::unmap(map) {
-                    result = result.and(Err(KernelError::Vm(err)));
-                }
+            if let Err(err) = MappingRef::unmap(region.map) {
+                result = result.and(Err(KernelError::Vm(err)));
             }
         }
         self.safe_point();
@@ -289,11 +348,11 @@ impl Kernel {
         let proc = self.proc(pid)?;
         let _call = proc.notes.begin_call();
         let (start, end) = page_range(addr, len)?;
-        let maps: Vec<Arc<MappingRef>> = lock(&proc.mem)
+        let maps: Vec<MappingSync> = lock(&proc.mem)
             .maps
             .iter()
             .filter(|region| region.map.base() < end && start < region.map.end())
-            .map(|region| region.map.clone())
+            .map(|region| region.map.sync_handle())
             .collect();
         let mut result = Ok(());
         for map in maps {
@@ -305,27 +364,50 @@ impl Kernel {
         result
     }
 
-    /// Changes the protection of the mappings in `[addr, addr + len)` (each wholly inside
-    /// it); their translations go, so the next access is checked against the new one.
+    /// Changes the protection of every page of `[addr, addr + len)`, splitting the
+    /// mappings that straddle its ends; their translations go, so the next access is
+    /// checked against the new protection. A shared mapping's writability in vm changes
+    /// with it: write access to a shared mapping of a file not open for writing is refused
+    /// (POSIX's EACCES) before anything changes, as is a range with unmapped pages in it
+    /// (ENOMEM). If vm cannot allocate a split, the mappings changed before it keep their
+    /// new protection (as Linux's mprotect may leave part of the range changed).
     pub fn mprotect(&self, pid: Pid, addr: u64, len: u64, prot: Prot) -> Result<(), KernelError> {
         let proc = self.proc(pid)?;
         let (start, end) = page_range(addr, len)?;
         let mut mem = lock(&proc.mem);
-        let found = whole_maps(&mem.maps, start, end)?;
-        if prot.write
-            && found
-                .iter()
-                .any(|&index| !mem.maps[index].map.is_writable())
-        {
+        if !covered(&mem.maps, start, end) {
+            return Err(KernelError::BadMapping("range not wholly mapped"));
+        }
+        let refused = mem.maps.iter().any(|region| {
+            region.map.base() < end && start < region.map.end() && prot.write && !region.may_write
+        });
+        if refused {
             return Err(KernelError::BadMapping(
                 "shared writable mapping of a file not open for writing",
             ));
         }
-        for index in found {
-            let region = &mut mem.maps[index];
-            region.prot = prot;
+        split_at(&mut mem.maps, start)?;
+        split_at(&mut mem.maps, end)?;
+        for index in inside(&mem.maps, start, end) {
+            let region = mem.maps.swap_remove(index);
+            // A private mapping may always copy in vm; its protection is the kernel's.
+            let writable = !region.map.is_shared() || prot.write;
             let (base, stop) = (region.map.base(), region.map.end());
+            let carved = region.map.carve(base, stop, writable);
+            let (map, result) = match carved {
+                Ok(carved) => (carved.middle, Ok(())),
+                Err(failed) => (failed.mapping, Err(KernelError::Vm(failed.error))),
+            };
+            let changed = result.is_ok();
+            mem.maps.push(MapRegion {
+                map,
+                prot: if changed { prot } else { region.prot },
+                may_write: region.may_write,
+            });
+            let last = mem.maps.len() - 1;
+            mem.maps.swap(index, last);
             vm::AddressSpace::invalidate(&*mem.mmu, base, stop - base);
+            result?;
         }
         Ok(())
     }

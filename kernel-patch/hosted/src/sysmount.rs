@@ -89,6 +89,11 @@ impl Kernel {
             .remove(&key)
             .ok_or(KernelError::NotMounted(key))?;
         drop(removed);
+        // A mapped file whose write-back failed holds a channel of its mount: written back
+        // now, it lets the channel go, and the mount can close once nothing else holds it.
+        if let Err(err) = self.vm().write_back_dirty() {
+            log::debug!("hosted: write-back at unmount failed: {err}");
+        }
         self.safe_point();
         Ok(())
     }

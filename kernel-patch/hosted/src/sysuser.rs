@@ -277,19 +277,20 @@ impl Kernel {
     /// Lends up to `n` bytes at `at`: as many as the mapping there holds, if that is at
     /// least the lending threshold and the program may read them; `None` otherwise (copy).
     fn lend_user(&self, proc: &Proc, at: u64, n: usize) -> Option<LentPages> {
-        let map = {
-            let mem = lock(&proc.mem);
-            let region = mem.map_of(at)?;
-            if !region.prot.read {
-                return None;
-            }
-            region.map.clone()
-        };
+        // Lent under the memory lock, as a load faults under it: a munmap waits for the
+        // loan, which then outlives the mapping as vm's orphans.
+        let mem = lock(&proc.mem);
+        let region = mem.map_of(at)?;
+        if !region.prot.read {
+            return None;
+        }
+        let map = &region.map;
         let len = n.min(usize::try_from(map.end() - at).unwrap_or(usize::MAX));
         if len < self.inner.config.lend_threshold {
             return None;
         }
-        let lent = LentPages::lend(&map, &self.inner.frames, at, len)?;
+        let lent = LentPages::lend(map, &self.inner.frames, at, len)?;
+        drop(mem);
         Counters::add(&self.counters().user_bytes_lent, len as u64);
         Some(lent)
     }

@@ -214,12 +214,14 @@ fn munmap_and_exit_write_back() {
     kernel.write_memory(pid, base, &[0x44; 4]).unwrap();
     // Closing the descriptor does not unmap.
     kernel.close(pid, fd).unwrap();
-    assert_eq!(
-        kernel.munmap(pid, base, PAGE),
-        Err(KernelError::BadMapping("range covers part of a mapping"))
-    );
-    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    kernel.write_memory(pid, base + PAGE, &[0x46; 4]).unwrap();
+    // Unmapping part of the mapping writes back that part's pages only.
+    kernel.munmap(pid, base, PAGE).unwrap();
     assert_eq!(server_bytes(&setup, 0, 4), vec![0x44; 4]);
+    assert_eq!(server_bytes(&setup, PAGE, 1), vec![stamp(1, 0)]);
+    check(kernel);
+    kernel.munmap(pid, base, 2 * PAGE).unwrap();
+    assert_eq!(server_bytes(&setup, PAGE, 4), vec![0x46; 4]);
     let child = kernel.fork(pid, share()).unwrap();
     let fd = kernel.open(child, "/n/a/file", OpenMode::RDWR).unwrap();
     let base = map_file(kernel, child, fd, 2, 0, true);
@@ -482,4 +484,203 @@ fn a_fault_whose_read_is_answered_before_a_truncate_and_seen_after_it_is_a_bus_e
     assert_eq!(peek(&kernel, pid, addr), 0, "the old bytes came back");
     assert_eq!(peek(&kernel, pid, base), stamp(0, 0));
     check(&kernel);
+}
+
+fn segfault(addr: u64) -> KernelError {
+    KernelError::Fault {
+        addr,
+        error: FaultError::BadAddress,
+    }
+}
+
+#[test]
+fn munmap_of_a_middle_and_of_a_range_over_several_mappings_and_holes() {
+    let setup = setup(8);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map_file(kernel, pid, fd, 8, 0, true);
+    for page in 0..8 {
+        kernel
+            .write_memory(pid, base + page * PAGE, &[stamp(page, 1); 8])
+            .unwrap();
+    }
+    kernel.munmap(pid, base + 3 * PAGE, 2 * PAGE).unwrap();
+    check(kernel);
+    for page in 0..8 {
+        let expected = if (3..5).contains(&page) {
+            stamp(page, 1)
+        } else {
+            stamp(page, 0)
+        };
+        assert_eq!(
+            server_bytes(&setup, page * PAGE, 1),
+            vec![expected],
+            "page {page}"
+        );
+    }
+    let mut byte = [0];
+    for page in [3, 4] {
+        let addr = base + page * PAGE;
+        assert_eq!(
+            kernel.read_memory(pid, addr, &mut byte),
+            Err(segfault(addr))
+        );
+    }
+    for page in [0, 1, 2, 5, 6, 7] {
+        assert_eq!(peek(kernel, pid, base + page * PAGE), stamp(page, 1));
+    }
+    // Anonymous memory, a hole, a private file mapping: one munmap over parts of each.
+    let anon = kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: None,
+                offset: 0,
+                len: 2 * PAGE,
+                shared: false,
+                prot: Prot::READ_WRITE,
+                addr: Some(0x7000_0000),
+            },
+        )
+        .unwrap();
+    let private = kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: Some(fd),
+                offset: 0,
+                len: 3 * PAGE,
+                shared: false,
+                prot: Prot::READ_WRITE,
+                addr: Some(anon + 3 * PAGE),
+            },
+        )
+        .unwrap();
+    kernel.write_memory(pid, anon, &[0x5A; 8]).unwrap();
+    kernel.write_memory(pid, anon + PAGE, &[0x5B; 8]).unwrap();
+    kernel.write_memory(pid, private, &[0x5C; 8]).unwrap();
+    kernel.munmap(pid, anon + PAGE, 4 * PAGE).unwrap();
+    check(kernel);
+    assert_eq!(peek(kernel, pid, anon), 0x5A);
+    for addr in [anon + PAGE, anon + 3 * PAGE, anon + 4 * PAGE] {
+        assert_eq!(
+            kernel.read_memory(pid, addr, &mut byte),
+            Err(segfault(addr))
+        );
+    }
+    // The private mapping's last page is the file object's page 2: the shared mapping's
+    // store, not yet written back (one copy of a page within the kernel).
+    assert_eq!(peek(kernel, pid, anon + 5 * PAGE), stamp(2, 1));
+    // A range of holes only is fine (POSIX), and unmaps nothing.
+    kernel.munmap(pid, anon + PAGE, 4 * PAGE).unwrap();
+    assert_eq!(peek(kernel, pid, anon), 0x5A);
+    check(kernel);
+    kernel.munmap(pid, base, 8 * PAGE).unwrap();
+    for page in 0..8 {
+        assert_eq!(
+            server_bytes(&setup, page * PAGE, 1),
+            vec![stamp(page, 1)],
+            "page {page}"
+        );
+    }
+    check(kernel);
+}
+
+#[test]
+fn mprotect_of_part_of_a_shared_mapping_and_write_access_needs_the_file_open_for_writing() {
+    let setup = setup(4);
+    let (kernel, pid) = (&setup.kernel, setup.init);
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::RDWR).unwrap();
+    let base = map_file(kernel, pid, fd, 4, 0, true);
+    for page in 0..4 {
+        kernel
+            .write_memory(pid, base + page * PAGE, &[stamp(page, 1); 8])
+            .unwrap();
+    }
+    kernel
+        .mprotect(pid, base + PAGE, 2 * PAGE, Prot::READ)
+        .unwrap();
+    check(kernel);
+    for page in [1, 2] {
+        let addr = base + page * PAGE;
+        assert_eq!(
+            kernel.write_memory(pid, addr, &[0]),
+            Err(KernelError::ReadOnly(addr))
+        );
+        assert_eq!(peek(kernel, pid, addr), stamp(page, 1));
+    }
+    kernel
+        .write_memory(pid, base + 3 * PAGE, &[stamp(3, 2); 8])
+        .unwrap();
+    // Unmapped pages in the range: refused, nothing changed.
+    assert_eq!(
+        kernel.mprotect(pid, base, 5 * PAGE, Prot::READ),
+        Err(KernelError::BadMapping("range not wholly mapped"))
+    );
+    kernel.write_memory(pid, base, &[stamp(0, 2); 8]).unwrap();
+    kernel
+        .mprotect(pid, base + 2 * PAGE, PAGE, Prot::READ_WRITE)
+        .unwrap();
+    kernel
+        .write_memory(pid, base + 2 * PAGE, &[stamp(2, 2); 8])
+        .unwrap();
+    check(kernel);
+    // The read-only page's store made before the mprotect goes back too.
+    kernel.munmap(pid, base, 4 * PAGE).unwrap();
+    let expected = [stamp(0, 2), stamp(1, 1), stamp(2, 2), stamp(3, 2)];
+    for (page, byte) in expected.into_iter().enumerate() {
+        assert_eq!(
+            server_bytes(&setup, page as u64 * PAGE, 8),
+            vec![byte; 8],
+            "page {page}"
+        );
+    }
+    // A shared mapping of a file open for reading only may not become writable (EACCES);
+    // a private one may.
+    let fd = kernel.open(pid, "/n/a/file", OpenMode::READ).unwrap();
+    let read_only = kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: Some(fd),
+                offset: 0,
+                len: 2 * PAGE,
+                shared: true,
+                prot: Prot::READ,
+                addr: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        kernel.mprotect(pid, read_only + PAGE, PAGE, Prot::READ_WRITE),
+        Err(KernelError::BadMapping(
+            "shared writable mapping of a file not open for writing"
+        ))
+    );
+    assert_eq!(
+        kernel.write_memory(pid, read_only + PAGE, &[0]),
+        Err(KernelError::ReadOnly(read_only + PAGE))
+    );
+    let private = kernel
+        .mmap(
+            pid,
+            MapRequest {
+                fd: Some(fd),
+                offset: 0,
+                len: 2 * PAGE,
+                shared: false,
+                prot: Prot::READ,
+                addr: None,
+            },
+        )
+        .unwrap();
+    kernel
+        .mprotect(pid, private + PAGE, PAGE, Prot::READ_WRITE)
+        .unwrap();
+    kernel
+        .write_memory(pid, private + PAGE, &[0x77; 8])
+        .unwrap();
+    assert_eq!(peek(kernel, pid, private + PAGE), 0x77);
+    assert_eq!(peek(kernel, pid, read_only + PAGE), stamp(1, 1));
+    check(kernel);
 }

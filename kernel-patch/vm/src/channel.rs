@@ -225,6 +225,11 @@ impl ImageChannel {
 }
 
 impl ImageChannel {
+    /// Whether its file was opened for writing ([`ImageFile::writable`]).
+    pub(crate) fn writable(&self) -> bool {
+        self.file.as_ref().is_some_and(|file| file.writable())
+    }
+
     /// Writes all of `buf` at `offset` (several writes if the file takes less at once).
     /// May block: called with no vm lock held.
     pub(crate) fn write_all(&self, offset: u64, buf: &[u8]) -> Result<(), FileError> {

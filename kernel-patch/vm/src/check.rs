@@ -677,9 +677,9 @@ fn check_segments(
             return Err(problem);
         }
     }
+    // Mappings hold page references too, and map the zero page too.
+    zero_entries += crate::mapping::check::count_mapped(vm, &mut mapped);
     zero_page::check_entry_count(vm, zero_entries)?;
-    // Mappings hold page references too.
-    crate::mapping::check::count_mapped(vm, &mut mapped);
     for index in 0..capacity {
         let view = pool.view(PageIndex(index));
         if view.bound && view.refs != mapped[index as usize] {

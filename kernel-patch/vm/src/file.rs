@@ -125,6 +125,14 @@ pub trait ImageFile: Send + Sync {
         Err(FileError::NotWritable)
     }
 
+    /// Whether [`write_at`](Self::write_at) may succeed: the file was opened for writing.
+    /// A mapped object whose channel cannot write takes the channel of a later open that
+    /// can ([`Vm::file_object`](crate::Vm::file_object)), so a shared writable mapping
+    /// made through that open writes back through it. The default, as `write_at`'s: no.
+    fn writable(&self) -> bool {
+        false
+    }
+
     /// Releases this reference to the file. May block: vm calls it only where the kernel
     /// said it may ([`Vm::run_parked_closes`](crate::Vm::run_parked_closes)), or on an
     /// error of the call the kernel handed the file to (see above).

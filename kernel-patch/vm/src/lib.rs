@@ -109,8 +109,8 @@ pub use frame::{
 };
 pub use hold::HeldMapping;
 pub use mapping::{
-    AddressSpace, LendError, Loan, MapSpec, Mapper, MappingRef, MigrateError, ObjectRef,
-    PendingTruncate, SpaceRef, Unmovable, Vacated,
+    AddressSpace, CarveError, Carved, LendError, Loan, MapSpec, Mapper, MappingRef, MappingSync,
+    MigrateError, ObjectRef, PendingTruncate, SpaceRef, Unmovable, Vacated,
 };
 pub use mcache::{
     CachedFile, CachedRead, FillTicket, MountCache, MountCacheConfig, OpenKind, PendingWrite,

@@ -413,7 +413,7 @@ impl PagePool {
             return;
         }
         // vm-rule(put-sees-detach): a break may have taken the page from its object
-        // between our look at the owner and our decrement (loom model 22).
+        // between our look at the owner and our decrement (loom model 23).
         if owned && before & REFS_DETACHED == 0 {
             return;
         }
@@ -444,7 +444,7 @@ impl PagePool {
             meta.offset.store(0, Ordering::Relaxed);
         }
         // vm-rule(lent-page-orphaned-not-freed): a lent page its owner lets go of stays
-        // out of the free list, kept by its loans; the last one frees it (loom model 20).
+        // out of the free list, kept by its loans; the last one frees it (loom model 21).
         if meta.loans.load(Ordering::Acquire) != 0 {
             if meta.flags.fetch_or(FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0 {
                 self.double_frees.fetch_add(1, Ordering::Relaxed);

@@ -99,8 +99,11 @@ pub struct Statistics {
     pub writebacks: u64,
     /// Write-backs the file refused (the page stayed dirty).
     pub writeback_errors: u64,
-    /// Dirty pages thrown away unwritten as their object went (a write-back had failed).
+    /// Dirty pages thrown away unwritten: their file's channel is gone (a dead mount).
     pub dirty_pages_dropped: u64,
+    /// Times a write-back waited at an object's truncate gate (a truncate of the object
+    /// was waiting for the write-backs in flight).
+    pub truncate_gate_waits: u64,
     /// Faults on pages wholly past the end of a mapped file (bus errors).
     pub bus_errors: u64,
     /// Pages moved to another frame (`Vm::migrate`, `Vm::vacate`).
@@ -181,6 +184,7 @@ impl Vm {
         stats.writebacks = maps.writebacks.load(Ordering::Relaxed);
         stats.writeback_errors = maps.writeback_errors.load(Ordering::Relaxed);
         stats.dirty_pages_dropped = maps.dirty_pages_dropped.load(Ordering::Relaxed);
+        stats.truncate_gate_waits = maps.truncate_gate_waits.load(Ordering::Relaxed);
         stats.bus_errors = maps.bus_errors.load(Ordering::Relaxed);
         stats.migrations = maps.migrations.load(Ordering::Relaxed);
         (
@@ -237,6 +241,7 @@ impl fmt::Display for Statistics {
         writeln!(f, "writebacks {}", self.writebacks)?;
         writeln!(f, "writeback_errors {}", self.writeback_errors)?;
         writeln!(f, "dirty_pages_dropped {}", self.dirty_pages_dropped)?;
+        writeln!(f, "truncate_gate_waits {}", self.truncate_gate_waits)?;
         writeln!(f, "bus_errors {}", self.bus_errors)?;
         writeln!(f, "migrations {}", self.migrations)?;
         writeln!(f, "loans {}", self.loans)?;

@@ -66,6 +66,8 @@ pub enum LayoutError {
     Overlap,
     /// A zero-length segment.
     Empty,
+    /// A range to carve out of a mapping (`MappingRef::carve`) that is not inside it.
+    OutsideMapping,
     /// A zero-fill segment was asked for with a kind other than `Bss` or `Stack`.
     NotZeroFill,
 }

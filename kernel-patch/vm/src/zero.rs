@@ -17,8 +17,13 @@
 //! entry it counts is a 4-byte slot of a page table on the heap; and two event counters
 //! of 64 bits, one step a fault.
 //!
-//! Lock order: none of its own; `entries` changes under the segment lock of the entry
-//! that changes (or with the table taken from a segment that is going away).
+//! `entries` counts the entries of exec segments' and mappings' page tables alike (a
+//! private anonymous mapping's read maps it too, `mapping/fault.rs`; fork copies, a
+//! mapping's end releases them; a carve moves them to the new mappings' tables and
+//! changes no count).
+//!
+//! Lock order: none of its own; `entries` changes under the segment or mapping lock of
+//! the entry that changes (or with the table taken from one that is going away).
 
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator};
 use crate::sync::{AtomicU64, Ordering};
@@ -71,20 +76,6 @@ impl ZeroPage {
     pub(crate) fn replaced_on_write(&self) {
         self.breaks.fetch_add(1, Ordering::Relaxed);
         self.entries.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// A read fault of private anonymous memory (a mapping's, `mapping/fault.rs`) mapped
-    /// it at an entry that was empty. Such entries are not counted in `entries`, which
-    /// counts the program segments' (their tables are released and forked by code that
-    /// does not count them): only the event is.
-    pub(crate) fn mapped_on_read_by_mapping(&self) {
-        self.maps.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A write replaced a mapping's entry of it with a private page (see
-    /// [`mapped_on_read_by_mapping`](Self::mapped_on_read_by_mapping)).
-    pub(crate) fn replaced_on_write_by_mapping(&self) {
-        self.breaks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Fork copied `count` entries that map it.

@@ -147,3 +147,32 @@ fn fork_copies_an_entry_of_the_zero_page() {
     drop(vm);
     assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
 }
+
+#[test]
+fn a_mappings_zero_page_entries_are_counted_through_fork_write_carve_and_unmap() {
+    let world = world();
+    let (parent_space, child_space) = (mmu(1), mmu(2));
+    let entries = || world.vm.statistics().zero_page_entries;
+    let parent = anon(&world, &parent_space, 4);
+    for page in 0..3 {
+        parent.fault(BASE + page * PAGE, Access::Read).unwrap();
+    }
+    assert_eq!(entries(), 3);
+    check(&world, &[&parent_space]);
+    let child = parent.fork(child_space.clone() as SpaceRef).unwrap();
+    assert_eq!(entries(), 6, "fork copies the entries");
+    check(&world, &[&parent_space, &child_space]);
+    parent.fault(BASE, Access::Write).unwrap();
+    assert_eq!(entries(), 5, "a write replaces one");
+    check(&world, &[&parent_space, &child_space]);
+    // A carve moves entries and counts nothing; unmapping the middle releases its one.
+    let carved = child.carve(BASE + PAGE, BASE + 2 * PAGE, true).unwrap();
+    assert_eq!(entries(), 5);
+    check(&world, &[&parent_space, &child_space]);
+    carved.middle.unmap().unwrap();
+    assert_eq!(entries(), 4);
+    check(&world, &[&parent_space, &child_space]);
+    drop((carved.head, carved.tail, parent));
+    assert_eq!(entries(), 0);
+    check(&world, &[&parent_space, &child_space]);
+}

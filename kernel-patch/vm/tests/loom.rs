@@ -43,21 +43,26 @@
 //! 18. an unmap writing back a dirty shared page vs a truncate of its file to 0 (vm told
 //!     first, then the server): truncate waits for the write-backs in flight, so none lands
 //!     at the server past the new size; no translation is left, no frame leaks.
+//! 19. a fault that looked a private page up (a fork child's read of the page it shares
+//!     with its parent) racing a migration of that page: the migration holds every
+//!     mapping's lock from reading their entries to the exchange, so the fault maps the
+//!     old frame before the migration invalidates it or the new one after; never the old
+//!     frame after the exchange (a translation of a frame gone back to the kernel).
 //!
 //! Page loans (`loom_loans/`, `mapping/loan.rs`):
 //!
-//! 19. a lend of a page mapped writable (dirty shared, or private) vs a CPU's stores and a
+//! 20. a lend of a page mapped writable (dirty shared, or private) vs a CPU's stores and a
 //!     read fault between them: the first loan write-protects the page and a fault maps a
 //!     lent page read only, so each store after the lend breaks the loan by copying and the
 //!     loan's bytes never change (two models: shared, private).
-//! 20. a lend vs the owner letting go of the page (MADV_DONTNEED): the loan gets the page,
+//! 21. a lend vs the owner letting go of the page (MADV_DONTNEED): the loan gets the page,
 //!     which becomes an orphan and stays off the free list, or the zero page.
-//! 21. the last loan returned vs the owner's last reference going (an exit): the page is
+//! 22. the last loan returned vs the owner's last reference going (an exit): the page is
 //!     freed once, never left an orphan without loans (both decide under the free-list
 //!     lock; returning a loan takes no owner's lock at all).
-//! 22. a store breaking a loan of a shared page vs the other mapping of the page going:
+//! 23. a store breaking a loan of a shared page vs the other mapping of the page going:
 //!     whoever puts the old page last sees it unowned and frees it (to the orphans).
-//! 23. a lend vs a migration of the page: the move is before the lend, or refused
+//! 24. a lend vs a migration of the page: the move is before the lend, or refused
 //!     (`Unmovable::Lent`); the loan's frame never changes.
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
@@ -1035,6 +1040,9 @@ impl ImageFile for LoomServerFile {
         data[offset as usize..end].copy_from_slice(buf);
         Ok(buf.len())
     }
+    fn writable(&self) -> bool {
+        true
+    }
     fn close(self: Box<Self>) {}
 }
 
@@ -1108,6 +1116,66 @@ fn an_unmap_writing_back_vs_a_truncate_to_zero() {
         assert!(object.resident_pages() <= 1);
         drop(object);
         vm.run_parked_closes();
+        drop(vm);
+        assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
+    });
+}
+
+#[test]
+fn a_fault_vs_a_migration_of_the_page_it_looked_up() {
+    model("a_fault_vs_a_migration_of_the_page_it_looked_up", || {
+        let frames = HeapFrames::new(8);
+        let vm = Vm::new(
+            frames.allocator(),
+            Config {
+                max_pages: 4,
+                max_images: 2,
+                max_idle_images: 2,
+                reclaim_batch: 1,
+                max_free_pages: 4,
+            },
+        )
+        .unwrap();
+        let (parent_space, child_space) = (
+            std::sync::Arc::new(OnePageMmu::default()),
+            std::sync::Arc::new(OnePageMmu::default()),
+        );
+        let spec = vm::MapSpec {
+            base: 0x10000,
+            len: PAGE_SIZE as u64,
+            offset: 0,
+            shared: false,
+            writable: true,
+        };
+        let parent = vm.map_private_anon(parent_space.clone(), spec).unwrap();
+        cpu_store(&parent_space, &parent, &frames, 0x11);
+        let old = parent_space.entry.lock().unwrap().expect("mapped").0;
+        // The child shares the page copy on write; it has no translation yet.
+        let child = parent.fork(child_space.clone()).unwrap();
+        let migrator = {
+            let vm = vm.clone();
+            thread::spawn(move || vm.migrate(old))
+        };
+        // The child's read fault looks the page up in its table and maps its frame.
+        let seen = child.fault(0x10000, Access::Read).unwrap().frame;
+        let moved = migrator.join().unwrap();
+        // Before any other fault: what the child's MMU holds now.
+        let left = *child_space.entry.lock().unwrap();
+        let now = parent.fault(0x10000, Access::Read).unwrap().frame;
+        assert_eq!(Ok(now), moved, "the page moves (nothing else holds it)");
+        assert!(seen == old || seen == now, "{seen:?}");
+        if let Some((frame, _)) = left {
+            assert_eq!(
+                frame, now,
+                "a translation of the old frame survived the move"
+            );
+        }
+        assert_eq!(frames.read(now)[0], 0x11);
+        if let Err(violation) = check_invariants(&vm, Some(&[])) {
+            panic!("{violation}");
+        }
+        drop(child);
+        drop(parent);
         drop(vm);
         assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
     });

@@ -1,6 +1,9 @@
 //! A model test of mappings: random sequences of map (shared or private, any page range of
-//! the file), unmap, store, load, fork, exit, msync, the kernel's own `write` and truncate
-//! (shrinking or growing, to whole pages) run
+//! the file), unmap, unmap of part of a mapping, mprotect of part of one (a carve: a slot
+//! then holds several mappings), store, load, fork, exit, msync, the kernel's own `write`
+//! and truncate (shrinking or growing, to whole pages), and a server refusing writes for a
+//! while (refused pages stay dirty; at the end `write_back_dirty` sends what no mapping
+//! covered) run
 //! against the real vm and a plain reference model: the kernel's view of the file (what
 //! `read` returns), the server's bytes, the pages dirtied and not written back, and each
 //! private mapping's own copies. After every step the checker runs (every MMU entry
@@ -37,6 +40,21 @@ enum Op {
         proc: usize,
         slot: usize,
     },
+    /// Unmaps pages `from..from + pages` of the slot (whatever maps them).
+    UnmapPart {
+        proc: usize,
+        slot: usize,
+        from: u64,
+        pages: u64,
+    },
+    /// Makes pages `from..from + pages` of the slot writable or read only.
+    Protect {
+        proc: usize,
+        slot: usize,
+        from: u64,
+        pages: u64,
+        writable: bool,
+    },
     Store {
         proc: usize,
         slot: usize,
@@ -68,6 +86,11 @@ enum Op {
     Truncate {
         pages: u64,
     },
+    /// The server starts or stops refusing writes: a refused write-back leaves its pages
+    /// dirty for a later one (or, once nobody holds the file, for `write_back_dirty`).
+    Refuse {
+        on: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -89,6 +112,28 @@ fn op() -> impl Strategy<Value = Op> {
                 pages: pages.min(FILE_PAGES - first),
             }),
         1 => (proc.clone(), slot.clone()).prop_map(|(proc, slot)| Op::Unmap { proc, slot }),
+        1 => (proc.clone(), slot.clone(), 0..FILE_PAGES, 1..FILE_PAGES).prop_map(
+            |(proc, slot, from, pages)| Op::UnmapPart {
+                proc,
+                slot,
+                from,
+                pages
+            }
+        ),
+        1 => (
+            proc.clone(),
+            slot.clone(),
+            0..FILE_PAGES,
+            1..FILE_PAGES,
+            any::<bool>()
+        )
+            .prop_map(|(proc, slot, from, pages, writable)| Op::Protect {
+                proc,
+                slot,
+                from,
+                pages,
+                writable
+            }),
         4 => (
             proc.clone(),
             slot.clone(),
@@ -115,6 +160,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proc.clone().prop_map(|proc| Op::Exit { proc }),
         1 => (proc, slot).prop_map(|(proc, slot)| Op::Sync { proc, slot }),
         1 => (0..=FILE_PAGES).prop_map(|pages| Op::Truncate { pages }),
+        1 => any::<bool>().prop_map(|on| Op::Refuse { on }),
         1 => (0..FILE_PAGES, 0..OFFSETS.len(), any::<u8>()).prop_map(|(page, at, byte)| Op::Write {
             page,
             at: OFFSETS[at],
@@ -127,15 +173,41 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Clone)]
 struct ModelMap {
     shared: bool,
+    /// Its first page, counted from its slot's base.
+    start: u64,
+    /// The object page mapped at its first page.
     first: u64,
     pages: u64,
+    writable: bool,
     /// A private mapping's own copies, by object page number.
     copies: BTreeMap<u64, Vec<u8>>,
 }
 
+impl ModelMap {
+    /// The part of it from slot page `from` to `to` (inside it), with its copies.
+    fn part(&self, from: u64, to: u64) -> ModelMap {
+        let first = self.first + (from - self.start);
+        let end = first + (to - from);
+        ModelMap {
+            start: from,
+            first,
+            pages: to - from,
+            copies: self
+                .copies
+                .range(first..end)
+                .map(|(number, copy)| (*number, copy.clone()))
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// The mappings of one slot: one, or the pieces carves left of it.
+type Slot = Vec<(MappingRef, ModelMap)>;
+
 struct Process {
     mmu: Arc<Mmu>,
-    maps: Vec<Option<(MappingRef, ModelMap)>>,
+    maps: Vec<Slot>,
 }
 
 struct Harness {
@@ -143,8 +215,10 @@ struct Harness {
     frames: HeapFrames,
     file: ServerFile,
     /// Held all along, as an open file would: the object outlives its mappings.
-    _object: ObjectRef,
-    object: ObjectRef,
+    _object: Option<ObjectRef>,
+    object: Option<ObjectRef>,
+    /// Whether the server refuses writes now.
+    refusing: bool,
     procs: Vec<Option<Process>>,
     next_space: u64,
     /// What `read` returns: the server's bytes with every store through a shared mapping.
@@ -175,8 +249,9 @@ impl Harness {
         let mut harness = Self {
             vm,
             frames,
-            _object: object.share(),
-            object,
+            _object: Some(object.share()),
+            object: Some(object),
+            refusing: false,
             procs: Vec::new(),
             next_space: 1,
             kernel: server.clone(),
@@ -194,7 +269,7 @@ impl Harness {
         self.next_space += 1;
         Process {
             mmu: mmu(space),
-            maps: (0..SLOTS).map(|_| None).collect(),
+            maps: (0..SLOTS).map(|_| Vec::new()).collect(),
         }
     }
 
@@ -243,11 +318,13 @@ impl Harness {
                     let fresh = self.process();
                     self.procs[proc] = Some(fresh);
                 }
-                let object = &self.object;
+                let Some(object) = &self.object else {
+                    return Ok(());
+                };
                 let Some(process) = self.procs.get_mut(proc).and_then(Option::as_mut) else {
                     return Ok(());
                 };
-                if process.maps[slot].is_some() || pages == 0 {
+                if !process.maps[slot].is_empty() || pages == 0 {
                     return Ok(());
                 }
                 let space: SpaceRef = process.mmu.clone();
@@ -261,21 +338,45 @@ impl Harness {
                 let map = object.map(space, spec).unwrap();
                 let model = ModelMap {
                     shared,
+                    start: 0,
                     first,
                     pages,
+                    writable: true,
                     copies: BTreeMap::new(),
                 };
-                process.maps[slot] = Some((map, model));
+                process.maps[slot].push((map, model));
             }
             Op::Unmap { proc, slot } => {
                 let taken = self
                     .procs
                     .get_mut(proc)
                     .and_then(Option::as_mut)
-                    .and_then(|process| process.maps[slot].take());
-                if let Some((map, model)) = taken {
-                    map.unmap().unwrap();
-                    self.write_back(&model);
+                    .map(|process| std::mem::take(&mut process.maps[slot]))
+                    .unwrap_or_default();
+                for (map, model) in taken {
+                    self.unmapped(map.unmap(), &model)?;
+                }
+            }
+            Op::UnmapPart {
+                proc,
+                slot,
+                from,
+                pages,
+            } => {
+                for (map, model) in self.carve(proc, slot, from, from + pages, None) {
+                    self.unmapped(map.unmap(), &model)?;
+                }
+            }
+            Op::Protect {
+                proc,
+                slot,
+                from,
+                pages,
+                writable,
+            } => {
+                let carved = self.carve(proc, slot, from, from + pages, Some(writable));
+                if let Some(process) = self.procs.get_mut(proc).and_then(Option::as_mut) {
+                    process.maps[slot].extend(carved);
                 }
             }
             Op::Store {
@@ -285,14 +386,15 @@ impl Harness {
                 at,
                 byte,
             } => {
-                let Some((map, model)) = self.mapping(proc, slot) else {
+                let Some((map, model)) = self.mapping(proc, slot, page) else {
                     return Ok(());
                 };
-                if page >= model.pages {
+                let number = model.first + (page - model.start);
+                let fault = map.fault(base(slot) + page * PAGE, Access::Write);
+                if !model.writable {
+                    prop_assert_eq!(fault, Err(FaultError::ReadOnly), "{:?}", op);
                     return Ok(());
                 }
-                let number = model.first + page;
-                let fault = map.fault(base(slot) + page * PAGE, Access::Write);
                 if self.past_end(number) {
                     prop_assert_eq!(fault, Err(FaultError::PastEnd), "{:?}", op);
                     return Ok(());
@@ -306,7 +408,7 @@ impl Harness {
                     self.dirty.insert(number);
                 } else {
                     let page_now = self.kernel[offset..offset + PAGE as usize].to_vec();
-                    let (_, model) = self.mapping_mut(proc, slot);
+                    let model = self.mapping_mut(proc, slot, page);
                     model.copies.entry(number).or_insert(page_now)[at] = byte;
                 }
             }
@@ -316,13 +418,10 @@ impl Harness {
                 page,
                 at,
             } => {
-                let Some((map, model)) = self.mapping(proc, slot) else {
+                let Some((map, model)) = self.mapping(proc, slot, page) else {
                     return Ok(());
                 };
-                if page >= model.pages {
-                    return Ok(());
-                }
-                let number = model.first + page;
+                let number = model.first + (page - model.start);
                 let fault = map.fault(base(slot) + page * PAGE, Access::Read);
                 if self.past_end(number) && !model.copies.contains_key(&number) {
                     prop_assert_eq!(fault, Err(FaultError::PastEnd), "{:?}", op);
@@ -345,10 +444,10 @@ impl Harness {
                 };
                 let mut child = self.process();
                 let parent = self.procs[proc].as_ref().unwrap();
-                for (slot, entry) in parent.maps.iter().enumerate() {
-                    if let Some((map, model)) = entry {
+                for (slot, pieces) in parent.maps.iter().enumerate() {
+                    for (map, model) in pieces {
                         let space: SpaceRef = child.mmu.clone();
-                        child.maps[slot] = Some((map.fork(space).unwrap(), model.clone()));
+                        child.maps[slot].push((map.fork(space).unwrap(), model.clone()));
                     }
                 }
                 if free == self.procs.len() {
@@ -362,18 +461,28 @@ impl Harness {
                     return Ok(());
                 };
                 for (map, model) in process.maps.into_iter().flatten() {
-                    // The drop writes back, as an exit does.
+                    // The drop writes back, as an exit does (a refused page stays dirty).
                     drop(map);
-                    self.write_back(&model);
+                    if !self.refusing {
+                        self.write_back(&model);
+                    }
                 }
             }
             Op::Sync { proc, slot } => {
-                let Some((map, model)) = self.mapping(proc, slot) else {
+                let Some(process) = self.procs.get(proc).and_then(Option::as_ref) else {
                     return Ok(());
                 };
-                let model = model.clone();
-                map.sync(base(slot), model.pages * PAGE).unwrap();
-                self.write_back(&model);
+                let mut synced = Vec::new();
+                for (map, model) in &process.maps[slot] {
+                    let result = map.sync(base(slot), FILE_PAGES * PAGE);
+                    prop_assert!(self.refusing || result.is_ok(), "{:?}", result);
+                    if result.is_ok() {
+                        synced.push(model.clone());
+                    }
+                }
+                for model in &synced {
+                    self.write_back(model);
+                }
             }
             Op::Truncate { pages } => {
                 let size = pages * PAGE;
@@ -388,9 +497,13 @@ impl Harness {
                     }
                 }
             }
+            Op::Refuse { on } => {
+                self.refusing = on;
+                *self.file.fail_writes.lock().unwrap() = on;
+            }
             Op::Write { page, at, byte } => {
                 let offset = page * PAGE + at as u64;
-                if offset >= self.kernel.len() as u64 {
+                if offset >= self.kernel.len() as u64 || self.refusing {
                     // Within the file only: sizes change by truncate, to whole pages.
                     return Ok(());
                 }
@@ -403,16 +516,77 @@ impl Harness {
         Ok(())
     }
 
-    fn mapping(&self, proc: usize, slot: usize) -> Option<(&MappingRef, &ModelMap)> {
-        let (map, model) = self.procs.get(proc)?.as_ref()?.maps[slot].as_ref()?;
+    /// An unmap returned `result`: its range went back to the server, or (refused) its
+    /// pages stay dirty.
+    fn unmapped(
+        &mut self,
+        result: Result<u64, vm::VmError>,
+        model: &ModelMap,
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(self.refusing || result.is_ok(), "{:?}", result);
+        if result.is_ok() {
+            self.write_back(model);
+        }
+        Ok(())
+    }
+
+    /// The mapping of slot page `page`, if one maps it.
+    fn mapping(&self, proc: usize, slot: usize, page: u64) -> Option<(&MappingRef, &ModelMap)> {
+        let pieces = &self.procs.get(proc)?.as_ref()?.maps[slot];
+        let (map, model) = pieces
+            .iter()
+            .find(|(_, model)| (model.start..model.start + model.pages).contains(&page))?;
         Some((map, model))
     }
 
-    fn mapping_mut(&mut self, proc: usize, slot: usize) -> (&MappingRef, &mut ModelMap) {
-        let (map, model) = self.procs[proc].as_mut().unwrap().maps[slot]
-            .as_mut()
+    fn mapping_mut(&mut self, proc: usize, slot: usize, page: u64) -> &mut ModelMap {
+        let pieces = &mut self.procs[proc].as_mut().unwrap().maps[slot];
+        let (_, model) = pieces
+            .iter_mut()
+            .find(|(_, model)| (model.start..model.start + model.pages).contains(&page))
             .unwrap();
-        (&*map, model)
+        model
+    }
+
+    /// Carves slot pages `from..to` out of the slot's mappings, as a partial munmap or
+    /// mprotect does: the parts outside stay in the slot, the parts inside are returned,
+    /// writable as `writable` says (`None`: as they were).
+    fn carve(
+        &mut self,
+        proc: usize,
+        slot: usize,
+        from: u64,
+        to: u64,
+        writable: Option<bool>,
+    ) -> Vec<(MappingRef, ModelMap)> {
+        let Some(process) = self.procs.get_mut(proc).and_then(Option::as_mut) else {
+            return Vec::new();
+        };
+        let mut kept = Vec::new();
+        let mut inside = Vec::new();
+        for (map, model) in std::mem::take(&mut process.maps[slot]) {
+            let (start, end) = (model.start, model.start + model.pages);
+            let (lo, hi) = (from.max(start), to.min(end));
+            if lo >= hi {
+                kept.push((map, model));
+                continue;
+            }
+            let writable = writable.unwrap_or(model.writable);
+            let carved = map
+                .carve(base(slot) + lo * PAGE, base(slot) + hi * PAGE, writable)
+                .unwrap();
+            if let Some(head) = carved.head {
+                kept.push((head, model.part(start, lo)));
+            }
+            if let Some(tail) = carved.tail {
+                kept.push((tail, model.part(hi, end)));
+            }
+            let mut middle = model.part(lo, hi);
+            middle.writable = writable;
+            inside.push((carved.middle, middle));
+        }
+        process.maps[slot] = kept;
+        inside
     }
 
     fn check(&self) -> Result<(), TestCaseError> {
@@ -433,7 +607,9 @@ impl Harness {
         if let Err(violation) = check_translations(&self.vm, &translations) {
             return Err(TestCaseError::fail(format!("{violation:?}")));
         }
-        prop_assert_eq!(self.object.dirty_pages() as usize >= self.dirty.len(), true);
+        if let Some(object) = &self.object {
+            prop_assert_eq!(object.dirty_pages() as usize >= self.dirty.len(), true);
+        }
         Ok(())
     }
 }
@@ -444,12 +620,27 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         harness.step(op)?;
         harness.check()?;
     }
-    // Everyone exits: every dirty page goes back, and the server has the model's bytes.
+    // The server takes writes again and everyone exits; the pages no mapping covered go
+    // back once nobody holds the file (`write_back_dirty`); the server has the model's
+    // bytes.
+    harness.step(&Op::Refuse { on: false })?;
     for proc in 0..harness.procs.len() {
         harness.step(&Op::Exit { proc })?;
     }
     harness.check()?;
-    prop_assert!(harness.dirty.is_empty());
+    harness.object = None;
+    harness._object = None;
+    harness.check()?;
+    harness.vm.write_back_dirty().unwrap();
+    let left: Vec<u64> = harness.dirty.iter().copied().collect();
+    for number in left {
+        let range = (number * PAGE) as usize..((number + 1) * PAGE) as usize;
+        let bytes = harness.kernel[range.clone()].to_vec();
+        harness.server[range].copy_from_slice(&bytes);
+    }
+    harness.dirty.clear();
+    harness.check()?;
+    prop_assert_eq!(harness.vm.statistics().dirty_pages, 0);
     let len = harness.file.data.lock().unwrap().len();
     prop_assert_eq!(len, harness.server.len());
     let server = harness.file.bytes(0, len);

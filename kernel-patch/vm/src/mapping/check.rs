@@ -2,8 +2,9 @@
 //!
 //! - every object page is in its object's map once, names the object as its owner and its
 //!   page number as its offset, at ref = the entries mapping it; the dirty count is the
-//!   pages marked dirty; a linked object has a holder, and a file object its channel
-//!   (held while `refs > 0` or a page is dirty);
+//!   pages marked dirty; a linked object has a holder or (a file object) a dirty page
+//!   whose write-back failed, and a linked file object its channel (held while
+//!   `refs > 0` or a page is dirty);
 //! - the reverse-map records are one per mapping in its object and one per private mapping
 //!   in its lineage, each record's range its mapping's, their count the counter's: never
 //!   more than two a mapping (the memory bound);
@@ -41,7 +42,8 @@ pub enum MapViolation {
         counted: u32,
         recorded: u32,
     },
-    /// A linked object with no holder, or a file object without its channel.
+    /// A linked object with no holder and no dirty page, or a linked file object without
+    /// its channel (the rule "channel while refs > 0 or a page is dirty").
     ObjectChannel {
         object: u64,
         refs: u32,
@@ -92,7 +94,10 @@ pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<u32, MapViola
         let state = object.state.lock();
         let refs = object.refs.load(Ordering::Acquire);
         let has_channel = state.chan.is_some();
-        if refs == 0 || (object.key.is_some() != has_channel) {
+        // The channel rule: a linked object has a holder or a dirty page (its write-back
+        // failed; `unheld.rs`), and a file object has its channel while it is linked.
+        let held = refs > 0 || (state.dirty > 0 && object.key.is_some());
+        if !held || (object.key.is_some() != has_channel) {
             return Err(MapViolation::ObjectChannel {
                 object: object.serial,
                 refs,
@@ -179,8 +184,9 @@ pub(crate) fn check_objects(vm: &Vm, chained: &mut [u8]) -> Result<u32, MapViola
     Ok(file_objects)
 }
 
-/// Adds the page references every live mapping's entries hold to `mapped` (by page).
-pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) {
+/// Adds the page references every live mapping's entries hold to `mapped` (by page);
+/// returns the mappings' entries that map the zero page.
+pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) -> u64 {
     let shared = &*vm.shared;
     let (objects, lineages) = {
         let table = shared.maps.table.lock();
@@ -205,13 +211,14 @@ pub(crate) fn count_mapped(vm: &Vm, mapped: &mut [u32]) {
             add(&entry.seg);
         }
     }
+    let mut zeros = 0;
     for seg in segs {
-        seg.table.lock().for_each(|_, entry| {
-            if let Entry::Page(page) = entry {
-                mapped[page.0 as usize] += 1;
-            }
+        seg.table.lock().for_each(|_, entry| match entry {
+            Entry::Page(page) => mapped[page.0 as usize] += 1,
+            Entry::Zero => zeros += 1,
         });
     }
+    zeros
 }
 
 fn check_records(rmap: &Rmap, out: &mut Vec<Arc<MapSegment>>) -> Result<(), MapViolation> {

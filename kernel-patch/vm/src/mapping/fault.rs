@@ -269,7 +269,7 @@ impl MappingRef {
                 true
             } else {
                 // vm-rule(lent-page-mapped-read-only): a fault maps a lent page read only
-                // (loom model 19).
+                // (loom model 20).
                 seg.shared && seg.writable && pool.is_dirty(found) && !lent
             };
             if fresh {
@@ -307,7 +307,7 @@ impl MappingRef {
         // page is not ours alone either: a store copies it (the loan keeps the old bytes).
         let lent = super::loan::is_lent(shared, resident);
         // vm-rule(lent-private-page-copied): a lent private page is never written in place
-        // (loom model 19).
+        // (loom model 20).
         let exclusive = pool.refs(resident) == 1 && !lent;
         if access == Access::Read || exclusive {
             return install(seg, page, pool, resident, seg.writable && exclusive);
@@ -341,7 +341,7 @@ impl MappingRef {
         if access == Access::Read {
             if !mapped {
                 table.set(page, Entry::Zero);
-                zero.mapped_on_read_by_mapping();
+                zero.mapped_on_read();
             }
             let frame = zero.frame();
             seg.space.map(seg.base + page * PAGE_BYTES, frame, false);
@@ -355,7 +355,7 @@ impl MappingRef {
         };
         shared.frames.zero(shared.pool.frame(fresh));
         if mapped {
-            zero.replaced_on_write_by_mapping();
+            zero.replaced_on_write();
         }
         self.install_private(table, page, fresh, seg.writable)
     }

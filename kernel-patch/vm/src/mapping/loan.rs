@@ -14,7 +14,7 @@
 //!   there are any, no mapping maps it writable: the first loan removes the writable
 //!   translations it may have (an object page's in the writable shared mappings its
 //!   object's interval set lists, a private page's in its own mapping: nowhere else can one
-//!   be writable), and a fault installs a lent page read only (loom model 19). A page
+//!   be writable), and a fault installs a lent page read only (loom model 20). A page
 //!   carries a mark from the moment a fault installs a writable translation of it until a
 //!   loan removes them, so a loan of a page nobody made writable since the last one asks
 //!   the MMU for nothing (a buffer lent again and again costs one shootdown a page, not
@@ -46,7 +46,7 @@
 //! decrements each page's loans there; a page whose last loan it was and whose owner let
 //! go of it (an orphan) goes to the free list in the same hold. The owner's last put also
 //! decides under that lock (orphan if lent, else free), so the two can neither both free
-//! the page nor both keep it (loom models 20 and 21).
+//! the page nor both keep it (loom models 21 and 22).
 
 use alloc::vec::Vec;
 
@@ -309,7 +309,7 @@ impl MappingRef {
                 if is_private(shared, held) {
                     let before = loan.push_page(shared, held)?;
                     // vm-rule(first-loan-write-protects-private): a private page is mapped
-                    // writable only here, by this mapping alone (loom model 19).
+                    // writable only here, by this mapping alone (loom model 20).
                     if before == 0 && pool.take_mapped_writable(held) {
                         seg.space
                             .invalidate(seg.base + page * PAGE_BYTES, PAGE_BYTES);
@@ -332,7 +332,7 @@ impl MappingRef {
                 Some(&resident) => {
                     let before = loan.push_page(shared, resident)?;
                     // vm-rule(first-loan-write-protects): an object page is mapped writable
-                    // only in writable shared mappings (loom model 19).
+                    // only in writable shared mappings (loom model 20).
                     if before == 0 && pool.take_mapped_writable(resident) {
                         write_protect(shared, state, number);
                     }

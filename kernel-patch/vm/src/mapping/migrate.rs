@@ -342,8 +342,19 @@ impl VmState {
             tables
                 .try_reserve(mappers.len())
                 .map_err(|_| Unmovable::NoMemory)?;
+            // What each maps at the page number, read under its lock.
+            let mut entries: Vec<Option<PageIndex>> = Vec::new();
+            entries
+                .try_reserve(mappers.len())
+                .map_err(|_| Unmovable::NoMemory)?;
             for seg in &mappers {
-                tables.push(seg.table.lock());
+                let table = seg.table.lock();
+                entries.push(entry_of(&table, seg, number));
+                // vm-rule(migrate-holds-mapping-locks): a fault looks a private page up
+                // and maps (or copies) its frame under its mapping's lock alone: held
+                // from the entries' reading to the exchange, no fault can map the old
+                // frame after it (loom model 19).
+                tables.push(table);
             }
             let moved = match owner {
                 Owner::Object(object, _) => {
@@ -353,12 +364,12 @@ impl VmState {
                         owner,
                         (frame, page, fresh),
                         &mappers,
-                        &tables,
+                        &entries,
                     )
                 }
                 Owner::Lineage(lineage, _) => {
                     let members = lineage.members.lock();
-                    self.exchange_locked(&members, owner, (frame, page, fresh), &mappers, &tables)
+                    self.exchange_locked(&members, owner, (frame, page, fresh), &mappers, &entries)
                 }
                 Owner::Free => Err(Unmovable::NotVms),
             };
@@ -384,8 +395,9 @@ impl VmState {
         }
     }
 
-    /// Steps 3 to 5 of a move, under every mapping lock of `mappers` (`tables`) and the
-    /// owner's lock (whose reverse map is `rmap`). `Ok(false)`: the mappings changed, start
+    /// Steps 3 to 5 of a move, under every mapping lock of `mappers` (what each maps at
+    /// the page number: `entries`, read under those locks) and the owner's lock (whose
+    /// reverse map is `rmap`). `Ok(false)`: the mappings changed, start
     /// over.
     fn exchange_locked(
         &self,
@@ -393,7 +405,7 @@ impl VmState {
         owner: &Owner,
         (frame, page, fresh): (Frame, PageIndex, PageIndex),
         mappers: &[Arc<MapSegment>],
-        tables: &[MutexGuard<'_, PageTable>],
+        entries: &[Option<PageIndex>],
     ) -> Result<bool, Unmovable> {
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
@@ -410,16 +422,12 @@ impl VmState {
         if self.pool.loans(page) != 0 {
             return Err(Unmovable::Lent);
         }
-        let entries = mappers
-            .iter()
-            .zip(tables)
-            .filter(|(seg, table)| entry_of(table, seg, number) == Some(page))
-            .count();
-        if self.pool.refs(page) as usize != entries {
+        let mapping = entries.iter().filter(|entry| **entry == Some(page)).count();
+        if self.pool.refs(page) as usize != mapping {
             return Err(Unmovable::Held);
         }
-        for (seg, table) in mappers.iter().zip(tables) {
-            if entry_of(table, seg, number) == Some(page) {
+        for (seg, entry) in mappers.iter().zip(entries) {
+            if *entry == Some(page) {
                 if let Some(addr) = seg.address_of(number) {
                     // vm-rule(migrate-invalidates-under-locks): no translation of the old
                     // frame may outlive the exchange (loom model 17).

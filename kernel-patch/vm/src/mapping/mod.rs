@@ -57,7 +57,9 @@ mod object;
 mod reclaim;
 mod rmap;
 mod segment;
+mod split;
 mod truncate;
+mod unheld;
 mod writeback;
 
 #[cfg(any(test, feature = "check"))]
@@ -69,7 +71,9 @@ pub use loan::{LendError, Loan};
 pub use migrate::{MigrateError, Unmovable, Vacated};
 pub use object::ObjectRef;
 pub use segment::{MapSpec, MappingRef};
+pub use split::{CarveError, Carved};
 pub use truncate::PendingTruncate;
+pub use writeback::MappingSync;
 
 pub(crate) use object::Mappings;
 

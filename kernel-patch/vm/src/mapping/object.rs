@@ -2,16 +2,18 @@
 //! our own writes never split a file into two objects), or of one piece of shared
 //! anonymous memory; the table of them; their counts and their channel.
 //!
-//! `refs` counts the object's holders: [`ObjectRef`]s and mappings. A file object holds its
-//! channel while `refs > 0` or one of its pages is dirty; since the last mapping of a
-//! writable shared mapping writes its pages back before it lets its reference go, and an
-//! object leaves the table only at `refs == 0`, a linked file object always has its
-//! channel, and a dirty page never outlives it unwritten but when a write-back failed
-//! (counted as `dirty_pages_dropped`). Its pages are not reclaimed while it is linked.
+//! `refs` counts the object's holders: [`ObjectRef`]s, mappings and write-backs in the
+//! background. A file object holds its channel while `refs > 0` or one of its pages is
+//! dirty: a shared mapping writes its pages back before it lets its reference go, and
+//! when that fails the object stays linked at `refs == 0`, with its dirty pages and its
+//! channel, until [`Vm::write_back_dirty`] writes them (`unheld.rs`); only a channel
+//! that is gone (`FileError::Gone`: the mount is dead) drops them, counted as
+//! `dirty_pages_dropped`. A linked file object therefore always has its channel. Its
+//! pages are not reclaimed while it is linked, but clean ones through the reverse map.
 //!
 //! Lock order: object lock → object-table lock. Lookup takes its reference under the table
-//! lock; the last put re-checks `refs == 0` under it before it unlinks (as the image
-//! cache's put does).
+//! lock; the last put re-checks `refs == 0` under it, with the object lock held for the
+//! dirty count, before it unlinks (as the image cache's put does).
 
 use alloc::boxed::Box;
 use core::hash::BuildHasherDefault;
@@ -44,6 +46,10 @@ pub(crate) struct MemObject {
     /// truncate waits for them, so none lands at the server after the kernel truncates
     /// the file there (`truncate.rs`).
     pub(crate) writing: AtomicU32,
+    /// Truncates of it waiting for its write-backs in flight (changed under the object
+    /// lock): the gate that new write-backs wait at meanwhile, so a truncate waits only
+    /// for those that began before it (`writeback.rs`).
+    pub(crate) truncating: AtomicU32,
     /// The object lock.
     pub(crate) state: Mutex<ObjectState>,
 }
@@ -85,6 +91,7 @@ pub(crate) struct MapCounters {
     pub(crate) writebacks: AtomicU64,
     pub(crate) writeback_errors: AtomicU64,
     pub(crate) dirty_pages_dropped: AtomicU64,
+    pub(crate) truncate_gate_waits: AtomicU64,
     pub(crate) bus_errors: AtomicU64,
     pub(crate) migrations: AtomicU64,
 }
@@ -170,6 +177,7 @@ fn new_object(
         key,
         refs: AtomicU32::new(1),
         writing: AtomicU32::new(0),
+        truncating: AtomicU32::new(0),
         state: Mutex::new(ObjectState {
             pages: HashMap::default(),
             size,
@@ -186,15 +194,39 @@ impl Vm {
     /// The mapped object of `file`'s file, made if this kernel has none, with one
     /// reference for the caller. `file` is one reference to an open file, handed over: a
     /// new object keeps it as its channel (writes go back through it, so it should be open
-    /// for writing if a shared writable mapping will be made); otherwise it is closed on
-    /// the caller's thread before this returns, with no vm lock held. Asks the file's
+    /// for writing if a shared writable mapping will be made), and so does an object whose
+    /// channel cannot write when `file` can ([`ImageFile::writable`]; the old channel
+    /// parks); otherwise it is closed on the caller's thread before this returns, with no
+    /// vm lock held. Asks the file's
     /// length (may block) for a new object.
     pub fn file_object(&self, file: Box<dyn ImageFile>) -> Result<ObjectRef, VmError> {
         let shared = &*self.shared;
         let key = PathKey::of(&file.identity());
         if let Some(object) = shared.find_object(&key) {
-            file.close();
-            return Ok(self.object_ref(object));
+            let object = self.object_ref(object);
+            let read_only = |object: &ObjectRef| {
+                let state = object.object.state.lock();
+                !state.chan.as_ref().is_some_and(|chan| chan.writable())
+            };
+            if !(file.writable() && read_only(&object)) {
+                file.close();
+                return Ok(object);
+            }
+            // The object's channel cannot write (it was made through a read-only open):
+            // this open's can, and takes its place for the write-backs to come.
+            let chan = self.channel_of(file)?;
+            let replaced = {
+                let mut state = object.object.state.lock();
+                if state.chan.as_ref().is_some_and(|chan| chan.writable()) {
+                    // Another open upgraded it meanwhile: ours goes.
+                    Some(chan)
+                } else {
+                    state.chan.replace(chan)
+                }
+            };
+            // Parks its file, with no vm lock held.
+            drop(replaced);
+            return Ok(object);
         }
         let size = match file.length() {
             Ok(size) => size,
@@ -203,21 +235,8 @@ impl Vm {
                 return Err(VmError::Io(err));
             }
         };
-        if shared.admit(AllocSite::Channel).is_err() {
-            file.close();
-            return Err(VmError::NoMemory);
-        }
-        // The file parks in its table shard's queue, as an image's channel of it would.
-        let queue = crate::table::shard_of(&crate::file::PathKey::of(&file.identity()));
-        let chan = match PendingFile::new(file, &shared.parked, queue) {
-            Ok(pending) => pending.into_channel(&shared.parked),
-            Err((_, file)) => {
-                file.close();
-                return Err(VmError::NoMemory);
-            }
-        };
         // From here the channel parks its file if anything fails.
-        let chan = Arc::try_new(chan).map_err(|_| VmError::NoMemory)?;
+        let chan = self.channel_of(file)?;
         let object = new_object(shared, Some(key), size, Some(chan))?;
         let mut table = shared.maps.table.lock();
         if let Some(found) = table.files.get(&key) {
@@ -258,6 +277,26 @@ impl Vm {
         Ok(self.object_ref(object))
     }
 
+    /// A channel for `file` (closed on the caller's thread if it cannot be made).
+    fn channel_of(&self, file: Box<dyn ImageFile>) -> Result<Arc<ImageChannel>, VmError> {
+        let shared = &*self.shared;
+        if shared.admit(AllocSite::Channel).is_err() {
+            file.close();
+            return Err(VmError::NoMemory);
+        }
+        // The file parks in its table shard's queue, as an image's channel of it would.
+        let queue = crate::table::shard_of(&crate::file::PathKey::of(&file.identity()));
+        let chan = match PendingFile::new(file, &shared.parked, queue) {
+            Ok(pending) => pending.into_channel(&shared.parked),
+            Err((_, file)) => {
+                file.close();
+                return Err(VmError::NoMemory);
+            }
+        };
+        // From here the channel parks its file if anything fails.
+        Arc::try_new(chan).map_err(|_| VmError::NoMemory)
+    }
+
     fn object_ref(&self, object: Arc<MemObject>) -> ObjectRef {
         ObjectRef {
             object,
@@ -276,15 +315,30 @@ impl VmState {
     }
 
     /// Drops one reference of `object`. The last one unlinks it (after re-checking under
-    /// the table lock that nobody found it meanwhile) and frees its pages; its channel
-    /// parks. Called with no vm lock held.
+    /// the table lock that nobody found it meanwhile) and frees its pages, its channel
+    /// parks; unless a page is dirty (its write-back failed): then the object stays,
+    /// linked and with its channel, for [`Vm::write_back_dirty`] (`unheld.rs`). Called
+    /// with no vm lock held.
     pub(crate) fn put_object(&self, object: &Arc<MemObject>) {
         if object.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
+        self.release_unused(object);
+    }
+
+    /// Unlinks and frees `object` if nobody holds it and no page of it waits for its
+    /// write-back (or it has no channel to write through). Called with no vm lock held.
+    pub(crate) fn release_unused(&self, object: &Arc<MemObject>) {
+        let pool = &self.pool;
+        let mut state = object.state.lock();
         {
             let mut table = self.maps.table.lock();
             if object.refs.load(Ordering::Acquire) != 0 {
+                return;
+            }
+            // The channel rule: a dirty page keeps its object, and the
+            // channel to write it through, until it is written back.
+            if state.dirty > 0 && state.chan.is_some() {
                 return;
             }
             if let Some(key) = &object.key {
@@ -298,8 +352,6 @@ impl VmState {
             }
             table.objects.remove(&object.serial);
         }
-        let pool = &self.pool;
-        let mut state = object.state.lock();
         let mut head = NO_PAGE;
         let mut dropped_dirty = 0u64;
         for (_, page) in state.pages.drain() {
@@ -319,6 +371,9 @@ impl VmState {
             counters
                 .dirty_pages
                 .fetch_sub(dropped_dirty, Ordering::Relaxed);
+        }
+        if dropped_dirty > 0 && object.key.is_some() {
+            // Never with a channel (it would have kept the object): a store lost.
             counters
                 .dirty_pages_dropped
                 .fetch_add(dropped_dirty, Ordering::Relaxed);

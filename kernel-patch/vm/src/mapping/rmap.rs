@@ -38,6 +38,32 @@ impl Rmap {
         Ok(())
     }
 
+    /// Makes room for `additional` more records, so that many [`replace`](Self::replace)
+    /// growth cannot fail under the same lock hold. Fails leaving the set as it was.
+    pub(crate) fn reserve(&mut self, additional: usize) -> Result<(), AllocError> {
+        self.entries.try_reserve(additional).map_err(|_| AllocError)
+    }
+
+    /// Replaces the record of the mapping `serial` by those of `pieces` (a carve: the
+    /// mappings that now map its range). Room for the growth must have been
+    /// [`reserve`](Self::reserve)d under the same lock hold: then nothing allocates.
+    pub(crate) fn replace(&mut self, serial: u64, pieces: &[Option<Arc<MapSegment>>]) {
+        self.remove(serial);
+        for seg in pieces.iter().flatten() {
+            let (first, end) = (seg.first, seg.first + seg.pages);
+            let at = self.entries.partition_point(|entry| entry.first <= first);
+            // Within the reserved capacity: no allocation.
+            self.entries.insert(
+                at,
+                RmapEntry {
+                    first,
+                    end,
+                    seg: seg.clone(),
+                },
+            );
+        }
+    }
+
     /// Removes the record of the mapping `serial`; returns whether it was there.
     pub(crate) fn remove(&mut self, serial: u64) -> Option<Arc<MapSegment>> {
         let at = self

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::page::PageIndex;
 use crate::segment::{Entry, PageTable};
-use crate::sync::{Arc, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 use crate::vm::{LayoutError, Vm, VmError, VmState};
 
 use super::lineage::Lineage;
@@ -47,6 +47,9 @@ pub(crate) struct MapSegment {
     pub(crate) lineage: Option<Arc<Lineage>>,
     /// The mapping lock: its page table. An entry holds one reference of its page.
     pub(crate) table: Mutex<PageTable>,
+    /// Set when a carve (`split.rs`) handed its entries and records to the mappings that
+    /// replaced it: its handle's drop then only lets its object reference go.
+    pub(crate) carved: AtomicBool,
 }
 
 impl MapSegment {
@@ -68,6 +71,9 @@ impl MapSegment {
 pub struct MappingRef {
     pub(crate) seg: Arc<MapSegment>,
     pub(crate) vm: Vm,
+    /// Set by [`unmap`](Self::unmap) once it tried the write-back: the drop then does not
+    /// try again (a refused page stays dirty for `Vm::write_back_dirty`).
+    pub(crate) written_back: bool,
 }
 
 fn check_spec(spec: &MapSpec) -> Result<(), VmError> {
@@ -124,6 +130,7 @@ impl VmState {
                 object: object.clone(),
                 lineage,
                 table: Mutex::new(table),
+                carved: AtomicBool::new(false),
             })
             .map_err(|seg| {
                 let table = core::mem::replace(&mut *seg.table.lock(), PageTable::empty());
@@ -150,6 +157,7 @@ impl VmState {
         let mapping = MappingRef {
             seg: seg.clone(),
             vm: vm.clone(),
+            written_back: false,
         };
         if let Some(object) = &object {
             object
@@ -279,11 +287,12 @@ impl MappingRef {
                 }
             };
             // Under the parent's lock no fault of the parent replaces a page meanwhile.
-            copy.for_each(|_, entry| {
-                if let Entry::Page(page) = entry {
-                    shared.pool.incref(page);
-                }
+            let mut zeros = 0;
+            copy.for_each(|_, entry| match entry {
+                Entry::Page(page) => shared.pool.incref(page),
+                Entry::Zero => zeros += 1,
             });
+            shared.zero.entries_copied(zeros);
             if seg.writable {
                 seg.space.invalidate(seg.base, seg.pages * PAGE_BYTES);
             }
@@ -327,14 +336,17 @@ impl MappingRef {
     /// mapping): its translations go ([`AddressSpace::invalidate`]), its reverse-map
     /// records go, its pages lose its references. Returns the write-back's error, if any;
     /// the mapping is gone either way. Call with no vm lock held.
-    pub fn unmap(self) -> Result<u64, VmError> {
+    pub fn unmap(mut self) -> Result<u64, VmError> {
         let result = self.write_back_all();
+        self.written_back = true;
         drop(self);
         result
     }
 
+    /// Writes back the dirty pages of a shared mapping's range: a writable one's stores,
+    /// or those made before an `mprotect` took its write access (`carve`).
     fn write_back_all(&self) -> Result<u64, VmError> {
-        if !(self.seg.shared && self.seg.writable) {
+        if !self.seg.shared {
             return Ok(0);
         }
         self.sync(self.base(), self.end() - self.base())
@@ -384,13 +396,15 @@ impl VmState {
     }
 }
 
-/// Drops the page reference of every entry of `table`.
-fn release_table(shared: &VmState, table: PageTable) {
-    table.for_each(|_, entry| {
-        if let Entry::Page(page) = entry {
-            shared.pool.put(page);
-        }
+/// Drops the page reference of every entry of `table` (and the count of its entries
+/// mapping the zero page).
+pub(super) fn release_table(shared: &VmState, table: PageTable) {
+    let mut zeros = 0;
+    table.for_each(|_, entry| match entry {
+        Entry::Page(page) => shared.pool.put(page),
+        Entry::Zero => zeros += 1,
     });
+    shared.zero.entries_released(zeros);
 }
 
 fn collect(
@@ -409,10 +423,24 @@ impl Drop for MappingRef {
     fn drop(&mut self) {
         let shared = &*self.vm.shared;
         let seg = &*self.seg;
-        // A dirty page of a writable shared mapping goes back before the mapping does
-        // (`unmap` already did; then there is nothing left to write).
-        if let Err(err) = self.write_back_all() {
-            log::warn!("vm: write-back at unmap failed: {err}");
+        if seg.carved.load(Ordering::Acquire) {
+            // Its pages, translations and records are the carved pieces' now.
+            shared
+                .maps
+                .counters
+                .mappings
+                .fetch_sub(1, Ordering::Relaxed);
+            if let Some(object) = &seg.object {
+                shared.put_object(object);
+            }
+            return;
+        }
+        // A dirty page of a shared mapping goes back before the mapping does (unless
+        // `unmap` tried already; what it could not write stays dirty in the object).
+        if !self.written_back {
+            if let Err(err) = self.write_back_all() {
+                log::warn!("vm: write-back at unmap failed: {err}");
+            }
         }
         // The kernel's translations first, then the records, then the pages.
         seg.space.invalidate(seg.base, seg.pages * PAGE_BYTES);

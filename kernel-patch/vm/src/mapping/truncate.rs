@@ -132,6 +132,9 @@ impl Vm {
             pending.old = old;
             state.size = size;
             state.writes += 1;
+            // The gate: write-backs that have not taken their page yet wait until our
+            // wait below is over (`writeback.rs`).
+            object.truncating.fetch_add(1, Ordering::AcqRel);
             if size > old {
                 // Growing: what a store left past the old end reads as the server's zeros.
                 zero_between(shared, &state, old, size);
@@ -159,13 +162,23 @@ impl Vm {
             }
         }
         drop(mappings);
+        let mut waited = Ok(());
         // vm-rule(truncate-waits-for-writebacks): a write-back that took the old size
         // must land before the kernel truncates the server (loom model 18).
         while object.writing.load(Ordering::Acquire) != 0 {
             let done = || object.writing.load(Ordering::Acquire) == 0;
-            shared.page_wait.sleep(&done).map_err(VmError::Io)?;
+            waited = shared.page_wait.sleep(&done).map_err(VmError::Io);
+            if waited.is_err() {
+                break;
+            }
         }
-        Ok(pending)
+        {
+            // Under the object lock, where write-backs look at the gate.
+            let _state = object.state.lock();
+            object.truncating.fetch_sub(1, Ordering::AcqRel);
+        }
+        shared.page_wait.wakeup();
+        waited.map(|()| pending)
     }
 }
 
@@ -241,6 +254,8 @@ impl PendingTruncate {
             .dirty_pages
             .fetch_sub(u64::from(dirty), Ordering::Relaxed);
         pool.free_list_of(head);
+        // An object nobody holds stayed only for its dirty pages: it may be clean now.
+        shared.release_unused(&object);
         shared.trim_free_pool();
         dropped
     }

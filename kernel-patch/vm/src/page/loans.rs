@@ -62,7 +62,7 @@ impl PagePool {
             // vm-rule(unlend-under-free-list-lock): the owner's last put reads the loans
             // and sets the orphan flag under this lock (`push_free`); the last loan's
             // decrement and its read of the flag under it too, or an orphan is never freed
-            // (loom model 21).
+            // (loom model 22).
             let mut lists = self.lists.lock();
             let last = meta.loans.fetch_sub(1, Ordering::AcqRel) == 1;
             if last && meta.flags.fetch_and(!FLAG_ORPHAN, Ordering::Relaxed) & FLAG_ORPHAN != 0 {

@@ -1,4 +1,4 @@
-//! loom models of page loans (`mapping/loan.rs`), models 19 to 23 of `loom.rs`.
+//! loom models of page loans (`mapping/loan.rs`), models 20 to 24 of `loom.rs`.
 
 use loom::thread;
 use vm::check::check_invariants;
@@ -52,7 +52,7 @@ fn finish(vm: Vm, frames: HeapFrames) {
     assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
 }
 
-/// Model 19: a lend of a page mapped writable (dirty and shared, or private) vs a CPU
+/// Model 20: a lend of a page mapped writable (dirty and shared, or private) vs a CPU
 /// storing to it, reading it (a fault that maps it again) and storing again. The loan is a
 /// snapshot: its bytes never change after the lend. The first loan must remove the
 /// writable translation (else the first store lands in the lent frame), and a fault must
@@ -122,7 +122,7 @@ fn written_anon(vm: &Vm, frames: &HeapFrames) -> (std::sync::Arc<OnePageMmu>, Ma
     (space, map)
 }
 
-/// Model 20: a lend vs the owner letting go of the page (MADV_DONTNEED). The loan gets the
+/// Model 21: a lend vs the owner letting go of the page (MADV_DONTNEED). The loan gets the
 /// page (then an orphan, kept until the loan returns, never on the free list) or, after
 /// the discard, the zero page.
 #[test]
@@ -150,7 +150,7 @@ fn a_lend_vs_the_owner_letting_go_of_the_page() {
     });
 }
 
-/// Model 21: the last loan returned vs the owner's last reference going (an exit): the
+/// Model 22: the last loan returned vs the owner's last reference going (an exit): the
 /// page is freed once, by whichever is last, and never left an orphan with no loan.
 #[test]
 fn the_last_unloan_vs_the_owner_going() {
@@ -165,7 +165,7 @@ fn the_last_unloan_vs_the_owner_going() {
     });
 }
 
-/// Model 22: a store breaking the loan of a shared page vs the other mapping of it going.
+/// Model 23: a store breaking the loan of a shared page vs the other mapping of it going.
 /// The break takes the old page from its object and drops its entry's reference; the
 /// other mapping's drop puts its own. Whoever puts last must see the page unowned and
 /// hand it to the free list (an orphan, being lent), or it is lost.
@@ -198,7 +198,7 @@ fn a_break_vs_the_other_mapping_going() {
     });
 }
 
-/// Model 23: a lend vs a migration of the page: the migration happens before (the loan
+/// Model 24: a lend vs a migration of the page: the migration happens before (the loan
 /// gets the new frame) or fails (`Unmovable::Lent`); never after the lend, which would
 /// leave the loan a frame given back to the kernel.
 #[test]

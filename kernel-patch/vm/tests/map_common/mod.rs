@@ -49,6 +49,8 @@ pub struct ServerFile {
     pub identity: FileIdentity,
     pub data: Arc<Mutex<Vec<u8>>>,
     pub fail_writes: Arc<Mutex<bool>>,
+    /// Writes fail as a dead mount's do ([`FileError::Gone`]).
+    pub writes_gone: Arc<Mutex<bool>>,
     /// Run once, after a read took its bytes (to stage a write racing with a load).
     pub after_read: Arc<Mutex<Option<Hook>>>,
     /// Run once, as a write starts (to stage a move of a page mid write-back).
@@ -70,6 +72,7 @@ impl ServerFile {
             },
             data: Arc::new(Mutex::new(data)),
             fail_writes: Arc::new(Mutex::new(false)),
+            writes_gone: Arc::new(Mutex::new(false)),
             after_read: Arc::new(Mutex::new(None)),
             before_write: Arc::new(Mutex::new(None)),
         }
@@ -116,6 +119,9 @@ impl ImageFile for ServerFile {
         if let Some(hook) = hook {
             hook();
         }
+        if *self.writes_gone.lock().unwrap() {
+            return Err(FileError::Gone);
+        }
         if *self.fail_writes.lock().unwrap() {
             return Err(FileError::Io);
         }
@@ -126,6 +132,9 @@ impl ImageFile for ServerFile {
         }
         data[offset as usize..end].copy_from_slice(buf);
         Ok(buf.len())
+    }
+    fn writable(&self) -> bool {
+        true
     }
     fn close(self: Box<Self>) {}
 }
