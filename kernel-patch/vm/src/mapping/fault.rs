@@ -141,27 +141,26 @@ impl MappingRef {
             return Step::Fail(FaultError::NoMemory);
         }
         let number = seg.first + page;
-        if let Some(Entry::Page(stale)) = table.get(page) {
-            if super::loan::is_stale(&self.vm.shared, seg, stale) {
-                // A loan break put a copy in the object: look it up.
-                super::loan::drop_stale(&self.vm.shared, table, page, stale);
-            }
-        }
         if let Some(Entry::Page(resident)) = table.get(page) {
-            if pool.owner(resident) == 0 {
+            if pool.owner(resident) == 0 && !super::loan::is_stale(&self.vm.shared, seg, resident) {
                 return self.fault_private(table, page, resident, access, spare);
             }
-            let Some(object) = seg.object.as_ref() else {
-                return Step::Fail(FaultError::Io(FileError::Gone));
-            };
-            let mut state = object.state.lock();
-            return self.object_page(table, page, resident, &mut state, access, spare, false);
         }
         let Some(object) = seg.object.as_ref() else {
             let mapped = table.get(page) == Some(Entry::Zero);
             return self.fault_anon(table, page, mapped, access, spare);
         };
         let mut state = object.state.lock();
+        if let Some(Entry::Page(resident)) = table.get(page) {
+            // vm-rule(fault-rechecks-entry-under-object-lock): a loan break (under this
+            // lock, not ours) may have taken the entry's page out of the object since we
+            // looked (loom model 24).
+            if state.pages.get(&number) == Some(&resident) {
+                return self.object_page(table, page, resident, &mut state, access, spare, false);
+            }
+            // Stale: the object has a copy in its place (or, past a truncate, nothing).
+            super::loan::drop_stale(&self.vm.shared, table, page, resident);
+        }
         // vm-rule(fault-checks-size-under-object-lock): truncate publishes the size under
         // this lock and then cleans the mappings (loom model 15).
         if number * PAGE_BYTES >= state.size {

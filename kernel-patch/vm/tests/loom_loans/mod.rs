@@ -226,3 +226,52 @@ fn a_lend_vs_a_migration_of_the_page() {
         finish(vm, frames);
     });
 }
+
+/// Model 24: two stores to a lent shared page, through the two mappings that map it, at
+/// once: the first breaks the loan; the second's fault, which found the old page in its
+/// entry before the break, must see under the object lock that the page is no longer the
+/// object's and take the copy (a second break of the old page would put another copy in
+/// the object and leave the first store's copy, still owned, out of it).
+#[test]
+fn a_break_vs_a_store_through_the_other_mapping() {
+    model("a_break_vs_a_store_through_the_other_mapping", || {
+        let (vm, frames) = small_vm();
+        let file = map_common::ServerFile::stamped(11, PAGE_SIZE);
+        let object = vm.file_object(file.open()).unwrap();
+        let (one, two) = (
+            std::sync::Arc::new(OnePageMmu::default()),
+            std::sync::Arc::new(OnePageMmu::default()),
+        );
+        let map = object.map(one.clone(), spec(BASE, true)).unwrap();
+        let other = loom::sync::Arc::new(object.map(two.clone(), spec(2 * BASE, true)).unwrap());
+        other.fault(2 * BASE, Access::Read).unwrap();
+        map.fault(BASE, Access::Read).unwrap();
+        let loan = map.lend(BASE, PAGE).unwrap();
+        let storer = {
+            let (other, two, frames) = (other.clone(), two.clone(), frames.clone());
+            thread::spawn(move || cpu_store(&two, &other, &frames, 0x55))
+        };
+        cpu_store(&one, &map, &frames, 0x44);
+        storer.join().unwrap();
+        invariants(&vm);
+        // Both mappings map the object's one page, which holds the last store.
+        let mine = map.fault(BASE, Access::Read).unwrap().frame;
+        let theirs = other.fault(2 * BASE, Access::Read).unwrap().frame;
+        assert_eq!(mine, theirs, "the mappings map different pages");
+        assert!([0x44, 0x55].contains(&frames.read(mine)[0]));
+        assert_eq!(
+            vm.statistics().loan_breaks,
+            1,
+            "the old page was broken twice"
+        );
+        assert_eq!(
+            frames.read(loan.frame(0).unwrap())[0],
+            map_common::stamp(0, 0)
+        );
+        drop(loan);
+        drop(map);
+        drop(other);
+        drop(object);
+        finish(vm, frames);
+    });
+}
