@@ -64,7 +64,7 @@
 //!     whoever puts the old page last sees it unowned and frees it (to the orphans).
 //! 24. a lend vs a migration of the page: the move is before the lend, or refused
 //!     (`Unmovable::Lent`); the loan's frame never changes.
-//! 24. two stores to a lent shared page through its two mappings at once: one breaks the
+//! 25. two stores to a lent shared page through its two mappings at once: one breaks the
 //!     loan, the other's fault sees under the object lock that its entry's page left the
 //!     object and takes the copy (one break, one page in both mappings).
 //!

@@ -154,7 +154,7 @@ impl MappingRef {
         if let Some(Entry::Page(resident)) = table.get(page) {
             // vm-rule(fault-rechecks-entry-under-object-lock): a loan break (under this
             // lock, not ours) may have taken the entry's page out of the object since we
-            // looked (loom model 24).
+            // looked (loom model 25).
             if state.pages.get(&number) == Some(&resident) {
                 return self.object_page(table, page, resident, &mut state, access, spare, false);
             }

@@ -1,4 +1,4 @@
-//! loom models of page loans (`mapping/loan.rs`), models 20 to 24 of `loom.rs`.
+//! loom models of page loans (`mapping/loan.rs`), models 20 to 25 of `loom.rs`.
 
 use loom::thread;
 use vm::check::check_invariants;
@@ -227,7 +227,7 @@ fn a_lend_vs_a_migration_of_the_page() {
     });
 }
 
-/// Model 24: two stores to a lent shared page, through the two mappings that map it, at
+/// Model 25: two stores to a lent shared page, through the two mappings that map it, at
 /// once: the first breaks the loan; the second's fault, which found the old page in its
 /// entry before the break, must see under the object lock that the page is no longer the
 /// object's and take the copy (a second break of the old page would put another copy in
