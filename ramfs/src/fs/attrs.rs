@@ -87,6 +87,7 @@ impl Tree {
             n.stamps.lock().mtime = now;
         }
         n.touch_change(now);
+        self.sync_file_mode(id);
         Ok(())
     }
 
@@ -219,7 +220,18 @@ impl Tree {
             n.gid = g;
         }
         n.touch_change(now);
+        self.sync_file_mode(id);
         Ok(())
+    }
+
+    /// Tells a regular file's data cell its node's permission bits and `DMAPPEND` flag
+    /// after a change (writes through handles decide by the cell's copy).
+    pub(super) fn sync_file_mode(&self, id: NodeId) {
+        if let Ok(n) = self.node(id) {
+            if let Content::File(f) = &n.content {
+                f.set_mode(n.perm, n.append);
+            }
+        }
     }
 
     /// Figures for statfs: 4 KiB blocks of the memory limit, and files at

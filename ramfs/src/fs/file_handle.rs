@@ -1,21 +1,32 @@
-//! A regular file's data and stamps as an open fid holds them, so that its reads take
-//! no tree lock: a metadata change (which holds the tree's exclusive lock) neither waits
-//! for them nor makes them wait, whatever directory it is in.
+//! A regular file's data and stamps as an open fid holds them, so that its reads and
+//! writes take no tree lock: a metadata change (which holds the tree's exclusive lock)
+//! neither waits for them nor makes them wait, whatever directory it is in.
 //!
 //! Why this is safe without the tree lock: a handle holds the file's data cell and stamp
 //! cell themselves (`Arc`s shared with the node), never the node or the tree, and each
 //! is behind its own lock, which every path that changes them takes, the exclusive tree
 //! lock's too (the order stays tree → data → stamps: a handle's read takes the last two
 //! in that order). A node's content never changes kind, so a handle made of a regular
-//! file stays one. When the node goes (its last reference and name gone), the tree empties
-//! the data under the data lock and releases its memory at once; a handle still held
-//! then reads an empty file.
+//! file stays one. A write needs two things of the node besides its data: its permission
+//! bits (a write by anyone but root takes the set-id bits away, which changes the node
+//! and so goes through the exclusive lock) and its `DMAPPEND` flag; the data cell keeps
+//! a copy of both, which the tree stores under the data lock after every change, and a
+//! write reads under the same lock. The memory account is the tree's, shared. When the
+//! node goes (its last reference and name gone), the tree empties the data under the
+//! data lock, marks it gone and releases its memory at once; a handle still held then
+//! reads an empty file and fails to write, so nothing is charged to a node that is no
+//! more.
 
 use std::fmt;
 use std::sync::Arc;
 
 use super::clock::Clock;
+use super::memory::Memory;
 use super::node::{FileCell, StampCell};
+use super::perm::Cred;
+use super::setid;
+use super::tree_data::write_file;
+use crate::error::{Error, Result};
 
 /// What a read of a regular file needs: its data, its stamps (for the access time) and
 /// the tree's clock. Made by [`Tree::file_handle`](super::Tree::file_handle); cheap to
@@ -24,6 +35,8 @@ use super::node::{FileCell, StampCell};
 pub struct FileHandle {
     pub(super) data: Arc<FileCell>,
     pub(super) stamps: Arc<StampCell>,
+    /// The tree's memory account, which a write's new pages are reserved from.
+    pub(super) memory: Arc<Memory>,
     pub(super) clock: Clock,
 }
 
@@ -39,6 +52,36 @@ impl FileHandle {
         let len = self.data.read().read_with(offset, count, put);
         self.stamps.update(|s| s.atime = now);
         len
+    }
+
+    /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`) as
+    /// [`Fs::write`](super::Fs::write) does, holding the file's data lock alone and no
+    /// tree lock, and returns the bytes written; past the memory limit it fails and
+    /// changes nothing. `Ok(None)`, having done nothing, when the write would take a
+    /// set-id bit away (by the permission bits the data cell has while it is held):
+    /// that changes the node, so it goes through the tree's exclusive lock
+    /// (`Fs::write`). [`Error::NotFound`] if the node is gone.
+    pub fn write(
+        &self,
+        cred: &Cred,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+    ) -> Result<Option<u32>> {
+        let now = self.clock.now();
+        let (mut f, perm, dm_append, gone) = self.data.write_with_mode();
+        if gone {
+            return Err(Error::NotFound);
+        }
+        if setid::after_write(perm, cred) != perm {
+            return Ok(None);
+        }
+        let offset = if append || dm_append {
+            f.size()
+        } else {
+            offset
+        };
+        write_file(&mut f, &self.stamps, &self.memory, now, cred, offset, data).map(Some)
     }
 
     /// True if both handles are of one file.

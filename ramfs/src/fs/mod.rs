@@ -31,10 +31,11 @@
 //!    `qid.vers`, muid and times.
 //!
 //! A regular file's data and stamp cells are shared (`Arc`) with the [`FileHandle`]s
-//! that open fids keep, and a read through a handle takes 2 and 3 without 1: so a read
-//! neither waits for a metadata change anywhere in the tree nor holds one up
-//! (`file_handle.rs` says why that is safe). Hence even the exclusive tree lock takes
-//! the data and stamp locks to change them: it no longer means nobody holds them.
+//! that open fids keep, and a read or write through a handle takes 2 and 3 without 1:
+//! so it neither waits for a metadata change anywhere in the tree nor holds one up
+//! (`file_handle.rs` says why that is safe; a write that must take set-id bits away is
+//! handed back to [`Fs::write`], which takes 1 alone). Hence even the exclusive tree lock
+//! takes the data and stamp locks to change them: it no longer means nobody holds them.
 //!
 //! Memory accounting is an atomic counter ([`memory`](self)) that any of these may
 //! update. Front ends keep their own per-connection state unlocked (it belongs to one
@@ -80,7 +81,7 @@ pub use perm::{access, plan9_create_perm, Cred, PermStyle};
 use crate::error::{Error, Result};
 use crate::id_hash::IdMap;
 use memory::Memory;
-use node::{Content, Directory, Node, StampCell, Stamps};
+use node::{Content, Directory, FileCell, Node, StampCell, Stamps};
 use users::Users;
 pub use users::USER_NAME_MAX;
 pub use users_file::{UserEntry, UsersFile, UsersFileError};
@@ -338,7 +339,8 @@ pub struct Tree {
     nodes: IdMap<NodeId, Node>,
     next_id: NodeId,
     root: NodeId,
-    memory: Memory,
+    /// Shared with the handles of open files, whose writes reserve their pages.
+    memory: Arc<Memory>,
     users: Users,
     clock: Clock,
     /// Nodes with record locks, so a session's locks are found without a full scan.
@@ -409,7 +411,7 @@ impl Tree {
             nodes,
             next_id: root + 1,
             root,
-            memory: Memory::new(config.memory_limit),
+            memory: Arc::new(Memory::new(config.memory_limit)),
             users,
             clock: config.clock,
             locked: BTreeSet::new(),
@@ -665,9 +667,7 @@ impl Tree {
             if let Content::File(f) = &n.content {
                 // Freed now, not when the last handle of an open fid lets the cell go,
                 // so the pages leave the account and memory together.
-                let mut data = f.write();
-                bytes += data.held_pages() * PAGE_SIZE as u64;
-                *data = FileData::default();
+                bytes += f.retire() * PAGE_SIZE as u64;
             }
             bytes += n
                 .xattrs

@@ -22,7 +22,7 @@ impl Tree {
         let gid = new.gid.unwrap_or(d.gid);
         let id = self.next_id;
         let content = match new.kind {
-            NewKind::File => Content::File(Arc::default()),
+            NewKind::File => Content::File(Arc::new(FileCell::new(perm, new.append))),
             NewKind::Dir => Content::Dir(Directory::new(dir)),
             NewKind::Symlink(target) => {
                 if target.len() > SYMLINK_MAX {

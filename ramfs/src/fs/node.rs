@@ -2,7 +2,7 @@
 //! entries of a directory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::clock::Timespec;
@@ -115,21 +115,74 @@ impl Directory {
 /// (an `Arc`) between the node and the [`FileHandle`](super::FileHandle)s of open fids,
 /// which read through it without the tree lock, so even the tree's exclusive lock
 /// takes it to change the data.
-#[derive(Default)]
-pub struct FileCell(RwLock<FileData>);
+///
+/// It also keeps a copy of the node's permission bits and `DMAPPEND` flag, stored and
+/// read only while the data lock is held alone, so a write through a handle decides
+/// whether it may leave the set-id bits alone, and where an append goes, against the
+/// same bits a permission change stores: the change waits for the write or the write
+/// sees it (a `chmod u+s` cannot slip between a write's check and its data).
+pub struct FileCell {
+    data: RwLock<FileData>,
+    /// Permission bits (`0o7777`), and [`MODE_APPEND`] for `DMAPPEND`.
+    mode: AtomicU32,
+    /// The node is gone: a write through a handle still held fails.
+    gone: AtomicBool,
+}
+
+/// [`FileCell`]'s mode bit for `DMAPPEND` (above every permission bit).
+const MODE_APPEND: u32 = 1 << 31;
 
 impl FileCell {
+    /// The data of a new, empty file whose node has `perm` and `append`.
+    pub fn new(perm: u32, append: bool) -> FileCell {
+        FileCell {
+            data: RwLock::default(),
+            mode: AtomicU32::new(mode_bits(perm, append)),
+            gone: AtomicBool::new(false),
+        }
+    }
+
     /// Shares the data (reads, and the sizes `attr` reports).
     pub fn read(&self) -> RwLockReadGuard<'_, FileData> {
         // A panic in a data method leaves the pages consistent (each method changes
         // them only after its last fallible step), so a poisoned lock is still good.
-        self.0.read().unwrap_or_else(|e| e.into_inner())
+        self.data.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the data alone (a write, a truncation, a loan).
     pub fn write(&self) -> RwLockWriteGuard<'_, FileData> {
-        self.0.write().unwrap_or_else(|e| e.into_inner())
+        self.data.write().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Takes the data alone, with the node's permission bits and `DMAPPEND` flag as they
+    /// are while it is held, and whether the node is gone.
+    pub fn write_with_mode(&self) -> (RwLockWriteGuard<'_, FileData>, u32, bool, bool) {
+        let data = self.write();
+        let mode = self.mode.load(Ordering::Relaxed);
+        let gone = self.gone.load(Ordering::Relaxed);
+        (data, mode & 0o7777, mode & MODE_APPEND != 0, gone)
+    }
+
+    /// Stores the node's permission bits and `DMAPPEND` flag (after a change of them),
+    /// under the data lock.
+    pub fn set_mode(&self, perm: u32, append: bool) {
+        let _data = self.write();
+        self.mode.store(mode_bits(perm, append), Ordering::Relaxed);
+    }
+
+    /// Empties the data of a node that goes, and marks it gone, under the data lock.
+    /// Returns the pages it held.
+    pub fn retire(&self) -> u64 {
+        let mut data = self.write();
+        let held = data.held_pages();
+        *data = FileData::default();
+        self.gone.store(true, Ordering::Relaxed);
+        held
+    }
+}
+
+fn mode_bits(perm: u32, append: bool) -> u32 {
+    (perm & 0o7777) | if append { MODE_APPEND } else { 0 }
 }
 
 /// What a node's data reads and writes change besides the data: its `qid.vers`, who

@@ -1056,4 +1056,5 @@ fn record_locks_are_charged_and_client_ids_limited() {
 }
 
 mod concurrent;
+mod handles;
 mod posix;

@@ -3,6 +3,38 @@
 
 use super::*;
 
+/// A write's data, size, times and version, with the file's data lock held alone
+/// (`f`): the bytes of `data` at `offset`, the pages reserved from `memory` before
+/// anything changes. Shared by the tree's writes and those through a [`FileHandle`].
+pub(super) fn write_file(
+    f: &mut FileData,
+    stamps: &StampCell,
+    memory: &Memory,
+    now: Timespec,
+    cred: &Cred,
+    offset: u64,
+    data: &[u8],
+) -> Result<u32> {
+    let end = offset
+        .checked_add(data.len() as u64)
+        .ok_or(Error::FileTooBig)?;
+    if end > MAX_FILE_SIZE {
+        return Err(Error::FileTooBig);
+    }
+    let count = u32::try_from(data.len()).map_err(|_| Error::CountTooLarge)?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
+    memory.reserve(bytes)?;
+    f.write(offset, data);
+    stamps.update(|s| {
+        s.touch_modify(now);
+        s.muid = cred.uid;
+    });
+    Ok(count)
+}
+
 impl Tree {
     /// Reads up to `count` bytes of a file (or a symlink's target) from `offset`: hands
     /// them to `put` in order, straight from where the tree keeps them (a front end
@@ -46,6 +78,7 @@ impl Tree {
             Content::File(f) => Some(FileHandle {
                 data: Arc::clone(f),
                 stamps: Arc::clone(&n.stamps),
+                memory: Arc::clone(&self.memory),
                 clock: self.clock,
             }),
             _ => None,
@@ -66,6 +99,7 @@ impl Tree {
         if count > 0 {
             let n = self.node_mut(id)?;
             n.perm = setid::after_write(n.perm, cred);
+            self.sync_file_mode(id);
         }
         Ok(count)
     }
@@ -98,24 +132,7 @@ impl Tree {
             _ => return Err(Error::Invalid),
         };
         let offset = if to_end { f.size() } else { offset };
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or(Error::FileTooBig)?;
-        if end > MAX_FILE_SIZE {
-            return Err(Error::FileTooBig);
-        }
-        let count = u32::try_from(data.len()).map_err(|_| Error::CountTooLarge)?;
-        if data.is_empty() {
-            return Ok(0);
-        }
-        let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
-        self.memory.reserve(bytes)?;
-        f.write(offset, data);
-        n.stamps.update(|s| {
-            s.touch_modify(now);
-            s.muid = cred.uid;
-        });
-        Ok(count)
+        write_file(&mut f, &n.stamps, &self.memory, now, cred, offset, data)
     }
 
     /// Sets a file's length (no permission check: the caller decided). Refused with

@@ -22,10 +22,10 @@
 //! bytes after the last field).
 //!
 //! Locks: the session's own state is unlocked (the connection's thread owns it; a run's
-//! threads see only their jobs); a Tread of an open regular file takes no tree lock
-//! (it reads through the fid's [`crate::fs::FileHandle`]: the file's data lock shared),
-//! every other request takes the tree lock once, shared
-//! ([`crate::fs::Fs::lock_shared`]: writes, walks, stat) or alone
+//! threads see only their jobs); a Tread or Twrite of an open regular file takes no tree
+//! lock (it goes through the fid's [`crate::fs::FileHandle`]: the file's data lock), every
+//! other request takes the tree lock once, shared
+//! ([`crate::fs::Fs::lock_shared`]: walks, stat) or alone
 //! ([`crate::fs::Fs::lock`]: everything that changes names or attributes), and none
 //! holds a lock across I/O.
 

@@ -3,9 +3,10 @@
 //! A client that pipelines sends many Treads and Twrites before it waits. The
 //! connection loop gathers the consecutive ones that are plain file data (an open fid
 //! of a regular file, no xattr) into a [`Run`] and answers a run's requests
-//! on several threads at once: reads through their fids' handles of the file data (no
-//! tree lock; reads of one file share its data lock), writes under the tree's shared
-//! lock (writes to different files take different data locks).
+//! on several threads at once, through their fids' handles of the file data, without
+//! the tree lock (reads of one file share its data lock; writes to different files take
+//! different data locks; a write that takes set-id bits away goes through the tree's
+//! exclusive lock).
 //!
 //! Why this keeps 9P's order: a run holds no two requests that touch the same file
 //! unless both are reads ([`Run::conflicts`]): no write next to a read or another write
@@ -58,6 +59,9 @@ pub(super) enum Job {
     Write {
         tag: u16,
         node: NodeId,
+        /// The fid's handle of the file's data: the write takes no tree lock unless it
+        /// must take set-id bits away.
+        file: FileHandle,
         cred: Arc<Cred>,
         offset: u64,
         /// Where the data lies in the batch's input, which is not touched until the run
@@ -111,13 +115,21 @@ impl Job {
             Job::Write {
                 tag,
                 node,
+                file,
                 cred,
                 offset,
                 data,
                 append,
-            } => fs
-                .write(cred, *node, *offset, &input[data.clone()], *append)
-                .map(|count| push_reply(cx, out, *tag, Msg::Rwrite { count })),
+            } => {
+                let bytes = &input[data.clone()];
+                match file.write(cred, *offset, bytes, *append) {
+                    Ok(Some(count)) => Ok(count),
+                    // Set-id bits go: that changes the node, under the exclusive lock.
+                    Ok(None) => fs.write(cred, *node, *offset, bytes, *append),
+                    Err(e) => Err(e),
+                }
+                .map(|count| push_reply(cx, out, *tag, Msg::Rwrite { count }))
+            }
         };
         if let Err(e) = result {
             push_reply(cx, out, self.tag(), error_msg(cx.dialect, e));
@@ -290,7 +302,9 @@ impl Session<'_> {
                 }
                 let f = self.fids.get(&fid)?;
                 let open = f.open.as_ref()?;
-                if f.xattr.is_some() || !open.mode.write || open.file.is_none() {
+                // Only a regular file's open has a handle.
+                let file = open.file.as_ref()?;
+                if f.xattr.is_some() || !open.mode.write {
                     return None;
                 }
                 if self.config.trace {
@@ -299,6 +313,7 @@ impl Session<'_> {
                 Some(Job::Write {
                     tag: fc.tag,
                     node: f.node,
+                    file: file.clone(),
                     cred: Arc::clone(&f.cred),
                     offset,
                     data: range_within(input, data),

@@ -259,6 +259,8 @@ struct Seen {
     reads: AtomicUsize,
     /// Of the reads, those through a handle.
     handle_reads: AtomicUsize,
+    /// Of the writes, those through a handle.
+    handle_writes: AtomicUsize,
     writes: AtomicUsize,
     no_space: AtomicUsize,
     /// Most reads found inside one file's data at once (reported, not asserted: the
@@ -283,7 +285,8 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
             .collect();
         (files, dirs)
     };
-    // Half the reads go through open fids' handles (no tree lock), as the 9P server's do.
+    // Half the reads and writes go through open fids' handles (no tree lock), as the 9P
+    // server's do.
     let handles: Vec<FileHandle> = files
         .iter()
         .map(|&f| fs.lock_shared().file_handle(f).expect("a regular file"))
@@ -305,7 +308,17 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
                     match rng.below(10) {
                         0..=3 => {
                             let byte = 1 + rng.below(255) as u8;
-                            match fs.write(who, f, offset, &[byte; SLOT], false) {
+                            let written = if rng.below(2) == 0 {
+                                seen.handle_writes.fetch_add(1, Ordering::Relaxed);
+                                match handles[i].write(who, offset, &[byte; SLOT], false) {
+                                    Ok(Some(n)) => Ok(n),
+                                    Ok(None) => panic!("no set-id bit to take away"),
+                                    Err(e) => Err(e),
+                                }
+                            } else {
+                                fs.write(who, f, offset, &[byte; SLOT], false)
+                            };
+                            match written {
                                 Ok(n) => assert_eq!(n as usize, SLOT),
                                 Err(Error::NoSpace) => {
                                     seen.no_space.fetch_add(1, Ordering::Relaxed);
@@ -394,15 +407,17 @@ fn many_threads_over_many_files_keep_the_tree_consistent() {
         assert_eq!(t.attr(f).unwrap().size % SLOT as u64, 0);
     }
     eprintln!(
-        "stress: {} reads ({} through handles), {} writes ({} out of space), at most {} readers in one file at once",
+        "stress: {} reads ({} through handles), {} writes ({} through handles, {} out of space), at most {} readers in one file at once",
         seen.reads.load(Ordering::Relaxed),
         seen.handle_reads.load(Ordering::Relaxed),
         seen.writes.load(Ordering::Relaxed),
+        seen.handle_writes.load(Ordering::Relaxed),
         seen.no_space.load(Ordering::Relaxed),
         seen.most_readers_at_once.load(Ordering::Relaxed),
     );
     assert!(seen.reads.load(Ordering::Relaxed) > 0 && seen.writes.load(Ordering::Relaxed) > 0);
     assert!(seen.handle_reads.load(Ordering::Relaxed) > 0);
+    assert!(seen.handle_writes.load(Ordering::Relaxed) > 0);
 }
 
 /// Recounts what the memory account, the link counts and the file sizes must be, from

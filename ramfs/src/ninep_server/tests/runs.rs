@@ -139,6 +139,7 @@ fn a_write_never_shares_a_run_with_another_request_on_its_file() {
     let write = |tag, node| Job::Write {
         tag,
         node,
+        file: h.clone(),
         cred: Arc::clone(&who),
         offset: 0,
         data: 0..16,
@@ -354,13 +355,14 @@ fn a_tversion_is_answered_after_the_run_before_it() {
 }
 
 /// A metadata change held mid-way (a file created in directory `d`, the tree's
-/// exclusive lock still held) while a client reads a file in another directory through
-/// the server: the read is answered before the change lets go. Reads go through the
-/// fid's handle of the file's data, which no metadata change holds; when a read took the
-/// tree lock (shared) the reply waited for the create and the deadline passed.
+/// exclusive lock still held) while a client reads and then writes a file in another
+/// directory through the server: both are answered before the change lets go. They go
+/// through the fid's handle of the file's data, which no metadata change holds; when a
+/// read took the tree lock (shared) the reply waited for the create and the deadline
+/// passed.
 #[cfg(unix)]
 #[test]
-fn a_read_is_answered_while_a_metadata_change_elsewhere_holds_the_tree() {
+fn data_is_answered_while_a_metadata_change_elsewhere_holds_the_tree() {
     let s = server();
     let mut c = Conn::open(&s, "9P2000.L");
     assert!(matches!(
@@ -411,6 +413,12 @@ fn a_read_is_answered_while_a_metadata_change_elsewhere_holds_the_tree() {
         count: 4000,
     });
     let reply = try_recv(&mut c.stream);
+    let write_tag = c.send(Msg::Twrite {
+        fid: 1,
+        offset: 4000,
+        data: vec![b'w'; 100],
+    });
+    let write_reply = try_recv(&mut c.stream);
     drop(tree);
     let reply = reply.expect("the read was answered while the tree was locked");
     assert_eq!(reply.tag, tag);
@@ -420,6 +428,9 @@ fn a_read_is_answered_while_a_metadata_change_elsewhere_holds_the_tree() {
             data: vec![b'r'; 4000]
         }
     );
+    let write_reply = write_reply.expect("the write was answered while the tree was locked");
+    assert_eq!(write_reply.tag, write_tag);
+    assert_eq!(write_reply.msg, Msg::Rwrite { count: 100 });
 }
 
 /// One reply from `stream`, or `None` if none came before its read timeout.

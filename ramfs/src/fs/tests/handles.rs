@@ -1,0 +1,165 @@
+//! Writes through a [`FileHandle`] (an open fid's, no tree lock): the node's permission
+//! bits and `DMAPPEND` flag as the tree last stored them in the data cell decide the
+//! set-id rule and where an append goes, a write that must take set-id bits away is
+//! handed back for the exclusive lock, a node that is gone takes no write (nor memory),
+//! and a write goes through while a metadata change elsewhere holds the tree.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use super::*;
+
+/// Long enough for any step on a loaded machine; only a broken lock waits this long.
+const STEP_DEADLINE: Duration = Duration::from_secs(20);
+
+fn fs() -> Fs {
+    Fs::new(Config {
+        memory_limit: 64 * MIB,
+        owner: "adm".into(),
+        clock: Clock::Fixed(1_000_000),
+    })
+}
+
+#[test]
+fn a_write_through_a_handle_changes_data_size_and_stamps() {
+    let fs = fs();
+    let who = fs.lock().cred_for_uid(1000, None);
+    let root = fs.lock().root();
+    let f = file(&mut fs.lock(), &who, root, "f", 0o644);
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    let before = fs.lock().attr(f).unwrap();
+    let used = fs.lock().statfs().used;
+    assert_eq!(h.write(&who, 4090, b"0123456789", false), Ok(Some(10)));
+    let after = fs.lock().attr(f).unwrap();
+    assert_eq!(after.size, 4100);
+    assert_ne!(after.version, before.version);
+    assert_eq!(fs.lock().read(f, 4090, 10).unwrap(), b"0123456789");
+    assert_eq!(fs.lock().statfs().used, used + 2 * PAGE_SIZE as u64);
+    // Past the limit: nothing changes.
+    let huge = vec![1u8; 65 * MIB as usize];
+    assert_eq!(h.write(&who, 0, &huge, false), Err(Error::NoSpace));
+    assert_eq!(fs.lock().attr(f).unwrap().size, 4100);
+}
+
+/// A set-id bit set after the handle was made reaches it: another user's write through
+/// it is handed back (`None`, nothing written) and, through `Fs::write`, takes the bit
+/// away as a write under the tree lock does. Root's write keeps it, through the handle.
+#[test]
+fn a_write_that_would_clear_setid_is_handed_to_the_exclusive_lock() {
+    let fs = fs();
+    let owner = fs.lock().cred_for_uid(1000, None);
+    let other = fs.lock().cred_for_uid(1001, None);
+    let root_user = fs.lock().cred_for_uid(0, None);
+    let root = fs.lock().root();
+    let f = file(&mut fs.lock(), &owner, root, "prog", 0o777);
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    assert_eq!(
+        h.write(&other, 0, b"a", false),
+        Ok(Some(1)),
+        "no set-id bit yet"
+    );
+    let set = SetAttrs {
+        perm: Some(0o4777),
+        ..Default::default()
+    };
+    fs.lock().setattr(&owner, f, set).unwrap();
+    assert_eq!(h.write(&root_user, 0, b"b", false), Ok(Some(1)));
+    assert_eq!(fs.lock().attr(f).unwrap().perm, 0o4777);
+    assert_eq!(h.write(&other, 0, b"c", false), Ok(None));
+    assert_eq!(fs.lock().read(f, 0, 1).unwrap(), b"b", "nothing written");
+    assert_eq!(fs.write(&other, f, 0, b"c", false), Ok(1));
+    assert_eq!(fs.lock().attr(f).unwrap().perm, 0o777, "the bit went");
+    assert_eq!(
+        h.write(&other, 0, b"d", false),
+        Ok(Some(1)),
+        "and the handle knows"
+    );
+}
+
+/// `DMAPPEND` set by a wstat after the handle was made sends its writes to the end.
+#[test]
+fn dmappend_set_later_sends_handle_writes_to_the_end() {
+    let fs = fs();
+    let who = fs.lock().cred_for_name("glenda").unwrap();
+    let root = fs.lock().root();
+    let f = file(&mut fs.lock(), &who, root, "log", 0o666);
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    assert_eq!(h.write(&who, 0, b"one", false), Ok(Some(3)));
+    let w = Wstat {
+        mode: Some(WstatMode {
+            is_dir: false,
+            perm: 0o666,
+            append: true,
+            excl: false,
+            tmp: false,
+        }),
+        ..Default::default()
+    };
+    fs.lock().wstat(&who, f, w).unwrap();
+    assert_eq!(h.write(&who, 0, b"two", false), Ok(Some(3)));
+    assert_eq!(fs.lock().read(f, 0, 16).unwrap(), b"onetwo");
+}
+
+/// A handle that outlives its node (unlinked, no reference left: the tree destroyed it)
+/// reads nothing and writes nothing, and charges nothing to the memory account.
+#[test]
+fn a_handle_of_a_node_that_is_gone_takes_no_write() {
+    let fs = fs();
+    let who = fs.lock().cred_for_uid(1000, None);
+    let root = fs.lock().root();
+    let f = file(&mut fs.lock(), &who, root, "f", 0o644);
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    assert_eq!(h.write(&who, 0, &[5; 8192], false), Ok(Some(8192)));
+    let used = fs.lock().statfs().used;
+    fs.lock()
+        .unlink(&who, root, "f", UnlinkKind::NonDir)
+        .unwrap();
+    let after = fs.lock().statfs().used;
+    assert!(
+        after < used - 2 * PAGE_SIZE as u64,
+        "the pages left the account"
+    );
+    assert_eq!(h.read_with(0, 8192, |_| {}), 0);
+    assert_eq!(h.write(&who, 0, &[6; 8192], false), Err(Error::NotFound));
+    assert_eq!(fs.lock().statfs().used, after);
+}
+
+/// A create in one directory holds the exclusive tree lock (staged: the guard is kept)
+/// while a write through a handle of a file in another directory finishes. A write
+/// that takes the shared tree lock (`Fs::write`) waits for the create until the deadline.
+#[test]
+fn a_write_goes_through_while_a_metadata_change_elsewhere_holds_the_tree() {
+    let fs = fs();
+    let who = fs.lock().cred_for_uid(1000, None);
+    let root = fs.lock().root();
+    let (f, d) = {
+        let mut t = fs.lock();
+        let e = mkdir(&mut t, &who, root, "e", 0o777);
+        (
+            file(&mut t, &who, e, "f", 0o644),
+            mkdir(&mut t, &who, root, "d", 0o777),
+        )
+    };
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let mut t = fs.lock();
+    file(&mut t, &who, d, "new", 0o644);
+    let through = thread::scope(|s| {
+        let (h, who) = (&h, &who);
+        s.spawn(move || {
+            let written = h.write(who, 0, &[9; 4096], false);
+            let _ = done_tx.send(written);
+        });
+        let through = done_rx.recv_timeout(STEP_DEADLINE);
+        // Lets a write stuck on the tree lock go, so the scope's join returns.
+        drop(t);
+        through
+    });
+    assert_eq!(
+        through,
+        Ok(Ok(Some(4096))),
+        "the write waited for the create in another directory"
+    );
+    assert_eq!(fs.lock().read(f, 0, 4096).unwrap(), vec![9; 4096]);
+}
