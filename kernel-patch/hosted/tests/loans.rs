@@ -11,7 +11,7 @@ use std::thread;
 use common::*;
 use hosted::mnt::OpenMode;
 use hosted::vm::PAGE_SIZE;
-use hosted::{ForkFlags, Kernel, MapRequest, MountFlags, Pid, Prot, LEND_THRESHOLD};
+use hosted::{ForkFlags, Kernel, MapRequest, Pid, Prot, LEND_THRESHOLD};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -31,29 +31,10 @@ fn stamped(from: u64, len: u64, generation: u8) -> Vec<u8> {
     (from..from + len).map(|at| stamp(at, generation)).collect()
 }
 
-/// One tree mounted twice: `/n/a` where the test works, `/n/b` to see the server's bytes.
-struct Setup {
-    kernel: Kernel,
-    init: Pid,
-    _server: ListeningServer,
-}
+type Setup = TwoMounts;
 
 fn setup(file_len: u64) -> Setup {
-    let kernel = kernel();
-    let init = kernel.spawn();
-    let server = ListeningServer::start();
-    kernel
-        .mount(init, server.connect(), "/n/a", MountFlags::REPLACE)
-        .expect("mount a");
-    kernel
-        .mount(init, server.connect(), "/n/b", MountFlags::REPLACE)
-        .expect("mount b");
-    copy_in(&kernel, init, "/n/a/file", &stamped(0, file_len, 0));
-    Setup {
-        kernel,
-        init,
-        _server: server,
-    }
+    two_mounts(&stamped(0, file_len, 0))
 }
 
 fn map(kernel: &Kernel, pid: Pid, fd: Option<usize>, len: u64, shared: bool) -> u64 {

@@ -29,29 +29,10 @@ fn stamped(pages: u64, generation: u8) -> Vec<u8> {
         .collect()
 }
 
-/// One tree, mounted twice: `/n/a` (where the test maps) and `/n/b` (the server's bytes).
-struct Setup {
-    kernel: Kernel,
-    init: Pid,
-    _server: ListeningServer,
-}
+type Setup = TwoMounts;
 
 fn setup(pages: u64) -> Setup {
-    let kernel = kernel();
-    let init = kernel.spawn();
-    let server = ListeningServer::start();
-    kernel
-        .mount(init, server.connect(), "/n/a", MountFlags::REPLACE)
-        .expect("mount a");
-    kernel
-        .mount(init, server.connect(), "/n/b", MountFlags::REPLACE)
-        .expect("mount b");
-    copy_in(&kernel, init, "/n/a/file", &stamped(pages, 0));
-    Setup {
-        kernel,
-        init,
-        _server: server,
-    }
+    two_mounts(&stamped(pages, 0))
 }
 
 /// The server's bytes, through the other mount.

@@ -290,3 +290,30 @@ impl Drop for P9Peer {
         let _ = self.child.wait();
     }
 }
+
+/// One ramfs tree mounted twice: `/n/a`, where a test works, holding `/n/a/file`, and
+/// `/n/b`, which shares no page with `/n/a` and so shows the server's bytes.
+pub struct TwoMounts {
+    pub kernel: Kernel,
+    pub init: Pid,
+    _server: ListeningServer,
+}
+
+/// Mounts one new ramfs at `/n/a` and `/n/b` and writes `file` to `/n/a/file`.
+pub fn two_mounts(file: &[u8]) -> TwoMounts {
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let server = ListeningServer::start();
+    kernel
+        .mount(init, server.connect(), "/n/a", MountFlags::REPLACE)
+        .expect("mount a");
+    kernel
+        .mount(init, server.connect(), "/n/b", MountFlags::REPLACE)
+        .expect("mount b");
+    copy_in(&kernel, init, "/n/a/file", file);
+    TwoMounts {
+        kernel,
+        init,
+        _server: server,
+    }
+}
