@@ -25,9 +25,12 @@
 //! No translation of the old frame can appear meanwhile: an object page's translation is
 //! installed under the object lock and a private page's under its mapping's lock, and both
 //! are held from the invalidation to the exchange (rule `migrate-invalidates-under-locks`,
-//! loom model 17). Pages with no reverse map cannot move, and say why: an executable
-//! image's or mount cache's page ([`Unmovable::ImagePage`]) and an exec segment's private
-//! page ([`Unmovable::NoReverseMap`]), since segments keep no list of their mappers.
+//! loom model 17). A page of an image's hash chains (an executable image's page no segment
+//! maps, a mount-cache page) needs no reverse map, as nobody maps it: it moves under its
+//! image's lock alone (`migrate_cached.rs`). Pages mapped through segments cannot move,
+//! and say why: an executable image's page an attached segment maps
+//! ([`Unmovable::SegmentMapped`]) and an exec segment's private page
+//! ([`Unmovable::NoReverseMap`]), since segments keep no list of their mappers.
 //!
 //! [`AddressSpace::invalidate`]: super::AddressSpace::invalidate
 
@@ -41,6 +44,7 @@ use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::vm::{Vm, VmState};
 
 use super::lineage::Lineage;
+use super::migrate_cached::CachedOwner;
 use super::object::MemObject;
 use super::rmap::Rmap;
 use super::segment::MapSegment;
@@ -54,8 +58,10 @@ pub enum Unmovable {
     /// Something besides its mappings holds the page: a kernel's held fault, a write-back
     /// copying it, a reverse-map query, a fork in progress.
     Held,
-    /// An executable image's or the mount cache's page: they keep no reverse map.
-    ImagePage,
+    /// An executable image's page that an attached segment maps (or a fault holds):
+    /// segments keep no list of their mappers, so its mappings cannot be found. (An image
+    /// page at ref 0, and every mount-cache page nobody is reading, can move.)
+    SegmentMapped,
     /// A private page of an exec segment (data, bss, stack), or a page a fault has just
     /// allocated: no reverse map finds its mappers.
     NoReverseMap,
@@ -107,6 +113,8 @@ pub struct Vacated {
 enum Owner {
     Object(Arc<MemObject>, u64),
     Lineage(Arc<Lineage>, u64),
+    /// A page of an image's hash chains (`migrate_cached.rs`).
+    Cached(CachedOwner),
     Free,
 }
 
@@ -216,8 +224,17 @@ impl VmState {
         let owner = pool.owner(page);
         if owner != 0 {
             let object = self.maps.table.lock().objects.get(&owner).cloned();
-            let object = object.ok_or_else(|| fail(Unmovable::ImagePage))?;
-            return Ok(Owner::Object(object, pool.offset(page) / PAGE_BYTES));
+            if let Some(object) = object {
+                return Ok(Owner::Object(object, pool.offset(page) / PAGE_BYTES));
+            }
+            // Not an object's: an image's (the table lock is released above, and no image
+            // lock is held while the table's shards are searched).
+            return match self.cached_owner(owner) {
+                Some(image) => Ok(Owner::Cached(image)),
+                // An image that left the table: its pages are on their way out, or mapped.
+                None if pool.refs(page) != 0 => Err(fail(Unmovable::SegmentMapped)),
+                None => Err(fail(Unmovable::Busy)),
+            };
         }
         let (serial, number) = pool.private_origin(page);
         if serial != 0 {
@@ -239,6 +256,7 @@ impl VmState {
         let mut mappers = Vec::new();
         match owner {
             Owner::Free => return Ok(()),
+            Owner::Cached(image) => return self.cached_movable(frame, page, image).map_err(fail),
             Owner::Object(object, number) => {
                 collect(&object.state.lock().rmap, *number, &mut mappers)
                     .map_err(|()| fail(Unmovable::NoMemory))?;
@@ -250,7 +268,7 @@ impl VmState {
         }
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
-            Owner::Free => 0,
+            Owner::Free | Owner::Cached(_) => 0,
         };
         let entries = mappers
             .iter()
@@ -313,6 +331,7 @@ impl VmState {
     ) -> Result<(), Unmovable> {
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
+            Owner::Cached(image) => return self.move_cached_locked(frame, page, fresh, image),
             Owner::Free => return Err(Unmovable::NotVms),
         };
         for _ in 0..ATTEMPTS {
@@ -329,7 +348,7 @@ impl VmState {
                     self.owns(owner, page)
                         .then(|| collect(&members, number, &mut mappers))
                 }
-                Owner::Free => None,
+                Owner::Free | Owner::Cached(_) => None,
             };
             match listed {
                 None => return Err(Unmovable::Busy),
@@ -371,7 +390,7 @@ impl VmState {
                     let members = lineage.members.lock();
                     self.exchange_locked(&members, owner, (frame, page, fresh), &mappers, &entries)
                 }
-                Owner::Free => Err(Unmovable::NotVms),
+                Owner::Free | Owner::Cached(_) => Err(Unmovable::NotVms),
             };
             drop(tables);
             if moved? {
@@ -391,7 +410,7 @@ impl VmState {
             Owner::Lineage(lineage, number) => {
                 pool.owner(page) == 0 && pool.private_origin(page) == (lineage.serial, *number)
             }
-            Owner::Free => false,
+            Owner::Free | Owner::Cached(_) => false,
         }
     }
 
@@ -409,7 +428,7 @@ impl VmState {
     ) -> Result<bool, Unmovable> {
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
-            Owner::Free => return Err(Unmovable::NotVms),
+            Owner::Free | Owner::Cached(_) => return Err(Unmovable::NotVms),
         };
         if !self.owns(owner, page) || self.pool.frame(page) != frame {
             return Err(Unmovable::Busy);
