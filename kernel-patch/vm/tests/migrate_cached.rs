@@ -8,17 +8,15 @@ mod common;
 
 use common::*;
 use vm::testkit::{pattern_byte, HeapFrames};
-use vm::{
-    Access, Frame, MigrateError, MountCacheConfig, OpenKind, Unmovable, Vm, PAGE_SIZE,
-};
+use vm::{Access, Frame, MigrateError, MountCacheConfig, OpenKind, Unmovable, Vm, PAGE_SIZE};
 
 /// A world whose zero frame is the kernel's (vm's own would be in a range of every frame
 /// vm was given, and vacate refuses it), with a mount cache.
 fn vacate_world() -> World {
     let config = small_config();
     let frames = HeapFrames::with_zero_frame(config.max_pages + 8);
-    let vm = Vm::with_mount_cache(frames.allocator(), config, MountCacheConfig::default())
-        .expect("vm");
+    let vm =
+        Vm::with_mount_cache(frames.allocator(), config, MountCacheConfig::default()).expect("vm");
     World { vm, frames }
 }
 
@@ -52,7 +50,10 @@ fn an_idle_images_pages_move_and_the_next_exec_reads_them_from_the_cache() {
     let cached = world.vm.statistics().cached_pages;
     assert!(cached >= 4, "{cached}");
     // One page by migrate, then every frame by vacate.
-    let moved_to = world.vm.migrate(old[1]).expect("an idle image's page moves");
+    let moved_to = world
+        .vm
+        .migrate(old[1])
+        .expect("an idle image's page moves");
     assert_ne!(moved_to, old[1]);
     check(&world, &[]);
     let range = every_frame(&world);
@@ -70,7 +71,10 @@ fn an_idle_images_pages_move_and_the_next_exec_reads_them_from_the_cache() {
     let again = exec(&world, &program);
     verify_process(&world, &again);
     for frame in text_frames(&again) {
-        assert!(!range.contains(&frame.0), "{frame:?} moved out of the range");
+        assert!(
+            !range.contains(&frame.0),
+            "{frame:?} moved out of the range"
+        );
     }
     assert_eq!(program.file.counts().reads, reads, "all from the cache");
     check(&world, &again.refs());
@@ -95,7 +99,10 @@ fn a_page_a_segment_maps_refuses_and_a_vacate_over_it_moves_nothing() {
     assert!(idle_frames.iter().all(|frame| range.contains(&frame.0)));
     let err = world.vm.vacate(range).unwrap_err();
     assert!(
-        matches!(err.reason, Unmovable::SegmentMapped | Unmovable::NoReverseMap),
+        matches!(
+            err.reason,
+            Unmovable::SegmentMapped | Unmovable::NoReverseMap
+        ),
         "{err:?}"
     );
     assert_eq!(world.vm.statistics().migrations, 0, "nothing moved");
