@@ -125,7 +125,10 @@ impl Vm {
     /// Moves the page at `frame` to a new frame: copies it, and makes every mapping of it
     /// (found through the reverse map) map the new frame from its next fault. The old
     /// frame goes back to the kernel ([`FrameAllocator::free`]). Returns the new frame.
-    /// Call with no vm lock held (it allocates).
+    /// A page of an image's hash chains that nobody maps (an idle executable image's
+    /// page, a mount-cache page) moves too, under its image's lock; one an attached
+    /// segment maps fails with [`Unmovable::SegmentMapped`]. Call with no vm lock held
+    /// (it allocates).
     ///
     /// [`FrameAllocator::free`]: crate::FrameAllocator::free
     pub fn migrate(&self, frame: Frame) -> Result<Frame, MigrateError> {
