@@ -92,9 +92,14 @@ impl VmState {
     ) -> Result<(), Unmovable> {
         match owner {
             CachedOwner::Exec(image) => {
-                let _state = image.state.lock();
+                let state = image.state.lock();
                 self.cached_state(image, frame, page, Unmovable::SegmentMapped)?;
+                // vm-rule(migrate-cached-under-image-lock): a fault takes its reference
+                // (`lookpage`) and then reads the page's frame under the image lock: held
+                // from the check at ref 0 to the exchange, no fault can map the old frame
+                // (loom model 26).
                 self.exchange_cached(frame, page, fresh);
+                drop(state);
             }
             CachedOwner::Mount(image) => {
                 let _state = image.state.lock();
