@@ -141,7 +141,7 @@ impl Vm {
                 found = Some(page)
             });
         let page = found.ok_or_else(|| fail(Unmovable::NotVms))?;
-        let owner = shared.owner_of(frame, page)?;
+        let owner = shared.owner_of(frame, page, &mut None)?;
         let moved = shared.move_page(frame, page, &owner, None);
         shared.trim_free_pool();
         moved
@@ -169,13 +169,15 @@ impl Vm {
             });
         }
         let mut done = Vacated::default();
+        // The last image found: a range's cached pages are mostly a few images' runs.
+        let mut last = None;
         // The check: every page in the range must have an owner that can move it.
         let mut failure = None;
         shared.pool.pages_in(&range, |page| {
             if failure.is_none() {
                 let frame = shared.pool.frame(page);
                 if let Err(err) = shared
-                    .owner_of(frame, page)
+                    .owner_of(frame, page, &mut last)
                     .and_then(|owner| shared.movable(frame, page, &owner))
                 {
                     failure = Some(err);
@@ -193,18 +195,21 @@ impl Vm {
                 return;
             }
             let frame = shared.pool.frame(page);
-            let moved = shared.owner_of(frame, page).and_then(|owner| match owner {
-                // Freed since the release above.
-                Owner::Free => {
-                    done.released += shared.pool.release_free_in(&*shared.frames, &range) as u64;
-                    Ok(())
-                }
-                owner => shared
-                    .move_page(frame, page, &owner, Some(&range))
-                    .map(|_| {
-                        done.moved += 1;
-                    }),
-            });
+            let moved = shared
+                .owner_of(frame, page, &mut last)
+                .and_then(|owner| match owner {
+                    // Freed since the release above.
+                    Owner::Free => {
+                        done.released +=
+                            shared.pool.release_free_in(&*shared.frames, &range) as u64;
+                        Ok(())
+                    }
+                    owner => shared
+                        .move_page(frame, page, &owner, Some(&range))
+                        .map(|_| {
+                            done.moved += 1;
+                        }),
+                });
             failure = moved.err();
         });
         shared.trim_free_pool();
@@ -217,8 +222,15 @@ impl Vm {
 
 impl VmState {
     /// Who owns `page` (at `frame`), from its metadata. Images and objects take their
-    /// serials from one counter, so an image's page is never taken for an object's.
-    fn owner_of(&self, frame: Frame, page: PageIndex) -> Result<Owner, MigrateError> {
+    /// serials from one counter, so an image's page is never taken for an object's. `last`
+    /// is the image the previous call found, kept by the caller across the pages of a
+    /// range (serials are never reused, so it is still that serial's image).
+    fn owner_of(
+        &self,
+        frame: Frame,
+        page: PageIndex,
+        last: &mut Option<CachedOwner>,
+    ) -> Result<Owner, MigrateError> {
         let fail = |reason| MigrateError { frame, reason };
         let pool = &self.pool;
         if pool.loans(page) != 0 {
@@ -232,7 +244,14 @@ impl VmState {
             }
             // Not an object's: an image's (the table lock is released above, and no image
             // lock is held while the table's shards are searched).
-            return match self.cached_owner(owner) {
+            let found = match last.as_ref().filter(|image| image.serial() == owner) {
+                Some(image) => Some(image.clone()),
+                None => self.cached_owner(owner),
+            };
+            if let Some(image) = &found {
+                *last = Some(image.clone());
+            }
+            return match found {
                 Some(image) => Ok(Owner::Cached(image)),
                 // An image that left the table: its pages are on their way out, or mapped.
                 None if pool.refs(page) != 0 => Err(fail(Unmovable::SegmentMapped)),

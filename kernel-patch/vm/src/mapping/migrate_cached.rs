@@ -34,9 +34,20 @@ use super::migrate::Unmovable;
 
 /// The image a cached page belongs to, as its owner serial says (re-checked under the
 /// image lock).
+#[derive(Clone)]
 pub(super) enum CachedOwner {
     Exec(Arc<ExecImage>),
     Mount(Arc<McacheImage>),
+}
+
+impl CachedOwner {
+    /// The image's serial (its pages' owner).
+    pub(super) fn serial(&self) -> u64 {
+        match self {
+            Self::Exec(image) => image.serial,
+            Self::Mount(image) => image.serial,
+        }
+    }
 }
 
 impl VmState {
