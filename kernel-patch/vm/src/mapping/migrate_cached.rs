@@ -92,7 +92,7 @@ impl VmState {
         }
     }
 
-    /// Steps 3 of the module's move: moves `page` (at `frame`) of `owner`'s chains into
+    /// Step 3 of the module's move: moves `page` (at `frame`) of `owner`'s chains into
     /// `fresh`'s frame, and gives `fresh` the old one.
     pub(super) fn move_cached_locked(
         &self,
@@ -105,10 +105,11 @@ impl VmState {
             CachedOwner::Exec(image) => {
                 let state = image.state.lock();
                 self.cached_state(image, frame, page, Unmovable::SegmentMapped)?;
-                // vm-rule(migrate-cached-under-image-lock): a fault takes its reference
-                // (`lookpage`) and then reads the page's frame under the image lock: held
-                // from the check at ref 0 to the exchange, no fault can map the old frame
-                // (loom model 26).
+                // vm-rule(migrate-cached-under-image-lock): a fault takes its reference to
+                // a cached page under the image lock (`lookpage`) and reads its frame after:
+                // held from the check at ref 0 to the exchange, a fault's reference comes
+                // before the check (which refuses) or after the exchange (the fault reads
+                // the new frame), so no fault maps the old frame (loom model 26).
                 self.exchange_cached(frame, page, fresh);
                 drop(state);
             }
