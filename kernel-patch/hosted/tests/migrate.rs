@@ -1,13 +1,15 @@
 //! Moving frames against a real ramfs: a page migrated while a fork tree of 5 levels maps
 //! it is seen at its new frame, with the same bytes, by every process; `vacate` empties a
-//! range of frames or fails naming the frame and why, with nothing moved. Every page is
-//! stamped with its index, so a page swapped for another cannot pass.
+//! range of frames or fails naming the frame and why, with nothing moved; an exited
+//! program's idle image's pages and mount-cache pages move and are found again by the next
+//! exec or read. Every page is stamped with its index, so a page swapped for another
+//! cannot pass.
 
 mod common;
 
 use common::*;
 use hosted::mnt::OpenMode;
-use hosted::vm::{Frame, MigrateError, Unmovable, PAGE_SIZE};
+use hosted::vm::{Access, Frame, MigrateError, Unmovable, PAGE_SIZE};
 use hosted::{ForkFlags, Kernel, KernelError, MapRequest, MountFlags, NamespaceShare, Pid, Prot};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -152,7 +154,7 @@ fn vacate_empties_a_range_or_fails_naming_the_frame_and_moves_nothing() {
             page_of(&kernel, pid, private + page * PAGE);
         }
     }
-    // A frame of a page with no reverse map: a text page of a running program.
+    // A frame of a page with no reverse map: a text page a running program maps.
     let exec_pid = kernel.spawn();
     kernel
         .mount(exec_pid, server.connect(), "/n/a", MountFlags::REPLACE)
@@ -169,7 +171,7 @@ fn vacate_empties_a_range_or_fails_naming_the_frame_and_moves_nothing() {
         err,
         KernelError::Unmovable(MigrateError {
             frame: text,
-            reason: Unmovable::ImagePage
+            reason: Unmovable::SegmentMapped
         })
     );
     // The range of every frame the mappings use, with that text page in it: refused at
@@ -215,5 +217,96 @@ fn vacate_empties_a_range_or_fails_naming_the_frame_and_moves_nothing() {
     for &pid in procs.iter().rev() {
         kernel.exit(pid, "").unwrap();
     }
+    check(&kernel);
+}
+
+/// Every page of the program's file bytes in `pid`, as it reads them, and its frame.
+fn program_frames(kernel: &Kernel, pid: Pid, binary: &[u8]) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    for page in program_pages(binary) {
+        let mut got = vec![0u8; PAGE_SIZE];
+        kernel.read_memory(pid, page.addr, &mut got).unwrap();
+        assert!(got == page.bytes, "page at {:#x} differs", page.addr);
+        frames.push(kernel.touch(pid, page.addr, Access::Read).unwrap().frame);
+    }
+    frames
+}
+
+#[test]
+fn an_exited_programs_idle_image_pages_move_and_the_next_exec_runs_the_same_bytes() {
+    let server = ListeningServer::start();
+    let kernel = kernel();
+    let init = kernel.spawn();
+    kernel
+        .mount(init, server.connect(), "/n/a", MountFlags::REPLACE)
+        .unwrap();
+    let binary = static_binary();
+    copy_in(&kernel, init, "/n/a/prog", binary);
+    let pid = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel.exec(pid, "/n/a/prog", &["prog"]).expect("exec");
+    let old = program_frames(&kernel, pid, binary);
+    kernel.exit(pid, "").unwrap();
+    kernel.wait(init).unwrap();
+    let stats = kernel.statistics().vm;
+    assert_eq!(stats.images_idle, 1, "{stats:?}");
+    assert!(stats.idle_pages > 0);
+    let lo = old.iter().map(|frame| frame.0).min().unwrap();
+    let hi = old.iter().map(|frame| frame.0).max().unwrap() + 1;
+    let before = kernel.statistics().vm.migrations;
+    let done = kernel
+        .vacate(lo..hi)
+        .expect("vacate of an idle image's pages");
+    assert!(done.moved >= 1, "{done:?}");
+    assert_eq!(kernel.statistics().vm.migrations - before, done.moved);
+    check(&kernel);
+    let again = kernel.fork(init, ForkFlags::default()).unwrap();
+    kernel
+        .exec(again, "/n/a/prog", &["prog"])
+        .expect("exec again");
+    assert!(kernel.statistics().vm.attach_hits >= 1, "the idle image");
+    for frame in program_frames(&kernel, again, binary) {
+        assert!(
+            !(lo..hi).contains(&frame.0),
+            "{frame:?} in the vacated range"
+        );
+    }
+    check(&kernel);
+    kernel.release_range();
+    kernel.exit(again, "").unwrap();
+    kernel.wait(init).unwrap();
+    check(&kernel);
+}
+
+#[test]
+fn mount_cache_pages_move_and_are_read_back_without_a_tread() {
+    let server = ListeningServer::start();
+    let kernel = kernel();
+    let init = kernel.spawn();
+    let mount = kernel
+        .mount(init, server.connect(), "/n/c", MountFlags::CACHE)
+        .unwrap();
+    let bytes: Vec<u8> = (0..PAGES * PAGE).map(|at| stamp(at / PAGE, 3)).collect();
+    copy_in(&kernel, init, "/n/c/file", &bytes);
+    let read = |what: &str| {
+        let fd = kernel.open(init, "/n/c/file", OpenMode::READ).unwrap();
+        let treads = mount.mount.stats().treads();
+        let got = read_to_end(&kernel, init, fd);
+        kernel.close(init, fd).unwrap();
+        assert!(got == bytes, "{what}: the file's bytes");
+        mount.mount.stats().treads() - treads
+    };
+    read("first read");
+    assert_eq!(kernel.statistics().vm.mcache_pages, PAGES);
+    assert_eq!(read("cached"), 0, "the cache answers");
+    // HostFrames hands out its lowest frames first: every frame ever used is below the
+    // peak, and nothing but the mount cache holds vm pages now.
+    let peak = kernel.frames().stats().peak;
+    let done = kernel.vacate(0..peak).expect("vacate of mount-cache pages");
+    assert_eq!(done.moved, PAGES, "{done:?}");
+    check(&kernel);
+    assert_eq!(read("after the move"), 0, "still cached, same bytes");
+    check(&kernel);
+    kernel.release_range();
+    drop(mount);
     check(&kernel);
 }

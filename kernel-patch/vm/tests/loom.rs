@@ -67,6 +67,11 @@
 //! 25. two stores to a lent shared page through its two mappings at once: one breaks the
 //!     loan, the other's fault sees under the object lock that its entry's page left the
 //!     object and takes the copy (one break, one page in both mappings).
+//! 26. a text fault of an exec of an idle image vs a migration of the image's one cached
+//!     page (at ref 0, so movable): the fault takes its reference and reads the frame under
+//!     the image lock the migration checks ref 0 and exchanges under, so the fault maps the
+//!     new frame, or the old one and the migration refuses (`SegmentMapped`); never the old
+//!     frame after the exchange (a frame gone back to the kernel).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -1182,4 +1187,47 @@ fn a_fault_vs_a_migration_of_the_page_it_looked_up() {
         drop(vm);
         assert_eq!(frames.stats().outstanding(), 0, "a frame leaked");
     });
+}
+
+#[test]
+fn a_text_fault_vs_a_migration_of_the_idle_images_page() {
+    model(
+        "a_text_fault_vs_a_migration_of_the_idle_images_page",
+        || {
+            let (vm, frames, file, loads) = setup();
+            // The program runs once and exits: its image is idle, its page cached at ref 0.
+            let old = {
+                let segments = vm.exec(file.open(), &loads).unwrap();
+                segments[0].fault(TEXT, Access::Read).unwrap().frame
+            };
+            let segments = vm.exec(file.open(), &loads).unwrap();
+            let migrator = {
+                let vm = vm.clone();
+                thread::spawn(move || vm.migrate(old))
+            };
+            let seen = segments[0].fault(TEXT, Access::Read).unwrap().frame;
+            let moved = migrator.join().unwrap();
+            let now = segments[0].fault(TEXT, Access::Read).unwrap().frame;
+            match moved {
+                Ok(new) => assert_eq!(new, now),
+                Err(err) => {
+                    assert_eq!(err.reason, vm::Unmovable::SegmentMapped);
+                    assert_eq!(now, old);
+                }
+            }
+            assert_eq!(seen, now, "the fault mapped a frame the page left");
+            let identity = file.identity();
+            assert!(frames
+                .read(now)
+                .iter()
+                .enumerate()
+                .all(|(offset, byte)| *byte == pattern_byte(&identity, offset as u64)));
+            let live: Vec<&vm::SegmentRef> = segments.iter().collect();
+            if let Err(violation) = check_invariants(&vm, Some(&live)) {
+                panic!("{violation}");
+            }
+            drop(segments);
+            finish(vm, frames, file);
+        },
+    );
 }

@@ -25,9 +25,12 @@
 //! No translation of the old frame can appear meanwhile: an object page's translation is
 //! installed under the object lock and a private page's under its mapping's lock, and both
 //! are held from the invalidation to the exchange (rule `migrate-invalidates-under-locks`,
-//! loom model 17). Pages with no reverse map cannot move, and say why: an executable
-//! image's or mount cache's page ([`Unmovable::ImagePage`]) and an exec segment's private
-//! page ([`Unmovable::NoReverseMap`]), since segments keep no list of their mappers.
+//! loom model 17). A page of an image's hash chains (an executable image's page no segment
+//! maps, a mount-cache page) needs no reverse map, as nobody maps it: it moves under its
+//! image's lock alone (`migrate_cached.rs`). Pages mapped through segments cannot move,
+//! and say why: an executable image's page an attached segment maps
+//! ([`Unmovable::SegmentMapped`]) and an exec segment's private page
+//! ([`Unmovable::NoReverseMap`]), since segments keep no list of their mappers.
 //!
 //! [`AddressSpace::invalidate`]: super::AddressSpace::invalidate
 
@@ -41,6 +44,7 @@ use crate::sync::{Arc, MutexGuard, Ordering};
 use crate::vm::{Vm, VmState};
 
 use super::lineage::Lineage;
+use super::migrate_cached::CachedOwner;
 use super::object::MemObject;
 use super::rmap::Rmap;
 use super::segment::MapSegment;
@@ -54,8 +58,10 @@ pub enum Unmovable {
     /// Something besides its mappings holds the page: a kernel's held fault, a write-back
     /// copying it, a reverse-map query, a fork in progress.
     Held,
-    /// An executable image's or the mount cache's page: they keep no reverse map.
-    ImagePage,
+    /// An executable image's page that an attached segment maps (or a fault holds):
+    /// segments keep no list of their mappers, so its mappings cannot be found. (An image
+    /// page at ref 0, and every mount-cache page nobody is reading, can move.)
+    SegmentMapped,
     /// A private page of an exec segment (data, bss, stack), or a page a fault has just
     /// allocated: no reverse map finds its mappers.
     NoReverseMap,
@@ -107,6 +113,8 @@ pub struct Vacated {
 enum Owner {
     Object(Arc<MemObject>, u64),
     Lineage(Arc<Lineage>, u64),
+    /// A page of an image's hash chains (`migrate_cached.rs`).
+    Cached(CachedOwner),
     Free,
 }
 
@@ -117,7 +125,10 @@ impl Vm {
     /// Moves the page at `frame` to a new frame: copies it, and makes every mapping of it
     /// (found through the reverse map) map the new frame from its next fault. The old
     /// frame goes back to the kernel ([`FrameAllocator::free`]). Returns the new frame.
-    /// Call with no vm lock held (it allocates).
+    /// A page of an image's hash chains that nobody maps (an idle executable image's
+    /// page, a mount-cache page) moves too, under its image's lock; one an attached
+    /// segment maps fails with [`Unmovable::SegmentMapped`]. Call with no vm lock held
+    /// (it allocates).
     ///
     /// [`FrameAllocator::free`]: crate::FrameAllocator::free
     pub fn migrate(&self, frame: Frame) -> Result<Frame, MigrateError> {
@@ -130,7 +141,7 @@ impl Vm {
                 found = Some(page)
             });
         let page = found.ok_or_else(|| fail(Unmovable::NotVms))?;
-        let owner = shared.owner_of(frame, page)?;
+        let owner = shared.owner_of(frame, page, &mut None)?;
         let moved = shared.move_page(frame, page, &owner, None);
         shared.trim_free_pool();
         moved
@@ -158,13 +169,15 @@ impl Vm {
             });
         }
         let mut done = Vacated::default();
+        // The last image found: a range's cached pages are mostly a few images' runs.
+        let mut last = None;
         // The check: every page in the range must have an owner that can move it.
         let mut failure = None;
         shared.pool.pages_in(&range, |page| {
             if failure.is_none() {
                 let frame = shared.pool.frame(page);
                 if let Err(err) = shared
-                    .owner_of(frame, page)
+                    .owner_of(frame, page, &mut last)
                     .and_then(|owner| shared.movable(frame, page, &owner))
                 {
                     failure = Some(err);
@@ -182,18 +195,21 @@ impl Vm {
                 return;
             }
             let frame = shared.pool.frame(page);
-            let moved = shared.owner_of(frame, page).and_then(|owner| match owner {
-                // Freed since the release above.
-                Owner::Free => {
-                    done.released += shared.pool.release_free_in(&*shared.frames, &range) as u64;
-                    Ok(())
-                }
-                owner => shared
-                    .move_page(frame, page, &owner, Some(&range))
-                    .map(|_| {
-                        done.moved += 1;
-                    }),
-            });
+            let moved = shared
+                .owner_of(frame, page, &mut last)
+                .and_then(|owner| match owner {
+                    // Freed since the release above.
+                    Owner::Free => {
+                        done.released +=
+                            shared.pool.release_free_in(&*shared.frames, &range) as u64;
+                        Ok(())
+                    }
+                    owner => shared
+                        .move_page(frame, page, &owner, Some(&range))
+                        .map(|_| {
+                            done.moved += 1;
+                        }),
+                });
             failure = moved.err();
         });
         shared.trim_free_pool();
@@ -206,8 +222,15 @@ impl Vm {
 
 impl VmState {
     /// Who owns `page` (at `frame`), from its metadata. Images and objects take their
-    /// serials from one counter, so an image's page is never taken for an object's.
-    fn owner_of(&self, frame: Frame, page: PageIndex) -> Result<Owner, MigrateError> {
+    /// serials from one counter, so an image's page is never taken for an object's. `last`
+    /// is the image the previous call found, kept by the caller across the pages of a
+    /// range (serials are never reused, so it is still that serial's image).
+    fn owner_of(
+        &self,
+        frame: Frame,
+        page: PageIndex,
+        last: &mut Option<CachedOwner>,
+    ) -> Result<Owner, MigrateError> {
         let fail = |reason| MigrateError { frame, reason };
         let pool = &self.pool;
         if pool.loans(page) != 0 {
@@ -216,8 +239,24 @@ impl VmState {
         let owner = pool.owner(page);
         if owner != 0 {
             let object = self.maps.table.lock().objects.get(&owner).cloned();
-            let object = object.ok_or_else(|| fail(Unmovable::ImagePage))?;
-            return Ok(Owner::Object(object, pool.offset(page) / PAGE_BYTES));
+            if let Some(object) = object {
+                return Ok(Owner::Object(object, pool.offset(page) / PAGE_BYTES));
+            }
+            // Not an object's: an image's (the table lock is released above, and no image
+            // lock is held while the table's shards are searched).
+            let found = match last.as_ref().filter(|image| image.serial() == owner) {
+                Some(image) => Some(image.clone()),
+                None => self.cached_owner(owner),
+            };
+            if let Some(image) = &found {
+                *last = Some(image.clone());
+            }
+            return match found {
+                Some(image) => Ok(Owner::Cached(image)),
+                // An image that left the table: its pages are on their way out, or mapped.
+                None if pool.refs(page) != 0 => Err(fail(Unmovable::SegmentMapped)),
+                None => Err(fail(Unmovable::Busy)),
+            };
         }
         let (serial, number) = pool.private_origin(page);
         if serial != 0 {
@@ -239,6 +278,7 @@ impl VmState {
         let mut mappers = Vec::new();
         match owner {
             Owner::Free => return Ok(()),
+            Owner::Cached(image) => return self.cached_movable(frame, page, image).map_err(fail),
             Owner::Object(object, number) => {
                 collect(&object.state.lock().rmap, *number, &mut mappers)
                     .map_err(|()| fail(Unmovable::NoMemory))?;
@@ -250,7 +290,7 @@ impl VmState {
         }
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
-            Owner::Free => 0,
+            Owner::Free | Owner::Cached(_) => 0,
         };
         let entries = mappers
             .iter()
@@ -313,6 +353,7 @@ impl VmState {
     ) -> Result<(), Unmovable> {
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
+            Owner::Cached(image) => return self.move_cached_locked(frame, page, fresh, image),
             Owner::Free => return Err(Unmovable::NotVms),
         };
         for _ in 0..ATTEMPTS {
@@ -329,7 +370,7 @@ impl VmState {
                     self.owns(owner, page)
                         .then(|| collect(&members, number, &mut mappers))
                 }
-                Owner::Free => None,
+                Owner::Free | Owner::Cached(_) => None,
             };
             match listed {
                 None => return Err(Unmovable::Busy),
@@ -371,7 +412,7 @@ impl VmState {
                     let members = lineage.members.lock();
                     self.exchange_locked(&members, owner, (frame, page, fresh), &mappers, &entries)
                 }
-                Owner::Free => Err(Unmovable::NotVms),
+                Owner::Free | Owner::Cached(_) => Err(Unmovable::NotVms),
             };
             drop(tables);
             if moved? {
@@ -391,7 +432,7 @@ impl VmState {
             Owner::Lineage(lineage, number) => {
                 pool.owner(page) == 0 && pool.private_origin(page) == (lineage.serial, *number)
             }
-            Owner::Free => false,
+            Owner::Free | Owner::Cached(_) => false,
         }
     }
 
@@ -409,7 +450,7 @@ impl VmState {
     ) -> Result<bool, Unmovable> {
         let number = match owner {
             Owner::Object(_, number) | Owner::Lineage(_, number) => *number,
-            Owner::Free => return Err(Unmovable::NotVms),
+            Owner::Free | Owner::Cached(_) => return Err(Unmovable::NotVms),
         };
         if !self.owns(owner, page) || self.pool.frame(page) != frame {
             return Err(Unmovable::Busy);

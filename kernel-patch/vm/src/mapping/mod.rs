@@ -53,6 +53,7 @@ mod fault;
 mod lineage;
 mod loan;
 mod migrate;
+mod migrate_cached;
 mod object;
 mod reclaim;
 mod rmap;
