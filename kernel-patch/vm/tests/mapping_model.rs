@@ -103,7 +103,8 @@ enum Op {
         on: bool,
     },
     /// Lends slot pages `from..from + pages` of the mapping that maps slot page `from`
-    /// (clamped to that mapping).
+    /// (clamped to that mapping; with none there, of the slot's first mapping from its
+    /// start).
     Lend {
         proc: usize,
         slot: usize,
@@ -184,7 +185,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (proc.clone(), slot.clone()).prop_map(|(proc, slot)| Op::Sync { proc, slot }),
         1 => (0..=FILE_PAGES).prop_map(|pages| Op::Truncate { pages }),
         1 => any::<bool>().prop_map(|on| Op::Refuse { on }),
-        2 => (proc, slot, 0..FILE_PAGES, 1..=FILE_PAGES).prop_map(
+        3 => (proc, slot, 0..FILE_PAGES, 1..=FILE_PAGES).prop_map(
             |(proc, slot, from, pages)| Op::Lend {
                 proc,
                 slot,
@@ -577,7 +578,16 @@ impl Harness {
         if self.loans.len() >= MAX_LOANS {
             return Ok(());
         }
-        let Some((map, model)) = self.mapping(proc, slot, from) else {
+        // Where no mapping maps `from`, the slot's first piece from its start: most lends
+        // lend something.
+        let Some((map, model, from)) = self
+            .mapping(proc, slot, from)
+            .map(|(map, model)| (map, model, from))
+            .or_else(|| {
+                let (map, model) = self.procs.get(proc)?.as_ref()?.maps[slot].first()?;
+                Some((map, model, model.start))
+            })
+        else {
             return Ok(());
         };
         let to = (from + pages).min(model.start + model.pages);
