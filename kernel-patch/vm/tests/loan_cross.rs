@@ -340,3 +340,78 @@ fn a_truncate_waiting_at_its_gate_for_the_write_back_of_a_lent_page_orphans_it()
     check(&world, &[&space]);
     all_frames_back(world);
 }
+
+/// Two shared mappings of one file: `b` lends page 0 (dirty through `a`), then `a`'s store
+/// breaks the loan, leaving `b` a stale entry of the lent page. Returns the loan.
+fn broken_loan_with_a_stale_entry(world: &World, a: &MappingRef, b: &MappingRef) -> Loan {
+    store(world, a, BASE, 0x11).expect("store");
+    assert_eq!(load(world, b, OTHER), Ok(0x11));
+    let loan = b.lend(OTHER, PAGE).expect("lend");
+    store(world, a, BASE, 0x22).expect("store");
+    assert_eq!(world.vm.statistics().loan_breaks, 1);
+    assert_eq!(loan_bytes(world, &loan), vec![0x11]);
+    loan
+}
+
+const OTHER: u64 = 0x8000_0000;
+
+#[test]
+fn an_mprotect_of_a_mapping_with_a_stale_entry_of_a_broken_loan_finds_the_copy() {
+    let world = world();
+    let file = ServerFile::stamped(5, 2 * PAGE as usize);
+    let (sa, sb) = (mmu(1), mmu(2));
+    let (object, a) = shared_map(&world, &file, &sa, 2);
+    let b = object
+        .map(sb.clone() as SpaceRef, spec(OTHER, 2, 0, true))
+        .expect("map");
+    let loan = broken_loan_with_a_stale_entry(&world, &a, &b);
+    check(&world, &[&sa, &sb]);
+    // mprotect of b's page 0 read only: the piece carries the stale entry.
+    let carved = b.carve(OTHER, OTHER + PAGE, false).expect("carve");
+    check(&world, &[&sa, &sb]);
+    assert_eq!(load(&world, &carved.middle, OTHER), Ok(0x22));
+    assert_ne!(
+        carved.middle.fault(OTHER, Access::Read).unwrap().frame,
+        loan.frame(0).unwrap()
+    );
+    // And back to writable: a store writes the object's copy, the loan is untouched.
+    let again = carved
+        .middle
+        .carve(OTHER, OTHER + PAGE, true)
+        .expect("carve");
+    store(&world, &again.middle, OTHER, 0x33).expect("store");
+    assert_eq!(load(&world, &a, BASE), Ok(0x33));
+    assert_eq!(loan_bytes(&world, &loan), vec![0x11]);
+    check(&world, &[&sa, &sb]);
+    drop((again, carved.tail, a, object));
+    assert_eq!(file.bytes(0, 8), vec![0x33; 8]);
+    check(&world, &[&sa, &sb]);
+    loan.release();
+    check(&world, &[&sa, &sb]);
+    all_frames_back(world);
+}
+
+#[test]
+fn a_partial_munmap_of_a_stale_entry_of_a_broken_loan_writes_the_copy_back() {
+    let world = world();
+    let file = ServerFile::stamped(6, 2 * PAGE as usize);
+    let (sa, sb) = (mmu(1), mmu(2));
+    let (object, a) = shared_map(&world, &file, &sa, 2);
+    let b = object
+        .map(sb.clone() as SpaceRef, spec(OTHER, 2, 0, true))
+        .expect("map");
+    let loan = broken_loan_with_a_stale_entry(&world, &a, &b);
+    let carved = b.carve(OTHER, OTHER + PAGE, true).expect("carve");
+    // The unmap writes back the object's dirty copy of page 0, not the lent old page.
+    assert_eq!(carved.middle.unmap(), Ok(1));
+    assert_eq!(file.bytes(0, 8), vec![0x22; 8]);
+    assert_eq!(object.dirty_pages(), 0);
+    assert_eq!(loan_bytes(&world, &loan), vec![0x11]);
+    check(&world, &[&sa, &sb]);
+    drop((carved.tail, a, object));
+    assert_eq!(world.vm.statistics().orphan_pages, 1);
+    loan.release();
+    assert_eq!(world.vm.statistics().orphan_pages, 0);
+    check(&world, &[&sa, &sb]);
+    all_frames_back(world);
+}
