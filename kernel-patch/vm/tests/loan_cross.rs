@@ -415,3 +415,40 @@ fn a_partial_munmap_of_a_stale_entry_of_a_broken_loan_writes_the_copy_back() {
     check(&world, &[&sa, &sb]);
     all_frames_back(world);
 }
+
+#[test]
+fn a_lend_through_a_carved_piece_with_a_stale_entry_lends_the_copy() {
+    let world = world();
+    let file = ServerFile::stamped(7, 2 * PAGE as usize);
+    let (sa, sb) = (mmu(1), mmu(2));
+    let (object, a) = shared_map(&world, &file, &sa, 2);
+    let b = object
+        .map(sb.clone() as SpaceRef, spec(OTHER, 2, 0, true))
+        .expect("map");
+    let first = broken_loan_with_a_stale_entry(&world, &a, &b);
+    let carved = b
+        .carve(OTHER + PAGE, OTHER + 2 * PAGE, false)
+        .expect("carve");
+    let head = carved.head.expect("head");
+    let second = head.lend(OTHER, PAGE).expect("lend");
+    assert_eq!(loan_bytes(&world, &second), vec![0x22]);
+    assert_ne!(second.frame(0), first.frame(0));
+    assert_eq!(loan_bytes(&world, &first), vec![0x11]);
+    assert!(lent_read_only(&sa, &second) && lent_read_only(&sb, &second));
+    check(&world, &[&sa, &sb]);
+    store(&world, &a, BASE, 0x44).expect("store");
+    assert_eq!(world.vm.statistics().loan_breaks, 2);
+    assert_eq!(load(&world, &head, OTHER), Ok(0x44));
+    assert_eq!(
+        (loan_bytes(&world, &first), loan_bytes(&world, &second)),
+        (vec![0x11], vec![0x22])
+    );
+    check(&world, &[&sa, &sb]);
+    drop((head, carved.middle, a, object));
+    assert_eq!(file.bytes(0, 8), vec![0x44; 8]);
+    assert_eq!(world.vm.statistics().orphan_pages, 2);
+    drop((first, second));
+    assert_eq!(world.vm.statistics().orphan_pages, 0);
+    check(&world, &[&sa, &sb]);
+    all_frames_back(world);
+}
