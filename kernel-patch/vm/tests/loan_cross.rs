@@ -452,3 +452,70 @@ fn a_lend_through_a_carved_piece_with_a_stale_entry_lends_the_copy() {
     check(&world, &[&sa, &sb]);
     all_frames_back(world);
 }
+
+#[test]
+fn a_carve_of_lent_private_copies_that_cannot_allocate_leaves_the_loan_whole() {
+    // Each allocation of a three-way mprotect of a private mapping whose copies are lent,
+    // refused in turn: the loan keeps its bytes and its pages stay read only either way,
+    // and a store after still breaks it.
+    let mut refused = 0;
+    for nth in 0.. {
+        assert!(nth < 1000, "the carve never stops allocating");
+        let world = world();
+        let file = ServerFile::stamped(8, 6 * PAGE as usize);
+        let space = mmu(1);
+        let object = world.vm.file_object(file.open()).expect("object");
+        let map = object
+            .map(space.clone() as SpaceRef, spec(BASE, 6, 0, false))
+            .expect("map");
+        for page in 0..6 {
+            store(&world, &map, BASE + page * PAGE, stamp(page, 1)).expect("store");
+        }
+        let loan = map.lend(BASE + PAGE, 4 * PAGE).expect("lend");
+        let lent: Vec<u8> = (1..5).map(|page| stamp(page, 1)).collect();
+        world.frames.fail_allocation(nth);
+        let carved = map.carve(BASE + PAGE, BASE + 5 * PAGE, true);
+        world.frames.never_fail();
+        assert_eq!(loan_bytes(&world, &loan), lent, "allocation {nth}");
+        assert!(lent_read_only(&space, &loan));
+        check(&world, &[&space]);
+        let (pieces, done) = match carved {
+            Ok(carved) => {
+                let pieces = vec![
+                    carved.head.expect("head"),
+                    carved.middle,
+                    carved.tail.expect("tail"),
+                ];
+                (pieces, true)
+            }
+            Err(failed) => {
+                assert_eq!(failed.error, VmError::NoMemory);
+                refused += 1;
+                (vec![failed.mapping], false)
+            }
+        };
+        // A load maps a lent page read only, a store breaks the loan, in whichever
+        // mapping now maps page 2.
+        let at = BASE + 2 * PAGE;
+        let holder = pieces
+            .iter()
+            .find(|piece| (piece.base()..piece.end()).contains(&at))
+            .expect("a mapping of page 2");
+        assert!(!holder.fault(at, Access::Read).expect("load").writable);
+        store(&world, holder, at, 0x6e).expect("store");
+        assert_eq!(world.vm.statistics().loan_breaks, 1);
+        assert_eq!(loan_bytes(&world, &loan), lent);
+        check(&world, &[&space]);
+        drop((pieces, object));
+        assert_eq!(world.vm.statistics().orphan_pages, 4);
+        loan.release();
+        let stats = world.vm.statistics();
+        assert_eq!((stats.orphan_pages, stats.pages_lent), (0, 0));
+        check(&world, &[&space]);
+        all_frames_back(world);
+        if done {
+            break;
+        }
+    }
+    assert!(refused >= 3, "only {refused} allocations refused");
+}
