@@ -519,3 +519,106 @@ fn a_carve_of_lent_private_copies_that_cannot_allocate_leaves_the_loan_whole() {
     }
     assert!(refused >= 3, "only {refused} allocations refused");
 }
+
+#[test]
+fn a_store_breaking_a_loan_during_a_refused_write_back_leaves_the_copy_dirty_alone() {
+    let world = world();
+    let file = ServerFile::stamped(9, PAGE as usize);
+    let space = mmu(1);
+    let (object, map) = shared_map(&world, &file, &space, 1);
+    store(&world, &map, BASE, 0x11).expect("store");
+    let loan = map.lend(BASE, PAGE).expect("lend");
+    let (started, started_seen) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    // The write-back's write waits for the test, then is refused.
+    *file.fail_writes.lock().unwrap() = true;
+    *file.before_write.lock().unwrap() = Some(Box::new(move || {
+        let _ = started.send(());
+        let _ = released.recv_timeout(DEADLINE);
+    }));
+    std::thread::scope(|scope| {
+        let sync = scope.spawn(|| map.sync(BASE, PAGE));
+        let writing = started_seen.recv_timeout(DEADLINE).is_ok();
+        // While it writes the lent page, a store breaks the loan: the object's page is a
+        // copy now, dirty by the store.
+        let stored = store(&world, &map, BASE, 0x22);
+        let _ = release.send(());
+        assert!(writing, "the write-back never wrote");
+        stored.expect("store");
+        assert_eq!(sync.join().unwrap(), Err(VmError::Io(FileError::Io)));
+    });
+    assert_eq!(world.vm.statistics().loan_breaks, 1);
+    // The refused write marks dirty the page it wrote only if that is still the object's:
+    // the old page left the object at the break (the loan holds it).
+    assert_eq!(object.dirty_pages(), 1);
+    assert_eq!(world.vm.statistics().dirty_pages, 1);
+    check(&world, &[&space]);
+    *file.fail_writes.lock().unwrap() = false;
+    assert_eq!(map.sync(BASE, PAGE), Ok(1));
+    assert_eq!(file.bytes(0, 8), vec![0x22; 8]);
+    assert_eq!(world.vm.statistics().dirty_pages, 0);
+    assert_eq!(loan_bytes(&world, &loan), vec![0x11]);
+    check(&world, &[&space]);
+    drop((map, object));
+    loan.release();
+    let stats = world.vm.statistics();
+    assert_eq!(
+        (stats.orphan_pages, stats.pages_lent, stats.dirty_pages),
+        (0, 0, 0)
+    );
+    check(&world, &[&space]);
+    all_frames_back(world);
+}
+
+#[test]
+fn the_kernels_write_breaking_a_loan_during_a_refused_write_back_keeps_the_store_dirty() {
+    let world = world();
+    let file = ServerFile::stamped(10, PAGE as usize);
+    let space = mmu(1);
+    let (object, map) = shared_map(&world, &file, &space, 1);
+    store(&world, &map, BASE, 0x11).expect("store");
+    let loan = map.lend(BASE, PAGE).expect("lend");
+    // Nobody holds the object once its unmap's write-back is refused: no mapping marks
+    // the kernel's writes dirty.
+    drop(object);
+    *file.fail_writes.lock().unwrap() = true;
+    assert_eq!(map.unmap(), Err(VmError::Io(FileError::Io)));
+    let (started, started_seen) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    *file.before_write.lock().unwrap() = Some(Box::new(move || {
+        let _ = started.send(());
+        let _ = released.recv_timeout(DEADLINE);
+    }));
+    std::thread::scope(|scope| {
+        let sync = scope.spawn(|| world.vm.write_back_dirty());
+        let writing = started_seen.recv_timeout(DEADLINE).is_ok();
+        // While the write-back writes the lent page (its mark cleared), the kernel writes
+        // bytes 8..16 of the file: the lent page is copied first, the copy clean, with the
+        // store's bytes the refused write does not deliver.
+        file.data.lock().unwrap()[8..16].copy_from_slice(&[0x33; 8]);
+        let wrote = world.vm.wrote_mapped(&file.identity, 8, &[0x33; 8]);
+        let _ = release.send(());
+        assert!(writing, "the write-back never wrote");
+        assert_eq!(wrote, 1);
+        assert_eq!(sync.join().unwrap(), Err(VmError::Io(FileError::Io)));
+    });
+    let stats = world.vm.statistics();
+    assert_eq!((stats.loan_breaks, stats.loan_snapshots_lost), (1, 0));
+    // The refused write marked the copy, which holds the bytes it carried.
+    assert_eq!(stats.dirty_pages, 1);
+    check(&world, &[&space]);
+    *file.fail_writes.lock().unwrap() = false;
+    assert_eq!(world.vm.write_back_dirty(), Ok(1));
+    assert_eq!(file.bytes(0, 16), [[0x11; 8], [0x33; 8]].concat());
+    let lent = world.frames.read(loan.frame(0).unwrap());
+    assert_eq!((lent[0], lent[8]), (0x11, stamp(0, 0)));
+    check(&world, &[&space]);
+    loan.release();
+    let stats = world.vm.statistics();
+    assert_eq!(
+        (stats.orphan_pages, stats.pages_lent, stats.dirty_pages),
+        (0, 0, 0)
+    );
+    check(&world, &[&space]);
+    all_frames_back(world);
+}

@@ -186,9 +186,15 @@ pub(super) fn write_back_pages(
         shared.page_wait.wakeup();
         if let Err(err) = result {
             let mut state = object.state.lock();
-            if !pool.set_dirty(page, true) {
-                state.dirty += 1;
-                counters.dirty_pages.fetch_add(1, Ordering::Relaxed);
+            // The mark goes to the object's page at `number` now: ours, or the copy a
+            // loan break put in its place during the write (which has our bytes and any
+            // since). Ours marked after it left the object would be counted in an object
+            // that no longer has it.
+            if let Some(&now) = state.pages.get(&number) {
+                if !pool.set_dirty(now, true) {
+                    state.dirty += 1;
+                    counters.dirty_pages.fetch_add(1, Ordering::Relaxed);
+                }
             }
             drop(state);
             pool.put(page);
