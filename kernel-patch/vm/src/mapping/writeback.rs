@@ -5,7 +5,8 @@
 //! its reverse map), so the next store faults and marks it again. Then, with no lock held,
 //! copy the page into a bounce buffer and write it (the part before the file's end only:
 //! a write-back never grows the file). A store during the write marks the page again and
-//! it is written again by the next write-back; a failed write marks it again. A file the
+//! it is written again by the next write-back; a failed write marks the object's page at
+//! that number again (the copy a loan break put there meanwhile, if one did). A file the
 //! mount cache holds leaves it after a write-back (its pages there are older).
 //!
 //! A write in flight is counted in the object (`MemObject::writing`) from the moment it
