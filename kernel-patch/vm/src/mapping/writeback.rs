@@ -5,7 +5,8 @@
 //! its reverse map), so the next store faults and marks it again. Then, with no lock held,
 //! copy the page into a bounce buffer and write it (the part before the file's end only:
 //! a write-back never grows the file). A store during the write marks the page again and
-//! it is written again by the next write-back; a failed write marks it again. A file the
+//! it is written again by the next write-back; a failed write marks the object's page at
+//! that number again (the copy a loan break put there meanwhile, if one did). A file the
 //! mount cache holds leaves it after a write-back (its pages there are older).
 //!
 //! A write in flight is counted in the object (`MemObject::writing`) from the moment it
@@ -186,9 +187,15 @@ pub(super) fn write_back_pages(
         shared.page_wait.wakeup();
         if let Err(err) = result {
             let mut state = object.state.lock();
-            if !pool.set_dirty(page, true) {
-                state.dirty += 1;
-                counters.dirty_pages.fetch_add(1, Ordering::Relaxed);
+            // The mark goes to the object's page at `number` now: ours, or the copy a
+            // loan break put in its place during the write (which has our bytes and any
+            // since). Ours marked after it left the object would be counted in an object
+            // that no longer has it.
+            if let Some(&now) = state.pages.get(&number) {
+                if !pool.set_dirty(now, true) {
+                    state.dirty += 1;
+                    counters.dirty_pages.fetch_add(1, Ordering::Relaxed);
+                }
             }
             drop(state);
             pool.put(page);
