@@ -111,7 +111,9 @@ fn nanos_per(time: Duration, ops: u64) -> u128 {
 
 /// Attach+put rates on the hit path (every image kept active by one reference held here):
 /// per thread, and in total. `same`: every thread attaches one file; else one file each.
-fn hit_rates(threads: u64, same: bool, iters: u64) -> (Vec<u128>, u128) {
+/// Each thread runs the parked closes every `close_every` attaches (each run closes what
+/// every thread parked, as a kernel's safe point does), and once more after the loop.
+fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u128>, u128) {
     let vm = Vm::new(kernel_frames(64), Config::default()).expect("vm");
     // One file, or one a thread, each in a shard of its own (as most pairs are).
     let mut paths: Vec<u64> = Vec::new();
@@ -147,7 +149,7 @@ fn hit_rates(threads: u64, same: bool, iters: u64) -> (Vec<u128>, u128) {
                     let began = Instant::now();
                     for i in 0..iters {
                         drop(vm.attach(file.open()).expect("attach"));
-                        if i % CLOSE_EVERY == 0 {
+                        if i % close_every == 0 {
                             vm.run_parked_closes();
                         }
                     }
@@ -331,9 +333,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000u64);
-    let (one, one_total) = hit_rates(1, true, iters);
-    let (same, same_total) = hit_rates(2, true, iters);
-    let (diff, diff_total) = hit_rates(2, false, iters);
+    let (one, one_total) = hit_rates(1, true, iters, CLOSE_EVERY);
+    let (same, same_total) = hit_rates(2, true, iters, CLOSE_EVERY);
+    let (diff, diff_total) = hit_rates(2, false, iters, CLOSE_EVERY);
+    // The same without the closes in the loop: what attach and put cost apart from
+    // closing, on one CPU, files another CPU parked.
+    let (one_nc, one_nc_total) = hit_rates(1, true, iters, u64::MAX);
+    let (diff_nc, diff_nc_total) = hit_rates(2, false, iters, u64::MAX);
     println!("attach+put hit path, {iters} a thread (attaches/s)");
     println!(
         "{:<28} {:>12} {:>12} {:>12}",
@@ -352,9 +358,19 @@ fn main() {
         "2 threads, different ones", diff[0], diff[1], diff_total
     );
     println!(
-        "ratio total 2/1: same {} (goal >= 1.0), different {} (goal >= 1.8)",
+        "{:<28} {:>12} {:>12} {:>12}",
+        "1 thread, no closes", one_nc[0], "-", one_nc_total
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>12}",
+        "2 different, no closes", diff_nc[0], diff_nc[1], diff_nc_total
+    );
+    println!(
+        "ratio total 2/1: same {} (goal >= 1.0), different {} (goal >= 1.8); \
+         different without the closes in the loop {}",
         ratio(same_total, one_total),
-        ratio(diff_total, one_total)
+        ratio(diff_total, one_total),
+        ratio(diff_nc_total, one_nc_total)
     );
 
     let ops = 2_000;
