@@ -115,7 +115,9 @@ fn model(name: &str, body: impl Fn() + Send + Sync + 'static) {
     );
 }
 
-fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
+/// A vm of 4 pages and 2 images over 8 frames: small enough that loom's models reach
+/// reclaim and a full table in a few steps.
+fn small_vm() -> (Vm, HeapFrames) {
     let frames = HeapFrames::new(8);
     let vm = Vm::new(
         frames.allocator(),
@@ -128,6 +130,11 @@ fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
         },
     )
     .unwrap();
+    (vm, frames)
+}
+
+fn setup() -> (Vm, HeapFrames, FakeFile, Vec<LoadSegment>) {
+    let (vm, frames) = small_vm();
     let identity = FileIdentity {
         dev_type: 1,
         dev: 1,
@@ -835,18 +842,7 @@ fn cpu_store(space: &OnePageMmu, map: &vm::MappingRef, frames: &HeapFrames, byte
 #[test]
 fn a_store_vs_a_write_back_of_its_page() {
     model("a_store_vs_a_write_back_of_its_page", || {
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 2,
-                max_idle_images: 2,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm();
         let file = map_common::ServerFile::stamped(3, PAGE_SIZE);
         let space = std::sync::Arc::new(OnePageMmu::default());
         let object = vm.file_object(file.open()).unwrap();
@@ -907,18 +903,7 @@ impl vm::AddressSpace for SmallMmu {
 fn a_fault_vs_a_truncate_of_its_file() {
     model("a_fault_vs_a_truncate_of_its_file", || {
         let page = PAGE_SIZE as u64;
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 2,
-                max_idle_images: 2,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm();
         let file = map_common::ServerFile::stamped(4, 2 * PAGE_SIZE);
         let space = std::sync::Arc::new(SmallMmu::default());
         let object = vm.file_object(file.open()).unwrap();
@@ -967,18 +952,7 @@ fn a_fault_vs_a_truncate_of_its_file() {
 #[test]
 fn a_store_vs_a_migration_of_its_page() {
     model("a_store_vs_a_migration_of_its_page", || {
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 2,
-                max_idle_images: 2,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm();
         let space = std::sync::Arc::new(OnePageMmu::default());
         let spec = vm::MapSpec {
             base: 0x10000,
@@ -1058,18 +1032,7 @@ impl ImageFile for LoomServerFile {
 fn an_unmap_writing_back_vs_a_truncate_to_zero() {
     model("an_unmap_writing_back_vs_a_truncate_to_zero", || {
         let page = PAGE_SIZE as u64;
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 2,
-                max_idle_images: 2,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm();
         let file = LoomServerFile {
             identity: FileIdentity {
                 dev_type: 7,
@@ -1132,18 +1095,7 @@ fn an_unmap_writing_back_vs_a_truncate_to_zero() {
 #[test]
 fn a_fault_vs_a_migration_of_the_page_it_looked_up() {
     model("a_fault_vs_a_migration_of_the_page_it_looked_up", || {
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 2,
-                max_idle_images: 2,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm();
         let (parent_space, child_space) = (
             std::sync::Arc::new(OnePageMmu::default()),
             std::sync::Arc::new(OnePageMmu::default()),

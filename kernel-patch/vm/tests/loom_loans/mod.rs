@@ -3,28 +3,12 @@
 use loom::thread;
 use vm::check::check_invariants;
 use vm::testkit::HeapFrames;
-use vm::{Access, Config, MapSpec, MappingRef, Vm, PAGE_SIZE};
+use vm::{Access, MapSpec, MappingRef, Vm, PAGE_SIZE};
 
-use super::{cpu_store, map_common, model, OnePageMmu};
+use super::{cpu_store, map_common, model, small_vm, OnePageMmu};
 
 const BASE: u64 = 0x10000;
 const PAGE: u64 = PAGE_SIZE as u64;
-
-fn small_vm() -> (Vm, HeapFrames) {
-    let frames = HeapFrames::new(8);
-    let vm = Vm::new(
-        frames.allocator(),
-        Config {
-            max_pages: 4,
-            max_images: 2,
-            max_idle_images: 2,
-            reclaim_batch: 1,
-            max_free_pages: 4,
-        },
-    )
-    .unwrap();
-    (vm, frames)
-}
 
 fn spec(base: u64, shared: bool) -> MapSpec {
     MapSpec {
