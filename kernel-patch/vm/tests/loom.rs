@@ -118,13 +118,18 @@ fn model(name: &str, body: impl Fn() + Send + Sync + 'static) {
 /// A vm of 4 pages and 2 images over 8 frames: small enough that loom's models reach
 /// reclaim and a full table in a few steps.
 fn small_vm() -> (Vm, HeapFrames) {
+    small_vm_of(2)
+}
+
+/// The same with room for `images` images (all of them may be idle).
+fn small_vm_of(images: u32) -> (Vm, HeapFrames) {
     let frames = HeapFrames::new(8);
     let vm = Vm::new(
         frames.allocator(),
         Config {
             max_pages: 4,
-            max_images: 2,
-            max_idle_images: 2,
+            max_images: images,
+            max_idle_images: images,
             reclaim_batch: 1,
             max_free_pages: 4,
         },
@@ -597,18 +602,7 @@ fn last_segment_dropped_while_reclaim_holds_the_image() {
 #[test]
 fn two_attaches_of_one_file_into_a_full_table() {
     model("two_attaches_of_one_file_into_a_full_table", || {
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 1,
-                max_idle_images: 1,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm_of(1);
         let (_, _, wanted, loads) = setup();
         let idle = FakeFile::patterned(
             FileIdentity {
@@ -661,18 +655,7 @@ fn file_in_shard(shard: usize, from: u64) -> FakeFile {
 fn attach_vs_reclaim_across_shards_into_a_full_table() {
     model("attach_vs_reclaim_across_shards_into_a_full_table", || {
         assert!(Vm::TABLE_SHARDS >= 2);
-        let frames = HeapFrames::new(8);
-        let vm = Vm::new(
-            frames.allocator(),
-            Config {
-                max_pages: 4,
-                max_images: 1,
-                max_idle_images: 1,
-                reclaim_batch: 1,
-                max_free_pages: 4,
-            },
-        )
-        .unwrap();
+        let (vm, frames) = small_vm_of(1);
         let (_, _, _, loads) = setup();
         let idle = file_in_shard(0, 1);
         let other = file_in_shard(1, 1);
@@ -760,18 +743,7 @@ fn a_held_fault_vs_a_copy_on_write_and_the_last_mapper_going() {
     model(
         "a_held_fault_vs_a_copy_on_write_and_the_last_mapper_going",
         || {
-            let frames = HeapFrames::new(8);
-            let vm = Vm::new(
-                frames.allocator(),
-                Config {
-                    max_pages: 4,
-                    max_images: 1,
-                    max_idle_images: 1,
-                    reclaim_batch: 1,
-                    max_free_pages: 4,
-                },
-            )
-            .unwrap();
+            let (vm, frames) = small_vm_of(1);
             const STACK: u64 = 0x7000_0000;
             let parent = std::sync::Arc::new(
                 vm.zero_segment(vm::SegmentKind::Stack, STACK, PAGE_SIZE as u64)
