@@ -622,3 +622,59 @@ fn the_kernels_write_breaking_a_loan_during_a_refused_write_back_keeps_the_store
     check(&world, &[&space]);
     all_frames_back(world);
 }
+
+#[test]
+fn the_kernels_write_with_no_memory_for_a_copy_keeps_a_lent_page_in_write_back() {
+    // As above, but the copy cannot be allocated: the lent page, clean-looking while its
+    // write-back is out, must stay in the object and take the kernel's change in place, so
+    // that the refused write marks it dirty again and the store reaches the server later.
+    let world = world();
+    let file = ServerFile::stamped(10, PAGE as usize);
+    let space = mmu(1);
+    let (object, map) = shared_map(&world, &file, &space, 1);
+    store(&world, &map, BASE, 0x11).expect("store");
+    let loan = map.lend(BASE, PAGE).expect("lend");
+    drop(object);
+    *file.fail_writes.lock().unwrap() = true;
+    assert_eq!(map.unmap(), Err(VmError::Io(FileError::Io)));
+    let (started, started_seen) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    *file.before_write.lock().unwrap() = Some(Box::new(move || {
+        let _ = started.send(());
+        let _ = released.recv_timeout(DEADLINE);
+    }));
+    std::thread::scope(|scope| {
+        let sync = scope.spawn(|| world.vm.write_back_dirty());
+        let writing = started_seen.recv_timeout(DEADLINE).is_ok();
+        file.data.lock().unwrap()[8..16].copy_from_slice(&[0x33; 8]);
+        world.frames.fail_allocation(0);
+        let wrote = world.vm.wrote_mapped(&file.identity, 8, &[0x33; 8]);
+        world.frames.never_fail();
+        let _ = release.send(());
+        assert!(writing, "the write-back never wrote");
+        assert_eq!(
+            wrote, 1,
+            "the kernel's write did not reach the resident page"
+        );
+        assert_eq!(sync.join().unwrap(), Err(VmError::Io(FileError::Io)));
+    });
+    let stats = world.vm.statistics();
+    // No copy: the loan saw the change, and the page kept its place and its store.
+    assert_eq!((stats.loan_breaks, stats.loan_snapshots_lost), (0, 1));
+    assert_eq!(
+        stats.dirty_pages, 1,
+        "the refused write-back's mark was lost"
+    );
+    check(&world, &[&space]);
+    *file.fail_writes.lock().unwrap() = false;
+    assert_eq!(world.vm.write_back_dirty(), Ok(1));
+    assert_eq!(file.bytes(0, 16), [[0x11; 8], [0x33; 8]].concat());
+    loan.release();
+    let stats = world.vm.statistics();
+    assert_eq!(
+        (stats.orphan_pages, stats.pages_lent, stats.dirty_pages),
+        (0, 0, 0)
+    );
+    check(&world, &[&space]);
+    all_frames_back(world);
+}

@@ -52,7 +52,7 @@ use alloc::vec::Vec;
 
 use crate::fault::{Access, FaultError};
 use crate::frame::{AllocSite, Frame, PAGE_BYTES};
-use crate::page::{PageIndex, NO_PAGE, ZERO_ENTRY};
+use crate::page::{PageIndex, PagePool, NO_PAGE, ZERO_ENTRY};
 use crate::segment::{Entry, PageTable};
 use crate::sync::{AtomicU64, MutexGuard, Ordering};
 use crate::vm::{Vm, VmState};
@@ -507,8 +507,9 @@ impl VmState {
     /// ([`break_object_loan`]); the copies are allocated with the lock dropped, and the
     /// lock is taken again and the pages counted again (a loan may come meanwhile). Without
     /// memory for a copy a clean lent page leaves the object (its next fault reads the
-    /// file again, which has the kernel's change) and a dirty one is changed in place
-    /// (its loan then sees the change: counted in `Statistics::loan_snapshots_lost`).
+    /// file again, which has the kernel's change) and a dirty one, or any while a
+    /// write-back of the object is out, is changed in place (its loan then sees the
+    /// change: counted in `Statistics::loan_snapshots_lost`).
     /// Call with no vm lock held.
     pub(crate) fn lock_unlent<'a>(
         &'a self,
@@ -525,9 +526,11 @@ impl VmState {
         loop {
             let mut state = object.state.lock();
             let pages = range(&state);
-            // Out of copies, a dirty lent page is changed in place; nothing to do for it.
+            // Out of copies, a lent page that must stay is changed in place; nothing to do
+            // for it.
             let out_of_copies = no_memory && spares.count == 0;
-            let needs = |page| is_lent(self, page) && !(out_of_copies && pool.is_dirty(page));
+            let needs =
+                |page| is_lent(self, page) && !(out_of_copies && must_stay(pool, object, page));
             let mut lent = 0;
             resident_in(&state, pages, |_, page| lent += usize::from(needs(page)));
             if lent == 0 {
@@ -580,7 +583,7 @@ impl VmState {
                         // An object's page holds no reference of its own.
                         pool.put(copy);
                     }
-                    None if !pool.is_dirty(old) => {
+                    None if !must_stay(pool, object, old) => {
                         state.pages.remove(&number);
                         invalidate_all(&state, number);
                         pool.detach(old);
@@ -593,6 +596,19 @@ impl VmState {
             }
         }
     }
+}
+
+/// Whether `page` of `object` must stay in the object when there is no memory to copy it:
+/// a dirty page holds the only copy of its stores, and so may a clean-looking one while a
+/// write-back is out, since its mark is cleared for the write and goes back only if the
+/// write is refused, to the page the object holds then (`writeback.rs`). Which page a
+/// write-back writes is not recorded, so any write-back of the object keeps every page.
+/// Call with the object lock held: a write-back is counted under it, so the answer holds
+/// until the lock is dropped.
+fn must_stay(pool: &PagePool, object: &MemObject, page: PageIndex) -> bool {
+    // Dropping a clean-looking page whose write is then refused would lose the store
+    // (loan_cross.rs stages it).
+    pool.is_dirty(page) || object.writing.load(Ordering::Acquire) != 0
 }
 
 /// Removes every translation of object page `number` (each mapping's next access faults).
