@@ -34,6 +34,7 @@ use std::sync::Arc;
 use map_common::{mmu, Mmu, ServerFile, PAGE};
 use ops::{op, Op};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use vm::check::{check_invariants, check_translations, Translation};
 use vm::testkit::HeapFrames;
 use vm::{
@@ -175,7 +176,14 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // Failures are kept beside this file (`main.proptest-regressions`): by default proptest
+    // would put those of every `tests/*/main.rs` crate into one
+    // `tests/proptest-regressions/main.txt`.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn mappings_match_the_model(ops in proptest::collection::vec(op(), 1..80)) {
