@@ -1,5 +1,7 @@
 //! End-to-end tests of the 9P front end in process: byte streams in memory, and
 //! connections over socket pairs served by threads, several at once on one tree.
+//! One topic a module (version and attach, 9P2000, framing, 9P2000.L, memory, several
+//! connections, reply order, POSIX cases, data runs); this module holds their helpers.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
