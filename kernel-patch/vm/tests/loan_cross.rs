@@ -11,18 +11,13 @@ mod map_common;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use map_common::{check, load, mmu, spec, stamp, store, world, Mmu, ServerFile, World, PAGE};
+use map_common::{
+    check, load, loan_bytes, mmu, spec, stamp, store, world, Mmu, ServerFile, World, PAGE,
+};
 use vm::{Access, FileError, Loan, MapSpec, MappingRef, ObjectRef, SpaceRef, VmError};
 
 const BASE: u64 = 0x4000_0000;
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// The first byte of each page of the loan (stores write 8 bytes at a page's start).
-fn loan_bytes(world: &World, loan: &Loan) -> Vec<u8> {
-    loan.frames()
-        .map(|frame| world.frames.read(frame)[0])
-        .collect()
-}
 
 /// No MMU entry of `space` maps a frame of `loan` writable.
 fn lent_read_only(space: &Mmu, loan: &Loan) -> bool {

@@ -7,8 +7,10 @@ mod map_common;
 
 use std::sync::Arc;
 
-use map_common::{check, load, mmu, spec, stamp, store, world, Mmu, ServerFile, World, PAGE};
-use vm::{ImageFile, LendError, Loan, MapSpec, MappingRef, ObjectRef, SpaceRef};
+use map_common::{
+    check, load, loan_bytes, mmu, spec, stamp, store, world, Mmu, ServerFile, World, PAGE,
+};
+use vm::{ImageFile, LendError, MapSpec, MappingRef, ObjectRef, SpaceRef};
 
 const BASE: u64 = 0x4000_0000;
 const OTHER: u64 = 0x8000_0000;
@@ -37,13 +39,6 @@ fn anon(world: &World, space: &Arc<Mmu>, pages: u64) -> MappingRef {
             },
         )
         .expect("map")
-}
-
-/// The first byte of each page of the loan.
-fn loan_bytes(world: &World, loan: &Loan) -> Vec<u8> {
-    loan.frames()
-        .map(|frame| world.frames.read(frame)[0])
-        .collect()
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use vm::check::{check_invariants, check_translations, Translation};
 use vm::testkit::HeapFrames;
 use vm::{
-    Access, AddressSpace, Config, FaultError, FileError, FileIdentity, Frame, ImageFile, MapSpec,
-    MappingRef, Vm, PAGE_SIZE,
+    Access, AddressSpace, Config, FaultError, FileError, FileIdentity, Frame, ImageFile, Loan,
+    MapSpec, MappingRef, Vm, PAGE_SIZE,
 };
 
 pub const PAGE: u64 = PAGE_SIZE as u64;
@@ -210,4 +210,11 @@ pub fn store(world: &World, map: &MappingRef, addr: u64, byte: u8) -> Result<(),
 pub fn load(world: &World, map: &MappingRef, addr: u64) -> Result<u8, FaultError> {
     let mapping = map.fault(addr, Access::Read)?;
     Ok(world.frames.read(mapping.frame)[(addr % PAGE) as usize])
+}
+
+/// The first byte of each page of the loan (stores write 8 bytes at a page's start).
+pub fn loan_bytes(world: &World, loan: &Loan) -> Vec<u8> {
+    loan.frames()
+        .map(|frame| world.frames.read(frame)[0])
+        .collect()
 }

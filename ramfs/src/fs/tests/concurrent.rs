@@ -8,20 +8,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc;
 use std::sync::Barrier;
 use std::thread;
-use std::time::Duration;
 
 use super::*;
-
-/// Long enough for any step on a loaded machine; only a broken lock waits this long.
-const STEP_DEADLINE: Duration = Duration::from_secs(20);
-
-fn shared_fs(limit: u64) -> Fs {
-    Fs::new(Config {
-        memory_limit: limit,
-        owner: "adm".into(),
-        clock: Clock::Fixed(1_000_000),
-    })
-}
 
 fn user(fs: &Fs) -> Cred {
     fs.lock().cred_for_uid(1000, None)

@@ -6,24 +6,12 @@
 
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use super::*;
 
-/// Long enough for any step on a loaded machine; only a broken lock waits this long.
-const STEP_DEADLINE: Duration = Duration::from_secs(20);
-
-fn fs() -> Fs {
-    Fs::new(Config {
-        memory_limit: 64 * MIB,
-        owner: "adm".into(),
-        clock: Clock::Fixed(1_000_000),
-    })
-}
-
 #[test]
 fn a_write_through_a_handle_changes_data_size_and_stamps() {
-    let fs = fs();
+    let fs = shared_fs(64 * MIB);
     let who = fs.lock().cred_for_uid(1000, None);
     let root = fs.lock().root();
     let f = file(&mut fs.lock(), &who, root, "f", 0o644);
@@ -47,7 +35,7 @@ fn a_write_through_a_handle_changes_data_size_and_stamps() {
 /// away as a write under the tree lock does. Root's write keeps it, through the handle.
 #[test]
 fn a_write_that_would_clear_setid_is_handed_to_the_exclusive_lock() {
-    let fs = fs();
+    let fs = shared_fs(64 * MIB);
     let owner = fs.lock().cred_for_uid(1000, None);
     let other = fs.lock().cred_for_uid(1001, None);
     let root_user = fs.lock().cred_for_uid(0, None);
@@ -80,7 +68,7 @@ fn a_write_that_would_clear_setid_is_handed_to_the_exclusive_lock() {
 /// `DMAPPEND` set by a wstat after the handle was made sends its writes to the end.
 #[test]
 fn dmappend_set_later_sends_handle_writes_to_the_end() {
-    let fs = fs();
+    let fs = shared_fs(64 * MIB);
     let who = fs.lock().cred_for_name("glenda").unwrap();
     let root = fs.lock().root();
     let f = file(&mut fs.lock(), &who, root, "log", 0o666);
@@ -105,7 +93,7 @@ fn dmappend_set_later_sends_handle_writes_to_the_end() {
 /// reads nothing and writes nothing, and charges nothing to the memory account.
 #[test]
 fn a_handle_of_a_node_that_is_gone_takes_no_write() {
-    let fs = fs();
+    let fs = shared_fs(64 * MIB);
     let who = fs.lock().cred_for_uid(1000, None);
     let root = fs.lock().root();
     let f = file(&mut fs.lock(), &who, root, "f", 0o644);
@@ -130,7 +118,7 @@ fn a_handle_of_a_node_that_is_gone_takes_no_write() {
 /// that takes the shared tree lock (`Fs::write`) waits for the create until the deadline.
 #[test]
 fn a_write_goes_through_while_a_metadata_change_elsewhere_holds_the_tree() {
-    let fs = fs();
+    let fs = shared_fs(64 * MIB);
     let who = fs.lock().cred_for_uid(1000, None);
     let root = fs.lock().root();
     let (f, d) = {

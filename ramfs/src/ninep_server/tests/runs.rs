@@ -25,11 +25,7 @@ fn context(fs: &Fs) -> Context<'_> {
 const STEP_DEADLINE: Duration = Duration::from_secs(20);
 
 fn fs_with_file(len: usize) -> (Fs, NodeId, Cred) {
-    let fs = Fs::new(Config {
-        memory_limit: 64 << 20,
-        owner: "adm".into(),
-        clock: Clock::Fixed(1_700_000_000),
-    });
+    let fs = fresh_fs();
     let (f, who) = {
         let mut t = fs.lock();
         let who = t.cred_for_uid(1000, None);
@@ -192,11 +188,7 @@ fn a_run_is_bounded() {
 #[test]
 fn pipelined_data_requests_are_answered_as_if_one_by_one() {
     const CHUNK: usize = 60 * 1024;
-    let fs = Arc::new(Fs::new(Config {
-        memory_limit: 64 << 20,
-        owner: "adm".into(),
-        clock: Clock::Fixed(1_700_000_000),
-    }));
+    let fs = Arc::new(fresh_fs());
     let server = Server::new(
         fs,
         ServerConfig {

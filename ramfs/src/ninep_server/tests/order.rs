@@ -1,0 +1,122 @@
+//! The order of replies: a Tflush answered after the reply it flushes, pipelined
+//! requests answered in order, large pipelined reads written out as they go.
+
+use super::*;
+
+#[test]
+fn flush_is_answered_after_the_flushed_reply() {
+    let s = server();
+    let msgs = vec![
+        Fcall {
+            tag: NOTAG,
+            msg: tversion("9P2000"),
+        },
+        Fcall {
+            tag: 1,
+            msg: tattach(0, "glenda", None),
+        },
+        Fcall {
+            tag: 2,
+            msg: Msg::Tstat { fid: 0 },
+        },
+        Fcall {
+            tag: 3,
+            msg: Msg::Tflush { oldtag: 2 },
+        },
+    ];
+    let (r, _) = serve_bytes(&s, &bytes_of(&msgs));
+    let tags: Vec<u16> = r.iter().map(|f| f.tag).collect();
+    assert_eq!(tags, vec![NOTAG, 1, 2, 3]);
+    assert!(matches!(r[2].msg, Msg::Rstat { .. }));
+    assert_eq!(r[3].msg, Msg::Rflush);
+}
+
+#[cfg(unix)]
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let s = server();
+    let mut c = Conn::open(&s, "9P2000");
+    c.rpc(tattach(0, "glenda", None));
+    let tags: Vec<u16> = (0..200).map(|_| c.send(Msg::Tstat { fid: 0 })).collect();
+    for t in tags {
+        let r = c.recv();
+        assert_eq!(r.tag, t);
+        assert!(matches!(r.msg, Msg::Rstat { .. }));
+    }
+    c.close();
+}
+
+/// Counts the bytes written to it, in how many writes.
+struct CountingWriter {
+    bytes: usize,
+    largest_write: usize,
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        self.largest_write = self.largest_write.max(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// On the connection's thread and on two (a run's parallel path writes its replies
+/// itself).
+#[test]
+fn pipelined_large_reads_are_written_out_as_they_go() {
+    for data_threads in [1, 2] {
+        pipelined_large_reads_are_written_out_as_they_go_on(data_threads);
+    }
+}
+
+fn pipelined_large_reads_are_written_out_as_they_go_on(data_threads: usize) {
+    let s = server_with_config(ServerConfig {
+        max_fids: 100,
+        trace: false,
+        data_threads,
+    });
+    let mut msgs = vec![
+        Msg::Tversion {
+            msize: 1 << 20,
+            version: "9P2000".into(),
+        },
+        tattach(0, "glenda", None),
+        twalk(0, 1, &[]),
+        Msg::Tcreate {
+            fid: 1,
+            name: "big".into(),
+            perm: 0o644,
+            mode: om::RDWR,
+        },
+    ];
+    let chunk = vec![7u8; (1 << 20) - 24];
+    msgs.push(Msg::Twrite {
+        fid: 1,
+        offset: 0,
+        data: chunk.clone(),
+    });
+    // Sixty reads of almost 1 MiB each, all in one batch of input.
+    for _ in 0..60 {
+        msgs.push(Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: 1 << 20,
+        });
+    }
+    let input = bytes_of(&tagged(msgs));
+    let mut out = CountingWriter {
+        bytes: 0,
+        largest_write: 0,
+    };
+    let end = s.serve(&input[..], &mut out, "test");
+    assert!(matches!(end, ConnectionEnd::Eof));
+    assert!(out.bytes > 60 * chunk.len(), "every read answered");
+    assert!(
+        out.largest_write <= crate::ninep_server::OUTPUT_FLUSH_AT + (1 << 20),
+        "{data_threads} data threads: replies buffered: {}",
+        out.largest_write
+    );
+}
