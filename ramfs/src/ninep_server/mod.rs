@@ -33,6 +33,7 @@ mod attach_rule;
 mod client_checks;
 mod input;
 mod linux;
+mod output;
 mod p2000;
 mod run;
 mod session;
@@ -48,6 +49,7 @@ use ninep::{peek_size, DecodeError, Dialect, HEADER_LEN, MAX_MSIZE};
 use crate::fs::Fs;
 pub use attach_rule::AttachRule;
 use input::Input;
+use output::Output;
 use run::Run;
 use session::Session;
 
@@ -166,7 +168,7 @@ fn run<R: Read, W: Write>(
     mut writer: W,
 ) -> ConnectionEnd {
     let mut input = Input::default();
-    let mut output: Vec<u8> = Vec::new();
+    let mut output = Output::default();
     let mut replies = Replies::default();
     loop {
         let batch = answer_whole_messages(
@@ -181,10 +183,9 @@ fn run<R: Read, W: Write>(
             return client_gone_or(e);
         }
         if !output.is_empty() {
-            if let Err(e) = writer.write_all(&output).and_then(|()| writer.flush()) {
+            if let Err(e) = output.write_to(&mut writer).and_then(|()| writer.flush()) {
                 return client_gone_or(e);
             }
-            output.clear();
         }
         if let Some(framing) = batch.framing {
             return ConnectionEnd::Framing(framing);
@@ -220,7 +221,7 @@ const OUTPUT_FLUSH_AT: usize = 2 * MAX_MSIZE as usize;
 struct Replies {
     run: Run,
     /// Reply buffers of a run's extra threads.
-    spare: Vec<Vec<u8>>,
+    spare: Vec<Output>,
 }
 
 /// What one pass over the input did.
@@ -243,7 +244,7 @@ struct Batch {
 fn answer_whole_messages<W: Write>(
     session: &mut Session<'_>,
     input: &[u8],
-    output: &mut Vec<u8>,
+    output: &mut Output,
     replies: &mut Replies,
     writer: &mut W,
 ) -> Batch {
@@ -282,7 +283,7 @@ fn answer_whole_messages<W: Write>(
         if let Err(e) = answer_run(session, input, output, replies, writer) {
             return Batch::write_failed(pos, e);
         }
-        if let Err(e) = session.handle_bytes(&input[at.clone()], output) {
+        if let Err(e) = session.handle_bytes(&input[at.clone()], &mut output.bytes) {
             stop = Some(Batch::stopped(pos, Some(FramingError::Decode(e)), false));
             break;
         }
@@ -299,7 +300,7 @@ fn answer_whole_messages<W: Write>(
 fn answer_run<W: Write>(
     session: &Session<'_>,
     input: &[u8],
-    output: &mut Vec<u8>,
+    output: &mut Output,
     replies: &mut Replies,
     writer: &mut W,
 ) -> io::Result<()> {
