@@ -611,3 +611,7 @@ impl FileData {
 #[cfg(test)]
 #[path = "data_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "data_sharing_tests.rs"]
+mod sharing_tests;
