@@ -107,7 +107,11 @@ fn holes_lent_runs_and_runs_read_in_part_are_copied() {
     let (r, n) = Reply::of(&f, 0, 15 * PAGE_BYTES);
     assert_eq!(n, want.len());
     assert_eq!(r.bytes(), want);
-    assert_eq!(r.held_runs(), 1, "only page 14's run: the lent run and the hole copied");
+    assert_eq!(
+        r.held_runs(),
+        1,
+        "only page 14's run: the lent run and the hole copied"
+    );
     f.give_back(0, 4);
     // Not lent any more, the merged run of 12 pages is held when read whole…
     let (r, _) = Reply::of(&f, 0, 12 * PAGE_BYTES);
@@ -179,7 +183,11 @@ fn lending_a_run_a_reply_holds_copies_it_first() {
     let (r, _) = Reply::of(&f, 0, 4 * PAGE_BYTES);
     assert_eq!(r.held_runs(), 1);
     let base = f.lend(1, 2, |_| Ok::<(), ()>(())).expect("lent in place");
-    assert_eq!(f.replaced_while_held(), 1, "the run was copied before the loan");
+    assert_eq!(
+        f.replaced_while_held(),
+        1,
+        "the run was copied before the loan"
+    );
     // SAFETY: as above: a lent page, written as a mapping's store would.
     unsafe { (*base.as_ptr()).0[0] = 0xDD };
     assert_eq!(r.bytes(), pattern(4 * PAGE_BYTES, 5));
@@ -196,6 +204,8 @@ fn a_new_page_written_whole_is_the_data_and_one_written_in_part_is_zeros_around_
     assert_eq!(f.held_pages(), 3);
     let all = f.read(0, usize::MAX);
     assert_eq!(&all[..2 * PAGE_BYTES], &data[..]);
-    assert!(all[2 * PAGE_BYTES..3 * PAGE_BYTES + 100].iter().all(|&b| b == 0));
+    assert!(all[2 * PAGE_BYTES..3 * PAGE_BYTES + 100]
+        .iter()
+        .all(|&b| b == 0));
     assert_eq!(&all[3 * PAGE_BYTES + 100..], b"tail");
 }

@@ -121,7 +121,10 @@ fn more_slices_than_one_writev_takes_go_out_in_several() {
     out.write_to(&mut w).expect("written");
     assert_eq!(w.taken.len(), want.len());
     assert!(w.taken == want, "every byte in order");
-    assert_eq!(w.most_slices, IOV_MAX, "no call was handed more than IOV_MAX");
+    assert_eq!(
+        w.most_slices, IOV_MAX,
+        "no call was handed more than IOV_MAX"
+    );
 }
 
 #[test]
