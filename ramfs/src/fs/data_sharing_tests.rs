@@ -88,7 +88,7 @@ fn a_read_hands_whole_runs_and_copies_the_edges() {
     assert_eq!(r.held_bytes(), 6 * PAGE_BYTES, "no more held than sent");
     assert_eq!(r.bytes(), &all[start..start + len]);
     // Past the end: clipped, the last page cut.
-    let (r, n) = Reply::of(&f, 6 * PAGE as u64 + 1, 10 * PAGE_BYTES);
+    let (r, n) = Reply::of(&f, 6 * PAGE + 1, 10 * PAGE_BYTES);
     assert_eq!(n, 2 * PAGE_BYTES - 1);
     assert_eq!(r.held_runs(), 1);
     assert_eq!(r.bytes(), &all[6 * PAGE_BYTES + 1..]);
@@ -137,7 +137,7 @@ fn a_write_to_held_pages_replaces_them_and_the_reply_keeps_the_old_bytes() {
     new[..PAGE_BYTES].fill(0xAA);
     new[PAGE_BYTES + 10..PAGE_BYTES + 20].fill(0xBB);
     f.write(0, &new[..PAGE_BYTES]);
-    f.write(PAGE as u64 + 10, &new[PAGE_BYTES + 10..PAGE_BYTES + 20]);
+    f.write(PAGE + 10, &new[PAGE_BYTES + 10..PAGE_BYTES + 20]);
     assert_eq!(r.bytes(), old, "the reply sends what the read saw");
     assert_eq!(f.read(0, usize::MAX), new, "the file has the writes");
     assert_eq!(f.replaced_while_held(), 2, "pages 0 and 1, once each");
@@ -151,7 +151,7 @@ fn a_write_to_held_pages_replaces_them_and_the_reply_keeps_the_old_bytes() {
     assert_eq!(f.replaced_while_held(), 2);
     drop(r);
     // Nothing held: writes change the pages in place.
-    f.write(2 * PAGE as u64, &[1; PAGE_BYTES]);
+    f.write(2 * PAGE, &[1; PAGE_BYTES]);
     assert_eq!(f.replaced_while_held(), 2);
 }
 
@@ -200,7 +200,7 @@ fn a_new_page_written_whole_is_the_data_and_one_written_in_part_is_zeros_around_
     let mut f = FileData::default();
     let data = pattern(2 * PAGE_BYTES, 6);
     f.write(0, &data);
-    f.write(3 * PAGE as u64 + 100, b"tail");
+    f.write(3 * PAGE + 100, b"tail");
     assert_eq!(f.held_pages(), 3);
     let all = f.read(0, usize::MAX);
     assert_eq!(&all[..2 * PAGE_BYTES], &data[..]);

@@ -28,7 +28,7 @@ impl Trickle {
 
     fn interrupted(&mut self) -> bool {
         self.calls += 1;
-        self.calls % 3 == 0
+        self.calls.is_multiple_of(3)
     }
 }
 
