@@ -32,6 +32,11 @@
 //! writing, lending and truncating change the held count by exactly the pages they
 //! allocate or free, and say so, so the tree's account stays exact. Merging runs copies
 //! pages: for that moment the old and the new run both exist.
+//!
+//! **Held by replies.** A read may hand whole runs to a reply to send uncopied
+//! ([`FileData::read_pieces`]); a change of a run a reply holds replaces it by a copy
+//! (`pages.rs`), which takes its place in the same slots of the count: the old run is
+//! the reply's alone from then on, and goes when the reply has been written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ptr::NonNull;

@@ -9,11 +9,14 @@
 //! before it, so a Tflush always finds the request it names already answered, and its
 //! Rflush goes out after that reply.
 //!
-//! File data is copied once each way. A Twrite is decoded borrowed
-//! ([`ninep::decode_view`]) and its data copied from the input buffer, where the
-//! transport put it (`input`), into the file's pages; a Tread's Rread is built in the
-//! output buffer ([`ninep::RreadInPlace`]) and the pages copied straight after its
-//! header. `tests/data_copies.rs` counts the allocations of both.
+//! File data is copied once on a write and not at all by ramfs on a large read. A
+//! Twrite is decoded borrowed ([`ninep::decode_view`]) and its data copied from the
+//! input buffer, where the transport put it (`input`), into the file's pages. A Tread
+//! of at least `output::SHARE_MIN` bytes puts its Rread's header in the output and
+//! holds the file's pages it covers whole, which the output writes with vectored writes
+//! (`output`); a smaller one is built in the output buffer ([`ninep::RreadInPlace`])
+//! with the pages copied after its header. `tests/data_copies.rs` counts the
+//! allocations of both, `tests/held_pages.rs` stages a write while a reply holds pages.
 //!
 //! A framing error (a size below 7 or above msize, a field that overruns, an unknown
 //! type) ends the connection with one log line; the tree and the other connections are
