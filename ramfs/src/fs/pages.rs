@@ -95,6 +95,11 @@ impl SharedPages {
         self.0.len() * PAGE_SIZE
     }
 
+    /// Pages held.
+    pub fn page_count(&self) -> usize {
+        self.0.len()
+    }
+
     /// True if no page is held (never for pages a read handed out).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

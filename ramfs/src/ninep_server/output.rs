@@ -37,6 +37,8 @@ pub(super) struct Output {
     pub bytes: Vec<u8>,
     held: Vec<Held>,
     held_bytes: usize,
+    /// Pages held (a slice each in a write).
+    held_pages: usize,
 }
 
 /// Pages that go out after `bytes[..at]` (and after the held pages before them).
@@ -58,6 +60,7 @@ impl Output {
     /// Appends `pages` after the bytes so far.
     pub fn push_pages(&mut self, pages: SharedPages) {
         self.held_bytes += pages.len();
+        self.held_pages += pages.page_count();
         self.held.push(Held {
             at: self.bytes.len(),
             pages,
@@ -70,6 +73,7 @@ impl Output {
         while self.held.last().is_some_and(|h| h.at > len) {
             if let Some(h) = self.held.pop() {
                 self.held_bytes -= h.pages.len();
+                self.held_pages -= h.pages.page_count();
             }
         }
         self.bytes.truncate(len);
@@ -80,6 +84,7 @@ impl Output {
         self.bytes.clear();
         self.held.clear();
         self.held_bytes = 0;
+        self.held_pages = 0;
     }
 
     /// The waiting bytes as slices in order, skipping the first `skip` bytes, into
@@ -132,9 +137,24 @@ impl Output {
             // Nothing held: one slice, the plain path.
             return writer.write_all(&self.bytes);
         }
+        // The slices live on the stack and are cleared before each use: an array no
+        // larger than the output needs (a page or a stretch of bytes each) costs less to
+        // clear than 1,024 of them (16 KiB) every time.
+        let slices = self.held_pages + self.held.len() + 1;
+        if slices <= 32 {
+            self.write_all_in::<32, W>(writer)
+        } else if slices <= 256 {
+            self.write_all_in::<256, W>(writer)
+        } else {
+            self.write_all_in::<IOV_MAX, W>(writer)
+        }
+    }
+
+    /// [`Output::write_all`] with at most `N` slices a `writev`.
+    fn write_all_in<const N: usize, W: Write>(&self, writer: &mut W) -> io::Result<()> {
         let total = self.len();
         let mut written = 0;
-        let mut slices = [IoSlice::new(&[]); IOV_MAX];
+        let mut slices = [IoSlice::new(&[]); N];
         while written < total {
             let n = self.fill(written, &mut slices);
             match writer.write_vectored(&slices[..n]) {

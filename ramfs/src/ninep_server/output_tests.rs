@@ -100,14 +100,24 @@ fn fill(out: &mut Output, f: &FileData, times: usize) -> Vec<u8> {
 #[test]
 fn partial_writes_deliver_every_byte_in_order() {
     let (f, _) = file(5);
-    for step in [1, 3, 4095, 4097, 10_000] {
-        let mut out = Output::default();
-        let want = fill(&mut out, &f, 3);
-        assert_eq!(out.len(), want.len());
-        let mut w = Trickle::new(step);
-        out.write_to(&mut w).expect("written");
-        assert_eq!(w.taken, want, "step {step}");
-        assert!(out.is_empty(), "emptied after the write");
+    // 1, 3 and 30 replies: 7, 19 and 181 slices, each size of slice array.
+    for times in [1, 3, 30] {
+        // A byte at a time over 30 replies would take seconds: each call walks the
+        // output from its start.
+        let steps: &[usize] = if times > 3 {
+            &[4095, 4097, 10_000]
+        } else {
+            &[1, 3, 4095, 4097, 10_000]
+        };
+        for &step in steps {
+            let mut out = Output::default();
+            let want = fill(&mut out, &f, times);
+            assert_eq!(out.len(), want.len());
+            let mut w = Trickle::new(step);
+            out.write_to(&mut w).expect("written");
+            assert!(w.taken == want, "{times} replies, step {step}");
+            assert!(out.is_empty(), "emptied after the write");
+        }
     }
 }
 
