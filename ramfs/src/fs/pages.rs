@@ -60,10 +60,14 @@ pub(super) type Slots = Arc<Box<[Page]>>;
 /// A run's pages for changing: the run itself if nothing else holds it, else (a reply
 /// holds it) a copy that takes its place, counted in `replaced`.
 pub(super) fn unshared<'a>(slots: &'a mut Slots, replaced: &mut u64) -> &'a mut [Page] {
-    if Arc::get_mut(slots).is_none() {
+    let before = slots.as_ptr();
+    // One uniqueness check: `make_mut` copies only if the run is shared, and the copy's
+    // pages are elsewhere.
+    let pages = Arc::make_mut(slots).as_mut();
+    if !std::ptr::eq(before, pages.as_ptr()) {
         *replaced += 1;
     }
-    Arc::make_mut(slots).as_mut()
+    pages
 }
 
 /// Replaces a run of one page by a new page of `bytes`, without copying the old one
