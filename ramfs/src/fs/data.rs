@@ -32,29 +32,22 @@
 //! writing, lending and truncating change the held count by exactly the pages they
 //! allocate or free, and say so, so the tree's account stays exact. Merging runs copies
 //! pages: for that moment the old and the new run both exist.
+//!
+//! **Held by replies.** A read may hand whole runs to a reply to send uncopied
+//! ([`FileData::read_pieces`]); a change of a run a reply holds replaces it by a copy
+//! (`pages.rs`), which takes its place in the same slots of the count: the old run is
+//! the reply's alone from then on, and goes when the reply has been written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use super::loans::Loans;
-
-/// Bytes in a page.
-pub const PAGE_SIZE: usize = 4096;
+use super::pages::{replace_page, unshared, Slots, ZERO_PAGE};
+pub use super::pages::{Page, Piece, SharedPages, PAGE_SIZE};
 
 /// [`PAGE_SIZE`] as a file offset.
 const PAGE: u64 = PAGE_SIZE as u64;
-
-/// One page of file data, aligned to its size so it can be mapped.
-#[derive(Clone)]
-#[repr(C, align(4096))]
-pub struct Page(pub [u8; PAGE_SIZE]);
-
-impl Page {
-    const ZERO: Page = Page([0; PAGE_SIZE]);
-}
-
-/// What a hole reads as.
-static ZERO_PAGE: Page = Page::ZERO;
 
 /// A change that would move or free a lent page: refused, nothing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +66,9 @@ pub enum LendError<E> {
 
 /// The pages of file pages `start..start + slots.len()`, side by side.
 struct Run {
-    slots: Box<[Page]>,
+    /// Shared with the replies holding them ([`SharedPages`]); changed only through
+    /// [`unshared`].
+    slots: Slots,
     /// Slots (offsets into `slots`) that hold no page of the file. Always zero-filled,
     /// so that filling one again reads as a fresh page.
     vacant: BTreeSet<u64>,
@@ -104,6 +99,8 @@ pub struct FileData {
     live: u64,
     /// Pages allocated (all slots of all runs).
     held: u64,
+    /// Runs replaced by a copy (or new data) because a reply still held them.
+    replaced: u64,
 }
 
 /// What [`FileData::give_back`] did.
@@ -185,10 +182,16 @@ impl FileData {
         let run = self.runs.get_mut(&start)?;
         let slot = index - start;
         if run.is_live(slot) {
-            Some(&mut run.slots[slot as usize])
+            unshared(&mut run.slots, &mut self.replaced).get_mut(slot as usize)
         } else {
             None
         }
+    }
+
+    /// Runs replaced by a copy (or by a write's new data) because a reply still held
+    /// their pages ([`FileData::read_pieces`]), since the file was made.
+    pub fn replaced_while_held(&self) -> u64 {
+        self.replaced
     }
 
     /// How many pages of memory a write of `len` bytes at `offset` would allocate: the
@@ -207,6 +210,29 @@ impl FileData {
     /// copies them once, into its reply. A hole (or vacant slot) is handed as zeros from
     /// a shared zero page.
     pub fn read_with(&self, offset: u64, count: usize, mut put: impl FnMut(&[u8])) -> usize {
+        self.walk(offset, count, false, &mut |piece| {
+            if let Piece::Bytes(bytes) = piece {
+                put(bytes);
+            }
+        })
+    }
+
+    /// [`FileData::read_with`], but a run the range covers whole, with no lent page and
+    /// no vacant slot, is handed as [`Piece::Pages`]: the run itself, for a reply to
+    /// hold and send uncopied. A later change of those pages replaces them in the file
+    /// (copy on write), so what the reply holds stays what this read saw. The rest
+    /// (pieces of pages, holes, lent runs) is handed as bytes to copy.
+    pub fn read_pieces(&self, offset: u64, count: usize, mut put: impl FnMut(Piece<'_>)) -> usize {
+        self.walk(offset, count, true, &mut put)
+    }
+
+    fn walk(
+        &self,
+        offset: u64,
+        count: usize,
+        share: bool,
+        put: &mut impl FnMut(Piece<'_>),
+    ) -> usize {
         if offset >= self.size || count == 0 {
             return 0;
         }
@@ -229,13 +255,21 @@ impl FileData {
             {
                 runs.next();
             }
+            if let Some((start, run)) = runs.peek() {
+                let whole = in_page == 0 && *start == index && end - pos >= run.len() * PAGE;
+                if share && whole && run.vacant.is_empty() && !self.run_is_lent(*start, run) {
+                    put(Piece::Pages(SharedPages(Arc::clone(&run.slots))));
+                    pos += run.len() * PAGE;
+                    continue;
+                }
+            }
             let page = match runs.peek() {
                 Some((start, run)) if *start <= index && run.is_live(index - start) => {
                     &run.slots[(index - start) as usize]
                 }
                 _ => &ZERO_PAGE,
             };
-            put(&page.0[in_page..in_page + n]);
+            put(Piece::Bytes(&page.0[in_page..in_page + n]));
             pos += n as u64;
         }
         len
@@ -249,25 +283,42 @@ impl FileData {
         out
     }
 
-    /// The page at `index` for writing: its slot, filling a vacant one, or a new run
-    /// of one page.
-    fn page_for_write(&mut self, index: u64) -> &mut Page {
-        let (start, fresh) = match self.run_of(index) {
-            Some((start, _)) => (start, false),
-            None => (index, true),
-        };
-        let run = self.runs.entry(start).or_insert_with(|| Run {
-            slots: vec![Page::ZERO].into_boxed_slice(),
-            vacant: BTreeSet::new(),
-        });
-        let slot = index - start;
-        if fresh {
-            self.held += 1;
-            self.live += 1;
-        } else if run.vacant.remove(&slot) {
-            self.live += 1;
+    /// Gives page `index`, which has no slot or a vacant one, the bytes `bytes` at
+    /// `in_page`: a slot filled again, or a new run of one page. A new page the bytes
+    /// cover whole is made from them, not zeroed first.
+    fn fill_page(&mut self, index: u64, in_page: usize, bytes: &[u8]) {
+        if let Some((start, _)) = self.run_of(index) {
+            // A vacant slot (zero-filled) of a run kept for a lent page.
+            let Some(run) = self.runs.get_mut(&start) else {
+                return;
+            };
+            let slot = index - start;
+            if run.vacant.remove(&slot) {
+                self.live += 1;
+            }
+            if let Some(page) = unshared(&mut run.slots, &mut self.replaced).get_mut(slot as usize)
+            {
+                page.0[in_page..in_page + bytes.len()].copy_from_slice(bytes);
+            }
+            return;
         }
-        &mut run.slots[slot as usize]
+        let slots = match <&[u8; PAGE_SIZE]>::try_from(bytes) {
+            Ok(whole) => Page::run_of(whole),
+            Err(_) => {
+                let mut slots = vec![Page::ZERO].into_boxed_slice();
+                slots[0].0[in_page..in_page + bytes.len()].copy_from_slice(bytes);
+                slots
+            }
+        };
+        self.runs.insert(
+            index,
+            Run {
+                slots: Arc::new(slots),
+                vacant: BTreeSet::new(),
+            },
+        );
+        self.held += 1;
+        self.live += 1;
     }
 
     /// Writes the front of `data` at `pos` into pages that hold data already, walking
@@ -298,8 +349,21 @@ impl FileData {
                 }
                 let in_page = (at % PAGE) as usize;
                 let n = (PAGE_SIZE - in_page).min(data.len() - done);
-                run.slots[slot as usize].0[in_page..in_page + n]
-                    .copy_from_slice(&data[done..done + n]);
+                let bytes = &data[done..done + n];
+                match <&[u8; PAGE_SIZE]>::try_from(bytes) {
+                    // A run of one page written whole: a reply holding it keeps the old
+                    // page, and the new one is made from the data (no copy of the old).
+                    Ok(whole) if run.len() == 1 => {
+                        replace_page(&mut run.slots, whole, &mut self.replaced)
+                    }
+                    _ => {
+                        if let Some(page) =
+                            unshared(&mut run.slots, &mut self.replaced).get_mut(slot as usize)
+                        {
+                            page.0[in_page..in_page + n].copy_from_slice(bytes);
+                        }
+                    }
+                }
                 done += n;
             }
         }
@@ -309,8 +373,9 @@ impl FileData {
     /// Writes `data` at `offset`, allocating pages as needed and growing the length.
     /// The caller has checked the memory limit with [`FileData::pages_needed`] and that
     /// `offset + data.len()` does not overflow. Lent pages are written in place: a
-    /// mapping sees the write. Writing nothing changes nothing, past the end included
-    /// (as write(2) of 0 bytes).
+    /// mapping sees the write. Pages a reply holds are replaced instead (see
+    /// [`FileData::read_pieces`]). Writing nothing changes nothing, past the end
+    /// included (as write(2) of 0 bytes).
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         if data.is_empty() {
             return;
@@ -325,8 +390,7 @@ impl FileData {
             let pos = offset + done as u64;
             let in_page = (pos % PAGE) as usize;
             let n = (PAGE_SIZE - in_page).min(data.len() - done);
-            let page = self.page_for_write(page_of(pos));
-            page.0[in_page..in_page + n].copy_from_slice(&data[done..done + n]);
+            self.fill_page(page_of(pos), in_page, &data[done..done + n]);
             done += n;
         }
         self.size = self.size.max(offset + data.len() as u64);
@@ -355,7 +419,11 @@ impl FileData {
             if let Some(run) = self.runs.get_mut(&start) {
                 for slot in keep - start..run.len() {
                     if run.vacant.insert(slot) {
-                        run.slots[slot as usize].0.fill(0);
+                        if let Some(page) =
+                            unshared(&mut run.slots, &mut self.replaced).get_mut(slot as usize)
+                        {
+                            page.0.fill(0);
+                        }
                         self.live -= 1;
                     }
                 }
@@ -400,7 +468,7 @@ impl FileData {
             self.runs.insert(
                 start + from,
                 Run {
-                    slots: piece.into_boxed_slice(),
+                    slots: Arc::new(piece.into_boxed_slice()),
                     vacant: BTreeSet::new(),
                 },
             );
@@ -459,7 +527,7 @@ impl FileData {
         self.runs.insert(
             lo,
             Run {
-                slots: slots.into_boxed_slice(),
+                slots: Arc::new(slots.into_boxed_slice()),
                 vacant,
             },
         );
@@ -514,8 +582,15 @@ impl FileData {
                 self.live += 1;
             }
         }
+        // A lent page is written in place, so no reply may go on holding it: a run a
+        // reply holds is replaced by a copy first (and is never handed out while lent).
+        let slots = unshared(&mut run.slots, &mut self.replaced);
+        let Some(page) = slots.get((first - start) as usize) else {
+            return Err(LendError::Pinned);
+        };
+        let page = NonNull::from(page);
         self.loans.lend(first, end);
-        Ok(NonNull::from(&run.slots[(first - start) as usize]))
+        Ok(page)
     }
 
     /// Ends one loan of each page in `first..end`. Runs whose last loan came back free
@@ -541,3 +616,7 @@ impl FileData {
 #[cfg(test)]
 #[path = "data_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "data_sharing_tests.rs"]
+mod sharing_tests;

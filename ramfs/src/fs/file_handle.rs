@@ -23,6 +23,7 @@ use std::sync::Arc;
 use super::clock::Clock;
 use super::memory::Memory;
 use super::node::{FileCell, StampCell};
+use super::pages::Piece;
 use super::perm::Cred;
 use super::setid;
 use super::tree_data::write_file;
@@ -52,6 +53,24 @@ impl FileHandle {
         let len = self.data.read().read_with(offset, count, put);
         self.stamps.update(|s| s.atime = now);
         len
+    }
+
+    /// [`FileHandle::read_with`], handing whole runs of pages as [`Piece::Pages`] for a
+    /// reply to hold and send uncopied ([`FileData::read_pieces`]); the rest is handed
+    /// as bytes to copy.
+    ///
+    /// [`FileData::read_pieces`]: super::FileData::read_pieces
+    pub fn read_pieces(&self, offset: u64, count: usize, put: impl FnMut(Piece<'_>)) -> usize {
+        let now = self.clock.now();
+        let len = self.data.read().read_pieces(offset, count, put);
+        self.stamps.update(|s| s.atime = now);
+        len
+    }
+
+    /// Runs of the file replaced because a reply still held their pages (copy on
+    /// write), since the file was made.
+    pub fn replaced_while_held(&self) -> u64 {
+        self.data.read().replaced_while_held()
     }
 
     /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`) as

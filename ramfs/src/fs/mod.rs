@@ -51,6 +51,7 @@ mod locks;
 mod memory;
 mod names;
 mod node;
+mod pages;
 mod perm;
 mod record_locks;
 mod setid;
@@ -69,7 +70,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::{Clock, Timespec};
 use data::LendError;
-pub use data::{FileData, Page, PAGE_SIZE};
+pub use data::{FileData, Page, Piece, SharedPages, PAGE_SIZE};
 pub use file_handle::FileHandle;
 pub use locks::{
     range_end, LockKind, LockOwner, LockRefusal, RecordLock, CLIENT_ID_MAX, MAX_LOCKS_PER_FILE,

@@ -9,11 +9,14 @@
 //! before it, so a Tflush always finds the request it names already answered, and its
 //! Rflush goes out after that reply.
 //!
-//! File data is copied once each way. A Twrite is decoded borrowed
-//! ([`ninep::decode_view`]) and its data copied from the input buffer, where the
-//! transport put it (`input`), into the file's pages; a Tread's Rread is built in the
-//! output buffer ([`ninep::RreadInPlace`]) and the pages copied straight after its
-//! header. `tests/data_copies.rs` counts the allocations of both.
+//! File data is copied once on a write and not at all by ramfs on a large read. A
+//! Twrite is decoded borrowed ([`ninep::decode_view`]) and its data copied from the
+//! input buffer, where the transport put it (`input`), into the file's pages. A Tread
+//! of at least `output::SHARE_MIN` bytes puts its Rread's header in the output and
+//! holds the file's pages it covers whole, which the output writes with vectored writes
+//! (`output`); a smaller one is built in the output buffer ([`ninep::RreadInPlace`])
+//! with the pages copied after its header. `tests/data_copies.rs` counts the
+//! allocations of both, `tests/held_pages.rs` stages a write while a reply holds pages.
 //!
 //! A framing error (a size below 7 or above msize, a field that overruns, an unknown
 //! type) ends the connection with one log line; the tree and the other connections are
@@ -33,6 +36,7 @@ mod attach_rule;
 mod client_checks;
 mod input;
 mod linux;
+mod output;
 mod p2000;
 mod run;
 mod session;
@@ -48,6 +52,7 @@ use ninep::{peek_size, DecodeError, Dialect, HEADER_LEN, MAX_MSIZE};
 use crate::fs::Fs;
 pub use attach_rule::AttachRule;
 use input::Input;
+use output::Output;
 use run::Run;
 use session::Session;
 
@@ -166,7 +171,7 @@ fn run<R: Read, W: Write>(
     mut writer: W,
 ) -> ConnectionEnd {
     let mut input = Input::default();
-    let mut output: Vec<u8> = Vec::new();
+    let mut output = Output::default();
     let mut replies = Replies::default();
     loop {
         let batch = answer_whole_messages(
@@ -181,10 +186,9 @@ fn run<R: Read, W: Write>(
             return client_gone_or(e);
         }
         if !output.is_empty() {
-            if let Err(e) = writer.write_all(&output).and_then(|()| writer.flush()) {
+            if let Err(e) = output.write_to(&mut writer).and_then(|()| writer.flush()) {
                 return client_gone_or(e);
             }
-            output.clear();
         }
         if let Some(framing) = batch.framing {
             return ConnectionEnd::Framing(framing);
@@ -220,7 +224,7 @@ const OUTPUT_FLUSH_AT: usize = 2 * MAX_MSIZE as usize;
 struct Replies {
     run: Run,
     /// Reply buffers of a run's extra threads.
-    spare: Vec<Vec<u8>>,
+    spare: Vec<Output>,
 }
 
 /// What one pass over the input did.
@@ -243,7 +247,7 @@ struct Batch {
 fn answer_whole_messages<W: Write>(
     session: &mut Session<'_>,
     input: &[u8],
-    output: &mut Vec<u8>,
+    output: &mut Output,
     replies: &mut Replies,
     writer: &mut W,
 ) -> Batch {
@@ -282,7 +286,7 @@ fn answer_whole_messages<W: Write>(
         if let Err(e) = answer_run(session, input, output, replies, writer) {
             return Batch::write_failed(pos, e);
         }
-        if let Err(e) = session.handle_bytes(&input[at.clone()], output) {
+        if let Err(e) = session.handle_bytes(&input[at.clone()], &mut output.bytes) {
             stop = Some(Batch::stopped(pos, Some(FramingError::Decode(e)), false));
             break;
         }
@@ -299,7 +303,7 @@ fn answer_whole_messages<W: Write>(
 fn answer_run<W: Write>(
     session: &Session<'_>,
     input: &[u8],
-    output: &mut Vec<u8>,
+    output: &mut Output,
     replies: &mut Replies,
     writer: &mut W,
 ) -> io::Result<()> {

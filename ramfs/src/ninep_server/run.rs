@@ -30,12 +30,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace};
+use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace, RREAD_HEADER_LEN};
 
+use super::output::{Output, SHARE_MIN};
 use super::session::Session;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use crate::error::Error;
-use crate::fs::{Cred, FileHandle, Fs, NodeId};
+use crate::fs::{Cred, FileHandle, Fs, NodeId, Piece};
 
 /// Most requests in one run.
 pub(super) const MAX_JOBS: usize = 64;
@@ -91,7 +92,7 @@ impl Job {
     }
 
     /// Answers the job onto `out`, as the session would have.
-    fn answer(&self, cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+    fn answer(&self, cx: Context<'_>, input: &[u8], out: &mut Output) {
         let fs = cx.fs;
         let result = match self {
             Job::Read {
@@ -100,18 +101,11 @@ impl Job {
                 offset,
                 count,
                 ..
-            } => {
-                let mut reply = RreadInPlace::begin(out, *tag, *count);
-                file.read_with(*offset, *count, |bytes| reply.push(bytes));
-                reply
-                    .finish()
-                    .map(|count| {
-                        if let Some(id) = cx.trace {
-                            log_rread(id, *tag, count);
-                        }
-                    })
-                    .map_err(|_| Error::CountTooLarge)
-            }
+            } => read(file, *tag, *offset, *count, out).map(|count| {
+                if let Some(id) = cx.trace {
+                    log_rread(id, *tag, count);
+                }
+            }),
             Job::Write {
                 tag,
                 node,
@@ -128,11 +122,11 @@ impl Job {
                     Ok(None) => fs.write(cred, *node, *offset, bytes, *append),
                     Err(e) => Err(e),
                 }
-                .map(|count| push_reply(cx, out, *tag, Msg::Rwrite { count }))
+                .map(|count| push_reply(cx, &mut out.bytes, *tag, Msg::Rwrite { count }))
             }
         };
         if let Err(e) = result {
-            push_reply(cx, out, self.tag(), error_msg(cx.dialect, e));
+            push_reply(cx, &mut out.bytes, self.tag(), error_msg(cx.dialect, e));
         }
     }
 
@@ -141,6 +135,41 @@ impl Job {
             Job::Read { tag, .. } | Job::Write { tag, .. } => *tag,
         }
     }
+}
+
+/// An Rread of `count` bytes at `offset` of `file` onto `out`: a small one copied into
+/// the reply, a large one holding the whole runs of pages it covers (see `output`).
+/// Returns the count sent.
+fn read(
+    file: &FileHandle,
+    tag: u16,
+    offset: u64,
+    count: usize,
+    out: &mut Output,
+) -> Result<u32, Error> {
+    if count < SHARE_MIN {
+        let mut reply = RreadInPlace::begin(&mut out.bytes, tag, count);
+        file.read_with(offset, count, |bytes| reply.push(bytes));
+        return reply.finish().map_err(|_| Error::CountTooLarge);
+    }
+    let start = out.bytes.len();
+    out.bytes.extend_from_slice(&[0; RREAD_HEADER_LEN]);
+    let n = file.read_pieces(offset, count, |piece| match piece {
+        Piece::Bytes(bytes) => out.bytes.extend_from_slice(bytes),
+        Piece::Pages(pages) => out.push_pages(pages),
+    });
+    // `count` was clipped to the iounit, so both fit; the check keeps that a fact.
+    let (Ok(n), Ok(size)) = (u32::try_from(n), u32::try_from(RREAD_HEADER_LEN + n)) else {
+        out.truncate(start);
+        return Err(Error::CountTooLarge);
+    };
+    // size[4] type[1] tag[2] count[4], then the data.
+    let header = &mut out.bytes[start..start + RREAD_HEADER_LEN];
+    header[..4].copy_from_slice(&size.to_le_bytes());
+    header[4] = mtype::RREAD;
+    header[5..7].copy_from_slice(&tag.to_le_bytes());
+    header[7..].copy_from_slice(&n.to_le_bytes());
+    Ok(n)
 }
 
 /// What every job of a run is answered with.
@@ -222,8 +251,8 @@ impl Run {
         cx: Context<'_>,
         threads: usize,
         input: &[u8],
-        spare: &mut Vec<Vec<u8>>,
-        output: &mut Vec<u8>,
+        spare: &mut Vec<Output>,
+        output: &mut Output,
         writer: &mut W,
     ) -> io::Result<()> {
         let parts = threads.min(self.jobs.len()).max(1);
@@ -233,7 +262,7 @@ impl Run {
             return Ok(());
         }
         while spare.len() < parts - 1 {
-            spare.push(Vec::new());
+            spare.push(Output::default());
         }
         // Each thread claims the next job until none is left, so the connection's
         // thread does all the work itself if the others are slow to be scheduled (a
@@ -254,22 +283,20 @@ impl Run {
             }
         });
         self.clear();
-        writer.write_all(output)?;
-        output.clear();
+        output.write_to(writer)?;
         for buf in spare.iter_mut().take(parts - 1) {
-            writer.write_all(buf)?;
-            buf.clear();
+            buf.write_to(writer)?;
         }
         Ok(())
     }
 
-    fn answer_part(&self, jobs: &[Job], cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+    fn answer_part(&self, jobs: &[Job], cx: Context<'_>, input: &[u8], out: &mut Output) {
         for job in jobs {
             self.answer_one(job, cx, input, out);
         }
     }
 
-    fn answer_one(&self, job: &Job, cx: Context<'_>, input: &[u8], out: &mut Vec<u8>) {
+    fn answer_one(&self, job: &Job, cx: Context<'_>, input: &[u8], out: &mut Output) {
         #[cfg(test)]
         if let Some(hook) = &self.hook {
             hook(job.tag());

@@ -1,0 +1,211 @@
+//! Tests of the pages a read hands to a reply (`FileData::read_pieces`): which runs are
+//! handed whole, that what a reply holds never changes (copy on write, counted), that
+//! the held counts stay the file's, and that a new page written whole is the data.
+
+use super::*;
+
+const PAGE_BYTES: usize = PAGE_SIZE;
+
+/// What a reply built from `read_pieces` holds: the bytes it sends, and how many
+/// whole runs it holds rather than copies.
+struct Reply {
+    parts: Vec<Part>,
+}
+
+enum Part {
+    Copied(Vec<u8>),
+    Held(SharedPages),
+}
+
+impl Reply {
+    fn of(f: &FileData, offset: u64, count: usize) -> (Reply, usize) {
+        let mut parts = Vec::new();
+        let n = f.read_pieces(offset, count, |piece| match piece {
+            Piece::Bytes(bytes) => parts.push(Part::Copied(bytes.to_vec())),
+            Piece::Pages(pages) => parts.push(Part::Held(pages)),
+        });
+        (Reply { parts }, n)
+    }
+
+    /// The bytes the reply would send now.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Copied(bytes) => out.extend_from_slice(bytes),
+                Part::Held(pages) => pages.pages().for_each(|p| out.extend_from_slice(p)),
+            }
+        }
+        out
+    }
+
+    fn held_runs(&self) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| matches!(p, Part::Held(_)))
+            .count()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Held(pages) => pages.len(),
+                Part::Copied(_) => 0,
+            })
+            .sum()
+    }
+}
+
+/// A file of `pages` pages written a page at a time (a run each), page `i` holding
+/// bytes `i * 7 + j + seed`.
+fn patterned(pages: u64, seed: u8) -> FileData {
+    let mut f = FileData::default();
+    f.write(0, &pattern(pages as usize * PAGE_BYTES, seed));
+    f
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i / PAGE_BYTES) as u8).wrapping_mul(7) ^ (i as u8).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn a_read_hands_whole_runs_and_copies_the_edges() {
+    let f = patterned(8, 1);
+    let all = pattern(8 * PAGE_BYTES, 1);
+    // Aligned: every page is a run of its own, all held.
+    let (r, n) = Reply::of(&f, 0, 8 * PAGE_BYTES);
+    assert_eq!(n, 8 * PAGE_BYTES);
+    assert_eq!(r.held_runs(), 8);
+    assert_eq!(r.bytes(), all);
+    // Unaligned at both ends: the two cut pages are copied, the 6 between held.
+    let (start, len) = (100, 7 * PAGE_BYTES);
+    let (r, n) = Reply::of(&f, start as u64, len);
+    assert_eq!(n, len);
+    assert_eq!(r.held_runs(), 6, "pages 1..7 whole");
+    assert_eq!(r.held_bytes(), 6 * PAGE_BYTES, "no more held than sent");
+    assert_eq!(r.bytes(), &all[start..start + len]);
+    // Past the end: clipped, the last page cut.
+    let (r, n) = Reply::of(&f, 6 * PAGE + 1, 10 * PAGE_BYTES);
+    assert_eq!(n, 2 * PAGE_BYTES - 1);
+    assert_eq!(r.held_runs(), 1);
+    assert_eq!(r.bytes(), &all[6 * PAGE_BYTES + 1..]);
+}
+
+#[test]
+fn holes_lent_runs_and_runs_read_in_part_are_copied() {
+    let mut f = patterned(12, 2);
+    // A hole at page 12..14, then a page.
+    f.write(14 * PAGE, &[9; PAGE_BYTES]);
+    // Pages 0..4 lent: merged into one run of the whole dense stretch 0..12.
+    f.lend(0, 4, |_| Ok::<(), ()>(())).expect("lent");
+    let mut want = pattern(12 * PAGE_BYTES, 2);
+    want.extend_from_slice(&[0; 2 * PAGE_BYTES]);
+    want.extend_from_slice(&[9; PAGE_BYTES]);
+    let (r, n) = Reply::of(&f, 0, 15 * PAGE_BYTES);
+    assert_eq!(n, want.len());
+    assert_eq!(r.bytes(), want);
+    assert_eq!(
+        r.held_runs(),
+        1,
+        "only page 14's run: the lent run and the hole copied"
+    );
+    f.give_back(0, 4);
+    // Not lent any more, the merged run of 12 pages is held when read whole…
+    let (r, _) = Reply::of(&f, 0, 12 * PAGE_BYTES);
+    assert_eq!(r.held_runs(), 1);
+    assert_eq!(r.held_bytes(), 12 * PAGE_BYTES);
+    // …and copied when read in part: holding it would keep more than the reply sends.
+    let (r, _) = Reply::of(&f, 0, 11 * PAGE_BYTES);
+    assert_eq!(r.held_runs(), 0);
+    assert_eq!(r.bytes(), &want[..11 * PAGE_BYTES]);
+}
+
+#[test]
+fn a_write_to_held_pages_replaces_them_and_the_reply_keeps_the_old_bytes() {
+    let mut f = patterned(4, 3);
+    let old = pattern(4 * PAGE_BYTES, 3);
+    let (held, held_pages) = (f.held_pages(), f.allocated_pages());
+    let (r, _) = Reply::of(&f, 0, 4 * PAGE_BYTES);
+    assert_eq!(r.held_runs(), 4);
+    assert_eq!(f.replaced_while_held(), 0);
+    // A write over page 0 whole (a new page from the data), a part of page 1 (a copy of
+    // the old page, then the write), and pages 2..4 not at all.
+    let mut new = old.clone();
+    new[..PAGE_BYTES].fill(0xAA);
+    new[PAGE_BYTES + 10..PAGE_BYTES + 20].fill(0xBB);
+    f.write(0, &new[..PAGE_BYTES]);
+    f.write(PAGE + 10, &new[PAGE_BYTES + 10..PAGE_BYTES + 20]);
+    assert_eq!(r.bytes(), old, "the reply sends what the read saw");
+    assert_eq!(f.read(0, usize::MAX), new, "the file has the writes");
+    assert_eq!(f.replaced_while_held(), 2, "pages 0 and 1, once each");
+    assert_eq!(
+        (f.held_pages(), f.allocated_pages()),
+        (held, held_pages),
+        "the file's pages are counted once: the replaced ones are the reply's"
+    );
+    // A second write to a page already replaced changes it in place.
+    f.write(5, b"again");
+    assert_eq!(f.replaced_while_held(), 2);
+    drop(r);
+    // Nothing held: writes change the pages in place.
+    f.write(2 * PAGE, &[1; PAGE_BYTES]);
+    assert_eq!(f.replaced_while_held(), 2);
+}
+
+#[test]
+fn truncation_and_lending_leave_a_held_reply_alone() {
+    let mut f = patterned(4, 4);
+    let old = pattern(4 * PAGE_BYTES, 4);
+    let (r, _) = Reply::of(&f, 0, 4 * PAGE_BYTES);
+    // Truncation into page 3 zeroes its tail: the held page is copied first.
+    assert_eq!(f.truncate(3 * PAGE + 5), Ok(0));
+    assert_eq!(f.replaced_while_held(), 1);
+    // Lending page 0 in place (after the merge it lies in one run with pages 1..3):
+    // the lent run is the file's own, and a write through the loan is not the reply's.
+    let base = f.lend(0, 1, |_| Ok::<(), ()>(())).expect("lent");
+    // SAFETY: the page is lent, so it stays where it is; nothing else refers to it
+    // while the test writes it (a mapping's store).
+    unsafe { (*base.as_ptr()).0[0] = 0xCC };
+    assert_eq!(r.bytes(), old, "held pages kept their bytes");
+    assert_eq!(f.read(0, 1), [0xCC]);
+    assert_eq!(f.held_pages(), 4);
+}
+
+#[test]
+fn lending_a_run_a_reply_holds_copies_it_first() {
+    // One run of 4 pages (merged by a loan and given back), held whole by a reply.
+    let mut f = patterned(4, 5);
+    f.lend(0, 4, |_| Ok::<(), ()>(())).expect("lent");
+    f.give_back(0, 4);
+    let (r, _) = Reply::of(&f, 0, 4 * PAGE_BYTES);
+    assert_eq!(r.held_runs(), 1);
+    let base = f.lend(1, 2, |_| Ok::<(), ()>(())).expect("lent in place");
+    assert_eq!(
+        f.replaced_while_held(),
+        1,
+        "the run was copied before the loan"
+    );
+    // SAFETY: as above: a lent page, written as a mapping's store would.
+    unsafe { (*base.as_ptr()).0[0] = 0xDD };
+    assert_eq!(r.bytes(), pattern(4 * PAGE_BYTES, 5));
+    assert_eq!(f.read(PAGE, 1), [0xDD]);
+    assert_eq!(f.held_pages(), 4);
+}
+
+#[test]
+fn a_new_page_written_whole_is_the_data_and_one_written_in_part_is_zeros_around_it() {
+    let mut f = FileData::default();
+    let data = pattern(2 * PAGE_BYTES, 6);
+    f.write(0, &data);
+    f.write(3 * PAGE + 100, b"tail");
+    assert_eq!(f.held_pages(), 3);
+    let all = f.read(0, usize::MAX);
+    assert_eq!(&all[..2 * PAGE_BYTES], &data[..]);
+    assert!(all[2 * PAGE_BYTES..3 * PAGE_BYTES + 100]
+        .iter()
+        .all(|&b| b == 0));
+    assert_eq!(&all[3 * PAGE_BYTES + 100..], b"tail");
+}

@@ -1,0 +1,117 @@
+//! Page buffers: a run's pages behind a reference count, so that a reply can hold the
+//! pages it sends instead of a copy of them.
+//!
+//! **Sharing.** A run's slots are one allocation behind an `Arc` ([`Slots`]). A read may
+//! hand a whole run to its reply as [`SharedPages`] (a clone of the `Arc`, no copy), and
+//! the reply sends from the pages after the file's data lock is released. Every change
+//! of a run's bytes goes through [`unshared`], which first replaces a run that a reply
+//! still holds by a copy (copy on write), so a queued reply sends the bytes the read saw
+//! and the file has the new ones. A run is shared only while a reply holds it, and only
+//! runs with no lent page are handed out (a lent page must stay where the mapping has
+//! it, and a write to it is seen by the mapping in place).
+//!
+//! **Why the count is right without a lock of its own.** A reply takes its clone under
+//! the file's data lock, shared; every change of the pages holds the same lock alone, so
+//! it sees every clone made before it. A reply dropping its clone needs no lock: a writer
+//! that still saw it copies once for nothing.
+
+use std::sync::Arc;
+
+/// Bytes in a page.
+pub const PAGE_SIZE: usize = 4096;
+
+/// One page of file data, aligned to its size so it can be mapped.
+#[derive(Clone)]
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; PAGE_SIZE]);
+
+impl Page {
+    pub(super) const ZERO: Page = Page([0; PAGE_SIZE]);
+
+    /// A run of one page holding `bytes`, written straight into the new allocation: no
+    /// zero fill first (a Twrite covering a whole new page) and no page-sized value on
+    /// the stack.
+    pub(super) fn run_of(bytes: &[u8; PAGE_SIZE]) -> Box<[Page]> {
+        let mut slots = Box::<[Page]>::new_uninit_slice(1);
+        for slot in slots.iter_mut() {
+            // SAFETY: `slot` is one uninitialised `Page` of a fresh allocation: PAGE_SIZE
+            // writable bytes, which `bytes` (borrowed, so allocated elsewhere) cannot
+            // overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    slot.as_mut_ptr().cast::<u8>(),
+                    PAGE_SIZE,
+                );
+            }
+        }
+        // SAFETY: the one slot's PAGE_SIZE bytes were all written above, and every byte
+        // pattern is a valid `Page` (it is an array of bytes).
+        unsafe { slots.assume_init() }
+    }
+}
+
+/// What a hole reads as.
+pub(super) static ZERO_PAGE: Page = Page::ZERO;
+
+/// A run's pages, side by side, shared with the replies that hold them.
+pub(super) type Slots = Arc<Box<[Page]>>;
+
+/// A run's pages for changing: the run itself if nothing else holds it, else (a reply
+/// holds it) a copy that takes its place, counted in `replaced`.
+pub(super) fn unshared<'a>(slots: &'a mut Slots, replaced: &mut u64) -> &'a mut [Page] {
+    let before = slots.as_ptr();
+    // One uniqueness check: `make_mut` copies only if the run is shared, and the copy's
+    // pages are elsewhere.
+    let pages = Arc::make_mut(slots).as_mut();
+    if !std::ptr::eq(before, pages.as_ptr()) {
+        *replaced += 1;
+    }
+    pages
+}
+
+/// Replaces a run of one page by a new page of `bytes`, without copying the old one
+/// first: a write covering the whole page. Counted in `replaced` if a reply held the
+/// old page.
+pub(super) fn replace_page(slots: &mut Slots, bytes: &[u8; PAGE_SIZE], replaced: &mut u64) {
+    match Arc::get_mut(slots) {
+        Some(pages) => pages[0].0.copy_from_slice(bytes),
+        None => {
+            *replaced += 1;
+            *slots = Arc::new(Page::run_of(bytes));
+        }
+    }
+}
+
+/// Whole pages of a file that a reply holds until it is sent; they never change (a
+/// write replaces them in the file instead). Cheap to clone.
+#[derive(Clone)]
+pub struct SharedPages(pub(super) Slots);
+
+impl SharedPages {
+    /// The pages' bytes, a page at a time.
+    pub fn pages(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.0.iter().map(|page| &page.0[..])
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len() * PAGE_SIZE
+    }
+
+    /// Pages held.
+    pub fn page_count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if no page is held (never for pages a read handed out).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A piece of a read, in order: bytes to copy now, or whole pages a reply may hold.
+pub enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Pages(SharedPages),
+}

@@ -1,0 +1,173 @@
+//! A connection's replies waiting to be written: encoded bytes, with the file pages
+//! that large Rreads send uncopied placed between them, written with vectored writes.
+//!
+//! An Rread of at least [`SHARE_MIN`] bytes puts its header (and any piece of a page it
+//! does not cover whole) in the bytes and holds the file's whole runs of pages it covers
+//! ([`SharedPages`]), which go out from the pages themselves: the file data is copied
+//! once, by the kernel into the socket, instead of twice. The pages are held, not
+//! borrowed, so no file lock is held across the write; a write to the file meanwhile
+//! replaces the pages in the file (copy on write) and the reply sends what the read saw.
+//!
+//! **Memory.** Held pages are pages of the reply's data, no more: a read hands out only
+//! runs it covers whole, so the bytes held are the bytes the reply sends, exactly what
+//! the copy into the reply buffer took before. The connection's loop flushes before
+//! [`Output::len`] (held pages included) passes its bound (`OUTPUT_FLUSH_AT`), so the
+//! pages a connection keeps alive after the file let go of them are bounded as its
+//! reply buffer is.
+
+use std::io::{self, IoSlice, Write};
+
+use crate::fs::SharedPages;
+
+/// Reads below this many bytes are copied into the reply: holding pages costs a
+/// reference count and an iovec a page, and the kernel's copy from pages not in the
+/// cache is slower than ours. Measured with `cargo bench -p ramfs --bench
+/// share_threshold` (the writer's CPU time, 16 replies a write; two runs on a shared
+/// 2-CPU machine), held/copied: at 8 KiB 0.95-0.99 for a file in the cache but
+/// 1.12-1.16 for one that is not; at 16 KiB 0.96 and 0.91-0.98.
+pub(super) const SHARE_MIN: usize = 16 * 1024;
+
+/// Most iovecs handed to one `writev` (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// Replies in order: `bytes`, with each of `held` placed before `bytes[at..]`.
+#[derive(Default)]
+pub(super) struct Output {
+    /// Encoded replies (and the parts of Rreads that were copied).
+    pub bytes: Vec<u8>,
+    held: Vec<Held>,
+    held_bytes: usize,
+    /// Pages held (a slice each in a write).
+    held_pages: usize,
+}
+
+/// Pages that go out after `bytes[..at]` (and after the held pages before them).
+struct Held {
+    at: usize,
+    pages: SharedPages,
+}
+
+impl Output {
+    /// Bytes waiting, the held pages' included.
+    pub fn len(&self) -> usize {
+        self.bytes.len() + self.held_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `pages` after the bytes so far.
+    pub fn push_pages(&mut self, pages: SharedPages) {
+        self.held_bytes += pages.len();
+        self.held_pages += pages.page_count();
+        self.held.push(Held {
+            at: self.bytes.len(),
+            pages,
+        });
+    }
+
+    /// Takes back everything from byte `len` and the pages placed there or after: an
+    /// Rread that failed half built.
+    pub fn truncate(&mut self, len: usize) {
+        while self.held.last().is_some_and(|h| h.at > len) {
+            if let Some(h) = self.held.pop() {
+                self.held_bytes -= h.pages.len();
+                self.held_pages -= h.pages.page_count();
+            }
+        }
+        self.bytes.truncate(len);
+    }
+
+    /// Drops everything (the pages held go back to whoever else holds them).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.held.clear();
+        self.held_bytes = 0;
+        self.held_pages = 0;
+    }
+
+    /// The waiting bytes as slices in order, skipping the first `skip` bytes, into
+    /// `slices`; returns how many were filled.
+    fn fill<'a>(&'a self, mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        let mut put = |part: &'a [u8], filled: &mut usize| -> bool {
+            if part.is_empty() {
+                return true;
+            }
+            if skip >= part.len() {
+                skip -= part.len();
+                return true;
+            }
+            let Some(slot) = slices.get_mut(*filled) else {
+                return false;
+            };
+            *slot = IoSlice::new(&part[skip..]);
+            skip = 0;
+            *filled += 1;
+            true
+        };
+        let mut from = 0;
+        for h in &self.held {
+            if !put(&self.bytes[from..h.at], &mut filled) {
+                return filled;
+            }
+            from = h.at;
+            for page in h.pages.pages() {
+                if !put(page, &mut filled) {
+                    return filled;
+                }
+            }
+        }
+        put(&self.bytes[from..], &mut filled);
+        filled
+    }
+
+    /// Writes everything to `writer`, in order, with vectored writes of at most
+    /// [`IOV_MAX`] slices, going on after partial writes until every byte is written;
+    /// then empties the output (also on error: the connection is ending).
+    pub fn write_to<W: Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        let result = self.write_all(writer);
+        self.clear();
+        result
+    }
+
+    fn write_all<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        if self.held.is_empty() {
+            // Nothing held: one slice, the plain path.
+            return writer.write_all(&self.bytes);
+        }
+        // The slices live on the stack and are cleared before each use: an array no
+        // larger than the output needs (a page or a stretch of bytes each) costs less to
+        // clear than 1,024 of them (16 KiB) every time.
+        let slices = self.held_pages + self.held.len() + 1;
+        if slices <= 32 {
+            self.write_all_in::<32, W>(writer)
+        } else if slices <= 256 {
+            self.write_all_in::<256, W>(writer)
+        } else {
+            self.write_all_in::<IOV_MAX, W>(writer)
+        }
+    }
+
+    /// [`Output::write_all`] with at most `N` slices a `writev`.
+    fn write_all_in<const N: usize, W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        let total = self.len();
+        let mut written = 0;
+        let mut slices = [IoSlice::new(&[]); N];
+        while written < total {
+            let n = self.fill(written, &mut slices);
+            match writer.write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => written += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;
