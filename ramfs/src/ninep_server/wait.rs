@@ -1,0 +1,278 @@
+//! Waiting for a connection's next request: a short, adaptive spin on the socket before
+//! the thread sleeps in `read`.
+//!
+//! Why: with one request in flight, a client sends its next request a few tens of
+//! microseconds after it gets the reply. A server that sleeps in `read` in between lets
+//! its CPU go idle, and on a virtual machine an idle vCPU halts: the client's next send
+//! must then wake it through the host (an inter-processor interrupt and a host
+//! scheduler wake-up), which on the 2-vCPU machine the benchmarks run on costs about as
+//! much as the rest of the request. A thread that keeps trying a non-blocking read for
+//! a little while finds the request without being woken.
+//!
+//! [`Polling`] wraps a connection's reader. Each `read` first tries the socket without
+//! blocking (free when requests are pipelined: the bytes are already there); if it is
+//! empty it retries, yielding the CPU between tries so that anything runnable there (the
+//! client, on a busy machine) runs first, until the connection's *window* has passed,
+//! and then sleeps in a blocking `read` as before. What a read returns (bytes, end of
+//! file, an error) is the same either way, so the connection loop, its EOF, error and
+//! Tflush handling do not know whether a request was found spinning or sleeping.
+//!
+//! The window adapts as Linux's guest halt-polling does ([`Adaptive`]): a request that
+//! arrives within the window keeps it; one that arrives after it but within the
+//! configured maximum doubles it; a wait longer than the maximum halves it, so a
+//! connection whose client pauses stops spinning after a few waits (at most about twice
+//! the maximum spent in all, over any run of long waits). A connection never spins while
+//! it is idle: spinning happens only right after its replies are written, at most one
+//! window each time. And at most [`Spinners`]' limit of connections spin at once (one
+//! fewer than the CPUs, none on one CPU), so the clients, and connections with full
+//! queues, always keep a CPU.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A reader that can also be asked for bytes without blocking.
+pub trait PollRead: Read {
+    /// Reads what is there now: like `read`, but fails with
+    /// [`io::ErrorKind::WouldBlock`] instead of waiting when nothing is there. A source
+    /// that cannot do that (standard input) fails with [`io::ErrorKind::Unsupported`],
+    /// and is then only ever read blocking.
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl<T: PollRead + ?Sized> PollRead for Box<T> {
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_now(buf)
+    }
+}
+
+/// Nanoseconds from some fixed point; a trait so that tests drive time themselves.
+pub trait WaitClock {
+    fn now_ns(&self) -> u64;
+}
+
+/// The monotonic clock, from when it was made.
+#[derive(Debug, Clone, Copy)]
+pub struct Monotonic(Instant);
+
+impl Default for Monotonic {
+    fn default() -> Self {
+        Monotonic(Instant::now())
+    }
+}
+
+impl WaitClock for Monotonic {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The first window a connection whose window had shrunk to nothing grows back to.
+const GROW_START_NS: u64 = 10_000;
+
+/// How long a connection spins before it sleeps: its window, adapted to how long its
+/// waits have been.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adaptive {
+    max_ns: u64,
+    window_ns: u64,
+}
+
+impl Adaptive {
+    /// A policy whose window never exceeds `max` (zero: never spin); it starts there.
+    pub fn new(max: Duration) -> Adaptive {
+        let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        Adaptive {
+            max_ns,
+            window_ns: max_ns,
+        }
+    }
+
+    /// How long to spin on the next wait, in nanoseconds.
+    pub fn window_ns(&self) -> u64 {
+        self.window_ns
+    }
+
+    /// Learns from a wait that took `waited_ns` until the request came (spinning or
+    /// sleeping).
+    pub fn waited(&mut self, waited_ns: u64) {
+        if waited_ns <= self.window_ns {
+            // The window was long enough.
+        } else if waited_ns <= self.max_ns {
+            // A longer window would have caught it.
+            self.window_ns = (self.window_ns.saturating_mul(2))
+                .max(GROW_START_NS)
+                .min(self.max_ns);
+        } else {
+            // The client paused longer than any window: spinning was wasted.
+            self.window_ns /= 2;
+            if self.window_ns < GROW_START_NS / 2 {
+                self.window_ns = 0;
+            }
+        }
+    }
+}
+
+/// How many connections may spin at once, shared by a server's connections.
+#[derive(Debug)]
+pub struct Spinners {
+    limit: usize,
+    spinning: AtomicUsize,
+}
+
+impl Spinners {
+    /// At most `limit` spinning at once.
+    pub fn new(limit: usize) -> Spinners {
+        Spinners {
+            limit,
+            spinning: AtomicUsize::new(0),
+        }
+    }
+
+    /// One fewer than the CPUs: a client always has a CPU to run on.
+    pub fn for_this_machine() -> Spinners {
+        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        Spinners::new(cpus - 1)
+    }
+
+    /// A turn to spin, if fewer than the limit spin now.
+    fn enter(self: &Arc<Self>) -> Option<SpinTurn> {
+        self.spinning
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SpinTurn(Arc::clone(self)))
+    }
+
+    /// Connections spinning now.
+    pub fn spinning(&self) -> usize {
+        self.spinning.load(Ordering::Acquire)
+    }
+}
+
+/// A connection's turn to spin; ends when dropped.
+struct SpinTurn(Arc<Spinners>);
+
+impl Drop for SpinTurn {
+    fn drop(&mut self) {
+        self.0.spinning.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How a [`Polling`] reader's waits ended, for tests and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WaitCounts {
+    /// Reads answered by the first non-blocking try (the bytes were there).
+    pub ready: u64,
+    /// Reads answered by a later try while spinning.
+    pub spun: u64,
+    /// Reads that slept in a blocking read.
+    pub slept: u64,
+    /// Waits that could not spin because enough other connections were spinning.
+    pub no_turn: u64,
+}
+
+/// A connection's reader that spins briefly before it sleeps (see the module's notes).
+pub struct Polling<R, C = Monotonic> {
+    inner: R,
+    policy: Adaptive,
+    spinners: Arc<Spinners>,
+    clock: C,
+    /// False once the source said it cannot read without blocking.
+    can_poll: bool,
+    counts: WaitCounts,
+}
+
+impl<R: PollRead> Polling<R> {
+    /// `inner` spinning at most `max` before each sleep, while `spinners` has a turn.
+    pub fn new(inner: R, max: Duration, spinners: Arc<Spinners>) -> Polling<R> {
+        Polling::with_clock(inner, max, spinners, Monotonic::default())
+    }
+}
+
+impl<R: PollRead, C: WaitClock> Polling<R, C> {
+    /// [`Polling::new`] timed by `clock`.
+    pub fn with_clock(inner: R, max: Duration, spinners: Arc<Spinners>, clock: C) -> Polling<R, C> {
+        Polling {
+            inner,
+            policy: Adaptive::new(max),
+            spinners,
+            clock,
+            can_poll: true,
+            counts: WaitCounts::default(),
+        }
+    }
+
+    /// How the reads so far ended.
+    pub fn counts(&self) -> WaitCounts {
+        self.counts
+    }
+
+    /// The window of the next wait.
+    pub fn policy(&self) -> Adaptive {
+        self.policy
+    }
+
+    /// Tries the source without blocking: `Some` for anything but "nothing yet".
+    fn try_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match self.inner.read_now(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                self.can_poll = false;
+                None
+            }
+            r => Some(r),
+        }
+    }
+}
+
+impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.can_poll || self.policy.max_ns == 0 || buf.is_empty() {
+            return self.inner.read(buf);
+        }
+        let start = self.clock.now_ns();
+        if let Some(r) = self.try_now(buf) {
+            self.counts.ready += 1;
+            return r;
+        }
+        let window = self.policy.window_ns();
+        if self.can_poll && window > 0 {
+            match self.spinners.enter() {
+                Some(_turn) => loop {
+                    // Let whatever else is runnable on this CPU (perhaps the client)
+                    // go first; returns at once when nothing is.
+                    thread::yield_now();
+                    if let Some(r) = self.try_now(buf) {
+                        self.counts.spun += 1;
+                        self.policy
+                            .waited(self.clock.now_ns().saturating_sub(start));
+                        return r;
+                    }
+                    if !self.can_poll || self.clock.now_ns().saturating_sub(start) >= window {
+                        break;
+                    }
+                },
+                None => self.counts.no_turn += 1,
+            }
+        }
+        self.counts.slept += 1;
+        let r = self.inner.read(buf);
+        self.policy
+            .waited(self.clock.now_ns().saturating_sub(start));
+        r
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;
