@@ -1788,4 +1788,5 @@ fn truncating_pages_mapped_elsewhere_is_refused_in_both_dialects() {
 }
 
 mod posix;
+mod polling;
 mod runs;
