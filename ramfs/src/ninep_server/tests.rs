@@ -1787,6 +1787,6 @@ fn truncating_pages_mapped_elsewhere_is_refused_in_both_dialects() {
     assert!(matches!(l.close(), ConnectionEnd::Eof));
 }
 
-mod posix;
 mod polling;
+mod posix;
 mod runs;

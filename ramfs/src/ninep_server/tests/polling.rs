@@ -44,15 +44,27 @@ fn serve_timeline(script: Vec<(Duration, Arrival)>) -> (Vec<Fcall>, ConnectionEn
 fn requests_found_spinning_and_sleeping_are_answered_in_order() {
     let us = Duration::from_micros;
     let (r, end, taken) = serve_timeline(vec![
-        (Duration::ZERO, Arrival::Bytes(message(NOTAG, tversion("9P2000.L")))),
+        (
+            Duration::ZERO,
+            Arrival::Bytes(message(NOTAG, tversion("9P2000.L"))),
+        ),
         // During the window.
-        (us(30), Arrival::Bytes(message(1, tattach(0, "glenda", Some(1))))),
+        (
+            us(30),
+            Arrival::Bytes(message(1, tattach(0, "glenda", Some(1)))),
+        ),
         // Long after it.
         (us(5_000), Arrival::Bytes(message(2, getattr(0)))),
         // A request and the Tflush naming it, together, during the window.
         (
             us(40),
-            Arrival::Bytes([message(3, getattr(0)), message(4, Msg::Tflush { oldtag: 3 })].concat()),
+            Arrival::Bytes(
+                [
+                    message(3, getattr(0)),
+                    message(4, Msg::Tflush { oldtag: 3 }),
+                ]
+                .concat(),
+            ),
         ),
         // The client closes while the server spins.
         (us(20), Arrival::Eof),
@@ -69,7 +81,11 @@ fn requests_found_spinning_and_sleeping_are_answered_in_order() {
     assert!(matches!(r[1].msg, Msg::Rattach { .. }), "{:?}", r[1].msg);
     assert!(matches!(r[2].msg, Msg::Rgetattr { .. }), "{:?}", r[2].msg);
     assert!(matches!(r[3].msg, Msg::Rgetattr { .. }), "{:?}", r[3].msg);
-    assert_eq!(r[4].msg, Msg::Rflush, "after the reply of the request it names");
+    assert_eq!(
+        r[4].msg,
+        Msg::Rflush,
+        "after the reply of the request it names"
+    );
 }
 
 #[test]
@@ -78,7 +94,10 @@ fn a_message_cut_across_a_spin_and_a_sleep_is_put_together() {
     let attach = message(1, tattach(0, "glenda", Some(1)));
     let (head, tail) = attach.split_at(9);
     let (r, end, taken) = serve_timeline(vec![
-        (Duration::ZERO, Arrival::Bytes(message(NOTAG, tversion("9P2000.L")))),
+        (
+            Duration::ZERO,
+            Arrival::Bytes(message(NOTAG, tversion("9P2000.L"))),
+        ),
         (us(10), Arrival::Bytes(head.to_vec())),
         (us(900), Arrival::Bytes(tail.to_vec())),
         (us(900), Arrival::Eof),
@@ -93,7 +112,10 @@ fn a_message_cut_across_a_spin_and_a_sleep_is_put_together() {
 fn an_error_while_spinning_ends_the_connection_with_it() {
     let us = Duration::from_micros;
     let (r, end, taken) = serve_timeline(vec![
-        (Duration::ZERO, Arrival::Bytes(message(NOTAG, tversion("9P2000.L")))),
+        (
+            Duration::ZERO,
+            Arrival::Bytes(message(NOTAG, tversion("9P2000.L"))),
+        ),
         (us(25), Arrival::Error(io::ErrorKind::PermissionDenied)),
     ]);
     assert!(
@@ -108,7 +130,10 @@ fn an_error_while_spinning_ends_the_connection_with_it() {
 fn a_reset_while_spinning_is_the_client_gone() {
     let us = Duration::from_micros;
     let (_, end, _) = serve_timeline(vec![
-        (Duration::ZERO, Arrival::Bytes(message(NOTAG, tversion("9P2000.L")))),
+        (
+            Duration::ZERO,
+            Arrival::Bytes(message(NOTAG, tversion("9P2000.L"))),
+        ),
         (us(25), Arrival::Error(io::ErrorKind::ConnectionReset)),
     ]);
     assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
@@ -152,7 +177,11 @@ fn a_polling_connection_over_a_unix_socket() {
         assert_eq!(r[0].tag, tag);
         assert!(matches!(r[0].msg, Msg::Rgetattr { .. }), "{:?}", r[0].msg);
     }
-    let both = [message(300, getattr(0)), message(301, Msg::Tflush { oldtag: 300 })].concat();
+    let both = [
+        message(300, getattr(0)),
+        message(301, Msg::Tflush { oldtag: 300 }),
+    ]
+    .concat();
     let r = rpc(both, 2);
     assert_eq!((r[0].tag, r[1].tag), (300, 301));
     assert_eq!(r[1].msg, Msg::Rflush);

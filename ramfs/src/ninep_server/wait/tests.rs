@@ -292,9 +292,9 @@ fn a_turn_is_given_back_after_every_spin() {
         (us(30), Arrival::Error(io::ErrorKind::BrokenPipe)),
     ]);
     let mut buf = [0; 8];
-    r.read(&mut buf).unwrap();
+    assert_eq!(r.read(&mut buf).unwrap(), 1);
     assert_eq!(r.spinners.spinning(), 0);
-    r.read(&mut buf).unwrap();
+    assert_eq!(r.read(&mut buf).unwrap(), 1);
     assert_eq!(r.spinners.spinning(), 0);
     r.read(&mut buf).unwrap_err();
     assert_eq!(r.spinners.spinning(), 0);
