@@ -7,13 +7,26 @@ use std::rc::Rc;
 
 use super::*;
 
-/// Fake nanoseconds, shared by a [`Timeline`] and the reader that waits on it.
+/// Fake nanoseconds, shared by a [`Timeline`] and the reader that waits on it; a yield
+/// takes no time unless `busy` says how long the tasks it lets run take.
 #[derive(Clone, Default)]
-pub(crate) struct FakeClock(pub Rc<Cell<u64>>);
+pub(crate) struct FakeClock(pub Rc<Cell<u64>>, pub Rc<RefCell<VecDeque<u64>>>);
+
+impl FakeClock {
+    /// The next yields run other tasks for these many nanoseconds each.
+    pub fn busy(&self, yields: impl IntoIterator<Item = u64>) {
+        self.1.borrow_mut().extend(yields);
+    }
+}
 
 impl WaitClock for FakeClock {
     fn now_ns(&self) -> u64 {
         self.0.get()
+    }
+
+    fn relax(&self) {
+        let ran = self.1.borrow_mut().pop_front().unwrap_or(0);
+        self.0.set(self.0.get() + ran);
     }
 }
 
@@ -333,4 +346,23 @@ fn a_source_that_cannot_poll_is_read_blocking_only() {
     }
     assert_eq!(r.inner.tries, 1, "asked once");
     assert_eq!(r.inner.reads, 3);
+}
+
+#[test]
+fn a_spin_ends_when_a_yield_runs_another_task() {
+    // Short yields (nothing else to run) keep it spinning; one that lets another task
+    // run for 50 µs ends the spin: it sleeps, and the request comes to the read.
+    let mut r = polling(vec![(us(90), Arrival::Bytes(vec![1]))]);
+    r.clock.busy([200, 200, 50_000]);
+    let mut buf = [0; 8];
+    assert_eq!(r.read(&mut buf).unwrap(), 1);
+    assert_eq!(r.counts().busy_cpu, 1);
+    assert_eq!(r.counts().slept, 1);
+    assert_eq!(
+        r.inner.tries.get(),
+        3,
+        "the first try and two while spinning"
+    );
+    assert_eq!(*r.inner.taken.borrow(), [Taken::Slept]);
+    assert_eq!(r.spinners.spinning(), 0);
 }
