@@ -16,15 +16,12 @@
 //! and then sleeps in a blocking `read` as before. A spin also ends as soon as a yield
 //! gives the CPU to another task for a while: on a busy machine the CPU does not go
 //! idle anyway, so there is no wake-up to save and the spin would only take time from
-//! the others (measured under load: without this, q1 cells lost up to half). What a read returns (bytes, end of
-//! file, an error) is the same either way, so the connection loop, its EOF, error and
+//! the others. What a read returns (bytes, end of file, an error) is the same either way, so the connection loop, its EOF, error and
 //! Tflush handling do not know whether a request was found spinning or sleeping.
 //!
-//! The window adapts as Linux's guest halt-polling does ([`Adaptive`]): a request that
-//! arrives within the window keeps it; one that arrives after it but within the
-//! configured maximum doubles it; a wait longer than the maximum halves it, so a
-//! connection whose client pauses stops spinning after a few waits (at most about twice
-//! the maximum spent in all, over any run of long waits). A connection never spins while
+//! Whether a connection spins at all, and for how long, is [`Adaptive`]'s decision
+//! (`policy`): it measures the waits of both and keeps the faster, and its window
+//! adapts as Linux's guest halt-polling's does. A connection never spins while
 //! it is idle: spinning happens only right after its replies are written, at most one
 //! window each time. And at most [`Spinners`]' limit of connections spin at once (one
 //! fewer than the CPUs, none on one CPU), so the clients, and connections with full
@@ -83,52 +80,6 @@ impl WaitClock for Monotonic {
 /// about to go idle, so spinning saves no wake-up (and takes time from that task). A
 /// yield that finds nothing to run returns in well under a microsecond.
 const BUSY_CPU_NS: u64 = 10_000;
-
-/// The first window a connection whose window had shrunk to nothing grows back to.
-const GROW_START_NS: u64 = 10_000;
-
-/// How long a connection spins before it sleeps: its window, adapted to how long its
-/// waits have been.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Adaptive {
-    max_ns: u64,
-    window_ns: u64,
-}
-
-impl Adaptive {
-    /// A policy whose window never exceeds `max` (zero: never spin); it starts there.
-    pub fn new(max: Duration) -> Adaptive {
-        let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-        Adaptive {
-            max_ns,
-            window_ns: max_ns,
-        }
-    }
-
-    /// How long to spin on the next wait, in nanoseconds.
-    pub fn window_ns(&self) -> u64 {
-        self.window_ns
-    }
-
-    /// Learns from a wait that took `waited_ns` until the request came (spinning or
-    /// sleeping).
-    pub fn waited(&mut self, waited_ns: u64) {
-        if waited_ns <= self.window_ns {
-            // The window was long enough.
-        } else if waited_ns <= self.max_ns {
-            // A longer window would have caught it.
-            self.window_ns = (self.window_ns.saturating_mul(2))
-                .max(GROW_START_NS)
-                .min(self.max_ns);
-        } else {
-            // The client paused longer than any window: spinning was wasted.
-            self.window_ns /= 2;
-            if self.window_ns < GROW_START_NS / 2 {
-                self.window_ns = 0;
-            }
-        }
-    }
-}
 
 /// How many connections may spin at once, shared by a server's connections.
 #[derive(Debug)]
@@ -256,7 +207,7 @@ impl<R: PollRead, C: WaitClock> Polling<R, C> {
 
 impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.can_poll || self.policy.max_ns == 0 || buf.is_empty() {
+        if !self.can_poll || !self.policy.enabled() || buf.is_empty() {
             return self.inner.read(buf);
         }
         let start = self.clock.now_ns();
@@ -298,5 +249,8 @@ impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
     }
 }
 
+mod policy;
 #[cfg(test)]
 pub(super) mod tests;
+
+pub use policy::Adaptive;
