@@ -11,8 +11,12 @@
 //!   machine under load (another engineer's build), spinning made stat q1 0.7x of
 //!   sleeping; idle, 2 to 3x. So the policy measures both: it spins for
 //!   [`EXPLOIT_WAITS`] waits, sleeps for [`EXPLORE_WAITS`] (or the other way round) and
-//!   keeps whichever had the shorter mean wait, so at most one wait in 17 is spent on
-//!   the arm that lost.
+//!   keeps whichever had the shorter mean wait. A check that finds the winner still
+//!   winning doubles the time to the next (up to [`MAX_EXPLOIT_WAITS`]), because a
+//!   check is dear when spinning loses: a spin wait was about 4 times a sleeping one
+//!   under load, and checking every 256 waits cost a fifth of stat q1. So in a steady
+//!   state one wait in 513 is spent on the arm that lost; a change (the machine going
+//!   idle) is noticed within 8192 waits, a fraction of a second.
 //! - *How long to spin*, as Linux's guest halt-polling adapts its window: a request that
 //!   arrives within the window keeps it; one that arrives after it but within the
 //!   configured maximum doubles it; a wait longer than the maximum halves it, so a
@@ -23,8 +27,11 @@ use std::time::Duration;
 
 /// The first window a connection whose window had shrunk to nothing grows back to.
 pub(super) const GROW_START_NS: u64 = 10_000;
-/// Waits on the arm that is winning before the other is tried again.
+/// Waits on the arm that is winning before the other is tried again, at first; each
+/// check that the winner still wins doubles it, up to [`MAX_EXPLOIT_WAITS`].
 pub const EXPLOIT_WAITS: u32 = 256;
+/// The most waits between two checks.
+pub const MAX_EXPLOIT_WAITS: u32 = 8192;
 /// Waits on the arm that is losing, to see whether it still loses.
 pub const EXPLORE_WAITS: u32 = 16;
 
@@ -56,6 +63,8 @@ pub struct Adaptive {
     arm: Arm,
     /// Waits left on `arm` before the next decision.
     left: u32,
+    /// Waits on the winner between two checks now.
+    exploit: u32,
     /// Mean wait of each arm (spin, sleep), exponentially weighted; `None` before any.
     mean_ns: [Option<u64>; 2],
 }
@@ -71,6 +80,8 @@ impl Adaptive {
             best: Arm::Spin,
             arm: Arm::Spin,
             left: EXPLORE_WAITS,
+            // The first check, finding spinning faster, doubles this to EXPLOIT_WAITS.
+            exploit: EXPLOIT_WAITS / 2,
             mean_ns: [None, None],
         }
     }
@@ -115,11 +126,18 @@ impl Adaptive {
             self.arm = self.best.other();
             self.left = EXPLORE_WAITS;
         } else {
-            if let [Some(spin), Some(sleep)] = self.mean_ns {
-                self.best = if sleep < spin { Arm::Sleep } else { Arm::Spin };
-            }
-            self.arm = self.best;
-            self.left = EXPLOIT_WAITS;
+            let best = match self.mean_ns {
+                [Some(spin), Some(sleep)] if sleep < spin => Arm::Sleep,
+                _ => Arm::Spin,
+            };
+            self.exploit = if best == self.best {
+                (self.exploit * 2).min(MAX_EXPLOIT_WAITS)
+            } else {
+                EXPLOIT_WAITS
+            };
+            self.best = best;
+            self.arm = best;
+            self.left = self.exploit;
         }
     }
 
@@ -207,9 +225,14 @@ mod tests {
             "sleeping is tried"
         );
         assert!(!p.sleeping_wins());
-        // Then spinning for EXPLOIT_WAITS, sleeping EXPLORE_WAITS to check, and so on.
-        let n = 10 * (EXPLOIT_WAITS + EXPLORE_WAITS);
-        assert_eq!(feed(&mut p, n, 20_000, 60_000), 10 * EXPLOIT_WAITS);
+        // Then spinning for 256, 512, ... 8192 waits, sleeping 16 after each to check.
+        let mut exploit = EXPLOIT_WAITS;
+        for _ in 0..8 {
+            assert_eq!(feed(&mut p, exploit, 20_000, 60_000), exploit);
+            assert_eq!(feed(&mut p, EXPLORE_WAITS, 20_000, 60_000), 0);
+            exploit = (exploit * 2).min(MAX_EXPLOIT_WAITS);
+        }
+        assert_eq!(exploit, MAX_EXPLOIT_WAITS);
         assert!(!p.sleeping_wins());
     }
 
@@ -220,20 +243,17 @@ mod tests {
         feed(&mut p, 2 * EXPLORE_WAITS, 40_000, 8_000);
         assert!(p.sleeping_wins());
         assert_eq!(p.window_ns(), 0);
-        let n = 10 * (EXPLOIT_WAITS + EXPLORE_WAITS);
-        assert_eq!(
-            feed(&mut p, n, 40_000, 8_000),
-            10 * EXPLORE_WAITS,
-            "only the checks spin"
-        );
-        // The machine goes idle: the next check finds spinning faster, and it stays.
-        feed(&mut p, EXPLOIT_WAITS + EXPLORE_WAITS, 20_000, 60_000);
+        // Only the checks spin, fewer and fewer of them.
+        let n = 100_000;
+        let spun = feed(&mut p, n, 40_000, 8_000);
+        assert!(spun <= n / 256, "{spun} of {n} waits spun");
+        assert!(p.sleeping_wins());
+        // The machine goes idle: within one check spinning wins again, and stays.
+        let spun = feed(&mut p, MAX_EXPLOIT_WAITS + EXPLORE_WAITS, 20_000, 60_000);
+        assert!(spun >= EXPLORE_WAITS, "{spun}");
         assert!(!p.sleeping_wins());
-        assert_eq!(
-            feed(&mut p, EXPLOIT_WAITS, 20_000, 60_000),
-            EXPLOIT_WAITS,
-            "spinning again"
-        );
+        let spun = feed(&mut p, 10_000, 20_000, 60_000);
+        assert!(spun > 9_000, "spinning again: {spun} of 10000 waits");
     }
 
     #[test]
