@@ -84,9 +84,11 @@ struct Cli {
 
     /// Longest a connection spins on its socket for the next request, in microseconds,
     /// before it sleeps in read (0: never spin). Spinning saves the wake-up of a halted
-    /// CPU when a client sends one request at a time; it happens only right after a
-    /// connection's replies are written, shrinks when the client pauses longer, and at
-    /// most one connection fewer than the CPUs spins at once.
+    /// CPU when a client sends one request at a time; each connection measures whether
+    /// it does and sleeps at once while sleeping is faster (a busy machine). It happens
+    /// only right after a connection's replies are written, the window shrinks when the
+    /// client pauses longer, and at most one connection fewer than the CPUs spins at
+    /// once.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = ramfs::ninep_server::DEFAULT_POLL.as_micros() as u64)]
     poll_us: u64,
 

@@ -65,7 +65,8 @@ pub struct ServerConfig {
     /// connection's own thread).
     pub data_threads: usize,
     /// Longest a connection spins on its socket for the next request before it sleeps
-    /// (zero: never); see `wait`. Only readers wrapped by [`Server::polling`] spin.
+    /// (zero: never); whether it spins at all it measures (see `wait`). Only readers
+    /// wrapped by [`Server::polling`] spin.
     pub poll: Duration,
 }
 
