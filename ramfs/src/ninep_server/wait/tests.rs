@@ -330,3 +330,67 @@ fn a_spin_ends_when_a_yield_runs_another_task() {
     assert_eq!(*r.inner.taken.borrow(), [Taken::Slept]);
     assert_eq!(r.spinners.spinning(), 0);
 }
+
+/// A timeline whose reads report, through `seen`, how many connections were awake.
+struct Watching {
+    timeline: Timeline,
+    spinners: Arc<Spinners>,
+    seen: Rc<RefCell<Vec<usize>>>,
+}
+
+impl Read for Watching {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.seen.borrow_mut().push(self.spinners.awake());
+        self.timeline.read(buf)
+    }
+}
+
+impl PollRead for Watching {
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.timeline.read_now(buf)
+    }
+}
+
+#[test]
+fn no_connection_spins_while_more_than_the_limit_are_awake() {
+    let spinners = Arc::new(Spinners::new(1));
+    let clock = FakeClock::default();
+    let script = || {
+        vec![
+            (us(30), Arrival::Bytes(vec![1])),
+            (us(30), Arrival::Bytes(vec![2])),
+        ]
+    };
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let watching = Watching {
+        timeline: Timeline::new(&clock, script()),
+        spinners: Arc::clone(&spinners),
+        seen: Rc::clone(&seen),
+    };
+    let mut a = Polling::with_clock(watching, WINDOW, Arc::clone(&spinners), clock.clone());
+    assert_eq!(spinners.awake(), 1, "a new connection is awake");
+    let b = Polling::with_clock(
+        Timeline::new(&clock, script()),
+        WINDOW,
+        Arc::clone(&spinners),
+        clock.clone(),
+    );
+    assert_eq!(spinners.awake(), 2);
+    let mut buf = [0; 8];
+    // Two awake, limit one: a sleeps, and is not counted awake while it does.
+    assert_eq!(a.read(&mut buf).unwrap(), 1);
+    assert_eq!(a.counts().no_turn, 1);
+    assert_eq!(
+        *seen.borrow(),
+        [1],
+        "only b was awake during a's blocking read"
+    );
+    assert_eq!(spinners.awake(), 2, "awake again after it");
+    // b goes away: a alone is awake and spins.
+    drop(b);
+    assert_eq!(spinners.awake(), 1);
+    assert_eq!(a.read(&mut buf).unwrap(), 1);
+    assert_eq!(a.counts().spun, 1);
+    drop(a);
+    assert_eq!(spinners.awake(), 0);
+}
