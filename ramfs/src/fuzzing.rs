@@ -62,6 +62,7 @@ pub fn serve_input(data: &[u8]) -> Vec<u8> {
             max_fids: 64,
             trace: false,
             data_threads: 2,
+            ..ServerConfig::default()
         },
     );
     let mut input = prelude(selector);

@@ -4,16 +4,19 @@
 //! knows of its peer ([`PeerCred`]): unix sockets report the peer's uid.
 
 mod peer;
+mod read_now;
 mod stdio;
 mod tcp;
 #[cfg(unix)]
 mod unix;
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+
+use crate::ninep_server::PollRead;
 
 #[cfg(unix)]
 pub use peer::unix_peer_cred;
@@ -22,7 +25,9 @@ pub use stdio::stdio;
 
 /// One client's byte streams.
 pub struct Connection {
-    pub reader: Box<dyn Read + Send>,
+    /// Read through [`crate::ninep_server::Server::polling`], which may try it without
+    /// blocking first.
+    pub reader: Box<dyn PollRead + Send>,
     pub writer: Box<dyn Write + Send>,
     /// The peer, for logs.
     pub peer: String,

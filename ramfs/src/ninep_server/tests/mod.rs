@@ -229,6 +229,7 @@ mod linux;
 mod memory;
 mod order;
 mod plan9;
+mod polling;
 mod posix;
 mod runs;
 mod version;

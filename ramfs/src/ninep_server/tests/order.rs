@@ -77,6 +77,7 @@ fn pipelined_large_reads_are_written_out_as_they_go_on(data_threads: usize) {
         max_fids: 100,
         trace: false,
         data_threads,
+        ..ServerConfig::default()
     });
     let mut msgs = vec![
         Msg::Tversion {

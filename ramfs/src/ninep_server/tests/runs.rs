@@ -196,6 +196,7 @@ fn pipelined_data_requests_are_answered_as_if_one_by_one() {
             max_fids: 100,
             trace: false,
             data_threads: 2,
+            ..ServerConfig::default()
         },
     );
     let mut msgs = vec![

@@ -8,7 +8,10 @@
 //! good server has, ramfs's: read what the socket has, answer every whole message in
 //! order, write the replies together when the input runs dry (or 2 MiB of them have
 //! piled up). One thread serves each connection and the connections share nothing, so
-//! it has no server-wide lock either.
+//! it has no server-wide lock either. It waits for each request as ramfs does too
+//! (`ramfs::ninep_server::Polling`: a short adaptive spin on the socket before it
+//! sleeps), since with one request in flight how a server waits decides most of its
+//! latency on a virtual machine.
 //!
 //! Replies are encoded by `ninep::encode`, except that `Rread` data is not copied into
 //! the reply: its header is `ninep`'s encoding of an `Rread` with the count patched in,
@@ -25,10 +28,11 @@ use std::net::TcpListener;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use ninep::{encode, mtype, peek_size, Fcall, Msg, HEADER_LEN, MAX_MSIZE, NOTAG};
+use ramfs::ninep_server::{Polling, Spinners, DEFAULT_POLL};
 use tracing::{debug, info};
 
 use super::addr::Addr;
@@ -111,6 +115,7 @@ impl Listener {
         const FAILURES_IN_A_ROW: u32 = 100;
         let mut next = 0u64;
         let mut failures = 0;
+        let spinners = Arc::new(Spinners::for_this_machine());
         loop {
             let accepted = match &self {
                 Listener::Unix(l) => l.accept().map(|(s, _)| Conn::Unix(s)),
@@ -135,12 +140,25 @@ impl Listener {
             failures = 0;
             next += 1;
             let id = next;
+            let spinners = Arc::clone(&spinners);
             let spawned = thread::Builder::new()
                 .name(format!("raw-{id}"))
                 .spawn(move || {
+                    // Waits for each request as ramfs does, spinning briefly before it
+                    // sleeps, so that it stays the limit ramfs is measured against.
                     let end = match conn {
-                        Conn::Unix(s) => serve_conn(&s, &s, max_msize),
-                        Conn::Tcp(s) => serve_conn(&s, &s, max_msize),
+                        Conn::Unix(s) => match s.try_clone() {
+                            Ok(r) => {
+                                serve_conn(Polling::new(r, DEFAULT_POLL, spinners), &s, max_msize)
+                            }
+                            Err(e) => ConnEnd::Io(e),
+                        },
+                        Conn::Tcp(s) => match s.try_clone() {
+                            Ok(r) => {
+                                serve_conn(Polling::new(r, DEFAULT_POLL, spinners), &s, max_msize)
+                            }
+                            Err(e) => ConnEnd::Io(e),
+                        },
                     };
                     debug!("connection {id}: {end}");
                 });

@@ -349,3 +349,45 @@ fn a_reply_past_the_msize_becomes_an_error() {
         ]
     );
 }
+
+/// A listening server answers through its polling reader: requests sent one at a time
+/// (found while it spins, or after it slept), then end of file.
+#[test]
+fn a_listener_answers_one_request_at_a_time_through_its_polling_reader() {
+    use std::os::unix::net::UnixStream;
+    let dir = std::env::temp_dir().join(format!("raw-poll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let listener = Listener::bind(&Addr::Unix(path.clone())).unwrap();
+    // The accept loop runs until the test process ends.
+    thread::spawn(move || listener.serve(MAX_MSIZE));
+    let mut client = UnixStream::connect(&path).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut rpc = |request: Fcall| -> Fcall {
+        client.write_all(&encode_all(&[request])).unwrap();
+        let mut size = [0u8; 4];
+        client.read_exact(&mut size).unwrap();
+        let mut reply = size.to_vec();
+        reply.resize(u32::from_le_bytes(size) as usize, 0);
+        client.read_exact(&mut reply[4..]).unwrap();
+        ninep::decode(&reply, Dialect::L).unwrap()
+    };
+    assert!(matches!(
+        rpc(version(8192, "9P2000.L")).msg,
+        Msg::Rversion { .. }
+    ));
+    for tag in 1..100 {
+        let r = rpc(fc(
+            tag,
+            Msg::Tgetattr {
+                fid: 1,
+                request_mask: getattr::BASIC,
+            },
+        ));
+        assert_eq!(r.tag, tag);
+        assert!(matches!(r.msg, Msg::Rgetattr { .. }), "{:?}", r.msg);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,300 @@
+//! Waiting for a connection's next request: a short, adaptive spin on the socket before
+//! the thread sleeps in `read`.
+//!
+//! Why: with one request in flight, a client sends its next request a few tens of
+//! microseconds after it gets the reply. A server that sleeps in `read` in between lets
+//! its CPU go idle, and on a virtual machine an idle vCPU halts: the client's next send
+//! must then wake it through the host (an inter-processor interrupt and a host
+//! scheduler wake-up), which on the 2-vCPU machine the benchmarks run on costs about as
+//! much as the rest of the request. A thread that keeps trying a non-blocking read for
+//! a little while finds the request without being woken.
+//!
+//! [`Polling`] wraps a connection's reader. Each `read` first tries the socket without
+//! blocking (free when requests are pipelined: the bytes are already there); if it is
+//! empty it retries, yielding the CPU between tries so that anything runnable there (the
+//! client, on a busy machine) runs first, until the connection's *window* has passed,
+//! and then sleeps in a blocking `read` as before. A spin also ends as soon as a yield
+//! gives the CPU to another task for a while: on a busy machine the CPU does not go
+//! idle anyway, so there is no wake-up to save and the spin would only take time from
+//! the others. What a read returns (bytes, end of file, an error) is the same either way, so the connection loop, its EOF, error and
+//! Tflush handling do not know whether a request was found spinning or sleeping.
+//!
+//! Whether a connection spins at all, and for how long, is [`Adaptive`]'s decision
+//! (`policy`): it measures the waits of both and keeps the faster, and its window
+//! adapts as Linux's guest halt-polling's does. A connection never spins while
+//! it is idle: spinning happens only right after its replies are written, at most one
+//! window each time. And at most [`Spinners`]' limit of connections spin at once (one
+//! fewer than the CPUs, none on one CPU), and none while more than that many are awake
+//! (answering or spinning), so the clients, and connections with full queues, keep
+//! their CPUs.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A reader that can also be asked for bytes without blocking.
+pub trait PollRead: Read {
+    /// Reads what is there now: like `read`, but fails with
+    /// [`io::ErrorKind::WouldBlock`] instead of waiting when nothing is there. A source
+    /// that cannot do that (standard input) fails with [`io::ErrorKind::Unsupported`],
+    /// and is then only ever read blocking.
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl<T: PollRead + ?Sized> PollRead for Box<T> {
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_now(buf)
+    }
+}
+
+/// Time and the CPU as a spinning reader sees them; a trait so that tests drive both.
+pub trait WaitClock {
+    /// Nanoseconds from some fixed point.
+    fn now_ns(&self) -> u64;
+    /// Lets whatever else is runnable on this CPU run first (`sched_yield`).
+    fn relax(&self);
+}
+
+/// The monotonic clock, from when it was made.
+#[derive(Debug, Clone, Copy)]
+pub struct Monotonic(Instant);
+
+impl Default for Monotonic {
+    fn default() -> Self {
+        Monotonic(Instant::now())
+    }
+}
+
+impl WaitClock for Monotonic {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn relax(&self) {
+        thread::yield_now();
+    }
+}
+
+/// A [`WaitClock::relax`] that took longer than this ran another task: the CPU is not
+/// about to go idle, so spinning saves no wake-up (and takes time from that task). A
+/// yield that finds nothing to run returns in well under a microsecond.
+const BUSY_CPU_NS: u64 = 10_000;
+
+/// How many connections may spin at once, shared by a server's connections.
+#[derive(Debug)]
+pub struct Spinners {
+    limit: usize,
+    spinning: AtomicUsize,
+    /// Connections not asleep in a blocking read: answering requests or spinning.
+    awake: AtomicUsize,
+}
+
+impl Spinners {
+    /// At most `limit` spinning at once.
+    pub fn new(limit: usize) -> Spinners {
+        Spinners {
+            limit,
+            spinning: AtomicUsize::new(0),
+            awake: AtomicUsize::new(0),
+        }
+    }
+
+    /// One fewer than the CPUs: a client always has a CPU to run on.
+    pub fn for_this_machine() -> Spinners {
+        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        Spinners::new(cpus - 1)
+    }
+
+    /// A turn to spin, if fewer than the limit spin now and no more than the limit are
+    /// awake. When more connections are busy than the limit their threads and their
+    /// clients' fill the CPUs, none is about to idle, and a spinning one would only take
+    /// a CPU from them (measured: read 64K q16 on 8 connections 0.9x of not spinning,
+    /// before this rule).
+    fn enter(self: &Arc<Self>) -> Option<SpinTurn> {
+        if self.awake() > self.limit {
+            return None;
+        }
+        self.spinning
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SpinTurn(Arc::clone(self)))
+    }
+
+    /// Connections spinning now.
+    pub fn spinning(&self) -> usize {
+        self.spinning.load(Ordering::Acquire)
+    }
+
+    /// Connections awake now (their [`Polling`] readers exist and are not in a blocking
+    /// read).
+    pub fn awake(&self) -> usize {
+        self.awake.load(Ordering::Acquire)
+    }
+}
+
+/// A connection asleep in a blocking read, for as long as this lives.
+struct Asleep<'a>(&'a Spinners);
+
+impl<'a> Asleep<'a> {
+    fn new(spinners: &'a Spinners) -> Asleep<'a> {
+        spinners.awake.fetch_sub(1, Ordering::AcqRel);
+        Asleep(spinners)
+    }
+}
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        self.0.awake.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's turn to spin; ends when dropped.
+struct SpinTurn(Arc<Spinners>);
+
+impl Drop for SpinTurn {
+    fn drop(&mut self) {
+        self.0.spinning.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How a [`Polling`] reader's waits ended, for tests and benchmarks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WaitCounts {
+    /// Reads answered by the first non-blocking try (the bytes were there).
+    pub ready: u64,
+    /// Reads answered by a later try while spinning.
+    pub spun: u64,
+    /// Reads that slept in a blocking read.
+    pub slept: u64,
+    /// Waits that could not spin because as many connections as the limit were
+    /// spinning, or more than the limit were awake.
+    pub no_turn: u64,
+    /// Spins ended because another task was running on this CPU (so it was not going
+    /// to idle).
+    pub busy_cpu: u64,
+}
+
+/// A connection's reader that spins briefly before it sleeps (see the module's notes).
+pub struct Polling<R, C = Monotonic> {
+    inner: R,
+    policy: Adaptive,
+    spinners: Arc<Spinners>,
+    clock: C,
+    /// False once the source said it cannot read without blocking.
+    can_poll: bool,
+    counts: WaitCounts,
+}
+
+impl<R: PollRead> Polling<R> {
+    /// `inner` spinning at most `max` before each sleep, while `spinners` has a turn.
+    pub fn new(inner: R, max: Duration, spinners: Arc<Spinners>) -> Polling<R> {
+        Polling::with_clock(inner, max, spinners, Monotonic::default())
+    }
+}
+
+impl<R: PollRead, C: WaitClock> Polling<R, C> {
+    /// [`Polling::new`] timed by `clock`.
+    pub fn with_clock(inner: R, max: Duration, spinners: Arc<Spinners>, clock: C) -> Polling<R, C> {
+        spinners.awake.fetch_add(1, Ordering::AcqRel);
+        Polling {
+            inner,
+            policy: Adaptive::new(max),
+            spinners,
+            clock,
+            can_poll: true,
+            counts: WaitCounts::default(),
+        }
+    }
+
+    /// How the reads so far ended.
+    pub fn counts(&self) -> WaitCounts {
+        self.counts
+    }
+
+    /// The window of the next wait.
+    pub fn policy(&self) -> Adaptive {
+        self.policy
+    }
+
+    /// Tries the source without blocking: `Some` for anything but "nothing yet".
+    fn try_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match self.inner.read_now(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                self.can_poll = false;
+                None
+            }
+            r => Some(r),
+        }
+    }
+}
+
+impl<R, C> Drop for Polling<R, C> {
+    fn drop(&mut self) {
+        self.spinners.awake.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.can_poll || !self.policy.enabled() || buf.is_empty() {
+            let _asleep = Asleep::new(&self.spinners);
+            return self.inner.read(buf);
+        }
+        let start = self.clock.now_ns();
+        if let Some(r) = self.try_now(buf) {
+            self.counts.ready += 1;
+            return r;
+        }
+        let window = self.policy.window_ns();
+        if self.can_poll && window > 0 {
+            match self.spinners.enter() {
+                Some(_turn) => loop {
+                    // Let whatever else is runnable on this CPU (perhaps the client)
+                    // go first; returns at once when nothing is.
+                    let before = self.clock.now_ns();
+                    self.clock.relax();
+                    if self.clock.now_ns().saturating_sub(before) > BUSY_CPU_NS {
+                        // Something else runs here: sleeping loses nothing.
+                        self.counts.busy_cpu += 1;
+                        break;
+                    }
+                    if let Some(r) = self.try_now(buf) {
+                        self.counts.spun += 1;
+                        self.policy
+                            .waited(self.clock.now_ns().saturating_sub(start));
+                        return r;
+                    }
+                    if !self.can_poll || self.clock.now_ns().saturating_sub(start) >= window {
+                        break;
+                    }
+                },
+                None => self.counts.no_turn += 1,
+            }
+        }
+        self.counts.slept += 1;
+        let asleep = Asleep::new(&self.spinners);
+        let r = self.inner.read(buf);
+        drop(asleep);
+        self.policy
+            .waited(self.clock.now_ns().saturating_sub(start));
+        r
+    }
+}
+
+mod policy;
+#[cfg(test)]
+pub(super) mod tests;
+
+pub use policy::Adaptive;
