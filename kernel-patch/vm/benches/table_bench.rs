@@ -1,5 +1,7 @@
 //! The image table under load: attach and put on the hit path with 1 and 2 threads (the
-//! same executable on both, and a different one on each), and the cost of attach, put,
+//! same executable on both, and a different one on each), each thread a CPU of its own
+//! draining its own park queue, beside the same with every drain running every queue and
+//! without the closes; and the cost of attach, put,
 //! reclaim and the mount cache's choices with few and with many cached images and files
 //! (it must not grow with their number).
 //!
@@ -109,11 +111,25 @@ fn nanos_per(time: Duration, ops: u64) -> u128 {
     time.as_nanos() / u128::from(ops.max(1))
 }
 
+/// How a hit-path thread attaches and runs the parked closes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closes {
+    /// `attach_on(cpu)` and `run_parked_closes_on(cpu)`, thread `i` as CPU `i`: a kernel
+    /// that says its CPU.
+    PerCpu,
+    /// `attach` and `run_parked_closes`: every file in the shared queue, every run drains
+    /// all queues (a kernel that does not say its CPU).
+    Shared,
+    /// `attach_on(cpu)` and no closes in the loop (one run after it): what attach and put
+    /// cost apart from closing.
+    None,
+}
+
 /// Attach+put rates on the hit path (every image kept active by one reference held here):
 /// per thread, and in total. `same`: every thread attaches one file; else one file each.
-/// Each thread runs the parked closes every `close_every` attaches (each run closes what
-/// every thread parked, as a kernel's safe point does), and once more after the loop.
-fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u128>, u128) {
+/// Each thread runs the parked closes every [`CLOSE_EVERY`] attaches, as `closes` says,
+/// and once more after the loop.
+fn hit_rates(threads: u64, same: bool, iters: u64, closes: Closes) -> (Vec<u128>, u128) {
     let vm = Vm::new(kernel_frames(64), Config::default()).expect("vm");
     // One file, or one a thread, each in a shard of its own (as most pairs are).
     let mut paths: Vec<u64> = Vec::new();
@@ -142,15 +158,24 @@ fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u12
     let per_thread: Vec<(u64, Duration)> = thread::scope(|scope| {
         let workers: Vec<_> = files
             .iter()
-            .map(|file| {
+            .enumerate()
+            .map(|(cpu, file)| {
                 let (vm, start) = (&vm, &start);
                 scope.spawn(move || {
                     start.wait();
                     let began = Instant::now();
                     for i in 0..iters {
-                        drop(vm.attach(file.open()).expect("attach"));
-                        if i % close_every == 0 {
-                            vm.run_parked_closes();
+                        let image = match closes {
+                            Closes::Shared => vm.attach(file.open()),
+                            Closes::PerCpu | Closes::None => vm.attach_on(cpu, file.open()),
+                        };
+                        drop(image.expect("attach"));
+                        if i % CLOSE_EVERY == 0 {
+                            match closes {
+                                Closes::PerCpu => vm.run_parked_closes_on(cpu),
+                                Closes::Shared => vm.run_parked_closes(),
+                                Closes::None => 0,
+                            };
                         }
                     }
                     (iters, began.elapsed())
@@ -169,6 +194,30 @@ fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u12
         .collect();
     let total = rates.iter().sum();
     (rates, total)
+}
+
+/// The hit-path table for one way of running the closes: 1 thread, 2 threads on one
+/// executable, 2 on different ones, measured one after the other, and the ratios.
+fn hit_table(name: &str, iters: u64, closes: Closes) {
+    let (one, one_total) = hit_rates(1, true, iters, closes);
+    let (same, same_total) = hit_rates(2, true, iters, closes);
+    let (diff, diff_total) = hit_rates(2, false, iters, closes);
+    println!("{name}");
+    for (row, rates, total) in [
+        ("  1 thread", &one, one_total),
+        ("  2 threads, same executable", &same, same_total),
+        ("  2 threads, different ones", &diff, diff_total),
+    ] {
+        let second = rates
+            .get(1)
+            .map_or("-".to_string(), |rate| rate.to_string());
+        println!("{row:<32} {:>12} {second:>12} {total:>12}", rates[0]);
+    }
+    println!(
+        "  ratio total 2/1: same {} (goal >= 1.0), different {} (goal >= 1.8)",
+        ratio(same_total, one_total),
+        ratio(diff_total, one_total)
+    );
 }
 
 /// A vm holding `n` idle executable images (one cached page each) and `n` mount-cache files
@@ -333,45 +382,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000u64);
-    let (one, one_total) = hit_rates(1, true, iters, CLOSE_EVERY);
-    let (same, same_total) = hit_rates(2, true, iters, CLOSE_EVERY);
-    let (diff, diff_total) = hit_rates(2, false, iters, CLOSE_EVERY);
-    // The same without the closes in the loop: what attach and put cost apart from
-    // closing, on one CPU, files another CPU parked.
-    let (one_nc, one_nc_total) = hit_rates(1, true, iters, u64::MAX);
-    let (diff_nc, diff_nc_total) = hit_rates(2, false, iters, u64::MAX);
     println!("attach+put hit path, {iters} a thread (attaches/s)");
     println!(
-        "{:<28} {:>12} {:>12} {:>12}",
+        "{:<32} {:>12} {:>12} {:>12}",
         "", "thread 0", "thread 1", "total"
     );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "1 thread", one[0], "-", one_total
+    hit_table(
+        "attach_on(cpu), run_parked_closes_on(cpu) every 256 (a kernel saying its CPU)",
+        iters,
+        Closes::PerCpu,
     );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "2 threads, same executable", same[0], same[1], same_total
+    hit_table(
+        "attach, run_parked_closes every 256 (every CPU drains every queue)",
+        iters,
+        Closes::Shared,
     );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "2 threads, different ones", diff[0], diff[1], diff_total
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "1 thread, no closes", one_nc[0], "-", one_nc_total
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "2 different, no closes", diff_nc[0], diff_nc[1], diff_nc_total
-    );
-    println!(
-        "ratio total 2/1: same {} (goal >= 1.0), different {} (goal >= 1.8); \
-         different without the closes in the loop {}",
-        ratio(same_total, one_total),
-        ratio(diff_total, one_total),
-        ratio(diff_nc_total, one_nc_total)
-    );
+    hit_table("attach_on(cpu), no closes in the loop", iters, Closes::None);
 
     let ops = 2_000;
     let few = scaling(10, ops);

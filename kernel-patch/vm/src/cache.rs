@@ -21,14 +21,14 @@
 
 use alloc::boxed::Box;
 
-use crate::channel::PendingFile;
+use crate::channel::{PendingFile, QueueId};
 use crate::file::PathKey;
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{ExecChannel, ExecImage, ExecState, ImageState};
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
-use crate::table::{shard_of, LinkError, SHARDS};
+use crate::table::{LinkError, SHARDS};
 use crate::vm::{ImageStatus, Vm, VmError, VmState};
 
 /// What a put leaves for its caller to do once every lock is released.
@@ -53,27 +53,29 @@ pub(crate) struct ImageReclaim {
 }
 
 impl VmState {
-    /// See [`Vm::attach`](crate::Vm::attach).
+    /// See [`Vm::attach_on`](crate::Vm::attach_on).
     /// `vm` is a handle of this instance: the image's channel keeps a clone of it when this
-    /// attach makes the channel. Returns the image (with the reference taken) and its
-    /// channel.
+    /// attach makes the channel. `queue` is where the file parks if the image has a channel
+    /// already (the caller's CPU's queue, or the shared one). Returns the image (with the
+    /// reference taken) and its channel.
     pub(crate) fn attach(
         &self,
         vm: &Vm,
         file: Box<dyn ImageFile>,
+        queue: QueueId,
     ) -> Result<(Arc<ExecImage>, Arc<ExecChannel>), VmError> {
         let identity = file.identity();
         let key = PathKey::of(&identity);
-        // Reserve the file's parking slot before any lock (in the park queue of the file's
-        // shard, so attaches of files in different shards share no lock). Dropping the
-        // pending file (on an error, or when the image has a channel already) parks it for
-        // the kernel to close. Failing here, the file is not handed over yet: close it on
-        // the caller's thread (`ImageFile`'s contract).
+        // Reserve the file's parking slot before any lock (in the caller's CPU's queue, so
+        // attaches on different CPUs share no park lock, and the CPU that parks the file
+        // closes it). Dropping the pending file (on an error, or when the image has a
+        // channel already) parks it for the kernel to close. Failing here, the file is not
+        // handed over yet: close it on the caller's thread (`ImageFile`'s contract).
         if let Err(err) = self.admit(AllocSite::Channel) {
             file.close();
             return Err(err.into());
         }
-        let pending = match PendingFile::new(file, &self.parked, shard_of(&key)) {
+        let pending = match PendingFile::in_queue(file, &self.parked, queue) {
             Ok(pending) => pending,
             Err((err, file)) => {
                 file.close();
