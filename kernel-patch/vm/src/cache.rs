@@ -57,13 +57,13 @@ impl VmState {
     /// `vm` is a handle of this instance: the image's channel keeps a clone of it when this
     /// attach makes the channel. `queue` is where the file parks if the image has a channel
     /// already (the caller's CPU's queue, or the shared one). Returns the image (with the
-    /// reference taken) and its channel.
+    /// reference taken), which has its channel when this returns.
     pub(crate) fn attach(
         &self,
         vm: &Vm,
         file: Box<dyn ImageFile>,
         queue: QueueId,
-    ) -> Result<(Arc<ExecImage>, Arc<ExecChannel>), VmError> {
+    ) -> Result<Arc<ExecImage>, VmError> {
         let identity = file.identity();
         let key = PathKey::of(&identity);
         // Reserve the file's parking slot before any lock (in the caller's CPU's queue, so
@@ -155,10 +155,11 @@ impl VmState {
 
         // Re-attach the channel under the image lock alone. An image that has one already
         // (the hit path of a running program) needs no new channel: the file is parked.
-        let held = image.state.lock().kind.chan.clone();
-        if let Some(chan) = held {
+        // Only looked at: the reference taken keeps the channel (`refs > pgref`).
+        let held = image.state.lock().kind.chan.is_some();
+        if held {
             drop(pending);
-            return Ok((image, chan));
+            return Ok(image);
         }
         // The channel's box, allocated with no lock held.
         let made = ExecChannel {
@@ -175,16 +176,17 @@ impl VmState {
             }
         };
         let mut state = image.state.lock();
-        let (chan, unused) = match &state.kind.chan {
-            Some(held) => (held.clone(), Some(chan)),
+        // Another attach may have made the image's channel meanwhile: ours is then unused.
+        let unused = match &state.kind.chan {
+            Some(_) => Some(chan),
             None => {
-                state.kind.chan = Some(chan.clone());
-                (chan, None)
+                state.kind.chan = Some(chan);
+                None
             }
         };
         drop(state);
         drop(unused);
-        Ok((image, chan))
+        Ok(image)
     }
 
     /// See [`Vm::image_status`](crate::Vm::image_status). The image is looked up and its

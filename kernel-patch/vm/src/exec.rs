@@ -128,9 +128,9 @@ impl Vm {
             .map_err(|_| VmError::NoMemory)?;
         for (geometry, writable) in plans {
             let segment = if writable {
-                image.data_segment(geometry)?
+                image.data_segment(self, geometry)?
             } else {
-                image.text_segment(geometry)?
+                image.text_segment(self, geometry)?
             };
             segments.push(segment);
         }

@@ -68,15 +68,16 @@ pub(crate) struct ExecState {
 
 /// An executable image's channel, and the vm instance it keeps alive.
 ///
-/// Every [`ImageRef`](crate::ImageRef) holds a clone of its image's channel instead of a
-/// handle of its own to the instance: an attach then counts only what is its image's (its
-/// `refs`, this channel's count), and attaches of different executables share no counter
-/// (before, each cloned the one `Vm` handle). The instance stays alive while an image is
-/// active because its channel holds this handle; the channel exists exactly while
-/// `refs > pgref`, so from the attach that makes an image active to the put that makes
-/// it idle. The cycle that makes (the instance's table holds the image, whose channel
+/// An [`ImageRef`](crate::ImageRef) holds neither a handle of its own to the instance nor
+/// a clone of this channel: an attach then counts only what is its image's (its `refs`),
+/// and attaches of one executable or of different ones share no other counter (before,
+/// each cloned the one `Vm` handle, and later the channel). The instance stays alive while
+/// an image is active because its channel holds this handle; the channel exists exactly
+/// while `refs > pgref`, so from the attach that makes an image active to the put that
+/// makes it idle, and an `ImageRef`'s put that may be that one clones the channel first
+/// (`vm.rs`). The cycle that makes (the instance's table holds the image, whose channel
 /// holds the instance) is broken by that put, and while it lasts something outside holds
-/// the image anyway (a segment or an `ImageRef`, each keeping the instance too).
+/// the image anyway (a segment or an `ImageRef`).
 pub(crate) struct ExecChannel {
     pub(crate) file: ImageChannel,
     pub(crate) vm: Vm,

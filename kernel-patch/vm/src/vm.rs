@@ -8,7 +8,7 @@ use crate::channel::{ImageChannel, ParkedCloses, QueueId};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
-use crate::image::{ExecChannel, ExecImage};
+use crate::image::ExecImage;
 use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
@@ -381,8 +381,8 @@ impl Vm {
     }
 
     fn attach_in(&self, queue: QueueId, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
-        let (image, chan) = self.shared.attach(self, file, queue)?;
-        Ok(ImageRef { image, chan })
+        let image = self.shared.attach(self, file, queue)?;
+        Ok(ImageRef { image })
     }
 
     /// CPU park queues: CPU `n` parks in queue `n % PARK_CPU_QUEUES` (16; 2 in loom's
@@ -476,20 +476,15 @@ pub struct ImageStatus {
 
 /// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
 ///
-/// It keeps the instance alive through its image's channel, not a handle of its own, so
-/// attaches of different executables share no counter (see `ExecChannel`).
+/// It holds nothing but the image: while it lives the image is active (`refs > pgref`), so
+/// the image has its channel, whose handle keeps the instance alive (see `ExecChannel`).
+/// An attach and a put of an active image so touch only the image's own lines (its lock,
+/// `refs` and the box's count), not its channel's count nor any counter of the instance.
 pub struct ImageRef {
     pub(crate) image: Arc<ExecImage>,
-    /// The image's channel while this reference keeps the image active.
-    pub(crate) chan: Arc<ExecChannel>,
 }
 
 impl ImageRef {
-    /// The instance the image belongs to.
-    pub(crate) fn vm(&self) -> &Vm {
-        &self.chan.vm
-    }
-
     /// The identity of the image's file.
     pub fn identity(&self) -> FileIdentity {
         self.image.identity
@@ -498,9 +493,33 @@ impl ImageRef {
 
 impl Drop for ImageRef {
     fn drop(&mut self) {
-        // The channel's clone in `self` outlives the put, and with it the instance, even
-        // when the put takes the image's own clone away.
-        self.vm().shared.put(&self.image);
+        let image = &self.image;
+        let state = image.state.lock();
+        // Under the image lock `refs` only grows behind our back (attach's reference, under
+        // the table lock), and `pgref` does not change: when another non-page reference
+        // stays after ours, this put neither makes the image idle nor frees it, and needs
+        // nothing of the instance.
+        let pgref = image.pgref.load(Ordering::Relaxed);
+        if image.refs.load(Ordering::Acquire) > pgref.saturating_add(1) {
+            image.refs.fetch_sub(1, Ordering::AcqRel);
+            drop(state);
+            return;
+        }
+        // Perhaps the last: the whole put, with the instance reached through the channel,
+        // which this reference kept (`refs > pgref`) and the clone keeps through the put
+        // (the put may take the image's own away).
+        let Some(chan) = state.kind.chan.clone() else {
+            // An active image without its channel breaks the rule the checker reports
+            // (`ChannelPresence`); with no way to the instance, drop the reference alone.
+            debug_assert!(false, "an active image without its channel");
+            image.refs.fetch_sub(1, Ordering::AcqRel);
+            drop(state);
+            return;
+        };
+        let shared = &chan.vm.shared;
+        let outcome = shared.put_locked(image, state);
+        shared.finish_put(outcome);
+        drop(chan);
     }
 }
 
