@@ -97,8 +97,10 @@ impl VmState {
             // "table full" while the file's image is in it).
             if let Some(image) = table.find_and_ref(&identity) {
                 let forgotten = table.remove_file(&key);
-                table.attach_hits += 1;
                 drop(table);
+                self.attach_counts[queue.index()]
+                    .hits
+                    .fetch_add(1, Ordering::Relaxed);
                 break (image, forgotten);
             }
             // A new image takes one of the table's `max_images` as it is linked, under the
@@ -128,8 +130,10 @@ impl VmState {
             match linked {
                 Ok(new) => {
                     let forgotten = table.remove_file(&key);
-                    table.attach_misses += 1;
                     drop(table);
+                    self.attach_counts[queue.index()]
+                        .misses
+                        .fetch_add(1, Ordering::Relaxed);
                     break (new, forgotten);
                 }
                 Err(LinkError::NoMemory) => {

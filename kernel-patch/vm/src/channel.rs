@@ -47,12 +47,21 @@ impl QueueId {
     pub(crate) fn of_cpu(cpu: usize) -> Self {
         Self(cpu % CPU_QUEUES)
     }
+
+    /// Its number, below [`PARK_QUEUES`]: what else is kept a CPU (attach's counters) is
+    /// indexed by it too.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
 }
+
+/// Queues in all: the CPUs' and the shared one.
+pub(crate) const PARK_QUEUES: usize = CPU_QUEUES + 1;
 
 /// The files whose last channel reference went, waiting for the kernel to close them.
 pub(crate) struct ParkedCloses {
     /// The CPUs' queues, then the shared one ([`QueueId::SHARED`]).
-    queues: [ParkQueue; CPU_QUEUES + 1],
+    queues: [ParkQueue; PARK_QUEUES],
 }
 
 /// One queue, alone on its cache lines.
@@ -162,7 +171,7 @@ impl ParkedCloses {
     /// Closes every parked file of every queue (an unmount, a shutdown, a kernel that does
     /// not say its CPU). Returns how many.
     pub(crate) fn run(&self) -> usize {
-        (0..=CPU_QUEUES)
+        (0..PARK_QUEUES)
             .map(|index| self.run_queue(QueueId(index)))
             .sum()
     }

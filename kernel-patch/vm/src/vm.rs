@@ -12,6 +12,7 @@ use crate::image::ExecImage;
 use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
+use crate::stats::AttachCountsByCpu;
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::table::Table;
 use crate::wait::{PageWait, SpinWait};
@@ -138,6 +139,8 @@ pub(crate) struct VmState {
     /// Ticks for the mount cache's least-recently-used order.
     pub(crate) use_clock: AtomicU64,
     pub(crate) counters: Counters,
+    /// Attach's hits and misses, a pair a CPU (`stats.rs`).
+    pub(crate) attach_counts: AttachCountsByCpu,
     /// How a fault sleeps until a page another fault loads is ready (`wait.rs`).
     pub(crate) page_wait: Box<dyn PageWait>,
     /// Page loads finished (read, or failed and taken out): what sleepers wait on.
@@ -308,6 +311,7 @@ impl Vm {
             mcache_pages: AtomicU32::new(0),
             use_clock: AtomicU64::new(0),
             counters: Counters::default(),
+            attach_counts: Default::default(),
             page_wait,
             loads_finished: AtomicU64::new(0),
             parked,
