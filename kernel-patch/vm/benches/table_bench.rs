@@ -7,7 +7,8 @@
 //!
 //! `cargo bench -p vm --bench table_bench`. Timings are printed for comparison side by side
 //! in one run, never asserted: the machine may be shared. `VM_TABLE_BENCH_ITERS` scales the
-//! hit-path loop (default 200,000 attaches a thread).
+//! hit-path loop (default 200,000 attaches a thread), `VM_TABLE_BENCH_ROUNDS` its rounds
+//! (default 5; medians are printed).
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -196,28 +197,75 @@ fn hit_rates(threads: u64, same: bool, iters: u64, closes: Closes) -> (Vec<u128>
     (rates, total)
 }
 
-/// The hit-path table for one way of running the closes: 1 thread, 2 threads on one
-/// executable, 2 on different ones, measured one after the other, and the ratios.
-fn hit_table(name: &str, iters: u64, closes: Closes) {
-    let (one, one_total) = hit_rates(1, true, iters, closes);
-    let (same, same_total) = hit_rates(2, true, iters, closes);
-    let (diff, diff_total) = hit_rates(2, false, iters, closes);
-    println!("{name}");
-    for (row, rates, total) in [
-        ("  1 thread", &one, one_total),
-        ("  2 threads, same executable", &same, same_total),
-        ("  2 threads, different ones", &diff, diff_total),
-    ] {
-        let second = rates
-            .get(1)
-            .map_or("-".to_string(), |rate| rate.to_string());
-        println!("{row:<32} {:>12} {second:>12} {total:>12}", rates[0]);
+/// One round of the hit path for one way of running the closes: totals of 1 thread, 2
+/// threads on one executable, 2 on different ones, measured one after the other.
+fn hit_round(iters: u64, closes: Closes) -> [u128; 3] {
+    [
+        hit_rates(1, true, iters, closes).1,
+        hit_rates(2, true, iters, closes).1,
+        hit_rates(2, false, iters, closes).1,
+    ]
+}
+
+/// The median of `values` (sorted here).
+fn median(values: &mut [u128]) -> u128 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// The hit-path tables: `rounds` rounds, each running every way of closing in turn (so a
+/// burst of load elsewhere hits all of them alike), then for each way the median totals
+/// and the median and range of the round's ratios (2 threads / 1 thread, each ratio of
+/// figures measured side by side in one round).
+fn hit_tables(iters: u64, rounds: usize) {
+    let ways = [
+        (
+            "attach_on(cpu), run_parked_closes_on(cpu) every 256 (a kernel saying its CPU)",
+            Closes::PerCpu,
+        ),
+        (
+            "attach, run_parked_closes every 256 (every drain runs every queue)",
+            Closes::Shared,
+        ),
+        ("attach_on(cpu), no closes in the loop", Closes::None),
+    ];
+    let mut totals = vec![Vec::new(); ways.len()];
+    for _ in 0..rounds {
+        for (way, (_, closes)) in ways.iter().enumerate() {
+            totals[way].push(hit_round(iters, *closes));
+        }
     }
     println!(
-        "  ratio total 2/1: same {} (goal >= 1.0), different {} (goal >= 1.8)",
-        ratio(same_total, one_total),
-        ratio(diff_total, one_total)
+        "attach+put hit path, {iters} a thread, {rounds} rounds (attaches/s in all, medians; \
+         ratio 2 threads / 1 thread: median [min-max] of the rounds)"
     );
+    println!(
+        "{:<78} {:>9} {:>9} {:>9} {:>22} {:>22}",
+        "", "1 thread", "2 same", "2 diff", "same/1 (goal >= 1.0)", "diff/1 (goal >= 1.8)"
+    );
+    for ((name, _), rounds) in ways.iter().zip(&totals) {
+        let column = |i: usize| median(&mut rounds.iter().map(|r| r[i]).collect::<Vec<_>>());
+        let ratios = |i: usize| {
+            let mut thousandths: Vec<u128> =
+                rounds.iter().map(|r| r[i] * 1000 / r[0].max(1)).collect();
+            let mid = median(&mut thousandths);
+            let show = |t: u128| format!("{}.{:03}", t / 1000, t % 1000);
+            format!(
+                "{} [{}-{}]",
+                show(mid),
+                show(thousandths[0]),
+                show(thousandths[thousandths.len() - 1])
+            )
+        };
+        println!(
+            "{name:<78} {:>9} {:>9} {:>9} {:>22} {:>22}",
+            column(0),
+            column(1),
+            column(2),
+            ratios(1),
+            ratios(2)
+        );
+    }
 }
 
 /// A vm holding `n` idle executable images (one cached page each) and `n` mount-cache files
@@ -382,22 +430,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000u64);
-    println!("attach+put hit path, {iters} a thread (attaches/s)");
-    println!(
-        "{:<32} {:>12} {:>12} {:>12}",
-        "", "thread 0", "thread 1", "total"
-    );
-    hit_table(
-        "attach_on(cpu), run_parked_closes_on(cpu) every 256 (a kernel saying its CPU)",
-        iters,
-        Closes::PerCpu,
-    );
-    hit_table(
-        "attach, run_parked_closes every 256 (every CPU drains every queue)",
-        iters,
-        Closes::Shared,
-    );
-    hit_table("attach_on(cpu), no closes in the loop", iters, Closes::None);
+    let rounds = std::env::var("VM_TABLE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5usize)
+        .max(1);
+    hit_tables(iters, rounds);
 
     let ops = 2_000;
     let few = scaling(10, ops);

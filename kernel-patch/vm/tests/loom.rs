@@ -73,6 +73,16 @@
 //!     new frame, or the old one and the migration refuses (`SegmentMapped`); never the old
 //!     frame after the exchange (a frame gone back to the kernel).
 //!
+//! Park queues (`channel.rs`):
+//!
+//! 27. two CPUs attach and put one file at once, each then running only its own CPU's
+//!     drain (`run_parked_closes_on`): every file is closed with no drain of all. The file
+//!     an attach found a channel for parks on its own CPU; the channel's file, made on one
+//!     CPU and let go of by the last put on either, parks in the shared queue every CPU's
+//!     drain runs (without the move there, the last put on the other CPU leaves it in a
+//!     queue whose CPU has drained already; without the shared queue in each drain, it is
+//!     never closed).
+//!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
 #![cfg(loom)]
@@ -1151,6 +1161,32 @@ fn a_text_fault_vs_a_migration_of_the_idle_images_page() {
                 panic!("{violation}");
             }
             drop(segments);
+            finish(vm, frames, file);
+        },
+    );
+}
+
+#[test]
+fn two_cpus_attach_one_file_and_each_drains_only_its_own_queue() {
+    model(
+        "two_cpus_attach_one_file_and_each_drains_only_its_own_queue",
+        || {
+            let (vm, frames, file, _loads) = setup();
+            let cpu = |cpu: usize| {
+                let (vm, file) = (vm.clone(), file.clone());
+                thread::spawn(move || {
+                    drop(vm.attach_on(cpu, file.open()).unwrap());
+                    // This CPU's safe point: its own queue and the shared one.
+                    vm.run_parked_closes_on(cpu);
+                })
+            };
+            let (first, second) = (cpu(0), cpu(1));
+            first.join().unwrap();
+            second.join().unwrap();
+            // No drain of all: what each CPU parked, its own drain closed.
+            assert_eq!(vm.parked_closes(), 0, "a file left parked");
+            let counts = file.counts();
+            assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
             finish(vm, frames, file);
         },
     );
