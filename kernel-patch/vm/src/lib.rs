@@ -43,7 +43,9 @@
 //! [`ImageFile::read_at`], [`ImageFile::length`], [`PageWait::sleep`] (and
 //! [`PageWait::wakeup`]). It never calls [`ImageFile::close`] on its own paths at all, where
 //! the kernel may hold locks (a fault's reclaim, an exit): it parks the file, and the kernel
-//! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The table is in shards by file
+//! closes parked files where it holds none, with [`Vm::run_parked_closes_on`] (a CPU's
+//! own queue and the shared one; attaches say their CPU with [`Vm::attach_on`]) or
+//! [`Vm::run_parked_closes`] (every queue). The table is in shards by file
 //! (`table.rs`), each shard's lock "the table lock" of its files; no path holds two. The
 //! mount cache's map lives under the table lock, and a mount-cache image's lock is an
 //! image lock.
