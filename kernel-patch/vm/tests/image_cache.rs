@@ -513,10 +513,11 @@ fn statistics_read_as_text() {
     assert!(text.contains("attach_misses 2\n"), "{text}");
 }
 
-/// An attach of an image that is active already touches nothing of the instance's: its
-/// `ImageRef` reaches the vm through the image's channel, which holds the one handle an
-/// active image keeps. (Each attach used to clone the `Vm` handle, one counter shared by
-/// every attach of every executable; this count then grew by one an `ImageRef`.) The
+/// An attach of an image that is active already touches nothing of the instance's, nor
+/// of the channel's: its `ImageRef` reaches the vm through the image's channel, which
+/// holds the one handle an active image keeps, without a clone of it. (Each attach used to
+/// clone the `Vm` handle, one counter shared by every attach of every executable, and then
+/// the channel; these counts then grew by one an `ImageRef`.) The
 /// last `ImageRef` of an image gives that handle back, and an `ImageRef` that outlives
 /// every `Vm` handle keeps the instance until it goes.
 #[test]
@@ -527,10 +528,17 @@ fn attaches_of_an_active_image_take_no_handle_of_the_instance() {
     let first = world.vm.attach(program.file.open()).expect("attach");
     let active = vm::check::instance_handles(&world.vm);
     assert_eq!(active, alone + 1, "the active image's channel holds one");
+    let identity = program.file.identity();
+    assert_eq!(vm::check::channel_clones(&world.vm, &identity), Some(1));
     let more: Vec<_> = (0..10)
         .map(|_| world.vm.attach(program.file.open()).expect("attach"))
         .collect();
     assert_eq!(vm::check::instance_handles(&world.vm), active);
+    assert_eq!(
+        vm::check::channel_clones(&world.vm, &identity),
+        Some(1),
+        "an ImageRef holds no clone of the channel"
+    );
     drop(more);
     drop(first);
     world.vm.run_parked_closes();
