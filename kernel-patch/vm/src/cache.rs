@@ -83,6 +83,28 @@ impl VmState {
             }
         };
 
+        // The image this CPU attached last, if it is this file's and active: its reference
+        // taken under the image lock alone (`hot.rs`). No mount-cache entry of these
+        // contents can exist while the image is linked (an open finds the image and stays
+        // uncached; a relabel to its version drops the entry), so there is none to take; an
+        // entry of another version of the file stays (the table's path retires it).
+        if let Some(image) = self.hot.get(queue, &identity) {
+            let state = image.state.lock();
+            // vm-rule(hot-attach-needs-channel): only while the image has its channel
+            // (`refs > pgref`, decided under this lock) may a reference be taken outside the
+            // table lock; without it the image may be idle or unlinked.
+            if state.kind.chan.is_some() {
+                image.refs.fetch_add(1, Ordering::AcqRel);
+                drop(state);
+                self.attach_counts[queue.index()]
+                    .hits
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(pending);
+                return Ok(image);
+            }
+            drop(state);
+        }
+
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
         // A new image, allocated with no lock held on an earlier pass.
@@ -163,6 +185,7 @@ impl VmState {
         let held = image.state.lock().kind.chan.is_some();
         if held {
             drop(pending);
+            drop(self.hot.remember(queue, &image));
             return Ok(image);
         }
         // The channel's box, allocated with no lock held.
@@ -190,6 +213,7 @@ impl VmState {
         };
         drop(state);
         drop(unused);
+        drop(self.hot.remember(queue, &image));
         Ok(image)
     }
 

@@ -83,6 +83,7 @@ mod file;
 mod forget;
 mod frame;
 mod hold;
+mod hot;
 mod image;
 mod mapping;
 mod mcache;

@@ -8,6 +8,7 @@ use crate::channel::{ImageChannel, ParkedCloses, QueueId};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
+use crate::hot::HotImages;
 use crate::image::ExecImage;
 use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
@@ -141,6 +142,8 @@ pub(crate) struct VmState {
     pub(crate) counters: Counters,
     /// Attach's hits and misses, a pair a CPU (`stats.rs`).
     pub(crate) attach_counts: AttachCountsByCpu,
+    /// Each CPU's last attached image (`hot.rs`).
+    pub(crate) hot: HotImages,
     /// How a fault sleeps until a page another fault loads is ready (`wait.rs`).
     pub(crate) page_wait: Box<dyn PageWait>,
     /// Page loads finished (read, or failed and taken out): what sleepers wait on.
@@ -312,6 +315,7 @@ impl Vm {
             use_clock: AtomicU64::new(0),
             counters: Counters::default(),
             attach_counts: Default::default(),
+            hot: HotImages::new(),
             page_wait,
             loads_finished: AtomicU64::new(0),
             parked,

@@ -82,6 +82,12 @@
 //!     drain runs (without the move there, the last put on the other CPU leaves it in a
 //!     queue whose CPU has drained already; without the shared queue in each drain, it is
 //!     never closed).
+//! 28. an attach on a CPU that finds the image in its slot of last attached images (no
+//!     table lock) vs the image's last put on another thread: the reference is taken under
+//!     the image lock only while the image has its channel, so the attach gets the table's
+//!     image, active, or finds the channel gone and makes a new image through the table
+//!     (without the check it takes a reference to an image that was unlinked or made idle,
+//!     and holds an image with no channel that the table does not know).
 //!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
@@ -1187,6 +1193,35 @@ fn two_cpus_attach_one_file_and_each_drains_only_its_own_queue() {
             assert_eq!(vm.parked_closes(), 0, "a file left parked");
             let counts = file.counts();
             assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+            finish(vm, frames, file);
+        },
+    );
+}
+
+#[test]
+fn an_attach_through_its_cpus_last_image_vs_the_last_put() {
+    model(
+        "an_attach_through_its_cpus_last_image_vs_the_last_put",
+        || {
+            let (vm, frames, file, _loads) = setup();
+            // CPU 0's slot now holds the image.
+            let first = vm.attach_on(0, file.open()).unwrap();
+            let attacher = {
+                let (vm, file) = (vm.clone(), file.clone());
+                thread::spawn(move || vm.attach_on(0, file.open()).unwrap())
+            };
+            drop(first);
+            let second = attacher.join().unwrap();
+            // Whichever way it went, the image held is the table's one image, active, with its
+            // channel.
+            let status = vm
+                .image_status(&file.identity())
+                .expect("the held image is linked");
+            assert!(status.has_channel && !status.idle && status.refs == 1);
+            let report = check_invariants(&vm, None).unwrap();
+            assert_eq!((report.images, report.open_channels), (1, 1));
+            drop(second);
+            vm.run_parked_closes();
             finish(vm, frames, file);
         },
     );
