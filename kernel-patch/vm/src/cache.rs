@@ -14,6 +14,9 @@
 //! The protocol follows 9front's 2025 image locking:
 //! - attach takes its reference under the table lock (so a concurrent put sees it when it
 //!   re-checks), releases the table lock, then locks the image to re-attach a channel;
+//!   or, for the image its CPU attached last (`hot.rs`), under the image lock alone while
+//!   the image has its channel (then every put that could make it idle or free it decides
+//!   under that lock);
 //! - put, under the image lock, drops the channel when `refs` falls to `pgref` and puts the
 //!   image on the idle list; when `refs` falls to 0 it releases the image lock, takes the
 //!   table lock and unlinks the image only if `refs` is still 0;

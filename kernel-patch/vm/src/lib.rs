@@ -38,7 +38,8 @@
 //!
 //! Order, outermost first: process segment lock (the kernel's) → segment lock → image lock
 //! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
-//! locks; the park lock (closes waiting for the kernel) and a CPU's last-image slot lock (`hot.rs`) are leaves. vm never holds one of its
+//! locks; the park lock (closes waiting for the kernel) and a CPU's last-image slot lock
+//! (`hot.rs`) are leaves. vm never holds one of its
 //! locks while it calls something of the kernel's that may block: [`FrameAllocator::allocate`],
 //! [`ImageFile::read_at`], [`ImageFile::length`], [`PageWait::sleep`] (and
 //! [`PageWait::wakeup`]). It never calls [`ImageFile::close`] on its own paths at all, where
