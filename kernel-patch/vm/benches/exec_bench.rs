@@ -112,17 +112,19 @@ fn exec_warm(
     }
 }
 
-/// Attaches per second on the hit path with `threads` threads (an image kept active).
+/// Attaches per second on the hit path with `threads` threads (an image kept active), each
+/// thread attaching as a CPU of its own (`attach_on`), so the files handed over park in
+/// its own queue.
 fn attach_rate(vm: &Vm, file: &FakeFile, threads: u32) -> (u64, Duration) {
     let _keep = vm.attach(file.open()).expect("attach");
     let per_thread = 20_000u64;
     let start = Instant::now();
     let workers: Vec<_> = (0..threads)
-        .map(|_| {
+        .map(|cpu| {
             let (vm, file) = (vm.clone(), file.clone());
             thread::spawn(move || {
                 for _ in 0..per_thread {
-                    drop(vm.attach(file.open()).expect("attach"));
+                    drop(vm.attach_on(cpu as usize, file.open()).expect("attach"));
                 }
             })
         })

@@ -1,11 +1,14 @@
 //! The image table under load: attach and put on the hit path with 1 and 2 threads (the
-//! same executable on both, and a different one on each), and the cost of attach, put,
+//! same executable on both, and a different one on each), each thread a CPU of its own
+//! draining its own park queue, beside the same with every drain running every queue and
+//! without the closes; and the cost of attach, put,
 //! reclaim and the mount cache's choices with few and with many cached images and files
 //! (it must not grow with their number).
 //!
 //! `cargo bench -p vm --bench table_bench`. Timings are printed for comparison side by side
 //! in one run, never asserted: the machine may be shared. `VM_TABLE_BENCH_ITERS` scales the
-//! hit-path loop (default 200,000 attaches a thread).
+//! hit-path loop (default 200,000 attaches a thread), `VM_TABLE_BENCH_ROUNDS` its rounds
+//! (default 5; medians are printed).
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -109,11 +112,25 @@ fn nanos_per(time: Duration, ops: u64) -> u128 {
     time.as_nanos() / u128::from(ops.max(1))
 }
 
+/// How a hit-path thread attaches and runs the parked closes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closes {
+    /// `attach_on(cpu)` and `run_parked_closes_on(cpu)`, thread `i` as CPU `i`: a kernel
+    /// that says its CPU.
+    PerCpu,
+    /// `attach` and `run_parked_closes`: every file in the shared queue, every run drains
+    /// all queues (a kernel that does not say its CPU).
+    Shared,
+    /// `attach_on(cpu)` and no closes in the loop (one run after it): what attach and put
+    /// cost apart from closing.
+    None,
+}
+
 /// Attach+put rates on the hit path (every image kept active by one reference held here):
 /// per thread, and in total. `same`: every thread attaches one file; else one file each.
-/// Each thread runs the parked closes every `close_every` attaches (each run closes what
-/// every thread parked, as a kernel's safe point does), and once more after the loop.
-fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u128>, u128) {
+/// Each thread runs the parked closes every [`CLOSE_EVERY`] attaches, as `closes` says,
+/// and once more after the loop.
+fn hit_rates(threads: u64, same: bool, iters: u64, closes: Closes) -> (Vec<u128>, u128) {
     let vm = Vm::new(kernel_frames(64), Config::default()).expect("vm");
     // One file, or one a thread, each in a shard of its own (as most pairs are).
     let mut paths: Vec<u64> = Vec::new();
@@ -142,15 +159,24 @@ fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u12
     let per_thread: Vec<(u64, Duration)> = thread::scope(|scope| {
         let workers: Vec<_> = files
             .iter()
-            .map(|file| {
+            .enumerate()
+            .map(|(cpu, file)| {
                 let (vm, start) = (&vm, &start);
                 scope.spawn(move || {
                     start.wait();
                     let began = Instant::now();
                     for i in 0..iters {
-                        drop(vm.attach(file.open()).expect("attach"));
-                        if i % close_every == 0 {
-                            vm.run_parked_closes();
+                        let image = match closes {
+                            Closes::Shared => vm.attach(file.open()),
+                            Closes::PerCpu | Closes::None => vm.attach_on(cpu, file.open()),
+                        };
+                        drop(image.expect("attach"));
+                        if i % CLOSE_EVERY == 0 {
+                            match closes {
+                                Closes::PerCpu => vm.run_parked_closes_on(cpu),
+                                Closes::Shared => vm.run_parked_closes(),
+                                Closes::None => 0,
+                            };
                         }
                     }
                     (iters, began.elapsed())
@@ -169,6 +195,77 @@ fn hit_rates(threads: u64, same: bool, iters: u64, close_every: u64) -> (Vec<u12
         .collect();
     let total = rates.iter().sum();
     (rates, total)
+}
+
+/// One round of the hit path for one way of running the closes: totals of 1 thread, 2
+/// threads on one executable, 2 on different ones, measured one after the other.
+fn hit_round(iters: u64, closes: Closes) -> [u128; 3] {
+    [
+        hit_rates(1, true, iters, closes).1,
+        hit_rates(2, true, iters, closes).1,
+        hit_rates(2, false, iters, closes).1,
+    ]
+}
+
+/// The median of `values` (sorted here).
+fn median(values: &mut [u128]) -> u128 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// The hit-path tables: `rounds` rounds, each running every way of closing in turn (so a
+/// burst of load elsewhere hits all of them alike), then for each way the median totals
+/// and the median and range of the round's ratios (2 threads / 1 thread, each ratio of
+/// figures measured side by side in one round).
+fn hit_tables(iters: u64, rounds: usize) {
+    let ways = [
+        (
+            "attach_on(cpu), run_parked_closes_on(cpu) every 256 (a kernel saying its CPU)",
+            Closes::PerCpu,
+        ),
+        (
+            "attach, run_parked_closes every 256 (every drain runs every queue)",
+            Closes::Shared,
+        ),
+        ("attach_on(cpu), no closes in the loop", Closes::None),
+    ];
+    let mut totals = vec![Vec::new(); ways.len()];
+    for _ in 0..rounds {
+        for (way, (_, closes)) in ways.iter().enumerate() {
+            totals[way].push(hit_round(iters, *closes));
+        }
+    }
+    println!(
+        "attach+put hit path, {iters} a thread, {rounds} rounds (attaches/s in all, medians; \
+         ratio 2 threads / 1 thread: median [min-max] of the rounds)"
+    );
+    println!(
+        "{:<78} {:>9} {:>9} {:>9} {:>22} {:>22}",
+        "", "1 thread", "2 same", "2 diff", "same/1 (goal >= 1.0)", "diff/1 (goal >= 1.8)"
+    );
+    for ((name, _), rounds) in ways.iter().zip(&totals) {
+        let column = |i: usize| median(&mut rounds.iter().map(|r| r[i]).collect::<Vec<_>>());
+        let ratios = |i: usize| {
+            let mut thousandths: Vec<u128> =
+                rounds.iter().map(|r| r[i] * 1000 / r[0].max(1)).collect();
+            let mid = median(&mut thousandths);
+            let show = |t: u128| format!("{}.{:03}", t / 1000, t % 1000);
+            format!(
+                "{} [{}-{}]",
+                show(mid),
+                show(thousandths[0]),
+                show(thousandths[thousandths.len() - 1])
+            )
+        };
+        println!(
+            "{name:<78} {:>9} {:>9} {:>9} {:>22} {:>22}",
+            column(0),
+            column(1),
+            column(2),
+            ratios(1),
+            ratios(2)
+        );
+    }
 }
 
 /// A vm holding `n` idle executable images (one cached page each) and `n` mount-cache files
@@ -333,45 +430,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000u64);
-    let (one, one_total) = hit_rates(1, true, iters, CLOSE_EVERY);
-    let (same, same_total) = hit_rates(2, true, iters, CLOSE_EVERY);
-    let (diff, diff_total) = hit_rates(2, false, iters, CLOSE_EVERY);
-    // The same without the closes in the loop: what attach and put cost apart from
-    // closing, on one CPU, files another CPU parked.
-    let (one_nc, one_nc_total) = hit_rates(1, true, iters, u64::MAX);
-    let (diff_nc, diff_nc_total) = hit_rates(2, false, iters, u64::MAX);
-    println!("attach+put hit path, {iters} a thread (attaches/s)");
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "", "thread 0", "thread 1", "total"
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "1 thread", one[0], "-", one_total
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "2 threads, same executable", same[0], same[1], same_total
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "2 threads, different ones", diff[0], diff[1], diff_total
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "1 thread, no closes", one_nc[0], "-", one_nc_total
-    );
-    println!(
-        "{:<28} {:>12} {:>12} {:>12}",
-        "2 different, no closes", diff_nc[0], diff_nc[1], diff_nc_total
-    );
-    println!(
-        "ratio total 2/1: same {} (goal >= 1.0), different {} (goal >= 1.8); \
-         different without the closes in the loop {}",
-        ratio(same_total, one_total),
-        ratio(diff_total, one_total),
-        ratio(diff_nc_total, one_nc_total)
-    );
+    let rounds = std::env::var("VM_TABLE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5usize)
+        .max(1);
+    hit_tables(iters, rounds);
 
     let ops = 2_000;
     let few = scaling(10, ops);

@@ -26,6 +26,9 @@ use crate::sync::{AtomicUsize, Ordering};
 /// A count at which the box is pinned for ever.
 const PINNED: usize = usize::MAX;
 
+/// `repr(C)`: the count first, so a value that lays its own hot fields first (an image's
+/// `refs` and lock, `image.rs`) has them on the count's cache line.
+#[repr(C)]
 struct Inner<T> {
     count: AtomicUsize,
     value: T,

@@ -14,6 +14,9 @@
 //! The protocol follows 9front's 2025 image locking:
 //! - attach takes its reference under the table lock (so a concurrent put sees it when it
 //!   re-checks), releases the table lock, then locks the image to re-attach a channel;
+//!   or, for the image its CPU attached last (`hot.rs`), under the image lock alone while
+//!   the image has its channel (then every put that could make it idle or free it decides
+//!   under that lock);
 //! - put, under the image lock, drops the channel when `refs` falls to `pgref` and puts the
 //!   image on the idle list; when `refs` falls to 0 it releases the image lock, takes the
 //!   table lock and unlinks the image only if `refs` is still 0;
@@ -21,14 +24,14 @@
 
 use alloc::boxed::Box;
 
-use crate::channel::PendingFile;
+use crate::channel::{PendingFile, QueueId};
 use crate::file::PathKey;
 use crate::file::{FileIdentity, ImageFile};
 use crate::frame::AllocSite;
 use crate::image::{ExecChannel, ExecImage, ExecState, ImageState};
 use crate::page::NO_PAGE;
 use crate::sync::{Arc, MutexGuard, Ordering};
-use crate::table::{shard_of, LinkError, SHARDS};
+use crate::table::{LinkError, SHARDS};
 use crate::vm::{ImageStatus, Vm, VmError, VmState};
 
 /// What a put leaves for its caller to do once every lock is released.
@@ -53,33 +56,57 @@ pub(crate) struct ImageReclaim {
 }
 
 impl VmState {
-    /// See [`Vm::attach`](crate::Vm::attach).
+    /// See [`Vm::attach_on`](crate::Vm::attach_on).
     /// `vm` is a handle of this instance: the image's channel keeps a clone of it when this
-    /// attach makes the channel. Returns the image (with the reference taken) and its
-    /// channel.
+    /// attach makes the channel. `queue` is where the file parks if the image has a channel
+    /// already (the caller's CPU's queue, or the shared one). Returns the image (with the
+    /// reference taken), which has its channel when this returns.
     pub(crate) fn attach(
         &self,
         vm: &Vm,
         file: Box<dyn ImageFile>,
-    ) -> Result<(Arc<ExecImage>, Arc<ExecChannel>), VmError> {
+        queue: QueueId,
+    ) -> Result<Arc<ExecImage>, VmError> {
         let identity = file.identity();
         let key = PathKey::of(&identity);
-        // Reserve the file's parking slot before any lock (in the park queue of the file's
-        // shard, so attaches of files in different shards share no lock). Dropping the
-        // pending file (on an error, or when the image has a channel already) parks it for
-        // the kernel to close. Failing here, the file is not handed over yet: close it on
-        // the caller's thread (`ImageFile`'s contract).
+        // Reserve the file's parking slot before any lock (in the caller's CPU's queue, so
+        // attaches on different CPUs share no park lock, and the CPU that parks the file
+        // closes it). Dropping the pending file (on an error, or when the image has a
+        // channel already) parks it for the kernel to close. Failing here, the file is not
+        // handed over yet: close it on the caller's thread (`ImageFile`'s contract).
         if let Err(err) = self.admit(AllocSite::Channel) {
             file.close();
             return Err(err.into());
         }
-        let pending = match PendingFile::new(file, &self.parked, shard_of(&key)) {
+        let pending = match PendingFile::in_queue(file, &self.parked, queue) {
             Ok(pending) => pending,
             Err((err, file)) => {
                 file.close();
                 return Err(err.into());
             }
         };
+
+        // The image this CPU attached last, if it is this file's and active: its reference
+        // taken under the image lock alone (`hot.rs`). No mount-cache entry of these
+        // contents can exist while the image is linked (an open finds the image and stays
+        // uncached; a relabel to its version drops the entry), so there is none to take; an
+        // entry of another version of the file stays (the table's path retires it).
+        if let Some(image) = self.hot.get(queue, &identity) {
+            let state = image.state.lock();
+            // vm-rule(hot-attach-needs-channel): only while the image has its channel
+            // (`refs > pgref`, decided under this lock) may a reference be taken outside the
+            // table lock; without it the image may be idle or unlinked.
+            if state.kind.chan.is_some() {
+                image.refs.fetch_add(1, Ordering::AcqRel);
+                drop(state);
+                self.attach_counts[queue.index()]
+                    .hits
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(pending);
+                return Ok(image);
+            }
+            drop(state);
+        }
 
         // The image and, taken from the mount cache in the same critical section, the file's
         // mount-cache entry: from now on the image caches the file (no double caching).
@@ -95,8 +122,10 @@ impl VmState {
             // "table full" while the file's image is in it).
             if let Some(image) = table.find_and_ref(&identity) {
                 let forgotten = table.remove_file(&key);
-                table.attach_hits += 1;
                 drop(table);
+                self.attach_counts[queue.index()]
+                    .hits
+                    .fetch_add(1, Ordering::Relaxed);
                 break (image, forgotten);
             }
             // A new image takes one of the table's `max_images` as it is linked, under the
@@ -126,8 +155,10 @@ impl VmState {
             match linked {
                 Ok(new) => {
                     let forgotten = table.remove_file(&key);
-                    table.attach_misses += 1;
                     drop(table);
+                    self.attach_counts[queue.index()]
+                        .misses
+                        .fetch_add(1, Ordering::Relaxed);
                     break (new, forgotten);
                 }
                 Err(LinkError::NoMemory) => {
@@ -153,10 +184,12 @@ impl VmState {
 
         // Re-attach the channel under the image lock alone. An image that has one already
         // (the hit path of a running program) needs no new channel: the file is parked.
-        let held = image.state.lock().kind.chan.clone();
-        if let Some(chan) = held {
+        // Only looked at: the reference taken keeps the channel (`refs > pgref`).
+        let held = image.state.lock().kind.chan.is_some();
+        if held {
             drop(pending);
-            return Ok((image, chan));
+            drop(self.hot.remember(queue, &image));
+            return Ok(image);
         }
         // The channel's box, allocated with no lock held.
         let made = ExecChannel {
@@ -173,16 +206,18 @@ impl VmState {
             }
         };
         let mut state = image.state.lock();
-        let (chan, unused) = match &state.kind.chan {
-            Some(held) => (held.clone(), Some(chan)),
+        // Another attach may have made the image's channel meanwhile: ours is then unused.
+        let unused = match &state.kind.chan {
+            Some(_) => Some(chan),
             None => {
-                state.kind.chan = Some(chan.clone());
-                (chan, None)
+                state.kind.chan = Some(chan);
+                None
             }
         };
         drop(state);
         drop(unused);
-        Ok((image, chan))
+        drop(self.hot.remember(queue, &image));
+        Ok(image)
     }
 
     /// See [`Vm::image_status`](crate::Vm::image_status). The image is looked up and its

@@ -223,6 +223,16 @@ pub fn instance_handles(vm: &Vm) -> usize {
     crate::sync::Arc::count(&vm.shared)
 }
 
+/// Clones alive now of the channel of `identity`'s image (`None`: no image, or no channel):
+/// the image's own, plus one a put holds for a moment. A snapshot, for tests of what an
+/// attach shares (an `ImageRef` holds none).
+pub fn channel_clones(vm: &Vm, identity: &FileIdentity) -> Option<usize> {
+    // The table lock, then (released) the image lock: never both, as attach.
+    let image = vm.shared.table.lock(identity).image(identity)?.clone();
+    let state = image.state.lock();
+    state.kind.chan.as_ref().map(crate::sync::Arc::count)
+}
+
 /// Checks every rule of the page and image caches:
 ///
 /// - every bound page is free, or in exactly one chain (of the image its metadata names, in

@@ -83,6 +83,27 @@ impl Vm {
         file: Box<dyn ImageFile>,
         loads: &[LoadSegment],
     ) -> Result<Vec<SegmentRef>, VmError> {
+        self.exec_in(None, file, loads)
+    }
+
+    /// [`exec`](Vm::exec) on CPU `cpu`: the image is attached as
+    /// [`attach_on`](Vm::attach_on) does it, so the file handed over, when the image has a
+    /// channel already, parks in `cpu`'s queue.
+    pub fn exec_on(
+        &self,
+        cpu: usize,
+        file: Box<dyn ImageFile>,
+        loads: &[LoadSegment],
+    ) -> Result<Vec<SegmentRef>, VmError> {
+        self.exec_in(Some(cpu), file, loads)
+    }
+
+    fn exec_in(
+        &self,
+        cpu: Option<usize>,
+        file: Box<dyn ImageFile>,
+        loads: &[LoadSegment],
+    ) -> Result<Vec<SegmentRef>, VmError> {
         let length = match file.length() {
             Ok(length) => length,
             Err(err) => {
@@ -97,16 +118,19 @@ impl Vm {
                 return Err(err);
             }
         };
-        let image = self.attach(file)?;
+        let image = match cpu {
+            Some(cpu) => self.attach_on(cpu, file)?,
+            None => self.attach(file)?,
+        };
         let mut segments = Vec::new();
         segments
             .try_reserve_exact(plans.len())
             .map_err(|_| VmError::NoMemory)?;
         for (geometry, writable) in plans {
             let segment = if writable {
-                image.data_segment(geometry)?
+                image.data_segment(self, geometry)?
             } else {
-                image.text_segment(geometry)?
+                image.text_segment(self, geometry)?
             };
             segments.push(segment);
         }

@@ -68,15 +68,16 @@ pub(crate) struct ExecState {
 
 /// An executable image's channel, and the vm instance it keeps alive.
 ///
-/// Every [`ImageRef`](crate::ImageRef) holds a clone of its image's channel instead of a
-/// handle of its own to the instance: an attach then counts only what is its image's (its
-/// `refs`, this channel's count), and attaches of different executables share no counter
-/// (before, each cloned the one `Vm` handle). The instance stays alive while an image is
-/// active because its channel holds this handle; the channel exists exactly while
-/// `refs > pgref`, so from the attach that makes an image active to the put that makes
-/// it idle. The cycle that makes (the instance's table holds the image, whose channel
+/// An [`ImageRef`](crate::ImageRef) holds neither a handle of its own to the instance nor
+/// a clone of this channel: an attach then counts only what is its image's (its `refs`),
+/// and attaches of one executable or of different ones share no other counter (before,
+/// each cloned the one `Vm` handle, and later the channel). The instance stays alive while
+/// an image is active because its channel holds this handle; the channel exists exactly
+/// while `refs > pgref`, so from the attach that makes an image active to the put that
+/// makes it idle, and an `ImageRef`'s put that may be that one clones the channel first
+/// (`vm.rs`). The cycle that makes (the instance's table holds the image, whose channel
 /// holds the instance) is broken by that put, and while it lasts something outside holds
-/// the image anyway (a segment or an `ImageRef`, each keeping the instance too).
+/// the image anyway (a segment or an `ImageRef`).
 pub(crate) struct ExecChannel {
     pub(crate) file: ImageChannel,
     pub(crate) vm: Vm,
@@ -149,18 +150,25 @@ pub(crate) enum Lookup {
 }
 
 /// One image of kind `K`.
+///
+/// `repr(C)`, the fields every attach and put of an active image writes first: `refs`, and
+/// the image lock (its flag leads the `Mutex`), right after the box's own count (`arc.rs`
+/// lays the count first): 17 bytes from the start of the box, so two CPUs attaching one
+/// executable move one cache line between them, not the two or three the compiler's
+/// order spread these over (count at 0, lock at 48, `refs` at 104).
+#[repr(C)]
 pub(crate) struct Image<K: ImageKind> {
+    pub(crate) refs: AtomicU32,
+    /// Written only under `state`'s lock; read without it by the statistics.
+    pub(crate) pgref: AtomicU32,
+    pub(crate) state: Mutex<ImageState<K::Locked>>,
     /// Never reused; pages name their image by it.
     pub(crate) serial: u64,
     /// The file. For a mount-cache image `version` is meaningless (0): the cached version
     /// is its kind's `vers`.
     pub(crate) identity: FileIdentity,
-    pub(crate) refs: AtomicU32,
-    /// Written only under `state`'s lock; read without it by the statistics.
-    pub(crate) pgref: AtomicU32,
     /// What this kind keeps outside the lock.
     pub(crate) kind: K,
-    pub(crate) state: Mutex<ImageState<K::Locked>>,
 }
 
 /// What the image lock protects: the chains, shared by both kinds, and what the image's

@@ -38,12 +38,15 @@
 //!
 //! Order, outermost first: process segment lock (the kernel's) → segment lock → image lock
 //! → table lock. The free-list lock is a leaf. The reclaim lock sits outside image and table
-//! locks; the park lock (closes waiting for the kernel) is a leaf. vm never holds one of its
+//! locks; the park lock (closes waiting for the kernel) and a CPU's last-image slot lock
+//! (`hot.rs`) are leaves. vm never holds one of its
 //! locks while it calls something of the kernel's that may block: [`FrameAllocator::allocate`],
 //! [`ImageFile::read_at`], [`ImageFile::length`], [`PageWait::sleep`] (and
 //! [`PageWait::wakeup`]). It never calls [`ImageFile::close`] on its own paths at all, where
 //! the kernel may hold locks (a fault's reclaim, an exit): it parks the file, and the kernel
-//! closes parked files where it holds none, with [`Vm::run_parked_closes`]. The table is in shards by file
+//! closes parked files where it holds none, with [`Vm::run_parked_closes_on`] (a CPU's
+//! own queue and the shared one; attaches say their CPU with [`Vm::attach_on`]) or
+//! [`Vm::run_parked_closes`] (every queue). The table is in shards by file
 //! (`table.rs`), each shard's lock "the table lock" of its files; no path holds two. The
 //! mount cache's map lives under the table lock, and a mount-cache image's lock is an
 //! image lock.
@@ -81,6 +84,7 @@ mod file;
 mod forget;
 mod frame;
 mod hold;
+mod hot;
 mod image;
 mod mapping;
 mod mcache;

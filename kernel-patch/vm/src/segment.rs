@@ -419,12 +419,13 @@ impl fmt::Debug for SegmentRef {
 impl ImageRef {
     /// A shared text segment for `geometry`: the image's existing one when its geometry
     /// (address, file range and so text length) matches, else a new one.
-    pub(crate) fn text_segment(&self, geometry: Geometry) -> Result<SegmentRef, VmError> {
+    /// `vm` is the instance the image is in.
+    pub(crate) fn text_segment(&self, vm: &Vm, geometry: Geometry) -> Result<SegmentRef, VmError> {
         let image = &self.image;
         if let Some(seg) = Self::find_text(&image.state.lock().kind.texts, geometry) {
-            return Ok(self.wrap(seg));
+            return Ok(Self::wrap(vm, seg));
         }
-        let shared = &*self.vm().shared;
+        let shared = &*vm.shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
         let fresh = Arc::try_new(Segment::new(
@@ -439,7 +440,7 @@ impl ImageRef {
         if let Some(seg) = Self::find_text(&state.kind.texts, geometry) {
             // Another exec made one meanwhile; `fresh` never took an image reference.
             drop(state);
-            return Ok(self.wrap(seg));
+            return Ok(Self::wrap(vm, seg));
         }
         if shared.admit(AllocSite::TextList).is_err() || state.kind.texts.try_reserve(1).is_err() {
             return Err(VmError::NoMemory);
@@ -449,7 +450,7 @@ impl ImageRef {
         drop(state);
         Ok(SegmentRef {
             seg: fresh,
-            vm: self.vm().clone(),
+            vm: vm.clone(),
         })
     }
 
@@ -461,16 +462,17 @@ impl ImageRef {
         Some(seg.clone())
     }
 
-    fn wrap(&self, seg: Arc<Segment>) -> SegmentRef {
+    fn wrap(vm: &Vm, seg: Arc<Segment>) -> SegmentRef {
         SegmentRef {
             seg,
-            vm: self.vm().clone(),
+            vm: vm.clone(),
         }
     }
 
-    /// A private data segment for `geometry`, copy-on-write over the image's pages.
-    pub(crate) fn data_segment(&self, geometry: Geometry) -> Result<SegmentRef, VmError> {
-        let shared = &*self.vm().shared;
+    /// A private data segment for `geometry`, copy-on-write over the image's pages. `vm`
+    /// is the instance the image is in.
+    pub(crate) fn data_segment(&self, vm: &Vm, geometry: Geometry) -> Result<SegmentRef, VmError> {
+        let shared = &*vm.shared;
         shared.admit(AllocSite::Segment)?;
         let table = PageTable::new(geometry.pages)?;
         let seg = Segment::new(
@@ -483,7 +485,7 @@ impl ImageRef {
         let seg = Arc::try_new(seg).map_err(|_| VmError::NoMemory)?;
         // This handle holds a reference, so taking another needs no lock.
         self.image.refs.fetch_add(1, Ordering::AcqRel);
-        Ok(self.wrap(seg))
+        Ok(Self::wrap(vm, seg))
     }
 }
 

@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use crate::sync::Ordering;
+use crate::channel::PARK_QUEUES;
+use crate::sync::{AtomicU64, Ordering};
 use crate::table::SHARDS;
 use crate::vm::Vm;
 
@@ -150,13 +151,15 @@ impl Vm {
                 .files()
                 .map(|image| u64::from(image.pgref.load(Ordering::Relaxed)))
                 .sum::<u64>();
-            stats.attach_hits += table.attach_hits;
-            stats.attach_misses += table.attach_misses;
         }
         let (free, bound) = shared.pool.counts();
         stats.free_pages = free;
         stats.pool_pages = bound;
         stats.max_pages = shared.pool.capacity();
+        for counts in &shared.attach_counts {
+            stats.attach_hits += counts.hits.load(Ordering::Relaxed);
+            stats.attach_misses += counts.misses.load(Ordering::Relaxed);
+        }
         let counters = &shared.counters;
         stats.reclaim_runs = counters.reclaim_runs.load(Ordering::Relaxed);
         stats.reclaimed_pages = counters.reclaimed_pages.load(Ordering::Relaxed);
@@ -253,3 +256,17 @@ impl fmt::Display for Statistics {
         writeln!(f, "loan_snapshots_lost {}", self.loan_snapshots_lost)
     }
 }
+
+/// Attach's hits and misses counted by the CPU that attached (a park queue's number,
+/// `channel::QueueId`; attaches that say no CPU count in the shared queue's pair), each
+/// pair alone on its cache lines: two CPUs attaching, even the one executable, share no
+/// counter here (per table shard, two attaches of one file bumped one line).
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct AttachCounts {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+}
+
+/// One [`AttachCounts`] a park queue.
+pub(crate) type AttachCountsByCpu = [AttachCounts; PARK_QUEUES];

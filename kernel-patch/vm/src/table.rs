@@ -97,10 +97,6 @@ pub(crate) struct ImageTable {
     /// files that may have pages ([`WITH_PAGES`], reclaim's order, so that reclaim never
     /// walks past files it emptied).
     files: SlabList<Arc<McacheImage>, 2>,
-    /// Attaches that found their image here, and that made it (summed by the statistics;
-    /// per shard so that attaches of different files share no counter).
-    pub(crate) attach_hits: u64,
-    pub(crate) attach_misses: u64,
 }
 
 /// What spans the shards (see the module docs).
@@ -287,8 +283,6 @@ impl ImageTable {
             images: SlabList::new(),
             file_slots: HashMap::default(),
             files: SlabList::new(),
-            attach_hits: 0,
-            attach_misses: 0,
         }
     }
 

@@ -4,14 +4,16 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::channel::{ImageChannel, ParkedCloses};
+use crate::channel::{ImageChannel, ParkedCloses, QueueId};
 use crate::fault::FaultError;
 use crate::file::{FileError, FileIdentity, ImageFile};
 use crate::frame::{AllocError, AllocSite, Frame, FrameAllocator, PAGE_SIZE};
-use crate::image::{ExecChannel, ExecImage};
+use crate::hot::HotImages;
+use crate::image::ExecImage;
 use crate::mapping::Mappings;
 use crate::mcache::MountCacheConfig;
 use crate::page::{PageIndex, PagePool};
+use crate::stats::AttachCountsByCpu;
 use crate::sync::{Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::table::Table;
 use crate::wait::{PageWait, SpinWait};
@@ -138,6 +140,12 @@ pub(crate) struct VmState {
     /// Ticks for the mount cache's least-recently-used order.
     pub(crate) use_clock: AtomicU64,
     pub(crate) counters: Counters,
+    /// Attach's hits and misses, a pair a CPU (`stats.rs`).
+    pub(crate) attach_counts: AttachCountsByCpu,
+    /// Each CPU's last attached image (`hot.rs`), in a box of its own: 2 KiB of slots
+    /// inside the instance moved its other fields about and made every warm exec's faults
+    /// about 7% slower (`exec_bench`).
+    pub(crate) hot: Arc<HotImages>,
     /// How a fault sleeps until a page another fault loads is ready (`wait.rs`).
     pub(crate) page_wait: Box<dyn PageWait>,
     /// Page loads finished (read, or failed and taken out): what sleepers wait on.
@@ -296,6 +304,7 @@ impl Vm {
     ) -> Result<Self, VmError> {
         let pool = PagePool::new(config.max_pages)?;
         let parked = Arc::try_new(ParkedCloses::new()).map_err(|_| VmError::NoMemory)?;
+        let hot = Arc::try_new(HotImages::new()).map_err(|_| VmError::NoMemory)?;
         // Last before the instance: from here a failure drops a `VmState`, which frees it.
         let zero = ZeroPage::new(&*frames)?;
         let shared = Arc::try_new(VmState {
@@ -308,6 +317,8 @@ impl Vm {
             mcache_pages: AtomicU32::new(0),
             use_clock: AtomicU64::new(0),
             counters: Counters::default(),
+            attach_counts: Default::default(),
+            hot,
             page_wait,
             loads_finished: AtomicU64::new(0),
             parked,
@@ -351,9 +362,13 @@ impl Vm {
 
     /// Finds or creates the image of `file` and takes a reference to it (Plan 9's
     /// `attachimage`). `file` is one reference to an open file, handed over: the image keeps
-    /// it as its channel if it has none, otherwise it is closed after vm's locks are
-    /// released. The file leaves the mount cache ([`MountCache::forget`]): its pages are
-    /// cached by the image now.
+    /// it as its channel if it has none, otherwise it is parked and closed by
+    /// [`run_parked_closes`](Self::run_parked_closes) or any CPU's
+    /// [`run_parked_closes_on`](Self::run_parked_closes_on). The file leaves the mount
+    /// cache ([`MountCache::forget`]): its pages are cached by the image now.
+    ///
+    /// A kernel that knows which CPU it runs on calls [`attach_on`](Self::attach_on)
+    /// instead, so that attaches on different CPUs share no park queue.
     ///
     /// [`MountCache::forget`]: crate::MountCache::forget
     ///
@@ -362,9 +377,28 @@ impl Vm {
     /// two images share an identity and a full table that holds the file's image is no
     /// error.
     pub fn attach(&self, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
-        let (image, chan) = self.shared.attach(self, file)?;
-        Ok(ImageRef { image, chan })
+        self.attach_in(QueueId::SHARED, file)
     }
+
+    /// [`attach`](Self::attach) on CPU `cpu` (any number the kernel gives its CPUs; CPUs
+    /// share queues past [`PARK_CPU_QUEUES`](Self::PARK_CPU_QUEUES)). When the image has a
+    /// channel already (the hit path of a running program) the file handed over is parked
+    /// in `cpu`'s queue, which [`run_parked_closes_on`](Self::run_parked_closes_on)`(cpu)`
+    /// closes: two CPUs attaching share no park queue and never close each other's files.
+    /// A file that becomes the image's channel parks, when its last reference goes on any
+    /// CPU, where every CPU's drain looks.
+    pub fn attach_on(&self, cpu: usize, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
+        self.attach_in(QueueId::of_cpu(cpu), file)
+    }
+
+    fn attach_in(&self, queue: QueueId, file: Box<dyn ImageFile>) -> Result<ImageRef, VmError> {
+        let image = self.shared.attach(self, file, queue)?;
+        Ok(ImageRef { image })
+    }
+
+    /// CPU park queues: CPU `n` parks in queue `n % PARK_CPU_QUEUES` (16; 2 in loom's
+    /// models), beside one queue every CPU's drain runs.
+    pub const PARK_CPU_QUEUES: usize = crate::channel::CPU_QUEUES;
 
     /// What the image cache holds for `identity` at this moment, `None` when it has no
     /// image of it (never made, or freed). Does not attach, so it moves no counter and no
@@ -376,9 +410,11 @@ impl Vm {
         self.shared.image_status(identity)
     }
 
-    /// Closes the files of the channels vm let go of since the last call (an image that
-    /// became idle, a channel an attach found already held), one at a time, with no vm
-    /// lock held, on the calling thread. Returns how many it closed.
+    /// Closes every parked file, of every CPU's queue and the shared one (the channels vm
+    /// let go of, the files an attach found a channel for), one at a time, with no vm lock
+    /// held, on the calling thread. Returns how many it closed. For an unmount, a shutdown,
+    /// and kernels that do not say their CPU; a CPU's safe point calls
+    /// [`run_parked_closes_on`](Self::run_parked_closes_on).
     ///
     /// vm never closes a file on its own paths, because the kernel may hold locks there (a
     /// fault runs under the process segment lock, and its reclaim may let an image go): it
@@ -390,13 +426,28 @@ impl Vm {
         self.shared.parked.run()
     }
 
+    /// Closes, as [`run_parked_closes`](Self::run_parked_closes) does, the files parked in
+    /// CPU `cpu`'s queue (the files its attaches found a channel for) and in the shared
+    /// queue (every channel's file, on whatever CPU it was let go of, and the files of
+    /// [`attach`](Self::attach)). Another CPU's queue is not touched, so CPUs running their
+    /// safe points at once share no park lock and no queue's counter. What a thread parks
+    /// is closed by its own CPU's next call; a kernel whose thread may move between CPUs
+    /// between an attach and its safe point leaves that file to the CPU it attached on.
+    pub fn run_parked_closes_on(&self, cpu: usize) -> usize {
+        self.shared.parked.run_on(cpu)
+    }
+
     /// Files parked for [`run_parked_closes`](Self::run_parked_closes) now: channels no
     /// image holds any more that are not closed yet. Takes no lock (an atomic read a park
-    /// queue), so a kernel may ask on every way out of a fault and call `run_parked_closes`
-    /// only when something is parked; a file parked on another CPU a moment ago may not
-    /// show yet.
+    /// queue); a file parked on another CPU a moment ago may not show yet.
     pub fn parked_closes(&self) -> usize {
         self.shared.parked.len()
+    }
+
+    /// Files [`run_parked_closes_on`](Self::run_parked_closes_on)`(cpu)` would close now:
+    /// two atomic reads and no lock, so a kernel may ask on every way out of a fault.
+    pub fn parked_closes_on(&self, cpu: usize) -> usize {
+        self.shared.parked.len_on(cpu)
     }
 
     /// Frees up to `target` cached pages at ref 0: those of idle images first, least
@@ -436,20 +487,15 @@ pub struct ImageStatus {
 
 /// One reference to an image, dropped (Plan 9's `putimage`) when this handle is dropped.
 ///
-/// It keeps the instance alive through its image's channel, not a handle of its own, so
-/// attaches of different executables share no counter (see `ExecChannel`).
+/// It holds nothing but the image: while it lives the image is active (`refs > pgref`), so
+/// the image has its channel, whose handle keeps the instance alive (see `ExecChannel`).
+/// An attach and a put of an active image so touch only the image's own lines (its lock,
+/// `refs` and the box's count), not its channel's count nor any counter of the instance.
 pub struct ImageRef {
     pub(crate) image: Arc<ExecImage>,
-    /// The image's channel while this reference keeps the image active.
-    pub(crate) chan: Arc<ExecChannel>,
 }
 
 impl ImageRef {
-    /// The instance the image belongs to.
-    pub(crate) fn vm(&self) -> &Vm {
-        &self.chan.vm
-    }
-
     /// The identity of the image's file.
     pub fn identity(&self) -> FileIdentity {
         self.image.identity
@@ -458,9 +504,33 @@ impl ImageRef {
 
 impl Drop for ImageRef {
     fn drop(&mut self) {
-        // The channel's clone in `self` outlives the put, and with it the instance, even
-        // when the put takes the image's own clone away.
-        self.vm().shared.put(&self.image);
+        let image = &self.image;
+        let state = image.state.lock();
+        // Under the image lock `refs` only grows behind our back (attach's reference, under
+        // the table lock), and `pgref` does not change: when another non-page reference
+        // stays after ours, this put neither makes the image idle nor frees it, and needs
+        // nothing of the instance.
+        let pgref = image.pgref.load(Ordering::Relaxed);
+        if image.refs.load(Ordering::Acquire) > pgref.saturating_add(1) {
+            image.refs.fetch_sub(1, Ordering::AcqRel);
+            drop(state);
+            return;
+        }
+        // Perhaps the last: the whole put, with the instance reached through the channel,
+        // which this reference kept (`refs > pgref`) and the clone keeps through the put
+        // (the put may take the image's own away).
+        let Some(chan) = state.kind.chan.clone() else {
+            // An active image without its channel breaks the rule the checker reports
+            // (`ChannelPresence`); with no way to the instance, drop the reference alone.
+            debug_assert!(false, "an active image without its channel");
+            image.refs.fetch_sub(1, Ordering::AcqRel);
+            drop(state);
+            return;
+        };
+        let shared = &chan.vm.shared;
+        let outcome = shared.put_locked(image, state);
+        shared.finish_put(outcome);
+        drop(chan);
     }
 }
 

@@ -513,10 +513,11 @@ fn statistics_read_as_text() {
     assert!(text.contains("attach_misses 2\n"), "{text}");
 }
 
-/// An attach of an image that is active already touches nothing of the instance's: its
-/// `ImageRef` reaches the vm through the image's channel, which holds the one handle an
-/// active image keeps. (Each attach used to clone the `Vm` handle, one counter shared by
-/// every attach of every executable; this count then grew by one an `ImageRef`.) The
+/// An attach of an image that is active already touches nothing of the instance's, nor
+/// of the channel's: its `ImageRef` reaches the vm through the image's channel, which
+/// holds the one handle an active image keeps, without a clone of it. (Each attach used to
+/// clone the `Vm` handle, one counter shared by every attach of every executable, and then
+/// the channel; these counts then grew by one an `ImageRef`.) The
 /// last `ImageRef` of an image gives that handle back, and an `ImageRef` that outlives
 /// every `Vm` handle keeps the instance until it goes.
 #[test]
@@ -527,10 +528,17 @@ fn attaches_of_an_active_image_take_no_handle_of_the_instance() {
     let first = world.vm.attach(program.file.open()).expect("attach");
     let active = vm::check::instance_handles(&world.vm);
     assert_eq!(active, alone + 1, "the active image's channel holds one");
+    let identity = program.file.identity();
+    assert_eq!(vm::check::channel_clones(&world.vm, &identity), Some(1));
     let more: Vec<_> = (0..10)
         .map(|_| world.vm.attach(program.file.open()).expect("attach"))
         .collect();
     assert_eq!(vm::check::instance_handles(&world.vm), active);
+    assert_eq!(
+        vm::check::channel_clones(&world.vm, &identity),
+        Some(1),
+        "an ImageRef holds no clone of the channel"
+    );
     drop(more);
     drop(first);
     world.vm.run_parked_closes();
@@ -552,4 +560,65 @@ fn attaches_of_an_active_image_take_no_handle_of_the_instance() {
         "the last reference to the instance closed the parked file"
     );
     drop(frames);
+}
+
+/// `attach_on` finds the image its CPU attached last without the table, but only while it
+/// is active: an image that went idle (its channel gone) or was freed since is found
+/// through the table as any attach finds it, so it leaves the idle list, or a new image is
+/// made; the image held is always the table's, with its channel.
+#[test]
+fn a_cpus_last_image_is_reused_only_while_it_is_active() {
+    const CPU: usize = 3;
+    let world = world(small_config());
+    let program = program(ident(1, 41, 0), PAGE, PAGE, PAGE);
+    let identity = program.file.identity();
+    let hits = |world: &World| world.vm.statistics().attach_hits;
+    let misses = |world: &World| world.vm.statistics().attach_misses;
+
+    // Active: the second attach on the CPU is a hit on the same image.
+    let first = world
+        .vm
+        .attach_on(CPU, program.file.open())
+        .expect("attach");
+    let second = world
+        .vm
+        .attach_on(CPU, program.file.open())
+        .expect("attach");
+    assert_eq!((hits(&world), misses(&world)), (1, 1));
+    assert_eq!(world.vm.image_status(&identity).map(|s| s.refs), Some(2));
+    drop((first, second));
+    // No page cached: the last put freed the image. The CPU's slot still names it, but
+    // it has no channel: the next attach makes a new image through the table.
+    assert!(world.vm.image_status(&identity).is_none());
+    let fresh = world
+        .vm
+        .attach_on(CPU, program.file.open())
+        .expect("attach");
+    assert_eq!((hits(&world), misses(&world)), (1, 2));
+    let status = world.vm.image_status(&identity).expect("linked");
+    assert!(status.has_channel && !status.idle && status.refs == 1);
+    drop(fresh);
+
+    // Idle (a cached page keeps it): the next exec on the CPU finds it in the table and
+    // takes it off the idle list.
+    let segments = world
+        .vm
+        .exec_on(CPU, program.file.open(), &program.loads)
+        .expect("exec");
+    segments[0].fault(TEXT_VA, Access::Read).expect("fault");
+    drop(segments);
+    assert!(world.vm.image_status(&identity).expect("idle").idle);
+    let again = world
+        .vm
+        .exec_on(CPU, program.file.open(), &program.loads)
+        .expect("exec");
+    let status = world.vm.image_status(&identity).expect("linked");
+    assert!(status.has_channel && !status.idle);
+    assert_eq!(world.vm.statistics().images_idle, 0);
+    let refs: Vec<&vm::SegmentRef> = again.iter().collect();
+    check(&world, &refs);
+    drop(again);
+    world.vm.run_parked_closes();
+    let counts = program.file.counts();
+    assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
 }

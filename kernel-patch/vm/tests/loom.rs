@@ -73,6 +73,22 @@
 //!     new frame, or the old one and the migration refuses (`SegmentMapped`); never the old
 //!     frame after the exchange (a frame gone back to the kernel).
 //!
+//! Park queues (`channel.rs`):
+//!
+//! 27. two CPUs attach and put one file at once, each then running only its own CPU's
+//!     drain (`run_parked_closes_on`): every file is closed with no drain of all. The file
+//!     an attach found a channel for parks on its own CPU; the channel's file, made on one
+//!     CPU and let go of by the last put on either, parks in the shared queue every CPU's
+//!     drain runs (without the move there, the last put on the other CPU leaves it in a
+//!     queue whose CPU has drained already; without the shared queue in each drain, it is
+//!     never closed).
+//! 28. an attach on a CPU that finds the image in its slot of last attached images (no
+//!     table lock) vs the image's last put on another thread: the reference is taken under
+//!     the image lock only while the image has its channel, so the attach gets the table's
+//!     image, active, or finds the channel gone and makes a new image through the table
+//!     (without the check it takes a reference to an image that was unlinked or made idle,
+//!     and holds an image with no channel that the table does not know).
+//!
 //! Each model checks the invariants afterwards, that the pages read are the file's, that
 //! every file handle is closed once everything is dropped, and that every frame comes back.
 #![cfg(loom)]
@@ -1151,6 +1167,61 @@ fn a_text_fault_vs_a_migration_of_the_idle_images_page() {
                 panic!("{violation}");
             }
             drop(segments);
+            finish(vm, frames, file);
+        },
+    );
+}
+
+#[test]
+fn two_cpus_attach_one_file_and_each_drains_only_its_own_queue() {
+    model(
+        "two_cpus_attach_one_file_and_each_drains_only_its_own_queue",
+        || {
+            let (vm, frames, file, _loads) = setup();
+            let cpu = |cpu: usize| {
+                let (vm, file) = (vm.clone(), file.clone());
+                thread::spawn(move || {
+                    drop(vm.attach_on(cpu, file.open()).unwrap());
+                    // This CPU's safe point: its own queue and the shared one.
+                    vm.run_parked_closes_on(cpu);
+                })
+            };
+            let (first, second) = (cpu(0), cpu(1));
+            first.join().unwrap();
+            second.join().unwrap();
+            // No drain of all: what each CPU parked, its own drain closed.
+            assert_eq!(vm.parked_closes(), 0, "a file left parked");
+            let counts = file.counts();
+            assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+            finish(vm, frames, file);
+        },
+    );
+}
+
+#[test]
+fn an_attach_through_its_cpus_last_image_vs_the_last_put() {
+    model(
+        "an_attach_through_its_cpus_last_image_vs_the_last_put",
+        || {
+            let (vm, frames, file, _loads) = setup();
+            // CPU 0's slot now holds the image.
+            let first = vm.attach_on(0, file.open()).unwrap();
+            let attacher = {
+                let (vm, file) = (vm.clone(), file.clone());
+                thread::spawn(move || vm.attach_on(0, file.open()).unwrap())
+            };
+            drop(first);
+            let second = attacher.join().unwrap();
+            // Whichever way it went, the image held is the table's one image, active, with its
+            // channel.
+            let status = vm
+                .image_status(&file.identity())
+                .expect("the held image is linked");
+            assert!(status.has_channel && !status.idle && status.refs == 1);
+            let report = check_invariants(&vm, None).unwrap();
+            assert_eq!((report.images, report.open_channels), (1, 1));
+            drop(second);
+            vm.run_parked_closes();
             finish(vm, frames, file);
         },
     );

@@ -1,5 +1,5 @@
 //! vm never closes a channel on a fault's path: the close is parked, and runs where the
-//! kernel says it may (`Vm::run_parked_closes`).
+//! kernel says it may (`Vm::run_parked_closes`, or a CPU's own `Vm::run_parked_closes_on`).
 //!
 //! The path: a fault needs a page, the pool is empty, so the fault reclaims; reclaim takes
 //! its short reference to an image whose last segment another thread drops meanwhile, so
@@ -189,6 +189,94 @@ fn files_still_parked_are_closed_when_the_vm_goes() {
     let program = program(ident(1, 51, 0), PAGE, PAGE, PAGE);
     drop(exec(&world, &program));
     assert_eq!(world.vm.parked_closes(), 1);
+    drop(world);
+    let counts = program.file.counts();
+    assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+}
+
+/// CPU numbers of the per-CPU tests: two CPUs with queues of their own.
+const CPU_A: usize = 0;
+const CPU_B: usize = 1;
+
+#[test]
+fn a_file_parked_on_a_cpu_is_closed_by_its_own_cpus_drain_and_not_by_another_cpus() {
+    let world = world(small_config());
+    let program = program(ident(1, 52, 0), PAGE, PAGE, PAGE);
+    // On CPU A the image gets its channel (the first attach's file).
+    let held = world
+        .vm
+        .attach_on(CPU_A, program.file.open())
+        .expect("attach");
+    assert_eq!(world.vm.parked_closes(), 0);
+    // On CPU B the image has a channel already: the file handed over parks on B.
+    drop(
+        world
+            .vm
+            .attach_on(CPU_B, program.file.open())
+            .expect("attach"),
+    );
+    assert_eq!(world.vm.parked_closes(), 1);
+    assert_eq!(world.vm.parked_closes_on(CPU_A), 0);
+    assert_eq!(world.vm.parked_closes_on(CPU_B), 1);
+    // A's drain does not touch B's queue.
+    assert_eq!(world.vm.run_parked_closes_on(CPU_A), 0);
+    assert_eq!(program.file.counts().open_handles(), 2);
+    // B's does.
+    assert_eq!(world.vm.run_parked_closes_on(CPU_B), 1);
+    assert_eq!(program.file.counts().open_handles(), 1);
+    // A CPU number past the queues shares the queue of its number modulo their count.
+    let far = CPU_B + vm::Vm::PARK_CPU_QUEUES;
+    drop(
+        world
+            .vm
+            .attach_on(far, program.file.open())
+            .expect("attach"),
+    );
+    assert_eq!(world.vm.parked_closes_on(CPU_B), 1);
+    assert_eq!(world.vm.run_parked_closes_on(CPU_A), 0);
+    assert_eq!(world.vm.run_parked_closes_on(CPU_B), 1);
+    // The drain of everything closes a file parked on a CPU too.
+    drop(
+        world
+            .vm
+            .attach_on(CPU_B, program.file.open())
+            .expect("attach"),
+    );
+    assert_eq!(world.vm.parked_closes_on(CPU_B), 1);
+    assert_eq!(world.vm.run_parked_closes(), 1);
+    assert_eq!(program.file.counts().open_handles(), 1);
+    // The channel's file, let go of on B although A attached it, parks where every CPU's
+    // drain looks: A's next drain (or B's) closes it.
+    drop(held);
+    assert_eq!(world.vm.parked_closes_on(CPU_A), 1);
+    assert_eq!(world.vm.parked_closes_on(CPU_B), 1);
+    assert_eq!(world.vm.run_parked_closes_on(CPU_A), 1);
+    assert_eq!(world.vm.parked_closes(), 0);
+    let counts = program.file.counts();
+    assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
+}
+
+#[test]
+fn exec_on_a_cpu_parks_there_and_the_vm_going_closes_what_a_cpu_left_parked() {
+    let world = world(small_config());
+    let program = program(ident(1, 53, 0), PAGE, PAGE, PAGE);
+    let first = world
+        .vm
+        .exec_on(CPU_A, program.file.open(), &program.loads)
+        .expect("exec");
+    let second = world
+        .vm
+        .exec_on(CPU_B, program.file.open(), &program.loads)
+        .expect("exec");
+    // The second exec's file parked on B, the channel is the first's.
+    assert_eq!(world.vm.parked_closes_on(CPU_A), 0);
+    assert_eq!(world.vm.parked_closes_on(CPU_B), 1);
+    drop((first, second));
+    // The image went idle: its channel's file joined the shared queue.
+    assert_eq!(world.vm.parked_closes_on(CPU_A), 1);
+    assert_eq!(world.vm.parked_closes(), 2);
+    assert_eq!(program.file.counts().open_handles(), 2);
+    // No drain at all: the last handle of the vm closes both.
     drop(world);
     let counts = program.file.counts();
     assert_eq!((counts.open_handles(), counts.unclosed_drops), (0, 0));
