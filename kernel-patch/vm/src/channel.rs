@@ -210,16 +210,6 @@ pub(crate) struct PendingFile<'a> {
 }
 
 impl<'a> PendingFile<'a> {
-    /// Reserves `file`'s slot in CPU `cpu`'s queue of `parked` (any number: CPUs share
-    /// queues modulo [`CPU_QUEUES`]). On an error `file` is given back, unclosed.
-    pub(crate) fn new(
-        file: Box<dyn ImageFile>,
-        parked: &'a ParkedCloses,
-        cpu: usize,
-    ) -> Result<Self, (AllocError, Box<dyn ImageFile>)> {
-        Self::in_queue(file, parked, QueueId::of_cpu(cpu))
-    }
-
     /// Reserves `file`'s slot in queue `queue` of `parked`. On an error `file` is given
     /// back, unclosed.
     pub(crate) fn in_queue(
@@ -284,7 +274,7 @@ impl ImageChannel {
         file: Box<dyn ImageFile>,
         parked: &Arc<ParkedCloses>,
     ) -> Result<Self, (AllocError, Box<dyn ImageFile>)> {
-        match PendingFile::new(file, parked, 0) {
+        match PendingFile::in_queue(file, parked, QueueId::SHARED) {
             Ok(pending) => Ok(pending.into_channel(parked)),
             Err(failed) => Err(failed),
         }

@@ -20,7 +20,7 @@ use core::hash::BuildHasherDefault;
 
 use hashbrown::HashMap;
 
-use crate::channel::{ImageChannel, PendingFile};
+use crate::channel::{ImageChannel, PendingFile, QueueId};
 use crate::file::{ImageFile, PathKey};
 use crate::frame::{AllocSite, PAGE_BYTES};
 use crate::page::{PageIndex, NO_PAGE};
@@ -284,9 +284,9 @@ impl Vm {
             file.close();
             return Err(VmError::NoMemory);
         }
-        // The file parks in its table shard's queue, as an image's channel of it would.
-        let queue = crate::table::shard_of(&crate::file::PathKey::of(&file.identity()));
-        let chan = match PendingFile::new(file, &shared.parked, queue) {
+        // A channel's last reference may go on any CPU: its file parks in the shared
+        // queue, which every CPU's drain runs.
+        let chan = match PendingFile::in_queue(file, &shared.parked, QueueId::SHARED) {
             Ok(pending) => pending.into_channel(&shared.parked),
             Err((_, file)) => {
                 file.close();
