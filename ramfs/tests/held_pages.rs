@@ -154,6 +154,9 @@ fn connect<W: Write + Send + 'static>(
     writer: impl FnOnce(UnixStream) -> W,
 ) -> (Client, JoinHandle<ConnectionEnd>) {
     let (ours, theirs) = UnixStream::pair().expect("socket pair");
+    // A reply that never comes fails the test instead of hanging it.
+    ours.set_read_timeout(Some(STEP_DEADLINE))
+        .expect("read timeout");
     let server = Server::new(Arc::clone(fs), ServerConfig::default());
     let w = writer(theirs.try_clone().expect("clone"));
     let serving = thread::spawn(move || server.serve(theirs, w, "held_pages"));

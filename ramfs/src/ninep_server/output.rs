@@ -67,8 +67,9 @@ impl Output {
         });
     }
 
-    /// Takes back everything from byte `len` and the pages placed there or after: an
-    /// Rread that failed half built.
+    /// Takes back everything from byte `len` and the pages placed after it: an Rread
+    /// that failed half built. Pages placed exactly at `len` stay: they end the reply
+    /// before (a half-built Rread's own pages come after its header).
     pub fn truncate(&mut self, len: usize) {
         while self.held.last().is_some_and(|h| h.at > len) {
             if let Some(h) = self.held.pop() {

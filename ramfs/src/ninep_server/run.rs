@@ -244,8 +244,8 @@ impl Run {
     /// A small run is answered onto `output`; a large one by `threads` threads that
     /// claim its jobs one by one, the connection's thread onto `output` and each other
     /// onto a buffer of `spare` (kept for the next run); then `output` and those
-    /// buffers are written to `writer`. The replies of one run may go out in any order:
-    /// nothing after the run is answered before all of them.
+    /// buffers are written to `writer` and it is flushed. The replies of one run may go
+    /// out in any order: nothing after the run is answered before all of them.
     pub fn answer<W: Write>(
         &mut self,
         cx: Context<'_>,
@@ -287,7 +287,10 @@ impl Run {
         for buf in spare.iter_mut().take(parts - 1) {
             buf.write_to(writer)?;
         }
-        Ok(())
+        // The connection loop flushes only what is left in `output`, which is empty now:
+        // a buffered writer (--stdio's stdout) would keep these replies while the
+        // server waits for the client, which waits for them.
+        writer.flush()
     }
 
     fn answer_part(&self, jobs: &[Job], cx: Context<'_>, input: &[u8], out: &mut Output) {

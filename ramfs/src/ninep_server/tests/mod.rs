@@ -1,7 +1,8 @@
 //! End-to-end tests of the 9P front end in process: byte streams in memory, and
 //! connections over socket pairs served by threads, several at once on one tree.
 //! One topic a module (version and attach, 9P2000, framing, 9P2000.L, memory, several
-//! connections, reply order, POSIX cases, data runs); this module holds their helpers.
+//! connections, flushing through a buffered writer, reply order, POSIX cases, data
+//! runs); this module holds their helpers.
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -224,6 +225,7 @@ impl Conn {
 }
 
 mod connections;
+mod flushing;
 mod framing;
 mod linux;
 mod memory;

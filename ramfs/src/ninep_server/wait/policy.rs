@@ -115,9 +115,11 @@ impl Adaptive {
         }
         // A pause far longer than any window says nothing about either arm's cost, and
         // would swamp the means.
-        let sample = waited_ns.min(2 * self.max_ns);
+        // Saturating, and the mean as m - m/8 + s/8 (never above the larger of the
+        // two): the maximum comes from the command line and may be near u64::MAX.
+        let sample = waited_ns.min(self.max_ns.saturating_mul(2));
         let mean = &mut self.mean_ns[self.arm as usize];
-        *mean = Some(mean.map_or(sample, |m| (m * 7 + sample) / 8));
+        *mean = Some(mean.map_or(sample, |m| m - m / 8 + sample / 8));
         self.left -= 1;
         if self.left > 0 {
             return;
@@ -254,6 +256,20 @@ mod tests {
         assert!(!p.sleeping_wins());
         let spun = feed(&mut p, 10_000, 20_000, 60_000);
         assert!(spun > 9_000, "spinning again: {spun} of 10000 waits");
+    }
+
+    #[test]
+    fn a_huge_maximum_does_not_overflow() {
+        // `--poll-us` takes any u64: 2^64 - 1 us is more nanoseconds than a u64 holds,
+        // so the maximum saturates, and the sample cap (twice it) and the mean must
+        // not overflow either.
+        let mut p = Adaptive::new(Duration::from_micros(u64::MAX));
+        assert_eq!(p.window_ns(), u64::MAX);
+        for wait in [1_000, u64::MAX, u64::MAX / 2, 0] {
+            p.waited(wait);
+        }
+        let mean = p.mean_ns[Arm::Spin as usize].unwrap_or(0);
+        assert!(mean > u64::MAX / 8, "long waits weigh in the mean: {mean}");
     }
 
     #[test]
