@@ -85,11 +85,13 @@ struct Cli {
     /// Longest a connection spins on its socket for the next request, in microseconds,
     /// before it sleeps in read (0: never spin). Spinning saves the wake-up of a halted
     /// CPU when a client sends one request at a time; each connection measures whether
-    /// it does and sleeps at once while sleeping is faster (a busy machine). It happens
-    /// only right after a connection's replies are written, the window shrinks when the
+    /// it does and sleeps at once while sleeping is faster (a busy machine). A read that
+    /// finds the socket empty spins at most one window, the window shrinks when the
     /// client pauses longer, and at most one connection fewer than the CPUs spins at
-    /// once.
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = ramfs::ninep_server::DEFAULT_POLL.as_micros() as u64)]
+    /// once. At most 10000 (10 ms).
+    #[arg(long, value_name = "MICROSECONDS",
+          default_value_t = ramfs::ninep_server::DEFAULT_POLL.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
     poll_us: u64,
 
     /// Owner and group of the root directory (mode 0777, so any user can create).

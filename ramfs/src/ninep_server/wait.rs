@@ -16,17 +16,21 @@
 //! and then sleeps in a blocking `read` as before. A spin also ends as soon as a yield
 //! gives the CPU to another task for a while: on a busy machine the CPU does not go
 //! idle anyway, so there is no wake-up to save and the spin would only take time from
-//! the others. What a read returns (bytes, end of file, an error) is the same either way, so the connection loop, its EOF, error and
-//! Tflush handling do not know whether a request was found spinning or sleeping.
+//! the others. What a read returns (bytes, end of file, an error) is the same either
+//! way, so the connection loop, its EOF, error and Tflush handling do not know whether a
+//! request was found spinning or sleeping.
 //!
 //! Whether a connection spins at all, and for how long, is [`Adaptive`]'s decision
 //! (`policy`): it measures the waits of both and keeps the faster, and its window
 //! adapts as Linux's guest halt-polling's does. A connection never spins while
-//! it is idle: spinning happens only right after its replies are written, at most one
-//! window each time. And at most [`Spinners`]' limit of connections spin at once (one
-//! fewer than the CPUs, none on one CPU), and none while more than that many are awake
-//! (answering or spinning), so the clients, and connections with full queues, keep
-//! their CPUs.
+//! it is idle: a read that finds the socket empty (after its replies are written, after
+//! part of a message, at the start) spins at most one window, and a client that pauses
+//! longer than the window shrinks it. And at most [`Spinners`]' limit of connections
+//! spin at once (one fewer than the CPUs, none on one CPU), and none while more than
+//! that many are awake (answering or spinning), so the clients, and connections with
+//! full queues, keep their CPUs. A connection blocked writing to a client that does not
+//! read counts as awake, so such a client turns spinning off for the others (they then
+//! sleep in `read`, as without spinning).
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
