@@ -565,16 +565,19 @@ fn a_store_breaking_a_loan_during_a_refused_write_back_leaves_the_copy_dirty_alo
     all_frames_back(world);
 }
 
-#[test]
-fn the_kernels_write_breaking_a_loan_during_a_refused_write_back_keeps_the_store_dirty() {
+/// A lent page dirtied through a shared mapping, whose write-back is refused while the
+/// kernel writes bytes 8..16 of the file (`Vm::wrote_mapped`), the copy a loan break would
+/// need refused too if `copy_refused`. Nobody holds the object once its unmap's write-back
+/// is refused, so no mapping marks the kernel's write dirty: only the refused write-back's
+/// mark keeps the store. Then the write-back is let through, and the loan released.
+/// Returns the vm's statistics after the refused write-back.
+fn kernels_write_during_a_refused_write_back(copy_refused: bool) -> vm::Statistics {
     let world = world();
     let file = ServerFile::stamped(10, PAGE as usize);
     let space = mmu(1);
     let (object, map) = shared_map(&world, &file, &space, 1);
     store(&world, &map, BASE, 0x11).expect("store");
     let loan = map.lend(BASE, PAGE).expect("lend");
-    // Nobody holds the object once its unmap's write-back is refused: no mapping marks
-    // the kernel's writes dirty.
     drop(object);
     *file.fail_writes.lock().unwrap() = true;
     assert_eq!(map.unmap(), Err(VmError::Io(FileError::Io)));
@@ -588,61 +591,11 @@ fn the_kernels_write_breaking_a_loan_during_a_refused_write_back_keeps_the_store
         let sync = scope.spawn(|| world.vm.write_back_dirty());
         let writing = started_seen.recv_timeout(DEADLINE).is_ok();
         // While the write-back writes the lent page (its mark cleared), the kernel writes
-        // bytes 8..16 of the file: the lent page is copied first, the copy clean, with the
-        // store's bytes the refused write does not deliver.
+        // bytes 8..16 of the file.
         file.data.lock().unwrap()[8..16].copy_from_slice(&[0x33; 8]);
-        let wrote = world.vm.wrote_mapped(&file.identity, 8, &[0x33; 8]);
-        let _ = release.send(());
-        assert!(writing, "the write-back never wrote");
-        assert_eq!(wrote, 1);
-        assert_eq!(sync.join().unwrap(), Err(VmError::Io(FileError::Io)));
-    });
-    let stats = world.vm.statistics();
-    assert_eq!((stats.loan_breaks, stats.loan_snapshots_lost), (1, 0));
-    // The refused write marked the copy, which holds the bytes it carried.
-    assert_eq!(stats.dirty_pages, 1);
-    check(&world, &[&space]);
-    *file.fail_writes.lock().unwrap() = false;
-    assert_eq!(world.vm.write_back_dirty(), Ok(1));
-    assert_eq!(file.bytes(0, 16), [[0x11; 8], [0x33; 8]].concat());
-    let lent = world.frames.read(loan.frame(0).unwrap());
-    assert_eq!((lent[0], lent[8]), (0x11, stamp(0, 0)));
-    check(&world, &[&space]);
-    loan.release();
-    let stats = world.vm.statistics();
-    assert_eq!(
-        (stats.orphan_pages, stats.pages_lent, stats.dirty_pages),
-        (0, 0, 0)
-    );
-    check(&world, &[&space]);
-    all_frames_back(world);
-}
-
-#[test]
-fn the_kernels_write_with_no_memory_for_a_copy_keeps_a_lent_page_in_write_back() {
-    // As above, but the copy cannot be allocated: the lent page, clean-looking while its
-    // write-back is out, must stay in the object and take the kernel's change in place, so
-    // that the refused write marks it dirty again and the store reaches the server later.
-    let world = world();
-    let file = ServerFile::stamped(10, PAGE as usize);
-    let space = mmu(1);
-    let (object, map) = shared_map(&world, &file, &space, 1);
-    store(&world, &map, BASE, 0x11).expect("store");
-    let loan = map.lend(BASE, PAGE).expect("lend");
-    drop(object);
-    *file.fail_writes.lock().unwrap() = true;
-    assert_eq!(map.unmap(), Err(VmError::Io(FileError::Io)));
-    let (started, started_seen) = mpsc::channel();
-    let (release, released) = mpsc::channel::<()>();
-    *file.before_write.lock().unwrap() = Some(Box::new(move || {
-        let _ = started.send(());
-        let _ = released.recv_timeout(DEADLINE);
-    }));
-    std::thread::scope(|scope| {
-        let sync = scope.spawn(|| world.vm.write_back_dirty());
-        let writing = started_seen.recv_timeout(DEADLINE).is_ok();
-        file.data.lock().unwrap()[8..16].copy_from_slice(&[0x33; 8]);
-        world.frames.fail_allocation(0);
+        if copy_refused {
+            world.frames.fail_allocation(0);
+        }
         let wrote = world.vm.wrote_mapped(&file.identity, 8, &[0x33; 8]);
         world.frames.never_fail();
         let _ = release.send(());
@@ -654,8 +607,7 @@ fn the_kernels_write_with_no_memory_for_a_copy_keeps_a_lent_page_in_write_back()
         assert_eq!(sync.join().unwrap(), Err(VmError::Io(FileError::Io)));
     });
     let stats = world.vm.statistics();
-    // No copy: the loan saw the change, and the page kept its place and its store.
-    assert_eq!((stats.loan_breaks, stats.loan_snapshots_lost), (0, 1));
+    // The refused write marked the page the object holds now, which has the store's bytes.
     assert_eq!(
         stats.dirty_pages, 1,
         "the refused write-back's mark was lost"
@@ -664,12 +616,35 @@ fn the_kernels_write_with_no_memory_for_a_copy_keeps_a_lent_page_in_write_back()
     *file.fail_writes.lock().unwrap() = false;
     assert_eq!(world.vm.write_back_dirty(), Ok(1));
     assert_eq!(file.bytes(0, 16), [[0x11; 8], [0x33; 8]].concat());
+    let lent = world.frames.read(loan.frame(0).unwrap());
+    // The loan keeps its snapshot if the page was copied, and sees the change if not.
+    let kernels_byte = if copy_refused { 0x33 } else { stamp(0, 0) };
+    assert_eq!((lent[0], lent[8]), (0x11, kernels_byte));
+    check(&world, &[&space]);
     loan.release();
-    let stats = world.vm.statistics();
+    let after = world.vm.statistics();
     assert_eq!(
-        (stats.orphan_pages, stats.pages_lent, stats.dirty_pages),
+        (after.orphan_pages, after.pages_lent, after.dirty_pages),
         (0, 0, 0)
     );
     check(&world, &[&space]);
     all_frames_back(world);
+    stats
+}
+
+#[test]
+fn the_kernels_write_breaking_a_loan_during_a_refused_write_back_keeps_the_store_dirty() {
+    // The lent page is copied first, the copy clean, with the store's bytes the refused
+    // write does not deliver: the refused write marks the copy.
+    let stats = kernels_write_during_a_refused_write_back(false);
+    assert_eq!((stats.loan_breaks, stats.loan_snapshots_lost), (1, 0));
+}
+
+#[test]
+fn the_kernels_write_with_no_memory_for_a_copy_keeps_a_lent_page_in_write_back() {
+    // No copy: the lent page, clean-looking while its write-back is out, must stay in the
+    // object and take the kernel's change in place (its loan sees it), so that the refused
+    // write marks it dirty again and the store reaches the server later.
+    let stats = kernels_write_during_a_refused_write_back(true);
+    assert_eq!((stats.loan_breaks, stats.loan_snapshots_lost), (0, 1));
 }
