@@ -2,15 +2,17 @@
 //! are answered, so a Twrite's data is applied to the tree from there, never moved
 //! first (the data path's one copy is the one into the file's pages).
 //!
-//! Nothing is moved because a read never runs past the end of a message whose size is
-//! known: once the size field of the message at the front is in, the next read asks for
-//! exactly the rest of it. So when it has been answered the buffer holds nothing more
-//! and the next read starts at the front again. Only the bytes of a size field cut by a
-//! read (at most 3, no data) are ever moved to the front.
+//! A read takes whatever the transport has, past the end of the message at the front
+//! too, so a client that pipelines large Twrites has several answered a read (and their
+//! replies sent together) instead of one: half the reads and sends of reading each
+//! message's rest alone (strace of 4,000 64 KiB Twrites at q16: 2,382 reads and 2,098
+//! sends, against 4,431 and 4,095). The price is that the unanswered tail (less than one
+//! message) moves to the front when the room after it is less than the next read needs;
+//! the room left is at least the rest of the message at the front and a [`READ_CHUNK`]
+//! more, so this is rare and each move is less than a message.
 //!
-//! The buffer is therefore at most [`READ_CHUNK`] + 3 + msize bytes, and is reused, not
-//! zeroed, from one read to the next. It grows as a `Vec` does (doubling), so the few
-//! times a connection's messages first need more room are the only times its bytes move.
+//! The buffer is therefore at most msize + 2 × [`READ_CHUNK`] bytes, and is reused, not
+//! zeroed, from one read to the next.
 
 use std::io::{self, Read};
 
@@ -44,27 +46,27 @@ impl Input {
         }
     }
 
-    /// Reads once from `reader`: the rest of the message at the front if its size is
-    /// in (the caller has checked that size against msize), else up to [`READ_CHUNK`]
-    /// bytes. Returns the bytes read (0 at end of file).
+    /// Reads once from `reader`, whatever it has, into the room after the pending bytes:
+    /// at least the rest of the message at the front when its size is in (the caller has
+    /// checked that size against msize), and at least [`READ_CHUNK`]. Returns the bytes
+    /// read (0 at end of file).
     pub fn read_from(&mut self, reader: &mut impl Read) -> io::Result<usize> {
         let have = self.end - self.start;
-        let room = match peek_size(self.pending()) {
-            Some(size) => (size as usize).saturating_sub(have).max(1),
-            None => {
-                // A cut size field: move its few bytes to the front.
-                self.buf.copy_within(self.start..self.end, 0);
-                self.start = 0;
-                self.end = have;
-                READ_CHUNK
+        let wanted = peek_size(self.pending()).map_or(0, |size| size as usize);
+        let room = READ_CHUNK.max(wanted.saturating_sub(have));
+        if self.buf.len() - self.end < room {
+            // Only the unanswered tail moves: less than one message.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.start = 0;
+            self.end = have;
+            if self.buf.len() - self.end < room {
+                // A chunk to spare, so that the next message's rest, read from a little
+                // further in, finds its room without a move.
+                self.buf.resize(self.end + room + READ_CHUNK, 0);
             }
-        };
-        let want = self.end + room;
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
         }
-        let n = reader.read(&mut self.buf[self.end..want])?;
-        self.end += n.min(room);
+        let n = reader.read(&mut self.buf[self.end..])?;
+        self.end += n;
         Ok(n)
     }
 }
@@ -129,32 +131,48 @@ mod tests {
     }
 
     #[test]
-    fn a_read_stops_at_the_end_of_a_message_whose_size_is_known() {
+    fn a_read_takes_what_the_transport_has_past_the_end_of_a_message() {
         let a = message(5000, 1);
         let b = message(50, 2);
         let mut t = Pieces(vec![a[..10].to_vec(), [&a[10..], &b[..]].concat()]);
         let mut input = Input::default();
         input.read_from(&mut t).unwrap();
-        assert_eq!(input.read_from(&mut t).unwrap(), 4990, "the rest of a only");
-        assert_eq!(input.pending(), &a[..]);
+        assert_eq!(
+            input.read_from(&mut t).unwrap(),
+            4990 + 50,
+            "a's rest and b"
+        );
+        assert_eq!(input.pending(), &[&a[..], &b[..]].concat()[..]);
         input.consume(a.len());
-        // b starts at the front.
-        input.read_from(&mut t).unwrap();
+        // b was read where it lies, after a: not moved.
         assert_eq!(input.pending(), &b[..]);
-        assert_eq!(input.pending().as_ptr(), input.buf.as_ptr());
+        assert_eq!(input.pending().as_ptr(), input.buf[a.len()..].as_ptr());
     }
 
     #[test]
-    fn a_cut_size_field_moves_to_the_front() {
+    fn an_unanswered_tail_moves_to_the_front_only_when_its_rest_has_no_room() {
         let a = message(30, 1);
-        let b = message(20, 2);
-        let mut t = Pieces(vec![[&a[..], &b[..2]].concat(), b[2..].to_vec()]);
+        let cut = message(20, 2);
+        let big = message(3 * READ_CHUNK, 3);
+        let mut t = Pieces(vec![
+            [&a[..], &cut[..2]].concat(),
+            [&cut[2..], &big[..1000]].concat(),
+            big[1000..].to_vec(),
+        ]);
         let mut input = Input::default();
         input.read_from(&mut t).unwrap();
-        input.consume(30);
-        assert_eq!(input.pending(), &b[..2]);
+        input.consume(a.len());
+        // A cut size field with room after it: read in place.
         input.read_from(&mut t).unwrap();
-        assert_eq!(input.pending(), &b[..]);
+        assert_eq!(input.pending()[..cut.len()], cut[..]);
+        assert_eq!(input.pending().as_ptr(), input.buf[a.len()..].as_ptr());
+        input.consume(cut.len());
+        // The big message's rest does not fit after it: its first 1000 bytes move to the
+        // front, the rest is read after them.
+        while input.pending().len() < big.len() {
+            assert!(input.read_from(&mut t).unwrap() > 0);
+        }
+        assert_eq!(input.pending(), &big[..]);
         assert_eq!(input.pending().as_ptr(), input.buf.as_ptr());
     }
 }
