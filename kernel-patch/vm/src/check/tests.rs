@@ -2,6 +2,10 @@
 //! rule by hand and expects the matching violation.
 
 use super::*;
+use crate::image::ExecImage;
+use crate::mcache::McacheImage;
+use crate::segment::Entry;
+use crate::sync::Arc;
 use crate::testkit::{FakeFile, HeapFrames};
 use crate::{Access, Config, FileIdentity, LoadSegment, SegmentKind};
 
