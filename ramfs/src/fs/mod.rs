@@ -24,10 +24,10 @@
 //!    ([`Tree::read_with`], [`Fs::write`]) or takes a reference ([`Tree::incref`],
 //!    atomic). A node exists, and its content keeps its kind, for as long as a shared
 //!    guard is held: only the exclusive lock creates or destroys nodes.
-//! 2. a regular file's data lock ([`node::FileCell`], a reader–writer lock): shared by
+//! 2. a regular file's data lock (`node::FileCell`, a reader–writer lock): shared by
 //!    the reads of that file, held alone by one write, a truncation or a loan; `attr`
 //!    shares it for the size.
-//! 3. a node's stamp lock ([`node::StampCell`], a mutex held to copy a few words):
+//! 3. a node's stamp lock (`node::StampCell`, a mutex held to copy a few words):
 //!    `qid.vers`, muid and times.
 //!
 //! A regular file's data and stamp cells are shared (`Arc`) with the [`FileHandle`]s

@@ -71,7 +71,7 @@ pub struct Adaptive {
 
 impl Adaptive {
     /// A policy whose window never exceeds `max` (zero: never spin). It starts spinning
-    /// with the whole window and tries sleeping after [`EXPLORE_WAITS`] waits.
+    /// with the whole window and tries sleeping after `EXPLORE_WAITS` waits.
     pub fn new(max: Duration) -> Adaptive {
         let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
         Adaptive {
