@@ -273,7 +273,7 @@ impl Kernel {
         self.inner.services.closeq.wait_settled(timeout)
     }
 
-    /// Whether the mount cache exists: files of mounts made with [`MountFlags::CACHE`] are
+    /// Whether the mount cache exists: files of mounts made with [`MountFlags::CACHE`](crate::MountFlags::CACHE) are
     /// read and written through vm's mount cache (see [`Kernel::open`]).
     pub fn has_mount_cache(&self) -> bool {
         true

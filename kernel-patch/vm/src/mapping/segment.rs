@@ -255,7 +255,7 @@ impl MappingRef {
     /// The mapping as fork's child gets it, in the child's `space` at the same address: a
     /// shared mapping maps the same object (its pages fault in again from it); a private
     /// one joins this mapping's lineage and shares every page copy on write, and vm
-    /// write-protects this mapping's translations ([`AddressSpace::invalidate`]), so the
+    /// write-protects this mapping's translations ([`AddressSpace::invalidate`](crate::AddressSpace::invalidate)), so the
     /// next store of either copies.
     pub fn fork(&self, space: SpaceRef) -> Result<MappingRef, VmError> {
         let seg = &*self.seg;
@@ -333,7 +333,7 @@ impl MappingRef {
     }
 
     /// Writes the mapping's dirty pages back, then unmaps it (Plan 9's `putseg` of a
-    /// mapping): its translations go ([`AddressSpace::invalidate`]), its reverse-map
+    /// mapping): its translations go ([`AddressSpace::invalidate`](crate::AddressSpace::invalidate)), its reverse-map
     /// records go, its pages lose its references. Returns the write-back's error, if any;
     /// the mapping is gone either way. Call with no vm lock held.
     pub fn unmap(mut self) -> Result<u64, VmError> {
