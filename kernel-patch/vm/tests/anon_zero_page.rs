@@ -6,10 +6,10 @@ mod map_common;
 
 use std::sync::Arc;
 
-use map_common::{check, mmu, world_of, Mmu, World, PAGE};
+use map_common::{check, mmu, spec, world_of, Mmu, World, PAGE};
 use vm::check::check_invariants;
 use vm::testkit::HeapFrames;
-use vm::{Access, MapSpec, MappingRef, SpaceRef};
+use vm::{Access, MappingRef, SpaceRef};
 
 const BASE: u64 = 0x1_0000_0000;
 
@@ -22,16 +22,7 @@ fn world() -> World {
 fn anon(world: &World, space: &Arc<Mmu>, pages: u64) -> MappingRef {
     world
         .vm
-        .map_private_anon(
-            space.clone() as SpaceRef,
-            MapSpec {
-                base: BASE,
-                len: pages * PAGE,
-                offset: 0,
-                shared: false,
-                writable: true,
-            },
-        )
+        .map_private_anon(space.clone() as SpaceRef, spec(BASE, pages, 0, false))
         .expect("map")
 }
 

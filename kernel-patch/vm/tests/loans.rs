@@ -10,7 +10,7 @@ use std::sync::Arc;
 use map_common::{
     check, load, loan_bytes, mmu, spec, stamp, store, world, Mmu, ServerFile, World, PAGE,
 };
-use vm::{ImageFile, LendError, MapSpec, MappingRef, ObjectRef, SpaceRef};
+use vm::{ImageFile, LendError, MappingRef, ObjectRef, SpaceRef};
 
 const BASE: u64 = 0x4000_0000;
 const OTHER: u64 = 0x8000_0000;
@@ -28,16 +28,7 @@ fn map(object: &ObjectRef, space: &Arc<Mmu>, base: u64, pages: u64, shared: bool
 fn anon(world: &World, space: &Arc<Mmu>, pages: u64) -> MappingRef {
     world
         .vm
-        .map_private_anon(
-            space.clone() as SpaceRef,
-            MapSpec {
-                base: BASE,
-                len: pages * PAGE,
-                offset: 0,
-                shared: false,
-                writable: true,
-            },
-        )
+        .map_private_anon(space.clone() as SpaceRef, spec(BASE, pages, 0, false))
         .expect("map")
 }
 
