@@ -42,9 +42,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+mod gathered;
+
 use super::loans::Loans;
 use super::pages::{replace_page, unshared, Slots, ZERO_PAGE};
-pub use super::pages::{Page, Piece, SharedPages, PAGE_SIZE};
+pub use super::pages::{Page, PageBuf, Piece, SharedPages, PAGE_SIZE};
+pub use gathered::Gathered;
 
 /// [`PAGE_SIZE`] as a file offset.
 const PAGE: u64 = PAGE_SIZE as u64;

@@ -21,12 +21,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::clock::Clock;
+use super::data::Gathered;
 use super::memory::Memory;
 use super::node::{FileCell, StampCell};
-use super::pages::Piece;
+use super::pages::{PageBuf, Piece};
 use super::perm::Cred;
 use super::setid;
-use super::tree_data::write_file;
+use super::tree_data::{write_file, write_file_gathered};
 use crate::error::{Error, Result};
 
 /// What a read of a regular file needs: its data, its stamps (for the access time) and
@@ -101,6 +102,46 @@ impl FileHandle {
             offset
         };
         write_file(&mut f, &self.stamps, &self.memory, now, cred, offset, data).map(Some)
+    }
+
+    /// [`FileHandle::write`] of data received in pieces: `data`'s pages become the
+    /// file's where they can ([`FileData::write_gathered`](super::FileData::write_gathered)),
+    /// and the buffers left over go to `spare`. `Ok(None)` as for `write`, with `data`
+    /// left as it was (for the caller to write it through the tree); otherwise `data`
+    /// is used up, and on error its pages are dropped.
+    pub fn write_gathered(
+        &self,
+        cred: &Cred,
+        offset: u64,
+        data: &mut Gathered<'_>,
+        append: bool,
+        spare: &mut Vec<PageBuf>,
+    ) -> Result<Option<u32>> {
+        let now = self.clock.now();
+        let (mut f, perm, dm_append, gone) = self.data.write_with_mode();
+        if gone {
+            return Err(Error::NotFound);
+        }
+        if setid::after_write(perm, cred) != perm {
+            return Ok(None);
+        }
+        let offset = if append || dm_append {
+            f.size()
+        } else {
+            offset
+        };
+        let data = std::mem::take(data);
+        write_file_gathered(
+            &mut f,
+            &self.stamps,
+            &self.memory,
+            now,
+            cred,
+            offset,
+            data,
+            spare,
+        )
+        .map(Some)
     }
 
     /// True if both handles are of one file.

@@ -83,6 +83,41 @@ pub(super) fn replace_page(slots: &mut Slots, bytes: &[u8; PAGE_SIZE], replaced:
     }
 }
 
+/// A page of a client's write data, received straight into a buffer of its own so
+/// that it can become a file's page (a run of one page) without a copy
+/// ([`FileData::write_gathered`](super::FileData::write_gathered)). Nothing else refers
+/// to it: a buffer is made zeroed, or is a page a file let go of that no reply held.
+pub struct PageBuf(pub(super) Box<[Page; 1]>);
+
+impl PageBuf {
+    /// A zeroed page.
+    pub fn new() -> PageBuf {
+        PageBuf(Box::new([Page::ZERO]))
+    }
+
+    /// Its bytes, to receive into.
+    pub fn bytes_mut(&mut self) -> &mut [u8; PAGE_SIZE] {
+        &mut self.0[0].0
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8; PAGE_SIZE] {
+        &self.0[0].0
+    }
+
+    /// The page of a run of one page that nothing else holds.
+    pub(super) fn reclaim(slots: Slots) -> Option<PageBuf> {
+        let pages = Arc::try_unwrap(slots).ok()?;
+        Box::<[Page; 1]>::try_from(pages).ok().map(PageBuf)
+    }
+}
+
+impl Default for PageBuf {
+    fn default() -> Self {
+        PageBuf::new()
+    }
+}
+
 /// Whole pages of a file that a reply holds until it is sent; they never change (a
 /// write replaces them in the file instead). Cheap to clone.
 #[derive(Clone)]

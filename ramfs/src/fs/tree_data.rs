@@ -15,19 +15,53 @@ pub(super) fn write_file(
     offset: u64,
     data: &[u8],
 ) -> Result<u32> {
-    let end = offset
-        .checked_add(data.len() as u64)
-        .ok_or(Error::FileTooBig)?;
+    let apply = |f: &mut FileData| f.write(offset, data);
+    write_with(f, stamps, memory, now, cred, offset, data.len(), apply)
+}
+
+/// [`write_file`] of data received in pieces, whose pages become the file's
+/// ([`FileData::write_gathered`]); buffers left over go to `spare`. On error nothing
+/// changes and `data`'s pages are dropped.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_file_gathered(
+    f: &mut FileData,
+    stamps: &StampCell,
+    memory: &Memory,
+    now: Timespec,
+    cred: &Cred,
+    offset: u64,
+    data: Gathered<'_>,
+    spare: &mut Vec<PageBuf>,
+) -> Result<u32> {
+    let len = data.len();
+    let apply = |f: &mut FileData| f.write_gathered(offset, data, spare);
+    write_with(f, stamps, memory, now, cred, offset, len, apply)
+}
+
+/// The checks, the reservation and the stamps of a write of `len` bytes at `offset`,
+/// around `apply`, which changes the data.
+#[allow(clippy::too_many_arguments)]
+fn write_with(
+    f: &mut FileData,
+    stamps: &StampCell,
+    memory: &Memory,
+    now: Timespec,
+    cred: &Cred,
+    offset: u64,
+    len: usize,
+    apply: impl FnOnce(&mut FileData),
+) -> Result<u32> {
+    let end = offset.checked_add(len as u64).ok_or(Error::FileTooBig)?;
     if end > MAX_FILE_SIZE {
         return Err(Error::FileTooBig);
     }
-    let count = u32::try_from(data.len()).map_err(|_| Error::CountTooLarge)?;
-    if data.is_empty() {
+    let count = u32::try_from(len).map_err(|_| Error::CountTooLarge)?;
+    if len == 0 {
         return Ok(0);
     }
-    let bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
+    let bytes = f.pages_needed(offset, len) * PAGE_SIZE as u64;
     memory.reserve(bytes)?;
-    f.write(offset, data);
+    apply(f);
     stamps.update(|s| {
         s.touch_modify(now);
         s.muid = cred.uid;

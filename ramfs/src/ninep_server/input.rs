@@ -13,10 +13,34 @@
 //!
 //! The buffer is therefore at most msize + 2 × [`READ_CHUNK`] bytes, and is reused, not
 //! zeroed, from one read to the next.
+//!
+//! **A large Twrite's data goes straight into pages.** When the message at the front is a
+//! Twrite whose data still to come covers at least [`GATHER_MIN`] bytes of whole file
+//! pages, the next reads are vectored: the bytes up to the first page boundary of the
+//! file into the buffer, the whole pages into page buffers ([`PageBuf`]), and the bytes
+//! after them into the buffer again, followed by at most [`LOOKAHEAD`] bytes of what comes
+//! next (the header of the next Twrite, so that its data too can go into pages). Once the
+//! message is in, [`Input::gathered`] hands it out in those pieces, and the pages become
+//! the file's ([`crate::fs::FileData::write_gathered`]): the data is copied only by the
+//! kernel, into the pages it stays in. The price is a read a message, where a read of
+//! whatever the transport has may bring several; for messages of 32 KiB and more the
+//! copy saved is worth more. The page buffers a connection gets back (pages a write
+//! replaced, pages copied instead of taken) are kept for the next message, up to the
+//! pages of one message of msize, outside the tree's memory account, as the input buffer is.
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 
-use ninep::peek_size;
+use ninep::{peek_size, peek_twrite, TwriteHeader, TWRITE_HEADER_LEN};
+
+use crate::fs::{Gathered, PageBuf, PAGE_SIZE};
+
+/// The least data of whole pages, still to be read, for which a Twrite's data is read
+/// into page buffers.
+pub(super) const GATHER_MIN: usize = 32 * 1024;
+
+/// Bytes read past the end of a Twrite whose data goes into pages: the fixed part of a
+/// Twrite (or a Tread) that may follow.
+pub(super) const LOOKAHEAD: usize = TWRITE_HEADER_LEN;
 
 /// Bytes asked of the transport in one read when no message is waiting for its rest.
 pub(super) const READ_CHUNK: usize = 64 * 1024;
@@ -28,16 +52,113 @@ pub(super) struct Input {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The message at the front, a Twrite whose data is being read into pages.
+    gather: Option<Gather>,
+    /// Page buffers for the next Twrite's data.
+    spare: Vec<PageBuf>,
+    /// Most buffers kept in `spare`: the pages of one message of msize.
+    spare_max: usize,
+    /// The last message consumed was read into pages: while nothing is pending, a read
+    /// takes only [`LOOKAHEAD`] bytes, so that if the next message is a large Twrite too
+    /// its data also goes into pages (a read of whatever is there would bring most of
+    /// it into the buffer).
+    after_gathered: bool,
+}
+
+/// A Twrite at the front of the input whose whole pages of data are read into `pages`:
+/// `buf[start..start + before]` holds its header and the data before them, and the data
+/// after them follows at `start + before`, `after` bytes.
+struct Gather {
+    header: TwriteHeader,
+    before: usize,
+    pages: Vec<PageBuf>,
+    /// Bytes read into `pages` so far.
+    filled: usize,
+    after: usize,
+}
+
+impl Gather {
+    fn page_bytes(&self) -> usize {
+        self.pages.len() * PAGE_SIZE
+    }
+}
+
+/// A Twrite read in pieces, from [`Input::gathered`].
+pub(super) struct GatheredWrite<'a> {
+    pub header: TwriteHeader,
+    pub data: Gathered<'a>,
+    /// Where the buffers left over after the write go.
+    pub spare: &'a mut Vec<PageBuf>,
+}
+
+impl GatheredWrite<'_> {
+    /// The whole message in one buffer, for the paths that decode bytes.
+    pub fn message(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(TWRITE_HEADER_LEN + self.data.len());
+        let size = TWRITE_HEADER_LEN as u32 + self.header.count;
+        m.extend_from_slice(&size.to_le_bytes());
+        m.push(ninep::mtype::TWRITE);
+        m.extend_from_slice(&self.header.tag.to_le_bytes());
+        m.extend_from_slice(&self.header.fid.to_le_bytes());
+        m.extend_from_slice(&self.header.offset.to_le_bytes());
+        m.extend_from_slice(&self.header.count.to_le_bytes());
+        m.extend_from_slice(&self.data.to_vec());
+        m
+    }
 }
 
 impl Input {
-    /// The bytes read and not yet consumed.
+    /// The bytes read and not yet consumed (none while a Twrite's data is read into
+    /// pages: that message is [`Input::gathered`]'s).
     pub fn pending(&self) -> &[u8] {
+        if self.gather.is_some() {
+            return &[];
+        }
         &self.buf[self.start..self.end]
+    }
+
+    /// The Twrite at the front whose data was read into pages, once all of it is in.
+    /// [`Input::finish_gathered`] consumes it.
+    pub fn gathered(&mut self) -> Option<GatheredWrite<'_>> {
+        let g = self.gather.as_mut()?;
+        let in_buf = g.before + g.after;
+        if g.filled < g.page_bytes() || self.end - self.start < in_buf {
+            return None;
+        }
+        let message = &self.buf[self.start..self.start + in_buf];
+        Some(GatheredWrite {
+            header: g.header,
+            data: Gathered {
+                head: &message[TWRITE_HEADER_LEN..g.before],
+                pages: std::mem::take(&mut g.pages),
+                tail: &message[g.before..],
+            },
+            spare: &mut self.spare,
+        })
+    }
+
+    /// Consumes the message [`Input::gathered`] handed out.
+    pub fn finish_gathered(&mut self) {
+        if let Some(g) = self.gather.take() {
+            self.spare.extend(g.pages);
+            self.spare.truncate(self.spare_max);
+            self.consume(g.before + g.after);
+            self.after_gathered = true;
+        }
+    }
+
+    /// True if the message at the front is a Twrite not yet all read (its header is in).
+    pub fn twrite_begun(&self) -> bool {
+        self.gather.is_some()
+            || peek_twrite(self.pending())
+                .is_some_and(|h| self.pending().len() < TWRITE_HEADER_LEN + h.count as usize)
     }
 
     /// Marks the first `n` pending bytes answered.
     pub fn consume(&mut self, n: usize) {
+        if n > 0 {
+            self.after_gathered = false;
+        }
         self.start = (self.start + n).min(self.end);
         if self.start == self.end {
             // Everything answered: the next read starts at the front.
@@ -50,7 +171,20 @@ impl Input {
     /// at least the rest of the message at the front when its size is in (the caller has
     /// checked that size against msize), and at least [`READ_CHUNK`]. Returns the bytes
     /// read (0 at end of file).
-    pub fn read_from(&mut self, reader: &mut impl Read) -> io::Result<usize> {
+    ///
+    /// `msize`, once a Tversion has set it, lets a Twrite at the front have its data
+    /// read into pages (see the module's notes); the caller has checked its size
+    /// against it.
+    pub fn read_from(&mut self, reader: &mut impl Read, msize: Option<u32>) -> io::Result<usize> {
+        if let Some(msize) = msize {
+            if self.gather.is_none() {
+                self.spare_max = msize as usize / PAGE_SIZE;
+                self.gather = self.start_gather();
+            }
+        }
+        if self.gather.is_some() {
+            return self.read_gathering(reader);
+        }
         let have = self.end - self.start;
         let wanted = peek_size(self.pending()).map_or(0, |size| size as usize);
         let room = READ_CHUNK.max(wanted.saturating_sub(have));
@@ -65,114 +199,102 @@ impl Input {
                 self.buf.resize(self.end + room + READ_CHUNK, 0);
             }
         }
-        let n = reader.read(&mut self.buf[self.end..])?;
+        let limit = match peek_twrite(self.pending()) {
+            // The rest of a large Twrite too little of which is left for pages: read no
+            // further than the next message's header, whose data may go into pages.
+            Some(h) if h.count as usize >= GATHER_MIN => {
+                self.start + TWRITE_HEADER_LEN + h.count as usize + LOOKAHEAD
+            }
+            _ if self.after_gathered && have < LOOKAHEAD => self.start + LOOKAHEAD,
+            _ => self.buf.len(),
+        }
+        .min(self.buf.len());
+        let n = reader.read(&mut self.buf[self.end..limit])?;
         self.end += n;
+        Ok(n)
+    }
+
+    /// The gather of the Twrite at the front, if its data still to come has
+    /// [`GATHER_MIN`] bytes of whole file pages.
+    fn start_gather(&mut self) -> Option<Gather> {
+        let pending = &self.buf[self.start..self.end];
+        let header = peek_twrite(pending)?;
+        let size = TWRITE_HEADER_LEN + header.count as usize;
+        if pending.len() >= size {
+            return None;
+        }
+        let data_in = (pending.len() - TWRITE_HEADER_LEN) as u64;
+        let page = PAGE_SIZE as u64;
+        let next = header.offset.checked_add(data_in)?;
+        let first = next.checked_next_multiple_of(page)?;
+        let data_end = header.offset.checked_add(u64::from(header.count))?;
+        let pages = data_end.saturating_sub(first) / page;
+        if (pages * page) < GATHER_MIN as u64 {
+            return None;
+        }
+        let before = TWRITE_HEADER_LEN + (first - header.offset) as usize;
+        let after = (data_end - first - pages * page) as usize;
+        let mut buffers = Vec::with_capacity(pages as usize);
+        for _ in 0..pages {
+            buffers.push(self.spare.pop().unwrap_or_default());
+        }
+        Some(Gather {
+            header,
+            before,
+            pages: buffers,
+            filled: 0,
+            after,
+        })
+    }
+
+    /// One vectored read of the gathered Twrite's rest: the buffer up to its pages, the
+    /// pages, the buffer after them and [`LOOKAHEAD`] bytes more.
+    fn read_gathering(&mut self, reader: &mut impl Read) -> io::Result<usize> {
+        let Some(g) = self.gather.as_mut() else {
+            return Ok(0);
+        };
+        let need = g.before + g.after + LOOKAHEAD;
+        if self.buf.len() - self.start < need {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < need {
+                self.buf.resize(need, 0);
+            }
+        }
+        let split = self.start + g.before;
+        let (front, back) = self.buf.split_at_mut(split);
+        let back = &mut back[..need - g.before];
+        let mut slices = Vec::with_capacity(g.pages.len() + 2);
+        if self.end < split {
+            slices.push(IoSliceMut::new(&mut front[self.end..]));
+        }
+        let page_bytes = g.page_bytes();
+        if g.filled < page_bytes {
+            let (at, within) = (g.filled / PAGE_SIZE, g.filled % PAGE_SIZE);
+            for (i, page) in g.pages.iter_mut().enumerate().skip(at) {
+                let from = if i == at { within } else { 0 };
+                slices.push(IoSliceMut::new(&mut page.bytes_mut()[from..]));
+            }
+        }
+        let after_from = self.end.saturating_sub(split);
+        slices.push(IoSliceMut::new(&mut back[after_from..]));
+        let n = reader.read_vectored(&mut slices)?;
+        // The kernel filled the slices in order: share `n` out the same way.
+        let mut left = n;
+        if self.end < split {
+            let k = left.min(split - self.end);
+            self.end += k;
+            left -= k;
+        }
+        let k = left.min(page_bytes - g.filled);
+        g.filled += k;
+        left -= k;
+        self.end += left;
         Ok(n)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A transport that hands out the given pieces, one a read (cut to the room given).
-    struct Pieces(Vec<Vec<u8>>);
-
-    impl Read for Pieces {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let Some(piece) = self.0.first_mut() else {
-                return Ok(0);
-            };
-            let n = piece.len().min(buf.len());
-            buf[..n].copy_from_slice(&piece[..n]);
-            piece.drain(..n);
-            if piece.is_empty() {
-                self.0.remove(0);
-            }
-            Ok(n)
-        }
-    }
-
-    /// A message of `len` bytes (size field included), its body filled with `byte`.
-    fn message(len: usize, byte: u8) -> Vec<u8> {
-        let mut m = vec![byte; len];
-        m[..4].copy_from_slice(&(len as u32).to_le_bytes());
-        m
-    }
-
-    #[test]
-    fn a_message_cut_by_reads_is_completed_where_it_was_read() {
-        let a = message(100, 1);
-        let b = message(3 * READ_CHUNK, 2);
-        // One read brings all of a and the start of b, the next ones the rest of b;
-        // twice, since the first time the buffer grows (and moves, as a Vec does).
-        let mut first = a.clone();
-        first.extend_from_slice(&b[..1000]);
-        let round = [first, b[1000..].to_vec()];
-        let mut t = Pieces([round.clone(), round].concat());
-        let mut input = Input::default();
-        for round in 0..2 {
-            assert_eq!(input.read_from(&mut t).unwrap(), 1100);
-            assert_eq!(input.pending()[..100], a[..]);
-            input.consume(100);
-            let b_at = input.pending().as_ptr();
-            // The rest of b is asked for, and no more.
-            while input.pending().len() < b.len() {
-                assert!(input.read_from(&mut t).unwrap() > 0);
-            }
-            assert_eq!(input.pending(), &b[..]);
-            if round == 1 {
-                assert_eq!(input.pending().as_ptr(), b_at, "b was not moved");
-            }
-            input.consume(b.len());
-            assert!(input.pending().is_empty());
-        }
-        assert_eq!(input.read_from(&mut t).unwrap(), 0, "end of file");
-    }
-
-    #[test]
-    fn a_read_takes_what_the_transport_has_past_the_end_of_a_message() {
-        let a = message(5000, 1);
-        let b = message(50, 2);
-        let mut t = Pieces(vec![a[..10].to_vec(), [&a[10..], &b[..]].concat()]);
-        let mut input = Input::default();
-        input.read_from(&mut t).unwrap();
-        assert_eq!(
-            input.read_from(&mut t).unwrap(),
-            4990 + 50,
-            "a's rest and b"
-        );
-        assert_eq!(input.pending(), &[&a[..], &b[..]].concat()[..]);
-        input.consume(a.len());
-        // b was read where it lies, after a: not moved.
-        assert_eq!(input.pending(), &b[..]);
-        assert_eq!(input.pending().as_ptr(), input.buf[a.len()..].as_ptr());
-    }
-
-    #[test]
-    fn an_unanswered_tail_moves_to_the_front_only_when_its_rest_has_no_room() {
-        let a = message(30, 1);
-        let cut = message(20, 2);
-        let big = message(3 * READ_CHUNK, 3);
-        let mut t = Pieces(vec![
-            [&a[..], &cut[..2]].concat(),
-            [&cut[2..], &big[..1000]].concat(),
-            big[1000..].to_vec(),
-        ]);
-        let mut input = Input::default();
-        input.read_from(&mut t).unwrap();
-        input.consume(a.len());
-        // A cut size field with room after it: read in place.
-        input.read_from(&mut t).unwrap();
-        assert_eq!(input.pending()[..cut.len()], cut[..]);
-        assert_eq!(input.pending().as_ptr(), input.buf[a.len()..].as_ptr());
-        input.consume(cut.len());
-        // The big message's rest does not fit after it: its first 1000 bytes move to the
-        // front, the rest is read after them.
-        while input.pending().len() < big.len() {
-            assert!(input.read_from(&mut t).unwrap() > 0);
-        }
-        assert_eq!(input.pending(), &big[..]);
-        assert_eq!(input.pending().as_ptr(), input.buf.as_ptr());
-    }
-}
+#[path = "input_tests.rs"]
+mod tests;

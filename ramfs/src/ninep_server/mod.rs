@@ -34,6 +34,7 @@
 
 mod attach_rule;
 mod client_checks;
+mod gathered;
 mod input;
 mod linux;
 mod output;
@@ -198,6 +199,15 @@ fn run<R: Read, W: Write>(
     let mut output = Output::default();
     let mut replies = Replies::default();
     loop {
+        if let Some(write) = input.gathered() {
+            // A Twrite whose data was read into pages: the front message, after every
+            // message before it was answered.
+            let answered = session.handle_gathered(write, &mut output.bytes);
+            input.finish_gathered();
+            if let Err(e) = answered {
+                return ConnectionEnd::Framing(FramingError::Decode(e));
+            }
+        }
         let batch = answer_whole_messages(
             session,
             input.pending(),
@@ -209,7 +219,8 @@ fn run<R: Read, W: Write>(
         if let Some(e) = batch.write_error {
             return client_gone_or(e);
         }
-        if !output.is_empty() {
+        let defer = input.twrite_begun() && output.len() < DEFER_FLUSH_BELOW;
+        if !output.is_empty() && !defer {
             if let Err(e) = output.write_to(&mut writer).and_then(|()| writer.flush()) {
                 return client_gone_or(e);
             }
@@ -221,7 +232,7 @@ fn run<R: Read, W: Write>(
             // Whole requests are still waiting: answer them before reading more.
             continue;
         }
-        match input.read_from(&mut reader) {
+        match input.read_from(&mut reader, session.msize()) {
             Ok(0) => return ConnectionEnd::Eof,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -238,6 +249,11 @@ fn client_gone_or(e: io::Error) -> ConnectionEnd {
         _ => ConnectionEnd::Io(e),
     }
 }
+
+/// Replies of fewer bytes than this wait to be written while a Twrite whose header is in
+/// is still being read (its client is sending it whatever we do), so that back-to-back
+/// Twrites read into pages, a read each, have their Rwrites sent a few at a time.
+const DEFER_FLUSH_BELOW: usize = 64;
 
 /// Replies above this many bytes are written before more requests are answered, so a
 /// client that pipelines many large reads cannot make the server buffer them all.

@@ -327,27 +327,18 @@ impl Session<'_> {
         let fc = ninep::decode_view(msg, dialect).ok()?;
         match fc.msg {
             ninep::MsgView::Twrite { fid, offset, data } => {
-                if data.len() > self.iounit() as usize {
-                    return None;
-                }
-                let f = self.fids.get(&fid)?;
-                let open = f.open.as_ref()?;
-                // Only a regular file's open has a handle.
-                let file = open.file.as_ref()?;
-                if f.xattr.is_some() || !open.mode.write {
-                    return None;
-                }
+                let target = self.write_target(fid, data.len())?;
                 if self.config.trace {
                     log_write(self.id, fc.tag, fid, offset, data.len());
                 }
                 Some(Job::Write {
                     tag: fc.tag,
-                    node: f.node,
-                    file: file.clone(),
-                    cred: Arc::clone(&f.cred),
+                    node: target.node,
+                    file: target.file,
+                    cred: target.cred,
                     offset,
                     data: range_within(input, data),
-                    append: open.append,
+                    append: target.append,
                 })
             }
             ninep::MsgView::Owned(Msg::Tread { fid, offset, count }) => {
@@ -373,6 +364,38 @@ impl Session<'_> {
             }
             _ => None,
         }
+    }
+}
+
+/// The file a Twrite of `len` bytes on a fid writes through its handle, when it is
+/// plain file data: an open regular file, for writing, no xattr, at most the iounit.
+pub(super) struct WriteTarget {
+    pub node: NodeId,
+    pub file: FileHandle,
+    pub cred: Arc<Cred>,
+    pub append: bool,
+}
+
+impl Session<'_> {
+    /// The [`WriteTarget`] of a Twrite of `len` bytes on `fid`; `None` sends the
+    /// Twrite down the session's ordinary path (which also answers every error).
+    pub(super) fn write_target(&self, fid: u32, len: usize) -> Option<WriteTarget> {
+        if len > self.iounit() as usize {
+            return None;
+        }
+        let f = self.fids.get(&fid)?;
+        let open = f.open.as_ref()?;
+        // Only a regular file's open has a handle.
+        let file = open.file.as_ref()?;
+        if f.xattr.is_some() || !open.mode.write {
+            return None;
+        }
+        Some(WriteTarget {
+            node: f.node,
+            file: file.clone(),
+            cred: Arc::clone(&f.cred),
+            append: open.append,
+        })
     }
 }
 

@@ -187,7 +187,7 @@ impl<'a> Session<'a> {
     /// Encodes a reply (or the error reply of the session's dialect) onto `out`. A
     /// reply that would exceed msize (a long link target in a tiny msize) becomes an
     /// error.
-    fn reply(&mut self, tag: u16, result: Result<Msg>, out: &mut Vec<u8>) {
+    pub(super) fn reply(&mut self, tag: u16, result: Result<Msg>, out: &mut Vec<u8>) {
         let msg = result.unwrap_or_else(|e| self.error_msg(e));
         let mut fc = Fcall { tag, msg };
         let is_error = matches!(fc.msg, Msg::Rerror { .. } | Msg::Rlerror { .. });

@@ -32,7 +32,7 @@
 //! read counts as awake, so such a client turns spinning off for the others (they then
 //! sleep in `read`, as without spinning).
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -45,11 +45,24 @@ pub trait PollRead: Read {
     /// that cannot do that (standard input) fails with [`io::ErrorKind::Unsupported`],
     /// and is then only ever read blocking.
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// [`PollRead::read_now`] into several buffers in order, as `read_vectored` is to
+    /// `read`; by default into the first non-empty one only.
+    fn read_now_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        match bufs.iter_mut().find(|b| !b.is_empty()) {
+            Some(buf) => self.read_now(buf),
+            None => Ok(0),
+        }
+    }
 }
 
 impl<T: PollRead + ?Sized> PollRead for Box<T> {
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (**self).read_now(buf)
+    }
+
+    fn read_now_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (**self).read_now_vectored(bufs)
     }
 }
 
@@ -225,8 +238,11 @@ impl<R: PollRead, C: WaitClock> Polling<R, C> {
     }
 
     /// Tries the source without blocking: `Some` for anything but "nothing yet".
-    fn try_now(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        match self.inner.read_now(buf) {
+    fn try_now(
+        &mut self,
+        read: &mut impl FnMut(&mut R, Blocking) -> io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
+        match read(&mut self.inner, Blocking::No) {
             Err(e)
                 if matches!(
                     e.kind(),
@@ -242,22 +258,21 @@ impl<R: PollRead, C: WaitClock> Polling<R, C> {
             r => Some(r),
         }
     }
-}
 
-impl<R, C> Drop for Polling<R, C> {
-    fn drop(&mut self) {
-        self.spinners.awake.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.can_poll || !self.policy.enabled() || buf.is_empty() {
+    /// One read by `read`: tried at once, then spun on, then blocking (see the module's
+    /// notes). `sample` says whether the wait is one the policy learns from (a wait for
+    /// a request, not for the rest of one begun).
+    fn wait_read(
+        &mut self,
+        sample: bool,
+        mut read: impl FnMut(&mut R, Blocking) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if !self.can_poll || !self.policy.enabled() {
             let _asleep = Asleep::new(&self.spinners);
-            return self.inner.read(buf);
+            return read(&mut self.inner, Blocking::Yes);
         }
         let start = self.clock.now_ns();
-        if let Some(r) = self.try_now(buf) {
+        if let Some(r) = self.try_now(&mut read) {
             self.counts.ready += 1;
             return r;
         }
@@ -274,10 +289,12 @@ impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
                         self.counts.busy_cpu += 1;
                         break;
                     }
-                    if let Some(r) = self.try_now(buf) {
+                    if let Some(r) = self.try_now(&mut read) {
                         self.counts.spun += 1;
-                        self.policy
-                            .waited(self.clock.now_ns().saturating_sub(start));
+                        if sample {
+                            self.policy
+                                .waited(self.clock.now_ns().saturating_sub(start));
+                        }
                         return r;
                     }
                     if !self.can_poll || self.clock.now_ns().saturating_sub(start) >= window {
@@ -289,11 +306,48 @@ impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
         }
         self.counts.slept += 1;
         let asleep = Asleep::new(&self.spinners);
-        let r = self.inner.read(buf);
+        let r = read(&mut self.inner, Blocking::Yes);
         drop(asleep);
-        self.policy
-            .waited(self.clock.now_ns().saturating_sub(start));
+        if sample {
+            self.policy
+                .waited(self.clock.now_ns().saturating_sub(start));
+        }
         r
+    }
+}
+
+/// Whether a read may wait for bytes.
+#[derive(Clone, Copy)]
+enum Blocking {
+    Yes,
+    No,
+}
+
+impl<R, C> Drop for Polling<R, C> {
+    fn drop(&mut self) {
+        self.spinners.awake.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<R: PollRead, C: WaitClock> Read for Polling<R, C> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return self.inner.read(buf);
+        }
+        self.wait_read(true, |inner, blocking| match blocking {
+            Blocking::Yes => inner.read(buf),
+            Blocking::No => inner.read_now(buf),
+        })
+    }
+
+    /// The rest of a message already begun (a Twrite's data read into pages): it is on
+    /// its way, so it is waited for as a request is, but is not a wait the policy
+    /// learns from.
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.wait_read(false, |inner, blocking| match blocking {
+            Blocking::Yes => inner.read_vectored(bufs),
+            Blocking::No => inner.read_now_vectored(bufs),
+        })
     }
 }
 

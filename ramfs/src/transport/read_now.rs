@@ -23,11 +23,39 @@ fn recv_dontwait(fd: std::os::fd::RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// `recvmsg(fd, bufs, MSG_DONTWAIT)`: [`recv_dontwait`] into several buffers in order.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn recvmsg_dontwait(
+    fd: std::os::fd::RawFd,
+    bufs: &mut [std::io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid: no name, no control data, no flags.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSliceMut` is ABI-compatible with `iovec` on unix (std documents it), so the
+    // slices are an iovec array; the kernel takes at most IOV_MAX of them.
+    msg.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    // SAFETY: `fd` is a socket the caller borrows for the whole call; `msg` points at
+    // `msg_iovlen` iovecs, each a writable buffer borrowed from `bufs` for the call,
+    // which is all the kernel writes; no name or control buffer is given.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // `n` is at most the buffers' total length, so it fits.
+    Ok(n as usize)
+}
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 impl PollRead for std::os::unix::net::UnixStream {
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         recv_dontwait(self.as_raw_fd(), buf)
+    }
+
+    fn read_now_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        recvmsg_dontwait(self.as_raw_fd(), bufs)
     }
 }
 
@@ -36,6 +64,11 @@ impl PollRead for std::net::TcpStream {
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         recv_dontwait(self.as_raw_fd(), buf)
+    }
+
+    fn read_now_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        recvmsg_dontwait(self.as_raw_fd(), bufs)
     }
 }
 
@@ -81,6 +114,30 @@ mod tests {
         assert!(!is_nonblocking(&server));
         drop(client);
         assert_eq!(server.read_now(&mut buf).unwrap(), 0, "end of file");
+    }
+
+    #[test]
+    fn a_unix_socket_is_read_into_several_buffers_without_blocking() {
+        use std::io::IoSliceMut;
+        let (mut server, mut client) = UnixStream::pair().unwrap();
+        let (mut a, mut b, mut c) = ([0u8; 3], [0u8; 4096], [0u8; 8]);
+        {
+            let mut bufs = [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)];
+            let e = server.read_now_vectored(&mut bufs).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        }
+        let sent: Vec<u8> = (0..4100u32).map(|i| i as u8).collect();
+        client.write_all(&sent).unwrap();
+        let mut bufs = [
+            IoSliceMut::new(&mut a),
+            IoSliceMut::new(&mut b),
+            IoSliceMut::new(&mut c),
+        ];
+        assert_eq!(server.read_now_vectored(&mut bufs).unwrap(), 4100);
+        assert_eq!(a[..], sent[..3]);
+        assert_eq!(b[..], sent[3..4099]);
+        assert_eq!(c[..1], sent[4099..]);
+        assert!(!is_nonblocking(&server));
     }
 
     #[test]

@@ -7,7 +7,10 @@ mod body;
 mod data;
 mod wire;
 
-pub use data::{decode_view, FcallView, MsgView, RreadInPlace, RREAD_HEADER_LEN};
+pub use data::{
+    decode_view, peek_twrite, FcallView, MsgView, RreadInPlace, TwriteHeader, RREAD_HEADER_LEN,
+    TWRITE_HEADER_LEN,
+};
 
 use alloc::vec::Vec;
 

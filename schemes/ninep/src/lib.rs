@@ -36,8 +36,9 @@ pub mod errno;
 mod msg;
 
 pub use codec::{
-    decode, decode_view, encode, encoded_len, mtype_name, peek_size, DecodeError, DecodeErrorKind,
-    EncodeError, FcallView, MsgView, RreadInPlace, RREAD_HEADER_LEN,
+    decode, decode_view, encode, encoded_len, mtype_name, peek_size, peek_twrite, DecodeError,
+    DecodeErrorKind, EncodeError, FcallView, MsgView, RreadInPlace, TwriteHeader, RREAD_HEADER_LEN,
+    TWRITE_HEADER_LEN,
 };
 pub use consts::*;
 pub use msg::*;

@@ -41,6 +41,37 @@ proptest! {
         prop_assert_eq!(view.into_owned(), fc);
     }
 
+    /// `peek_twrite` on a message's first bytes: the header of what `decode_view` gives
+    /// for the whole message when it is a Twrite, and `None` for every other message.
+    #[test]
+    fn a_peeked_twrite_header_is_what_the_whole_message_decodes_as((dialect, fc) in fcall()) {
+        let bytes = bytes_of(&fc);
+        let head = &bytes[..bytes.len().min(TWRITE_HEADER_LEN)];
+        match (peek_twrite(head), decode_view(&bytes, dialect).expect("decodes").msg) {
+            (Some(h), MsgView::Twrite { fid, offset, data }) => {
+                prop_assert_eq!((h.tag, h.fid, h.offset), (fc.tag, fid, offset));
+                prop_assert_eq!(h.count as usize, data.len());
+                prop_assert_eq!(bytes.len(), TWRITE_HEADER_LEN + data.len());
+            }
+            (None, MsgView::Owned(_)) => {}
+            (peeked, msg) => prop_assert!(false, "peeked {:?} of {:?}", peeked, msg),
+        }
+    }
+
+    /// A size field that disagrees with the count, or a header cut short: no header.
+    #[test]
+    fn a_twrite_whose_size_disagrees_is_not_peeked(
+        data in vec(any::<u8>(), 0..64),
+        delta in 1u32..1000,
+        cut in 0usize..TWRITE_HEADER_LEN,
+    ) {
+        let mut bytes = twrite(data);
+        prop_assert!(peek_twrite(&bytes[..cut]).is_none());
+        let size = peek_size(&bytes).unwrap().wrapping_add(delta);
+        bytes[..4].copy_from_slice(&size.to_le_bytes());
+        prop_assert!(peek_twrite(&bytes).is_none());
+    }
+
     /// Mangled messages (cut, grown, bytes changed): the same error as `decode`.
     #[test]
     fn a_view_fails_as_decode_fails(

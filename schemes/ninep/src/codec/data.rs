@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 
 use super::wire::Reader;
-use super::{body, fail_in, frame, DecodeError, DecodeErrorKind, EncodeError};
+use super::{body, fail_in, frame, peek_size, DecodeError, DecodeErrorKind, EncodeError};
 use crate::consts::{mtype, HEADER_LEN};
 use crate::msg::{Dialect, Fcall, Msg};
 
@@ -72,6 +72,41 @@ fn body_view<'a>(
         fid: r.u32()?,
         offset: r.u64()?,
         data: r.counted_slice()?,
+    })
+}
+
+/// `size[4] type[1] tag[2] fid[4] offset[8] count[4]`: what precedes a `Twrite`'s data.
+pub const TWRITE_HEADER_LEN: usize = HEADER_LEN + 16;
+
+/// The fields of a `Twrite` that precede its data, read before the data has arrived so
+/// that a server can choose where to receive the data (straight into page buffers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwriteHeader {
+    pub tag: u16,
+    pub fid: u32,
+    pub offset: u64,
+    /// The data's length: the message is [`TWRITE_HEADER_LEN`] + `count` bytes.
+    pub count: u32,
+}
+
+/// The header of the `Twrite` whose first [`TWRITE_HEADER_LEN`] bytes begin `buf` (the
+/// rest of the message need not be there), if its size field and count agree: the
+/// whole message, once its data is in, decodes as this `Twrite` with [`decode_view`].
+/// `None` for any other type, fewer bytes, or a size that disagrees with the count
+/// (which `decode_view` would refuse).
+pub fn peek_twrite(buf: &[u8]) -> Option<TwriteHeader> {
+    let head = buf.get(..TWRITE_HEADER_LEN)?;
+    if head[4] != mtype::TWRITE {
+        return None;
+    }
+    let mut r = Reader::new(&head[5..]);
+    let (tag, fid, offset, count) = (r.u16().ok()?, r.u32().ok()?, r.u64().ok()?, r.u32().ok()?);
+    let size = peek_size(head)?;
+    (u64::from(size) == TWRITE_HEADER_LEN as u64 + u64::from(count)).then_some(TwriteHeader {
+        tag,
+        fid,
+        offset,
+        count,
     })
 }
 

@@ -1,0 +1,374 @@
+//! Tests of `input.rs`: messages cut by reads are completed where they were read, a read
+//! takes what the transport has, and a large Twrite's data is read into page buffers
+//! (through transports that hand out a few bytes at a time, vectored or not) and handed
+//! out whole, with the bytes after it left for the next message.
+
+use super::*;
+
+/// A transport that hands out the given pieces, one a read (cut to the room given).
+struct Pieces(Vec<Vec<u8>>);
+
+impl Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(piece) = self.0.first_mut() else {
+            return Ok(0);
+        };
+        let n = piece.len().min(buf.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        piece.drain(..n);
+        if piece.is_empty() {
+            self.0.remove(0);
+        }
+        Ok(n)
+    }
+}
+
+/// A message of `len` bytes (size field included), its body filled with `byte`.
+fn message(len: usize, byte: u8) -> Vec<u8> {
+    let mut m = vec![byte; len];
+    m[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    m
+}
+
+#[test]
+fn a_message_cut_by_reads_is_completed_where_it_was_read() {
+    let a = message(100, 1);
+    let b = message(3 * READ_CHUNK, 2);
+    // One read brings all of a and the start of b, the next ones the rest of b;
+    // twice, since the first time the buffer grows (and moves, as a Vec does).
+    let mut first = a.clone();
+    first.extend_from_slice(&b[..1000]);
+    let round = [first, b[1000..].to_vec()];
+    let mut t = Pieces([round.clone(), round].concat());
+    let mut input = Input::default();
+    for round in 0..2 {
+        assert_eq!(input.read_from(&mut t, None).unwrap(), 1100);
+        assert_eq!(input.pending()[..100], a[..]);
+        input.consume(100);
+        let b_at = input.pending().as_ptr();
+        // The rest of b is asked for, and no more.
+        while input.pending().len() < b.len() {
+            assert!(input.read_from(&mut t, None).unwrap() > 0);
+        }
+        assert_eq!(input.pending(), &b[..]);
+        if round == 1 {
+            assert_eq!(input.pending().as_ptr(), b_at, "b was not moved");
+        }
+        input.consume(b.len());
+        assert!(input.pending().is_empty());
+    }
+    assert_eq!(input.read_from(&mut t, None).unwrap(), 0, "end of file");
+}
+
+#[test]
+fn a_read_takes_what_the_transport_has_past_the_end_of_a_message() {
+    let a = message(5000, 1);
+    let b = message(50, 2);
+    let mut t = Pieces(vec![a[..10].to_vec(), [&a[10..], &b[..]].concat()]);
+    let mut input = Input::default();
+    input.read_from(&mut t, None).unwrap();
+    assert_eq!(
+        input.read_from(&mut t, None).unwrap(),
+        4990 + 50,
+        "a's rest and b"
+    );
+    assert_eq!(input.pending(), &[&a[..], &b[..]].concat()[..]);
+    input.consume(a.len());
+    // b was read where it lies, after a: not moved.
+    assert_eq!(input.pending(), &b[..]);
+    assert_eq!(input.pending().as_ptr(), input.buf[a.len()..].as_ptr());
+}
+
+#[test]
+fn an_unanswered_tail_moves_to_the_front_only_when_its_rest_has_no_room() {
+    let a = message(30, 1);
+    let cut = message(20, 2);
+    let big = message(3 * READ_CHUNK, 3);
+    let mut t = Pieces(vec![
+        [&a[..], &cut[..2]].concat(),
+        [&cut[2..], &big[..1000]].concat(),
+        big[1000..].to_vec(),
+    ]);
+    let mut input = Input::default();
+    input.read_from(&mut t, None).unwrap();
+    input.consume(a.len());
+    // A cut size field with room after it: read in place.
+    input.read_from(&mut t, None).unwrap();
+    assert_eq!(input.pending()[..cut.len()], cut[..]);
+    assert_eq!(input.pending().as_ptr(), input.buf[a.len()..].as_ptr());
+    input.consume(cut.len());
+    // The big message's rest does not fit after it: its first 1000 bytes move to the
+    // front, the rest is read after them.
+    while input.pending().len() < big.len() {
+        assert!(input.read_from(&mut t, None).unwrap() > 0);
+    }
+    assert_eq!(input.pending(), &big[..]);
+    assert_eq!(input.pending().as_ptr(), input.buf.as_ptr());
+}
+
+/// A transport that hands out `stream` at most `piece(n)` bytes a read (n counting the
+/// reads), filling a vectored read's slices in order when `vectored`, else only the
+/// first non-empty one (as `Read`'s default does).
+struct Trickle {
+    stream: Vec<u8>,
+    at: usize,
+    reads: usize,
+    vectored: bool,
+}
+
+impl Trickle {
+    fn new(stream: Vec<u8>, vectored: bool) -> Trickle {
+        Trickle {
+            stream,
+            at: 0,
+            reads: 0,
+            vectored,
+        }
+    }
+
+    /// 1 to 6,000 bytes, varied deterministically.
+    fn piece(&mut self) -> usize {
+        self.reads += 1;
+        1 + (self.reads * 7919) % 6000
+    }
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.piece().min(buf.len()).min(self.stream.len() - self.at);
+        buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if !self.vectored {
+            let buf = bufs.iter_mut().find(|b| !b.is_empty());
+            return buf.map_or(Ok(0), |b| self.read(b));
+        }
+        let mut left = self.piece().min(self.stream.len() - self.at);
+        let mut done = 0;
+        for buf in bufs.iter_mut() {
+            let n = left.min(buf.len());
+            buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
+            self.at += n;
+            left -= n;
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+/// A Twrite of `count` bytes at `offset` (data: a pattern of `seed`).
+fn twrite(tag: u16, offset: u64, count: usize, seed: u8) -> Vec<u8> {
+    let data: Vec<u8> = (0..count)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
+    let mut out = Vec::new();
+    let msg = ninep::Msg::Twrite {
+        fid: 9,
+        offset,
+        data,
+    };
+    ninep::encode(&ninep::Fcall { tag, msg }, &mut out).unwrap();
+    out
+}
+
+const MSIZE: u32 = 1 << 20;
+
+/// What the input handed out, message by message: the bytes, and whether the data came
+/// in pages (with its head ending on a page boundary of the file).
+fn messages_read(t: &mut Trickle, input: &mut Input) -> Vec<(Vec<u8>, bool)> {
+    let mut seen = Vec::new();
+    loop {
+        if let Some(w) = input.gathered() {
+            let end_of_head = w.header.offset + w.data.head.len() as u64;
+            assert!(
+                end_of_head.is_multiple_of(PAGE_SIZE as u64),
+                "pages start on a file page"
+            );
+            assert!(w.data.pages.len() * PAGE_SIZE >= GATHER_MIN);
+            seen.push((w.message(), true));
+            input.finish_gathered();
+            continue;
+        }
+        let pending = input.pending();
+        if let Some(size) = peek_size(pending).filter(|&s| s as usize <= pending.len()) {
+            seen.push((pending[..size as usize].to_vec(), false));
+            input.consume(size as usize);
+            continue;
+        }
+        if input.read_from(t, Some(MSIZE)).unwrap() == 0 {
+            assert!(input.pending().is_empty(), "nothing left half read");
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn a_large_twrite_is_read_into_pages_and_handed_out_whole() {
+    let writes = [
+        (0u64, 64 * 1024),
+        (100, 64 * 1024 + 1),
+        (4095, 100_000),
+        (4096 * 5, 64 * 1024),
+        (7, 1000),
+        (8192, GATHER_MIN - 1),
+        (1 << 40, 256 * 1024),
+    ];
+    for vectored in [true, false] {
+        let mut stream = Vec::new();
+        let mut want = Vec::new();
+        for (i, &(offset, count)) in writes.iter().enumerate() {
+            let w = twrite(i as u16, offset, count, i as u8);
+            // Each Twrite is followed by a small message, which a read takes with the
+            // Twrite's last bytes.
+            let small = message(11, 1);
+            stream.extend_from_slice(&w);
+            stream.extend_from_slice(&small);
+            want.push((w, count >= 64 * 1024));
+            want.push((small, false));
+        }
+        let mut t = Trickle::new(stream, vectored);
+        let mut input = Input::default();
+        let seen = messages_read(&mut t, &mut input);
+        assert_eq!(seen.len(), want.len());
+        for (i, ((got, paged), (want, big))) in seen.iter().zip(&want).enumerate() {
+            assert!(got == want, "message {i} (vectored: {vectored})");
+            // Reads of at most 6,000 bytes leave a 64 KiB Twrite's data mostly unread
+            // when its header is in: it always goes into pages; a small one never does.
+            assert_eq!(paged, big, "message {i} (vectored: {vectored})");
+        }
+    }
+}
+
+#[test]
+fn before_tversion_nothing_is_read_into_pages() {
+    let w = twrite(1, 0, 64 * 1024, 3);
+    let mut t = Trickle::new(w.clone(), true);
+    let mut input = Input::default();
+    while input.pending().len() < w.len() {
+        assert!(input.read_from(&mut t, None).unwrap() > 0);
+        assert!(input.gathered().is_none());
+    }
+    assert_eq!(input.pending(), &w[..]);
+}
+
+#[test]
+fn page_buffers_given_back_are_the_next_twrite_s() {
+    let (a, b) = (twrite(1, 0, 64 * 1024, 1), twrite(2, 0, 64 * 1024, 2));
+    let mut t = Trickle::new([a, b.clone()].concat(), true);
+    let mut input = Input::default();
+    let first: Vec<*const u8>;
+    loop {
+        input.read_from(&mut t, Some(MSIZE)).unwrap();
+        if let Some(w) = input.gathered() {
+            first = w.data.pages.iter().map(|p| p.bytes().as_ptr()).collect();
+            // As a file gives back the pages it replaced (or copied from).
+            w.spare.extend(w.data.pages);
+            input.finish_gathered();
+            break;
+        }
+    }
+    loop {
+        input.read_from(&mut t, Some(MSIZE)).unwrap();
+        if let Some(w) = input.gathered() {
+            let second: Vec<_> = w.data.pages.iter().map(|p| p.bytes().as_ptr()).collect();
+            assert!(w.message() == b);
+            // The first read brought part of the first page, so the first Twrite had
+            // 15 pages, the second 16: 15 of them the first's.
+            assert!(!first.is_empty());
+            for page in &first {
+                assert!(second.contains(page), "a buffer given back was not reused");
+            }
+            return;
+        }
+    }
+}
+
+#[test]
+fn the_spare_buffers_kept_are_one_message_s_worth() {
+    let w = twrite(1, 0, 64 * 1024, 1);
+    let mut t = Trickle::new(w, true);
+    let mut input = Input::default();
+    let msize = 32 * 1024 + 4096;
+    loop {
+        input.read_from(&mut t, Some(msize)).unwrap();
+        if let Some(w) = input.gathered() {
+            w.spare.extend(w.data.pages);
+            w.spare.extend((0..100).map(|_| PageBuf::new()));
+            input.finish_gathered();
+            break;
+        }
+    }
+    assert_eq!(input.spare.len(), msize as usize / PAGE_SIZE);
+}
+
+#[test]
+fn end_of_file_inside_the_pages_is_end_of_file() {
+    let w = twrite(1, 0, 64 * 1024, 1);
+    let mut t = Trickle::new(w[..40_000].to_vec(), true);
+    let mut input = Input::default();
+    let mut reads = 0;
+    while input.read_from(&mut t, Some(MSIZE)).unwrap() > 0 {
+        reads += 1;
+        assert!(input.gathered().is_none());
+    }
+    assert!(reads > 1);
+    assert!(input.gather.is_some(), "the data was going into pages");
+}
+
+/// A transport with everything there at once: each read takes all the room it is given.
+struct Greedy(Trickle);
+
+impl Read for Greedy {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let t = &mut self.0;
+        let n = buf.len().min(t.stream.len() - t.at);
+        buf[..n].copy_from_slice(&t.stream[t.at..t.at + n]);
+        t.at += n;
+        Ok(n)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        let mut done = 0;
+        for buf in bufs.iter_mut() {
+            done += self.read(buf)?;
+        }
+        Ok(done)
+    }
+}
+
+#[test]
+fn back_to_back_twrites_all_go_into_pages_once_one_does() {
+    let writes: Vec<Vec<u8>> = (0..20)
+        .map(|i| twrite(i, u64::from(i) * 65536, 65536, i as u8))
+        .collect();
+    let mut t = Greedy(Trickle::new(writes.concat(), true));
+    let mut input = Input::default();
+    let mut seen = Vec::new();
+    loop {
+        if let Some(w) = input.gathered() {
+            seen.push((w.message(), true));
+            input.finish_gathered();
+            continue;
+        }
+        let pending = input.pending();
+        if let Some(size) = peek_size(pending).filter(|&s| s as usize <= pending.len()) {
+            seen.push((pending[..size as usize].to_vec(), false));
+            input.consume(size as usize);
+            continue;
+        }
+        if input.read_from(&mut t, Some(MSIZE)).unwrap() == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), writes.len());
+    let paged: Vec<bool> = seen.iter().map(|(_, paged)| *paged).collect();
+    for ((got, _), want) in seen.iter().zip(&writes) {
+        assert!(got == want);
+    }
+    // The first read takes the first Twrite whole and most of the second; from the
+    // third on, each is read into pages.
+    assert!(paged[2..].iter().all(|&p| p), "{paged:?}");
+}
