@@ -104,6 +104,8 @@ pub struct FileData {
     held: u64,
     /// Runs replaced by a copy (or new data) because a reply still held them.
     replaced: u64,
+    /// Received page buffers that became pages of the file ([`FileData::write_gathered`]).
+    taken: u64,
 }
 
 /// What [`FileData::give_back`] did.
@@ -195,6 +197,12 @@ impl FileData {
     /// their pages ([`FileData::read_pieces`]), since the file was made.
     pub fn replaced_while_held(&self) -> u64 {
         self.replaced
+    }
+
+    /// Page buffers of gathered writes that became the file's pages, uncopied
+    /// ([`FileData::write_gathered`]), since the file was made.
+    pub fn pages_taken(&self) -> u64 {
+        self.taken
     }
 
     /// How many pages of memory a write of `len` bytes at `offset` would allocate: the

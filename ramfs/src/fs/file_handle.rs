@@ -74,6 +74,12 @@ impl FileHandle {
         self.data.read().replaced_while_held()
     }
 
+    /// Received page buffers that became the file's pages, uncopied, since the file was
+    /// made ([`FileData::pages_taken`](super::FileData::pages_taken)).
+    pub fn pages_taken(&self) -> u64 {
+        self.data.read().pages_taken()
+    }
+
     /// Writes `data` at `offset` (at the end if `append` or the file is `DMAPPEND`) as
     /// [`Fs::write`](super::Fs::write) does, holding the file's data lock alone and no
     /// tree lock, and returns the bytes written; past the memory limit it fails and

@@ -93,6 +93,7 @@ impl FileData {
                 );
                 self.held += 1;
                 self.live += 1;
+                self.taken += 1;
                 self.size = self.size.max((index + 1) * PAGE);
                 None
             }
@@ -100,6 +101,7 @@ impl FileData {
                 let run = self.runs.get_mut(&index)?;
                 let slots: Box<[_]> = page.0;
                 let old = std::mem::replace(&mut run.slots, Arc::new(slots));
+                self.taken += 1;
                 self.size = self.size.max((index + 1) * PAGE);
                 let old = PageBuf::reclaim(old);
                 if old.is_none() {
