@@ -117,3 +117,7 @@ impl FileData {
         Some(page)
     }
 }
+
+#[cfg(test)]
+#[path = "gathered_tests.rs"]
+mod tests;
