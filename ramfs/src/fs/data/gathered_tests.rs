@@ -296,12 +296,13 @@ fn a_page_inside_a_run_of_several_is_copied_in_place() {
     assert_eq!(held_bytes(&held), seen);
     assert_eq!(files.f.replaced_while_held(), 1, "the held run, copied");
     drop(held);
-    // Not held any more: the page is written where it is.
+    // Not held any more: the run's first page (where a run of one would start) is
+    // written where it is too.
     let at = (0..4).map(|i| page_addr(&files.f, i)).collect::<Vec<_>>();
     assert_ne!(at, before, "the copy took the held run's place");
     let buf = page_buf(0x99);
     let spare = files.write_gathered(
-        PAGE,
+        0,
         Gathered {
             pages: vec![buf],
             ..Default::default()
