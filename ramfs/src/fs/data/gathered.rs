@@ -119,3 +119,7 @@ impl FileData {
         Some(page)
     }
 }
+
+#[cfg(test)]
+#[path = "gathered_tests.rs"]
+mod tests;

@@ -151,3 +151,100 @@ fn a_write_goes_through_while_a_metadata_change_elsewhere_holds_the_tree() {
     );
     assert_eq!(fs.lock().read(f, 0, 4096).unwrap(), vec![9; 4096]);
 }
+
+/// A page buffer of `byte`s, and where its bytes are.
+fn page_of_bytes(byte: u8) -> (PageBuf, usize) {
+    let mut page = PageBuf::new();
+    page.bytes_mut().fill(byte);
+    let at = page.bytes().as_ptr() as usize;
+    (page, at)
+}
+
+/// A gathered write through a handle takes its pages as the file's and charges them;
+/// one past the memory limit fails and changes nothing: not the size, not the bytes
+/// (the pages it would have replaced are still the file's), not the account.
+#[test]
+fn a_gathered_write_through_a_handle_is_charged_and_refused_past_the_limit() {
+    let fs = shared_fs(MIB);
+    let who = fs.lock().cred_for_uid(1000, None);
+    let root = fs.lock().root();
+    let f = file(&mut fs.lock(), &who, root, "f", 0o644);
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    let used = fs.lock().statfs().used;
+    let (a, a_at) = page_of_bytes(1);
+    let (b, b_at) = page_of_bytes(2);
+    let mut data = Gathered {
+        head: b"",
+        pages: vec![a, b],
+        tail: b"xyz",
+    };
+    let mut spare = Vec::new();
+    let written = h.write_gathered(&who, 0, &mut data, false, &mut spare);
+    assert_eq!(written, Ok(Some(2 * PAGE_SIZE as u32 + 3)));
+    assert!(data.is_empty(), "the data was used up");
+    assert!(spare.is_empty(), "nothing copied, nothing replaced");
+    let addr = |i| h.data.read().page(i).map(|p| p.0.as_ptr() as usize);
+    assert_eq!((addr(0), addr(1)), (Some(a_at), Some(b_at)));
+    assert_eq!(fs.lock().statfs().used, used + 3 * PAGE_SIZE as u64);
+    let before = fs.lock().read(f, 0, usize::MAX).unwrap();
+    let used = fs.lock().statfs().used;
+
+    // Over the three pages and on past the end: one page more than there is room for.
+    let stats = fs.lock().statfs();
+    let pages = (stats.limit - stats.used) / PAGE_SIZE as u64 + 4;
+    let mut data = Gathered {
+        head: b"",
+        pages: (0..pages).map(|i| page_of_bytes(i as u8).0).collect(),
+        tail: b"",
+    };
+    let mut spare = Vec::new();
+    assert_eq!(
+        h.write_gathered(&who, 0, &mut data, false, &mut spare),
+        Err(Error::NoSpace)
+    );
+    assert!(spare.is_empty());
+    assert_eq!(fs.lock().attr(f).unwrap().size, 2 * PAGE_SIZE as u64 + 3);
+    assert_eq!(fs.lock().read(f, 0, usize::MAX).unwrap(), before);
+    assert_eq!((addr(0), addr(1)), (Some(a_at), Some(b_at)));
+    assert_eq!(fs.lock().statfs().used, used);
+}
+
+/// A gathered write that would take a set-id bit away is handed back (`None`) with its
+/// data as it came, for the caller to write through the tree; the file is untouched.
+#[test]
+fn a_gathered_write_that_would_clear_setid_leaves_its_data_alone() {
+    let fs = shared_fs(64 * MIB);
+    let owner = fs.lock().cred_for_uid(1000, None);
+    let other = fs.lock().cred_for_uid(1001, None);
+    let root = fs.lock().root();
+    let f = file(&mut fs.lock(), &owner, root, "prog", 0o777);
+    let h = fs.lock_shared().file_handle(f).unwrap();
+    assert_eq!(h.write(&owner, 0, b"old", false), Ok(Some(3)));
+    let set = SetAttrs {
+        perm: Some(0o4777),
+        ..Default::default()
+    };
+    fs.lock().setattr(&owner, f, set).unwrap();
+    let used = fs.lock().statfs().used;
+    let (page, at) = page_of_bytes(7);
+    let (head, tail) = (vec![1u8; 100], vec![2u8; 5]);
+    let mut data = Gathered {
+        head: &head,
+        pages: vec![page],
+        tail: &tail,
+    };
+    let mut spare = Vec::new();
+    assert_eq!(
+        h.write_gathered(&other, 0, &mut data, false, &mut spare),
+        Ok(None)
+    );
+    assert_eq!(data.head, &head[..]);
+    assert_eq!(data.tail, &tail[..]);
+    assert_eq!(data.pages.len(), 1);
+    assert_eq!(data.pages[0].bytes().as_ptr() as usize, at, "the same page");
+    assert!(data.pages[0].bytes().iter().all(|&b| b == 7));
+    assert!(spare.is_empty());
+    assert_eq!(fs.lock().read(f, 0, usize::MAX).unwrap(), b"old");
+    assert_eq!(fs.lock().attr(f).unwrap().perm, 0o4777);
+    assert_eq!(fs.lock().statfs().used, used);
+}
