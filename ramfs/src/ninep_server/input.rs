@@ -22,9 +22,13 @@
 //! next (the header of the next Twrite, so that its data too can go into pages). Once the
 //! message is in, [`Input::gathered`] hands it out in those pieces, and the pages become
 //! the file's ([`crate::fs::FileData::write_gathered`]): the data is copied only by the
-//! kernel, into the pages it stays in. The price is a read a message, where a read of
-//! whatever the transport has may bring several; for messages of 32 KiB and more the
-//! copy saved is worth more. The page buffers a connection gets back (pages a write
+//! kernel, into the pages it stays in. A read that would bring most of a large Twrite's
+//! data into the buffer (the rest of one whose header is in, or the first read after a
+//! gathered one) stops at the next message's header instead, so that a stream of large
+//! Twrites goes into pages from its second message on. The price is a read a message,
+//! where a read of whatever the transport has may bring several; for messages of
+//! 32 KiB and more the copy saved is worth more (the connection loop sends their
+//! Rwrites a few at a time). The page buffers a connection gets back (pages a write
 //! replaced, pages copied instead of taken) are kept for the next message, up to the
 //! pages of one message of msize, outside the tree's memory account, as the input buffer is.
 

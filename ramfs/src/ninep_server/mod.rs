@@ -9,8 +9,10 @@
 //! before it, so a Tflush always finds the request it names already answered, and its
 //! Rflush goes out after that reply.
 //!
-//! File data is copied once on a write and not at all by ramfs on a large read. A
-//! Twrite is decoded borrowed ([`ninep::decode_view`]) and its data copied from the
+//! File data is not copied by ramfs on a large read or a large write, and once on a
+//! small one. A Twrite with 32 KiB or more of whole pages still to come has them read
+//! straight into page buffers that become the file's pages (`input`, `gathered`). A
+//! smaller one is decoded borrowed ([`ninep::decode_view`]) and its data copied from the
 //! input buffer, where the transport put it (`input`), into the file's pages. A Tread
 //! of at least `output::SHARE_MIN` bytes puts its Rread's header in the output and
 //! holds the file's pages it covers whole, which the output writes with vectored writes
