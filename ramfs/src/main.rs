@@ -16,6 +16,14 @@ use ramfs::fs::{Clock, Config, Fs, UsersFile, USER_NAME_MAX};
 use ramfs::ninep_server::{AttachRule, ConnectionEnd, Server, ServerConfig};
 use ramfs::transport::{self, Connection, ListenAddr, Listener};
 
+/// A file's pages are 4 KiB allocations aligned to 4 KiB. glibc's malloc pads each to
+/// 8 KiB (and grows a thread's arena a page at a time, an `mprotect` each); mimalloc
+/// carves them from aligned pages of its own, so the process holds about what the
+/// tree's memory account says (`tests/memory_footprint.rs`).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status of a refused non-loopback TCP listen (see [`RunError::Remote`]).
 const EXIT_REMOTE_REFUSED: u8 = 3;
 
