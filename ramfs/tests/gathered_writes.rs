@@ -61,7 +61,7 @@ impl Client {
             self.sent += 1;
             let n = (1 + (self.sent * 7919) % 6000).min(bytes.len() - at);
             self.stream.write_all(&bytes[at..at + n]).expect("send");
-            if self.sent % 7 == 0 {
+            if self.sent.is_multiple_of(7) {
                 // Now and then the server catches up and finds the socket empty.
                 thread::sleep(Duration::from_micros(200));
             }
@@ -183,7 +183,7 @@ fn twrites_read_into_pages_write_what_was_sent() {
         (3 * 65536 + 100, 100_000),
         (1 << 20, (MSIZE - IOHDRSZ) as usize),
     ];
-    writes.extend((0..8).map(|i| (4 << 20 | i * 65536, 64 * 1024)));
+    writes.extend((0..8).map(|i| ((4 << 20) + i * 65536, 64 * 1024)));
     let mut model = vec![0u8; 0];
     let mut requests = Vec::new();
     for (i, &(offset, len)) in writes.iter().enumerate() {

@@ -85,30 +85,36 @@ pub(super) fn replace_page(slots: &mut Slots, bytes: &[u8; PAGE_SIZE], replaced:
 
 /// A page of a client's write data, received straight into a buffer of its own so
 /// that it can become a file's page (a run of one page) without a copy
-/// ([`FileData::write_gathered`](super::FileData::write_gathered)). Nothing else refers
-/// to it: a buffer is made zeroed, or is a page a file let go of that no reply held.
-pub struct PageBuf(pub(super) Box<[Page; 1]>);
+/// ([`FileData::write_gathered`](super::FileData::write_gathered)). It is a run of one
+/// page already, so taking it into a file, or back from one, allocates nothing.
+/// Nothing else refers to it: a buffer is made zeroed, or is a page a file let go of
+/// that no reply held.
+pub struct PageBuf(pub(super) Slots);
 
 impl PageBuf {
     /// A zeroed page.
     pub fn new() -> PageBuf {
-        PageBuf(Box::new([Page::ZERO]))
+        PageBuf(Arc::new(vec![Page::ZERO].into_boxed_slice()))
     }
 
-    /// Its bytes, to receive into.
-    pub fn bytes_mut(&mut self) -> &mut [u8; PAGE_SIZE] {
-        &mut self.0[0].0
+    /// Its bytes (a page of them), to receive into.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // Never a copy: nothing else holds the run (see the type's notes).
+        match Arc::make_mut(&mut self.0).first_mut() {
+            Some(page) => &mut page.0,
+            None => &mut [],
+        }
     }
 
-    /// Its bytes.
-    pub fn bytes(&self) -> &[u8; PAGE_SIZE] {
-        &self.0[0].0
+    /// Its bytes (a page of them).
+    pub fn bytes(&self) -> &[u8] {
+        self.0.first().map_or(&[], |page| &page.0)
     }
 
-    /// The page of a run of one page that nothing else holds.
-    pub(super) fn reclaim(slots: Slots) -> Option<PageBuf> {
-        let pages = Arc::try_unwrap(slots).ok()?;
-        Box::<[Page; 1]>::try_from(pages).ok().map(PageBuf)
+    /// The run of one page `slots`, if nothing else holds it.
+    pub(super) fn reclaim(mut slots: Slots) -> Option<PageBuf> {
+        let unique = Arc::get_mut(&mut slots).is_some_and(|pages| pages.len() == 1);
+        unique.then_some(PageBuf(slots))
     }
 }
 

@@ -10,7 +10,6 @@
 //! unless a reply still holds it: then the reply has it alone, as after a copy on write.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use super::{page_of, FileData, Run, PAGE};
 use crate::fs::pages::{PageBuf, PAGE_SIZE};
@@ -83,11 +82,10 @@ impl FileData {
         match replaceable {
             _ if self.loans_of(index) > 0 => self.copy_in(index, page),
             None => {
-                let slots: Box<[_]> = page.0;
                 self.runs.insert(
                     index,
                     Run {
-                        slots: Arc::new(slots),
+                        slots: page.0,
                         vacant: BTreeSet::new(),
                     },
                 );
@@ -99,8 +97,7 @@ impl FileData {
             }
             Some(true) => {
                 let run = self.runs.get_mut(&index)?;
-                let slots: Box<[_]> = page.0;
-                let old = std::mem::replace(&mut run.slots, Arc::new(slots));
+                let old = std::mem::replace(&mut run.slots, page.0);
                 self.taken += 1;
                 self.size = self.size.max((index + 1) * PAGE);
                 let old = PageBuf::reclaim(old);
