@@ -55,22 +55,63 @@ impl FileData {
     pub fn write_gathered(&mut self, offset: u64, data: Gathered<'_>, spare: &mut Vec<PageBuf>) {
         let end = offset + data.len() as u64;
         self.write(offset, data.head);
-        let mut pos = offset + data.head.len() as u64;
-        let aligned = pos.is_multiple_of(PAGE);
-        for page in data.pages {
-            let left = if aligned {
-                self.adopt(page_of(pos), page)
+        let pos = offset + data.head.len() as u64;
+        let tail_at = pos + (data.pages.len() * PAGE_SIZE) as u64;
+        if pos.is_multiple_of(PAGE) {
+            let first = page_of(pos);
+            let rest = if self.loans.any_in(first, first + data.pages.len() as u64) {
+                (first..).zip(data.pages).collect()
             } else {
-                self.write(pos, page.bytes());
-                Some(page)
+                self.swap_one_page_runs(first, data.pages, spare)
             };
-            spare.extend(left);
-            pos += PAGE;
+            for (index, page) in rest {
+                spare.extend(self.adopt(index, page));
+            }
+        } else {
+            for (at, page) in (pos..).step_by(PAGE_SIZE).zip(data.pages) {
+                self.write(at, page.bytes());
+                spare.push(page);
+            }
         }
-        self.write(pos, data.tail);
+        self.write(tail_at, data.tail);
         if end > offset {
             self.size = self.size.max(end);
         }
+    }
+
+    /// Puts each of `pages` (for file pages `first`, `first + 1`, …, none of them lent)
+    /// in place of the live run of one page at its index, in one walk of the runs (a
+    /// file written by large Twrites is all such runs); the pages it replaces go to
+    /// `spare` unless a reply holds them. Returns the pages that found no such run (a
+    /// hole, a page of a longer run), with their indices, for [`FileData::adopt`].
+    fn swap_one_page_runs(
+        &mut self,
+        first: u64,
+        pages: Vec<PageBuf>,
+        spare: &mut Vec<PageBuf>,
+    ) -> Vec<(u64, PageBuf)> {
+        let end = first + pages.len() as u64;
+        let (mut taken, mut replaced) = (0, 0);
+        let mut left = Vec::new();
+        let mut runs = self.runs.range_mut(first..end).peekable();
+        for (index, page) in (first..).zip(pages) {
+            while runs.next_if(|(&start, _)| start < index).is_some() {}
+            match runs.peek_mut() {
+                Some((&start, run)) if start == index && run.len() == 1 && run.is_live(0) => {
+                    let old = std::mem::replace(&mut run.slots, page.0);
+                    taken += 1;
+                    match PageBuf::reclaim(old) {
+                        Some(old) => spare.push(old),
+                        // A reply holds the old page: it keeps it, the file has the new.
+                        None => replaced += 1,
+                    }
+                }
+                _ => left.push((index, page)),
+            }
+        }
+        self.taken += taken;
+        self.replaced += replaced;
+        left
     }
 
     /// Makes `page` the file's page `index`, or copies it there; returns the buffer
