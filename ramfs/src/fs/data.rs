@@ -52,6 +52,10 @@ pub use gathered::Gathered;
 /// [`PAGE_SIZE`] as a file offset.
 const PAGE: u64 = PAGE_SIZE as u64;
 
+/// The least piece of a page that a read hands as held pages rather than bytes (see
+/// [`FileData::read_pieces`]).
+const SHARE_PART_MIN: usize = 2048;
+
 /// A change that would move or free a lent page: refused, nothing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pinned;
@@ -230,9 +234,11 @@ impl FileData {
 
     /// [`FileData::read_with`], but a run the range covers whole, with no lent page and
     /// no vacant slot, is handed as [`Piece::Pages`]: the run itself, for a reply to
-    /// hold and send uncopied. A later change of those pages replaces them in the file
-    /// (copy on write), so what the reply holds stays what this read saw. The rest
-    /// (pieces of pages, holes, lent runs) is handed as bytes to copy.
+    /// hold and send uncopied; so is a piece of at least 2 KiB of such a run of one
+    /// page (the ends of a read not aligned to pages). A later change of those pages
+    /// replaces them in the file (copy on write), so what the reply holds stays what
+    /// this read saw. The rest (smaller pieces, pieces of longer runs, holes, lent runs)
+    /// is handed as bytes to copy.
     pub fn read_pieces(&self, offset: u64, count: usize, mut put: impl FnMut(Piece<'_>)) -> usize {
         self.walk(offset, count, true, &mut put)
     }
@@ -268,9 +274,22 @@ impl FileData {
             }
             if let Some((start, run)) = runs.peek() {
                 let whole = in_page == 0 && *start == index && end - pos >= run.len() * PAGE;
-                if share && whole && run.vacant.is_empty() && !self.run_is_lent(*start, run) {
-                    put(Piece::Pages(SharedPages(Arc::clone(&run.slots))));
+                let shareable = share && run.vacant.is_empty() && !self.run_is_lent(*start, run);
+                if shareable && whole {
+                    put(Piece::Pages(SharedPages::whole(Arc::clone(&run.slots))));
                     pos += run.len() * PAGE;
+                    continue;
+                }
+                // A piece of a run of one page: held too when it is large enough that
+                // a reference costs less than the copy (a reply then holds at most a
+                // page it does not send all of at each end, never a longer run).
+                if shareable && *start == index && run.len() == 1 && n >= SHARE_PART_MIN {
+                    put(Piece::Pages(SharedPages::part(
+                        Arc::clone(&run.slots),
+                        in_page,
+                        n,
+                    )));
+                    pos += n as u64;
                     continue;
                 }
             }

@@ -74,7 +74,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 #[test]
-fn a_read_hands_whole_runs_and_copies_the_edges() {
+fn a_read_hands_whole_runs_and_large_pieces_of_one_page_runs_and_copies_small_ones() {
     let f = patterned(8, 1);
     let all = pattern(8 * PAGE_BYTES, 1);
     // Aligned: every page is a run of its own, all held.
@@ -82,18 +82,28 @@ fn a_read_hands_whole_runs_and_copies_the_edges() {
     assert_eq!(n, 8 * PAGE_BYTES);
     assert_eq!(r.held_runs(), 8);
     assert_eq!(r.bytes(), all);
-    // Unaligned at both ends: the two cut pages are copied, the 6 between held.
+    // Unaligned at both ends: the 3,996 bytes of page 0 are held (a piece of at least
+    // 2 KiB of a one-page run), the 6 pages between too, the 100 bytes of page 7 copied.
     let (start, len) = (100, 7 * PAGE_BYTES);
     let (r, n) = Reply::of(&f, start as u64, len);
     assert_eq!(n, len);
-    assert_eq!(r.held_runs(), 6, "pages 1..7 whole");
-    assert_eq!(r.held_bytes(), 6 * PAGE_BYTES, "no more held than sent");
+    assert_eq!(r.held_runs(), 7, "page 0 in part, pages 1..7 whole");
+    assert_eq!(
+        r.held_bytes(),
+        6 * PAGE_BYTES + PAGE_BYTES - 100,
+        "held: the bytes sent, no more"
+    );
     assert_eq!(r.bytes(), &all[start..start + len]);
-    // Past the end: clipped, the last page cut.
+    // Past the end: clipped; page 6 from its second byte held, page 7 whole.
     let (r, n) = Reply::of(&f, 6 * PAGE + 1, 10 * PAGE_BYTES);
     assert_eq!(n, 2 * PAGE_BYTES - 1);
-    assert_eq!(r.held_runs(), 1);
+    assert_eq!(r.held_runs(), 2);
     assert_eq!(r.bytes(), &all[6 * PAGE_BYTES + 1..]);
+    // Pieces below 2 KiB at both ends: copied.
+    let (start, len) = (3 * PAGE_BYTES - 2047, 2 * PAGE_BYTES + 2047 + 2047);
+    let (r, _) = Reply::of(&f, start as u64, len);
+    assert_eq!(r.held_runs(), 2, "pages 3 and 4 whole only");
+    assert_eq!(r.bytes(), &all[start..start + len]);
 }
 
 #[test]

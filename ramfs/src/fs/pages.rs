@@ -124,30 +124,65 @@ impl Default for PageBuf {
     }
 }
 
-/// Whole pages of a file that a reply holds until it is sent; they never change (a
-/// write replaces them in the file instead). Cheap to clone.
+/// Pages of a file that a reply holds until it is sent, and the bytes of them it sends
+/// (a whole run, or a piece of a run of one page); they never change (a write replaces
+/// them in the file instead). Cheap to clone.
 #[derive(Clone)]
-pub struct SharedPages(pub(super) Slots);
+pub struct SharedPages {
+    pub(super) slots: Slots,
+    /// The bytes sent: `from..from + len` of the run.
+    pub(super) from: usize,
+    pub(super) len: usize,
+}
 
 impl SharedPages {
-    /// The pages' bytes, a page at a time.
+    /// All of the run `slots`.
+    pub(super) fn whole(slots: Slots) -> SharedPages {
+        let len = slots.len() * PAGE_SIZE;
+        SharedPages {
+            slots,
+            from: 0,
+            len,
+        }
+    }
+
+    /// Bytes `from..from + len` of the run `slots` (clipped to it).
+    pub(super) fn part(slots: Slots, from: usize, len: usize) -> SharedPages {
+        let run = slots.len() * PAGE_SIZE;
+        let from = from.min(run);
+        SharedPages {
+            slots,
+            from,
+            len: len.min(run - from),
+        }
+    }
+
+    /// The bytes sent, a page (or the piece of one) at a time.
     pub fn pages(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.0.iter().map(|page| &page.0[..])
+        let end = self.from + self.len;
+        self.slots.iter().enumerate().filter_map(move |(i, page)| {
+            let (lo, hi) = (i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+            let (a, b) = (self.from.max(lo), end.min(hi));
+            (a < b).then(|| &page.0[a - lo..b - lo])
+        })
     }
 
-    /// Bytes held.
+    /// Bytes sent.
     pub fn len(&self) -> usize {
-        self.0.len() * PAGE_SIZE
+        self.len
     }
 
-    /// Pages held.
+    /// Pages the bytes sent lie in (a slice each in a write).
     pub fn page_count(&self) -> usize {
-        self.0.len()
+        if self.len == 0 {
+            return 0;
+        }
+        (self.from + self.len).div_ceil(PAGE_SIZE) - self.from / PAGE_SIZE
     }
 
-    /// True if no page is held (never for pages a read handed out).
+    /// True if no byte is sent (never for pages a read handed out).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 }
 

@@ -1,16 +1,17 @@
 //! A connection's replies waiting to be written: encoded bytes, with the file pages
 //! that large Rreads send uncopied placed between them, written with vectored writes.
 //!
-//! An Rread of at least [`SHARE_MIN`] bytes puts its header (and any piece of a page it
-//! does not cover whole) in the bytes and holds the file's whole runs of pages it covers
-//! ([`SharedPages`]), which go out from the pages themselves: the file data is copied
+//! An Rread of at least [`SHARE_MIN`] bytes puts its header (and any small piece of a
+//! page it does not cover whole) in the bytes and holds the file's whole runs of pages
+//! it covers and the large pieces of one-page runs at its ends ([`SharedPages`]), which
+//! go out from the pages themselves: the file data is copied
 //! once, by the kernel into the socket, instead of twice. The pages are held, not
 //! borrowed, so no file lock is held across the write; a write to the file meanwhile
 //! replaces the pages in the file (copy on write) and the reply sends what the read saw.
 //!
-//! **Memory.** Held pages are pages of the reply's data, no more: a read hands out only
-//! runs it covers whole, so the bytes held are the bytes the reply sends, exactly what
-//! the copy into the reply buffer took before. The connection's loop flushes before
+//! **Memory.** Held pages are pages of the reply's data: a read hands out runs it covers
+//! whole and pieces of runs of one page, so the bytes held are the bytes the reply sends
+//! and at most a page more at each end. The connection's loop flushes before
 //! [`Output::len`] (held pages included) passes its bound (`OUTPUT_FLUSH_AT`), so the
 //! pages a connection keeps alive after the file let go of them are bounded as its
 //! reply buffer is.

@@ -227,7 +227,7 @@ fn replaced_pages_come_back_unless_a_reply_holds_them() {
         seen,
         "the reply still sends the old bytes"
     );
-    assert_eq!(held[0].0.as_ptr() as usize, old[1]);
+    assert_eq!(held[0].slots.as_ptr() as usize, old[1]);
     assert_eq!(files.f.replaced_while_held(), 1);
     for (i, addr) in new.iter().enumerate() {
         assert_eq!(page_addr(&files.f, i as u64), Some(*addr));
@@ -428,7 +428,7 @@ fn random_gathered_writes_match_plain_writes_and_a_byte_model() {
                             !replies
                                 .iter()
                                 .flat_map(|(held, _, _)| held)
-                                .any(|p| p.0.as_ptr() as usize == at),
+                                .any(|p| p.slots.as_ptr() as usize == at),
                             "seed {seed} step {step}: a spare buffer is held by a reply"
                         );
                     }
