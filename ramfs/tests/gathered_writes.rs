@@ -11,13 +11,15 @@
 //!   whole, and nothing written;
 //! - past the memory limit, a gathered Twrite fails and changes nothing.
 
-use std::io::{Read, Write};
+mod common;
+
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use ninep::{decode, encode, errno, lflags, Dialect, Fcall, Msg, IOHDRSZ, NOFID, NOTAG};
+use ninep::{encode, errno, lflags, Fcall, Msg, IOHDRSZ, NOFID, NOTAG};
 use ramfs::fs::{Clock, Config, Fs, NewKind, NewNode, NodeId, PAGE_SIZE};
 use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
 
@@ -78,19 +80,11 @@ impl Client {
     }
 
     fn receive(&mut self) -> Fcall {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("reply size");
-        let mut msg = size.to_vec();
-        msg.resize(u32::from_le_bytes(size) as usize, 0);
-        self.stream.read_exact(&mut msg[4..]).expect("reply");
-        decode(&msg, Dialect::L).expect("decode reply")
+        common::receive_reply(&mut self.stream)
     }
 
     fn call(&mut self, tag: u16, msg: Msg) -> Msg {
-        self.send(&[Fcall { tag, msg }]);
-        let reply = self.receive();
-        assert_eq!(reply.tag, tag);
-        reply.msg
+        common::call(&mut self.stream, tag, msg)
     }
 
     /// Version, attach as root, fid 1 "f" opened read-write and fid 2 "f" read-only.

@@ -9,14 +9,16 @@
 //! - reads of 1 MiB (less the header's room) from an unaligned offset spanning single-page runs, a merged run (a
 //!   loan given back), a hole and the end of the file.
 
-use std::io::{self, IoSlice, Read, Write};
+mod common;
+
+use std::io::{self, IoSlice, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use ninep::{decode, encode, Dialect, Fcall, Msg, IOHDRSZ, MAX_MSIZE, NOFID, NOTAG};
+use ninep::{encode, Fcall, Msg, IOHDRSZ, MAX_MSIZE, NOFID, NOTAG};
 use ramfs::error::Error;
 use ramfs::fs::{Clock, Config, Cred, Fs, NewKind, NewNode, NodeId, PAGE_SIZE};
 use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
@@ -105,19 +107,11 @@ impl Client {
     }
 
     fn receive(&mut self) -> Fcall {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("reply size");
-        let mut msg = size.to_vec();
-        msg.resize(u32::from_le_bytes(size) as usize, 0);
-        self.stream.read_exact(&mut msg[4..]).expect("reply");
-        decode(&msg, Dialect::L).expect("decode reply")
+        common::receive_reply(&mut self.stream)
     }
 
     fn call(&mut self, tag: u16, msg: Msg) -> Msg {
-        self.send(tag, msg);
-        let reply = self.receive();
-        assert_eq!(reply.tag, tag);
-        reply.msg
+        common::call(&mut self.stream, tag, msg)
     }
 
     /// Version, attach as root and open "f" for reading as fid 1; returns the iounit.

@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ramfs_bin, Reaped, ScratchDir};
-use ninep::{decode, encode, lflags, Dialect, Fcall, Msg, NOFID, NOTAG};
+use common::{call, ramfs_bin, Reaped, ScratchDir};
+use ninep::{lflags, Msg, NOFID, NOTAG};
 
 /// Resident bytes of process `pid`.
 fn resident(pid: u32) -> u64 {
@@ -26,20 +25,6 @@ fn resident(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS");
     kib * 1024
-}
-
-fn call(s: &mut UnixStream, tag: u16, msg: Msg) -> Msg {
-    let mut out = Vec::new();
-    encode(&Fcall { tag, msg }, &mut out).expect("encode");
-    s.write_all(&out).expect("send");
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).expect("reply size");
-    let mut m = size.to_vec();
-    m.resize(u32::from_le_bytes(size) as usize, 0);
-    s.read_exact(&mut m[4..]).expect("reply");
-    let reply = decode(&m, Dialect::L).expect("decode");
-    assert_eq!(reply.tag, tag);
-    reply.msg
 }
 
 #[test]

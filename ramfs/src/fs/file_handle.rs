@@ -18,10 +18,10 @@
 //! more.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLockWriteGuard};
 
 use super::clock::Clock;
-use super::data::Gathered;
+use super::data::{FileData, Gathered};
 use super::memory::Memory;
 use super::node::{FileCell, StampCell};
 use super::pages::{PageBuf, Piece};
@@ -95,17 +95,8 @@ impl FileHandle {
         append: bool,
     ) -> Result<Option<u32>> {
         let now = self.clock.now();
-        let (mut f, perm, dm_append, gone) = self.data.write_with_mode();
-        if gone {
-            return Err(Error::NotFound);
-        }
-        if setid::after_write(perm, cred) != perm {
+        let Some((mut f, offset)) = self.lock_for_write(cred, offset, append)? else {
             return Ok(None);
-        }
-        let offset = if append || dm_append {
-            f.size()
-        } else {
-            offset
         };
         write_file(&mut f, &self.stamps, &self.memory, now, cred, offset, data).map(Some)
     }
@@ -124,17 +115,8 @@ impl FileHandle {
         spare: &mut Vec<PageBuf>,
     ) -> Result<Option<u32>> {
         let now = self.clock.now();
-        let (mut f, perm, dm_append, gone) = self.data.write_with_mode();
-        if gone {
-            return Err(Error::NotFound);
-        }
-        if setid::after_write(perm, cred) != perm {
+        let Some((mut f, offset)) = self.lock_for_write(cred, offset, append)? else {
             return Ok(None);
-        }
-        let offset = if append || dm_append {
-            f.size()
-        } else {
-            offset
         };
         let data = std::mem::take(data);
         write_file_gathered(
@@ -148,6 +130,30 @@ impl FileHandle {
             spare,
         )
         .map(Some)
+    }
+
+    /// The file's data locked alone for a write by `cred` at `offset` (at the end if
+    /// `append` or the file is `DMAPPEND`), with the offset the write goes to; `None`
+    /// when it would take a set-id bit away, [`Error::NotFound`] if the node is gone.
+    fn lock_for_write(
+        &self,
+        cred: &Cred,
+        offset: u64,
+        append: bool,
+    ) -> Result<Option<(RwLockWriteGuard<'_, FileData>, u64)>> {
+        let (f, perm, dm_append, gone) = self.data.write_with_mode();
+        if gone {
+            return Err(Error::NotFound);
+        }
+        if setid::after_write(perm, cred) != perm {
+            return Ok(None);
+        }
+        let offset = if append || dm_append {
+            f.size()
+        } else {
+            offset
+        };
+        Ok(Some((f, offset)))
     }
 
     /// True if both handles are of one file.

@@ -95,3 +95,27 @@ pub fn wait_for_path(path: &Path, limit: Duration) -> bool {
     }
     false
 }
+
+/// Reads one 9P2000.L reply from `s`.
+pub fn receive_reply(s: &mut impl std::io::Read) -> ninep::Fcall {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).expect("reply size");
+    let mut msg = size.to_vec();
+    msg.resize(u32::from_le_bytes(size) as usize, 0);
+    s.read_exact(&mut msg[4..]).expect("reply");
+    ninep::decode(&msg, ninep::Dialect::L).expect("decode reply")
+}
+
+/// Sends one request whole and reads its reply, which must carry its tag.
+pub fn call(
+    s: &mut (impl std::io::Read + std::io::Write),
+    tag: u16,
+    msg: ninep::Msg,
+) -> ninep::Msg {
+    let mut out = Vec::new();
+    ninep::encode(&ninep::Fcall { tag, msg }, &mut out).expect("encode");
+    s.write_all(&out).expect("send");
+    let reply = receive_reply(s);
+    assert_eq!(reply.tag, tag);
+    reply.msg
+}
