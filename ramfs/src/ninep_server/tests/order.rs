@@ -1,5 +1,6 @@
 //! The order of replies: a Tflush answered after the reply it flushes, pipelined
-//! requests answered in order, large pipelined reads written out as they go.
+//! requests answered in order, large pipelined reads written out as they go, Twrites
+//! read into pages answered in their place (and refused past the largest file).
 
 use super::*;
 
@@ -149,11 +150,9 @@ impl Read for InPieces {
     }
 }
 
-#[test]
-fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
-    let s = server();
-    let (a, b) = (vec![1u8; 200 * 1024], vec![2u8; 100 * 1024]);
-    let mut msgs = tagged(vec![
+/// Version (9P2000.L, msize MAX_MSIZE), attach, and "f" created read-write as fid 1.
+fn open_f_at_max_msize() -> Vec<Fcall> {
+    tagged(vec![
         Msg::Tversion {
             msize: ninep::MAX_MSIZE,
             version: "9P2000.L".into(),
@@ -167,7 +166,14 @@ fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
             mode: 0o640,
             gid: 0,
         },
-    ]);
+    ])
+}
+
+#[test]
+fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
+    let s = server();
+    let (a, b) = (vec![1u8; 200 * 1024], vec![2u8; 100 * 1024]);
+    let mut msgs = open_f_at_max_msize();
     let rest = [
         (10, Msg::Tstat { fid: 0 }),
         (
@@ -215,4 +221,42 @@ fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
     t.read_with(f, 0, want.len() + 1, |bytes| got.extend_from_slice(bytes))
         .expect("read");
     assert!(got == want);
+}
+
+#[test]
+fn a_twrite_read_into_pages_past_the_largest_file_is_refused_and_the_session_goes_on() {
+    let s = server();
+    let mut msgs = open_f_at_max_msize();
+    for (tag, offset) in [(10, u64::MAX - 70_000), (11, u64::MAX - 65_536)] {
+        let data = vec![3u8; 64 * 1024];
+        let msg = Msg::Twrite {
+            fid: 1,
+            offset,
+            data,
+        };
+        msgs.push(Fcall { tag, msg });
+    }
+    msgs.push(Fcall {
+        tag: 12,
+        msg: Msg::Tclunk { fid: 1 },
+    });
+    let reader = InPieces {
+        stream: bytes_of(&msgs),
+        at: 0,
+        piece: 5000,
+    };
+    let mut output = Vec::new();
+    let end = s.serve(reader, &mut output, "in pieces");
+    assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
+    let r = replies_of(&output);
+    let tail: Vec<(u16, Msg)> = r[4..].iter().map(|f| (f.tag, f.msg.clone())).collect();
+    let efbig = Msg::Rlerror {
+        ecode: errno::EFBIG,
+    };
+    assert_eq!(
+        tail,
+        vec![(10, efbig.clone()), (11, efbig), (12, Msg::Rclunk)]
+    );
+    // The file's name and node cost a few bytes; no page of data was kept.
+    assert!(used(&s) < crate::fs::PAGE_SIZE as u64, "used {}", used(&s));
 }
