@@ -222,8 +222,9 @@ fn run<R: Read, W: Write>(
             return client_gone_or(e);
         }
         // Only replies to Twrites read into pages wait (nothing else was answered since
-        // the last one): a client may hold a Twrite's data back until it has an earlier
-        // reply, and a reply to any other request must not wait for that.
+        // the last one): a stream of large Twrites, whose client is sending the next one
+        // whatever we do. Any other reply goes out before the server waits, however
+        // slowly the Twrite begun after it arrives.
         let defer =
             input.after_gathered() && input.twrite_begun() && output.len() < DEFER_FLUSH_BELOW;
         if !output.is_empty() && !defer {
