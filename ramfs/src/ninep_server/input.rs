@@ -151,6 +151,12 @@ impl Input {
         }
     }
 
+    /// True if the last message answered was read into pages and none has been
+    /// answered since.
+    pub fn after_gathered(&self) -> bool {
+        self.after_gathered
+    }
+
     /// True if the message at the front is a Twrite not yet all read (its header is in).
     pub fn twrite_begun(&self) -> bool {
         self.gather.is_some()

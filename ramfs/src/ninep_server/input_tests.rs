@@ -372,3 +372,128 @@ fn back_to_back_twrites_all_go_into_pages_once_one_does() {
     // third on, each is read into pages.
     assert!(paged[2..].iter().all(|&p| p), "{paged:?}");
 }
+
+/// A transport that hands out `stream` in the given piece sizes (cycled), filling a
+/// vectored read's slices in order when `vectored`.
+struct Cut {
+    stream: Vec<u8>,
+    at: usize,
+    pieces: Vec<usize>,
+    reads: usize,
+    vectored: bool,
+}
+
+impl Cut {
+    fn next_piece(&mut self) -> usize {
+        self.reads += 1;
+        self.pieces[self.reads % self.pieces.len()].min(self.stream.len() - self.at)
+    }
+}
+
+impl Read for Cut {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.next_piece().min(buf.len());
+        buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if !self.vectored {
+            let buf = bufs.iter_mut().find(|b| !b.is_empty());
+            return buf.map_or(Ok(0), |b| self.read(b));
+        }
+        let mut left = self.next_piece();
+        let mut done = 0;
+        for buf in bufs.iter_mut() {
+            let n = left.min(buf.len());
+            buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
+            self.at += n;
+            left -= n;
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+mod any_cut {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A Twrite (offset, count) or another message of `len` bytes.
+    #[derive(Debug, Clone)]
+    enum Sent {
+        Twrite(u64, usize),
+        Other(usize),
+    }
+
+    fn offset() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..3 * PAGE_SIZE as u64,
+            Just(u64::MAX - 70_000),
+            (0u64..16).prop_map(|d| u64::MAX - d),
+            any::<u64>(),
+        ]
+    }
+
+    fn sent() -> impl Strategy<Value = Sent> {
+        prop_oneof![
+            (offset(), prop_oneof![0usize..100, 30_000usize..140_000])
+                .prop_map(|(o, c)| Sent::Twrite(o, c)),
+            (7usize..64).prop_map(Sent::Other),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the reads' cuts, every message comes out once, whole and in order,
+        /// answered as the connection loop answers them (all whole ones at once).
+        #[test]
+        fn messages_come_out_in_order_whatever_the_cuts(
+            sent in proptest::collection::vec(sent(), 1..12),
+            pieces in proptest::collection::vec(
+                prop_oneof![1usize..64, 1usize..9000, 60_000usize..200_000], 1..16),
+            vectored in any::<bool>(),
+        ) {
+            let want: Vec<Vec<u8>> = sent
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match *s {
+                    Sent::Twrite(offset, count) => twrite(i as u16, offset, count, i as u8),
+                    Sent::Other(len) => message(len, i as u8),
+                })
+                .collect();
+            let mut t = Cut { stream: want.concat(), at: 0, pieces, reads: 0, vectored };
+            let mut input = Input::default();
+            let mut seen = Vec::new();
+            loop {
+                if let Some(w) = input.gathered() {
+                    seen.push(w.message());
+                    w.spare.extend(w.data.pages);
+                    input.finish_gathered();
+                }
+                let pending = input.pending();
+                let mut pos = 0;
+                while let Some(size) = peek_size(&pending[pos..]) {
+                    prop_assert!(size <= MSIZE);
+                    let end = pos + size as usize;
+                    if end > pending.len() {
+                        break;
+                    }
+                    seen.push(pending[pos..end].to_vec());
+                    pos = end;
+                }
+                input.consume(pos);
+                if input.read_from(&mut t, Some(MSIZE)).unwrap() == 0 {
+                    break;
+                }
+            }
+            prop_assert!(input.pending().is_empty() && input.gathered().is_none());
+            prop_assert_eq!(seen.len(), want.len());
+            for (i, (got, want)) in seen.iter().zip(&want).enumerate() {
+                prop_assert!(got == want, "message {} of {:?}", i, sent);
+            }
+        }
+    }
+}

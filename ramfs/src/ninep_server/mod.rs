@@ -221,7 +221,12 @@ fn run<R: Read, W: Write>(
         if let Some(e) = batch.write_error {
             return client_gone_or(e);
         }
-        let defer = input.twrite_begun() && output.len() < DEFER_FLUSH_BELOW;
+        // Only replies to Twrites read into pages wait (nothing else was answered since
+        // the last one): a stream of large Twrites, whose client is sending the next one
+        // whatever we do. Any other reply goes out before the server waits, however
+        // slowly the Twrite begun after it arrives.
+        let defer =
+            input.after_gathered() && input.twrite_begun() && output.len() < DEFER_FLUSH_BELOW;
         if !output.is_empty() && !defer {
             if let Err(e) = output.write_to(&mut writer).and_then(|()| writer.flush()) {
                 return client_gone_or(e);
@@ -252,9 +257,10 @@ fn client_gone_or(e: io::Error) -> ConnectionEnd {
     }
 }
 
-/// Replies of fewer bytes than this wait to be written while a Twrite whose header is in
-/// is still being read (its client is sending it whatever we do), so that back-to-back
-/// Twrites read into pages, a read each, have their Rwrites sent a few at a time.
+/// Replies of fewer bytes than this, all to Twrites read into pages, wait to be written
+/// while the next Twrite, whose header is in, is still being read, so that back-to-back
+/// Twrites read into pages, a read each, have their Rwrites sent a few at a time. Any
+/// other reply goes out before the server waits (`tests/flushing.rs`).
 const DEFER_FLUSH_BELOW: usize = 64;
 
 /// Replies above this many bytes are written before more requests are answered, so a

@@ -1,5 +1,6 @@
 //! The order of replies: a Tflush answered after the reply it flushes, pipelined
-//! requests answered in order, large pipelined reads written out as they go.
+//! requests answered in order, large pipelined reads written out as they go, Twrites
+//! read into pages answered in their place (and refused past the largest file).
 
 use super::*;
 
@@ -120,4 +121,142 @@ fn pipelined_large_reads_are_written_out_as_they_go_on(data_threads: usize) {
         "{data_threads} data threads: replies buffered: {}",
         out.largest_write
     );
+}
+
+/// Hands out `stream` at most `piece` bytes a read, a vectored read's buffers filled in
+/// order (as a socket's), so that a large Twrite's data is read into pages.
+struct InPieces {
+    stream: Vec<u8>,
+    at: usize,
+    piece: usize,
+}
+
+impl Read for InPieces {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read_vectored(&mut [std::io::IoSliceMut::new(buf)])
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
+        let mut left = self.piece.min(self.stream.len() - self.at);
+        let mut done = 0;
+        for buf in bufs.iter_mut() {
+            let n = left.min(buf.len());
+            buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
+            self.at += n;
+            left -= n;
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+/// Version (9P2000.L, msize MAX_MSIZE), attach, and "f" created read-write as fid 1.
+fn open_f_at_max_msize() -> Vec<Fcall> {
+    tagged(vec![
+        Msg::Tversion {
+            msize: ninep::MAX_MSIZE,
+            version: "9P2000.L".into(),
+        },
+        tattach(0, "glenda", Some(1)),
+        twalk(0, 1, &[]),
+        Msg::Tlcreate {
+            fid: 1,
+            name: "f".into(),
+            flags: lflags::RDWR,
+            mode: 0o640,
+            gid: 0,
+        },
+    ])
+}
+
+#[test]
+fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
+    let s = server();
+    let (a, b) = (vec![1u8; 200 * 1024], vec![2u8; 100 * 1024]);
+    let mut msgs = open_f_at_max_msize();
+    let rest = [
+        (10, Msg::Tstat { fid: 0 }),
+        (
+            11,
+            Msg::Twrite {
+                fid: 1,
+                offset: 0,
+                data: a.clone(),
+            },
+        ),
+        (12, Msg::Tflush { oldtag: 11 }),
+        (
+            13,
+            Msg::Twrite {
+                fid: 1,
+                offset: 5000,
+                data: b.clone(),
+            },
+        ),
+        (14, Msg::Tclunk { fid: 1 }),
+    ];
+    msgs.extend(rest.into_iter().map(|(tag, msg)| Fcall { tag, msg }));
+    let reader = InPieces {
+        stream: bytes_of(&msgs),
+        at: 0,
+        piece: 5000,
+    };
+    let mut output = Vec::new();
+    let end = s.serve(reader, &mut output, "in pieces");
+    assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
+    let r = replies_of(&output);
+    let tags: Vec<u16> = r.iter().map(|f| f.tag).collect();
+    assert_eq!(tags, vec![NOTAG, 1, 2, 3, 10, 11, 12, 13, 14]);
+    assert_eq!(r[5].msg, Msg::Rwrite { count: 200 * 1024 });
+    assert_eq!(r[7].msg, Msg::Rwrite { count: 100 * 1024 });
+    let mut t = s.fs().lock();
+    let who = t.cred_for_uid(0, None);
+    let root = t.root();
+    let f = t.lookup(&who, root, "f").expect("f");
+    let handle = t.file_handle(f).expect("a regular file");
+    assert!(handle.pages_taken() > 0, "the data went into pages");
+    let mut want = a;
+    want[5000..5000 + b.len()].copy_from_slice(&b);
+    let mut got = Vec::new();
+    t.read_with(f, 0, want.len() + 1, |bytes| got.extend_from_slice(bytes))
+        .expect("read");
+    assert!(got == want);
+}
+
+#[test]
+fn a_twrite_read_into_pages_past_the_largest_file_is_refused_and_the_session_goes_on() {
+    let s = server();
+    let mut msgs = open_f_at_max_msize();
+    for (tag, offset) in [(10, u64::MAX - 70_000), (11, u64::MAX - 65_536)] {
+        let data = vec![3u8; 64 * 1024];
+        let msg = Msg::Twrite {
+            fid: 1,
+            offset,
+            data,
+        };
+        msgs.push(Fcall { tag, msg });
+    }
+    msgs.push(Fcall {
+        tag: 12,
+        msg: Msg::Tclunk { fid: 1 },
+    });
+    let reader = InPieces {
+        stream: bytes_of(&msgs),
+        at: 0,
+        piece: 5000,
+    };
+    let mut output = Vec::new();
+    let end = s.serve(reader, &mut output, "in pieces");
+    assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
+    let r = replies_of(&output);
+    let tail: Vec<(u16, Msg)> = r[4..].iter().map(|f| (f.tag, f.msg.clone())).collect();
+    let efbig = Msg::Rlerror {
+        ecode: errno::EFBIG,
+    };
+    assert_eq!(
+        tail,
+        vec![(10, efbig.clone()), (11, efbig), (12, Msg::Rclunk)]
+    );
+    // The file's name and node cost a few bytes; no page of data was kept.
+    assert!(used(&s) < crate::fs::PAGE_SIZE as u64, "used {}", used(&s));
 }

@@ -104,6 +104,19 @@ impl Timeline {
         self.taken.borrow_mut().push(how);
         r
     }
+
+    /// [`Timeline::take`] into several buffers in order.
+    fn take_vectored(&mut self, bufs: &mut [IoSliceMut<'_>], how: Taken) -> io::Result<usize> {
+        let mut all = vec![0; bufs.iter().map(|b| b.len()).sum()];
+        let n = self.take(&mut all, how)?;
+        let mut from = &all[..n];
+        for buf in bufs.iter_mut() {
+            let k = buf.len().min(from.len());
+            buf[..k].copy_from_slice(&from[..k]);
+            from = &from[k..];
+        }
+        Ok(n)
+    }
 }
 
 impl Read for Timeline {
@@ -113,6 +126,14 @@ impl Read for Timeline {
             self.clock.0.set(now.max(at));
         }
         self.take(buf, Taken::Slept)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if let Some(at) = self.due() {
+            let now = self.clock.0.get();
+            self.clock.0.set(now.max(at));
+        }
+        self.take_vectored(bufs, Taken::Slept)
     }
 }
 
@@ -128,6 +149,19 @@ impl PollRead for Timeline {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         self.take(buf, Taken::Tried)
+    }
+
+    fn read_now_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.tries.set(self.tries.get() + 1);
+        let Some(at) = self.due() else {
+            return Ok(0);
+        };
+        let now = self.clock.0.get() + TRY_NS;
+        self.clock.0.set(now);
+        if now < at {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.take_vectored(bufs, Taken::Tried)
     }
 }
 
@@ -393,4 +427,27 @@ fn no_connection_spins_while_more_than_the_limit_are_awake() {
     assert_eq!(a.counts().spun, 1);
     drop(a);
     assert_eq!(spinners.awake(), 0);
+}
+
+#[test]
+fn a_vectored_read_fills_every_buffer_spinning_or_sleeping_and_teaches_the_policy_nothing() {
+    let mut r = polling(vec![
+        (us(30), Arrival::Bytes(b"0123456789".to_vec())),
+        (us(500), Arrival::Bytes(b"abcdefghij".to_vec())),
+    ]);
+    for (how, want) in [(Taken::Tried, b"0123456789"), (Taken::Slept, b"abcdefghij")] {
+        let (mut a, mut b, mut c) = ([0u8; 3], [0u8; 4], [0u8; 8]);
+        let mut bufs = [
+            IoSliceMut::new(&mut a),
+            IoSliceMut::new(&mut b),
+            IoSliceMut::new(&mut c),
+        ];
+        assert_eq!(r.read_vectored(&mut bufs).unwrap(), 10, "{how:?}");
+        assert_eq!([&a[..], &b[..], &c[..3]].concat(), want, "{how:?}");
+        assert_eq!(r.inner.taken.borrow().last(), Some(&how));
+    }
+    assert_eq!((r.counts().spun, r.counts().slept), (1, 1));
+    // The rest of a message begun is not a wait for a request: the long one (which
+    // shrinks the window for a plain read) leaves the window as it was.
+    assert_eq!(r.policy().window_ns(), 100_000);
 }
