@@ -236,7 +236,8 @@ fn serve_one(server: &Server, conn: Connection, trust_attach_names: bool) -> Res
 fn serve_conn(server: &Server, conn: Connection, trust_attach_names: bool) -> ConnectionEnd {
     let rule = AttachRule::for_peer(conn.cred, trust_attach_names);
     let reader = server.polling(conn.reader);
-    server.serve_peer(reader, conn.writer, &conn.peer, rule)
+    let writer = server.polling_writer(conn.writer);
+    server.serve_peer(reader, writer, &conn.peer, rule)
 }
 
 /// Serves the tree as the Redox scheme `name` until the exit rule holds.

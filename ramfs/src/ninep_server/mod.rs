@@ -60,7 +60,9 @@ use input::Input;
 use output::Output;
 use run::Run;
 use session::Session;
-pub use wait::{Adaptive, PollRead, Polling, Spinners, WaitClock, WaitCounts};
+pub use wait::{
+    Adaptive, PollRead, PollWrite, Polling, PollingWriter, Spinners, WaitClock, WaitCounts,
+};
 
 /// Limits and switches of the 9P server.
 #[derive(Debug, Clone)]
@@ -147,6 +149,12 @@ impl Server {
             next_session: AtomicU64::new(1),
             spinners: Arc::new(Spinners::for_this_machine()),
         }
+    }
+
+    /// `writer` counted asleep while it waits for its client to read, for
+    /// [`Server::serve_peer`] beside [`Server::polling`].
+    pub fn polling_writer<W: PollWrite>(&self, writer: W) -> PollingWriter<W> {
+        PollingWriter::new(writer, Arc::clone(&self.spinners))
     }
 
     /// The tree served.

@@ -28,11 +28,11 @@
 //! longer than the window shrinks it. And at most [`Spinners`]' limit of connections
 //! spin at once (one fewer than the CPUs, none on one CPU), and none while more than
 //! that many are awake (answering or spinning), so the clients, and connections with
-//! full queues, keep their CPUs. A connection blocked writing to a client that does not
-//! read counts as awake, so such a client turns spinning off for the others (they then
-//! sleep in `read`, as without spinning).
+//! full queues, keep their CPUs. A connection whose writer ([`PollingWriter`]) finds the
+//! socket full and blocks counts as asleep while it waits, so a client that does not
+//! read does not turn spinning off for the others.
 
-use std::io::{self, IoSliceMut, Read};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -63,6 +63,79 @@ impl<T: PollRead + ?Sized> PollRead for Box<T> {
 
     fn read_now_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         (**self).read_now_vectored(bufs)
+    }
+}
+
+/// A writer that can also be asked to take bytes without blocking.
+pub trait PollWrite: Write {
+    /// Writes what the destination takes now: like `write_vectored`, but fails with
+    /// [`io::ErrorKind::WouldBlock`] instead of waiting when it takes nothing. A
+    /// destination that cannot do that (standard output) fails with
+    /// [`io::ErrorKind::Unsupported`], and is then only ever written blocking.
+    fn write_now_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+impl<T: PollWrite + ?Sized> PollWrite for Box<T> {
+    fn write_now_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (**self).write_now_vectored(bufs)
+    }
+}
+
+/// A connection's writer that counts the connection asleep (see [`Spinners`]) while a
+/// write waits for a client that is not reading: a write first tries without
+/// blocking, and only when nothing was taken waits, asleep.
+pub struct PollingWriter<W> {
+    inner: W,
+    spinners: Arc<Spinners>,
+    /// False once the destination said it cannot write without blocking.
+    can_poll: bool,
+    /// Writes that had to wait.
+    waited: u64,
+}
+
+impl<W: PollWrite> PollingWriter<W> {
+    /// `inner`, counted in `spinners` while it waits.
+    pub fn new(inner: W, spinners: Arc<Spinners>) -> PollingWriter<W> {
+        PollingWriter {
+            inner,
+            spinners,
+            can_poll: true,
+            waited: 0,
+        }
+    }
+
+    /// Writes that found the destination full and waited.
+    pub fn waited(&self) -> u64 {
+        self.waited
+    }
+}
+
+impl<W: PollWrite> Write for PollingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if self.can_poll {
+            match self.inner.write_now_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => self.can_poll = false,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                r => return r,
+            }
+        }
+        if self.can_poll {
+            self.waited += 1;
+        }
+        let _asleep = Asleep::new(&self.spinners);
+        self.inner.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

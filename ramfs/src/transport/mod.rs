@@ -9,14 +9,15 @@ mod stdio;
 mod tcp;
 #[cfg(unix)]
 mod unix;
+mod write_now;
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::ninep_server::PollRead;
+use crate::ninep_server::{PollRead, PollWrite};
 
 #[cfg(unix)]
 pub use peer::unix_peer_cred;
@@ -28,7 +29,9 @@ pub struct Connection {
     /// Read through [`crate::ninep_server::Server::polling`], which may try it without
     /// blocking first.
     pub reader: Box<dyn PollRead + Send>,
-    pub writer: Box<dyn Write + Send>,
+    /// Written through [`crate::ninep_server::Server::polling_writer`], which tries it
+    /// without blocking first.
+    pub writer: Box<dyn PollWrite + Send>,
     /// The peer, for logs.
     pub peer: String,
     /// Who the peer is, as far as the transport can tell.

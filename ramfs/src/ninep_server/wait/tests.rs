@@ -451,3 +451,45 @@ fn a_vectored_read_fills_every_buffer_spinning_or_sleeping_and_teaches_the_polic
     // shrinks the window for a plain read) leaves the window as it was.
     assert_eq!(r.policy().window_ns(), 100_000);
 }
+
+/// A writer over a real socket whose client does not read: the write that finds the
+/// socket full waits asleep (the awake count drops while it waits, and comes back),
+/// and one the socket takes at once never counts as waiting.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn a_write_that_waits_for_a_client_not_reading_counts_as_asleep() {
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    let spinners = Arc::new(Spinners::new(1));
+    // The connection's reader keeps it awake.
+    let reader = Polling::new(
+        BlockingOnly { tries: 0, reads: 0 },
+        WINDOW,
+        Arc::clone(&spinners),
+    );
+    let (server, mut client) = UnixStream::pair().unwrap();
+    let mut w = PollingWriter::new(server, Arc::clone(&spinners));
+    w.write_all(b"hello").unwrap();
+    assert_eq!(w.waited(), 0, "taken at once");
+    assert_eq!(spinners.awake(), 1);
+    let big = vec![1u8; 8 << 20];
+    let writing = std::thread::spawn(move || {
+        w.write_all(&big).unwrap();
+        w.waited()
+    });
+    // While the write waits for the client, the connection is not awake.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while spinners.awake() != 0 {
+        assert!(Instant::now() < deadline, "the write never slept");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut got = vec![0u8; 5 + (8 << 20)];
+    client.read_exact(&mut got).unwrap();
+    let waited = writing.join().unwrap();
+    assert!(waited >= 1);
+    assert_eq!(spinners.awake(), 1, "awake again once written");
+    assert_eq!(&got[..5], b"hello");
+    drop(reader);
+    assert_eq!(spinners.awake(), 0);
+}
