@@ -4,6 +4,7 @@
 //! out whole, with the bytes after it left for the next message.
 
 use super::*;
+use crate::ninep_server::test_streams::Cuts;
 
 /// A transport that hands out the given pieces, one a read (cut to the room given).
 struct Pieces(Vec<Vec<u8>>);
@@ -106,59 +107,6 @@ fn an_unanswered_tail_moves_to_the_front_only_when_its_rest_has_no_room() {
     assert_eq!(input.pending().as_ptr(), input.buf.as_ptr());
 }
 
-/// A transport that hands out `stream` at most `piece(n)` bytes a read (n counting the
-/// reads), filling a vectored read's slices in order when `vectored`, else only the
-/// first non-empty one (as `Read`'s default does).
-struct Trickle {
-    stream: Vec<u8>,
-    at: usize,
-    reads: usize,
-    vectored: bool,
-}
-
-impl Trickle {
-    fn new(stream: Vec<u8>, vectored: bool) -> Trickle {
-        Trickle {
-            stream,
-            at: 0,
-            reads: 0,
-            vectored,
-        }
-    }
-
-    /// 1 to 6,000 bytes, varied deterministically.
-    fn piece(&mut self) -> usize {
-        self.reads += 1;
-        1 + (self.reads * 7919) % 6000
-    }
-}
-
-impl Read for Trickle {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.piece().min(buf.len()).min(self.stream.len() - self.at);
-        buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if !self.vectored {
-            let buf = bufs.iter_mut().find(|b| !b.is_empty());
-            return buf.map_or(Ok(0), |b| self.read(b));
-        }
-        let mut left = self.piece().min(self.stream.len() - self.at);
-        let mut done = 0;
-        for buf in bufs.iter_mut() {
-            let n = left.min(buf.len());
-            buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
-            self.at += n;
-            left -= n;
-            done += n;
-        }
-        Ok(done)
-    }
-}
-
 /// A Twrite of `count` bytes at `offset` (data: a pattern of `seed`).
 fn twrite(tag: u16, offset: u64, count: usize, seed: u8) -> Vec<u8> {
     let data: Vec<u8> = (0..count)
@@ -178,7 +126,7 @@ const MSIZE: u32 = 1 << 20;
 
 /// What the input handed out, message by message: the bytes, and whether the data came
 /// in pages (with its head ending on a page boundary of the file).
-fn messages_read(t: &mut Trickle, input: &mut Input) -> Vec<(Vec<u8>, bool)> {
+fn messages_read(t: &mut Cuts, input: &mut Input) -> Vec<(Vec<u8>, bool)> {
     let mut seen = Vec::new();
     loop {
         if let Some(w) = input.gathered() {
@@ -229,7 +177,7 @@ fn a_large_twrite_is_read_into_pages_and_handed_out_whole() {
             want.push((w, count >= 64 * 1024));
             want.push((small, false));
         }
-        let mut t = Trickle::new(stream, vectored);
+        let mut t = Cuts::varied(stream, vectored);
         let mut input = Input::default();
         let seen = messages_read(&mut t, &mut input);
         assert_eq!(seen.len(), want.len());
@@ -245,7 +193,7 @@ fn a_large_twrite_is_read_into_pages_and_handed_out_whole() {
 #[test]
 fn before_tversion_nothing_is_read_into_pages() {
     let w = twrite(1, 0, 64 * 1024, 3);
-    let mut t = Trickle::new(w.clone(), true);
+    let mut t = Cuts::varied(w.clone(), true);
     let mut input = Input::default();
     while input.pending().len() < w.len() {
         assert!(input.read_from(&mut t, None).unwrap() > 0);
@@ -257,7 +205,7 @@ fn before_tversion_nothing_is_read_into_pages() {
 #[test]
 fn page_buffers_given_back_are_the_next_twrite_s() {
     let (a, b) = (twrite(1, 0, 64 * 1024, 1), twrite(2, 0, 64 * 1024, 2));
-    let mut t = Trickle::new([a, b.clone()].concat(), true);
+    let mut t = Cuts::varied([a, b.clone()].concat(), true);
     let mut input = Input::default();
     let first: Vec<*const u8>;
     loop {
@@ -289,7 +237,7 @@ fn page_buffers_given_back_are_the_next_twrite_s() {
 #[test]
 fn the_spare_buffers_kept_are_one_message_s_worth() {
     let w = twrite(1, 0, 64 * 1024, 1);
-    let mut t = Trickle::new(w, true);
+    let mut t = Cuts::varied(w, true);
     let mut input = Input::default();
     let msize = 32 * 1024 + 4096;
     loop {
@@ -307,7 +255,7 @@ fn the_spare_buffers_kept_are_one_message_s_worth() {
 #[test]
 fn end_of_file_inside_the_pages_is_end_of_file() {
     let w = twrite(1, 0, 64 * 1024, 1);
-    let mut t = Trickle::new(w[..40_000].to_vec(), true);
+    let mut t = Cuts::varied(w[..40_000].to_vec(), true);
     let mut input = Input::default();
     let mut reads = 0;
     while input.read_from(&mut t, Some(MSIZE)).unwrap() > 0 {
@@ -318,33 +266,12 @@ fn end_of_file_inside_the_pages_is_end_of_file() {
     assert!(input.gather.is_some(), "the data was going into pages");
 }
 
-/// A transport with everything there at once: each read takes all the room it is given.
-struct Greedy(Trickle);
-
-impl Read for Greedy {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let t = &mut self.0;
-        let n = buf.len().min(t.stream.len() - t.at);
-        buf[..n].copy_from_slice(&t.stream[t.at..t.at + n]);
-        t.at += n;
-        Ok(n)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let mut done = 0;
-        for buf in bufs.iter_mut() {
-            done += self.read(buf)?;
-        }
-        Ok(done)
-    }
-}
-
 #[test]
 fn back_to_back_twrites_all_go_into_pages_once_one_does() {
     let writes: Vec<Vec<u8>> = (0..20)
         .map(|i| twrite(i, u64::from(i) * 65536, 65536, i as u8))
         .collect();
-    let mut t = Greedy(Trickle::new(writes.concat(), true));
+    let mut t = Cuts::whole(writes.concat());
     let mut input = Input::default();
     let mut seen = Vec::new();
     loop {
@@ -371,49 +298,6 @@ fn back_to_back_twrites_all_go_into_pages_once_one_does() {
     // The first read takes the first Twrite whole and most of the second; from the
     // third on, each is read into pages.
     assert!(paged[2..].iter().all(|&p| p), "{paged:?}");
-}
-
-/// A transport that hands out `stream` in the given piece sizes (cycled), filling a
-/// vectored read's slices in order when `vectored`.
-struct Cut {
-    stream: Vec<u8>,
-    at: usize,
-    pieces: Vec<usize>,
-    reads: usize,
-    vectored: bool,
-}
-
-impl Cut {
-    fn next_piece(&mut self) -> usize {
-        self.reads += 1;
-        self.pieces[self.reads % self.pieces.len()].min(self.stream.len() - self.at)
-    }
-}
-
-impl Read for Cut {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.next_piece().min(buf.len());
-        buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if !self.vectored {
-            let buf = bufs.iter_mut().find(|b| !b.is_empty());
-            return buf.map_or(Ok(0), |b| self.read(b));
-        }
-        let mut left = self.next_piece();
-        let mut done = 0;
-        for buf in bufs.iter_mut() {
-            let n = left.min(buf.len());
-            buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
-            self.at += n;
-            left -= n;
-            done += n;
-        }
-        Ok(done)
-    }
 }
 
 mod any_cut {
@@ -464,7 +348,7 @@ mod any_cut {
                     Sent::Other(len) => message(len, i as u8),
                 })
                 .collect();
-            let mut t = Cut { stream: want.concat(), at: 0, pieces, reads: 0, vectored };
+            let mut t = Cuts::new(want.concat(), pieces, vectored);
             let mut input = Input::default();
             let mut seen = Vec::new();
             loop {

@@ -43,6 +43,8 @@ mod output;
 mod p2000;
 mod run;
 mod session;
+#[cfg(test)]
+mod test_streams;
 mod trace;
 mod wait;
 

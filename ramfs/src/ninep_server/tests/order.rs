@@ -3,6 +3,7 @@
 //! read into pages answered in their place (and refused past the largest file).
 
 use super::*;
+use crate::ninep_server::test_streams::Cuts;
 
 #[test]
 fn flush_is_answered_after_the_flushed_reply() {
@@ -123,33 +124,6 @@ fn pipelined_large_reads_are_written_out_as_they_go_on(data_threads: usize) {
     );
 }
 
-/// Hands out `stream` at most `piece` bytes a read, a vectored read's buffers filled in
-/// order (as a socket's), so that a large Twrite's data is read into pages.
-struct InPieces {
-    stream: Vec<u8>,
-    at: usize,
-    piece: usize,
-}
-
-impl Read for InPieces {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.read_vectored(&mut [std::io::IoSliceMut::new(buf)])
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [std::io::IoSliceMut<'_>]) -> std::io::Result<usize> {
-        let mut left = self.piece.min(self.stream.len() - self.at);
-        let mut done = 0;
-        for buf in bufs.iter_mut() {
-            let n = left.min(buf.len());
-            buf[..n].copy_from_slice(&self.stream[self.at..self.at + n]);
-            self.at += n;
-            left -= n;
-            done += n;
-        }
-        Ok(done)
-    }
-}
-
 /// Version (9P2000.L, msize MAX_MSIZE), attach, and "f" created read-write as fid 1.
 fn open_f_at_max_msize() -> Vec<Fcall> {
     tagged(vec![
@@ -196,11 +170,7 @@ fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
         (14, Msg::Tclunk { fid: 1 }),
     ];
     msgs.extend(rest.into_iter().map(|(tag, msg)| Fcall { tag, msg }));
-    let reader = InPieces {
-        stream: bytes_of(&msgs),
-        at: 0,
-        piece: 5000,
-    };
+    let reader = Cuts::fixed(bytes_of(&msgs), 5000);
     let mut output = Vec::new();
     let end = s.serve(reader, &mut output, "in pieces");
     assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
@@ -240,11 +210,7 @@ fn a_twrite_read_into_pages_past_the_largest_file_is_refused_and_the_session_goe
         tag: 12,
         msg: Msg::Tclunk { fid: 1 },
     });
-    let reader = InPieces {
-        stream: bytes_of(&msgs),
-        at: 0,
-        piece: 5000,
-    };
+    let reader = Cuts::fixed(bytes_of(&msgs), 5000);
     let mut output = Vec::new();
     let end = s.serve(reader, &mut output, "in pieces");
     assert!(matches!(end, ConnectionEnd::Eof), "{end:?}");
