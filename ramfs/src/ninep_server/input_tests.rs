@@ -272,24 +272,7 @@ fn back_to_back_twrites_all_go_into_pages_once_one_does() {
         .map(|i| twrite(i, u64::from(i) * 65536, 65536, i as u8))
         .collect();
     let mut t = Cuts::whole(writes.concat());
-    let mut input = Input::default();
-    let mut seen = Vec::new();
-    loop {
-        if let Some(w) = input.gathered() {
-            seen.push((w.message(), true));
-            input.finish_gathered();
-            continue;
-        }
-        let pending = input.pending();
-        if let Some(size) = peek_size(pending).filter(|&s| s as usize <= pending.len()) {
-            seen.push((pending[..size as usize].to_vec(), false));
-            input.consume(size as usize);
-            continue;
-        }
-        if input.read_from(&mut t, Some(MSIZE)).unwrap() == 0 {
-            break;
-        }
-    }
+    let seen = messages_read(&mut t, &mut Input::default());
     assert_eq!(seen.len(), writes.len());
     let paged: Vec<bool> = seen.iter().map(|(_, paged)| *paged).collect();
     for ((got, _), want) in seen.iter().zip(&writes) {

@@ -154,21 +154,7 @@ impl Read for Staged {
 /// Serves the setup (version with msize 1 MiB, attach, "f" created read-write as fid
 /// 1) and then `pieces`; returns the replies out when the server waited after them.
 fn delivered_when_waiting(pieces: Vec<Vec<u8>>) -> Vec<Fcall> {
-    let setup = bytes_of(&tagged(vec![
-        Msg::Tversion {
-            msize: ninep::MAX_MSIZE,
-            version: "9P2000.L".into(),
-        },
-        tattach(0, "glenda", Some(1)),
-        twalk(0, 1, &[]),
-        Msg::Tlcreate {
-            fid: 1,
-            name: "f".into(),
-            flags: lflags::RDWR,
-            mode: 0o640,
-            gid: 0,
-        },
-    ]));
+    let setup = bytes_of(&open_f_at_max_msize());
     let delivered = Rc::default();
     let seen = Rc::default();
     let reader = Staged {

@@ -94,6 +94,25 @@ fn tagged(msgs: Vec<Msg>) -> Vec<Fcall> {
         .collect()
 }
 
+/// Version (9P2000.L, msize MAX_MSIZE), attach, and "f" created read-write as fid 1.
+fn open_f_at_max_msize() -> Vec<Fcall> {
+    tagged(vec![
+        Msg::Tversion {
+            msize: ninep::MAX_MSIZE,
+            version: "9P2000.L".into(),
+        },
+        tattach(0, "glenda", Some(1)),
+        twalk(0, 1, &[]),
+        Msg::Tlcreate {
+            fid: 1,
+            name: "f".into(),
+            flags: lflags::RDWR,
+            mode: 0o640,
+            gid: 0,
+        },
+    ])
+}
+
 fn tversion(v: &str) -> Msg {
     Msg::Tversion {
         msize: 8192,

@@ -124,25 +124,6 @@ fn pipelined_large_reads_are_written_out_as_they_go_on(data_threads: usize) {
     );
 }
 
-/// Version (9P2000.L, msize MAX_MSIZE), attach, and "f" created read-write as fid 1.
-fn open_f_at_max_msize() -> Vec<Fcall> {
-    tagged(vec![
-        Msg::Tversion {
-            msize: ninep::MAX_MSIZE,
-            version: "9P2000.L".into(),
-        },
-        tattach(0, "glenda", Some(1)),
-        twalk(0, 1, &[]),
-        Msg::Tlcreate {
-            fid: 1,
-            name: "f".into(),
-            flags: lflags::RDWR,
-            mode: 0o640,
-            gid: 0,
-        },
-    ])
-}
-
 #[test]
 fn a_twrite_read_into_pages_is_answered_in_its_place_and_before_its_flush() {
     let s = server();
