@@ -237,7 +237,7 @@ fn serve_conn(server: &Server, conn: Connection, trust_attach_names: bool) -> Co
     let rule = AttachRule::for_peer(conn.cred, trust_attach_names);
     let reader = server.polling(conn.reader);
     let writer = server.polling_writer(conn.writer);
-    server.serve_peer(reader, writer, &conn.peer, rule)
+    server.serve_polled(reader, writer, &conn.peer, rule)
 }
 
 /// Serves the tree as the Redox scheme `name` until the exit rule holds.

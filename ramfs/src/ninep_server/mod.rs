@@ -43,6 +43,8 @@ mod output;
 mod p2000;
 mod run;
 mod session;
+#[cfg(target_os = "linux")]
+mod splice;
 #[cfg(test)]
 mod test_streams;
 mod trace;
@@ -59,9 +61,11 @@ use ninep::{peek_size, DecodeError, Dialect, HEADER_LEN, MAX_MSIZE};
 use crate::fs::Fs;
 pub use attach_rule::AttachRule;
 use input::Input;
-use output::Output;
+use output::{Output, Plain, ReplyWrite};
 use run::Run;
 use session::Session;
+#[cfg(target_os = "linux")]
+pub use splice::SplicingSocket;
 pub use wait::{
     Adaptive, PollRead, PollWrite, Polling, PollingWriter, Spinners, WaitClock, WaitCounts,
 };
@@ -187,6 +191,29 @@ impl Server {
         peer: &str,
         rule: AttachRule,
     ) -> ConnectionEnd {
+        self.serve_with(reader, Plain(writer), peer, rule)
+    }
+
+    /// [`Server::serve_peer`] for a transport's connection, whose writer
+    /// ([`Server::polling_writer`]) may send the file pages of large Rreads by
+    /// reference (a unix socket on Linux, [`SplicingSocket`]) instead of copying them.
+    pub fn serve_polled<R: Read, W: PollWrite>(
+        &self,
+        reader: R,
+        writer: PollingWriter<W>,
+        peer: &str,
+        rule: AttachRule,
+    ) -> ConnectionEnd {
+        self.serve_with(reader, writer, peer, rule)
+    }
+
+    fn serve_with<R: Read, W: ReplyWrite>(
+        &self,
+        reader: R,
+        writer: W,
+        peer: &str,
+        rule: AttachRule,
+    ) -> ConnectionEnd {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let mut session = Session::new(&self.fs, id, &self.config);
         session.attach_rule = rule;
@@ -202,7 +229,7 @@ impl Server {
 }
 
 /// The read–answer–write loop of one connection.
-fn run<R: Read, W: Write>(
+fn run<R: Read, W: ReplyWrite>(
     session: &mut Session<'_>,
     mut reader: R,
     mut writer: W,
@@ -238,7 +265,10 @@ fn run<R: Read, W: Write>(
         let defer =
             input.after_gathered() && input.twrite_begun() && output.len() < DEFER_FLUSH_BELOW;
         if !output.is_empty() && !defer {
-            if let Err(e) = output.write_to(&mut writer).and_then(|()| writer.flush()) {
+            if let Err(e) = writer
+                .write_output(&mut output)
+                .and_then(|()| writer.flush())
+            {
                 return client_gone_or(e);
             }
         }
@@ -302,7 +332,7 @@ struct Batch {
 /// (see `run`), every other message on its own after the run before it. A run's
 /// replies may be written to `writer` before the pass ends; the rest are left in
 /// `output`.
-fn answer_whole_messages<W: Write>(
+fn answer_whole_messages<W: ReplyWrite>(
     session: &mut Session<'_>,
     input: &[u8],
     output: &mut Output,
@@ -358,7 +388,7 @@ fn answer_whole_messages<W: Write>(
 }
 
 /// Answers the run gathered so far, if any.
-fn answer_run<W: Write>(
+fn answer_run<W: ReplyWrite>(
     session: &Session<'_>,
     input: &[u8],
     output: &mut Output,

@@ -43,7 +43,7 @@ pub(super) struct Output {
 }
 
 /// Pages that go out after `bytes[..at]` (and after the held pages before them).
-struct Held {
+pub(super) struct Held {
     at: usize,
     pages: SharedPages,
 }
@@ -89,9 +89,27 @@ impl Output {
         self.held_pages = 0;
     }
 
+    /// True if pages are held (an Rread of at least [`SHARE_MIN`] bytes is waiting).
+    pub fn holds_pages(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Moves the bytes and held pages into `spent` and takes `spent`'s (emptied)
+    /// buffers in their place: the pages a writer sent by reference stay held, and the
+    /// bytes stay where they are, until the peer has read them.
+    #[cfg(target_os = "linux")]
+    pub(super) fn hand_over(&mut self, spent: &mut Spent) {
+        spent.bytes.clear();
+        spent.held.clear();
+        std::mem::swap(&mut self.bytes, &mut spent.bytes);
+        std::mem::swap(&mut self.held, &mut spent.held);
+        self.held_bytes = 0;
+        self.held_pages = 0;
+    }
+
     /// The waiting bytes as slices in order, skipping the first `skip` bytes, into
     /// `slices`; returns how many were filled.
-    fn fill<'a>(&'a self, mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
+    pub(super) fn fill<'a>(&'a self, mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
         let mut filled = 0;
         let mut put = |part: &'a [u8], filled: &mut usize| -> bool {
             if part.is_empty() {
@@ -169,6 +187,57 @@ impl Output {
         Ok(())
     }
 }
+
+/// An output's buffers after it was sent by reference ([`Output::hand_over`]).
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+pub(super) struct Spent {
+    bytes: Vec<u8>,
+    held: Vec<Held>,
+}
+
+#[cfg(target_os = "linux")]
+impl Spent {
+    /// Lets go of the pages and the bytes (keeping the buffers for reuse).
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.held.clear();
+    }
+
+    /// Pages held.
+    pub fn held_pages(&self) -> usize {
+        self.held.iter().map(|h| h.pages.page_count()).sum()
+    }
+}
+
+/// A connection's writer as the connection loop uses it: each [`Output`] goes out
+/// through [`ReplyWrite::write_output`], which a writer that sends held pages by
+/// reference (`splice`) does its own way.
+pub(super) trait ReplyWrite: Write + Sized {
+    /// Writes `out` whole and empties it (also on error: the connection is ending).
+    fn write_output(&mut self, out: &mut Output) -> io::Result<()> {
+        out.write_to(self)
+    }
+}
+
+/// A writer that only copies: [`ReplyWrite`] as [`Output::write_to`] does it.
+pub(super) struct Plain<W>(pub W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> ReplyWrite for Plain<W> {}
 
 #[cfg(test)]
 #[path = "output_tests.rs"]

@@ -24,7 +24,7 @@
 //! too small to be worth a thread ([`PARALLEL_MIN_BYTES`]) is answered on the
 //! connection's own thread, as before.
 
-use std::io::{self, Write};
+use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ use std::thread;
 
 use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace, RREAD_HEADER_LEN};
 
-use super::output::{Output, SHARE_MIN};
+use super::output::{Output, ReplyWrite, SHARE_MIN};
 use super::session::Session;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use crate::error::Error;
@@ -246,7 +246,7 @@ impl Run {
     /// onto a buffer of `spare` (kept for the next run); then `output` and those
     /// buffers are written to `writer` and it is flushed. The replies of one run may go
     /// out in any order: nothing after the run is answered before all of them.
-    pub fn answer<W: Write>(
+    pub fn answer<W: ReplyWrite>(
         &mut self,
         cx: Context<'_>,
         threads: usize,
@@ -283,9 +283,9 @@ impl Run {
             }
         });
         self.clear();
-        output.write_to(writer)?;
+        writer.write_output(output)?;
         for buf in spare.iter_mut().take(parts - 1) {
-            buf.write_to(writer)?;
+            writer.write_output(buf)?;
         }
         // The connection loop flushes only what is left in `output`, which is empty now:
         // a buffered writer (--stdio's stdout) would keep these replies while the

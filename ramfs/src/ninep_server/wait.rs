@@ -38,6 +38,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::output::{Output, ReplyWrite};
+#[cfg(target_os = "linux")]
+use super::SplicingSocket;
+
 /// A reader that can also be asked for bytes without blocking.
 pub trait PollRead: Read {
     /// Reads what is there now: like `read`, but fails with
@@ -73,11 +77,23 @@ pub trait PollWrite: Write {
     /// destination that cannot do that (standard output) fails with
     /// [`io::ErrorKind::Unsupported`], and is then only ever written blocking.
     fn write_now_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// The destination as a socket that sends held file pages by reference, if it is
+    /// one.
+    #[cfg(target_os = "linux")]
+    fn splicing(&mut self) -> Option<&mut SplicingSocket> {
+        None
+    }
 }
 
 impl<T: PollWrite + ?Sized> PollWrite for Box<T> {
     fn write_now_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         (**self).write_now_vectored(bufs)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn splicing(&mut self) -> Option<&mut SplicingSocket> {
+        (**self).splicing()
     }
 }
 
@@ -136,6 +152,22 @@ impl<W: PollWrite> Write for PollingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+impl<W: PollWrite> ReplyWrite for PollingWriter<W> {
+    /// Through the destination's [`SplicingSocket`] if it has one, which counts the
+    /// connection asleep while the socket is full; else copied, as any writer.
+    fn write_output(&mut self, out: &mut Output) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(socket) = self.inner.splicing() {
+            let (spinners, waited) = (&self.spinners, &mut self.waited);
+            return socket.send_output(out, || {
+                *waited += 1;
+                Asleep::new(spinners)
+            });
+        }
+        out.write_to(self)
     }
 }
 

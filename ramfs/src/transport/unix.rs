@@ -6,6 +6,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use super::{peer, Connection, PeerCred};
+use crate::ninep_server::PollWrite;
+#[cfg(target_os = "linux")]
+use crate::ninep_server::SplicingSocket;
 
 /// A bound unix socket and the file it made.
 pub struct UnixSocketListener {
@@ -53,11 +56,24 @@ impl UnixSocketListener {
         };
         Ok(Connection {
             reader: Box::new(stream.try_clone()?),
-            writer: Box::new(stream),
+            writer: writer(stream),
             peer,
             cred,
         })
     }
+}
+
+/// On Linux the stream with a pipe to send file pages by reference, else (or if no
+/// pipe can be made) the stream as it is.
+fn writer(stream: UnixStream) -> Box<dyn PollWrite + Send> {
+    #[cfg(target_os = "linux")]
+    {
+        match stream.try_clone().and_then(SplicingSocket::new) {
+            Ok(s) => return Box::new(s),
+            Err(e) => tracing::warn!("replies are copied: cannot make a pipe: {e}"),
+        }
+    }
+    Box::new(stream)
 }
 
 /// True if `path` is a socket nobody listens on.
