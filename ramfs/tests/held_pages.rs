@@ -7,7 +7,9 @@
 //!   ones, the pages replaced are counted, and the memory in use is the file's pages
 //!   alone, with the limit enforced as before (a write one page past it fails);
 //! - reads of 1 MiB (less the header's room) from an unaligned offset spanning single-page runs, a merged run (a
-//!   loan given back), a hole and the end of the file.
+//!   loan given back), a hole and the end of the file, copied and (on Linux) spliced;
+//! - on Linux, a reply sent by reference (`ninep_server/splice.rs`) that the client has
+//!   not read yet while a write replaces its pages: the client reads the old bytes.
 
 mod common;
 
@@ -25,6 +27,8 @@ use ramfs::ninep_server::{ConnectionEnd, Server, ServerConfig};
 
 /// Long enough for any step on a loaded machine; only a failing run waits this long.
 const STEP_DEADLINE: Duration = Duration::from_secs(20);
+
+const MIB: usize = 1 << 20;
 
 /// The read that is held up: 16 pages.
 const READ: usize = 16 * PAGE_SIZE;
@@ -157,6 +161,35 @@ fn connect<W: Write + Send + 'static>(
     (Client { stream: ours }, serving)
 }
 
+/// Serves one connection of `fs` as `ramfs --listen unix:` does on Linux: polled, its
+/// replies through a [`SplicingSocket`].
+#[cfg(target_os = "linux")]
+fn connect_spliced(fs: &Arc<Fs>) -> (Client, JoinHandle<ConnectionEnd>) {
+    use ramfs::ninep_server::{AttachRule, SplicingSocket};
+    let (ours, theirs) = UnixStream::pair().expect("socket pair");
+    ours.set_read_timeout(Some(STEP_DEADLINE))
+        .expect("read timeout");
+    let server = Server::new(Arc::clone(fs), ServerConfig::default());
+    let serving = thread::spawn(move || {
+        let reader = server.polling(theirs.try_clone().expect("clone"));
+        let writer = server.polling_writer(SplicingSocket::new(theirs).expect("pipe"));
+        server.serve_polled(reader, writer, "spliced", AttachRule::BelieveNames)
+    });
+    (Client { stream: ours }, serving)
+}
+
+/// Bytes waiting to be read on `s` (`FIONREAD`).
+#[cfg(target_os = "linux")]
+fn unread(s: &UnixStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `n`; the
+    // descriptor is borrowed from `s` for the call.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", io::Error::last_os_error());
+    n as usize
+}
+
 fn replaced(fs: &Fs, f: NodeId) -> u64 {
     fs.lock_shared()
         .file_handle(f)
@@ -247,9 +280,56 @@ fn a_write_while_a_reply_holds_the_pages_replaces_them_and_the_reply_sends_the_o
     assert!(matches!(serving.join(), Ok(ConnectionEnd::Eof)));
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_write_before_the_client_reads_a_spliced_reply_replaces_its_pages() {
+    let old = pattern(READ, 4);
+    let (fs, f, who) = tree_with_file(1 << 30, &old);
+    let (mut client, serving) = connect_spliced(&fs);
+    assert!(client.open_f(256 * 1024) as usize >= READ);
+    client.send(
+        4,
+        Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: READ as u32,
+        },
+    );
+    // Wait until the whole Rread (size[4] type[1] tag[2] count[4] data) is in the
+    // socket, sent and unread.
+    let whole = 11 + READ;
+    let deadline = std::time::Instant::now() + STEP_DEADLINE;
+    while unread(&client.stream) < whole {
+        assert!(std::time::Instant::now() < deadline, "the Rread never came");
+        thread::sleep(Duration::from_millis(1));
+    }
+    let new = pattern(READ, 5);
+    assert_eq!(fs.write(&who, f, 0, &new, false), Ok(READ as u32));
+    assert_eq!(
+        replaced(&fs, f),
+        16,
+        "the socket still referred to the pages: each replaced, not changed"
+    );
+    let reply = client.receive();
+    assert!(
+        reply.msg == Msg::Rread { data: old },
+        "the client read the bytes the read saw"
+    );
+    let read = client.call(
+        5,
+        Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: READ as u32,
+        },
+    );
+    assert!(read == Msg::Rread { data: new }, "the file has the write");
+    drop(client);
+    assert!(matches!(serving.join(), Ok(ConnectionEnd::Eof)));
+}
+
 #[test]
 fn a_read_of_1_mib_spans_single_page_runs_a_merged_run_a_hole_and_the_end() {
-    const MIB: usize = 1 << 20;
     // 300 pages written page by page; pages 40..120 merged into one run by a loan
     // (given back); a hole at pages 200..210; the file ends 100 bytes into page 300.
     let mut want = pattern(300 * PAGE_SIZE + 100, 3);
@@ -268,7 +348,17 @@ fn a_read_of_1_mib_spans_single_page_runs_a_merged_run_a_hole_and_the_end() {
         t.lend_pages(f, 40, 80).expect("lent");
         assert_eq!(t.return_pages(f, 40, 80), Ok(0));
     }
-    let (mut client, serving) = connect(&fs, |socket| socket);
+    let (client, serving) = connect(&fs, |socket| socket);
+    read_1_mib_pieces(client, serving, &want);
+    #[cfg(target_os = "linux")]
+    {
+        let (client, serving) = connect_spliced(&fs);
+        read_1_mib_pieces(client, serving, &want);
+    }
+}
+
+/// The reads of the test above, of a file holding `want`.
+fn read_1_mib_pieces(mut client: Client, serving: JoinHandle<ConnectionEnd>, want: &[u8]) {
     // The largest msize: the iounit is 1 MiB less the header's room.
     let count = client.open_f(MAX_MSIZE) as usize;
     assert_eq!(count, MIB - IOHDRSZ as usize);

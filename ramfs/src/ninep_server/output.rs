@@ -241,4 +241,4 @@ impl<W: Write> ReplyWrite for Plain<W> {}
 
 #[cfg(test)]
 #[path = "output_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -65,7 +65,7 @@ impl Write for Trickle {
 }
 
 /// A file of `pages` pages (a run each), every byte different from its neighbours.
-fn file(pages: usize) -> (FileData, Vec<u8>) {
+pub(in crate::ninep_server) fn file(pages: usize) -> (FileData, Vec<u8>) {
     let bytes: Vec<u8> = (0..pages * 4096)
         .map(|i| (i % 251) as u8 ^ (i / 4096) as u8)
         .collect();
@@ -75,7 +75,7 @@ fn file(pages: usize) -> (FileData, Vec<u8>) {
 }
 
 /// Puts into `out`, `times` times: a few bytes of header, then the file's pages held.
-fn fill(out: &mut Output, f: &FileData, times: usize) -> Vec<u8> {
+pub(in crate::ninep_server) fn fill(out: &mut Output, f: &FileData, times: usize) -> Vec<u8> {
     let mut want = Vec::new();
     for i in 0..times {
         let header = [i as u8; 11];

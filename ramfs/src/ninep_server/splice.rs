@@ -129,6 +129,10 @@ impl SplicingSocket {
             }
         });
         out.clear();
+        if result.is_err() {
+            // What a client that went away did not read is gone with it.
+            let _ = self.release();
+        }
         result
     }
 
@@ -209,21 +213,46 @@ impl SplicingSocket {
                     0,
                 )
             };
-            match n {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
+            let e = match n {
+                0 => io::ErrorKind::WriteZero.into(),
                 n if n > 0 => {
                     self.in_pipe -= n as usize;
                     self.sent += n as u64;
+                    continue;
                 }
-                _ => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(e);
-                    }
-                }
+                _ => io::Error::last_os_error(),
+            };
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.discard_pipe();
+                return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Empties the pipe after the socket failed: its buffers refer to our memory, and
+    /// nothing will send them now. Read out (copied, once): a pipe has no other way to
+    /// drop what it holds, short of closing it.
+    fn discard_pipe(&mut self) {
+        let mut scratch = [0u8; 16 * 1024];
+        while self.in_pipe > 0 {
+            let want = self.in_pipe.min(scratch.len());
+            // SAFETY: reads at most `want` bytes into `scratch`, which is writable for
+            // that many; the pipe holds at least `in_pipe` bytes, so this never waits.
+            let n = unsafe {
+                libc::read(
+                    self.pipe_read.as_raw_fd(),
+                    scratch.as_mut_ptr().cast(),
+                    want,
+                )
+            };
+            if n > 0 {
+                self.in_pipe -= n as usize;
+            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                tracing::error!("cannot empty a splice pipe: {}", io::Error::last_os_error());
+                break;
+            }
+        }
     }
 
     /// Writes all of `bytes` copied, counting them.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::fs::{Cred, FileHandle, NewKind, NewNode, NodeId};
-use crate::ninep_server::output::Output;
+use crate::ninep_server::output::{Output, Plain};
 use crate::ninep_server::run::{Context, Job, Run, PARALLEL_MIN_BYTES};
 
 fn context(fs: &Fs) -> Context<'_> {
@@ -82,7 +82,7 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
         "reads of one file"
     );
     run.push(read(&h, 2, f, half as u64, half));
-    let (mut spare, mut output, mut written) = (Vec::new(), Output::default(), Vec::new());
+    let (mut spare, mut output, mut written) = (Vec::new(), Output::default(), Plain(Vec::new()));
     run.answer(context(&fs), 2, &[], &mut spare, &mut output, &mut written)
         .unwrap();
     assert_eq!(
@@ -91,7 +91,7 @@ fn a_large_run_is_answered_on_two_threads_at_once() {
         "job 1 saw job 2 begin while it was still inside"
     );
     assert!(run.is_empty() && output.is_empty(), "all written");
-    let replies = replies_of(&written);
+    let replies = replies_of(&written.0);
     let mut tags: Vec<u16> = replies.iter().map(|r| r.tag).collect();
     tags.sort_unstable();
     assert_eq!(tags, [1, 2], "each job answered once");
@@ -120,11 +120,11 @@ fn a_small_run_stays_on_the_connections_thread() {
     }));
     run.push(read(&h, 1, f, 0, 4096));
     run.push(read(&h, 2, f, 4096, 4096));
-    let (mut spare, mut output, mut written) = (Vec::new(), Output::default(), Vec::new());
+    let (mut spare, mut output, mut written) = (Vec::new(), Output::default(), Plain(Vec::new()));
     run.answer(context(&fs), 4, &[], &mut spare, &mut output, &mut written)
         .unwrap();
     assert_eq!(elsewhere.load(Ordering::SeqCst), 0);
-    assert!(written.is_empty(), "left in the batch's output");
+    assert!(written.0.is_empty(), "left in the batch's output");
     assert_eq!(replies_of(&output.bytes).len(), 2);
 }
 
