@@ -218,6 +218,11 @@ pub(super) trait ReplyWrite: Write + Sized {
     fn write_output(&mut self, out: &mut Output) -> io::Result<()> {
         out.write_to(self)
     }
+
+    /// Rreads of at least this many bytes hold the file's pages (see [`SHARE_MIN`]).
+    fn share_min(&mut self) -> usize {
+        SHARE_MIN
+    }
 }
 
 /// A writer that only copies: [`ReplyWrite`] as [`Output::write_to`] does it.

@@ -32,7 +32,7 @@ use std::thread;
 
 use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace, RREAD_HEADER_LEN};
 
-use super::output::{Output, ReplyWrite, SHARE_MIN};
+use super::output::{Output, ReplyWrite};
 use super::session::Session;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use crate::error::Error;
@@ -101,7 +101,7 @@ impl Job {
                 offset,
                 count,
                 ..
-            } => read(file, *tag, *offset, *count, out).map(|count| {
+            } => read(file, *tag, *offset, *count, cx.share_min, out).map(|count| {
                 if let Some(id) = cx.trace {
                     log_rread(id, *tag, count);
                 }
@@ -145,9 +145,10 @@ fn read(
     tag: u16,
     offset: u64,
     count: usize,
+    share_min: usize,
     out: &mut Output,
 ) -> Result<u32, Error> {
-    if count < SHARE_MIN {
+    if count < share_min {
         let mut reply = RreadInPlace::begin(&mut out.bytes, tag, count);
         file.read_with(offset, count, |bytes| reply.push(bytes));
         return reply.finish().map_err(|_| Error::CountTooLarge);
@@ -179,6 +180,9 @@ pub(super) struct Context<'a> {
     pub dialect: Dialect,
     /// The session's number, if its messages are logged (`--trace`).
     pub trace: Option<u64>,
+    /// Rreads of at least this many bytes hold the file's pages instead of copying
+    /// them ([`ReplyWrite::share_min`]).
+    pub share_min: usize,
 }
 
 /// A small reply (never past msize: an Rwrite or an error) onto `out`.

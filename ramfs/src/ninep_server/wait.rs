@@ -169,6 +169,14 @@ impl<W: PollWrite> ReplyWrite for PollingWriter<W> {
         }
         out.write_to(self)
     }
+
+    fn share_min(&mut self) -> usize {
+        #[cfg(target_os = "linux")]
+        if self.inner.splicing().is_some() {
+            return super::splice::SHARE_MIN;
+        }
+        super::output::SHARE_MIN
+    }
 }
 
 /// Time and the CPU as a spinning reader sees them; a trait so that tests drive both.

@@ -19,6 +19,7 @@ fn context(fs: &Fs) -> Context<'_> {
         fs,
         dialect: Dialect::L,
         trace: None,
+        share_min: crate::ninep_server::output::SHARE_MIN,
     }
 }
 
