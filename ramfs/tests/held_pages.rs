@@ -287,45 +287,56 @@ fn a_write_before_the_client_reads_a_spliced_reply_replaces_its_pages() {
     let (fs, f, who) = tree_with_file(1 << 30, &old);
     let (mut client, serving) = connect_spliced(&fs);
     assert!(client.open_f(256 * 1024) as usize >= READ);
-    client.send(
-        4,
-        Msg::Tread {
-            fid: 1,
-            offset: 0,
-            count: READ as u32,
-        },
-    );
-    // Wait until the whole Rread (size[4] type[1] tag[2] count[4] data) is in the
-    // socket, sent and unread.
-    let whole = 11 + READ;
-    let deadline = std::time::Instant::now() + STEP_DEADLINE;
-    while unread(&client.stream) < whole {
-        assert!(std::time::Instant::now() < deadline, "the Rread never came");
-        thread::sleep(Duration::from_millis(1));
+    // 16 pages, then two (a spliced Rread holds a page or more; copied, 16 KiB).
+    let mut replaced_before = 0;
+    for (tag, len, seed) in [(4u16, READ, 5u8), (6, 2 * PAGE_SIZE, 6)] {
+        let old = fs_read(&mut client, tag, len);
+        client.send(
+            tag,
+            Msg::Tread {
+                fid: 1,
+                offset: 0,
+                count: len as u32,
+            },
+        );
+        // Wait until the whole Rread (size[4] type[1] tag[2] count[4] data) is in the
+        // socket, sent and unread.
+        let deadline = std::time::Instant::now() + STEP_DEADLINE;
+        while unread(&client.stream) < 11 + len {
+            assert!(std::time::Instant::now() < deadline, "the Rread never came");
+            thread::sleep(Duration::from_millis(1));
+        }
+        let new = pattern(len, seed);
+        assert_eq!(fs.write(&who, f, 0, &new, false), Ok(len as u32));
+        assert_eq!(
+            replaced(&fs, f) - replaced_before,
+            (len / PAGE_SIZE) as u64,
+            "the socket still referred to the pages: each replaced, not changed"
+        );
+        replaced_before = replaced(&fs, f);
+        let reply = client.receive();
+        assert!(
+            reply.msg == Msg::Rread { data: old },
+            "the client read the bytes the read saw ({len} bytes)"
+        );
+        assert!(fs_read(&mut client, tag + 1, len) == new, "the file has the write");
     }
-    let new = pattern(READ, 5);
-    assert_eq!(fs.write(&who, f, 0, &new, false), Ok(READ as u32));
-    assert_eq!(
-        replaced(&fs, f),
-        16,
-        "the socket still referred to the pages: each replaced, not changed"
-    );
-    let reply = client.receive();
-    assert!(
-        reply.msg == Msg::Rread { data: old },
-        "the client read the bytes the read saw"
-    );
-    let read = client.call(
-        5,
-        Msg::Tread {
-            fid: 1,
-            offset: 0,
-            count: READ as u32,
-        },
-    );
-    assert!(read == Msg::Rread { data: new }, "the file has the write");
     drop(client);
     assert!(matches!(serving.join(), Ok(ConnectionEnd::Eof)));
+}
+
+/// The first `len` bytes of fid 1, read whole.
+#[cfg(target_os = "linux")]
+fn fs_read(client: &mut Client, tag: u16, len: usize) -> Vec<u8> {
+    let read = Msg::Tread {
+        fid: 1,
+        offset: 0,
+        count: len as u32,
+    };
+    match client.call(tag, read) {
+        Msg::Rread { data } => data,
+        other => panic!("Tread: {other:?}"),
+    }
 }
 
 #[test]
