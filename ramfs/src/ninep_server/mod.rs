@@ -17,8 +17,11 @@
 //! of at least `output::SHARE_MIN` bytes puts its Rread's header in the output and
 //! holds the file's pages it covers whole, which the output writes with vectored writes
 //! (`output`); a smaller one is built in the output buffer ([`ninep::RreadInPlace`])
-//! with the pages copied after its header. `tests/data_copies.rs` counts the
-//! allocations of both, `tests/held_pages.rs` stages a write while a reply holds pages.
+//! with the pages copied after its header. On Linux a unix socket's writer
+//! ([`SplicingSocket`], `splice`) takes held pages by reference, so the client's read is
+//! the data's only copy, and there a read of a page or more holds its pages.
+//! `tests/data_copies.rs` counts the allocations of both, `tests/held_pages.rs` stages a
+//! write while a reply holds pages, copied and spliced.
 //!
 //! A framing error (a size below 7 or above msize, a field that overruns, an unknown
 //! type) ends the connection with one log line; the tree and the other connections are
