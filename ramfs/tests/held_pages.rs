@@ -319,7 +319,10 @@ fn a_write_before_the_client_reads_a_spliced_reply_replaces_its_pages() {
             reply.msg == Msg::Rread { data: old },
             "the client read the bytes the read saw ({len} bytes)"
         );
-        assert!(fs_read(&mut client, tag + 1, len) == new, "the file has the write");
+        assert!(
+            fs_read(&mut client, tag + 1, len) == new,
+            "the file has the write"
+        );
     }
     drop(client);
     assert!(matches!(serving.join(), Ok(ConnectionEnd::Eof)));

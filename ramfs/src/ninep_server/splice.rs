@@ -64,7 +64,8 @@ const SLICES: usize = PIPE_SIZE as usize / 4096;
 /// Spent buffers kept for reuse.
 const FREE_KEPT: usize = 4;
 
-/// A connected unix socket that sends [`Output`]s holding file pages by reference.
+/// A connected unix socket that sends replies holding file pages by reference (see
+/// the module's notes); every write of the connection goes through it.
 pub struct SplicingSocket {
     socket: UnixStream,
     /// The pipe's read end (blocking) and write end.
@@ -358,7 +359,7 @@ impl PollWrite for SplicingSocket {
 }
 
 impl Drop for SplicingSocket {
-    /// Waits (at most [`LINGER`]) for the client to read what refers to our memory;
+    /// Waits (at most `LINGER`, 2 s) for the client to read what refers to our memory;
     /// leaks what it has not read by then.
     fn drop(&mut self) {
         let deadline = Instant::now() + LINGER;
