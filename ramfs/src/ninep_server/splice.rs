@@ -64,6 +64,14 @@ const SLICES: usize = PIPE_SIZE as usize / 4096;
 /// Spent buffers kept for reuse.
 const FREE_KEPT: usize = 4;
 
+/// What a send by reference keeps until the client has read it.
+enum Kept {
+    /// An output's buffers.
+    Output(Spent),
+    /// What a caller of [`SplicingSocket::send_kept`] handed over.
+    Other(#[allow(dead_code)] /* held only to be dropped */ Box<dyn Send>),
+}
+
 /// A connected unix socket that sends replies holding file pages by reference (see
 /// the module's notes); every write of the connection goes through it.
 pub struct SplicingSocket {
@@ -75,9 +83,9 @@ pub struct SplicingSocket {
     in_pipe: usize,
     /// Bytes written to the socket since it was made.
     sent: u64,
-    /// Outputs sent by reference whose bytes the client may not have read, oldest
-    /// first, each with the value of `sent` after its last byte.
-    retained: VecDeque<(u64, Spent)>,
+    /// What was sent by reference and the client may not have read, oldest first,
+    /// each with the value of `sent` after its last byte.
+    retained: VecDeque<(u64, Kept)>,
     /// Emptied buffers, for the next outputs.
     free: Vec<Spent>,
 }
@@ -110,7 +118,11 @@ impl SplicingSocket {
 
     /// Pages kept for bytes the client may not have read yet.
     pub fn retained_pages(&self) -> usize {
-        self.retained.iter().map(|(_, s)| s.held_pages()).sum()
+        let pages = |kept: &Kept| match kept {
+            Kept::Output(spent) => spent.held_pages(),
+            Kept::Other(_) => 0,
+        };
+        self.retained.iter().map(|(_, kept)| pages(kept)).sum()
     }
 
     /// Lets go of what the client has read, and reports the pages still kept.
@@ -132,13 +144,39 @@ impl SplicingSocket {
                 self.splice_all(out, &mut asleep)
             } else {
                 self.drain(&mut asleep)?;
-                let _asleep = (!self.writable()).then(&mut asleep);
-                self.copy_all(&out.bytes)
+                self.copy_all(&out.bytes, &mut asleep)
             }
         });
         out.clear();
         if result.is_err() {
             // What a client that went away did not read is gone with it.
+            let _ = self.release();
+        }
+        result
+    }
+
+    /// Sends the bytes `parts` names in `keep`, in order, by reference, then keeps
+    /// `keep` until the client has read them: the client reads them from this memory
+    /// after this returns, so `parts` names bytes `keep` owns (they stay where they
+    /// are while the box lives, and it does not change them) or bytes that never change
+    /// (a `static`'s). Waits while the socket is full.
+    pub fn send_kept<K: Send + 'static>(
+        &mut self,
+        keep: Box<K>,
+        parts: impl for<'k> FnOnce(&'k K, &mut Vec<&'k [u8]>),
+    ) -> io::Result<()> {
+        let mut named = Vec::new();
+        parts(&keep, &mut named);
+        let total = named.iter().map(|p| p.len()).sum();
+        let (done, result) = match self.release() {
+            Ok(()) => self.splice(total, |skip, s| fill_from(&named, skip, s), &mut || ()),
+            Err(e) => (0, Err(e)),
+        };
+        drop(named);
+        if done > 0 {
+            self.keep(Kept::Other(keep));
+        }
+        if result.is_err() {
             let _ = self.release();
         }
         result
@@ -151,25 +189,41 @@ impl SplicingSocket {
         out: &mut Output,
         asleep: &mut impl FnMut() -> G,
     ) -> io::Result<()> {
-        let total = out.len();
+        let (done, result) = self.splice(out.len(), |skip, s| out.fill(skip, s), asleep);
+        if done > 0 {
+            let mut spent = self.free.pop().unwrap_or_default();
+            out.hand_over(&mut spent);
+            self.keep(Kept::Output(spent));
+        }
+        result
+    }
+
+    /// Sends `total` bytes by reference, that `fill(skip, slices)` puts into `slices`
+    /// from byte `skip` on (returning how many slices it filled); returns how many
+    /// went into the pipe, and whether all got to the socket.
+    fn splice<'a, G>(
+        &mut self,
+        total: usize,
+        fill: impl Fn(usize, &mut [IoSlice<'a>]) -> usize,
+        asleep: &mut impl FnMut() -> G,
+    ) -> (usize, io::Result<()>) {
         let mut done = 0;
         let mut result = self.drain(asleep);
         let mut slices = [IoSlice::new(&[]); SLICES];
         while result.is_ok() && done < total {
-            let n = out.fill(done, &mut slices);
+            let n = fill(done, &mut slices);
             result = self.vmsplice(&slices[..n]).and_then(|k| {
                 done += k;
                 self.drain(asleep)
             });
         }
-        if done > 0 {
-            let mut spent = self.free.pop().unwrap_or_default();
-            out.hand_over(&mut spent);
-            // The position of the last byte once the pipe's rest is in the socket.
-            self.retained
-                .push_back((self.sent + self.in_pipe as u64, spent));
-        }
-        result
+        (done, result)
+    }
+
+    /// Keeps `kept` until the client has read the last byte in the pipe.
+    fn keep(&mut self, kept: Kept) {
+        self.retained
+            .push_back((self.sent + self.in_pipe as u64, kept));
     }
 
     /// Puts `slices` (in order) into the empty pipe by reference; returns the bytes it
@@ -263,15 +317,23 @@ impl SplicingSocket {
         }
     }
 
-    /// Writes all of `bytes` copied, counting them.
-    fn copy_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    /// Writes all of `bytes` copied, counting them: tried without waiting first (the
+    /// common case, and no `poll` for it), then waiting, asleep.
+    fn copy_all<G>(&mut self, mut bytes: &[u8], asleep: &mut impl FnMut() -> G) -> io::Result<()> {
+        let mut _asleep = None;
         while !bytes.is_empty() {
-            match self.socket.write(bytes) {
+            let written = if _asleep.is_none() {
+                self.socket.write_now_vectored(&[IoSlice::new(bytes)])
+            } else {
+                self.socket.write(bytes)
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.sent += n as u64;
                     bytes = &bytes[n..];
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => _asleep = Some(asleep()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -303,16 +365,37 @@ impl SplicingSocket {
         }
         let read = self.sent.saturating_sub(self.unread()?);
         while self.retained.front().is_some_and(|(end, _)| *end <= read) {
-            let Some((_, mut spent)) = self.retained.pop_front() else {
+            let Some((_, kept)) = self.retained.pop_front() else {
                 break;
             };
-            spent.clear();
-            if self.free.len() < FREE_KEPT {
-                self.free.push(spent);
+            if let Kept::Output(mut spent) = kept {
+                spent.clear();
+                if self.free.len() < FREE_KEPT {
+                    self.free.push(spent);
+                }
             }
         }
         Ok(())
     }
+}
+
+/// The bytes of `parts` from byte `skip` on, as slices into `slices`; returns how
+/// many were filled.
+fn fill_from<'a>(parts: &[&'a [u8]], mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
+    let mut filled = 0;
+    for part in parts {
+        if skip >= part.len() {
+            skip -= part.len();
+            continue;
+        }
+        let Some(slot) = slices.get_mut(filled) else {
+            break;
+        };
+        *slot = IoSlice::new(&part[skip..]);
+        skip = 0;
+        filled += 1;
+    }
+    filled
 }
 
 /// `ioctl(SIOCOUTQ)`: the memory the socket's unread sent buffers take. (`SIOCOUTQ` is
@@ -371,11 +454,12 @@ impl Drop for SplicingSocket {
         }
         if !self.retained.is_empty() {
             tracing::warn!(
-                "connection ends with {} pages sent by reference and unread: kept for good",
+                "connection ends with {} sends by reference unread ({} pages): kept for good",
+                self.retained.len(),
                 self.retained_pages()
             );
-            for (_, spent) in self.retained.drain(..) {
-                std::mem::forget(spent);
+            for (_, kept) in self.retained.drain(..) {
+                std::mem::forget(kept);
             }
         }
     }

@@ -16,7 +16,9 @@
 //! Replies are encoded by `ninep::encode`, except that `Rread` data is not copied into
 //! the reply: its header is `ninep`'s encoding of an `Rread` with the count patched in,
 //! and the data goes to the socket from one buffer of pattern bytes in the same
-//! `writev` as the headers around it. `Tread` and `Twrite` are read from their fixed
+//! `writev` as the headers around it; on a unix socket on Linux, by reference instead
+//! (`ramfs::ninep_server::SplicingSocket`: `vmsplice` and `splice`), as ramfs sends its
+//! pages, so that the baseline stays the limit of the transport. `Tread` and `Twrite` are read from their fixed
 //! headers (no copy of a `Twrite`'s data); every other request is decoded by
 //! `ninep::decode`. A badly framed message ends the connection; a well-framed one that
 //! does not decode is answered with an error on its tag, as ramfs does.
@@ -32,7 +34,10 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use ninep::{encode, mtype, peek_size, Fcall, Msg, HEADER_LEN, MAX_MSIZE, NOTAG};
+#[cfg(target_os = "linux")]
+use ramfs::ninep_server::SplicingSocket;
 use ramfs::ninep_server::{Polling, Spinners, DEFAULT_POLL};
+use std::os::unix::net::UnixStream;
 use tracing::{debug, info};
 
 use super::addr::Addr;
@@ -149,7 +154,7 @@ impl Listener {
                     let end = match conn {
                         Conn::Unix(s) => match s.try_clone() {
                             Ok(r) => {
-                                serve_conn(Polling::new(r, DEFAULT_POLL, spinners), &s, max_msize)
+                                serve_unix(Polling::new(r, DEFAULT_POLL, spinners), s, max_msize)
                             }
                             Err(e) => ConnEnd::Io(e),
                         },
@@ -206,7 +211,57 @@ pub enum ConnEnd {
 }
 
 /// Serves one connection until the client goes or breaks the framing.
-pub fn serve_conn<R: Read, W: Write>(mut reader: R, mut writer: W, max_msize: u32) -> ConnEnd {
+pub fn serve_conn<R: Read, W: Write>(reader: R, writer: W, max_msize: u32) -> ConnEnd {
+    serve_sink(reader, Sink::Plain(writer), max_msize)
+}
+
+/// [`serve_conn`] on a unix socket: on Linux the `Rread` data goes out by reference
+/// (`ramfs::ninep_server::SplicingSocket`), as ramfs's pages do, so the baseline stays
+/// the limit of the transport.
+fn serve_unix<R: Read>(reader: R, socket: UnixStream, max_msize: u32) -> ConnEnd {
+    #[cfg(target_os = "linux")]
+    match socket.try_clone().and_then(SplicingSocket::new) {
+        Ok(spliced) => return serve_sink(reader, Sink::<UnixStream>::Spliced(spliced), max_msize),
+        Err(e) => info!("replies are copied: cannot make a pipe: {e}"),
+    }
+    serve_sink(reader, Sink::Plain(socket), max_msize)
+}
+
+/// Where a connection's replies go: any writer, copied; or a socket that sends the
+/// `Rread` data by reference.
+enum Sink<W> {
+    Plain(W),
+    #[cfg(target_os = "linux")]
+    Spliced(SplicingSocket),
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write(buf),
+            #[cfg(target_os = "linux")]
+            Sink::Spliced(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sink::Plain(w) => w.write_vectored(bufs),
+            #[cfg(target_os = "linux")]
+            Sink::Spliced(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            #[cfg(target_os = "linux")]
+            Sink::Spliced(s) => s.flush(),
+        }
+    }
+}
+
+fn serve_sink<R: Read, W: Write>(mut reader: R, mut writer: Sink<W>, max_msize: u32) -> ConnEnd {
     let mut session = Session::new(max_msize);
     let mut out = Replies::new();
     let mut input = vec![0u8; INPUT_BUFFER];
@@ -377,9 +432,13 @@ impl Replies {
     }
 
     /// Writes and forgets everything queued.
-    fn write_to(&mut self, w: &mut impl Write) -> io::Result<()> {
+    fn write_to<W: Write>(&mut self, w: &mut Sink<W>) -> io::Result<()> {
         if self.bytes.is_empty() {
             return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        if let (Sink::Spliced(socket), false) = (&mut *w, self.reads.is_empty()) {
+            return self.splice_to(socket);
         }
         let mut slices = Vec::with_capacity(2 * self.reads.len() + 1);
         let mut from = 0;
@@ -398,6 +457,28 @@ impl Replies {
         self.reads.clear();
         self.data_len = 0;
         written
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Replies {
+    /// [`Replies::write_to`] by reference: the data is `static`, and the headers'
+    /// buffer is handed to the socket to keep until the client has read it.
+    fn splice_to(&mut self, socket: &mut SplicingSocket) -> io::Result<()> {
+        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(READ_CHUNK));
+        let (reads, data) = (&self.reads, self.data);
+        let sent = socket.send_kept(Box::new(bytes), |bytes, parts| {
+            let mut from = 0;
+            for &(header_end, count) in reads {
+                parts.push(&bytes[from..header_end]);
+                parts.push(&data[..count]);
+                from = header_end;
+            }
+            parts.push(&bytes[from..]);
+        });
+        self.reads.clear();
+        self.data_len = 0;
+        sent
     }
 }
 

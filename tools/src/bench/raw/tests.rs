@@ -391,3 +391,60 @@ fn a_listener_answers_one_request_at_a_time_through_its_polling_reader() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On a unix socket the Rread data goes out by reference: pipelined reads of every
+/// size, far more than the socket holds, arrive whole, in order and with the pattern,
+/// mixed with replies that carry no data.
+#[test]
+fn a_unix_socket_gets_its_reads_whole_by_reference() {
+    use std::os::unix::net::UnixStream;
+    let (mut client, server) = UnixStream::pair().unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let reader = server.try_clone().unwrap();
+    let serving = thread::spawn(move || serve_unix(reader, server, MAX_MSIZE));
+    let mut requests = vec![version(MAX_MSIZE, "9P2000.L")];
+    let counts = [1u32, 4096, 8192 - 24, 65_536, 1 << 20, 300_000, 7];
+    for (tag, &count) in counts.iter().cycle().take(64).enumerate() {
+        let msg = if tag % 5 == 4 {
+            Msg::Tgetattr {
+                fid: 1,
+                request_mask: getattr::BASIC,
+            }
+        } else {
+            Msg::Tread {
+                fid: 1,
+                offset: 0,
+                count,
+            }
+        };
+        requests.push(fc(tag as u16, msg));
+    }
+    let sent = encode_all(&requests);
+    let writing = thread::spawn(move || {
+        client.write_all(&sent).unwrap();
+        client
+    });
+    let mut client = writing.join().unwrap();
+    let data = read_data();
+    for request in &requests {
+        let mut size = [0u8; 4];
+        client.read_exact(&mut size).unwrap();
+        let mut reply = size.to_vec();
+        reply.resize(u32::from_le_bytes(size) as usize, 0);
+        client.read_exact(&mut reply[4..]).unwrap();
+        let reply = ninep::decode(&reply, Dialect::L).unwrap();
+        assert_eq!(reply.tag, request.tag);
+        match (&request.msg, &reply.msg) {
+            (Msg::Tread { count, .. }, Msg::Rread { data: got }) => {
+                let want = (*count as usize).min(MAX_MSIZE as usize - IOHDRSZ as usize);
+                assert!(got[..] == data[..want], "tag {}", reply.tag);
+            }
+            (Msg::Tgetattr { .. }, Msg::Rgetattr { .. }) | (Msg::Tversion { .. }, _) => {}
+            (asked, got) => panic!("{asked:?} answered {got:?}"),
+        }
+    }
+    drop(client);
+    assert!(matches!(serving.join().unwrap(), ConnEnd::Eof));
+}
