@@ -184,6 +184,12 @@ impl SharedPages {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// How many hold these pages: the file (while they are its pages), and each clone.
+    #[cfg(test)]
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.slots)
+    }
 }
 
 /// A piece of a read, in order: bytes to copy now, or whole pages a reply may hold.

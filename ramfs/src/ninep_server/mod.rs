@@ -41,6 +41,8 @@ mod attach_rule;
 mod client_checks;
 mod gathered;
 mod input;
+#[cfg(target_os = "linux")]
+mod lingering;
 mod linux;
 mod output;
 mod p2000;

@@ -27,22 +27,22 @@
 //! **Memory.** What is kept is bounded by the socket's send buffer (a few hundred KiB)
 //! plus one output (its bound is `OUTPUT_FLUSH_AT`): a buffer is released as soon as
 //! the client has read past it. When the connection ends with bytes still unread by a
-//! client that is still there, the socket waits up to [`LINGER`] for it to read them;
-//! after that it leaks what is still kept, logged (the client could read it at any
-//! time later).
+//! client that is still there, the socket is shut down (the client reads what is left,
+//! then the end) and goes to `lingering` with what it keeps, which lets go of each
+//! buffer once the client has read it or has gone away: the memory is bounded by the
+//! sockets of clients that are still there, as while their connections lasted.
 //!
 //! **Order.** Every byte written to the socket goes through this type, so plain writes
 //! (replies without held pages) and spliced ones are counted alike in `sent`, and the
 //! pipe is empty whenever a call returns without error.
 
+use super::lingering::{self, Ended};
+use super::output::{Output, Spent};
+use super::PollWrite;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
-
-use super::output::{Output, Spent};
-use super::PollWrite;
 
 /// Rreads of at least this many bytes hold the file's pages when they go out by
 /// reference: there is no copy of ours or of the kernel's to weigh against holding
@@ -50,10 +50,6 @@ use super::PollWrite;
 /// `ninep-bench run` side by side (5 rounds, 8 KiB reads), a page against 16 KiB:
 /// 1.02 at q1, 1.62 at q16, 1.18 with 8 connections at q16.
 pub(super) const SHARE_MIN: usize = 4096;
-
-/// Longest a connection's end waits for its client to read the bytes still in the
-/// socket that refer to our memory.
-const LINGER: Duration = Duration::from_secs(2);
 
 /// Pipe size asked for: 256 buffers, each a page or a piece of one.
 const PIPE_SIZE: i32 = 1 << 20;
@@ -65,11 +61,39 @@ const SLICES: usize = PIPE_SIZE as usize / 4096;
 const FREE_KEPT: usize = 4;
 
 /// What a send by reference keeps until the client has read it.
-enum Kept {
+pub(super) enum Kept {
     /// An output's buffers.
     Output(Spent),
     /// What a caller of [`SplicingSocket::send_kept`] handed over.
     Other(#[allow(dead_code)] /* held only to be dropped */ Box<dyn Send>),
+}
+
+impl Kept {
+    /// File pages it holds.
+    fn pages(&self) -> usize {
+        match self {
+            Kept::Output(spent) => spent.held_pages(),
+            Kept::Other(_) => 0,
+        }
+    }
+}
+
+/// What was sent by reference and the client may not have read, oldest first, each
+/// with the socket position after its last byte.
+pub(super) type Retained = VecDeque<(u64, Kept)>;
+
+/// File pages `retained` holds.
+pub(super) fn pages_of(retained: &Retained) -> usize {
+    retained.iter().map(|(_, kept)| kept.pages()).sum()
+}
+
+/// Takes out of `retained`, to `done`, what lies before socket position `read`.
+pub(super) fn release_before(retained: &mut Retained, read: u64, mut done: impl FnMut(Kept)) {
+    while retained.front().is_some_and(|(end, _)| *end <= read) {
+        if let Some((_, kept)) = retained.pop_front() {
+            done(kept);
+        }
+    }
 }
 
 /// A connected unix socket that sends replies holding file pages by reference (see
@@ -83,9 +107,9 @@ pub struct SplicingSocket {
     in_pipe: usize,
     /// Bytes written to the socket since it was made.
     sent: u64,
-    /// What was sent by reference and the client may not have read, oldest first,
-    /// each with the value of `sent` after its last byte.
-    retained: VecDeque<(u64, Kept)>,
+    /// What was sent by reference and the client may not have read (positions are
+    /// values of `sent`).
+    retained: Retained,
     /// Emptied buffers, for the next outputs.
     free: Vec<Spent>,
 }
@@ -118,11 +142,7 @@ impl SplicingSocket {
 
     /// Pages kept for bytes the client may not have read yet.
     pub fn retained_pages(&self) -> usize {
-        let pages = |kept: &Kept| match kept {
-            Kept::Output(spent) => spent.held_pages(),
-            Kept::Other(_) => 0,
-        };
-        self.retained.iter().map(|(_, kept)| pages(kept)).sum()
+        pages_of(&self.retained)
     }
 
     /// Lets go of what the client has read, and reports the pages still kept.
@@ -353,28 +373,21 @@ impl SplicingSocket {
         n == 1 && fd.revents & libc::POLLOUT != 0
     }
 
-    /// Bytes sent that the client may not have read (and their buffers' overhead).
-    fn unread(&self) -> io::Result<u64> {
-        outq(self.socket.as_raw_fd())
-    }
-
     /// Lets go of the outputs the client has read past.
     fn release(&mut self) -> io::Result<()> {
         if self.retained.is_empty() {
             return Ok(());
         }
-        let read = self.sent.saturating_sub(self.unread()?);
-        while self.retained.front().is_some_and(|(end, _)| *end <= read) {
-            let Some((_, kept)) = self.retained.pop_front() else {
-                break;
-            };
+        let read = read_of(&self.socket, self.sent)?;
+        let free = &mut self.free;
+        release_before(&mut self.retained, read, |kept| {
             if let Kept::Output(mut spent) = kept {
                 spent.clear();
-                if self.free.len() < FREE_KEPT {
-                    self.free.push(spent);
+                if free.len() < FREE_KEPT {
+                    free.push(spent);
                 }
             }
-        }
+        });
         Ok(())
     }
 }
@@ -396,6 +409,12 @@ fn fill_from<'a>(parts: &[&'a [u8]], mut skip: usize, slices: &mut [IoSlice<'a>]
         filled += 1;
     }
     filled
+}
+
+/// How far the client of `socket` has read, at least, when `sent` bytes were written:
+/// `sent` less the memory of the buffers it has not read (see the module's notes).
+pub(super) fn read_of(socket: &UnixStream, sent: u64) -> io::Result<u64> {
+    Ok(sent.saturating_sub(outq(socket.as_raw_fd())?))
 }
 
 /// `ioctl(SIOCOUTQ)`: the memory the socket's unread sent buffers take. (`SIOCOUTQ` is
@@ -442,25 +461,15 @@ impl PollWrite for SplicingSocket {
 }
 
 impl Drop for SplicingSocket {
-    /// Waits (at most `LINGER`, 2 s) for the client to read what refers to our memory;
-    /// leaks what it has not read by then.
+    /// Hands what the client has not read yet, with the socket, to `lingering`.
     fn drop(&mut self) {
-        let deadline = Instant::now() + LINGER;
-        while !self.retained.is_empty() {
-            if self.release().is_err() || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        if self.release().is_ok() && self.retained.is_empty() {
+            return;
         }
-        if !self.retained.is_empty() {
-            tracing::warn!(
-                "connection ends with {} sends by reference unread ({} pages): kept for good",
-                self.retained.len(),
-                self.retained_pages()
-            );
-            for (_, kept) in self.retained.drain(..) {
-                std::mem::forget(kept);
-            }
+        let retained = std::mem::take(&mut self.retained);
+        match self.socket.try_clone() {
+            Ok(socket) => lingering::keep(Ended::new(socket, self.sent, retained)),
+            Err(e) => lingering::leak(retained, &e),
         }
     }
 }

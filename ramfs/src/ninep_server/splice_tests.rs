@@ -1,14 +1,16 @@
 //! Tests of `splice.rs` over real socket pairs: outputs with and without pages arrive
 //! whole and in order through a socket that fills, the pages stay as the read saw them
 //! until the client has read them and are let go of then, and a client that goes away
-//! is an error that keeps nothing.
+//! is an error that keeps nothing; a connection that ends unread keeps the pages until
+//! its client has read them or has gone away.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::*;
+use crate::fs::{FileData, SharedPages};
 use crate::ninep_server::output::tests::{file, fill};
 
 fn pair() -> (SplicingSocket, UnixStream) {
@@ -111,4 +113,75 @@ fn a_client_that_goes_away_unread_lets_the_pages_go() {
         "the pipe let go of what it took, and the client is gone"
     );
     assert_eq!(socket.in_pipe, 0);
+}
+
+/// Pages of `f` (4 of them) sent by reference and not read, the socket dropped, and a
+/// clone of those pages to watch their holders by: the file, the clone, and what the
+/// ended connection keeps.
+fn ended_unread() -> (UnixStream, FileData, SharedPages, Vec<u8>) {
+    let (mut socket, client) = pair();
+    let (f, old) = file(4);
+    let mut probe = None;
+    let mut out = Output::default();
+    f.read_pieces(0, usize::MAX, |piece| match piece {
+        crate::fs::Piece::Pages(pages) => {
+            probe = Some(pages.clone());
+            out.push_pages(pages);
+        }
+        crate::fs::Piece::Bytes(b) => out.bytes.extend_from_slice(b),
+    });
+    let probe = probe.expect("the read held the pages");
+    socket.send_output(&mut out, || ()).expect("sent");
+    let started = Instant::now();
+    drop(socket);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the end does not wait for the client"
+    );
+    (client, f, probe, old)
+}
+
+/// Waits until `pages` has `holders` holders, or 10 s.
+fn holders_become(pages: &SharedPages, holders: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pages.holders() != holders && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    pages.holders() == holders
+}
+
+#[test]
+fn a_connection_ended_unread_keeps_the_pages_until_its_client_has_read_them() {
+    let (mut client, _file, probe, old) = ended_unread();
+    // The file, the probe, the ended connection.
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(probe.holders(), 3, "kept while the client has not read");
+    let e = client
+        .write_all(b"more")
+        .expect_err("the connection is over");
+    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("read, then the end");
+    assert!(
+        got == old,
+        "the client read the bytes the read saw, then the end"
+    );
+    assert!(
+        holders_become(&probe, 2),
+        "let go of once read: {} holders",
+        probe.holders()
+    );
+}
+
+#[test]
+fn a_connection_ended_unread_lets_the_pages_go_when_its_client_goes_away() {
+    let (client, _file, probe, _) = ended_unread();
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(probe.holders(), 3, "kept while the client is there");
+    drop(client);
+    assert!(
+        holders_become(&probe, 2),
+        "let go of once the client is gone: {} holders",
+        probe.holders()
+    );
 }
