@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -326,6 +326,51 @@ fn a_write_before_the_client_reads_a_spliced_reply_replaces_its_pages() {
     }
     drop(client);
     assert!(matches!(serving.join(), Ok(ConnectionEnd::Eof)));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_connection_that_ends_before_its_client_reads_a_spliced_reply_still_sends_the_old_bytes() {
+    let old = pattern(READ, 7);
+    let (fs, f, who) = tree_with_file(1 << 30, &old);
+    let (mut client, serving) = connect_spliced(&fs);
+    assert!(client.open_f(256 * 1024) as usize >= READ);
+    client.send(
+        4,
+        Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: READ as u32,
+        },
+    );
+    let deadline = std::time::Instant::now() + STEP_DEADLINE;
+    while unread(&client.stream) < 11 + READ {
+        assert!(std::time::Instant::now() < deadline, "the Rread never came");
+        thread::sleep(Duration::from_millis(1));
+    }
+    // The client says no more, and the connection ends with the Rread unread.
+    client
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    assert!(matches!(serving.join(), Ok(ConnectionEnd::Eof)));
+    assert_eq!(
+        fs.write(&who, f, 0, &pattern(READ, 8), false),
+        Ok(READ as u32)
+    );
+    assert_eq!(
+        replaced(&fs, f),
+        (READ / PAGE_SIZE) as u64,
+        "the ended connection's socket still refers to the pages: each replaced"
+    );
+    let reply = client.receive();
+    assert!(
+        reply.msg == Msg::Rread { data: old },
+        "the client read the bytes the read saw"
+    );
+    let mut rest = Vec::new();
+    client.stream.read_to_end(&mut rest).expect("the end");
+    assert!(rest.is_empty(), "then the end of the connection");
 }
 
 /// The first `len` bytes of fid 1, read whole.
