@@ -198,7 +198,8 @@ impl FileData {
     }
 
     /// Runs replaced by a copy (or by a write's new data) because a reply still held
-    /// their pages ([`FileData::read_pieces`]), since the file was made.
+    /// their pages ([`FileData::read_pieces`]) or they were exported
+    /// ([`SharedPages::export`](super::SharedPages::export)), since the file was made.
     pub fn replaced_while_held(&self) -> u64 {
         self.replaced
     }
@@ -343,7 +344,7 @@ impl FileData {
         self.runs.insert(
             index,
             Run {
-                slots: Arc::new(slots),
+                slots: Arc::new(slots.into()),
                 vacant: BTreeSet::new(),
             },
         );
@@ -498,7 +499,7 @@ impl FileData {
             self.runs.insert(
                 start + from,
                 Run {
-                    slots: Arc::new(piece.into_boxed_slice()),
+                    slots: Arc::new(piece.into_boxed_slice().into()),
                     vacant: BTreeSet::new(),
                 },
             );
@@ -557,7 +558,7 @@ impl FileData {
         self.runs.insert(
             lo,
             Run {
-                slots: Arc::new(slots.into_boxed_slice()),
+                slots: Arc::new(slots.into_boxed_slice().into()),
                 vacant,
             },
         );

@@ -14,7 +14,20 @@
 //! the file's data lock, shared; every change of the pages holds the same lock alone, so
 //! it sees every clone made before it. A reply dropping its clone needs no lock: a writer
 //! that still saw it copies once for nothing.
+//!
+//! **Exported runs** (Linux). A reply sent by reference (`vmsplice`, then `splice` into
+//! a socket) gives the kernel references to the run's physical pages, and the kernel
+//! may keep them for as long as anyone likes: the client can splice them on from its
+//! socket into a pipe of its own, which takes references too and leaves no trace we can
+//! see. So a run once sent that way is *exported* ([`SharedPages::export`]) for good:
+//! it is never written again (a change copies it, as for a held run) and its memory is
+//! dropped from our mapping (`MADV_DONTNEED`) before it is freed or used again, so that
+//! whoever still refers to those physical pages keeps the bytes they had, and our next
+//! use of that memory gets fresh pages. The flag is set while the exporter holds a clone,
+//! so a writer that finds the run unique (the `Arc`'s count is synchronised) sees it.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Bytes in a page.
@@ -54,33 +67,132 @@ impl Page {
 /// What a hole reads as.
 pub(super) static ZERO_PAGE: Page = Page::ZERO;
 
-/// A run's pages, side by side, shared with the replies that hold them.
-pub(super) type Slots = Arc<Box<[Page]>>;
+/// A run's pages, side by side, and whether they were exported (see the module's notes).
+pub(super) struct RunPages {
+    pages: Box<[Page]>,
+    exported: AtomicBool,
+}
 
-/// A run's pages for changing: the run itself if nothing else holds it, else (a reply
-/// holds it) a copy that takes its place, counted in `replaced`.
-pub(super) fn unshared<'a>(slots: &'a mut Slots, replaced: &mut u64) -> &'a mut [Page] {
-    let before = slots.as_ptr();
-    // One uniqueness check: `make_mut` copies only if the run is shared, and the copy's
-    // pages are elsewhere.
-    let pages = Arc::make_mut(slots).as_mut();
-    if !std::ptr::eq(before, pages.as_ptr()) {
-        *replaced += 1;
+impl From<Box<[Page]>> for RunPages {
+    fn from(pages: Box<[Page]>) -> RunPages {
+        RunPages {
+            pages,
+            exported: AtomicBool::new(false),
+        }
     }
-    pages
+}
+
+impl Clone for RunPages {
+    /// A copy of the pages, not exported.
+    fn clone(&self) -> RunPages {
+        RunPages::from(self.pages.clone())
+    }
+}
+
+impl Deref for RunPages {
+    type Target = [Page];
+    fn deref(&self) -> &[Page] {
+        &self.pages
+    }
+}
+
+impl DerefMut for RunPages {
+    fn deref_mut(&mut self) -> &mut [Page] {
+        &mut self.pages
+    }
+}
+
+impl RunPages {
+    fn is_exported(&self) -> bool {
+        self.exported.load(Ordering::Acquire)
+    }
+
+    /// Drops the pages' memory from our mapping if they were exported: afterwards they
+    /// read as zeros and are ours alone again. False if that failed (they stay exported).
+    fn unexport(&mut self) -> bool {
+        if !self.is_exported() {
+            return true;
+        }
+        if !drop_from_mapping(&mut self.pages) {
+            return false;
+        }
+        *self.exported.get_mut() = false;
+        true
+    }
+}
+
+impl Drop for RunPages {
+    /// An exported run's memory goes back to the allocator only once dropped from our
+    /// mapping; if that fails it is kept for good (logged), never reused.
+    fn drop(&mut self) {
+        if !self.unexport() {
+            tracing::warn!(
+                "{} exported pages kept for good: they cannot be dropped from our mapping",
+                self.pages.len()
+            );
+            std::mem::forget(std::mem::take(&mut self.pages));
+        }
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` on `pages`: the physical pages go from our mapping (whoever
+/// else refers to them keeps them as they are) and the addresses read as zeros.
+#[cfg(target_os = "linux")]
+fn drop_from_mapping(pages: &mut [Page]) -> bool {
+    if pages.is_empty() {
+        return true;
+    }
+    // SAFETY: `pages` is memory we own exclusively (borrowed mutably), page-aligned and
+    // a whole number of pages (`Page` is 4096 bytes aligned to 4096), so the call
+    // affects no other object; afterwards it reads as zeros, a valid `Page` each.
+    let rc = unsafe {
+        libc::madvise(
+            pages.as_mut_ptr().cast(),
+            std::mem::size_of_val(pages),
+            libc::MADV_DONTNEED,
+        )
+    };
+    rc == 0
+}
+
+/// Nothing is exported where nothing is sent by reference.
+#[cfg(not(target_os = "linux"))]
+fn drop_from_mapping(_pages: &mut [Page]) -> bool {
+    true
+}
+
+/// A run's pages, shared with the replies that hold them.
+pub(super) type Slots = Arc<RunPages>;
+
+/// True if `slots` may be written in place: nothing else holds it and it was never
+/// exported.
+fn writable(slots: &mut Slots) -> bool {
+    Arc::get_mut(slots).is_some_and(|run| !run.is_exported())
+}
+
+/// A run's pages for changing: the run itself if nothing else holds it and it was not
+/// exported, else a copy that takes its place, counted in `replaced`.
+pub(super) fn unshared<'a>(slots: &'a mut Slots, replaced: &mut u64) -> &'a mut [Page] {
+    if !writable(slots) {
+        *replaced += 1;
+        *slots = Arc::new(RunPages::clone(slots));
+    }
+    // Never a copy: the run is unique now.
+    Arc::make_mut(slots).as_mut()
 }
 
 /// Replaces a run of one page by a new page of `bytes`, without copying the old one
 /// first: a write covering the whole page. Counted in `replaced` if a reply held the
-/// old page.
+/// old page or it was exported.
 pub(super) fn replace_page(slots: &mut Slots, bytes: &[u8; PAGE_SIZE], replaced: &mut u64) {
-    match Arc::get_mut(slots) {
-        Some(pages) => pages[0].0.copy_from_slice(bytes),
-        None => {
-            *replaced += 1;
-            *slots = Arc::new(Page::run_of(bytes));
+    if writable(slots) {
+        if let Some(page) = Arc::make_mut(slots).first_mut() {
+            page.0.copy_from_slice(bytes);
         }
+        return;
     }
+    *replaced += 1;
+    *slots = Arc::new(Page::run_of(bytes).into());
 }
 
 /// A page of a client's write data, received straight into a buffer of its own so
@@ -94,7 +206,7 @@ pub struct PageBuf(pub(super) Slots);
 impl PageBuf {
     /// A zeroed page.
     pub fn new() -> PageBuf {
-        PageBuf(Arc::new(vec![Page::ZERO].into_boxed_slice()))
+        PageBuf(Arc::new(vec![Page::ZERO].into_boxed_slice().into()))
     }
 
     /// Its bytes (a page of them), to receive into.
@@ -111,10 +223,11 @@ impl PageBuf {
         self.0.first().map_or(&[], |page| &page.0)
     }
 
-    /// The run of one page `slots`, if nothing else holds it.
+    /// The run of one page `slots`, if nothing else holds it (an exported page is
+    /// dropped from our mapping first, so it comes back zeroed).
     pub(super) fn reclaim(mut slots: Slots) -> Option<PageBuf> {
-        let unique = Arc::get_mut(&mut slots).is_some_and(|pages| pages.len() == 1);
-        unique.then_some(PageBuf(slots))
+        let run = Arc::get_mut(&mut slots)?;
+        (run.len() == 1 && run.unexport()).then_some(PageBuf(slots))
     }
 }
 
@@ -185,10 +298,10 @@ impl SharedPages {
         self.len == 0
     }
 
-    /// How many hold these pages: the file (while they are its pages), and each clone.
-    #[cfg(test)]
-    pub fn holders(&self) -> usize {
-        Arc::strong_count(&self.slots)
+    /// Marks the run these pages are of exported, for good: the caller is about to give
+    /// the kernel references to its physical pages (see the module's notes).
+    pub fn export(&self) {
+        self.slots.exported.store(true, Ordering::Release);
     }
 }
 

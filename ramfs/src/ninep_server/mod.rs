@@ -39,10 +39,10 @@
 
 mod attach_rule;
 mod client_checks;
+#[cfg(target_os = "linux")]
+mod export_arena;
 mod gathered;
 mod input;
-#[cfg(target_os = "linux")]
-mod lingering;
 mod linux;
 mod output;
 mod p2000;

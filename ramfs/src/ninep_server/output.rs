@@ -94,53 +94,31 @@ impl Output {
         !self.held.is_empty()
     }
 
-    /// Moves the bytes and held pages into `spent` and takes `spent`'s (emptied)
-    /// buffers in their place: the pages a writer sent by reference stay held, and the
-    /// bytes stay where they are, until the peer has read them.
+    /// Marks every run whose pages are held exported, for good: they are about to be
+    /// sent by reference (`fs::pages`'s notes).
     #[cfg(target_os = "linux")]
-    pub(super) fn hand_over(&mut self, spent: &mut Spent) {
-        spent.bytes.clear();
-        spent.held.clear();
-        std::mem::swap(&mut self.bytes, &mut spent.bytes);
-        std::mem::swap(&mut self.held, &mut spent.held);
-        self.held_bytes = 0;
-        self.held_pages = 0;
+    pub(super) fn export_pages(&self) {
+        self.held.iter().for_each(|h| h.pages.export());
     }
 
     /// The waiting bytes as slices in order, skipping the first `skip` bytes, into
     /// `slices`; returns how many were filled.
-    pub(super) fn fill<'a>(&'a self, mut skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
-        let mut filled = 0;
-        let mut put = |part: &'a [u8], filled: &mut usize| -> bool {
-            if part.is_empty() {
-                return true;
-            }
-            if skip >= part.len() {
-                skip -= part.len();
-                return true;
-            }
-            let Some(slot) = slices.get_mut(*filled) else {
-                return false;
-            };
-            *slot = IoSlice::new(&part[skip..]);
-            skip = 0;
-            *filled += 1;
-            true
-        };
-        let mut from = 0;
-        for h in &self.held {
-            if !put(&self.bytes[from..h.at], &mut filled) {
-                return filled;
-            }
-            from = h.at;
-            for page in h.pages.pages() {
-                if !put(page, &mut filled) {
-                    return filled;
-                }
-            }
-        }
-        put(&self.bytes[from..], &mut filled);
-        filled
+    pub(super) fn fill<'a>(&'a self, skip: usize, slices: &mut [IoSlice<'a>]) -> usize {
+        self.fill_with(&self.bytes, skip, slices)
+    }
+
+    /// [`Output::fill`] with `bytes` (a copy of the output's bytes) in their place.
+    pub(super) fn fill_with<'a>(
+        &'a self,
+        bytes: &'a [u8],
+        skip: usize,
+        slices: &mut [IoSlice<'a>],
+    ) -> usize {
+        let pages = self
+            .held
+            .iter()
+            .flat_map(|h| h.pages.pages().map(move |page| (h.at, page)));
+        fill_interleaved(bytes, pages, skip, slices)
     }
 
     /// Writes everything to `writer`, in order, with vectored writes of at most
@@ -188,26 +166,41 @@ impl Output {
     }
 }
 
-/// An output's buffers after it was sent by reference ([`Output::hand_over`]).
-#[cfg(target_os = "linux")]
-#[derive(Default)]
-pub(super) struct Spent {
-    bytes: Vec<u8>,
-    held: Vec<Held>,
-}
-
-#[cfg(target_os = "linux")]
-impl Spent {
-    /// Lets go of the pages and the bytes (keeping the buffers for reuse).
-    pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.held.clear();
+/// `bytes` with each of `inserts` (in order of their positions) placed before
+/// `bytes[at..]`, as slices in order, skipping the first `skip` bytes, into `slices`;
+/// returns how many were filled. Empty pieces take no slice.
+pub(super) fn fill_interleaved<'a>(
+    bytes: &'a [u8],
+    inserts: impl Iterator<Item = (usize, &'a [u8])>,
+    mut skip: usize,
+    slices: &mut [IoSlice<'a>],
+) -> usize {
+    let mut filled = 0;
+    let mut put = |part: &'a [u8]| -> bool {
+        if part.is_empty() {
+            return true;
+        }
+        if skip >= part.len() {
+            skip -= part.len();
+            return true;
+        }
+        let Some(slot) = slices.get_mut(filled) else {
+            return false;
+        };
+        *slot = IoSlice::new(&part[skip..]);
+        skip = 0;
+        filled += 1;
+        true
+    };
+    let mut from = 0;
+    for (at, insert) in inserts {
+        if !put(&bytes[from..at]) || !put(insert) {
+            return filled;
+        }
+        from = at;
     }
-
-    /// Pages held.
-    pub fn held_pages(&self) -> usize {
-        self.held.iter().map(|h| h.pages.page_count()).sum()
-    }
+    put(&bytes[from..]);
+    filled
 }
 
 /// A connection's writer as the connection loop uses it: each [`Output`] goes out

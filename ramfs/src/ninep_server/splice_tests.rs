@@ -1,16 +1,18 @@
 //! Tests of `splice.rs` over real socket pairs: outputs with and without pages arrive
-//! whole and in order through a socket that fills, the pages stay as the read saw them
-//! until the client has read them and are let go of then, and a client that goes away
-//! is an error that keeps nothing; a connection that ends unread keeps the pages until
-//! its client has read them or has gone away.
+//! whole and in order through a socket that fills; what was sent by reference stays as
+//! the read saw it for whoever refers to it, for good: after the client read it, after
+//! the client spliced it into a pipe of its own and the file changed or went away and
+//! its memory was reused, after the arena the headers went through was filled again,
+//! and after the connection ended; a client that goes away is an error.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
-use crate::fs::{FileData, SharedPages};
+use crate::fs::{FileData, Piece};
 use crate::ninep_server::output::tests::{file, fill};
 
 fn pair() -> (SplicingSocket, UnixStream) {
@@ -40,8 +42,10 @@ fn outputs_with_and_without_pages_arrive_whole_and_in_order() {
         (got, client)
     });
     let mut waits = 0;
+    // One output for all, as the connection loop has: sent by reference, emptied, and
+    // filled again while the client has not read what it sent.
+    let mut out = Output::default();
     for i in 0..total {
-        let mut out = Output::default();
         want.extend(fill(&mut out, &f, 200));
         assert!(out.holds_pages());
         socket
@@ -60,128 +64,227 @@ fn outputs_with_and_without_pages_arrive_whole_and_in_order() {
         waits > 0,
         "the socket filled and the writer waited for the client"
     );
-    assert_eq!(socket.sent, want.len() as u64, "every byte counted");
 }
 
-#[test]
-fn pages_stay_as_the_read_saw_them_until_the_client_has_read_them() {
-    let (mut socket, mut client) = pair();
-    let (mut f, old) = file(4);
+/// An output of all of `f`'s pages after a header of `header` bytes `mark`.
+fn output_of(f: &FileData, header: usize, mark: u8) -> (Output, Vec<u8>) {
     let mut out = Output::default();
+    let want = refill(&mut out, f, header, mark);
+    (out, want)
+}
+
+/// Fills the empty `out` as [`output_of`] makes one; returns the bytes it sends.
+fn refill(out: &mut Output, f: &FileData, header: usize, mark: u8) -> Vec<u8> {
+    assert!(out.is_empty());
+    out.bytes.extend(std::iter::repeat_n(mark, header));
+    let mut want = out.bytes.clone();
     f.read_pieces(0, usize::MAX, |piece| match piece {
-        crate::fs::Piece::Pages(pages) => out.push_pages(pages),
-        crate::fs::Piece::Bytes(b) => out.bytes.extend_from_slice(b),
+        Piece::Pages(pages) => {
+            pages.pages().for_each(|p| want.extend_from_slice(p));
+            out.push_pages(pages);
+        }
+        Piece::Bytes(b) => {
+            want.extend_from_slice(b);
+            out.bytes.extend_from_slice(b);
+        }
     });
     assert!(out.holds_pages());
-    socket.send_output(&mut out, || ()).expect("sent");
-    // Sent, not read: the socket refers to the pages, which are kept.
-    assert_eq!(socket.release_read().expect("outq"), 4);
-    // A write meanwhile replaces the kept pages instead of changing them.
-    f.write(0, &vec![0xee; old.len()]);
+    want
+}
+
+/// Moves `len` bytes from `client` into a pipe of its own without reading them (as
+/// Go's `io.Copy` from a unix socket does): the pipe takes references to the pages the
+/// socket's buffers refer to, and the socket counts them read. Returns the pipe's read
+/// end.
+fn splice_into_a_pipe(client: &UnixStream, len: usize) -> OwnedFd {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded: two open descriptors that nothing else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: F_SETPIPE_SZ on our pipe with an integer argument.
+    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    let mut moved = 0;
+    while moved < len {
+        // SAFETY: both descriptors are open; no offsets (a socket and a pipe have none).
+        let n = unsafe {
+            libc::splice(
+                client.as_raw_fd(),
+                std::ptr::null_mut(),
+                write.as_raw_fd(),
+                std::ptr::null_mut(),
+                len - moved,
+                0,
+            )
+        };
+        assert!(n > 0, "splice: {}", io::Error::last_os_error());
+        moved += n as usize;
+    }
+    let mut unread: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which points at `unread`.
     assert_eq!(
-        f.replaced_while_held(),
-        4,
-        "the write copied the kept pages"
+        unsafe { libc::ioctl(client.as_raw_fd(), libc::FIONREAD, &mut unread) },
+        0
     );
-    let mut got = vec![0u8; old.len()];
-    client.read_exact(&mut got).expect("read");
-    assert!(got == old, "the client read the bytes the read saw");
-    // Read: let go of.
-    assert_eq!(socket.release_read().expect("outq"), 0);
-    assert!(socket.free.len() == 1, "the buffers are kept for reuse");
+    assert_eq!(unread, 0, "the socket counts the spliced bytes read");
+    read
+}
+
+/// Reads `len` bytes from the pipe `read`.
+fn read_pipe(read: OwnedFd, len: usize) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    std::fs::File::from(read)
+        .read_exact(&mut got)
+        .expect("the pipe's bytes");
+    got
 }
 
 #[test]
-fn a_client_that_goes_away_unread_lets_the_pages_go() {
+fn a_run_sent_by_reference_is_never_written_again_even_after_the_client_read_it() {
+    let (mut socket, mut client) = pair();
+    let (mut f, old) = file(4);
+    let (mut out, want) = output_of(&f, 11, 1);
+    socket.send_output(&mut out, || ()).expect("sent");
+    let mut got = vec![0u8; want.len()];
+    client.read_exact(&mut got).expect("read");
+    assert!(got == want);
+    // Read, and still: someone may refer to those physical pages (next test).
+    f.write(0, &vec![0xee; old.len()]);
+    assert_eq!(f.replaced_while_held(), 4, "each exported run was copied");
+    // The copy is the file's own: written in place.
+    f.write(0, &vec![0xef; old.len()]);
+    assert_eq!(f.replaced_while_held(), 4, "the copies are not exported");
+}
+
+#[test]
+fn a_client_that_splices_its_socket_into_a_pipe_keeps_what_the_read_saw_after_a_write() {
+    let (mut socket, client) = pair();
+    let (mut f, old) = file(4);
+    let (mut out, want) = output_of(&f, 11, 2);
+    socket.send_output(&mut out, || ()).expect("sent");
+    let pipe = splice_into_a_pipe(&client, want.len());
+    f.write(0, &vec![0xee; old.len()]);
+    assert!(
+        read_pipe(pipe, want.len()) == want,
+        "the bytes the Rread saw"
+    );
+}
+
+#[test]
+fn a_client_that_splices_its_socket_into_a_pipe_sees_no_other_files_data() {
+    let (mut socket, client) = pair();
+    let (f, _) = file(4);
+    let (mut out, want) = output_of(&f, 11, 3);
+    socket.send_output(&mut out, || ()).expect("sent");
+    let pipe = splice_into_a_pipe(&client, want.len());
+    // The file goes: its memory goes back to the allocator, which hands it out again
+    // for other files' pages, written page by page.
+    drop(f);
+    let others: Vec<FileData> = (0..64)
+        .map(|_| {
+            let mut other = FileData::default();
+            (0..4).for_each(|page| other.write(page * 4096, &[0x5a; 4096]));
+            other
+        })
+        .collect();
+    let got = read_pipe(pipe, want.len());
+    assert!(
+        got == want,
+        "the bytes the Rread saw, none of the other files'"
+    );
+    drop(others);
+}
+
+#[test]
+fn headers_spliced_into_a_client_pipe_survive_the_arena_being_filled_again() {
+    let (mut socket, mut client) = pair();
+    let (f, _) = file(1);
+    let (mut out, want) = output_of(&f, 64, 0xa1);
+    socket.send_output(&mut out, || ()).expect("sent");
+    let pipe = splice_into_a_pipe(&client, want.len());
+    // Outputs with 64 KiB of bytes each, read as they come: the arena is filled
+    // several times over.
+    let reading = thread::spawn(move || {
+        let mut sink = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        while total < 8 * ((1 << 16) + 4096) {
+            total += client.read(&mut sink).expect("read");
+        }
+        client
+    });
+    // The same output again, as the connection loop reuses its own: its buffer is
+    // written over.
+    for mark in 0..8u8 {
+        refill(&mut out, &f, 1 << 16, mark);
+        socket.send_output(&mut out, || ()).expect("sent");
+    }
+    let _client = reading.join().expect("reader");
+    let got = read_pipe(pipe, want.len());
+    assert!(got[..64] == want[..64], "the header as it was sent");
+    assert!(got == want);
+}
+
+#[test]
+fn a_connection_that_ends_before_its_client_read_keeps_nothing_and_the_bytes_stay() {
+    let (mut socket, mut client) = pair();
+    let (mut f, old) = file(4);
+    let (mut out, want) = output_of(&f, 11, 4);
+    socket.send_output(&mut out, || ()).expect("sent");
+    drop(socket);
+    f.write(0, &vec![0xee; old.len()]);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("read, then the end");
+    assert!(got == want, "the bytes the Rread saw, then the end");
+}
+
+#[test]
+fn a_client_that_goes_away_is_an_error_and_the_pipe_is_empty() {
     let (mut socket, client) = pair();
     let (f, _) = file(3);
     let mut out = Output::default();
     fill(&mut out, &f, 2);
     socket.send_output(&mut out, || ()).expect("sent");
-    assert_eq!(socket.release_read().expect("outq"), 6);
-    // Its unread bytes go with it.
     drop(client);
-    assert_eq!(socket.release_read().expect("outq"), 0);
     let mut out = Output::default();
     fill(&mut out, &f, 1);
     let e = socket.send_output(&mut out, || ()).expect_err("gone");
     assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     assert!(out.is_empty());
-    assert_eq!(
-        socket.retained_pages(),
-        0,
-        "the pipe let go of what it took, and the client is gone"
-    );
     assert_eq!(socket.in_pipe, 0);
 }
 
-/// Pages of `f` (4 of them) sent by reference and not read, the socket dropped, and a
-/// clone of those pages to watch their holders by: the file, the clone, and what the
-/// ended connection keeps.
-fn ended_unread() -> (UnixStream, FileData, SharedPages, Vec<u8>) {
+#[test]
+fn a_page_a_received_write_replaced_is_fresh_before_it_receives_again() {
     let (mut socket, client) = pair();
-    let (f, old) = file(4);
-    let mut probe = None;
-    let mut out = Output::default();
-    f.read_pieces(0, usize::MAX, |piece| match piece {
-        crate::fs::Piece::Pages(pages) => {
-            probe = Some(pages.clone());
-            out.push_pages(pages);
-        }
-        crate::fs::Piece::Bytes(b) => out.bytes.extend_from_slice(b),
-    });
-    let probe = probe.expect("the read held the pages");
+    let (mut f, old) = file(2);
+    let (mut out, want) = output_of(&f, 11, 5);
     socket.send_output(&mut out, || ()).expect("sent");
-    let started = Instant::now();
-    drop(socket);
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "the end does not wait for the client"
-    );
-    (client, f, probe, old)
-}
-
-/// Waits until `pages` has `holders` holders, or 10 s.
-fn holders_become(pages: &SharedPages, holders: usize) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pages.holders() != holders && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(1));
+    let pipe = splice_into_a_pipe(&client, want.len());
+    // A Twrite received into page buffers takes the pages' places; the pages it
+    // replaced become buffers for the next Twrite, which another client's data fills.
+    let received = || {
+        let mut page = crate::fs::PageBuf::new();
+        page.bytes_mut().fill(0x33);
+        page
+    };
+    let data = crate::fs::Gathered {
+        head: &[],
+        pages: vec![received(), received()],
+        tail: &[],
+    };
+    let mut spare = Vec::new();
+    f.write_gathered(0, data, &mut spare);
+    assert_eq!(spare.len(), 2, "the replaced pages came back as buffers");
+    for page in &mut spare {
+        assert!(
+            page.bytes().iter().all(|&b| b == 0),
+            "dropped from our mapping"
+        );
+        page.bytes_mut().fill(0x77);
     }
-    pages.holders() == holders
-}
-
-#[test]
-fn a_connection_ended_unread_keeps_the_pages_until_its_client_has_read_them() {
-    let (mut client, _file, probe, old) = ended_unread();
-    // The file, the probe, the ended connection.
-    thread::sleep(Duration::from_millis(50));
-    assert_eq!(probe.holders(), 3, "kept while the client has not read");
-    let e = client
-        .write_all(b"more")
-        .expect_err("the connection is over");
-    assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
-    let mut got = Vec::new();
-    client.read_to_end(&mut got).expect("read, then the end");
+    assert_eq!(old.len(), 2 * 4096);
     assert!(
-        got == old,
-        "the client read the bytes the read saw, then the end"
-    );
-    assert!(
-        holders_become(&probe, 2),
-        "let go of once read: {} holders",
-        probe.holders()
-    );
-}
-
-#[test]
-fn a_connection_ended_unread_lets_the_pages_go_when_its_client_goes_away() {
-    let (client, _file, probe, _) = ended_unread();
-    thread::sleep(Duration::from_millis(50));
-    assert_eq!(probe.holders(), 3, "kept while the client is there");
-    drop(client);
-    assert!(
-        holders_become(&probe, 2),
-        "let go of once the client is gone: {} holders",
-        probe.holders()
+        read_pipe(pipe, want.len()) == want,
+        "the bytes the Rread saw"
     );
 }

@@ -462,20 +462,17 @@ impl Replies {
 
 #[cfg(target_os = "linux")]
 impl Replies {
-    /// [`Replies::write_to`] by reference: the data is `static`, and the headers'
-    /// buffer is handed to the socket to keep until the client has read it.
+    /// [`Replies::write_to`] by reference: the data is `static`, and the headers go
+    /// through the socket's arena (memory never written again while sent).
     fn splice_to(&mut self, socket: &mut SplicingSocket) -> io::Result<()> {
-        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(READ_CHUNK));
-        let (reads, data) = (&self.reads, self.data);
-        let sent = socket.send_kept(Box::new(bytes), |bytes, parts| {
-            let mut from = 0;
-            for &(header_end, count) in reads {
-                parts.push(&bytes[from..header_end]);
-                parts.push(&data[..count]);
-                from = header_end;
-            }
-            parts.push(&bytes[from..]);
-        });
+        let data = self.data;
+        let inserts: Vec<(usize, &'static [u8])> = self
+            .reads
+            .iter()
+            .map(|&(header_end, count)| (header_end, &data[..count]))
+            .collect();
+        let sent = socket.send_by_reference(&self.bytes, &inserts);
+        self.bytes.clear();
         self.reads.clear();
         self.data_len = 0;
         sent
