@@ -81,13 +81,18 @@ fn measure(f: &FileData, size: usize, hold: bool) -> f64 {
         for _ in 0..BATCH {
             copied.extend_from_slice(&HEADER);
             if hold {
-                f.read_pieces(offset as u64, size, |piece| match piece {
-                    Piece::Bytes(bytes) => copied.extend_from_slice(bytes),
-                    Piece::Pages(pages) => {
-                        order.push((copied.len(), held.len()));
-                        held.push(pages);
-                    }
-                });
+                f.read_pieces(
+                    offset as u64,
+                    size,
+                    ramfs::fs::PIECE_SHARE_MIN,
+                    |piece| match piece {
+                        Piece::Bytes(bytes) => copied.extend_from_slice(bytes),
+                        Piece::Pages(pages) => {
+                            order.push((copied.len(), held.len()));
+                            held.push(pages);
+                        }
+                    },
+                );
             } else {
                 f.read_with(offset as u64, size, |bytes| copied.extend_from_slice(bytes));
             }

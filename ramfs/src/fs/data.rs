@@ -52,9 +52,10 @@ pub use gathered::Gathered;
 /// [`PAGE_SIZE`] as a file offset.
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// The least piece of a page that a read hands as held pages rather than bytes (see
-/// [`FileData::read_pieces`]).
-const SHARE_PART_MIN: usize = 2048;
+/// The least piece of a page that a read whose reply is copied into a socket hands as
+/// held pages rather than bytes (see [`FileData::read_pieces`]): below it, a reference
+/// costs more than the copy.
+pub const PIECE_SHARE_MIN: usize = 2048;
 
 /// A change that would move or free a lent page: refused, nothing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +227,7 @@ impl FileData {
     /// copies them once, into its reply. A hole (or vacant slot) is handed as zeros from
     /// a shared zero page.
     pub fn read_with(&self, offset: u64, count: usize, mut put: impl FnMut(&[u8])) -> usize {
-        self.walk(offset, count, false, &mut |piece| {
+        self.walk(offset, count, None, &mut |piece| {
             if let Piece::Bytes(bytes) = piece {
                 put(bytes);
             }
@@ -235,20 +236,27 @@ impl FileData {
 
     /// [`FileData::read_with`], but a run the range covers whole, with no lent page and
     /// no vacant slot, is handed as [`Piece::Pages`]: the run itself, for a reply to
-    /// hold and send uncopied; so is a piece of at least 2 KiB of such a run of one
-    /// page (the ends of a read not aligned to pages). A later change of those pages
-    /// replaces them in the file (copy on write), so what the reply holds stays what
-    /// this read saw. The rest (smaller pieces, pieces of longer runs, holes, lent runs)
-    /// is handed as bytes to copy.
-    pub fn read_pieces(&self, offset: u64, count: usize, mut put: impl FnMut(Piece<'_>)) -> usize {
-        self.walk(offset, count, true, &mut put)
+    /// hold and send uncopied; so is a piece of at least `piece_min` bytes of such a
+    /// run of one page (the ends of a read not aligned to pages; [`PIECE_SHARE_MIN`]
+    /// for a reply that is copied at last, 1 for one sent by reference). A later change
+    /// of those pages replaces them in the file (copy on write), so what the reply holds
+    /// stays what this read saw. The rest (smaller pieces, pieces of longer runs, holes,
+    /// lent runs) is handed as bytes to copy.
+    pub fn read_pieces(
+        &self,
+        offset: u64,
+        count: usize,
+        piece_min: usize,
+        mut put: impl FnMut(Piece<'_>),
+    ) -> usize {
+        self.walk(offset, count, Some(piece_min.max(1)), &mut put)
     }
 
     fn walk(
         &self,
         offset: u64,
         count: usize,
-        share: bool,
+        share: Option<usize>,
         put: &mut impl FnMut(Piece<'_>),
     ) -> usize {
         if offset >= self.size || count == 0 {
@@ -275,7 +283,9 @@ impl FileData {
             }
             if let Some((start, run)) = runs.peek() {
                 let whole = in_page == 0 && *start == index && end - pos >= run.len() * PAGE;
-                let shareable = share && run.vacant.is_empty() && !self.run_is_lent(*start, run);
+                let piece_min =
+                    share.filter(|_| run.vacant.is_empty() && !self.run_is_lent(*start, run));
+                let shareable = piece_min.is_some();
                 if shareable && whole {
                     put(Piece::Pages(SharedPages::whole(Arc::clone(&run.slots))));
                     pos += run.len() * PAGE;
@@ -284,7 +294,7 @@ impl FileData {
                 // A piece of a run of one page: held too when it is large enough that
                 // a reference costs less than the copy (a reply then holds at most a
                 // page it does not send all of at each end, never a longer run).
-                if shareable && *start == index && run.len() == 1 && n >= SHARE_PART_MIN {
+                if piece_min.is_some_and(|min| *start == index && run.len() == 1 && n >= min) {
                     put(Piece::Pages(SharedPages::part(
                         Arc::clone(&run.slots),
                         in_page,

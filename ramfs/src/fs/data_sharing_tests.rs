@@ -21,8 +21,12 @@ enum Part {
 
 impl Reply {
     fn of(f: &FileData, offset: u64, count: usize) -> (Reply, usize) {
+        Reply::with_piece_min(f, offset, count, crate::fs::PIECE_SHARE_MIN)
+    }
+
+    fn with_piece_min(f: &FileData, offset: u64, count: usize, min: usize) -> (Reply, usize) {
         let mut parts = Vec::new();
-        let n = f.read_pieces(offset, count, |piece| match piece {
+        let n = f.read_pieces(offset, count, min, |piece| match piece {
             Piece::Bytes(bytes) => parts.push(Part::Copied(bytes.to_vec())),
             Piece::Pages(pages) => parts.push(Part::Held(pages)),
         });
@@ -332,4 +336,20 @@ fn random_writes_truncations_loans_and_reads_never_change_what_a_reply_holds() {
     // The run shared pages and wrote to them while held, or it proved nothing.
     assert!(held_runs > 1000, "runs held: {held_runs}");
     assert!(replaced > 100, "runs replaced while held: {replaced}");
+}
+
+#[test]
+fn a_piece_of_a_one_page_run_is_held_from_the_size_the_caller_names() {
+    let f = patterned(3, 9);
+    // 100 bytes of page 0, page 1 whole, 100 bytes of page 2.
+    let (offset, count) = (PAGE_BYTES as u64 - 100, PAGE_BYTES + 200);
+    let want = pattern(3 * PAGE_BYTES, 9)[offset as usize..offset as usize + count].to_vec();
+    let (copied_ends, n) = Reply::of(&f, offset, count);
+    assert_eq!(n, count);
+    assert_eq!(copied_ends.held_runs(), 1, "the 100-byte ends are copied");
+    assert!(copied_ends.bytes() == want);
+    let (held_ends, _) = Reply::with_piece_min(&f, offset, count, 1);
+    assert_eq!(held_ends.held_runs(), 3, "every piece held");
+    assert_eq!(held_ends.held_bytes(), count);
+    assert!(held_ends.bytes() == want);
 }

@@ -61,9 +61,15 @@ impl FileHandle {
     /// as bytes to copy.
     ///
     /// [`FileData::read_pieces`]: super::FileData::read_pieces
-    pub fn read_pieces(&self, offset: u64, count: usize, put: impl FnMut(Piece<'_>)) -> usize {
+    pub fn read_pieces(
+        &self,
+        offset: u64,
+        count: usize,
+        piece_min: usize,
+        put: impl FnMut(Piece<'_>),
+    ) -> usize {
         let now = self.clock.now();
-        let len = self.data.read().read_pieces(offset, count, put);
+        let len = self.data.read().read_pieces(offset, count, piece_min, put);
         self.stamps.update(|s| s.atime = now);
         len
     }

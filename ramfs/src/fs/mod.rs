@@ -71,7 +71,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::{Clock, Timespec};
 use data::LendError;
-pub use data::{FileData, Gathered, Page, PageBuf, Piece, SharedPages, PAGE_SIZE};
+pub use data::{FileData, Gathered, Page, PageBuf, Piece, SharedPages, PAGE_SIZE, PIECE_SHARE_MIN};
 pub use file_handle::FileHandle;
 pub use locks::{
     range_end, LockKind, LockOwner, LockRefusal, RecordLock, CLIENT_ID_MAX, MAX_LOCKS_PER_FILE,

@@ -409,7 +409,7 @@ fn answer_run<W: ReplyWrite>(
         fs: session.fs,
         dialect,
         trace: session.config.trace.then_some(session.id),
-        share_min: writer.share_min(),
+        sharing: writer.sharing(),
     };
     replies.run.answer(
         cx,

@@ -28,6 +28,22 @@ use crate::fs::SharedPages;
 /// 1.12-1.16 for one that is not; at 16 KiB 0.96 and 0.91-0.98.
 pub(super) const SHARE_MIN: usize = 16 * 1024;
 
+/// When an Rread holds the file's pages instead of copying them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Sharing {
+    /// Rreads of at least this many bytes hold pages.
+    pub read_min: usize,
+    /// Of such an Rread, a piece of a run of one page (an end not aligned to pages) of
+    /// at least this many bytes is held too; a smaller one is copied.
+    pub piece_min: usize,
+}
+
+/// [`Sharing`] for a reply written with `writev`.
+pub(super) const WRITEV_SHARING: Sharing = Sharing {
+    read_min: SHARE_MIN,
+    piece_min: crate::fs::PIECE_SHARE_MIN,
+};
+
 /// Most iovecs handed to one `writev` (Linux's `IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
@@ -212,9 +228,9 @@ pub(super) trait ReplyWrite: Write + Sized {
         out.write_to(self)
     }
 
-    /// Rreads of at least this many bytes hold the file's pages (see [`SHARE_MIN`]).
-    fn share_min(&mut self) -> usize {
-        SHARE_MIN
+    /// When Rreads hold the file's pages (see [`SHARE_MIN`]).
+    fn sharing(&mut self) -> Sharing {
+        WRITEV_SHARING
     }
 }
 

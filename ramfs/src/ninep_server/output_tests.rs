@@ -81,16 +81,21 @@ pub(in crate::ninep_server) fn fill(out: &mut Output, f: &FileData, times: usize
         let header = [i as u8; 11];
         out.bytes.extend_from_slice(&header);
         want.extend_from_slice(&header);
-        f.read_pieces(0, usize::MAX, |piece| match piece {
-            Piece::Pages(pages) => {
-                pages.pages().for_each(|p| want.extend_from_slice(p));
-                out.push_pages(pages);
-            }
-            Piece::Bytes(bytes) => {
-                want.extend_from_slice(bytes);
-                out.bytes.extend_from_slice(bytes);
-            }
-        });
+        f.read_pieces(
+            0,
+            usize::MAX,
+            crate::fs::PIECE_SHARE_MIN,
+            |piece| match piece {
+                Piece::Pages(pages) => {
+                    pages.pages().for_each(|p| want.extend_from_slice(p));
+                    out.push_pages(pages);
+                }
+                Piece::Bytes(bytes) => {
+                    want.extend_from_slice(bytes);
+                    out.bytes.extend_from_slice(bytes);
+                }
+            },
+        );
     }
     out.bytes.extend_from_slice(b"tail");
     want.extend_from_slice(b"tail");

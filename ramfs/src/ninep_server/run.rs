@@ -32,7 +32,7 @@ use std::thread;
 
 use ninep::{encode, mtype, Dialect, Fcall, Msg, RreadInPlace, RREAD_HEADER_LEN};
 
-use super::output::{Output, ReplyWrite};
+use super::output::{Output, ReplyWrite, Sharing};
 use super::session::Session;
 use super::trace::{log_message, log_rread, log_write, Direction};
 use crate::error::Error;
@@ -101,7 +101,7 @@ impl Job {
                 offset,
                 count,
                 ..
-            } => read(file, *tag, *offset, *count, cx.share_min, out).map(|count| {
+            } => read(file, *tag, *offset, *count, cx.sharing, out).map(|count| {
                 if let Some(id) = cx.trace {
                     log_rread(id, *tag, count);
                 }
@@ -145,17 +145,17 @@ fn read(
     tag: u16,
     offset: u64,
     count: usize,
-    share_min: usize,
+    sharing: Sharing,
     out: &mut Output,
 ) -> Result<u32, Error> {
-    if count < share_min {
+    if count < sharing.read_min {
         let mut reply = RreadInPlace::begin(&mut out.bytes, tag, count);
         file.read_with(offset, count, |bytes| reply.push(bytes));
         return reply.finish().map_err(|_| Error::CountTooLarge);
     }
     let start = out.bytes.len();
     out.bytes.extend_from_slice(&[0; RREAD_HEADER_LEN]);
-    let n = file.read_pieces(offset, count, |piece| match piece {
+    let n = file.read_pieces(offset, count, sharing.piece_min, |piece| match piece {
         Piece::Bytes(bytes) => out.bytes.extend_from_slice(bytes),
         Piece::Pages(pages) => out.push_pages(pages),
     });
@@ -180,9 +180,9 @@ pub(super) struct Context<'a> {
     pub dialect: Dialect,
     /// The session's number, if its messages are logged (`--trace`).
     pub trace: Option<u64>,
-    /// Rreads of at least this many bytes hold the file's pages instead of copying
-    /// them ([`ReplyWrite::share_min`]).
-    pub share_min: usize,
+    /// When Rreads hold the file's pages instead of copying them
+    /// ([`ReplyWrite::sharing`]).
+    pub sharing: Sharing,
 }
 
 /// A small reply (never past msize: an Rwrite or an error) onto `out`.

@@ -36,15 +36,20 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use super::export_arena::ExportArena;
-use super::output::{fill_interleaved, Output};
+use super::output::{fill_interleaved, Output, Sharing};
 use super::PollWrite;
 
-/// Rreads of at least this many bytes hold the file's pages when they go out by
-/// reference: there is no copy of ours or of the kernel's to weigh against holding
-/// them (`output::SHARE_MIN` is the threshold of the writev path). Measured with
-/// `ninep-bench run` side by side (5 rounds, 8 KiB reads), a page against 16 KiB:
-/// 1.02 at q1, 1.62 at q16, 1.18 with 8 connections at q16.
-pub(super) const SHARE_MIN: usize = 4096;
+/// When Rreads hold the file's pages when they go out by reference: from a page on,
+/// and every piece of a page, since there is no copy of ours or of the kernel's to
+/// weigh against holding them (`output::WRITEV_SHARING` is the writev path's), and a
+/// copied byte would go through the arena, whose pages are faulted in afresh each time
+/// it is filled. Measured with `ninep-bench run` side by side (5 rounds, 8 KiB reads):
+/// Rreads from a page on against from 16 KiB, 1.02 at q1, 1.62 at q16, 1.18 with 8
+/// connections at q16.
+pub(super) const SPLICE_SHARING: Sharing = Sharing {
+    read_min: 4096,
+    piece_min: 1,
+};
 
 /// Pipe size asked for: 256 buffers, each a page or a piece of one.
 const PIPE_SIZE: i32 = 1 << 20;

@@ -78,16 +78,21 @@ fn refill(out: &mut Output, f: &FileData, header: usize, mark: u8) -> Vec<u8> {
     assert!(out.is_empty());
     out.bytes.extend(std::iter::repeat_n(mark, header));
     let mut want = out.bytes.clone();
-    f.read_pieces(0, usize::MAX, |piece| match piece {
-        Piece::Pages(pages) => {
-            pages.pages().for_each(|p| want.extend_from_slice(p));
-            out.push_pages(pages);
-        }
-        Piece::Bytes(b) => {
-            want.extend_from_slice(b);
-            out.bytes.extend_from_slice(b);
-        }
-    });
+    f.read_pieces(
+        0,
+        usize::MAX,
+        crate::fs::PIECE_SHARE_MIN,
+        |piece| match piece {
+            Piece::Pages(pages) => {
+                pages.pages().for_each(|p| want.extend_from_slice(p));
+                out.push_pages(pages);
+            }
+            Piece::Bytes(b) => {
+                want.extend_from_slice(b);
+                out.bytes.extend_from_slice(b);
+            }
+        },
+    );
     assert!(out.holds_pages());
     want
 }

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::output::{Output, ReplyWrite};
+use super::output::{Output, ReplyWrite, Sharing};
 #[cfg(target_os = "linux")]
 use super::SplicingSocket;
 
@@ -170,12 +170,12 @@ impl<W: PollWrite> ReplyWrite for PollingWriter<W> {
         out.write_to(self)
     }
 
-    fn share_min(&mut self) -> usize {
+    fn sharing(&mut self) -> Sharing {
         #[cfg(target_os = "linux")]
         if self.inner.splicing().is_some() {
-            return super::splice::SHARE_MIN;
+            return super::splice::SPLICE_SHARING;
         }
-        super::output::SHARE_MIN
+        super::output::WRITEV_SHARING
     }
 }
 

@@ -56,13 +56,18 @@ fn counts(f: &FileData) -> (u64, u64, u64) {
 fn hold(f: &FileData, offset: u64, count: usize) -> (Vec<SharedPages>, Vec<u8>) {
     let mut held = Vec::new();
     let mut seen = Vec::new();
-    f.read_pieces(offset, count, |piece| match piece {
-        Piece::Bytes(b) => seen.extend_from_slice(b),
-        Piece::Pages(pages) => {
-            pages.pages().for_each(|p| seen.extend_from_slice(p));
-            held.push(pages);
-        }
-    });
+    f.read_pieces(
+        offset,
+        count,
+        crate::fs::PIECE_SHARE_MIN,
+        |piece| match piece {
+            Piece::Bytes(b) => seen.extend_from_slice(b),
+            Piece::Pages(pages) => {
+                pages.pages().for_each(|p| seen.extend_from_slice(p));
+                held.push(pages);
+            }
+        },
+    );
     (held, seen)
 }
 

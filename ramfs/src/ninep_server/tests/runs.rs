@@ -19,7 +19,7 @@ fn context(fs: &Fs) -> Context<'_> {
         fs,
         dialect: Dialect::L,
         trace: None,
-        share_min: crate::ninep_server::output::SHARE_MIN,
+        sharing: crate::ninep_server::output::WRITEV_SHARING,
     }
 }
 
