@@ -190,6 +190,25 @@ fn unread(s: &UnixStream) -> usize {
     n as usize
 }
 
+/// Asks for the first `len` bytes of fid 1 and waits until the whole Rread
+/// (size[4] type[1] tag[2] count[4] data) is in the socket, sent and unread.
+#[cfg(target_os = "linux")]
+fn read_unread(client: &mut Client, tag: u16, len: usize) {
+    client.send(
+        tag,
+        Msg::Tread {
+            fid: 1,
+            offset: 0,
+            count: len as u32,
+        },
+    );
+    let deadline = std::time::Instant::now() + STEP_DEADLINE;
+    while unread(&client.stream) < 11 + len {
+        assert!(std::time::Instant::now() < deadline, "the Rread never came");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn replaced(fs: &Fs, f: NodeId) -> u64 {
     fs.lock_shared()
         .file_handle(f)
@@ -291,21 +310,7 @@ fn a_write_before_the_client_reads_a_spliced_reply_replaces_its_pages() {
     let mut replaced_before = 0;
     for (tag, len, seed) in [(4u16, READ, 5u8), (6, 2 * PAGE_SIZE, 6)] {
         let old = fs_read(&mut client, tag, len);
-        client.send(
-            tag,
-            Msg::Tread {
-                fid: 1,
-                offset: 0,
-                count: len as u32,
-            },
-        );
-        // Wait until the whole Rread (size[4] type[1] tag[2] count[4] data) is in the
-        // socket, sent and unread.
-        let deadline = std::time::Instant::now() + STEP_DEADLINE;
-        while unread(&client.stream) < 11 + len {
-            assert!(std::time::Instant::now() < deadline, "the Rread never came");
-            thread::sleep(Duration::from_millis(1));
-        }
+        read_unread(&mut client, tag, len);
         let new = pattern(len, seed);
         assert_eq!(fs.write(&who, f, 0, &new, false), Ok(len as u32));
         assert_eq!(
@@ -335,19 +340,7 @@ fn a_connection_that_ends_before_its_client_reads_a_spliced_reply_still_sends_th
     let (fs, f, who) = tree_with_file(1 << 30, &old);
     let (mut client, serving) = connect_spliced(&fs);
     assert!(client.open_f(256 * 1024) as usize >= READ);
-    client.send(
-        4,
-        Msg::Tread {
-            fid: 1,
-            offset: 0,
-            count: READ as u32,
-        },
-    );
-    let deadline = std::time::Instant::now() + STEP_DEADLINE;
-    while unread(&client.stream) < 11 + READ {
-        assert!(std::time::Instant::now() < deadline, "the Rread never came");
-        thread::sleep(Duration::from_millis(1));
-    }
+    read_unread(&mut client, 4, READ);
     // The client says no more, and the connection ends with the Rread unread.
     client
         .stream

@@ -81,25 +81,31 @@ pub(in crate::ninep_server) fn fill(out: &mut Output, f: &FileData, times: usize
         let header = [i as u8; 11];
         out.bytes.extend_from_slice(&header);
         want.extend_from_slice(&header);
-        f.read_pieces(
-            0,
-            usize::MAX,
-            crate::fs::PIECE_SHARE_MIN,
-            |piece| match piece {
-                Piece::Pages(pages) => {
-                    pages.pages().for_each(|p| want.extend_from_slice(p));
-                    out.push_pages(pages);
-                }
-                Piece::Bytes(bytes) => {
-                    want.extend_from_slice(bytes);
-                    out.bytes.extend_from_slice(bytes);
-                }
-            },
-        );
+        push_file(out, f, &mut want);
     }
     out.bytes.extend_from_slice(b"tail");
     want.extend_from_slice(b"tail");
     want
+}
+
+/// Puts all of `f` into `out` as a read hands it (its pages held), and its bytes onto
+/// `want`.
+pub(in crate::ninep_server) fn push_file(out: &mut Output, f: &FileData, want: &mut Vec<u8>) {
+    f.read_pieces(
+        0,
+        usize::MAX,
+        crate::fs::PIECE_SHARE_MIN,
+        |piece| match piece {
+            Piece::Pages(pages) => {
+                pages.pages().for_each(|p| want.extend_from_slice(p));
+                out.push_pages(pages);
+            }
+            Piece::Bytes(bytes) => {
+                want.extend_from_slice(bytes);
+                out.bytes.extend_from_slice(bytes);
+            }
+        },
+    );
 }
 
 #[test]

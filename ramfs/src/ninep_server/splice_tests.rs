@@ -12,8 +12,8 @@ use std::thread;
 use std::time::Duration;
 
 use super::*;
-use crate::fs::{FileData, Piece};
-use crate::ninep_server::output::tests::{file, fill};
+use crate::fs::FileData;
+use crate::ninep_server::output::tests::{file, fill, push_file};
 
 fn pair() -> (SplicingSocket, UnixStream) {
     let (ours, client) = UnixStream::pair().expect("socket pair");
@@ -78,21 +78,7 @@ fn refill(out: &mut Output, f: &FileData, header: usize, mark: u8) -> Vec<u8> {
     assert!(out.is_empty());
     out.bytes.extend(std::iter::repeat_n(mark, header));
     let mut want = out.bytes.clone();
-    f.read_pieces(
-        0,
-        usize::MAX,
-        crate::fs::PIECE_SHARE_MIN,
-        |piece| match piece {
-            Piece::Pages(pages) => {
-                pages.pages().for_each(|p| want.extend_from_slice(p));
-                out.push_pages(pages);
-            }
-            Piece::Bytes(b) => {
-                want.extend_from_slice(b);
-                out.bytes.extend_from_slice(b);
-            }
-        },
-    );
+    push_file(out, f, &mut want);
     assert!(out.holds_pages());
     want
 }
@@ -135,6 +121,18 @@ fn splice_into_a_pipe(client: &UnixStream, len: usize) -> OwnedFd {
     read
 }
 
+/// A file of `pages` pages sent by reference after a header of 11 bytes `mark`, and
+/// spliced by the client into a pipe of its own; returns the file, its bytes, the
+/// bytes sent, and the pipe's read end. The connection is over.
+fn sent_and_spliced_by_the_client(pages: usize, mark: u8) -> (FileData, Vec<u8>, Vec<u8>, OwnedFd) {
+    let (mut socket, client) = pair();
+    let (f, old) = file(pages);
+    let (mut out, want) = output_of(&f, 11, mark);
+    socket.send_output(&mut out, || ()).expect("sent");
+    let pipe = splice_into_a_pipe(&client, want.len());
+    (f, old, want, pipe)
+}
+
 /// Reads `len` bytes from the pipe `read`.
 fn read_pipe(read: OwnedFd, len: usize) -> Vec<u8> {
     let mut got = vec![0u8; len];
@@ -163,11 +161,7 @@ fn a_run_sent_by_reference_is_never_written_again_even_after_the_client_read_it(
 
 #[test]
 fn a_client_that_splices_its_socket_into_a_pipe_keeps_what_the_read_saw_after_a_write() {
-    let (mut socket, client) = pair();
-    let (mut f, old) = file(4);
-    let (mut out, want) = output_of(&f, 11, 2);
-    socket.send_output(&mut out, || ()).expect("sent");
-    let pipe = splice_into_a_pipe(&client, want.len());
+    let (mut f, old, want, pipe) = sent_and_spliced_by_the_client(4, 2);
     f.write(0, &vec![0xee; old.len()]);
     assert!(
         read_pipe(pipe, want.len()) == want,
@@ -177,11 +171,7 @@ fn a_client_that_splices_its_socket_into_a_pipe_keeps_what_the_read_saw_after_a_
 
 #[test]
 fn a_client_that_splices_its_socket_into_a_pipe_sees_no_other_files_data() {
-    let (mut socket, client) = pair();
-    let (f, _) = file(4);
-    let (mut out, want) = output_of(&f, 11, 3);
-    socket.send_output(&mut out, || ()).expect("sent");
-    let pipe = splice_into_a_pipe(&client, want.len());
+    let (f, _, want, pipe) = sent_and_spliced_by_the_client(4, 3);
     // The file goes: its memory goes back to the allocator, which hands it out again
     // for other files' pages, written page by page.
     drop(f);
@@ -260,11 +250,7 @@ fn a_client_that_goes_away_is_an_error_and_the_pipe_is_empty() {
 
 #[test]
 fn a_page_a_received_write_replaced_is_fresh_before_it_receives_again() {
-    let (mut socket, client) = pair();
-    let (mut f, old) = file(2);
-    let (mut out, want) = output_of(&f, 11, 5);
-    socket.send_output(&mut out, || ()).expect("sent");
-    let pipe = splice_into_a_pipe(&client, want.len());
+    let (mut f, old, want, pipe) = sent_and_spliced_by_the_client(2, 5);
     // A Twrite received into page buffers takes the pages' places; the pages it
     // replaced become buffers for the next Twrite, which another client's data fills.
     let received = || {
