@@ -26,7 +26,7 @@
 //! use of that memory gets fresh pages. The flag is set while the exporter holds a clone,
 //! so a writer that finds the run unique (the `Arc`'s count is synchronised) sees it.
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -96,15 +96,16 @@ impl Deref for RunPages {
     }
 }
 
-impl DerefMut for RunPages {
-    fn deref_mut(&mut self) -> &mut [Page] {
-        &mut self.pages
-    }
-}
-
 impl RunPages {
     fn is_exported(&self) -> bool {
         self.exported.load(Ordering::Acquire)
+    }
+
+    /// The pages, to change: the one way to them, for runs never exported (or dropped
+    /// from our mapping since).
+    fn pages_mut(&mut self) -> &mut [Page] {
+        debug_assert!(!self.is_exported(), "a write to an exported run");
+        &mut self.pages
     }
 
     /// Drops the pages' memory from our mapping if they were exported: afterwards they
@@ -178,7 +179,7 @@ pub(super) fn unshared<'a>(slots: &'a mut Slots, replaced: &mut u64) -> &'a mut 
         *slots = Arc::new(RunPages::clone(slots));
     }
     // Never a copy: the run is unique now.
-    Arc::make_mut(slots).as_mut()
+    Arc::make_mut(slots).pages_mut()
 }
 
 /// Replaces a run of one page by a new page of `bytes`, without copying the old one
@@ -186,7 +187,7 @@ pub(super) fn unshared<'a>(slots: &'a mut Slots, replaced: &mut u64) -> &'a mut 
 /// old page or it was exported.
 pub(super) fn replace_page(slots: &mut Slots, bytes: &[u8; PAGE_SIZE], replaced: &mut u64) {
     if writable(slots) {
-        if let Some(page) = Arc::make_mut(slots).first_mut() {
+        if let Some(page) = Arc::make_mut(slots).pages_mut().first_mut() {
             page.0.copy_from_slice(bytes);
         }
         return;
@@ -212,7 +213,7 @@ impl PageBuf {
     /// Its bytes (a page of them), to receive into.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // Never a copy: nothing else holds the run (see the type's notes).
-        match Arc::make_mut(&mut self.0).first_mut() {
+        match Arc::make_mut(&mut self.0).pages_mut().first_mut() {
             Some(page) => &mut page.0,
             None => &mut [],
         }

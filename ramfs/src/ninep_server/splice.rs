@@ -23,7 +23,12 @@
 //!
 //! Whoever refers to the old physical pages keeps the bytes the Rread saw; our next use
 //! of that memory faults in fresh pages. Nothing has to wait for the client, and a
-//! connection that ends before its client read keeps nothing.
+//! connection that ends before its client read keeps nothing. The rule is one of bytes,
+//! not of whole pages: a pipe or socket buffer shows only its own offset and length of a
+//! page, so the rest of a page may still be written (the arena fills a page on after
+//! part of it was sent; `static` data may share pages with other objects). Where
+//! `MADV_DONTNEED` of one page cannot work, a heap on hugetlb pages, nothing is sent by
+//! reference ([`SplicingSocket::new`] refuses).
 //!
 //! **Order.** Every byte written to the socket goes through this type, so plain writes
 //! (replies without held pages) and spliced ones leave in order, and the pipe is empty
@@ -73,8 +78,15 @@ pub struct SplicingSocket {
 }
 
 impl SplicingSocket {
-    /// `socket` with a pipe of its own; fails if no pipe can be made.
+    /// `socket` with a pipe of its own; fails if no pipe can be made, or if the heap
+    /// may be on hugetlb pages (mimalloc's large or reserved OS pages, glibc's `malloc.hugetlb=2`).
     pub fn new(socket: UnixStream) -> io::Result<SplicingSocket> {
+        if let Some(var) = huge_page_heap(|name| std::env::var(name).ok()) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{var} may put the heap on huge pages, where a sent page cannot be dropped from our mapping alone"),
+            ));
+        }
         let mut fds = [0; 2];
         // SAFETY: `fds` is a writable array of two descriptors, as pipe2 expects.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -296,6 +308,31 @@ impl SplicingSocket {
         let n = unsafe { libc::poll(&mut fd, 1, 0) };
         n == 1 && fd.revents & libc::POLLOUT != 0
     }
+}
+
+/// The environment variable (looked up with `var`) that may put the heap on hugetlb
+/// pages, if one is set: mimalloc's large or reserved huge OS pages, glibc's
+/// `malloc.hugetlb=2`. There `MADV_DONTNEED` of a 4 KiB page of an exported run drops
+/// nothing (the kernel rounds to the huge page), so the run's memory could be reused
+/// while a client still refers to it. Transparent huge pages are not such a case: the
+/// kernel splits them.
+fn huge_page_heap(var: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
+    let on = |value: &str| !matches!(value.trim(), "" | "0" | "false" | "off" | "no");
+    let mimalloc = [
+        "MIMALLOC_ALLOW_LARGE_OS_PAGES",
+        "MIMALLOC_LARGE_OS_PAGES",
+        "MIMALLOC_RESERVE_HUGE_OS_PAGES",
+        "MIMALLOC_RESERVE_HUGE_OS_PAGES_AT",
+    ];
+    let set = mimalloc
+        .into_iter()
+        .find(|name| var(name).is_some_and(|v| on(&v)));
+    let glibc = || {
+        var("GLIBC_TUNABLES")
+            .is_some_and(|t| t.split(':').any(|kv| kv.trim() == "glibc.malloc.hugetlb=2"))
+            .then_some("GLIBC_TUNABLES")
+    };
+    set.or_else(glibc)
 }
 
 impl Write for SplicingSocket {

@@ -279,3 +279,73 @@ fn a_page_a_received_write_replaced_is_fresh_before_it_receives_again() {
         "the bytes the Rread saw"
     );
 }
+
+#[test]
+fn an_exported_run_is_copied_by_writes_within_a_page_and_by_truncation() {
+    let (mut f, old, want, pipe) = sent_and_spliced_by_the_client(3, 6);
+    f.write(10, b"xx");
+    f.write(4096 + 100, &[0xee; 200]);
+    f.truncate(2 * 4096 + 7).expect("not lent");
+    assert_eq!(old.len(), 3 * 4096);
+    assert!(
+        read_pipe(pipe, want.len()) == want,
+        "the bytes the Rread saw"
+    );
+}
+
+#[test]
+fn bytes_sent_by_reference_are_the_callers_as_they_were_when_sent() {
+    static DATA: [u8; 4096] = [0x42; 4096];
+    let (mut socket, client) = pair();
+    let mut headers = vec![0x11u8; 40];
+    socket
+        .send_by_reference(&headers, &[(20, &DATA[..])])
+        .expect("sent");
+    let mut want = vec![0x11u8; 20];
+    want.extend_from_slice(&DATA);
+    want.extend_from_slice(&[0x11; 20]);
+    let pipe = splice_into_a_pipe(&client, want.len());
+    // The caller reuses its buffer at once, as the raw server does.
+    headers.fill(0x99);
+    assert!(
+        read_pipe(pipe, want.len()) == want,
+        "the bytes as they were sent"
+    );
+}
+
+#[test]
+fn a_heap_on_huge_pages_is_told_by_its_variables() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(huge_page_heap(env(&[])), None);
+    assert_eq!(
+        huge_page_heap(env(&[("MIMALLOC_ALLOW_LARGE_OS_PAGES", "0")])),
+        None
+    );
+    assert_eq!(
+        huge_page_heap(env(&[("MIMALLOC_ALLOW_LARGE_OS_PAGES", "1")])),
+        Some("MIMALLOC_ALLOW_LARGE_OS_PAGES")
+    );
+    assert_eq!(
+        huge_page_heap(env(&[("MIMALLOC_RESERVE_HUGE_OS_PAGES", "4")])),
+        Some("MIMALLOC_RESERVE_HUGE_OS_PAGES")
+    );
+    assert_eq!(
+        huge_page_heap(env(&[("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")])),
+        None,
+        "transparent huge pages are split by the kernel"
+    );
+    assert_eq!(
+        huge_page_heap(env(&[(
+            "GLIBC_TUNABLES",
+            "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"
+        )])),
+        Some("GLIBC_TUNABLES")
+    );
+}

@@ -70,7 +70,7 @@ fn writer(stream: UnixStream) -> Box<dyn PollWrite + Send> {
     {
         match stream.try_clone().and_then(SplicingSocket::new) {
             Ok(s) => return Box::new(s),
-            Err(e) => tracing::warn!("replies are copied: cannot make a pipe: {e}"),
+            Err(e) => tracing::warn!("replies are copied, not sent by reference: {e}"),
         }
     }
     Box::new(stream)

@@ -222,7 +222,7 @@ fn serve_unix<R: Read>(reader: R, socket: UnixStream, max_msize: u32) -> ConnEnd
     #[cfg(target_os = "linux")]
     match socket.try_clone().and_then(SplicingSocket::new) {
         Ok(spliced) => return serve_sink(reader, Sink::<UnixStream>::Spliced(spliced), max_msize),
-        Err(e) => info!("replies are copied: cannot make a pipe: {e}"),
+        Err(e) => info!("replies are copied, not sent by reference: {e}"),
     }
     serve_sink(reader, Sink::Plain(socket), max_msize)
 }
