@@ -79,7 +79,8 @@ pub struct SplicingSocket {
 
 impl SplicingSocket {
     /// `socket` with a pipe of its own; fails if no pipe can be made, or if the heap
-    /// may be on hugetlb pages (mimalloc's large or reserved OS pages, glibc's `malloc.hugetlb=2`).
+    /// may be on hugetlb pages (mimalloc's large or reserved OS pages, glibc's
+    /// `malloc.hugetlb=2`).
     pub fn new(socket: UnixStream) -> io::Result<SplicingSocket> {
         if let Some(var) = huge_page_heap(|name| std::env::var(name).ok()) {
             return Err(io::Error::new(
